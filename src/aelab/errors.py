@@ -1,0 +1,5 @@
+"""The one error type aelab raises for bad input: the CLI prints it as one line and exits non-zero."""
+
+
+class AelabError(Exception):
+    """A problem with what the user asked for (a name, a file, a run folder), not a bug."""

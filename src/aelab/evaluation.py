@@ -1,0 +1,68 @@
+"""`aelab eval`: test metrics, the PCA floor at the same code size, and the run's figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import figures
+from .data import ImageData, add_noise, load_data
+from .metrics import image_metrics, pca_rmse, reconstruct
+from .runs import Run
+
+EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
+
+
+def run_data(run: Run, config: dict[str, Any] | None = None) -> ImageData:
+    """The dataset a run was trained on, converted to its model's input shape."""
+    config = config or run.config()
+    channels, size = config["input_shape"][0], config["input_shape"][1]
+    return load_data(config.get("data"), config.get("data_dir"), channels=channels, size=size)
+
+
+def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:
+    return add_noise(images, noise, torch.Generator().manual_seed(EVAL_NOISE_SEED)) if noise > 0 else images
+
+
+def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: bool = True) -> dict[str, float]:
+    """Measure a trained run on its test split; write ``metrics.json`` and the figures."""
+    run = Run(run_dir)
+    config = run.config()
+    model = run.load_model()
+    data = data or run_data(run, config)
+    noise = float(config["train"].get("noise", 0.0))
+    test_inputs = noisy_copy(data.test, noise)
+    recon, codes = reconstruct(model, test_inputs)
+    code_size = int(math.prod(codes.shape[1:]))
+    metrics: dict[str, Any] = {"model": config["model"], "data": data.name, "test_images": len(data.test)}
+    metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
+    train_recon, _ = reconstruct(model, noisy_copy(data.train, noise))
+    metrics["train_rmse"] = image_metrics(train_recon, data.train)["rmse"]
+    metrics["code_size"] = code_size
+    metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
+    metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"]
+    metrics["mean_code_activation"] = codes.abs().mean().item()
+    if noise > 0:
+        metrics["noise"] = noise
+        metrics["noisy_input_rmse"] = math.sqrt(torch.nn.functional.mse_loss(test_inputs, data.test).item())
+    run.write_json(run.metrics_path, metrics)
+    if write_figures:
+        draw_figures(run, config, data.test, test_inputs, recon, codes)
+    return metrics
+
+
+def draw_figures(run: Run, config: dict[str, Any], originals, inputs, recon, codes) -> list[Path]:
+    name = config["model"]
+    paths = [figures.reconstructions(originals, recon, run.path / "reconstructions.png", f"{name}: test images"),
+             figures.codes(inputs, codes, recon, run.path / "codes.png")]
+    if float(config["train"].get("noise", 0.0)) > 0:
+        paths.append(figures.denoising(originals, inputs, recon, run.path / "denoising.png",
+                                       f"{name}: noise factor {config['train']['noise']}"))
+    if run.history_path.is_file():
+        history = run.read_json(run.history_path).get("epochs", [])
+        if history:
+            paths.append(figures.curves(history, run.path / "curves.png", f"{name} on {config.get('data')}"))
+    return paths

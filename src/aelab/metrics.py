@@ -1,0 +1,70 @@
+"""Reconstruction metrics and the PCA floor every autoencoder must beat."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from .nets.base import Autoencoder
+
+
+@torch.no_grad()
+def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    """Reconstructions and codes for ``inputs``, in fp32, batch by batch, on the model's device."""
+    device = next(model.parameters()).device
+    model.eval()
+    recons, codes = [], []
+    for batch in inputs.split(batch_size):
+        out = model(batch.to(device))
+        recons.append(out.recon.float().cpu())
+        codes.append(out.z.float().cpu())
+    return torch.cat(recons), torch.cat(codes)
+
+
+def image_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
+    """RMSE, MSE, BCE, PSNR and SSIM of reconstructions against targets, both (N, C, H, W) in [0, 1]."""
+    mse = F.mse_loss(recon, target).item()
+    clipped = recon.clamp(1e-7, 1 - 1e-7)
+    psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
+    for r, t in zip(recon.clamp(0, 1).split(1000), target.split(1000)):
+        psnr.update(r, t)
+        ssim.update(r, t)
+    return {
+        "rmse": math.sqrt(mse),
+        "mse": mse,
+        "bce": F.binary_cross_entropy(clipped, target).item(),
+        "psnr": psnr.compute().item(),
+        "ssim": ssim.compute().item(),
+    }
+
+
+def pca_fit(train: Tensor, components: int) -> tuple[Tensor, Tensor]:
+    """Mean and top principal directions (components, D) of flattened training images, exactly.
+
+    Eigen-decomposes the smaller of the covariance (D x D) and Gram (N x N) matrices in float64.
+    """
+    x = train.flatten(1).double()
+    mean = x.mean(0)
+    x = x - mean
+    n, d = x.shape
+    components = min(components, n, d)
+    if d <= n:
+        _, vectors = torch.linalg.eigh(x.T @ x)
+        basis = vectors[:, -components:].T
+    else:
+        values, vectors = torch.linalg.eigh(x @ x.T)
+        top = vectors[:, -components:]
+        basis = (x.T @ top / values[-components:].clamp_min(1e-12).sqrt()).T
+    return mean, basis
+
+
+def pca_rmse(train: Tensor, inputs: Tensor, targets: Tensor, components: int) -> float:
+    """Test RMSE of PCA with ``components`` directions fitted on ``train``: project ``inputs``, compare to ``targets``."""
+    mean, basis = pca_fit(train, components)
+    x = inputs.flatten(1).double() - mean
+    recon = (x @ basis.T) @ basis + mean
+    return math.sqrt(F.mse_loss(recon, targets.flatten(1).double()).item())

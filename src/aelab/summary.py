@@ -1,0 +1,46 @@
+"""`aelab summary`: each layer's output shape and parameter count, as Keras' ``model.summary()``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, str, str, int]]:
+    """(name, layer type, output shape, parameters) for every leaf module, in call order."""
+    rows: list[tuple[str, str, str, int]] = []
+    names = {module: name for name, module in model.named_modules()}
+
+    def record(module: nn.Module, _inputs, output) -> None:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else "-"
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        rows.append((names[module], type(module).__name__, str(shape).replace(", ", "x")[1:-1], params))
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    try:
+        model.eval()
+        model(torch.zeros(1, *input_shape))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return rows
+
+
+def format_summary(model: nn.Module, input_shape: tuple[int, ...], title: str) -> str:
+    rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in layer_table(model, input_shape)]
+    header = ("layer", "type", "output shape", "params")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    rule = "-" * (sum(widths) + 6)
+
+    def fmt(row: tuple[str, str, str, str]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3].rjust(widths[3])
+
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    lines = [title, rule, fmt(header), rule, *map(fmt, rows), rule,
+             f"input: 1x{'x'.join(map(str, input_shape))}",
+             f"total parameters: {total:,} (trainable {trainable:,})"]
+    if hasattr(model, "code_shape"):
+        lines.append(f"code: {'x'.join(map(str, model.code_shape()))} = {model.code_size()} values per image")
+    return "\n".join(lines)

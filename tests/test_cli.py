@@ -1,0 +1,99 @@
+"""The CLI end to end on real (embedded) data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+import aelab
+from conftest import run_cli
+
+EXPECTED_METRICS = {"test_rmse", "test_mse", "test_bce", "test_psnr", "test_ssim", "code_size", "pca_rmse"}
+
+
+def test_train_writes_a_complete_run(trained_run, capsys):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert EXPECTED_METRICS <= set(metrics)
+    assert metrics["code_size"] == 128
+    assert abs(metrics["test_rmse"] ** 2 - metrics["test_mse"]) < 1e-6
+    assert 0 < metrics["pca_rmse"] < metrics["test_rmse"]  # two epochs on 320 images cannot beat PCA
+    for name in ("reconstructions.png", "codes.png", "curves.png", "model.safetensors", "config.json"):
+        assert (trained_run / name).is_file(), name
+    assert (trained_run / "checkpoints" / "last.ckpt").is_file()
+    assert list((trained_run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (trained_run / "logs" / "csv" / "metrics.csv").is_file()
+    history = json.loads((trained_run / "history.json").read_text())["epochs"]
+    assert [row["epoch"] for row in history] == [1, 2]
+    with Image.open(trained_run / "reconstructions.png") as img:
+        assert img.size[0] > 2 * img.size[1]  # a 2x10 grid is wide
+
+
+def test_denoising_run_has_its_figure_and_noisy_metrics(denoising_run):
+    metrics = json.loads((denoising_run / "metrics.json").read_text())
+    assert metrics["noise"] == 0.5 and metrics["noisy_input_rmse"] > 0.2
+    assert (denoising_run / "denoising.png").is_file()
+
+
+def test_eval_reproduces_metrics(trained_run, capsys):
+    before = json.loads((trained_run / "metrics.json").read_text())
+    assert run_cli("eval", trained_run) == 0
+    after = json.loads((trained_run / "metrics.json").read_text())
+    assert after["test_rmse"] == before["test_rmse"]
+    assert "pca_rmse" in capsys.readouterr().out
+
+
+def test_load_gives_encode_and_decode(trained_run):
+    model = aelab.load(trained_run)
+    x = torch.rand(3, 1, 28, 28)
+    z = model.encode(x)
+    assert z.shape == (3, 8, 4, 4)
+    assert model.decode(z).shape == x.shape
+
+
+def test_resume_continues_from_last_checkpoint(small_data, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "conv-resize", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress") == 0
+    assert run_cli("train", "--resume", "--epochs", "3", "--out", out, "--no-progress") == 0
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+
+
+def test_reconstruct_and_denoise_image_files(trained_run, denoising_run, tmp_path):
+    sources = []
+    for i, mode in enumerate(["L", "RGB", "RGBA"]):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray((np.random.default_rng(i).random((40, 32)) * 255).astype(np.uint8)).convert(mode).save(path)
+        sources.append(path)
+    assert run_cli("reconstruct", trained_run, *sources, "--out", tmp_path / "recon") == 0
+    assert sorted(p.name for p in (tmp_path / "recon").iterdir()) == [
+        "digit0_recon.png", "digit1_recon.png", "digit2_recon.png", "reconstruct.png"]
+    with Image.open(tmp_path / "recon" / "digit1_recon.png") as img:
+        assert img.size == (28, 28)
+    assert run_cli("denoise", denoising_run, *sources, "--noise", "0.3", "--out", tmp_path / "clean") == 0
+    assert (tmp_path / "clean" / "digit0_denoised.png").is_file()
+
+
+def test_encode_writes_codes(trained_run, small_data, tmp_path):
+    out = tmp_path / "codes.npy"
+    assert run_cli("encode", trained_run, "--data-dir", small_data, "--split", "all", "--out", out) == 0
+    assert np.load(out).shape == (400, 128)
+
+
+def test_models_summary_and_datasets(capsys):
+    assert run_cli("models") == 0
+    assert "conv-resize" in capsys.readouterr().out
+    assert run_cli("summary", "conv-resize", "--param", "channels=32,32,16") == 0
+    text = capsys.readouterr().out
+    assert "16x4x4" in text.replace(" ", "") or "code: 16x4x4" in text
+    assert run_cli("datasets") == 0
+    assert "fashion-mnist" in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "aelab.cli", "models"], capture_output=True, text=True)
+    assert result.returncode == 0 and "conv-resize" in result.stdout
