@@ -25,7 +25,10 @@ def test_shapes_and_interface(name):
     out = model(x)
     assert out.recon.shape == x.shape and out.logits.shape == x.shape
     assert out.z.shape[0] == len(x) and tuple(out.z.shape[1:]) == model.code_shape()
-    assert torch.allclose(model.decode(model.encode(x)), out.recon)
+    if model.decodes_from_code_alone:
+        assert torch.allclose(model.decode(model.encode(x)), out.recon)
+    else:
+        assert model.decode(model.encode(x)).shape == x.shape
     assert model.code_size() == out.z[0].numel()
 
 

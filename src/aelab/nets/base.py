@@ -29,6 +29,8 @@ class Autoencoder(nn.Module):
 
     input_shape: tuple[int, int, int]
     output: Literal["sigmoid", "linear"] = "sigmoid"
+    # False where forward passes the decoder more than the code (the unpooling model's switches)
+    decodes_from_code_alone: bool = True
 
     def encode(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""Convolutional autoencoders."""
+"""Convolutional autoencoders: the seeds' models and our own ``best``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from torch import Tensor, nn
 
 from ..registry import TrainDefaults, register_model, register_preset
 from .base import Autoencoder
-from .blocks import check_positive, conv_block
+from .blocks import BlockKind, activation, check_positive, conv_block
+
+# Keras 2's Adadelta default learning rate, which the seed's `optimizer='adadelta'` used
+KERAS_ADADELTA = TrainDefaults(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
+
+
+def pooled_sizes(size: int, levels: int) -> list[int]:
+    """Sizes after each 2x2 max-pool with TF 'same' padding: 28 -> [28, 14, 7, 4]."""
+    sizes = [size]
+    for _ in range(levels):
+        sizes.append(math.ceil(sizes[-1] / 2))
+    return sizes
 
 
 class ConvResizeAutoencoder(Autoencoder):
@@ -24,18 +35,17 @@ class ConvResizeAutoencoder(Autoencoder):
     """
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
-                 act: str = "relu") -> None:
+                 act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
         self.input_shape = (in_channels, in_size, in_size)
-        self.sizes = [in_size]
-        for _ in channels:
-            self.sizes.append(math.ceil(self.sizes[-1] / 2))
+        self.sizes = pooled_sizes(in_size, len(channels))
+        make = lambda a, b: conv_block(a, b, act, block=block, batch_norm=batch_norm)  # noqa: E731
         widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(conv_block(a, b, act) for a, b in zip(widths, widths[1:]))
+        self.encoder = nn.ModuleList(make(a, b) for a, b in zip(widths, widths[1:]))
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
         back = list(reversed(channels))
-        self.decoder = nn.ModuleList(conv_block(a, b, act) for a, b in zip([channels[-1], *back], back))
+        self.decoder = nn.ModuleList(make(a, b) for a, b in zip([channels[-1], *back], back))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
     def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
@@ -51,12 +61,165 @@ class ConvResizeAutoencoder(Autoencoder):
 
 @register_model("conv-resize", "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, "
                 "code 4x4x8", train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20))
-def conv_resize(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
-                act: str = "relu") -> ConvResizeAutoencoder:
-    return ConvResizeAutoencoder(in_channels, in_size, channels, act)
+def conv_resize(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8), act: str = "relu",
+                block: BlockKind = "plain", batch_norm: bool = False) -> ConvResizeAutoencoder:
+    return ConvResizeAutoencoder(in_channels, in_size, channels, act, block, batch_norm)
 
 
 register_preset("conv-resize-denoise", "conv-resize",
                 "seed-1 denoising autoencoder: conv-resize with 32-32-16 channels, trained on noise 0.5",
                 train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5),
                 channels=(32, 32, 16))
+
+
+class UpsamplingAutoencoder(Autoencoder):
+    """Seed 2's Keras UpSampling2D autoencoder (002_47e7ec408257ba05.txt).
+
+    Encoder: 3x3 conv + activation + 2x2 'same' max-pool per entry of ``channels`` (16-8-8:
+    28 -> 14 -> 7 -> 4). Decoder: per level a 3x3 conv then 2x upsampling, widths reversed
+    (8-8-16), then a 3x3 conv to the input channels. Doubling 4 gives 8 -> 16, not 14, so the
+    seed makes the last decoder conv unpadded (16 -> 14) before the final upsampling to 28; here
+    that choice follows from the input size (no unpadded conv where doubling lands exactly).
+    With ``channels=(32, 32)`` this is the seed's two-pool denoising autoencoder.
+    """
+
+    def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
+                 act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
+        self.input_shape = (in_channels, in_size, in_size)
+        sizes = pooled_sizes(in_size, len(channels))
+        before_last_upsample = sizes[-1] * 2 ** (len(channels) - 1)
+        if before_last_upsample * 2 == in_size:
+            last_padding = "same"
+        elif (before_last_upsample - 2) * 2 == in_size:
+            last_padding = 0  # the seed's unpadded conv: 16x16 -> 14x14
+        else:
+            raise ValueError(f"input size {in_size} cannot be rebuilt by 2x upsampling from {sizes[-1]}; "
+                             f"use a size such as 28 or 32")
+        if last_padding == 0 and block == "residual":
+            raise ValueError("residual blocks cannot make the seed's unpadded conv; use block=plain or separable")
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
+                                     for a, b in zip(widths, widths[1:]))
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        back = list(reversed(channels))
+        paddings = ["same"] * (len(back) - 1) + [last_padding]
+        self.decoder = nn.ModuleList(conv_block(a, b, act, padding=p, block=block, batch_norm=batch_norm)
+                                     for a, b, p in zip([channels[-1], *back], back, paddings))
+        self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
+
+    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
+        for block in self.encoder:
+            x = self.pool(block(x))
+        return x
+
+    def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
+        for block in self.decoder:
+            z = F.interpolate(block(z), scale_factor=2, mode="nearest")
+        return self.head(z)
+
+
+@register_model("conv", "seed-2 Keras conv autoencoder: conv+max-pool 16-8-8, conv+UpSampling2D 8-8-16 "
+                "(one unpadded conv 16->14)", train=KERAS_ADADELTA)
+def conv(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8), act: str = "relu",
+         block: BlockKind = "plain", batch_norm: bool = False) -> UpsamplingAutoencoder:
+    return UpsamplingAutoencoder(in_channels, in_size, channels, act, block, batch_norm)
+
+
+register_preset("conv-denoise", "conv", "seed-2 Keras denoising autoencoder: two pools, 32-32 conv, noise 0.5",
+                train=KERAS_ADADELTA.updated(epochs=10, noise=0.5), channels=(32, 32))
+
+
+class TransposeAutoencoder(Autoencoder):
+    """The keras-io convolutional autoencoder (https://keras.io/examples/vision/autoencoder/):
+    3x3 conv + 2x2 max-pool per level (32-32), then strided 3x3 Conv2DTranspose per level and a
+    3x3 conv to the input channels. 'same' padding with stride 2 is padding 1 plus output padding 1.
+    """
+
+    def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (32, 32),
+                 act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
+        if in_size % 2 ** len(channels):
+            raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)} "
+                             f"for {len(channels)} pooling levels")
+        self.input_shape = (in_channels, in_size, in_size)
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
+                                     for a, b in zip(widths, widths[1:]))
+        self.pool = nn.MaxPool2d(2)
+        back = list(reversed(channels))
+        self.decoder = nn.ModuleList(
+            nn.Sequential(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), activation(act))
+            for a, b in zip([channels[-1], *back], back))
+        self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
+
+    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, H/2^n, W/2^n)
+        for block in self.encoder:
+            x = self.pool(block(x))
+        return x
+
+    def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
+        for block in self.decoder:
+            z = block(z)
+        return self.head(z)
+
+
+@register_model("conv-transpose", "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
+                train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50))
+def conv_transpose(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (32, 32), act: str = "relu",
+                   block: BlockKind = "plain", batch_norm: bool = False) -> TransposeAutoencoder:
+    return TransposeAutoencoder(in_channels, in_size, channels, act, block, batch_norm)
+
+
+register_preset("conv-transpose-denoise", "conv-transpose", "keras-io denoising autoencoder: noise 0.4, 100 epochs",
+                train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4))
+
+
+class BottleneckAutoencoder(Autoencoder):
+    """aelab's own: a residual conv encoder to a dense code of any size, and its mirror.
+
+    Stride-2 convs downsample 28 -> 14 -> 7 (no pooling: the network learns what to keep), one
+    residual block with batch norm per level, a linear map to ``code_size`` values. The decoder
+    mirrors it with nearest-neighbour upsampling + conv (no checkerboard artefacts). Trained on
+    MSE, which is what RMSE against PCA measures.
+    """
+
+    def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
+                 channels: tuple[int, ...] = (32, 64), act: str = "relu", blocks_per_level: int = 1) -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, in_size=in_size, code_size=code_size, channels=channels)
+        if in_size % 2 ** len(channels):
+            raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)}")
+        self.input_shape = (in_channels, in_size, in_size)
+        self.inner = (channels[-1], in_size // 2 ** len(channels), in_size // 2 ** len(channels))
+        widths = [in_channels, *channels]
+        down = []
+        for a, b in zip(widths, widths[1:]):
+            down += [nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), activation(act)]
+            down += [conv_block(b, b, act, block="residual", batch_norm=True) for _ in range(blocks_per_level)]
+        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(math.prod(self.inner), code_size))
+        up = []
+        back = list(reversed(widths))
+        for a, b in zip(back, back[1:]):
+            up += [conv_block(a, a, act, block="residual", batch_norm=True) for _ in range(blocks_per_level)]
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(a, max(b, channels[0]), 3, padding=1,
+                                                                         bias=False),
+                   nn.BatchNorm2d(max(b, channels[0])), activation(act)]
+        self.expand = nn.Sequential(nn.Linear(code_size, math.prod(self.inner)), activation(act))
+        self.decoder = nn.Sequential(*up, nn.Conv2d(channels[0], in_channels, 3, padding=1))
+
+    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, code_size)
+        return self.encoder(x)
+
+    def decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
+        return self.decoder(self.expand(z).view(-1, *self.inner))
+
+
+@register_model("best", "aelab's own: residual conv encoder/decoder around a dense code of any size "
+                "(--param code_size=N); beats PCA", train=TrainDefaults(loss="mse", optimizer="adam", lr=2e-3,
+                                                                         batch_size=128, epochs=30))
+def best(in_channels: int = 1, in_size: int = 28, code_size: int = 49, channels: tuple[int, ...] = (32, 64),
+         act: str = "relu", blocks_per_level: int = 1) -> BottleneckAutoencoder:
+    return BottleneckAutoencoder(in_channels, in_size, code_size, channels, act, blocks_per_level)
