@@ -163,15 +163,22 @@ def test_failed_overwrite_keeps_the_old_run(run_copy, capsys):
     assert (run_copy / "model.safetensors").read_bytes() == before
 
 
-@pytest.mark.parametrize("param, message", [
-    ("channels=0,8,8", "positive"),
-    ("act=swishy", "unknown activation"),
-    ("nonsense=3", "has no parameter"),
-    ("channels=a,b", "cannot read"),
-    ("channels", "key=value"),
+@pytest.mark.parametrize("model, param, message", [
+    ("conv-resize", "channels=0,8,8", "positive"),
+    ("conv-resize", "act=swishy", "unknown activation"),
+    ("conv-resize", "nonsense=3", "has no parameter"),
+    ("conv-resize", "channels=a,b", "cannot read"),
+    ("conv-resize", "channels", "key=value"),
+    ("conv-resize", "block=fancy", "not one of"),
+    ("dense", "code_size=0", "positive"),
+    ("best", "code_size=0", "positive"),
+    ("tied", "act=nope", "unknown activation"),
+    ("conv-unpool", "pool=3", "does not divide"),
+    ("conv-transpose", "in_size=30", "divisible"),
+    ("conv", "in_size=30", "cannot be rebuilt"),
 ])
-def test_bad_model_parameters(param, message, capsys):
-    assert run_cli("summary", "conv-resize", "--param", param) == 2
+def test_bad_model_parameters(model, param, message, capsys):
+    assert run_cli("summary", model, "--param", param) == 2
     assert message in error_line(capsys)
 
 
@@ -201,3 +208,8 @@ def test_exit_code_from_the_console_script(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_ensemble_needs_matching_members(trained_run, tmp_path, capsys):
+    assert run_cli("ensemble", trained_run) == 2
+    assert "at least two" in error_line(capsys)

@@ -97,3 +97,27 @@ def test_models_summary_and_datasets(capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "aelab.cli", "models"], capture_output=True, text=True)
     assert result.returncode == 0 and "conv-resize" in result.stdout
+
+
+def test_ensemble_reports_members_and_mean(trained_run, small_data, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "2", "--out", other, "--no-progress") == 0
+    capsys.readouterr()
+    out = tmp_path / "ensemble.json"
+    assert run_cli("ensemble", trained_run, other, "--out", out) == 0
+    result = json.loads(out.read_text())
+    assert [m["model"] for m in result["members"]] == ["conv-resize", "dense"]
+    assert result["code_size"] == 128 + 64
+    # averaging can never be worse than the worse member in MSE (convexity)
+    assert result["test_mse"] <= max(m["test_mse"] for m in result["members"]) + 1e-9
+    assert "ensemble" in capsys.readouterr().out
+
+
+def test_sparsity_option_on_any_model(small_data, tmp_path):
+    runs = {}
+    for sparsity in ("0", "0.01"):
+        out = tmp_path / f"s{sparsity}"
+        assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "3", "--sparsity", sparsity,
+                       "--seed", "1", "--out", out, "--no-progress") == 0
+        runs[sparsity] = json.loads((out / "metrics.json").read_text())["mean_code_activation"]
+    assert runs["0.01"] < runs["0"]

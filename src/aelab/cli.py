@@ -36,6 +36,7 @@ TRAIN_HELP = {
     "optimizer": "adam, adadelta, rmsprop or sgd (default: the model's)",
     "noise": "denoising: Gaussian noise factor added to inputs, clipped to [0, 1]",
     "sparsity": "L1 penalty on the code (Keras activity_regularizer)",
+    "schedule": "learning-rate schedule: plateau (reduce on plateau) or cosine (default: the model's)",
     "seed": "random seed",
     "precision": "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or 16-mixed",
     "channels_last": "channels-last memory format (default: on for CPU)",
@@ -156,6 +157,42 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 cmd_eval.arguments = lambda p: p.add_argument("run_dir")
+
+
+@command("ensemble", "average several runs' reconstructions; metrics for the ensemble and each member")
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    import json
+
+    from .data import load_data
+    from .evaluation import ensemble
+    from .runs import Run
+
+    data = None
+    if args.data or args.data_dir:
+        shape = Run(args.run_dirs[0]).config()["input_shape"]
+        data = load_data(args.data, args.data_dir, channels=shape[0], size=shape[1])
+    result = ensemble(args.run_dirs, data)
+    print(f"{'member':<40} {'code':>6} {'test_rmse':>10} {'test_bce':>9} {'pca_rmse':>9}")
+    for row in result["members"]:
+        print(f"{row['run'][-40:]:<40} {row['code_size']:>6} {row['test_rmse']:>10.4f} {row['test_bce']:>9.4f} "
+              f"{row['pca_rmse']:>9.4f}")
+    print(f"{'ensemble (mean of reconstructions)':<40} {result['code_size']:>6} {result['test_rmse']:>10.4f} "
+          f"{result['test_bce']:>9.4f} {result['pca_rmse']:>9.4f}")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+
+
+def _ensemble_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--data", help="dataset to measure on (default: the first member's)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="write the result as JSON here")
+
+
+cmd_ensemble.arguments = _ensemble_arguments
 
 
 def report(run_dir: Path, metrics: dict[str, Any]) -> None:

@@ -10,7 +10,8 @@ import torch
 
 from . import figures
 from .data import ImageData, add_noise, load_data
-from .metrics import image_metrics, pca_rmse, reconstruct
+from .metrics import error_metrics, image_metrics, pca_rmse, reconstruct
+from .errors import AelabError
 from .runs import Run
 
 EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
@@ -40,7 +41,7 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
     metrics: dict[str, Any] = {"model": config["model"], "data": data.name, "test_images": len(data.test)}
     metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
     train_recon, _ = reconstruct(model, noisy_copy(data.train, noise))
-    metrics["train_rmse"] = image_metrics(train_recon, data.train)["rmse"]
+    metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, data.train).items()})
     metrics["code_size"] = code_size
     metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
     metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"]
@@ -66,3 +67,40 @@ def draw_figures(run: Run, config: dict[str, Any], originals, inputs, recon, cod
         if history:
             paths.append(figures.curves(history, run.path / "curves.png", f"{name} on {config.get('data')}"))
     return paths
+
+
+def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[str, Any]:
+    """Seed 3's model ensembling: average the members' reconstructions of the same test inputs.
+
+    Members must take the same input shape and noise. The ensemble's PCA floor uses as many
+    components as the members' codes have values together (what the ensemble stores per image).
+    """
+    if len(run_dirs) < 2:
+        raise AelabError("an ensemble needs at least two run folders")
+    runs = [Run(path) for path in run_dirs]
+    configs = [run.config() for run in runs]
+    shapes = {tuple(c["input_shape"]) for c in configs}
+    noises = {float(c["train"].get("noise", 0.0)) for c in configs}
+    if len(shapes) > 1:
+        raise AelabError(f"ensemble members take different input shapes: {sorted(shapes)}")
+    if len(noises) > 1:
+        raise AelabError(f"ensemble members were trained with different noise: {sorted(noises)}")
+    data = data or run_data(runs[0], configs[0])
+    noise = noises.pop()
+    test_inputs = noisy_copy(data.test, noise)
+    members, recons, total_code = [], [], 0
+    for run, config in zip(runs, configs):
+        recon, codes = reconstruct(run.load_model(), test_inputs)
+        code_size = int(math.prod(codes.shape[1:]))
+        total_code += code_size
+        row = {"run": str(run.path), "model": config["model"], "code_size": code_size}
+        row.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
+        row["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
+        members.append(row)
+        recons.append(recon)
+    mean = torch.stack(recons).mean(0)
+    result: dict[str, Any] = {"data": data.name, "test_images": len(data.test), "members": members,
+                              "code_size": total_code}
+    result.update({f"test_{k}": v for k, v in image_metrics(mean, data.test).items()})
+    result["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, total_code)
+    return result

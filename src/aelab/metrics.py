@@ -25,21 +25,20 @@ def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000) -> t
     return torch.cat(recons), torch.cat(codes)
 
 
-def image_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
-    """RMSE, MSE, BCE, PSNR and SSIM of reconstructions against targets, both (N, C, H, W) in [0, 1]."""
+def error_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
+    """RMSE, MSE and per-pixel binary cross-entropy (Keras' ``binary_crossentropy``) in [0, 1] units."""
     mse = F.mse_loss(recon, target).item()
-    clipped = recon.clamp(1e-7, 1 - 1e-7)
+    bce = F.binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), target).item()
+    return {"rmse": math.sqrt(mse), "mse": mse, "bce": bce}
+
+
+def image_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
+    """:func:`error_metrics` plus PSNR and SSIM, for (N, C, H, W) images in [0, 1]."""
     psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
     for r, t in zip(recon.clamp(0, 1).split(1000), target.split(1000)):
         psnr.update(r, t)
         ssim.update(r, t)
-    return {
-        "rmse": math.sqrt(mse),
-        "mse": mse,
-        "bce": F.binary_cross_entropy(clipped, target).item(),
-        "psnr": psnr.compute().item(),
-        "ssim": ssim.compute().item(),
-    }
+    return {**error_metrics(recon, target), "psnr": psnr.compute().item(), "ssim": ssim.compute().item()}
 
 
 def pca_fit(train: Tensor, components: int) -> tuple[Tensor, Tensor]:
@@ -63,8 +62,11 @@ def pca_fit(train: Tensor, components: int) -> tuple[Tensor, Tensor]:
 
 
 def pca_rmse(train: Tensor, inputs: Tensor, targets: Tensor, components: int) -> float:
-    """Test RMSE of PCA with ``components`` directions fitted on ``train``: project ``inputs``, compare to ``targets``."""
+    """Test RMSE of PCA with ``components`` directions fitted on ``train``: project ``inputs``, compare to ``targets``.
+
+    The reconstruction is clipped to the pixel range [0, 1], as every autoencoder's output is.
+    """
     mean, basis = pca_fit(train, components)
     x = inputs.flatten(1).double() - mean
-    recon = (x @ basis.T) @ basis + mean
+    recon = ((x @ basis.T) @ basis + mean).clamp(0, 1)
     return math.sqrt(F.mse_loss(recon, targets.flatten(1).double()).item())

@@ -20,6 +20,7 @@ from .errors import AelabError
 
 LossName = Literal["bce", "mse"]
 OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
+ScheduleName = Literal["plateau", "cosine"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,12 @@ class TrainDefaults:
     epochs: int = 20
     noise: float = 0.0
     sparsity: float = 0.0
+    schedule: ScheduleName = "plateau"  # seed 3's ReduceLROnPlateau, or cosine decay over the epochs
 
     def __post_init__(self) -> None:
         validate_choice("loss", self.loss, LossName)
         validate_choice("optimizer", self.optimizer, OptimizerName)
+        validate_choice("schedule", self.schedule, ScheduleName)
         if self.lr <= 0:
             raise AelabError(f"lr must be positive, got {self.lr}")
         if self.batch_size < 1:

@@ -27,11 +27,11 @@ class AutoencoderSystem(L.LightningModule):
     """
 
     def __init__(self, model: Autoencoder, loss: str = "bce", optimizer: str = "adam", lr: float = 1e-3,
-                 noise: float = 0.0, sparsity: float = 0.0, lr_patience: int | None = 3,
+                 noise: float = 0.0, sparsity: float = 0.0, schedule: str = "plateau", lr_patience: int | None = 5,
                  lr_factor: float = 0.1, channels_last: bool = False) -> None:
         super().__init__()
         self.model = model
-        self.loss_name, self.optimizer_name, self.lr = loss, optimizer, lr
+        self.loss_name, self.optimizer_name, self.lr, self.schedule = loss, optimizer, lr, schedule
         self.noise, self.sparsity = noise, sparsity
         self.lr_patience, self.lr_factor = lr_patience, lr_factor
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -57,6 +57,9 @@ class AutoencoderSystem(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = OPTIMIZERS[self.optimizer_name](self.model.parameters(), lr=self.lr)
+        if self.schedule == "cosine":
+            epochs = self.trainer.max_epochs
+            return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
         if self.lr_patience is None:
             return optimizer
         # seed 3's ReduceLROnPlateau: divide the learning rate by 10 when val_loss stalls

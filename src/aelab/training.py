@@ -43,6 +43,7 @@ class TrainOptions:
     optimizer: str | None = None
     noise: float | None = None
     sparsity: float | None = None
+    schedule: str | None = None
     seed: int = 0
     precision: Precision = "auto"
     channels_last: bool | None = None
@@ -112,7 +113,8 @@ def _resolved_config(opts: TrainOptions) -> dict[str, Any]:
         raise AelabError("name a model to train (see `aelab models`)")
     entry = get_entry(opts.model)
     train = entry.train.updated(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, loss=opts.loss,
-                                optimizer=opts.optimizer, noise=opts.noise, sparsity=opts.sparsity)
+                                optimizer=opts.optimizer, noise=opts.noise, sparsity=opts.sparsity,
+                                schedule=opts.schedule)
     if not 0 < opts.val_fraction < 1:
         raise AelabError(f"--val-fraction must lie between 0 and 1, got {opts.val_fraction}")
     return {
@@ -174,7 +176,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     val_batches = TensorBatches(val_inputs, val_x, batch_size=max(settings["batch_size"], 1000))
 
     system = AutoencoderSystem(model, loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
-                               noise=settings["noise"], sparsity=settings["sparsity"],
+                               noise=settings["noise"], sparsity=settings["sparsity"], schedule=settings.get("schedule", "plateau"),
                                lr_patience=config["lr_patience"], channels_last=channels_last)
     history = History()
     callbacks = [history, ModelCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor="val_loss",
