@@ -224,14 +224,16 @@ def _write_images(images, paths: list[str], out: Path, suffix: str) -> list[Path
 
 def _image_command(args: argparse.Namespace, mode: str) -> None:
     from . import figures
+    from .accel import choose_precision
     from .data import add_noise, read_images
+    from .metrics import reconstruct
     from .runs import Run
 
     model = Run(args.run_dir).load_model()
     channels, size = model.input_shape[0], model.input_shape[1]
     images = read_images(args.images, channels, size)
     inputs = add_noise(images, args.noise) if getattr(args, "noise", 0) else images
-    outputs = model(inputs).recon.detach()
+    outputs, _ = reconstruct(model, inputs, precision=choose_precision(args.precision, "cpu"))
     out = Path(args.out)
     written = _write_images(outputs, args.images, out, "denoised" if mode == "denoise" else "recon")
     rows, labels = [inputs, outputs], ["input", "denoised" if mode == "denoise" else "reconstruction"]
@@ -248,6 +250,7 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="folder for the output PNGs")
+    p.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32")
     if noise:
         p.add_argument("--noise", type=float, default=0.0, help="add this much noise first (to try the model)")
 
@@ -267,6 +270,7 @@ cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
 def cmd_encode(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from .accel import choose_precision
     from .data import load_data
     from .metrics import reconstruct
     from .runs import Run
@@ -281,7 +285,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
         import torch
 
         images = torch.cat([data.train, data.test])
-    _, codes = reconstruct(model, images)
+    _, codes = reconstruct(model, images, precision=choose_precision(args.precision, "cpu"))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, codes.flatten(1).numpy())
     print(f"wrote {out}: {len(codes)} codes of size {codes[0].numel()} ({args.split} split of {data.name})")
@@ -293,6 +297,7 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=("train", "test", "all"), default="test")
     p.add_argument("--out", required=True, help="the .npy file to write")
+    p.add_argument("--precision", default="32", help="32 (exact codes, the default) or auto (bf16 where supported)")
 
 
 cmd_encode.arguments = _encode_arguments

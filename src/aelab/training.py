@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -16,15 +15,14 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from . import __version__
+from .accel import Precision, choose_precision, device_for
 from .callbacks import History
 from .data import TensorBatches, load_data, split_validation
 from .errors import AelabError
-from .evaluation import EVAL_NOISE_SEED, evaluate, noisy_copy
+from .evaluation import evaluate, noisy_copy
 from .registry import create_model, get_entry, resolve_params
 from .runs import Run, clear_out, load_state, prepare_out
 from .systems import AutoencoderSystem
-
-Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
 
 
 @dataclass
@@ -56,42 +54,6 @@ class TrainOptions:
     overwrite: bool = False
     progress: bool = True
     accelerator: str = "auto"
-
-
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), so autocast pays off."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def choose_precision(requested: Precision, device: str) -> str:
-    """The fastest precision that keeps quality on this machine, unless the user chose one."""
-    if requested != "auto":
-        if requested == "bf16-mixed" and device == "cuda" and not torch.cuda.is_bf16_supported():
-            raise AelabError("this GPU does not support bf16; use --precision 16-mixed or 32")
-        if requested == "16-mixed" and device != "cuda":
-            raise AelabError("--precision 16-mixed needs a GPU; use bf16-mixed or 32 on a CPU")
-        return requested
-    if device == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_supports_bf16() else "32"
-
-
-def device_for(accelerator: str) -> str:
-    if accelerator == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if accelerator in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise AelabError("--accelerator gpu was asked for but no CUDA device is available")
-        return "cuda"
-    if accelerator == "cpu":
-        return "cpu"
-    raise AelabError(f"unknown accelerator {accelerator!r}; choose auto, cpu or gpu")
 
 
 def _resolved_config(opts: TrainOptions) -> dict[str, Any]:
@@ -150,8 +112,11 @@ def _fit_data_shape(config: dict[str, Any]):
     return data
 
 
-def train(opts: TrainOptions) -> dict[str, Any]:
-    """Train a model into ``opts.out`` and evaluate it. Returns the metrics."""
+def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -> dict[str, Any]:
+    """Train a model into ``opts.out`` and evaluate it. Returns the metrics.
+
+    ``extra_callbacks`` (Python API only) join aelab's own, e.g. to stop at a target quality.
+    """
     out = Path(opts.out)
     prepare_out(out, opts.resume, opts.overwrite)
     config = _resolved_config(opts)
@@ -183,6 +148,7 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                                           save_last=True, save_top_k=1, enable_version_counter=False)]
     if config["early_stopping_patience"] is not None:
         callbacks.append(EarlyStopping(monitor="val_loss", patience=config["early_stopping_patience"]))
+    callbacks += extra_callbacks or []
     if opts.progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))
     loggers = [TensorBoardLogger(run.path / "logs", name="tensorboard", version=""),

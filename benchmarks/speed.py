@@ -1,0 +1,266 @@
+"""Training and inference speed of aelab vs a plain fp32 eager PyTorch loop, measured in one run.
+
+    python benchmarks/speed.py                 # full Fashion-MNIST where installed, else mnist-sample
+    python benchmarks/speed.py --data mnist-sample --epochs 2 --skip-quality
+
+Prints one table and writes it, with machine, date and command, to benchmarks/results/speed.md
+(--results to change). Every ratio compares two measurements taken in this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from aelab import create_model
+from aelab.accel import autocast, choose_precision, cpu_supports_bf16
+from aelab.data import DEBIAN_FASHION_MNIST, load_data, split_validation
+from aelab.metrics import reconstruct
+from aelab.training import TrainOptions, train
+
+ROOT = Path(__file__).resolve().parent
+MODEL, BATCH = "conv-resize", 200
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured matrix-multiply rate in FLOP/s (2 n^3 per product)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start)
+
+
+def training_flops_per_image(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
+    x = torch.rand(BATCH, *shape)
+    with FlopCounterMode(display=False) as counter:
+        F.binary_cross_entropy_with_logits(model(x).logits, x).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / BATCH
+
+
+def plain_loop(train_x: torch.Tensor, epochs: int, fast: bool) -> float:
+    """The reference: a hand-written loop, fp32 eager (``fast`` adds aelab's settings without Lightning).
+    Returns training images/s over the epochs after the first (the first warms up)."""
+    torch.manual_seed(0)
+    model = create_model(MODEL)
+    precision = choose_precision("auto", "cpu") if fast else "32"
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rates = []
+    for _ in range(epochs):
+        order = torch.randperm(len(train_x))
+        shuffled = train_x[order]
+        start = time.perf_counter()
+        for batch in shuffled.split(BATCH):
+            if fast:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with autocast(precision, "cpu"):
+                logits = model(batch).logits
+            loss = F.binary_cross_entropy_with_logits(logits.float(), batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        rates.append(len(train_x) / (time.perf_counter() - start))
+    return statistics.median(rates[1:] or rates)
+
+
+def ours(data_name: str, epochs: int, workdir: Path, **options) -> tuple[float, dict]:
+    """`aelab train` with the defaults a user gets; training images/s from the run's history."""
+    out = workdir / f"ours-{len(list(workdir.iterdir()))}"
+    metrics = train(TrainOptions(model=MODEL, data=data_name, epochs=epochs, out=out, progress=False,
+                                 early_stopping=False, **options))
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    rates = [row["images_per_second"] for row in history]
+    return statistics.median(rates[1:] or rates), metrics
+
+
+def inference_rate(model: torch.nn.Module, x: torch.Tensor, fast: bool, repeats: int = 3) -> float:
+    """Encode + decode images/s at batch 1,000: ours through aelab's inference path, else eager fp32."""
+    def once() -> None:
+        if fast:
+            reconstruct(model, x, batch_size=1000, precision=choose_precision("auto", "cpu"))
+        else:
+            with torch.no_grad():
+                for batch in x.split(1000):
+                    model.decode(model.encode(batch))
+    once()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return len(x) / min(times)
+
+
+class StopAtQuality(L.Callback):
+    """Checks test RMSE after every epoch's validation; stops training once it reaches the target."""
+
+    def __init__(self, test_x: torch.Tensor, target: float) -> None:
+        self.test_x, self.target = test_x, target
+        self.reached_at: float | None = None
+        self.trace: list[tuple[int, float, float]] = []
+
+    def on_train_start(self, trainer, module) -> None:
+        self.started = time.perf_counter()
+
+    def on_validation_end(self, trainer, module) -> None:
+        model = module.model
+        recon, _ = reconstruct(model, self.test_x)
+        model.train()
+        rmse = math.sqrt(F.mse_loss(recon, self.test_x).item())
+        elapsed = time.perf_counter() - self.started
+        self.trace.append((trainer.current_epoch + 1, elapsed, rmse))
+        if rmse <= self.target and self.reached_at is None:
+            self.reached_at = elapsed
+            trainer.should_stop = True
+
+
+def time_to_quality(data_name: str, workdir: Path, target: float, code_size: int = 49) -> StopAtQuality:
+    data = load_data(data_name)
+    stopper = StopAtQuality(data.test, target)
+    start = time.perf_counter()
+    train(TrainOptions(model="best", data=data_name, params={"code_size": code_size}, epochs=30,
+                       out=workdir / "ttq", progress=False), extra_callbacks=[stopper])
+    stopper.wall_including_setup = time.perf_counter() - start
+    return stopper
+
+
+def profile_summary(train_x: torch.Tensor, steps: int = 20) -> str:
+    """Where a training step's time goes, by operator (aelab's settings, no Lightning)."""
+    model = create_model(MODEL).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    precision = choose_precision("auto", "cpu")
+
+    def step(batch):
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        with autocast(precision, "cpu"):
+            logits = model(batch).logits
+        loss = F.binary_cross_entropy_with_logits(logits.float(), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    batches = list(train_x[: steps * BATCH].split(BATCH))
+    for batch in batches[:3]:
+        step(batch)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for batch in batches:
+            step(batch)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=40)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="default: fashion-mnist if installed, else mnist-sample")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput measurement")
+    parser.add_argument("--quality-epochs", type=int, default=5)
+    parser.add_argument("--skip-quality", action="store_true", help="skip the fp32-vs-default quality check")
+    parser.add_argument("--skip-ttq", action="store_true", help="skip the time-to-quality run")
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "speed.md")
+    args = parser.parse_args(argv)
+    data_name = args.data or ("fashion-mnist" if DEBIAN_FASHION_MNIST.is_dir() else "mnist-sample")
+    torch.set_num_threads(torch.get_num_threads())
+    data = load_data(data_name)
+    train_x, _ = split_validation(data.train)
+    rows: list[tuple[str, str]] = []
+
+    def report(label: str, value: str) -> None:
+        rows.append((label, value))
+        print(f"{label:<58} {value}", flush=True)
+
+    device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    report("data", f"{data_name}: {len(train_x)} training images per epoch, batch {BATCH}, model {MODEL}")
+    report("default precision / memory format", f"{choose_precision('auto', device_name)} / channels_last (CPU)")
+    fp32_rate = matmul_rate(torch.float32)
+    report("fp32 matmul rate (2048^2)", f"{fp32_rate / 1e9:.1f} GFLOP/s")
+    bf16_rate = matmul_rate(torch.bfloat16) if cpu_supports_bf16() else None
+    if bf16_rate:
+        report("bf16 matmul rate (2048^2)", f"{bf16_rate / 1e9:.1f} GFLOP/s")
+    flops = training_flops_per_image(create_model(MODEL), data.shape)
+    report("training FLOPs per image (forward + backward)", f"{flops / 1e6:.2f} MFLOP")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        reference = plain_loop(train_x, args.epochs, fast=False)
+        report("reference: plain fp32 eager loop, training", f"{reference:,.0f} images/s")
+        ours_rate, _ = ours(data_name, args.epochs, workdir)
+        report("aelab train (defaults), training", f"{ours_rate:,.0f} images/s")
+        report("  ratio ours / reference", f"{ours_rate / reference:.2f}x")
+        hand_fast = plain_loop(train_x, args.epochs, fast=True)
+        report("same fast settings in a hand loop (no Lightning)", f"{hand_fast:,.0f} images/s")
+        report("  Lightning's share of step time", f"{max(0.0, 1 - ours_rate / hand_fast) * 100:.1f}%")
+        report("  utilisation vs fp32 matmul peak", f"{ours_rate * flops / fp32_rate * 100:.0f}%")
+        if bf16_rate:
+            report("  utilisation vs bf16 matmul peak", f"{ours_rate * flops / bf16_rate * 100:.0f}%")
+
+        model = create_model(MODEL).eval()
+        sample = data.test[:10000]
+        ref_inf = inference_rate(model, sample, fast=False)
+        ours_inf = inference_rate(model, sample, fast=True)
+        report("reference inference (encode+decode, batch 1000)", f"{ref_inf:,.0f} images/s")
+        report("aelab inference (batch 1000)", f"{ours_inf:,.0f} images/s")
+        report("  ratio ours / reference", f"{ours_inf / ref_inf:.2f}x")
+
+        if not args.skip_quality:
+            _, fast_metrics = ours(data_name, args.quality_epochs, workdir, seed=0)
+            _, fp32_metrics = ours(data_name, args.quality_epochs, workdir, seed=0, precision="32",
+                                   channels_last=False)
+            diff = fast_metrics["test_rmse"] / fp32_metrics["test_rmse"] - 1
+            report(f"quality: test RMSE after {args.quality_epochs} epochs, defaults vs fp32",
+                   f"{fast_metrics['test_rmse']:.4f} vs {fp32_metrics['test_rmse']:.4f} ({diff * 100:+.1f}%)")
+        if not args.skip_ttq:
+            data_pca = {"fashion-mnist": 0.1074}.get(data_name)
+            if data_pca is None:
+                from aelab.metrics import pca_rmse
+                data_pca = pca_rmse(data.train, data.test, data.test, 49)
+            stopper = time_to_quality(data_name, workdir, data_pca)
+            trace = ", ".join(f"epoch {e}: {t:.1f}s rmse {r:.4f}" for e, t, r in stopper.trace)
+            if stopper.reached_at is None:
+                report(f"time to quality (best, code 49, RMSE <= {data_pca:.4f})", f"not reached ({trace})")
+            else:
+                report(f"time to quality (best, code 49, RMSE <= {data_pca:.4f})",
+                       f"{stopper.reached_at:.1f} s of training, {stopper.wall_including_setup:.1f} s wall incl. "
+                       f"data and set-up ({trace})")
+
+    profile = profile_summary(train_x)
+    print(profile)
+    write_results(args.results, rows, profile, argv)
+    return 0
+
+
+def write_results(path: Path, rows: list[tuple[str, str]], profile: str, argv: list[str] | None) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU: {cpu}"
+    command = "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = [f"## {device}, {torch.get_num_threads()} threads — {datetime.date.today()}", "",
+               f"Command: `{command.strip()}` (torch {torch.__version__}, Python {platform.python_version()})", "",
+               "| measurement | value |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows], "",
+               "Where a training step's time goes (torch.profiler, 20 steps, self CPU time):", "", "```",
+               profile.strip(), "```", ""]
+    header = "# Speed benchmark\n\nProduced by `benchmarks/speed.py`; newest run first.\n\n"
+    old = path.read_text().split("\n", 4)[-1] if path.is_file() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n".join(section) + "\n" + old.strip() + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
