@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("AELAB_DATA_HOME", str(Path(__file__).parent / ".cache-never-written"))
+# a fresh cache: no downloads, and feature classifiers trained for the tests stay out of the user's cache
+os.environ["AELAB_DATA_HOME"] = tempfile.mkdtemp(prefix="aelab-test-cache-")
 torch.set_num_threads(2)
 
 from aelab.cli import main  # noqa: E402

@@ -10,7 +10,7 @@ from aelab.losses import reconstruction_loss
 from aelab.registry import get_entry
 from aelab.runs import Run
 
-MODELS = [name for name in list_models() if get_entry(name).kind == "autoencoder"]
+MODELS = [name for name in list_models() if get_entry(name).kind in ("autoencoder", "vae")]
 
 
 def batch_for(model, n: int = 8) -> torch.Tensor:
@@ -20,7 +20,7 @@ def batch_for(model, n: int = 8) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_shapes_and_interface(name):
-    model = create_model(name)
+    model = create_model(name).eval()
     x = batch_for(model)
     out = model(x)
     assert out.recon.shape == x.shape and out.logits.shape == x.shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import typing
 from pathlib import Path
@@ -37,6 +38,9 @@ TRAIN_HELP = {
     "noise": "denoising: Gaussian noise factor added to inputs, clipped to [0, 1]",
     "sparsity": "L1 penalty on the code (Keras activity_regularizer)",
     "schedule": "learning-rate schedule: plateau (reduce on plateau) or cosine (default: the model's)",
+    "kl_form": "VAEs: elbo (summed per image) or seed (seed 3's per-pixel mean)",
+    "kl_weight": "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)",
+    "d_lr": "GANs: the discriminator's learning rate (default 2 x --lr, the seed's ratio)",
     "seed": "random seed",
     "precision": "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or 16-mixed",
     "channels_last": "channels-last memory format (default: on for CPU)",
@@ -197,15 +201,26 @@ cmd_ensemble.arguments = _ensemble_arguments
 
 def report(run_dir: Path, metrics: dict[str, Any]) -> None:
     """The lines a user looks for after training: our error beside the PCA floor, and where things are."""
-    verdict = "beats" if metrics["test_rmse"] < metrics["pca_rmse"] else "does not beat"
-    print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images, "
-          f"code size {metrics['code_size']}):")
-    print(f"  test_rmse {metrics['test_rmse']:.4f}   pca_rmse {metrics['pca_rmse']:.4f}   "
-          f"-> {verdict} PCA with {metrics['code_size']} components ({metrics['rmse_vs_pca']:.2f}x)")
-    print(f"  test_bce {metrics['test_bce']:.4f}   test_psnr {metrics['test_psnr']:.2f} dB   "
-          f"test_ssim {metrics['test_ssim']:.3f}")
+    print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):")
+    if "test_rmse" in metrics:
+        verdict = "beats" if metrics["test_rmse"] < metrics["pca_rmse"] else "does not beat"
+        print(f"  test_rmse {metrics['test_rmse']:.4f}   pca_rmse {metrics['pca_rmse']:.4f}   "
+              f"-> {verdict} PCA with {metrics['code_size']} components ({metrics['rmse_vs_pca']:.2f}x)")
+        print(f"  test_bce {metrics['test_bce']:.4f}   test_psnr {metrics['test_psnr']:.2f} dB   "
+              f"test_ssim {metrics['test_ssim']:.3f}")
     if "noisy_input_rmse" in metrics:
         print(f"  noisy input rmse {metrics['noisy_input_rmse']:.4f} (noise factor {metrics['noise']})")
+    if "test_elbo" in metrics:
+        iwae = next(k for k in metrics if k.startswith("test_iwae"))
+        print(f"  test ELBO {metrics['test_elbo']:.1f} nats (reconstruction {metrics['test_recon_nats']:.1f}, "
+              f"KL {metrics['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
+              f"{metrics[iwae]:.1f} nats ({metrics['bound_images']} images)")
+    if metrics.get("fd_classifier") is not None:
+        print(f"  fd_classifier {metrics['fd_classifier']:.2f} (floor, train vs test: "
+              f"{metrics['fd_classifier_floor']:.2f})")
+    for note in ("fd_note", "fid_note"):
+        if metrics.get(note):
+            print(f"  {metrics[note]}")
     figures = ", ".join(sorted(p.name for p in run_dir.glob("*.png")))
     print(f"  metrics: {run_dir / 'metrics.json'}\n  figures: {run_dir}/ ({figures})")
 
@@ -301,6 +316,117 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
 
 
 cmd_encode.arguments = _encode_arguments
+
+
+def _out_png(args: argparse.Namespace, default: str) -> Path:
+    out = Path(args.out or Path(args.run_dir) / default)
+    if out.suffix.lower() != ".png":
+        raise AelabError(f"--out must name a .png file, got {out}")
+    return out
+
+
+def _run_arguments(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default})")
+
+
+@command("sample", "draw new images from a generative run (vae, gan) as a grid")
+def cmd_sample(args: argparse.Namespace) -> None:
+    from . import figures, latent
+    from .runs import Run
+
+    out = _out_png(args, "samples.png")
+    images = latent.samples(Run(args.run_dir).load_model(), args.n, args.seed)
+    figures.grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
+    print(f"wrote {out} ({args.n} samples)")
+
+
+def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    _run_arguments(p, "samples.png")
+    p.add_argument("-n", type=int, default=100, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+
+
+cmd_sample.arguments = _sample_arguments
+
+
+@command("manifold", "decode a grid over the prior's quantiles of a 2-D latent space")
+def cmd_manifold(args: argparse.Namespace) -> None:
+    from . import figures, latent
+    from .runs import Run
+
+    out = _out_png(args, "manifold.png")
+    images = latent.manifold(Run(args.run_dir).load_model(), args.grid)
+    figures.grid(images, out, nrow=args.grid)
+    print(f"wrote {out} ({args.grid}x{args.grid} points)")
+
+
+def _manifold_arguments(p: argparse.ArgumentParser) -> None:
+    _run_arguments(p, "manifold.png")
+    p.add_argument("--grid", type=int, default=15, help="points per side")
+
+
+cmd_manifold.arguments = _manifold_arguments
+
+
+@command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
+def cmd_latent(args: argparse.Namespace) -> None:
+    from . import figures, latent
+    from .data import load_data
+    from .runs import Run
+
+    out = _out_png(args, "latent.png")
+    run = Run(args.run_dir)
+    model = run.load_model()
+    config = run.config()
+    data = load_data(args.data or config.get("data"), args.data_dir or (None if args.data else config.get("data_dir")),
+                     channels=model.input_shape[0], size=model.input_shape[1])
+    points, labels, axes = latent.codes_2d(model, data, args.limit)
+    figures.scatter(points, labels, out, f"{config['model']}: {data.name} test codes", axes)
+    print(f"wrote {out} ({len(points)} codes, axes: {axes[0]}, {axes[1]})")
+
+
+def _latent_arguments(p: argparse.ArgumentParser) -> None:
+    _run_arguments(p, "latent.png")
+    p.add_argument("--data", help="dataset (default: the run's)")
+    p.add_argument("--data-dir")
+    p.add_argument("--limit", type=int, default=5000, help="at most this many test images")
+
+
+cmd_latent.arguments = _latent_arguments
+
+
+@command("interpolate", "decode the straight path between the codes of two images (or two prior points)")
+def cmd_interpolate(args: argparse.Namespace) -> None:
+    import torch
+
+    from . import figures, latent
+    from .data import read_images
+    from .runs import Run
+
+    out = _out_png(args, "interpolation.png")
+    model = Run(args.run_dir).load_model()
+    if len(args.images) not in (0, 2):
+        raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
+    ends = [None, None]
+    if args.images:
+        batch = read_images(args.images, model.input_shape[0], model.input_shape[1])
+        ends = [batch[:1], batch[1:]]
+    path = latent.interpolate(model, *ends, steps=args.steps, seed=args.seed)
+    if args.images:
+        path = torch.cat([ends[0], path, ends[1]])
+    figures.grid(path, out, nrow=len(path))
+    print(f"wrote {out} ({args.steps} steps{', framed by the two inputs' if args.images else ''})")
+
+
+def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
+    _run_arguments(p, "interpolation.png")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0, help="for the prior points when no images are given")
+
+
+cmd_interpolate.arguments = _interpolate_arguments
 
 
 # --------------------------------------------------------------------------- entry point

@@ -8,10 +8,12 @@ from typing import Any
 
 import torch
 
-from . import figures
+from . import figures, latent
 from .data import ImageData, add_noise, load_data
-from .metrics import error_metrics, image_metrics, pca_rmse, reconstruct
 from .errors import AelabError
+from .frechet import sample_quality
+from .metrics import error_metrics, image_metrics, pca_rmse, reconstruct, vae_bounds
+from .registry import get_entry
 from .runs import Run
 
 EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
@@ -28,18 +30,45 @@ def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:
     return add_noise(images, noise, torch.Generator().manual_seed(EVAL_NOISE_SEED)) if noise > 0 else images
 
 
-def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: bool = True) -> dict[str, float]:
-    """Measure a trained run on its test split; write ``metrics.json`` and the figures."""
+def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: bool = True,
+             bound_images: int = 2000, bound_samples: int = 100) -> dict[str, Any]:
+    """Measure a trained run on its test split; write ``metrics.json`` and the figures.
+
+    Autoencoders (VAEs included): reconstruction metrics and the PCA floor. VAEs also: ELBO and
+    the IWAE bound on ``bound_images`` test images with ``bound_samples`` samples each. Generative
+    models (VAE, GAN): sample quality (:mod:`aelab.frechet`) and a sample grid.
+    """
     run = Run(run_dir)
     config = run.config()
     model = run.load_model()
     data = data or run_data(run, config)
+    kind = get_entry(config["model"]).kind
+    metrics: dict[str, Any] = {"model": config["model"], "data": data.name, "test_images": len(data.test)}
+    if kind != "gan":
+        metrics.update(reconstruction_metrics(run, config, model, data, write_figures))
+    if kind == "vae":
+        metrics.update(vae_bounds(model, data.test[:bound_images], samples=bound_samples))
+    if hasattr(model, "sample"):
+        generated = torch.cat([model.sample(1000, torch.Generator().manual_seed(i)) for i in range(10)])
+        metrics.update(sample_quality(generated, data))
+        if write_figures:
+            figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{config['model']}: samples")
+            if getattr(model, "latent_dim", None) == 2:
+                figures.grid(latent.manifold(model), run.path / "manifold.png", nrow=15,
+                             title=f"{config['model']}: decoded prior quantiles")
+    if write_figures:
+        draw_curves(run, config)
+    run.write_json(run.metrics_path, metrics)
+    return metrics
+
+
+def reconstruction_metrics(run: Run, config: dict[str, Any], model, data: ImageData,
+                           write_figures: bool) -> dict[str, Any]:
     noise = float(config["train"].get("noise", 0.0))
     test_inputs = noisy_copy(data.test, noise)
     recon, codes = reconstruct(model, test_inputs)
     code_size = int(math.prod(codes.shape[1:]))
-    metrics: dict[str, Any] = {"model": config["model"], "data": data.name, "test_images": len(data.test)}
-    metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
+    metrics: dict[str, Any] = {f"test_{k}": v for k, v in image_metrics(recon, data.test).items()}
     train_recon, _ = reconstruct(model, noisy_copy(data.train, noise))
     metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, data.train).items()})
     metrics["code_size"] = code_size
@@ -49,24 +78,20 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
     if noise > 0:
         metrics["noise"] = noise
         metrics["noisy_input_rmse"] = math.sqrt(torch.nn.functional.mse_loss(test_inputs, data.test).item())
-    run.write_json(run.metrics_path, metrics)
     if write_figures:
-        draw_figures(run, config, data.test, test_inputs, recon, codes)
+        name = config["model"]
+        figures.reconstructions(data.test, recon, run.path / "reconstructions.png", f"{name}: test images")
+        figures.codes(test_inputs, codes, recon, run.path / "codes.png")
+        if noise > 0:
+            figures.denoising(data.test, test_inputs, recon, run.path / "denoising.png", f"{name}: noise factor {noise}")
     return metrics
 
 
-def draw_figures(run: Run, config: dict[str, Any], originals, inputs, recon, codes) -> list[Path]:
-    name = config["model"]
-    paths = [figures.reconstructions(originals, recon, run.path / "reconstructions.png", f"{name}: test images"),
-             figures.codes(inputs, codes, recon, run.path / "codes.png")]
-    if float(config["train"].get("noise", 0.0)) > 0:
-        paths.append(figures.denoising(originals, inputs, recon, run.path / "denoising.png",
-                                       f"{name}: noise factor {config['train']['noise']}"))
+def draw_curves(run: Run, config: dict[str, Any]) -> None:
     if run.history_path.is_file():
         history = run.read_json(run.history_path).get("epochs", [])
         if history:
-            paths.append(figures.curves(history, run.path / "curves.png", f"{name} on {config.get('data')}"))
-    return paths
+            figures.curves(history, run.path / "curves.png", f"{config['model']} on {config.get('data')}")
 
 
 def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[str, Any]:

@@ -105,3 +105,41 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None,
+         row_labels: list[str] | None = None) -> Path:
+    """Images (N, C, H, W) in a grid of ``nrow`` columns, no gaps: samples, manifolds, interpolations."""
+    from torchvision.utils import make_grid
+
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    canvas = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
+    rows = math.ceil(len(images) / nrow)
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * nrow * images.shape[-1] / 28 + 0.6),
+                                    max(1.2, 0.45 * rows * images.shape[-2] / 28 + (0.4 if title else 0.1))))
+    _show(ax, canvas if images.shape[1] == 3 else canvas[:1])
+    if row_labels:
+        cell = canvas.shape[-2] / rows
+        ax.set_yticks([cell * (i + 0.5) for i in range(rows)], row_labels, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path)
+
+
+def scatter(points: Tensor, labels: Tensor | None, path: Path, title: str | None = None,
+            axis_names: tuple[str, str] = ("z[0]", "z[1]")) -> Path:
+    """2-D codes as dots, coloured by class where labels are known (the keras-io VAE's latent plot)."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    xy = points.detach().float().cpu().numpy()
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.6)
+    else:
+        dots = ax.scatter(xy[:, 0], xy[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=3, alpha=0.7)
+        fig.colorbar(dots, ax=ax, label="label")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -25,3 +25,26 @@ def reconstruction_loss(logits: Tensor, target: Tensor, loss: str, output: str =
 def l1_activity(z: Tensor) -> Tensor:
     """Keras' ``activity_regularizer=l1``: sum of absolute code values, averaged over the batch."""
     return z.float().abs().flatten(1).sum(1).mean()
+
+
+def kl_to_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) per latent dimension, (B, D), in nats."""
+    return -0.5 * (1 + logvar - mean.pow(2) - logvar.exp())
+
+
+def vae_loss(logits: Tensor, target: Tensor, mean: Tensor, logvar: Tensor, kl_form: str,
+             kl_weight: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(loss, reconstruction term, KL term), averaged over the batch.
+
+    ``elbo``: the negative ELBO per image, BCE summed over pixels + ``kl_weight`` x KL summed over
+    latent dimensions (beta-VAE, Higgins et al. 2017, when ``kl_weight`` != 1). ``seed``: seed 3's
+    ``mean(BCE over pixels) - 5e-4 * mean(1 + log_var - mean^2 - exp(log_var))``, i.e. the
+    per-pixel mean BCE plus ``kl_weight`` x 2 x the per-dimension mean KL.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").flatten(1)
+    kl = kl_to_standard_normal(mean.float(), logvar.float())
+    if kl_form == "seed":
+        recon, kl_term = bce.mean(1), 2 * kl.mean(1)
+    else:
+        recon, kl_term = bce.sum(1), kl.sum(1)
+    return (recon + kl_weight * kl_term).mean(), recon.mean(), kl_term.mean()

@@ -21,6 +21,7 @@ from .errors import AelabError
 LossName = Literal["bce", "mse"]
 OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
 ScheduleName = Literal["plateau", "cosine"]
+KLForm = Literal["elbo", "seed"]
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,19 @@ class TrainDefaults:
     noise: float = 0.0
     sparsity: float = 0.0
     schedule: ScheduleName = "plateau"  # seed 3's ReduceLROnPlateau, or cosine decay over the epochs
+    kl_form: KLForm = "elbo"  # VAEs: summed ELBO, or seed 3's per-pixel-mean formulation
+    kl_weight: float = 1.0  # VAEs: beta (elbo) or the seed's 5e-4
+    d_lr: float | None = None  # GANs: the discriminator's learning rate; None = 2 x lr, the seed's ratio
 
     def __post_init__(self) -> None:
         validate_choice("loss", self.loss, LossName)
         validate_choice("optimizer", self.optimizer, OptimizerName)
         validate_choice("schedule", self.schedule, ScheduleName)
+        validate_choice("KL form", self.kl_form, KLForm)
+        if self.d_lr is not None and self.d_lr <= 0:
+            raise AelabError(f"discriminator lr must be positive, got {self.d_lr}")
+        if self.kl_weight < 0:
+            raise AelabError(f"KL weight must be >= 0, got {self.kl_weight}")
         if self.lr <= 0:
             raise AelabError(f"lr must be positive, got {self.lr}")
         if self.batch_size < 1:

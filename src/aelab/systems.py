@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .data import add_noise
-from .losses import l1_activity, reconstruction_loss
-from .nets.base import Autoencoder
+from .errors import AelabError
+from .losses import l1_activity, reconstruction_loss, vae_loss
+from .nets.base import AEOutput, Autoencoder
+from .nets.gan import DCGAN
+
+log = logging.getLogger("aelab")
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -25,6 +32,15 @@ class AutoencoderSystem(L.LightningModule):
     clean; validation batches arrive already noised with a fixed seed, so ``val_loss`` is
     comparable across epochs. Sparsity (seed 2): ``sparsity`` times the L1 norm of the code.
     """
+
+    monitor = "val_loss"  # what checkpoints, early stopping and the plateau schedule watch
+
+    @classmethod
+    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
+        """Build from a run's ``config["train"]`` (a :class:`TrainDefaults` as a dict)."""
+        return cls(model, loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
+                   noise=settings["noise"], sparsity=settings["sparsity"],
+                   schedule=settings.get("schedule", "plateau"), lr_patience=lr_patience, channels_last=channels_last)
 
     def __init__(self, model: Autoencoder, loss: str = "bce", optimizer: str = "adam", lr: float = 1e-3,
                  noise: float = 0.0, sparsity: float = 0.0, schedule: str = "plateau", lr_patience: int | None = 5,
@@ -43,11 +59,17 @@ class AutoencoderSystem(L.LightningModule):
         if stage == "train" and self.noise > 0:
             inputs = add_noise(targets, self.noise)
         out = self.model(inputs.contiguous(memory_format=self.memory_format))
-        loss = reconstruction_loss(out.logits, targets, self.loss_name, self.model.output)
+        loss, terms = self.compute_loss(out, targets)
         if self.sparsity > 0:
             loss = loss + self.sparsity * l1_activity(out.z)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(inputs))
+        for name, value in terms.items():
+            self.log(f"{stage}_{name}", value, on_step=False, on_epoch=True, batch_size=len(inputs))
         return loss
+
+    def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training objective and any named terms worth logging."""
+        return reconstruction_loss(out.logits, targets, self.loss_name, self.model.output), {}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -66,3 +88,121 @@ class AutoencoderSystem(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=self.lr_factor,
                                                                patience=self.lr_patience)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+
+class VAESystem(AutoencoderSystem):
+    """Trains a VAE on the negative ELBO (or seed 3's formulation); logs its two terms."""
+
+    @classmethod
+    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
+        system = super().from_settings(model, settings, lr_patience, channels_last)
+        system.kl_form, system.kl_weight = settings.get("kl_form", "elbo"), settings.get("kl_weight", 1.0)
+        return system
+
+    def __init__(self, model: Autoencoder, kl_form: str = "elbo", kl_weight: float = 1.0, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        if self.loss_name != "bce":
+            raise AelabError("VAEs here use a Bernoulli decoder: train them with --loss bce")
+        self.kl_form, self.kl_weight = kl_form, kl_weight
+
+    def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, recon, kl = vae_loss(out.logits, targets, out.mean, out.logvar, self.kl_form, self.kl_weight)
+        return loss, {"recon": recon, "kl": kl}
+
+
+class GANSystem(L.LightningModule):
+    """Adversarial training with Lightning's manual optimisation: one discriminator step, then one
+    generator step, per batch (seed 3's loop).
+
+    Discriminator: generated images labelled 1, real ones 0, each label moved toward the middle
+    by ``label_noise`` x U(0, 1) (seed 3: "add random noise to the labels"; moving inward keeps the
+    targets in [0, 1]). Generator: trained through the discriminator towards "real" on fresh
+    latent points. RMSprop with rho 0.9 and gradients clipped at 1.0 by value, as Keras' was
+    (torch's clip_grad_value_: exact for fp32/bf16; with fp16 loss scaling the clip acts on scaled
+    gradients, which is why bf16 is the GPU default where the GPU has it).
+    """
+
+    monitor = None  # no validation loss to select a "best" epoch by: the last one is kept
+    COLLAPSE = 0.05
+
+    @classmethod
+    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
+        return cls(model, lr=settings["lr"], d_lr=settings.get("d_lr"), optimizer=settings["optimizer"],
+                   channels_last=channels_last)
+
+    def __init__(self, model: DCGAN, lr: float = 4e-4, d_lr: float | None = None, label_noise: float = 0.05,
+                 optimizer: str = "rmsprop", channels_last: bool = False) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = model
+        self.lr, self.d_lr = lr, d_lr or 2 * lr
+        self.label_noise, self.optimizer_name = label_noise, optimizer
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _latent(self, n: int) -> Tensor:
+        return torch.randn(n, self.model.latent_dim, device=self.device)
+
+    def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        logits = self.model.discriminator(torch.cat([fake, real]).contiguous(memory_format=self.memory_format))
+        labels = torch.cat([torch.ones(len(fake), device=self.device), torch.zeros(len(real), device=self.device)])
+        noise = self.label_noise * torch.rand_like(labels)
+        labels = labels - noise * (2 * labels - 1)  # 1 -> 1 - noise, 0 -> 0 + noise
+        return F.binary_cross_entropy_with_logits(logits.float(), labels)
+
+    def _g_loss(self, n: int) -> Tensor:
+        logits = self.model.discriminator(self.model.generator(self._latent(n)))
+        return F.binary_cross_entropy_with_logits(logits.float(), torch.zeros_like(logits.float()))
+
+    def discriminator_step(self, real: Tensor, optimizer, backward) -> Tensor:
+        """One update of the discriminator only: the generated batch is detached."""
+        fake = self.model.generator(self._latent(len(real))).detach()
+        loss = self._d_loss(real, fake)
+        self._update(loss, optimizer, backward, self.model.discriminator)
+        return loss
+
+    def generator_step(self, n: int, optimizer, backward) -> Tensor:
+        """One update of the generator only (the discriminator's gradients are cleared before its own step)."""
+        loss = self._g_loss(n)
+        self._update(loss, optimizer, backward, self.model.generator)
+        return loss
+
+    @staticmethod
+    def _update(loss: Tensor, optimizer, backward, player: nn.Module) -> None:
+        optimizer.zero_grad()
+        backward(loss)
+        torch.nn.utils.clip_grad_value_(player.parameters(), 1.0)  # Keras' clipvalue=1.0
+        optimizer.step()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        real = batch[1] * 2 - 1  # images in [-1, 1], the generator's tanh range
+        opt_d, opt_g = self.optimizers()
+        d_loss = self.discriminator_step(real, opt_d, self.manual_backward)
+        g_loss = self.generator_step(len(real), opt_g, self.manual_backward)
+        self.log_dict({"train_d_loss": d_loss, "train_g_loss": g_loss}, on_step=False, on_epoch=True, prog_bar=True,
+                      batch_size=len(real))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        real = batch[1] * 2 - 1
+        fake = self.model.generator(self._latent(len(real)))
+        self.log_dict({"val_d_loss": self._d_loss(real, fake), "val_g_loss": self._g_loss(len(real))},
+                      on_step=False, on_epoch=True, batch_size=len(real))
+
+    def on_train_epoch_end(self) -> None:
+        d_loss = self.trainer.callback_metrics.get("train_d_loss")
+        if d_loss is not None and float(d_loss) < self.COLLAPSE:
+            log.warning("epoch %d: the discriminator's loss (%.4f) is collapsing toward zero: it dominates the "
+                        "generator. Seed 3's remedy: lower the discriminator's learning rate (--d-lr) and raise "
+                        "its dropout (--param dropout=0.6).", self.current_epoch + 1, float(d_loss))
+
+    def configure_optimizers(self):
+        def make(params, lr):
+            if self.optimizer_name == "rmsprop":
+                return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+            return OPTIMIZERS[self.optimizer_name](params, lr=lr)
+
+        return [make(self.model.discriminator.parameters(), self.d_lr), make(self.model.generator.parameters(), self.lr)]
+
+
+SYSTEMS: dict[str, type[L.LightningModule]] = {"autoencoder": AutoencoderSystem, "vae": VAESystem, "gan": GANSystem}

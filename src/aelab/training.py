@@ -22,7 +22,7 @@ from .errors import AelabError
 from .evaluation import evaluate, noisy_copy
 from .registry import create_model, get_entry, resolve_params
 from .runs import Run, clear_out, load_state, prepare_out
-from .systems import AutoencoderSystem
+from .systems import SYSTEMS
 
 
 @dataclass
@@ -42,6 +42,9 @@ class TrainOptions:
     noise: float | None = None
     sparsity: float | None = None
     schedule: str | None = None
+    kl_form: str | None = None
+    kl_weight: float | None = None
+    d_lr: float | None = None
     seed: int = 0
     precision: Precision = "auto"
     channels_last: bool | None = None
@@ -76,7 +79,8 @@ def _resolved_config(opts: TrainOptions) -> dict[str, Any]:
     entry = get_entry(opts.model)
     train = entry.train.updated(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, loss=opts.loss,
                                 optimizer=opts.optimizer, noise=opts.noise, sparsity=opts.sparsity,
-                                schedule=opts.schedule)
+                                schedule=opts.schedule, kl_form=opts.kl_form, kl_weight=opts.kl_weight,
+                                d_lr=opts.d_lr)
     if not 0 < opts.val_fraction < 1:
         raise AelabError(f"--val-fraction must lie between 0 and 1, got {opts.val_fraction}")
     return {
@@ -140,14 +144,15 @@ def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -
     train_batches = TensorBatches(train_x, batch_size=settings["batch_size"], shuffle=True, seed=config["seed"])
     val_batches = TensorBatches(val_inputs, val_x, batch_size=max(settings["batch_size"], 1000))
 
-    system = AutoencoderSystem(model, loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
-                               noise=settings["noise"], sparsity=settings["sparsity"], schedule=settings.get("schedule", "plateau"),
-                               lr_patience=config["lr_patience"], channels_last=channels_last)
+    system_class = SYSTEMS[get_entry(config["model"]).kind]
+    system = system_class.from_settings(model, settings, config["lr_patience"], channels_last)
     history = History()
-    callbacks = [history, ModelCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor="val_loss",
-                                          save_last=True, save_top_k=1, enable_version_counter=False)]
-    if config["early_stopping_patience"] is not None:
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=config["early_stopping_patience"]))
+    # History first: it records at train-epoch end, just before the checkpoint is written
+    callbacks = [history, ModelCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor=system.monitor,
+                                          save_last=True, save_top_k=1, save_on_train_epoch_end=True,
+                                          enable_version_counter=False)]
+    if config["early_stopping_patience"] is not None and system.monitor:
+        callbacks.append(EarlyStopping(monitor=system.monitor, patience=config["early_stopping_patience"]))
     callbacks += extra_callbacks or []
     if opts.progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))

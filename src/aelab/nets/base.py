@@ -15,7 +15,9 @@ class AEOutput:
 
     logits: Tensor  # (B, C, H, W) reconstruction before the output activation
     recon: Tensor  # (B, C, H, W) reconstruction in image space
-    z: Tensor  # the code, (B, ...) as the model lays it out
+    z: Tensor  # the code, (B, ...) as the model lays it out (a VAE's sampled z while training)
+    mean: Tensor | None = None  # VAEs: the posterior's mean, (B, latent)
+    logvar: Tensor | None = None  # VAEs: the posterior's log-variance, (B, latent)
 
 
 class Autoencoder(nn.Module):

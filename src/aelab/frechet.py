@@ -1,0 +1,116 @@
+"""Sample quality that works offline: a Fréchet distance on features of a small classifier.
+
+FID (Heusel et al. 2017, https://arxiv.org/abs/1706.08500) compares Gaussian fits of Inception
+features of real and generated images. Inception weights cannot be downloaded everywhere, so
+aelab trains a small CNN classifier once per dataset (cached under the data cache) and measures
+the same distance on its 128-d penultimate features: ``fd_classifier``. It is comparable
+between models on the same dataset, not to published FIDs. Standard Inception FID is computed
+too, through torchmetrics, when its weights are present locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from .data import ImageData, cache_dir
+from .errors import AelabError
+
+INCEPTION_WEIGHTS_ENV = "AELAB_INCEPTION_WEIGHTS"
+
+
+class SmallClassifier(nn.Module):
+    """conv 32 - pool - conv 64 - pool - dense 128 (the features) - dense classes."""
+
+    def __init__(self, in_channels: int, size: int, classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU())
+        self.head = nn.Linear(128, classes)
+        self.num_features = 128  # read by torchmetrics for a custom feature extractor
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, 128)
+        return self.features(x.float())
+
+
+def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[SmallClassifier, dict]:
+    """The cached feature classifier for ``data`` (trained now if missing) and its test accuracy."""
+    if data.train_labels is None or data.test_labels is None:
+        raise AelabError(f"{data.name} has no labels, so no classifier to measure Fréchet distance with")
+    c, h, _ = data.shape
+    classes = int(max(data.train_labels.max(), data.test_labels.max())) + 1
+    folder = cache_dir() / "classifiers"
+    stem = f"{data.name}-{c}x{h}x{h}-{len(data.train)}"
+    model = SmallClassifier(c, h, classes)
+    weights, info_path = folder / f"{stem}.safetensors", folder / f"{stem}.json"
+    if weights.is_file() and info_path.is_file():
+        model.load_state_dict(load_file(str(weights)))
+        return model.eval(), json.loads(info_path.read_text())
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    labels = data.train_labels.long()
+    for _ in range(epochs):
+        order = torch.randperm(len(data.train))
+        for idx in order.split(128):
+            loss = F.cross_entropy(model.head(model(data.train[idx])), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(1000)])
+    info = {"dataset": data.name, "epochs": epochs, "test_accuracy": (predictions == data.test_labels).float().mean().item()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), str(weights))
+    info_path.write_text(json.dumps(info, indent=2))
+    return model, info
+
+
+def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048, **kwargs) -> float:
+    """torchmetrics' Fréchet distance between two image sets (N, C, H, W) in [0, 1]."""
+    metric = FrechetInceptionDistance(feature=feature, normalize=True, **kwargs)
+    metric.eval()
+    with torch.no_grad():
+        for batch in real.split(1000):
+            metric.update(batch, real=True)
+        for batch in fake.split(1000):
+            metric.update(batch, real=False)
+    return float(metric.compute())
+
+
+def sample_quality(samples: Tensor, data: ImageData) -> dict:
+    """``fd_classifier`` of ``samples`` against the test set, the train-vs-test floor, and Inception FID
+    where its weights are present locally; a note says why anything is missing."""
+    result: dict = {"fd_samples": len(samples)}
+    try:
+        classifier, info = classifier_for(data)
+    except AelabError as error:
+        return {**result, "fd_classifier": None, "fd_note": str(error)}
+    n = min(len(data.train), len(data.test), len(samples))
+    result["fd_classifier"] = frechet_distance(data.test, samples, classifier)
+    result["fd_classifier_floor"] = frechet_distance(data.test[:n], data.train[:n], classifier)
+    result["fd_classifier_accuracy"] = info["test_accuracy"]
+    weights = os.environ.get(INCEPTION_WEIGHTS_ENV)
+    if not weights or not Path(weights).is_file():
+        result["fid_inception"] = None
+        result["fid_note"] = (f"Inception FID skipped: no local weights (set {INCEPTION_WEIGHTS_ENV} to the "
+                              "pt_inception-2015-12-05 weights file torch-fidelity uses)")
+        return result
+    try:
+        rgb = lambda x: x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # noqa: E731
+        kw = {"feature_extractor_weights_path": weights}
+        result["fid_inception"] = frechet_distance(rgb(data.test), rgb(samples), 2048, **kw)
+        result["fid_inception_floor"] = frechet_distance(rgb(data.test[:n]), rgb(data.train[:n]), 2048, **kw)
+    except (ImportError, ModuleNotFoundError, RuntimeError, OSError) as error:
+        result["fid_inception"] = None
+        result["fid_note"] = f"Inception FID skipped: {type(error).__name__}: {error}"
+    return result

@@ -1,0 +1,85 @@
+"""Latent-space tools: samples, the 2-D manifold, codes scattered by label, interpolations.
+
+They work on every registered model that has what they need: ``sample`` for generative models
+(VAE, GAN), ``encode``/``decode`` for every autoencoder (a VAE's code is its posterior mean).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .data import ImageData
+from .errors import AelabError
+from .metrics import pca_fit, reconstruct
+
+
+def _need(model: nn.Module, method: str, what: str) -> None:
+    if not hasattr(model, method):
+        name = getattr(model, "registry_name", type(model).__name__)
+        raise AelabError(f"{name} has no {method}(): {what}")
+
+
+@torch.no_grad()
+def samples(model: nn.Module, n: int, seed: int = 0) -> Tensor:
+    """``n`` new images from a generative model's prior."""
+    if n < 1:
+        raise AelabError(f"-n must be at least 1, got {n}")
+    _need(model, "sample", "only generative models (vae, gan) draw new images")
+    return model.eval().sample(n, torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.95) -> Tensor:
+    """Decoded points of a 2-D latent on an ``n`` x ``n`` grid of the prior's quantiles (keras-io's VAE)."""
+    _need(model, "sample", "the manifold is drawn from a generative model's prior")
+    latent = getattr(model, "latent_dim", None)
+    if latent != 2:
+        raise AelabError(f"the manifold needs a 2-D latent space; this model's has {latent} dimensions "
+                         "(train with --param latent_dim=2)")
+    quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, n))
+    zy, zx = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
+    z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
+    decode = model.decode if hasattr(model, "decode") else model.generate
+    return decode(z.to(next(model.parameters()).device)).cpu()
+
+
+@torch.no_grad()
+def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
+    """Test-set codes in 2-D: as they are for a 2-D code, else their first two principal components."""
+    _need(model, "encode", "the latent plot needs an encoder (a gan has none)")
+    images = data.test[:limit]
+    _, codes = reconstruct(model, images)
+    codes = codes.flatten(1).double()
+    labels = None if data.test_labels is None else data.test_labels[:limit]
+    if codes.shape[1] == 2:
+        return codes.float(), labels, ("z[0]", "z[1]")
+    if codes.shape[1] < 2:
+        raise AelabError("the code has a single dimension; nothing to scatter in 2-D")
+    mean, basis = pca_fit(codes, 2)
+    points = (codes - mean) @ basis.flip(0).T  # largest component first
+    return points.float(), labels, ("principal component 1", "principal component 2")
+
+
+@torch.no_grad()
+def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = None, steps: int = 10,
+                seed: int = 0) -> Tensor:
+    """Images decoded along the straight line between two codes: of images ``a`` and ``b`` (1, C, H, W)
+    through the encoder, or of two random prior points for a generative model given no images."""
+    if steps < 2:
+        raise AelabError(f"--steps must be at least 2, got {steps}")
+    model.eval()
+    if a is None or b is None:
+        _need(model, "sample", "give two images to interpolate between")
+        generator = torch.Generator().manual_seed(seed)
+        start, end = torch.randn(2, model.latent_dim, generator=generator)
+        start, end = start[None], end[None]
+    else:
+        _need(model, "encode", "interpolating between images needs an encoder (a gan has none: give no images)")
+        start, end = model.encode(a), model.encode(b)
+    weights = torch.linspace(0, 1, steps).view(-1, *[1] * (start.dim() - 1))
+    path = (1 - weights) * start + weights * end
+    decode = model.decode if hasattr(model, "decode") else model.generate
+    return decode(path)

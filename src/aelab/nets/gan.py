@@ -1,0 +1,96 @@
+"""Seed 3's DCGAN (003_cc967e401ad40983.txt), sized for 28x28 images on a CPU."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import TrainDefaults, register_model
+from .blocks import check_positive
+
+
+def leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class Generator(nn.Module):
+    """Latent point -> image: dense to (width, s, s), then stride-2 4x4 transposed convs (kernel
+    divisible by the stride: no checkerboard) halving the width, then a 5x5 conv with tanh."""
+
+    def __init__(self, latent_dim: int, out_channels: int, size: int, width: int, levels: int) -> None:
+        super().__init__()
+        self.start = (width, size // 2**levels, size // 2**levels)
+        self.dense = nn.Sequential(nn.Linear(latent_dim, math.prod(self.start)), leaky())
+        layers: list[nn.Module] = []
+        for level in range(levels):
+            a, b = width // 2**level, width // 2 ** (level + 1)
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), leaky()]
+        layers += [nn.Conv2d(width // 2**levels, out_channels, 5, padding=2), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W) in [-1, 1]
+        return self.net(self.dense(z).view(-1, *self.start))
+
+
+class Discriminator(nn.Module):
+    """Image -> one logit ("generated"): stride-2 4x4 convs doubling the width (no pooling, whose
+    sparse gradients hurt GANs), LeakyReLU, flatten, dropout, dense."""
+
+    def __init__(self, in_channels: int, size: int, width: int, levels: int, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        widths = [in_channels] + [width // 2 ** (levels - 1 - level) for level in range(levels)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), leaky()]
+        side = size // 2**levels
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1] * side * side, 1))
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) in [-1, 1] -> (B,)
+        return self.net(x).squeeze(1)
+
+
+class DCGAN(nn.Module):
+    """Radford et al., DCGAN (https://arxiv.org/abs/1511.06434), with seed 3's tricks: tanh output,
+    LeakyReLU, strided convs instead of pooling, kernel sizes divisible by the stride, latent points
+    from a normal distribution, dropout in the discriminator; label noise lives in the system.
+
+    The seed's network is for 32x32 colour images with 256-wide 5x5 convs; here the widths are a
+    parameter (64 by default) so that a Fashion-MNIST run fits in minutes on a CPU.
+    """
+
+    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, width: int = 64,
+                 levels: int = 2, dropout: float = 0.4) -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, width=width, levels=levels)
+        if in_size % 2**levels:
+            raise ValueError(f"input size {in_size} must be divisible by {2 ** levels} for {levels} levels")
+        if width % 2**levels:
+            raise ValueError(f"width {width} must be divisible by {2 ** levels}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.input_shape = (in_channels, in_size, in_size)
+        self.latent_dim = latent_dim
+        self.generator = Generator(latent_dim, in_channels, in_size, width, levels)
+        self.discriminator = Discriminator(in_channels, in_size, width, levels, dropout)
+
+    def generate(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
+        return (self.generator(z) + 1) / 2
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` new images from latent points drawn from N(0, I): (n, C, H, W) in [0, 1]."""
+        device = next(self.parameters()).device
+        return self.generate(torch.randn(n, self.latent_dim, generator=generator).to(device))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.generate(z)
+
+
+@register_model("gan", "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
+                "dropout; RMSprop, label noise", kind="gan",
+                train=TrainDefaults(loss="bce", optimizer="rmsprop", lr=4e-4, batch_size=64, epochs=15))
+def gan(in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, width: int = 64, levels: int = 2,
+        dropout: float = 0.4) -> DCGAN:
+    return DCGAN(in_channels, in_size, latent_dim, width, levels, dropout)

@@ -1,0 +1,130 @@
+"""VAE and GAN: the registry sweep's generative half, their losses, bounds and latent tools."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from aelab import create_model, list_models
+from aelab.losses import vae_loss
+from aelab.metrics import vae_bounds
+from aelab.registry import get_entry
+from aelab.runs import Run
+from aelab.systems import GANSystem
+from conftest import run_cli
+
+GANS = [name for name in list_models() if get_entry(name).kind == "gan"]
+
+
+def test_vae_matches_seed_three():
+    model = create_model("vae")
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.stride[0]) for c in convs] == [(32, 1), (64, 2), (64, 1), (64, 1)]
+    assert model.to_mean.out_features == 2 and model.to_mean.in_features == 32
+    assert model.sample(5).shape == (5, 1, 28, 28)
+
+
+def test_vae_loss_forms():
+    logits, target = torch.zeros(4, 1, 28, 28), torch.full((4, 1, 28, 28), 0.5)
+    mean, logvar = torch.ones(4, 2), torch.zeros(4, 2)
+    loss, recon, kl = vae_loss(logits, target, mean, logvar, "elbo", 1.0)
+    assert recon.item() == pytest.approx(784 * torch.log(torch.tensor(2.0)).item(), rel=1e-5)
+    assert kl.item() == pytest.approx(1.0)  # 0.5 * mean^2 summed over 2 dimensions
+    loss_seed, recon_seed, kl_seed = vae_loss(logits, target, mean, logvar, "seed", 5e-4)
+    assert recon_seed.item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), rel=1e-5)
+    # seed 3: -5e-4 * mean(1 + log_var - mean^2 - exp(log_var)) = 5e-4 * 1
+    assert (loss_seed - recon_seed).item() == pytest.approx(5e-4, rel=1e-3)
+
+
+def test_iwae_bound_is_tighter_than_elbo():
+    torch.manual_seed(0)
+    model = create_model("vae", latent_dim=4).eval()
+    bounds = vae_bounds(model, torch.rand(20, 1, 28, 28).round(), samples=50)
+    assert bounds["test_iwae_k50"] >= bounds["test_elbo"] - 1e-3
+    assert bounds["test_elbo"] == pytest.approx(-bounds["test_recon_nats"] - bounds["test_kl_nats"], rel=1e-4)
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_gan_shapes_and_save_load(name, tmp_path):
+    model = create_model(name).eval()
+    assert model.sample(6).shape == (6, *model.input_shape)
+    assert model.sample(3).min() >= 0 and model.sample(3).max() <= 1
+    run = Run(tmp_path)
+    run.write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
+    run.save_weights(model)
+    z = torch.randn(4, model.latent_dim)
+    assert torch.equal(model(z), run.load_model()(z))
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_each_player_step_changes_only_that_player(name):
+    torch.manual_seed(0)
+    system = GANSystem(create_model(name))
+    opt_d, opt_g = system.configure_optimizers()
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+
+    def snapshot(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    def changed(before, module):
+        return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+    g0, d0 = snapshot(system.model.generator), snapshot(system.model.discriminator)
+    system.discriminator_step(real, opt_d, lambda loss: loss.backward())
+    assert changed(d0, system.model.discriminator) and not changed(g0, system.model.generator)
+    g1, d1 = snapshot(system.model.generator), snapshot(system.model.discriminator)
+    system.generator_step(8, opt_g, lambda loss: loss.backward())
+    assert changed(g1, system.model.generator) and not changed(d1, system.model.discriminator)
+
+
+@pytest.fixture(scope="module")
+def vae_run(small_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "vae"
+    assert run_cli("train", "vae", "--data-dir", small_data, "--epochs", "2", "--out", out, "--no-progress") == 0
+    return out
+
+
+def test_vae_run_metrics_and_figures(vae_run):
+    metrics = json.loads((vae_run / "metrics.json").read_text())
+    for key in ("test_elbo", "test_recon_nats", "test_kl_nats", "test_iwae_k100", "fd_classifier",
+                "fd_classifier_floor", "test_rmse", "pca_rmse"):
+        assert metrics[key] is not None, key
+    assert metrics["fid_inception"] is None and "skipped" in metrics["fid_note"]
+    for png in ("samples.png", "manifold.png", "reconstructions.png", "curves.png"):
+        assert (vae_run / png).is_file(), png
+
+
+def test_gan_trains_end_to_end(small_data, tmp_path):
+    out = tmp_path / "gan"
+    assert run_cli("train", "gan", "--data-dir", small_data, "--epochs", "1", "--batch-size", "100",
+                   "--out", out, "--no-progress") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["fd_classifier"] > 0 and "test_rmse" not in metrics
+    assert (out / "samples.png").is_file()
+    assert run_cli("sample", out, "-n", "16", "--out", tmp_path / "s.png") == 0
+    assert run_cli("interpolate", out, "--out", tmp_path / "i.png") == 0
+    assert (tmp_path / "s.png").is_file() and (tmp_path / "i.png").is_file()
+
+
+def test_latent_tools_on_vae_and_plain_autoencoder(vae_run, trained_run, small_data, tmp_path):
+    from PIL import Image
+
+    assert run_cli("manifold", vae_run, "--grid", "5", "--out", tmp_path / "m.png") == 0
+    for run in (vae_run, trained_run):
+        assert run_cli("latent", run, "--out", tmp_path / f"{run.name}-latent.png") == 0
+        a, b = tmp_path / "a.png", tmp_path / "b.png"
+        Image.new("L", (28, 28), 0).save(a)
+        Image.new("L", (28, 28), 255).save(b)
+        assert run_cli("interpolate", run, a, b, "--steps", "5", "--out", tmp_path / f"{run.name}-i.png") == 0
+    assert (tmp_path / "m.png").is_file()
+
+
+def test_latent_tools_refuse_what_a_model_cannot_do(trained_run, tmp_path, capsys):
+    assert run_cli("sample", trained_run, "--out", tmp_path / "s.png") == 2
+    assert "generative" in capsys.readouterr().err
+    assert run_cli("manifold", trained_run, "--out", tmp_path / "m.png") == 2
+    assert run_cli("interpolate", trained_run, "--out", tmp_path / "i.png") == 2
+    assert run_cli("sample", trained_run, "--out", tmp_path / "s.txt") == 2
+    assert ".png" in capsys.readouterr().err
