@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import run_cli
@@ -213,3 +214,13 @@ def test_exit_code_from_the_console_script(tmp_path):
 def test_ensemble_needs_matching_members(trained_run, tmp_path, capsys):
     assert run_cli("ensemble", trained_run) == 2
     assert "at least two" in error_line(capsys)
+
+
+def test_precision_that_needs_a_gpu_is_refused_on_cpu(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert run_cli("train", "conv-resize", "--precision", "16-mixed", "--out", tmp_path / "r") == 2
+    assert "needs a GPU" in error_line(capsys)
+    assert run_cli("train", "conv-resize", "--accelerator", "gpu", "--out", tmp_path / "r") == 2
+    assert "no CUDA device" in error_line(capsys)
+    assert not (tmp_path / "r").exists()

@@ -103,6 +103,7 @@ def test_gan_trains_end_to_end(small_data, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["fd_classifier"] > 0 and "test_rmse" not in metrics
     assert (out / "samples.png").is_file()
+    assert (out / "samples" / "epoch-001.png").is_file()  # the per-epoch sample grid callback
     assert run_cli("sample", out, "-n", "16", "--out", tmp_path / "s.png") == 0
     assert run_cli("interpolate", out, "--out", tmp_path / "i.png") == 0
     assert (tmp_path / "s.png").is_file() and (tmp_path / "i.png").is_file()

@@ -52,3 +52,27 @@ class History(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epochs = list(state_dict.get("epochs", []))
+
+
+class SampleGrid(L.Callback):
+    """Writes a grid of samples from fixed latent points after every epoch (RUN/samples/epoch-NNN.png)
+    and to TensorBoard, so a GAN's progress (or collapse) can be watched while it trains."""
+
+    def __init__(self, folder, n: int = 64, seed: int = 0) -> None:
+        self.folder, self.n, self.seed = folder, n, seed
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from torchvision.utils import make_grid, save_image
+
+        model = module.model
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), torch.autocast(module.device.type, enabled=False):
+            images = model.sample(self.n, torch.Generator().manual_seed(self.seed)).float().cpu()
+        model.train(was_training)
+        grid = make_grid(images, nrow=8, padding=1, pad_value=1.0)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_image(grid, self.folder / f"epoch-{trainer.current_epoch + 1:03d}.png")
+        for logger in trainer.loggers:
+            if hasattr(logger.experiment, "add_image"):
+                logger.experiment.add_image("samples", grid, trainer.current_epoch + 1)

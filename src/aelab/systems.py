@@ -123,7 +123,7 @@ class GANSystem(L.LightningModule):
     """
 
     monitor = None  # no validation loss to select a "best" epoch by: the last one is kept
-    COLLAPSE = 0.05
+    COLLAPSE_MARGIN = 0.05  # warn when the discriminator's loss is this close to its floor
 
     @classmethod
     def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
@@ -137,6 +137,9 @@ class GANSystem(L.LightningModule):
         self.model = model
         self.lr, self.d_lr = lr, d_lr or 2 * lr
         self.label_noise, self.optimizer_name = label_noise, optimizer
+        # with noisy labels the discriminator's loss cannot go below the labels' mean entropy
+        u = torch.linspace(1e-6, 1, 10001) * label_noise
+        self.loss_floor = float(-(u * u.log() + (1 - u) * (1 - u).log()).mean()) if label_noise > 0 else 0.0
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -191,15 +194,18 @@ class GANSystem(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         d_loss = self.trainer.callback_metrics.get("train_d_loss")
-        if d_loss is not None and float(d_loss) < self.COLLAPSE:
-            log.warning("epoch %d: the discriminator's loss (%.4f) is collapsing toward zero: it dominates the "
-                        "generator. Seed 3's remedy: lower the discriminator's learning rate (--d-lr) and raise "
-                        "its dropout (--param dropout=0.6).", self.current_epoch + 1, float(d_loss))
+        if d_loss is not None and float(d_loss) < self.loss_floor + self.COLLAPSE_MARGIN:
+            log.warning("epoch %d: the discriminator's loss (%.4f; %.4f is the least its noisy labels allow) is "
+                        "collapsing toward zero: it dominates the generator. Seed 3's remedy: lower the "
+                        "discriminator's learning rate (--d-lr) and raise its dropout (--param dropout=0.6).",
+                        self.current_epoch + 1, float(d_loss), self.loss_floor)
 
     def configure_optimizers(self):
         def make(params, lr):
-            if self.optimizer_name == "rmsprop":
+            if self.optimizer_name == "rmsprop":  # the seed's Keras RMSprop: rho 0.9, eps 1e-7
                 return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+            if self.optimizer_name == "adam":  # the DCGAN paper's beta1 = 0.5
+                return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
             return OPTIMIZERS[self.optimizer_name](params, lr=lr)
 
         return [make(self.model.discriminator.parameters(), self.d_lr), make(self.model.generator.parameters(), self.lr)]

@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from . import __version__
 from .accel import Precision, choose_precision, device_for
-from .callbacks import History
+from .callbacks import History, SampleGrid
 from .data import TensorBatches, load_data, split_validation
 from .errors import AelabError
 from .evaluation import evaluate, noisy_copy
@@ -153,6 +153,8 @@ def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -
                                           enable_version_counter=False)]
     if config["early_stopping_patience"] is not None and system.monitor:
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=config["early_stopping_patience"]))
+    if hasattr(model, "sample"):
+        callbacks.append(SampleGrid(run.path / "samples"))
     callbacks += extra_callbacks or []
     if opts.progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))
