@@ -55,29 +55,38 @@ def training_flops_per_image(model: torch.nn.Module, shape: tuple[int, ...]) -> 
     return counter.get_total_flops() / BATCH
 
 
-def plain_loop(train_x: torch.Tensor, epochs: int, fast: bool) -> float:
-    """The reference: a hand-written loop, fp32 eager (``fast`` adds aelab's settings without Lightning).
-    Returns training images/s over the epochs after the first (the first warms up)."""
+def hand_step(fast: bool):
+    """A hand-written training step of the seed-1 model: fp32 eager, or with aelab's fast settings."""
     torch.manual_seed(0)
     model = create_model(MODEL)
     precision = choose_precision("auto", "cpu") if fast else "32"
     if fast:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(batch: torch.Tensor) -> None:
+        if fast:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with autocast(precision, "cpu"):
+            logits = model(batch).logits
+        loss = F.binary_cross_entropy_with_logits(logits.float(), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def plain_loop(train_x: torch.Tensor, epochs: int, fast: bool) -> float:
+    """The reference loop (``fast`` adds aelab's settings without Lightning). Returns training
+    images/s over the epochs after the first (the first warms up)."""
+    step = hand_step(fast)
     rates = []
     for _ in range(epochs):
-        order = torch.randperm(len(train_x))
-        shuffled = train_x[order]
+        shuffled = train_x[torch.randperm(len(train_x))]
         start = time.perf_counter()
         for batch in shuffled.split(BATCH):
-            if fast:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            with autocast(precision, "cpu"):
-                logits = model(batch).logits
-            loss = F.binary_cross_entropy_with_logits(logits.float(), batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            step(batch)
         rates.append(len(train_x) / (time.perf_counter() - start))
     return statistics.median(rates[1:] or rates)
 
@@ -145,19 +154,7 @@ def time_to_quality(data_name: str, workdir: Path, target: float, code_size: int
 
 def profile_summary(train_x: torch.Tensor, steps: int = 20) -> str:
     """Where a training step's time goes, by operator (aelab's settings, no Lightning)."""
-    model = create_model(MODEL).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    precision = choose_precision("auto", "cpu")
-
-    def step(batch):
-        batch = batch.contiguous(memory_format=torch.channels_last)
-        with autocast(precision, "cpu"):
-            logits = model(batch).logits
-        loss = F.binary_cross_entropy_with_logits(logits.float(), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+    step = hand_step(fast=True)
     batches = list(train_x[: steps * BATCH].split(BATCH))
     for batch in batches[:3]:
         step(batch)

@@ -23,7 +23,27 @@ def pooled_sizes(size: int, levels: int) -> list[int]:
     return sizes
 
 
-class ConvResizeAutoencoder(Autoencoder):
+class PoolingAutoencoder(Autoencoder):
+    """The encoder the seeds' conv models share: per entry of ``channels`` a 3x3 'same' conv block
+    then a 2x2 max-pool ('same' padding, i.e. ``ceil_mode``, where ``ceil``). Subclasses add the decoder."""
+
+    def __init__(self, in_channels: int, in_size: int, channels: tuple[int, ...], act: str, block: BlockKind,
+                 batch_norm: bool, ceil: bool = True) -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
+        self.input_shape = (in_channels, in_size, in_size)
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
+                                     for a, b in zip(widths, widths[1:]))
+        self.pool = nn.MaxPool2d(2, ceil_mode=ceil)
+
+    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
+        for block in self.encoder:
+            x = self.pool(block(x))
+        return x
+
+
+class ConvResizeAutoencoder(PoolingAutoencoder):
     """Seed 1 (001_002c14308da63b29.txt): conv + 'same' max-pool encoder, resize + conv decoder.
 
     Encoder: for each entry of ``channels`` a 3x3 conv, the activation and a 2x2 max-pool with
@@ -36,22 +56,12 @@ class ConvResizeAutoencoder(Autoencoder):
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
                  act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
-        super().__init__()
-        check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
-        self.input_shape = (in_channels, in_size, in_size)
+        super().__init__(in_channels, in_size, channels, act, block, batch_norm)
         self.sizes = pooled_sizes(in_size, len(channels))
-        make = lambda a, b: conv_block(a, b, act, block=block, batch_norm=batch_norm)  # noqa: E731
-        widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(make(a, b) for a, b in zip(widths, widths[1:]))
-        self.pool = nn.MaxPool2d(2, ceil_mode=True)
         back = list(reversed(channels))
-        self.decoder = nn.ModuleList(make(a, b) for a, b in zip([channels[-1], *back], back))
+        self.decoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
+                                     for a, b in zip([channels[-1], *back], back))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
-
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
-        for block in self.encoder:
-            x = self.pool(block(x))
-        return x
 
     def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block, size in zip(self.decoder, reversed(self.sizes[:-1])):
@@ -72,7 +82,7 @@ register_preset("conv-resize-denoise", "conv-resize",
                 channels=(32, 32, 16))
 
 
-class UpsamplingAutoencoder(Autoencoder):
+class UpsamplingAutoencoder(PoolingAutoencoder):
     """Seed 2's Keras UpSampling2D autoencoder (002_47e7ec408257ba05.txt).
 
     Encoder: 3x3 conv + activation + 2x2 'same' max-pool per entry of ``channels`` (16-8-8:
@@ -85,9 +95,7 @@ class UpsamplingAutoencoder(Autoencoder):
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
                  act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
-        super().__init__()
-        check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
-        self.input_shape = (in_channels, in_size, in_size)
+        super().__init__(in_channels, in_size, channels, act, block, batch_norm)
         sizes = pooled_sizes(in_size, len(channels))
         before_last_upsample = sizes[-1] * 2 ** (len(channels) - 1)
         if before_last_upsample * 2 == in_size:
@@ -99,20 +107,11 @@ class UpsamplingAutoencoder(Autoencoder):
                              f"use a size such as 28 or 32")
         if last_padding == 0 and block == "residual":
             raise ValueError("residual blocks cannot make the seed's unpadded conv; use block=plain or separable")
-        widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
-                                     for a, b in zip(widths, widths[1:]))
-        self.pool = nn.MaxPool2d(2, ceil_mode=True)
         back = list(reversed(channels))
         paddings = ["same"] * (len(back) - 1) + [last_padding]
         self.decoder = nn.ModuleList(conv_block(a, b, act, padding=p, block=block, batch_norm=batch_norm)
                                      for a, b, p in zip([channels[-1], *back], back, paddings))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
-
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
-        for block in self.encoder:
-            x = self.pool(block(x))
-        return x
 
     def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block in self.decoder:
@@ -131,7 +130,7 @@ register_preset("conv-denoise", "conv", "seed-2 Keras denoising autoencoder: two
                 train=KERAS_ADADELTA.updated(epochs=10, noise=0.5), channels=(32, 32))
 
 
-class TransposeAutoencoder(Autoencoder):
+class TransposeAutoencoder(PoolingAutoencoder):
     """The keras-io convolutional autoencoder (https://keras.io/examples/vision/autoencoder/):
     3x3 conv + 2x2 max-pool per level (32-32), then strided 3x3 Conv2DTranspose per level and a
     3x3 conv to the input channels. 'same' padding with stride 2 is padding 1 plus output padding 1.
@@ -139,26 +138,15 @@ class TransposeAutoencoder(Autoencoder):
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (32, 32),
                  act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
-        super().__init__()
-        check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
+        super().__init__(in_channels, in_size, channels, act, block, batch_norm, ceil=False)
         if in_size % 2 ** len(channels):
             raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)} "
                              f"for {len(channels)} pooling levels")
-        self.input_shape = (in_channels, in_size, in_size)
-        widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
-                                     for a, b in zip(widths, widths[1:]))
-        self.pool = nn.MaxPool2d(2)
         back = list(reversed(channels))
         self.decoder = nn.ModuleList(
             nn.Sequential(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), activation(act))
             for a, b in zip([channels[-1], *back], back))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
-
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, H/2^n, W/2^n)
-        for block in self.encoder:
-            x = self.pool(block(x))
-        return x
 
     def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block in self.decoder:
