@@ -6,7 +6,6 @@ They work on every registered model that has what they need: ``sample`` for gene
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
