@@ -62,3 +62,17 @@ def autocast(precision: str, device: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
     return torch.autocast(device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def channels_last(model: torch.nn.Module):
+    """Run ``model`` in channels-last memory format for the block, then put it back as it was."""
+    # a weight with one input channel is both formats at once, so ask the unambiguous ones
+    was_channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                            and not p.is_contiguous() for p in model.parameters())
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        if not was_channels_last:
+            model.to(memory_format=torch.contiguous_format)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from .accel import autocast
+from .accel import autocast, channels_last
 from .nets.base import Autoencoder
 
 
@@ -18,18 +18,18 @@ def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000,
                 precision: str = "32") -> tuple[Tensor, Tensor]:
     """Reconstructions and codes for ``inputs``, batch by batch, on the model's device.
 
-    Channels-last always (same numbers, faster convolutions); ``precision="bf16-mixed"`` adds
-    autocast for the `reconstruct`/`encode` commands. Metrics are measured with the fp32 default.
+    Channels-last always (same numbers, faster convolutions; the model's own format is restored
+    after); ``precision="bf16-mixed"`` adds autocast for the `reconstruct`/`encode` commands.
+    Metrics are measured with the fp32 default.
     """
     device = next(model.parameters()).device
-    model.eval().to(memory_format=torch.channels_last)
+    model.eval()
     recons, codes = [], []
-    with autocast(precision, device.type):
+    with autocast(precision, device.type), channels_last(model):
         for batch in inputs.split(batch_size):
             out = model(batch.to(device).contiguous(memory_format=torch.channels_last))
             recons.append(out.recon.float().cpu())
             codes.append(out.z.float().cpu())
-    model.to(memory_format=torch.contiguous_format)
     return torch.cat(recons), torch.cat(codes)
 
 
