@@ -129,3 +129,16 @@ def test_latent_tools_refuse_what_a_model_cannot_do(trained_run, tmp_path, capsy
     assert run_cli("interpolate", trained_run, "--out", tmp_path / "i.png") == 2
     assert run_cli("sample", trained_run, "--out", tmp_path / "s.txt") == 2
     assert ".png" in capsys.readouterr().err
+
+
+def test_collapse_warning_names_the_seed_remedy(caplog):
+    from types import SimpleNamespace
+
+    system = GANSystem(create_model("gan"))
+    for d_loss, warned in ((0.6, False), (system.loss_floor + 0.01, True)):
+        caplog.clear()
+        system._trainer = SimpleNamespace(callback_metrics={"train_d_loss": torch.tensor(d_loss)}, current_epoch=0)
+        with caplog.at_level("WARNING", logger="aelab"):
+            system.on_train_epoch_end()
+        assert bool(caplog.records) == warned
+    assert "--d-lr" in caplog.text and "dropout" in caplog.text
