@@ -93,7 +93,7 @@ def table(runs: Path) -> str:
             name = f"`{exp.model}`" + (f" ({params})" if params else "")
             lines.append(f"| {name} | {m['data']} | {m['code_size']} | {ran} / {seed_epochs} | {m['test_rmse']:.4f} | "
                          f"{m['test_bce']:.4f} | {m.get('train_bce', float('nan')):.4f} | {m['pca_rmse']:.4f} | "
-                         f"{m['rmse_vs_pca']:.2f} | {m['mean_code_activation']:.2f} | {exp.published} | {exp.source} |")
+                         f"{'lossless' if m['rmse_vs_pca'] is None else format(m['rmse_vs_pca'], '.2f')} | {m['mean_code_activation']:.2f} | {exp.published} | {exp.source} |")
     return "\n".join(lines)
 
 

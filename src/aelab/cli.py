@@ -203,9 +203,12 @@ def report(run_dir: Path, metrics: dict[str, Any]) -> None:
     """The lines a user looks for after training: our error beside the PCA floor, and where things are."""
     print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):")
     if "test_rmse" in metrics:
-        verdict = "beats" if metrics["test_rmse"] < metrics["pca_rmse"] else "does not beat"
-        print(f"  test_rmse {metrics['test_rmse']:.4f}   pca_rmse {metrics['pca_rmse']:.4f}   "
-              f"-> {verdict} PCA with {metrics['code_size']} components ({metrics['rmse_vs_pca']:.2f}x)")
+        if metrics["rmse_vs_pca"] is None:
+            verdict = f"PCA with {metrics['code_size']} components is lossless here (the code is as large as the image)"
+        else:
+            verdict = (f"{'beats' if metrics['test_rmse'] < metrics['pca_rmse'] else 'does not beat'} PCA with "
+                       f"{metrics['code_size']} components ({metrics['rmse_vs_pca']:.2f}x)")
+        print(f"  test_rmse {metrics['test_rmse']:.4f}   pca_rmse {metrics['pca_rmse']:.4f}   -> {verdict}")
         print(f"  test_bce {metrics['test_bce']:.4f}   test_psnr {metrics['test_psnr']:.2f} dB   "
               f"test_ssim {metrics['test_ssim']:.3f}")
     if "noisy_input_rmse" in metrics:

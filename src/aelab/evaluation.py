@@ -73,7 +73,8 @@ def reconstruction_metrics(run: Run, config: dict[str, Any], model, data: ImageD
     metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, data.train).items()})
     metrics["code_size"] = code_size
     metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
-    metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"]
+    # a code as large as the image makes PCA lossless on clean inputs: there is no floor to divide by
+    metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"] if metrics["pca_rmse"] > 1e-6 else None
     metrics["mean_code_activation"] = codes.abs().mean().item()
     if noise > 0:
         metrics["noise"] = noise
