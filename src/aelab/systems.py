@@ -43,11 +43,12 @@ class AutoencoderSystem(L.LightningModule):
     monitor = "val_loss"  # what checkpoints, early stopping and the plateau schedule watch
 
     @classmethod
-    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
+    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool, **extra):
         """Build from a run's ``config["train"]`` (a :class:`TrainDefaults` as a dict)."""
         return cls(model, loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
                    noise=settings["noise"], sparsity=settings["sparsity"],
-                   schedule=settings.get("schedule", "plateau"), lr_patience=lr_patience, channels_last=channels_last)
+                   schedule=settings.get("schedule", "plateau"), lr_patience=lr_patience, channels_last=channels_last,
+                   **extra)
 
     def __init__(self, model: Autoencoder, loss: str = "bce", optimizer: str = "adam", lr: float = 1e-3,
                  noise: float = 0.0, sparsity: float = 0.0, schedule: str = "plateau", lr_patience: int | None = 5,
@@ -116,10 +117,9 @@ class VAESystem(AutoencoderSystem):
     """Trains a VAE on the negative ELBO (or seed 3's formulation); logs its two terms."""
 
     @classmethod
-    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
-        system = super().from_settings(model, settings, lr_patience, channels_last)
-        system.kl_form, system.kl_weight = settings.get("kl_form", "elbo"), settings.get("kl_weight", 1.0)
-        return system
+    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool, **extra):
+        return super().from_settings(model, settings, lr_patience, channels_last, **extra,
+                                     kl_form=settings.get("kl_form", "elbo"), kl_weight=settings.get("kl_weight", 1.0))
 
     def __init__(self, model: Autoencoder, kl_form: str = "elbo", kl_weight: float = 1.0, **kwargs) -> None:
         super().__init__(model, **kwargs)
