@@ -167,14 +167,12 @@ cmd_eval.arguments = lambda p: p.add_argument("run_dir")
 def cmd_ensemble(args: argparse.Namespace) -> None:
     import json
 
-    from .data import load_data
-    from .evaluation import ensemble
+    from .evaluation import ensemble, run_data
     from .runs import Run
 
     data = None
     if args.data or args.data_dir:
-        shape = Run(args.run_dirs[0]).config()["input_shape"]
-        data = load_data(args.data, args.data_dir, channels=shape[0], size=shape[1])
+        data = run_data(Run(args.run_dirs[0]).config(), args.data, args.data_dir)
     result = ensemble(args.run_dirs, data)
     print(f"{'member':<40} {'code':>6} {'test_rmse':>10} {'test_bce':>9} {'pca_rmse':>9}")
     for row in result["members"]:
@@ -375,15 +373,14 @@ cmd_manifold.arguments = _manifold_arguments
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
     from . import figures, latent
-    from .data import load_data
+    from .evaluation import run_data
     from .runs import Run
 
     out = _out_png(args, "latent.png")
     run = Run(args.run_dir)
     model = run.load_model()
     config = run.config()
-    data = load_data(args.data or config.get("data"), args.data_dir or (None if args.data else config.get("data_dir")),
-                     channels=model.input_shape[0], size=model.input_shape[1])
+    data = run_data(config, args.data, args.data_dir)
     points, labels, axes = latent.codes_2d(model, data, args.limit)
     figures.scatter(points, labels, out, f"{config['model']}: {data.name} test codes", axes)
     print(f"wrote {out} ({len(points)} codes, axes: {axes[0]}, {axes[1]})")

@@ -19,11 +19,12 @@ from .runs import Run
 EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
 
 
-def run_data(run: Run, config: dict[str, Any] | None = None) -> ImageData:
-    """The dataset a run was trained on, converted to its model's input shape."""
-    config = config or run.config()
+def run_data(config: dict[str, Any], name: str | None = None, data_dir: str | None = None) -> ImageData:
+    """The dataset a run was trained on, or ``name``/``data_dir`` instead, in its model's input shape."""
     channels, size = config["input_shape"][0], config["input_shape"][1]
-    return load_data(config.get("data"), config.get("data_dir"), channels=channels, size=size)
+    if name is None and data_dir is None:
+        name, data_dir = config.get("data"), config.get("data_dir")
+    return load_data(name, data_dir, channels=channels, size=size)
 
 
 def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:
@@ -41,7 +42,7 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
     run = Run(run_dir)
     config = run.config()
     model = run.load_model()
-    data = data or run_data(run, config)
+    data = data or run_data(config)
     kind = get_entry(config["model"]).kind
     metrics: dict[str, Any] = {"model": config["model"], "data": data.name, "test_images": len(data.test)}
     if kind != "gan":
@@ -111,7 +112,7 @@ def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[
         raise AelabError(f"ensemble members take different input shapes: {sorted(shapes)}")
     if len(noises) > 1:
         raise AelabError(f"ensemble members were trained with different noise: {sorted(noises)}")
-    data = data or run_data(runs[0], configs[0])
+    data = data or run_data(configs[0])
     noise = noises.pop()
     test_inputs = noisy_copy(data.test, noise)
     members, recons, total_code = [], [], 0

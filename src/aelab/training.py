@@ -19,7 +19,7 @@ from .accel import Precision, choose_precision, device_for
 from .callbacks import History, SampleGrid
 from .data import TensorBatches, load_data, split_validation
 from .errors import AelabError
-from .evaluation import evaluate, noisy_copy
+from .evaluation import evaluate, noisy_copy, run_data
 from .registry import create_model, get_entry, resolve_params
 from .runs import Run, clear_out, load_state, prepare_out
 from .systems import SYSTEMS
@@ -101,9 +101,8 @@ def _resolved_config(opts: TrainOptions) -> dict[str, Any]:
 def _fit_data_shape(config: dict[str, Any]):
     """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
     params, user = config["params"], set(config.get("user_params", []))
-    if "input_shape" in config:
-        channels, size = config["input_shape"][0], config["input_shape"][1]
-        return load_data(config["data"], config["data_dir"], channels=channels, size=size)
+    if "input_shape" in config:  # resuming: the shape is settled
+        return run_data(config)
     channels = params.get("in_channels") if "in_channels" in user else None
     size = params.get("in_size") if "in_size" in user or config["data_dir"] else None
     data = load_data(config["data"], config["data_dir"], channels=channels, size=size)
