@@ -4,7 +4,10 @@
     python benchmarks/speed.py --data mnist-sample --epochs 2 --skip-quality
 
 Prints one table and writes it, with machine, date and command, to benchmarks/results/speed.md
-(--results to change). Every ratio compares two measurements taken in this same run.
+(--results to change). Every ratio compares two measurements taken in this same run: the
+reference loop and ours run in alternated rounds (--rounds) and the medians are compared, so a
+slow spell of a shared machine does not land on one side only. Each goal of the speed issue is
+marked met or not met beside its figure.
 """
 
 from __future__ import annotations
@@ -123,6 +126,26 @@ def inference_rate(model: torch.nn.Module, x: torch.Tensor, fast: bool, repeats:
     return len(x) / min(times)
 
 
+def rate_text(rates: list[float]) -> str:
+    spread = f" (rounds: {', '.join(f'{r:,.0f}' for r in rates)})" if len(rates) > 1 else ""
+    return f"{statistics.median(rates):,.0f} images/s{spread}"
+
+
+def quality_check(data_name: str, epochs: int, seeds: int, workdir: Path) -> str:
+    """Final test RMSE with the defaults vs fp32 contiguous, same model, epochs and seed, for
+    ``seeds`` seeds. One seed's gap mixes precision with trajectory noise (two fp32 runs with
+    different seeds differ by a few per cent here), so the verdict is on the mean over seeds."""
+    fast, fp32 = [], []
+    for seed in range(seeds):
+        fast.append(ours(data_name, epochs, workdir, seed=seed)[1]["test_rmse"])
+        fp32.append(ours(data_name, epochs, workdir, seed=seed, precision="32", channels_last=False)[1]["test_rmse"])
+    diff = statistics.mean(fast) / statistics.mean(fp32) - 1
+    per_seed = ", ".join(f"seed {s}: {a:.4f} vs {b:.4f} ({(a / b - 1) * 100:+.1f}%)"
+                         for s, (a, b) in enumerate(zip(fast, fp32)))
+    return (f"mean {statistics.mean(fast):.4f} vs {statistics.mean(fp32):.4f} ({diff * 100:+.1f}%; goal within 2%: "
+            f"{'met' if abs(diff) <= 0.02 else 'not met'}); {per_seed}")
+
+
 class StopAtQuality(L.Callback):
     """Measures test RMSE after every epoch's validation (or every ``every`` training batches) and
     stops training once it reaches the target. Times are wall seconds since training started,
@@ -189,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="default: fashion-mnist if installed, else mnist-sample")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput measurement")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternated reference / ours / hand-loop rounds; medians are reported")
     parser.add_argument("--quality-epochs", type=int, default=5)
+    parser.add_argument("--quality-seeds", type=int, default=3,
+                        help="seeds of the quality check; the verdict is on their mean")
     parser.add_argument("--skip-quality", action="store_true", help="skip the fp32-vs-default quality check")
     parser.add_argument("--skip-ttq", action="store_true", help="skip the time-to-quality run")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "speed.md")
@@ -217,13 +244,20 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        reference = plain_loop(train_x, args.epochs, fast=False)
-        report("reference: plain fp32 eager loop, training", f"{reference:,.0f} images/s")
-        ours_rate, _ = ours(data_name, args.epochs, workdir)
-        report("aelab train (defaults), training", f"{ours_rate:,.0f} images/s")
-        report("  ratio ours / reference", f"{ours_rate / reference:.2f}x")
-        hand_fast = plain_loop(train_x, args.epochs, fast=True)
-        report("same fast settings in a hand loop (no Lightning)", f"{hand_fast:,.0f} images/s")
+        # alternated rounds, so a slow spell of a shared machine hits both sides alike
+        references, ours_rates, hand_rates = [], [], []
+        for _ in range(args.rounds):
+            references.append(plain_loop(train_x, args.epochs, fast=False))
+            ours_rates.append(ours(data_name, args.epochs, workdir)[0])
+            hand_rates.append(plain_loop(train_x, args.epochs, fast=True))
+        reference, ours_rate, hand_fast = (statistics.median(r) for r in (references, ours_rates, hand_rates))
+        ratios = [o / r for o, r in zip(ours_rates, references)]
+        report("reference: plain fp32 eager loop, training", rate_text(references))
+        report("aelab train (defaults), training", rate_text(ours_rates))
+        report("  ratio ours / reference", f"{ours_rate / reference:.2f}x (per round: "
+                                           f"{', '.join(f'{r:.2f}x' for r in ratios)}; goal >= 2.5x: "
+                                           f"{'met' if ours_rate / reference >= 2.5 else 'not met'})")
+        report("same fast settings in a hand loop (no Lightning)", rate_text(hand_rates))
         report("  Lightning's share of step time", f"{max(0.0, 1 - ours_rate / hand_fast) * 100:.1f}%")
         report("  utilisation vs fp32 matmul peak", f"{ours_rate * flops / fp32_rate * 100:.0f}%")
         if bf16_rate:
@@ -235,15 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         ours_inf = inference_rate(model, sample, fast=True)
         report("reference inference (encode+decode, batch 1000)", f"{ref_inf:,.0f} images/s")
         report("aelab inference (batch 1000)", f"{ours_inf:,.0f} images/s")
-        report("  ratio ours / reference", f"{ours_inf / ref_inf:.2f}x")
+        report("  ratio ours / reference", f"{ours_inf / ref_inf:.2f}x (goal >= 2x: "
+                                           f"{'met' if ours_inf / ref_inf >= 2 else 'not met'})")
 
         if not args.skip_quality:
-            _, fast_metrics = ours(data_name, args.quality_epochs, workdir, seed=0)
-            _, fp32_metrics = ours(data_name, args.quality_epochs, workdir, seed=0, precision="32",
-                                   channels_last=False)
-            diff = fast_metrics["test_rmse"] / fp32_metrics["test_rmse"] - 1
             report(f"quality: test RMSE after {args.quality_epochs} epochs, defaults vs fp32",
-                   f"{fast_metrics['test_rmse']:.4f} vs {fp32_metrics['test_rmse']:.4f} ({diff * 100:+.1f}%)")
+                   quality_check(data_name, args.quality_epochs, args.quality_seeds, workdir))
         if not args.skip_ttq:
             data_pca = pca_rmse(data.train, data.test, data.test, 49)  # the PCA floor at code size 49
             for checks in (1, 4):
@@ -254,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                 if stopper.reached_at is None:
                     report(label, f"not reached ({trace})")
                 else:
-                    report(label, f"{stopper.reached_at:.1f} s of training, {stopper.wall_including_setup:.1f} s "
-                                  f"wall incl. data and set-up ({trace})")
+                    report(label, f"{stopper.reached_at:.1f} s of training (goal < 20 s: "
+                                  f"{'met' if stopper.reached_at < 20 else 'not met'}), "
+                                  f"{stopper.wall_including_setup:.1f} s wall incl. data and set-up ({trace})")
 
     profile = profile_summary(train_x)
     print(profile)

@@ -43,6 +43,26 @@ def test_every_parameter_gets_a_gradient(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_in_place_rectifiers_change_no_gradient(name):
+    """The speed-up of in-place ReLU must be free: same loss and gradients as out-of-place."""
+    import copy
+
+    model = create_model(name)
+    reference = copy.deepcopy(model)
+    for module in reference.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    x = batch_for(model)
+    grads = []
+    for net in (model, reference):
+        torch.manual_seed(0)  # the same sampling noise for the VAEs
+        out = net(x)
+        reconstruction_loss(out.logits, x, get_entry(name).train.loss, net.output).backward()
+        grads.append([p.grad for p in net.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_save_load_round_trip(name, tmp_path):
     model = create_model(name).eval()
     run = Run(tmp_path)

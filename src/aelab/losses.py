@@ -17,8 +17,9 @@ def reconstruction_loss(logits: Tensor, target: Tensor, loss: str, output: str =
             raise ValueError("binary cross-entropy needs a model with a sigmoid output; use --loss mse")
         return F.binary_cross_entropy_with_logits(logits.float(), target)
     if loss == "mse":
+        logits = logits.float()  # the output and its error in fp32, whatever precision made the logits
         image = logits.sigmoid() if output == "sigmoid" else logits
-        return F.mse_loss(image.float(), target)
+        return F.mse_loss(image, target)
     raise ValueError(f"unknown loss {loss!r}; choose bce or mse")
 
 

@@ -26,12 +26,19 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+# rectifiers overwrite their input: it is always a fresh layer output here, and no backward pass
+# needs it (the rectifier's own backward reads its output), so training saves a full-size tensor
+# write per activation
+IN_PLACE = {"relu", "leaky_relu"}
+
+
 def activation(name: str) -> nn.Module:
     """A fresh activation module by name; unknown names raise ``ValueError`` listing the valid ones."""
     try:
-        return ACTIVATIONS[name]()
+        kind = ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}") from None
+    return kind(inplace=True) if name in IN_PLACE else kind()
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, padding: int | str, separable: bool,
