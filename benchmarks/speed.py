@@ -26,6 +26,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from aelab import create_model
@@ -60,11 +61,31 @@ def training_flops_per_image(model: torch.nn.Module, shape: tuple[int, ...]) -> 
     return counter.get_total_flops() / BATCH
 
 
+class PlainSeedOne(nn.Module):
+    """The reference: seed 1's model as a user writes it in plain PyTorch, without aelab's code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),  # 28 -> 14
+            nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),  # 14 -> 7
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True))  # 7 -> 4
+        self.decoder = nn.Sequential(
+            nn.Upsample(size=7), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+            nn.Upsample(size=14), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+            nn.Upsample(size=28), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # logits
+        return self.decoder(self.encoder(x))
+
+
 def hand_step(fast: bool):
-    """A hand-written training step of the seed-1 model: plain fp32 eager Adam, or with aelab's fast
-    settings (channels-last, bf16 autocast where supported, fused Adam)."""
+    """A hand-written training step of the seed-1 model: the plain reference (fp32 eager, plain
+    Adam, :class:`PlainSeedOne`), or aelab's model with its fast settings (channels-last, bf16
+    autocast where supported, fused Adam) but no Lightning."""
     torch.manual_seed(0)
-    model = create_model(MODEL)
+    model = create_model(MODEL) if fast else PlainSeedOne()
     precision = choose_precision("auto", "cpu") if fast else "32"
     if fast:
         model = model.to(memory_format=torch.channels_last)
@@ -75,7 +96,7 @@ def hand_step(fast: bool):
         if fast:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast(precision, "cpu"):
-            logits = model(batch).logits
+            logits = model(batch).logits if fast else model(batch)
         loss = F.binary_cross_entropy_with_logits(logits.float(), batch)
         optimizer.zero_grad()
         loss.backward()
@@ -108,15 +129,18 @@ def ours(data_name: str, epochs: int, workdir: Path, **options) -> tuple[float, 
     return statistics.median(rates[1:] or rates), metrics
 
 
-def inference_rate(model: torch.nn.Module, x: torch.Tensor, fast: bool, repeats: int = 3) -> float:
-    """Encode + decode images/s at batch 1,000: ours through aelab's inference path, else eager fp32."""
+def inference_rate(x: torch.Tensor, fast: bool, repeats: int = 3) -> float:
+    """Encode + decode images/s at batch 1,000: aelab's model through its inference path, or the
+    plain reference in eager fp32."""
+    model = (create_model(MODEL) if fast else PlainSeedOne()).eval()
+
     def once() -> None:
         if fast:
             reconstruct(model, x, batch_size=1000, precision=choose_precision("auto", "cpu"))
         else:
             with torch.no_grad():
                 for batch in x.split(1000):
-                    model.decode(model.encode(batch))
+                    model(batch).sigmoid()
     once()
     times = []
     for _ in range(repeats):
@@ -263,10 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         if bf16_rate:
             report("  utilisation vs bf16 matmul peak", f"{ours_rate * flops / bf16_rate * 100:.0f}%")
 
-        model = create_model(MODEL).eval()
         sample = data.test[:10000]
-        ref_inf = inference_rate(model, sample, fast=False)
-        ours_inf = inference_rate(model, sample, fast=True)
+        ref_inf = inference_rate(sample, fast=False)
+        ours_inf = inference_rate(sample, fast=True)
         report("reference inference (encode+decode, batch 1000)", f"{ref_inf:,.0f} images/s")
         report("aelab inference (batch 1000)", f"{ours_inf:,.0f} images/s")
         report("  ratio ours / reference", f"{ours_inf / ref_inf:.2f}x (goal >= 2x: "

@@ -82,6 +82,11 @@ def test_encode_writes_codes(trained_run, small_data, tmp_path):
     out = tmp_path / "codes.npy"
     assert run_cli("encode", trained_run, "--data-dir", small_data, "--split", "all", "--out", out) == 0
     assert np.load(out).shape == (400, 128)
+    # without --data: the run's own dataset (here its --data-dir), test split
+    assert run_cli("encode", trained_run, "--out", out) == 0
+    from aelab.data import load_data
+
+    assert np.load(out).shape[0] == len(load_data(None, str(small_data)).test) < 400
 
 
 def test_models_summary_and_datasets(capsys):
@@ -130,3 +135,17 @@ def test_report_when_the_code_is_as_large_as_the_image(tmp_path, capsys):
                       "pca_rmse": 0.0, "rmse_vs_pca": None, "code_size": 1568, "test_bce": 0.07,
                       "test_psnr": 24.0, "test_ssim": 0.9})
     assert "lossless" in capsys.readouterr().out
+
+
+def test_seed_fixes_the_initial_weights(small_data, tmp_path):
+    """--seed alone decides a run: the same seed after other random work in the process gives the
+    same weights, another seed other weights."""
+    weights = {}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        torch.rand(1000)  # whatever the process drew before must not matter
+        out = tmp_path / name
+        assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--seed", seed,
+                       "--precision", "32", "--out", out, "--no-progress") == 0
+        weights[name] = aelab.load(out).state_dict()
+    assert all(torch.allclose(weights["a"][k], weights["b"][k], atol=1e-6) for k in weights["a"])
+    assert not all(torch.allclose(weights["a"][k], weights["c"][k]) for k in weights["a"])

@@ -287,15 +287,16 @@ def cmd_encode(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .accel import choose_precision
-    from .data import load_data
+    from .evaluation import run_data
     from .metrics import reconstruct
     from .runs import Run
 
     out = Path(args.out)
     if out.suffix != ".npy":
         raise AelabError(f"--out must name a .npy file, got {out}")
-    model = Run(args.run_dir).load_model()
-    data = load_data(args.data, args.data_dir, channels=model.input_shape[0], size=model.input_shape[1])
+    run = Run(args.run_dir)
+    model = run.load_model()
+    data = run_data(run.config(), args.data, args.data_dir)
     images = {"train": data.train, "test": data.test}.get(args.split)
     if images is None:
         import torch
@@ -309,7 +310,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
-    p.add_argument("--data", default="mnist-sample")
+    p.add_argument("--data", help="dataset (default: the run's)")
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=("train", "test", "all"), default="test")
     p.add_argument("--out", required=True, help="the .npy file to write")

@@ -124,6 +124,7 @@ def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -
     prepare_out(out, opts.resume, opts.overwrite)
     config = _resolved_config(opts)
     data = _fit_data_shape(config)  # bad data fails here, before anything is written
+    L.seed_everything(config["seed"], verbose=False)  # before the model: --seed fixes its initial weights too
     model = create_model(config["model"], **config["params"])
     device = device_for(opts.accelerator)
     precision = choose_precision(opts.precision, device)
@@ -135,7 +136,6 @@ def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -
         clear_out(out) if opts.overwrite else out.mkdir(parents=True, exist_ok=True)
     run.write_json(run.config_path, config)
 
-    L.seed_everything(config["seed"], verbose=False)
     train_x, val_x = split_validation(data.train, config["val_fraction"], seed=config["seed"])
     if device == "cuda":
         train_x, val_x = train_x.cuda(), val_x.cuda()

@@ -1,0 +1,43 @@
+"""The speed benchmark's reference must be the same model as aelab's, or its ratios mean nothing."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from aelab import create_model
+
+SPEED = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
+
+
+def load_speed():
+    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plain_reference_is_the_seed_one_model():
+    speed = load_speed()
+    ours, plain = create_model("conv-resize").eval(), speed.PlainSeedOne().eval()
+    ours_params, plain_params = list(ours.parameters()), list(plain.parameters())
+    assert [p.shape for p in ours_params] == [p.shape for p in plain_params]
+    with torch.no_grad():
+        for a, b in zip(ours_params, plain_params):
+            b.copy_(a)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(ours(x).logits, plain(x), atol=1e-6)
+
+
+def test_reference_and_fast_steps_train(tmp_path):
+    speed = load_speed()
+    x = torch.rand(400, 1, 28, 28)
+    assert speed.plain_loop(x, epochs=1, fast=False) > 0
+    assert speed.plain_loop(x, epochs=1, fast=True) > 0
+    results = tmp_path / "speed.md"
+    speed.write_results(results, [("a", "1"), ("b", "2")], "profile", ["--data", "mnist-sample"])
+    speed.write_results(results, [("a", "3")], "profile", [])
+    text = results.read_text()
+    assert text.count("## ") == 2 and text.index("| a | 3 |") < text.index("| a | 1 |")  # newest first
