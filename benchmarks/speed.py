@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aelab import create_model
 from aelab.accel import autocast, choose_precision, cpu_supports_bf16
-from aelab.data import DEBIAN_FASHION_MNIST, load_data, split_validation
+from aelab.data import DEBIAN_FASHION_MNIST, ImageData, load_data, split_validation
 from aelab.metrics import pca_rmse, reconstruct
 from aelab.registry import get_entry
 from aelab.systems import make_optimizer
@@ -150,6 +150,10 @@ def inference_rate(x: torch.Tensor, fast: bool, repeats: int = 3) -> float:
     return len(x) / min(times)
 
 
+def goal(target: str, reached: bool) -> str:
+    return f"goal {target}: {'met' if reached else 'not met'}"
+
+
 def rate_text(rates: list[float]) -> str:
     spread = f" (rounds: {', '.join(f'{r:,.0f}' for r in rates)})" if len(rates) > 1 else ""
     return f"{statistics.median(rates):,.0f} images/s{spread}"
@@ -166,8 +170,8 @@ def quality_check(data_name: str, epochs: int, seeds: int, workdir: Path) -> str
     diff = statistics.mean(fast) / statistics.mean(fp32) - 1
     per_seed = ", ".join(f"seed {s}: {a:.4f} vs {b:.4f} ({(a / b - 1) * 100:+.1f}%)"
                          for s, (a, b) in enumerate(zip(fast, fp32)))
-    return (f"mean {statistics.mean(fast):.4f} vs {statistics.mean(fp32):.4f} ({diff * 100:+.1f}%; goal within 2%: "
-            f"{'met' if abs(diff) <= 0.02 else 'not met'}); {per_seed}")
+    return (f"mean {statistics.mean(fast):.4f} vs {statistics.mean(fp32):.4f} ({diff * 100:+.1f}%; "
+            f"{goal('within 2%', abs(diff) <= 0.02)}); {per_seed}")
 
 
 class StopAtQuality(L.Callback):
@@ -206,15 +210,14 @@ class StopAtQuality(L.Callback):
             self.check(trainer, module)
 
 
-def time_to_quality(data_name: str, workdir: Path, target: float, checks_per_epoch: int = 1,
+def time_to_quality(data: ImageData, workdir: Path, target: float, checks_per_epoch: int = 1,
                     code_size: int = 49) -> StopAtQuality:
-    data = load_data(data_name)
     train_images = len(split_validation(data.train)[0])
     batch = get_entry("best").train.batch_size
     every = None if checks_per_epoch == 1 else max(1, -(-train_images // batch) // checks_per_epoch)
     stopper = StopAtQuality(data.test, target, every)
     start = time.perf_counter()
-    train(TrainOptions(model="best", data=data_name, params={"code_size": code_size}, epochs=30,
+    train(TrainOptions(model="best", data=data.name, params={"code_size": code_size}, epochs=30,
                        out=workdir / f"ttq-{checks_per_epoch}", progress=False), extra_callbacks=[stopper])
     stopper.wall_including_setup = time.perf_counter() - start
     return stopper
@@ -246,7 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "speed.md")
     args = parser.parse_args(argv)
     data_name = args.data or ("fashion-mnist" if DEBIAN_FASHION_MNIST.is_dir() else "mnist-sample")
-    torch.set_num_threads(torch.get_num_threads())
     data = load_data(data_name)
     train_x, _ = split_validation(data.train)
     rows: list[tuple[str, str]] = []
@@ -279,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         report("reference: plain fp32 eager loop, training", rate_text(references))
         report("aelab train (defaults), training", rate_text(ours_rates))
         report("  ratio ours / reference", f"{ours_rate / reference:.2f}x (per round: "
-                                           f"{', '.join(f'{r:.2f}x' for r in ratios)}; goal >= 2.5x: "
-                                           f"{'met' if ours_rate / reference >= 2.5 else 'not met'})")
+                                           f"{', '.join(f'{r:.2f}x' for r in ratios)}; "
+                                           f"{goal('>= 2.5x', ours_rate / reference >= 2.5)})")
         report("same fast settings in a hand loop (no Lightning)", rate_text(hand_rates))
         report("  Lightning's share of step time", f"{max(0.0, 1 - ours_rate / hand_fast) * 100:.1f}%")
         report("  utilisation vs fp32 matmul peak", f"{ours_rate * flops / fp32_rate * 100:.0f}%")
@@ -292,8 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         ours_inf = inference_rate(sample, fast=True)
         report("reference inference (encode+decode, batch 1000)", f"{ref_inf:,.0f} images/s")
         report("aelab inference (batch 1000)", f"{ours_inf:,.0f} images/s")
-        report("  ratio ours / reference", f"{ours_inf / ref_inf:.2f}x (goal >= 2x: "
-                                           f"{'met' if ours_inf / ref_inf >= 2 else 'not met'})")
+        report("  ratio ours / reference", f"{ours_inf / ref_inf:.2f}x ({goal('>= 2x', ours_inf / ref_inf >= 2)})")
 
         if not args.skip_quality:
             report(f"quality: test RMSE after {args.quality_epochs} epochs, defaults vs fp32",
@@ -301,15 +302,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_ttq:
             data_pca = pca_rmse(data.train, data.test, data.test, 49)  # the PCA floor at code size 49
             for checks in (1, 4):
-                stopper = time_to_quality(data_name, workdir, data_pca, checks)
+                stopper = time_to_quality(data, workdir, data_pca, checks)
                 trace = ", ".join(f"epoch {e:.2f}: {t:.1f}s rmse {r:.4f}" for e, t, r in stopper.trace)
                 label = (f"time to quality (best, code 49, RMSE <= {data_pca:.4f}, "
                          f"{'checked each epoch' if checks == 1 else f'checked {checks}x per epoch'})")
                 if stopper.reached_at is None:
                     report(label, f"not reached ({trace})")
                 else:
-                    report(label, f"{stopper.reached_at:.1f} s of training (goal < 20 s: "
-                                  f"{'met' if stopper.reached_at < 20 else 'not met'}), "
+                    report(label, f"{stopper.reached_at:.1f} s of training "
+                                  f"({goal('< 20 s', stopper.reached_at < 20)}), "
                                   f"{stopper.wall_including_setup:.1f} s wall incl. data and set-up ({trace})")
 
     profile = profile_summary(train_x)
