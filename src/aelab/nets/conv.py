@@ -176,9 +176,9 @@ class BottleneckAutoencoder(Autoencoder):
     lays its 4 outputs per position out as 2x2 pixels, which saves the costliest full-size conv.
     Trained on MSE, which is what RMSE against PCA measures.
 
-    Widths 24-48 by default, chosen by time to quality on a 2-core CPU (benchmarks/speed.py):
-    on Fashion-MNIST at code 49 they beat PCA by 35% (test RMSE 0.0697) after 30 epochs in 11
-    minutes; 32-64 (``--param channels=32,64``) reaches 0.0681 at about 1.3x the time per epoch.
+    Widths 24-48 by default, for time to quality on a 2-core CPU (benchmarks/speed.py): on
+    Fashion-MNIST at code 49 they beat PCA by 35% (test RMSE 0.0697) after 30 epochs in 11
+    minutes; 32-64 (``--param channels=32,64``) reaches 0.0681, a little slower per epoch.
     """
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
