@@ -35,3 +35,35 @@ def test_fast_inference_matches_fp32():
     assert torch.allclose(exact, eager, atol=1e-5)
     fast, _ = reconstruct(model, x, precision="bf16-mixed")
     assert (fast - exact).abs().max() < 0.02  # bf16 keeps 8-bit image precision
+
+
+def test_written_out_bce_matches_torch():
+    """The fast BCE must be the same loss and gradient as PyTorch's, saturated logits included."""
+    from aelab.losses import bce_with_logits
+
+    torch.manual_seed(0)
+    logits = (torch.randn(64, 1, 28, 28) * 8).requires_grad_()
+    target = torch.rand(64, 1, 28, 28)
+    ours = bce_with_logits(logits, target)
+    (grad_ours,) = torch.autograd.grad(ours, logits)
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    (grad_theirs,) = torch.autograd.grad(theirs, logits)
+    assert torch.allclose(ours, theirs, rtol=1e-6)
+    assert torch.allclose(grad_ours, grad_theirs, atol=1e-10)
+    bf16 = logits.detach().bfloat16().requires_grad_()  # autocast's logits: the loss is still fp32
+    assert bce_with_logits(bf16, target).dtype == torch.float32
+
+
+def test_keep_freed_memory_is_set_once_and_can_be_declined(monkeypatch):
+    import platform
+
+    from aelab import accel
+
+    monkeypatch.setattr(accel, "_malloc_tuned", None)
+    monkeypatch.setenv("AELAB_KEEP_FREED_MEMORY", "0")
+    assert accel.keep_freed_memory() is False
+    monkeypatch.setattr(accel, "_malloc_tuned", None)
+    monkeypatch.delenv("AELAB_KEEP_FREED_MEMORY")
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert accel.keep_freed_memory() is expected
+    assert accel.keep_freed_memory() is expected  # the answer is remembered, mallopt runs once

@@ -34,8 +34,9 @@ def test_plain_reference_is_the_seed_one_model():
 def test_reference_and_fast_steps_train(tmp_path):
     speed = load_speed()
     x = torch.rand(400, 1, 28, 28)
-    assert speed.plain_loop(x, epochs=1, fast=False) > 0
-    assert speed.plain_loop(x, epochs=1, fast=True) > 0
+    for fast in (False, True):
+        rate, faults = speed.plain_loop(x, epochs=1, fast=fast)
+        assert rate > 0 and faults >= 0
     results = tmp_path / "speed.md"
     speed.write_results(results, [("a", "1"), ("b", "2")], "profile", ["--data", "mnist-sample"])
     speed.write_results(results, [("a", "3")], "profile", [])

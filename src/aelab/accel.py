@@ -7,6 +7,8 @@ trains the seed-1 model several times faster than fp32 eager PyTorch, at the sam
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import platform
 from pathlib import Path
 from typing import Literal
@@ -16,6 +18,38 @@ import torch
 from .errors import AelabError
 
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+
+# glibc mallopt() parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_malloc_tuned: bool | None = None
+
+
+def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30) -> bool:
+    """Have glibc's malloc keep the memory of freed tensors for reuse instead of giving it back to
+    the operating system; True where that is now in force.
+
+    A training step frees and allocates the same multi-megabyte activations every time. glibc
+    serves blocks that large with ``mmap`` and unmaps them when freed, so every step faults the
+    pages in anew: measured on the 2-core CPU, ~16,000 page faults and about half the step time of
+    the plain fp32 loop (benchmarks/speed.py). Raising the mmap and trim thresholds makes those
+    blocks come from the heap, which keeps them (the process keeps its peak memory until it
+    exits). The effect is process-wide: aelab sets it when a CLI command or :func:`aelab.training.train`
+    starts; ``AELAB_KEEP_FREED_MEMORY=0`` leaves malloc as it is. Does nothing (False) off glibc.
+    """
+    global _malloc_tuned
+    if _malloc_tuned is not None:
+        return _malloc_tuned
+    _malloc_tuned = False
+    if os.environ.get("AELAB_KEEP_FREED_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # older glibc caps the mmap threshold at 32 MiB: fall back to the cap
+    mmap_ok = libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) or libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    _malloc_tuned = bool(mmap_ok and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return _malloc_tuned
 
 
 def cpu_supports_bf16() -> bool:

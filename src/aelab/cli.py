@@ -449,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .accel import keep_freed_memory
+
+        keep_freed_memory()  # a CLI command owns its process
         args.func(args)
     except AelabError as error:
         print(f"aelab {args.command}: error: {error}", file=sys.stderr)

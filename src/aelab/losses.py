@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+class _MeanBCEWithLogits(torch.autograd.Function):
+    """Mean binary cross-entropy on logits, ``max(x, 0) - x*y + log(1 + exp(-|x|))``, with the
+    gradient ``(sigmoid(x) - y) / N`` written out.
+
+    Same loss (to float rounding: ``log(1 + e)`` drops terms below 6e-8 a pixel that ``log1p``
+    keeps) and gradient as ``F.binary_cross_entropy_with_logits``, which goes through
+    ``log1p``: that kernel is not vectorised in PyTorch's CPU build and made the loss 5% of the
+    seed-1 training step on the CPU; this form takes 0.5 ms where that took 1.2 ms (batch 200).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, target: Tensor) -> Tensor:
+        ctx.save_for_backward(logits, target)
+        return (logits.clamp(min=0) - logits * target + torch.exp(-logits.abs()).add_(1).log_()).mean()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        logits, target = ctx.saved_tensors
+        return (torch.sigmoid(logits) - target).mul_(grad / logits.numel()), None
+
+
+def bce_with_logits(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean per-pixel binary cross-entropy of ``target`` under ``sigmoid(logits)``, in fp32."""
+    if target.requires_grad:  # the written-out gradient is the logits' only
+        return F.binary_cross_entropy_with_logits(logits.float(), target)
+    return _MeanBCEWithLogits.apply(logits.float(), target)
 
 
 def reconstruction_loss(logits: Tensor, target: Tensor, loss: str, output: str = "sigmoid") -> Tensor:
@@ -15,7 +44,7 @@ def reconstruction_loss(logits: Tensor, target: Tensor, loss: str, output: str =
     if loss == "bce":
         if output != "sigmoid":
             raise ValueError("binary cross-entropy needs a model with a sigmoid output; use --loss mse")
-        return F.binary_cross_entropy_with_logits(logits.float(), target)
+        return bce_with_logits(logits, target)
     if loss == "mse":
         logits = logits.float()  # the output and its error in fp32, whatever precision made the logits
         image = logits.sigmoid() if output == "sigmoid" else logits
