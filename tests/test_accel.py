@@ -52,6 +52,10 @@ def test_written_out_bce_matches_torch():
     assert torch.allclose(grad_ours, grad_theirs, atol=1e-10)
     bf16 = logits.detach().bfloat16().requires_grad_()  # autocast's logits: the loss is still fp32
     assert bce_with_logits(bf16, target).dtype == torch.float32
+    colour = torch.randn(8, 3, 28, 28).contiguous(memory_format=torch.channels_last)  # layouts differ
+    colour_target = torch.rand(8, 3, 28, 28)
+    assert torch.allclose(bce_with_logits(colour, colour_target),
+                          torch.nn.functional.binary_cross_entropy_with_logits(colour, colour_target), rtol=1e-6)
 
 
 def test_keep_freed_memory_is_set_once_and_can_be_declined(monkeypatch):
@@ -67,3 +71,21 @@ def test_keep_freed_memory_is_set_once_and_can_be_declined(monkeypatch):
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert accel.keep_freed_memory() is expected
     assert accel.keep_freed_memory() is expected  # the answer is remembered, mallopt runs once
+
+
+def test_failing_nvml_check_is_skipped_only_where_nvml_cannot_load(monkeypatch):
+    import ctypes
+    import os
+
+    from aelab import accel
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        loadable = True
+    except OSError:
+        loadable = False
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # what importing Lightning does
+    available = torch.cuda.is_available()
+    assert accel.skip_failing_nvml_check() is not loadable
+    assert ("PYTORCH_NVML_BASED_CUDA_CHECK" in os.environ) is loadable
+    assert torch.cuda.is_available() == available  # the same answer either way

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from . import __version__
-from .accel import Precision, choose_precision, device_for, keep_freed_memory
+from .accel import Precision, choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
 from .callbacks import History, SampleGrid
 from .data import TensorBatches, load_data, split_validation
 from .errors import AelabError
@@ -123,6 +123,7 @@ def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -
     out = Path(opts.out)
     prepare_out(out, opts.resume, opts.overwrite)
     keep_freed_memory()
+    skip_failing_nvml_check()
     config = _resolved_config(opts)
     data = _fit_data_shape(config)  # bad data fails here, before anything is written
     L.seed_everything(config["seed"], verbose=False)  # before the model: --seed fixes its initial weights too

@@ -14,10 +14,16 @@ class AEOutput:
     """What every autoencoder's forward returns."""
 
     logits: Tensor  # (B, C, H, W) reconstruction before the output activation
-    recon: Tensor  # (B, C, H, W) reconstruction in image space
     z: Tensor  # the code, (B, ...) as the model lays it out (a VAE's sampled z while training)
     mean: Tensor | None = None  # VAEs: the posterior's mean, (B, latent)
     logvar: Tensor | None = None  # VAEs: the posterior's log-variance, (B, latent)
+    output: Literal["sigmoid", "linear"] = "sigmoid"  # the model's output activation
+
+    @property
+    def recon(self) -> Tensor:
+        """(B, C, H, W) reconstruction in image space, computed when asked: training on BCE
+        needs only the logits."""
+        return torch.sigmoid(self.logits) if self.output == "sigmoid" else self.logits
 
 
 class Autoencoder(nn.Module):
@@ -50,7 +56,7 @@ class Autoencoder(nn.Module):
     def forward(self, x: Tensor) -> AEOutput:
         z = self.encode(x)
         logits = self.decode_logits(z)
-        return AEOutput(logits=logits, recon=self.to_image(logits), z=z)
+        return AEOutput(logits=logits, z=z, output=self.output)
 
     @torch.no_grad()
     def code_shape(self) -> tuple[int, ...]:

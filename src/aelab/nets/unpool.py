@@ -67,7 +67,7 @@ class UnpoolAutoencoder(Autoencoder):
     def forward(self, x: Tensor) -> AEOutput:
         z, switches = self.encode_with_switches(x)
         logits = self.decode_logits(z, switches)
-        return AEOutput(logits=logits, recon=logits, z=z)
+        return AEOutput(logits=logits, z=z, output=self.output)
 
 
 CNTK = TrainDefaults(loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20)

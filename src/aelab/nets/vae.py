@@ -62,7 +62,7 @@ class ConvVAE(Autoencoder):
         mean, logvar = self.posterior(x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
         logits = self.decode_logits(z)
-        return AEOutput(logits=logits, recon=torch.sigmoid(logits), z=z, mean=mean, logvar=logvar)
+        return AEOutput(logits=logits, z=z, mean=mean, logvar=logvar)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
