@@ -30,8 +30,10 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
 
     A training step frees and allocates the same multi-megabyte activations every time. glibc
     serves blocks that large with ``mmap`` and unmaps them when freed, so every step faults the
-    pages in anew: measured on the 2-core CPU, ~16,000 page faults and about half the step time of
-    the plain fp32 loop (benchmarks/speed.py). Raising the mmap and trim thresholds makes those
+    pages in anew: over 10,000 page faults a step in the speed benchmark's plain fp32 loop, which
+    ran about 1.4x faster with this setting (benchmarks/results/speed.md, the two reference rows:
+    glibc raises its threshold as it goes, so without the setting the loop's speed varies from
+    run to run). Raising the mmap and trim thresholds makes those
     blocks come from the heap, which keeps them (the process keeps its peak memory until it
     exits). The effect is process-wide: aelab sets it when a CLI command or :func:`aelab.training.train`
     starts; ``AELAB_KEEP_FREED_MEMORY=0`` leaves malloc as it is. Does nothing (False) off glibc.
@@ -70,8 +72,8 @@ def skip_failing_nvml_check() -> bool:
     Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` when imported, so every CUDA check asks
     NVML first. Without an NVIDIA driver (a CPU machine with PyTorch's CUDA build) that means a
     failed ``dlopen`` and then the usual CUDA runtime check anyway, and torch's optimisers check
-    CUDA on every step: about 0.4 ms of the seed-1 model's 16 ms CPU step, measured here. Where
-    NVML cannot load, dropping the variable gives the same answer without the failed load.
+    CUDA on every step, so every training step paid for the failed load. Where NVML cannot load,
+    dropping the variable gives the same answer without it.
     """
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
         return False

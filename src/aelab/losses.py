@@ -13,8 +13,9 @@ class _MeanBCEWithLogits(torch.autograd.Function):
 
     Same loss (to float rounding: ``log(1 + e)`` drops terms below 6e-8 a pixel that ``log1p``
     keeps) and gradient as ``F.binary_cross_entropy_with_logits``, which goes through
-    ``log1p``: that kernel is not vectorised in PyTorch's CPU build and made the loss 5% of the
-    seed-1 training step on the CPU; this form takes 0.5 ms where that took 1.2 ms (batch 200).
+    ``log_sigmoid``, a kernel PyTorch's CPU build does not vectorise: about 1 ms a call and 3-5%
+    of the seed-1 training step at batch 200 in the speed benchmark's profiles before this form
+    (benchmarks/results/speed.md, ``aten::log_sigmoid_forward``).
     """
 
     @staticmethod

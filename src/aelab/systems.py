@@ -83,8 +83,9 @@ class AutoencoderSystem(L.LightningModule):
         self._epoch_counts[stage] = self._epoch_counts.get(stage, 0) + n
 
     def on_validation_epoch_end(self) -> None:
-        # Logged once per epoch: Lightning's self.log costs about a millisecond a call, 15% of a
-        # step of the seed-1 model. Validation ends each training epoch, so both stages land here.
+        # Logged once per epoch: each self.log call runs Lightning's metric bookkeeping in Python,
+        # a per-step cost for every logged value. Validation ends each training epoch, so both
+        # stages land here.
         for stage in ("train", "val"):
             count = self._epoch_counts.pop(stage, 0)
             for name, total in self._epoch_sums.pop(stage, {}).items():
