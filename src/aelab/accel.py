@@ -31,7 +31,7 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
     A training step frees and allocates the same multi-megabyte activations every time. glibc
     serves blocks that large with ``mmap`` and unmaps them when freed, so every step faults the
     pages in anew: over 10,000 page faults a step in the speed benchmark's plain fp32 loop, which
-    ran about 1.4x faster with this setting (benchmarks/results/speed.md, the two reference rows:
+    ran 1.3-1.5x faster with this setting (benchmarks/results/speed.md, the two reference rows:
     glibc raises its threshold as it goes, so without the setting the loop's speed varies from
     run to run). Raising the mmap and trim thresholds makes those
     blocks come from the heap, which keeps them (the process keeps its peak memory until it
