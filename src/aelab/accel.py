@@ -35,7 +35,8 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
     glibc raises its threshold as it goes, so without the setting the loop's speed varies from
     run to run). Raising the mmap and trim thresholds makes those blocks come from the heap,
     which keeps them (the process keeps its peak memory until it exits). The effect is
-    process-wide: aelab sets it when a CLI command or :func:`aelab.training.train` starts; ``AELAB_KEEP_FREED_MEMORY=0`` leaves malloc as it is. Does nothing (False) off glibc.
+    process-wide: aelab sets it when a CLI command or :func:`aelab.training.train` starts;
+    ``AELAB_KEEP_FREED_MEMORY=0`` leaves malloc as it is. Does nothing (False) off glibc.
     """
     global _malloc_tuned
     if _malloc_tuned is not None:
