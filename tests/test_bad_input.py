@@ -173,6 +173,7 @@ def test_failed_overwrite_keeps_the_old_run(run_copy, capsys):
     ("conv-resize", "block=fancy", "not one of"),
     ("dense", "code_size=0", "positive"),
     ("best", "code_size=0", "positive"),
+    ("best", "batch_norm=some", "not one of"),
     ("tied", "act=nope", "unknown activation"),
     ("conv-unpool", "pool=3", "does not divide"),
     ("conv-transpose", "in_size=30", "divisible"),

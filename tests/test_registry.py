@@ -108,3 +108,19 @@ def test_seed_one_architecture_is_faithful():
     assert [b[0].out_channels for b in denoise.encoder] == [32, 32, 16]
     assert [b[0].out_channels for b in denoise.decoder] == [16, 32, 32]
     assert get_entry("conv-resize-denoise").train.noise == 0.5
+
+
+@pytest.mark.parametrize("placement, norms_24_wide", [("all", 6), ("coarse", 1)])
+def test_best_puts_batch_norm_where_asked(placement, norms_24_wide):
+    """`best`'s batch norm: after every conv, or at the 7x7 level and after the decoder's upsampling
+    conv only; a conv without one keeps its bias."""
+    model = create_model("best", channels=(24, 48), batch_norm=placement)
+    norms = [m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms.count(48) == 5 and norms.count(24) == norms_24_wide
+    assert isinstance(model.decoder[3], torch.nn.BatchNorm2d)  # after the upsampling conv
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
+    for conv, after in zip(layers, layers[1:] + [None]):
+        if isinstance(conv, torch.nn.Conv2d) and conv.kernel_size == (3, 3) and conv.out_channels in (24, 48):
+            assert (conv.bias is None) == isinstance(after, torch.nn.BatchNorm2d)
+    x = batch_for(model)
+    assert model(x).recon.shape == x.shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -10,6 +11,8 @@ from torch import Tensor, nn
 from ..registry import TrainDefaults, register_model, register_preset
 from .base import Autoencoder
 from .blocks import BlockKind, activation, check_positive, conv_block
+
+NormPlacement = Literal["all", "coarse"]
 
 # Keras 2's Adadelta default learning rate, which the seed's `optimizer='adadelta'` used
 KERAS_ADADELTA = TrainDefaults(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
@@ -169,44 +172,57 @@ class BottleneckAutoencoder(Autoencoder):
     """aelab's own: a residual conv encoder to a dense code of any size, and its mirror.
 
     Stride-2 convs downsample 28 -> 14 -> 7 (no pooling: the network learns what to keep), with
-    ``blocks_per_level`` residual blocks (batch norm) per level, then a linear map to
-    ``code_size`` values. The decoder mirrors it with nearest-neighbour upsampling + conv (no
-    checkerboard artefacts) and ends in a sub-pixel convolution (Shi et al. 2016,
-    https://arxiv.org/abs/1609.05158): the last conv runs at half resolution and a pixel shuffle
-    lays its 4 outputs per position out as 2x2 pixels, which saves the costliest full-size conv.
-    Trained on MSE, which is what RMSE against PCA measures.
+    ``blocks_per_level`` residual blocks per level, then a linear map to ``code_size`` values.
+    The decoder mirrors it with nearest-neighbour upsampling + conv (no checkerboard artefacts)
+    and ends in a sub-pixel convolution (Shi et al. 2016, https://arxiv.org/abs/1609.05158): the
+    last conv runs at half resolution and a pixel shuffle lays its 4 outputs per position out as
+    2x2 pixels, which saves the costliest full-size conv. Trained on MSE, which is what RMSE
+    against PCA measures.
 
-    Widths 24-48 by default, for time to quality on a 2-core CPU (benchmarks/speed.py): on
-    Fashion-MNIST at code 49 they beat PCA by 35% (test RMSE 0.0697) after 30 epochs in 11
-    minutes; 32-64 (``--param channels=32,64``) reaches 0.0681, a little slower per epoch.
+    ``batch_norm`` says where batch normalisation goes. ``"all"``: after every conv. ``"coarse"``
+    (the default): at the innermost, 7x7 level, and after the decoder's upsampling convs, which
+    set the scale of the decoder's finer levels; in trials without those, the decoder's
+    activations grew until the output sigmoid saturated and training stalled at a constant
+    image. On a CPU, batch norm of the large maps is slow for its few FLOPs;
+    ``benchmarks/speed.py`` prints the time to quality of ``"coarse"`` beside ``"all"``.
+
+    Widths 16-48 and Adam at 3e-3 by default, for time to quality on a 2-core CPU
+    (benchmarks/speed.py): the 14x14 level, where a step spends most of its time, is the narrow
+    one. ``--param channels=32,64`` is wider and slower per epoch.
     """
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
-                 channels: tuple[int, ...] = (24, 48), act: str = "relu", blocks_per_level: int = 1) -> None:
+                 channels: tuple[int, ...] = (16, 48), act: str = "relu", blocks_per_level: int = 1,
+                 batch_norm: NormPlacement = "coarse") -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, code_size=code_size, channels=channels)
         if in_size % 2 ** len(channels):
             raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)}")
+        if batch_norm not in ("all", "coarse"):
+            raise ValueError(f"batch_norm must be all or coarse, got {batch_norm!r}")
         self.input_shape = (in_channels, in_size, in_size)
         side = in_size // 2 ** len(channels)
         self.inner = (channels[-1], side, side)
+        # level i works on maps of side in_size / 2**(i + 1); the last level is the coarsest
+        normed = [batch_norm == "all" or i == len(channels) - 1 for i in range(len(channels))]
 
-        def level(width: int) -> list[nn.Module]:
-            return [conv_block(width, width, act, block="residual", batch_norm=True) for _ in range(blocks_per_level)]
+        def level(i: int) -> list[nn.Module]:
+            return [conv_block(channels[i], channels[i], act, block="residual", batch_norm=normed[i])
+                    for _ in range(blocks_per_level)]
 
-        def conv_bn(a: int, b: int, stride: int = 1) -> list[nn.Module]:
-            return [nn.Conv2d(a, b, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(b), activation(act)]
+        def conv_norm(a: int, i: int, norm: bool, stride: int = 1) -> list[nn.Module]:  # a channels to level i
+            bn = [nn.BatchNorm2d(channels[i])] if norm else []
+            return [nn.Conv2d(a, channels[i], 3, stride=stride, padding=1, bias=not norm), *bn, activation(act)]
 
         down: list[nn.Module] = []
-        for a, b in zip([in_channels, *channels], channels):
-            down += conv_bn(a, b, stride=2) + level(b)
+        for i, a in enumerate([in_channels, *channels[:-1]]):
+            down += conv_norm(a, i, normed[i], stride=2) + level(i)
         self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(math.prod(self.inner), code_size))
         self.expand = nn.Sequential(nn.Linear(code_size, math.prod(self.inner)), activation(act))
         up: list[nn.Module] = []
-        back = list(reversed(channels))
-        for a, b in zip(back, back[1:]):
-            up += level(a) + [nn.Upsample(scale_factor=2, mode="nearest")] + conv_bn(a, b)
-        up += level(back[-1]) + [nn.Conv2d(back[-1], in_channels * 4, 3, padding=1), nn.PixelShuffle(2)]
+        for i in reversed(range(1, len(channels))):
+            up += level(i) + [nn.Upsample(scale_factor=2, mode="nearest")] + conv_norm(channels[i], i - 1, True)
+        up += level(0) + [nn.Conv2d(channels[0], in_channels * 4, 3, padding=1), nn.PixelShuffle(2)]
         self.decoder = nn.Sequential(*up)
 
     def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, code_size)
@@ -217,8 +233,8 @@ class BottleneckAutoencoder(Autoencoder):
 
 
 @register_model("best", "aelab's own: residual conv encoder/decoder around a dense code of any size "
-                "(--param code_size=N); beats PCA", train=TrainDefaults(loss="mse", optimizer="adam", lr=2e-3,
+                "(--param code_size=N); beats PCA", train=TrainDefaults(loss="mse", optimizer="adam", lr=3e-3,
                                                                          batch_size=128, epochs=30, schedule="cosine"))
-def best(in_channels: int = 1, in_size: int = 28, code_size: int = 49, channels: tuple[int, ...] = (24, 48),
-         act: str = "relu", blocks_per_level: int = 1) -> BottleneckAutoencoder:
-    return BottleneckAutoencoder(in_channels, in_size, code_size, channels, act, blocks_per_level)
+def best(in_channels: int = 1, in_size: int = 28, code_size: int = 49, channels: tuple[int, ...] = (16, 48),
+         act: str = "relu", blocks_per_level: int = 1, batch_norm: NormPlacement = "coarse") -> BottleneckAutoencoder:
+    return BottleneckAutoencoder(in_channels, in_size, code_size, channels, act, blocks_per_level, batch_norm)
