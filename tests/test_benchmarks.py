@@ -44,3 +44,13 @@ def test_reference_and_fast_steps_train(tmp_path):
     speed.write_results(results, [("a", "3")], "profile", [])
     text = results.read_text()
     assert text.count("## ") == 2 and text.index("| a | 3 |") < text.index("| a | 1 |")  # newest first
+
+
+def test_time_to_quality_text_takes_the_median_and_counts_misses_as_slowest():
+    speed = load_speed()
+    runs = [{"reached_at": t, "wall": 20.0, "trace": [(1.0, 12.0, 0.1)]} for t in (12.0, 11.0)]
+    assert speed.ttq_text(runs + [{"reached_at": None, "wall": 99.0, "trace": []}], verdict=True).startswith(
+        "12.0 s of training (runs: 12.0, 11.0, inf), goal < 20 s: met")
+    assert speed.ttq_text(runs[:1], verdict=False).startswith("12.0 s of training; 20.0 s wall")
+    missed = [{"reached_at": None, "wall": 99.0, "trace": [(1.0, 30.0, 0.2)]}]
+    assert speed.ttq_text(missed, verdict=True).startswith("not reached, goal < 20 s: not met")

@@ -183,12 +183,11 @@ class BottleneckAutoencoder(Autoencoder):
     (the default): at the innermost, 7x7 level, and after the decoder's upsampling convs, which
     set the scale of the decoder's finer levels; in trials without those, the decoder's
     activations grew until the output sigmoid saturated and training stalled at a constant
-    image. On a CPU, batch norm of the large maps is slow for its few FLOPs;
-    ``benchmarks/speed.py`` prints the time to quality of ``"coarse"`` beside ``"all"``.
+    image. ``benchmarks/speed.py`` prints the time to quality of ``"coarse"`` beside ``"all"``.
 
-    Widths 16-48 and Adam at 3e-3 by default, for time to quality on a 2-core CPU
-    (benchmarks/speed.py): the 14x14 level, where a step spends most of its time, is the narrow
-    one. ``--param channels=32,64`` is wider and slower per epoch.
+    Widths 16-48 (and, in ``best``'s training defaults, Adam at 3e-3) for time to quality on a
+    2-core CPU (benchmarks/speed.py): the 14x14 level is the narrow one, as a 3x3 conv's cost
+    grows with the square of its width. ``--param channels=32,64`` is wider and slower an epoch.
     """
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
