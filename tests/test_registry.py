@@ -124,3 +124,14 @@ def test_best_puts_batch_norm_where_asked(placement, norms_24_wide):
             assert (conv.bias is None) == isinstance(after, torch.nn.BatchNorm2d)
     x = batch_for(model)
     assert model(x).recon.shape == x.shape
+
+
+def test_a_run_saved_before_a_parameter_existed_still_loads(tmp_path):
+    """A `best` run saved before `batch_norm` existed (batch norm after every conv) rebuilds as such."""
+    model = create_model("best", channels=(24, 48), batch_norm="all").eval()
+    params = {k: v for k, v in model.params.items() if k != "batch_norm"}
+    run = Run(tmp_path)
+    run.write_json(run.config_path, {"model": "best", "params": params, "train": {}})
+    run.save_weights(model)
+    x = batch_for(model)
+    assert torch.equal(model(x).recon, run.load_model()(x).recon)

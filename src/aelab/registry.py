@@ -79,6 +79,8 @@ class ModelEntry:
     train: TrainDefaults = field(default_factory=TrainDefaults)
     preset: dict[str, Any] = field(default_factory=dict)
     kind: Literal["autoencoder", "vae", "gan"] = "autoencoder"
+    # builder parameters added after runs had been saved, with the value that rebuilds those runs
+    added_later: dict[str, Any] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, Any]:
         """Every builder parameter with its value for this entry (signature default, then preset)."""
@@ -94,11 +96,13 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, description: str, train: TrainDefaults | None = None,
-                   kind: Literal["autoencoder", "vae", "gan"] = "autoencoder"):
-    """Decorator: register ``builder`` under ``name`` with its training defaults."""
+                   kind: Literal["autoencoder", "vae", "gan"] = "autoencoder", added_later: dict[str, Any] | None = None):
+    """Decorator: register ``builder`` under ``name`` with its training defaults. ``added_later``
+    names parameters the builder gained after runs were saved, with the value those runs had, so
+    that their config.json still rebuilds the model they trained."""
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _add(ModelEntry(name, builder, description, train or TrainDefaults(), {}, kind))
+        _add(ModelEntry(name, builder, description, train or TrainDefaults(), {}, kind, added_later or {}))
         return builder
 
     return decorate
@@ -112,7 +116,7 @@ def register_preset(name: str, base: str, description: str, train: TrainDefaults
     if unknown:
         raise ValueError(f"preset {name}: {base} has no parameter(s) {sorted(unknown)}")
     _add(ModelEntry(name, parent.builder, description, train or parent.train,
-                    {**parent.preset, **params}, parent.kind))
+                    {**parent.preset, **params}, parent.kind, parent.added_later))
 
 
 def _add(entry: ModelEntry) -> None:

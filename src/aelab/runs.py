@@ -67,7 +67,10 @@ class Run:
         for key in ("model", "params", "train"):
             if key not in config:
                 raise AelabError(f"{self.config_path} is damaged (no {key!r})")
-        get_entry(config["model"])  # an unknown model name is refused here, with the list
+        if not isinstance(config["params"], dict):
+            raise AelabError(f"{self.config_path} is damaged ('params' is not an object)")
+        entry = get_entry(config["model"])  # an unknown model name is refused here, with the list
+        config["params"] = {**entry.added_later, **config["params"]}  # a run saved before a parameter existed
         return config
 
     # -------------------------------------------------------------- weights

@@ -233,7 +233,8 @@ class BottleneckAutoencoder(Autoencoder):
 
 @register_model("best", "aelab's own: residual conv encoder/decoder around a dense code of any size "
                 "(--param code_size=N); beats PCA", train=TrainDefaults(loss="mse", optimizer="adam", lr=3e-3,
-                                                                         batch_size=128, epochs=30, schedule="cosine"))
+                                                                         batch_size=128, epochs=30, schedule="cosine"),
+                added_later={"batch_norm": "all"})
 def best(in_channels: int = 1, in_size: int = 28, code_size: int = 49, channels: tuple[int, ...] = (16, 48),
          act: str = "relu", blocks_per_level: int = 1, batch_norm: NormPlacement = "coarse") -> BottleneckAutoencoder:
     return BottleneckAutoencoder(in_channels, in_size, code_size, channels, act, blocks_per_level, batch_norm)
