@@ -8,7 +8,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..registry import TrainDefaults, register_model, register_preset
+from ..registry import TrainDefaults, register_model, register_preset, validate_choice
 from .base import Autoencoder
 from .blocks import BlockKind, activation, check_positive, conv_block
 
@@ -197,8 +197,7 @@ class BottleneckAutoencoder(Autoencoder):
         check_positive(in_channels=in_channels, in_size=in_size, code_size=code_size, channels=channels)
         if in_size % 2 ** len(channels):
             raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)}")
-        if batch_norm not in ("all", "coarse"):
-            raise ValueError(f"batch_norm must be all or coarse, got {batch_norm!r}")
+        validate_choice("batch_norm", batch_norm, NormPlacement)
         self.input_shape = (in_channels, in_size, in_size)
         side = in_size // 2 ** len(channels)
         self.inner = (channels[-1], side, side)
