@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from aelab.errors import AelabError
-from aelab.training import TrainOptions, train
+from aelab.training import train
+from reproduce import wall_file
 
 ROOT = Path(__file__).resolve().parent
 RUNS = [("vae-2d", "vae", {"latent_dim": 2}), ("vae-16d", "vae", {"latent_dim": 16}), ("gan", "gan", {})]
@@ -42,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.table_only or (args.only and key not in args.only):
                 continue
             started = time.perf_counter()
-            train(TrainOptions(model=model, data=args.data, params=params, epochs=args.epochs, out=out,
-                               overwrite=True, progress=False))
-            (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+            train(model, data=args.data, epochs=args.epochs, out=out, overwrite=True, progress=False, **params)
+            wall_file(out).write_text(f"{time.perf_counter() - started:.1f}\n")
     except AelabError as error:
         print(f"generative: error: {error}", file=sys.stderr)
         return 2
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         m = json.loads((out / "metrics.json").read_text())
         epochs = len(json.loads((out / "history.json").read_text())["epochs"])
-        wall = (out / "wall_seconds.txt").read_text().strip() if (out / "wall_seconds.txt").is_file() else "?"
+        wall = wall_file(out).read_text().strip() if wall_file(out).is_file() else "?"
         fmt = lambda key_, spec=".1f": "-" if m.get(key_) is None else format(m[key_], spec)  # noqa: E731
         rows.append(f"| {key} | `{model}` {params or ''} | {epochs} | {wall} s | {fmt('test_elbo')} | "
                     f"{fmt('test_recon_nats')} | {fmt('test_kl_nats')} | {fmt('test_iwae_k100')} | "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aelab.errors import AelabError
 from aelab.registry import get_entry
-from aelab.training import TrainOptions, train
+from aelab.training import train
 
 ROOT = Path(__file__).resolve().parent
 
@@ -72,9 +72,13 @@ def run_experiment(exp: Experiment, data: str, cap: int, runs: Path, overwrite: 
     epochs = min(get_entry(exp.model).train.epochs, cap)
     print(f"[train] {exp.key} on {data}, {epochs} epochs -> {out}", flush=True)
     started = time.perf_counter()
-    train(TrainOptions(model=exp.model, out=out, data=data, params=dict(exp.params), epochs=epochs,
-                       overwrite=True, progress=False))
-    (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
+    train(exp.model, out=out, data=data, epochs=epochs, overwrite=True, progress=False, **exp.params)
+    wall_file(out).write_text(f"{time.perf_counter() - started:.1f}\n")
+
+
+def wall_file(run: Path) -> Path:
+    """Wall seconds of a benchmark run, beside its run folder (a run folder holds only what aelab writes)."""
+    return run.with_name(f"{run.name}.wall_seconds.txt")
 
 
 def table(runs: Path) -> str:

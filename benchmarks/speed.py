@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -53,7 +54,7 @@ from aelab.losses import bce_with_logits
 from aelab.metrics import pca_rmse, reconstruct
 from aelab.registry import get_entry
 from aelab.systems import make_optimizer
-from aelab.training import TrainOptions, train
+from aelab.training import train
 
 ROOT = Path(__file__).resolve().parent
 MODEL, BATCH = "conv-resize", 200
@@ -168,8 +169,8 @@ def ours(data_name: str, epochs: int, workdir: Path, model_name: str = MODEL, **
     epochs after the first), the metrics, and page faults a training step."""
     out = workdir / f"ours-{len(list(workdir.iterdir()))}"
     faults = StepFaults()
-    metrics = train(TrainOptions(model=model_name, data=data_name, epochs=epochs, out=out, progress=False,
-                                 early_stopping=False, **options), extra_callbacks=[faults])
+    metrics = train(model_name, data=data_name, epochs=epochs, out=out, progress=False, early_stopping=False,
+                    callbacks=[faults], **options).metrics
     history = json.loads((out / "history.json").read_text())["epochs"]
     rates = [row["images_per_second"] for row in history]
     return statistics.median(rates[1:] or rates), metrics, statistics.mean(faults.counts)
@@ -322,8 +323,8 @@ def time_to_quality(data: ImageData, workdir: Path, target: float, batch_norm: s
     every = None if checks_per_epoch == 1 else max(1, -(-train_images // batch) // checks_per_epoch)
     stopper = StopAtQuality(data.test, target, every)
     start = time.perf_counter()
-    train(TrainOptions(model="best", data=data.name, params={"code_size": code_size, "batch_norm": batch_norm},
-                       epochs=30, out=workdir / "ttq", progress=False), extra_callbacks=[stopper])
+    train("best", data=data.name, code_size=code_size, norm_at=batch_norm, epochs=30, out=workdir / "ttq",
+          progress=False, callbacks=[stopper])
     stopper.wall_including_setup = time.perf_counter() - start
     return stopper
 
@@ -477,9 +478,12 @@ def write_results(path: Path, rows: list[tuple[str, str]], profile: str, argv: l
                "Where a training step's time goes (torch.profiler, 20 steps, self CPU time):", "", "```",
                profile.strip(), "```", ""]
     header = "# Speed benchmark\n\nProduced by `benchmarks/speed.py`; newest run first.\n\n"
-    old = path.read_text().split("\n", 4)[-1] if path.is_file() else ""
+    text = path.read_text() if path.is_file() else header
+    # the newest run goes above the older ones, below the method notes that open the file
+    first_run = next((m.start() for m in re.finditer(r"^## ", text, re.M) if not text.startswith("## Method", m.start())),
+                     len(text))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + "\n".join(section) + "\n" + old.strip() + "\n")
+    path.write_text(text[:first_run] + "\n".join(section) + "\n" + text[first_run:].strip() + "\n")
 
 
 if __name__ == "__main__":

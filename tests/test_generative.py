@@ -11,7 +11,7 @@ from aelab import create_model, list_models
 from aelab.losses import vae_loss
 from aelab.metrics import vae_bounds
 from aelab.registry import get_entry
-from aelab.runs import Run
+from aelab.runs import Run, write_json
 from aelab.systems import GANSystem
 from conftest import run_cli
 
@@ -52,7 +52,7 @@ def test_gan_shapes_and_save_load(name, tmp_path):
     assert model.sample(6).shape == (6, *model.input_shape)
     assert model.sample(3).min() >= 0 and model.sample(3).max() <= 1
     run = Run(tmp_path)
-    run.write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
+    write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
     run.save_weights(model)
     z = torch.randn(4, model.latent_dim)
     assert torch.equal(model(z), run.load_model()(z))

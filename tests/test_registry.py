@@ -8,7 +8,7 @@ import torch
 from aelab import create_model, list_models
 from aelab.losses import reconstruction_loss
 from aelab.registry import get_entry
-from aelab.runs import Run
+from aelab.runs import Run, write_json
 
 MODELS = [name for name in list_models() if get_entry(name).kind in ("autoencoder", "vae")]
 
@@ -66,7 +66,7 @@ def test_in_place_rectifiers_change_no_gradient(name):
 def test_save_load_round_trip(name, tmp_path):
     model = create_model(name).eval()
     run = Run(tmp_path)
-    run.write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
+    write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
     run.save_weights(model)
     loaded = run.load_model()
     x = batch_for(model)
@@ -114,7 +114,7 @@ def test_seed_one_architecture_is_faithful():
 def test_best_puts_batch_norm_where_asked(placement, norms_24_wide):
     """`best`'s batch norm: after every conv, or at the 7x7 level and after the decoder's upsampling
     conv only; a conv without one keeps its bias."""
-    model = create_model("best", channels=(24, 48), batch_norm=placement)
+    model = create_model("best", channels=(24, 48), norm_at=placement)
     norms = [m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms.count(48) == 5 and norms.count(24) == norms_24_wide
     assert isinstance(model.decoder[3], torch.nn.BatchNorm2d)  # after the upsampling conv
@@ -126,12 +126,34 @@ def test_best_puts_batch_norm_where_asked(placement, norms_24_wide):
     assert model(x).recon.shape == x.shape
 
 
-def test_a_run_saved_before_a_parameter_existed_still_loads(tmp_path):
-    """A `best` run saved before `batch_norm` existed (batch norm after every conv) rebuilds as such."""
-    model = create_model("best", channels=(24, 48), batch_norm="all").eval()
-    params = {k: v for k, v in model.params.items() if k != "batch_norm"}
+@pytest.mark.parametrize("saved_as, expected", [
+    ({}, "all"),  # saved before the parameter existed: batch norm after every conv
+    ({"batch_norm": "coarse"}, "coarse"),  # saved under its old name
+])
+def test_a_run_saved_by_an_earlier_version_still_loads(tmp_path, saved_as, expected):
+    """`best` runs saved before `norm_at` existed, or under its old name `batch_norm`, rebuild the
+    model they trained (and keep loading under the old model name)."""
+    model = create_model("conv-bottleneck", channels=(24, 48), norm_at=expected).eval()
+    params = {k: v for k, v in model.params.items() if k != "norm_at"} | saved_as
     run = Run(tmp_path)
-    run.write_json(run.config_path, {"model": "best", "params": params, "train": {}})
+    write_json(run.config_path, {"model": "best", "params": params, "train": {}, "seed": 3, "lr_patience": None})
     run.save_weights(model)
     x = batch_for(model)
     assert torch.equal(model(x).recon, run.load_model()(x).recon)
+    assert run.config.model == "conv-bottleneck" and run.config.params["norm_at"] == expected
+    assert run.config.train.seed == 3 and run.config.train.reduce_lr is False
+
+
+@pytest.mark.parametrize("name, old, new, value", [
+    ("conv-unpool", {"maps": [5, 1], "pool": 2}, "channels", (5, 1)),
+    ("vae", {"hidden": 32}, "hidden", (32,)),
+    ("gan", {"width": 32}, "max_channels", 32),
+])
+def test_renamed_parameters_map_from_old_runs(tmp_path, name, old, new, value):
+    model = create_model(name, **{new: value}).eval()
+    params = {k: v for k, v in model.params.items() if k not in (new, *old)} | old
+    run = Run(tmp_path)
+    write_json(run.config_path, {"model": name, "params": params, "train": {}})
+    run.save_weights(model)
+    assert run.config.params[new] == value
+    run.load_model()  # the weights fit the model the old parameters describe

@@ -1,15 +1,52 @@
 """aelab: autoencoders and deep generative models of images on PyTorch + Lightning.
 
     import aelab
-    aelab.list_models()                    # registered names
-    model = aelab.create_model("conv-resize")
-    model = aelab.load("runs/demo")        # a trained run: model.encode(x), model.decode(z)
+    run = aelab.train("conv-resize", data=x_train, epochs=5)   # arrays, a dataset name or a folder
+    run.metrics["test_rmse"]; x_hat = run.reconstruct(x)
+    run = aelab.Run("runs/demo")           # a run folder: .model, .config, .metrics, .history, ...
+    model = aelab.load("runs/demo")        # the trained model: model.encode(x), model.decode(z)
+    aelab.list_models(); aelab.create_model("conv-resize")
+
+Attributes are imported on first use, so ``import aelab`` (and ``aelab --help``) stays fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .errors import AelabError  # noqa: E402
-from .registry import create_model, list_models  # noqa: E402
-from .runs import load  # noqa: E402
+# public name -> the module that defines it
+_EXPORTS = {
+    "AelabError": "errors", "InputError": "errors",
+    "TrainSettings": "config", "RunConfig": "config",
+    "create_model": "registry", "list_models": "registry",
+    "Run": "runs", "load": "runs",
+    "train": "training", "TrainingDiverged": "training",
+    "evaluate": "evaluation", "ensemble": "evaluation",
+    "resolve_data": "data", "list_datasets": "data",
+}
 
-__all__ = ["AelabError", "create_model", "list_models", "load", "__version__"]
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+if TYPE_CHECKING:  # for editors and type checkers
+    from .config import RunConfig, TrainSettings
+    from .data import list_datasets, resolve_data
+    from .errors import AelabError, InputError
+    from .evaluation import ensemble, evaluate
+    from .registry import create_model, list_models
+    from .runs import Run, load
+    from .training import TrainingDiverged, train
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'aelab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import logging
 import math
 import sys
 import typing
@@ -25,55 +25,27 @@ def command(name: str, help_text: str):
     return decorate
 
 
-# --------------------------------------------------------------------------- flags from TrainOptions
-
-TRAIN_HELP = {
-    "data": "dataset name (see `aelab datasets`); default mnist-sample",
-    "data_dir": "folder of local data: IDX files, images, or .npy/.npz arrays",
-    "epochs": "number of epochs (default: the model's)",
-    "batch_size": "batch size (default: the model's)",
-    "lr": "learning rate (default: the model's)",
-    "loss": "bce or mse (default: the model's)",
-    "optimizer": "adam, adadelta, rmsprop or sgd (default: the model's)",
-    "noise": "denoising: Gaussian noise factor added to inputs, clipped to [0, 1]",
-    "sparsity": "L1 penalty on the code (Keras activity_regularizer)",
-    "schedule": "learning-rate schedule: plateau (reduce on plateau) or cosine (default: the model's)",
-    "kl_form": "VAEs: elbo (summed per image) or seed (seed 3's per-pixel mean)",
-    "kl_weight": "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)",
-    "d_lr": "GANs: the discriminator's learning rate (default 2 x --lr, the seed's ratio)",
-    "seed": "random seed",
-    "precision": "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or 16-mixed",
-    "channels_last": "channels-last memory format (default: on for CPU)",
-    "early_stopping": "stop when val_loss has not improved for --patience epochs",
-    "patience": "early-stopping patience in epochs",
-    "reduce_lr": "divide the learning rate by 10 when val_loss stalls for --lr-patience epochs",
-    "lr_patience": "reduce-LR-on-plateau patience in epochs",
-    "val_fraction": "fraction of the training images held out for validation",
-    "resume": "continue the run in --out from its last checkpoint",
-    "overwrite": "replace the run already in --out",
-    "progress": "show a progress bar",
-    "accelerator": "auto, cpu or gpu",
-}
+# --------------------------------------------------------------------------- flags from TrainSettings
 
 
-def add_options(parser: argparse.ArgumentParser, options_class: type, skip: set[str]) -> None:
-    """One flag per dataclass field, typed from its annotation: the options class is the only list."""
-    hints = typing.get_type_hints(options_class)
-    for f in dataclasses.fields(options_class):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        base = next((a for a in args if a is not type(None)), hint) if args and typing.get_origin(hint) is not typing.Literal else hint
-        default = f.default if f.default is not dataclasses.MISSING else None
-        kwargs: dict[str, Any] = {"help": TRAIN_HELP.get(f.name), "default": default}
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`~aelab.config.TrainSettings` field, typed and described there: the
+    settings class is the only list. Every flag defaults to None: "the model's own setting"."""
+    from .config import TRAIN_FIELDS, TRAIN_HINTS
+
+    group = parser.add_argument_group("training settings (default: the model's own; see `aelab models`)")
+    for name, f in TRAIN_FIELDS.items():
+        hint = TRAIN_HINTS[name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = hint if typing.get_origin(hint) is typing.Literal or not args else args[0]
+        flag = "--" + name.replace("_", "-")
+        kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": None, "dest": name}
         if base is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(hint) is typing.Literal:
-            parser.add_argument(flag, choices=typing.get_args(hint), **kwargs)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(base) is typing.Literal:
+            group.add_argument(flag, choices=typing.get_args(base), **kwargs)
         else:
-            parser.add_argument(flag, type=base if base in (int, float) else str, **kwargs)
+            group.add_argument(flag, type=base, **kwargs)
 
 
 def _params(model: str | None, texts: list[str] | None) -> dict[str, Any]:
@@ -84,17 +56,32 @@ def _params(model: str | None, texts: list[str] | None) -> dict[str, Any]:
     return dict(parse_param(model, text) for text in texts or [])
 
 
+def _data(args: argparse.Namespace):
+    """--data NAME or --data-dir DIR as the API's one ``data`` argument (None: the default/the run's)."""
+    if args.data_dir is not None and args.data is not None:
+        raise AelabError("give --data or --data-dir, not both")
+    return Path(args.data_dir) if args.data_dir is not None else args.data
+
+
+def _data_arguments(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--data", help=f"dataset name (see `aelab datasets`; default: {default})")
+    p.add_argument("--data-dir", help="folder of local data: IDX files, images, or .npy/.npz arrays")
+
+
 # --------------------------------------------------------------------------- commands
 
 
 @command("models", "list the registered models")
 def cmd_models(args: argparse.Namespace) -> None:
-    from .registry import get_entry, list_models
+    from .registry import aliases, get_entry, list_models
 
     names = list_models(args.pattern)
     width = max(map(len, names), default=0)
     for name in names:
         print(f"{name:<{width}}  {get_entry(name).description}")
+    for alias, name in sorted(aliases().items()):
+        if name in names:
+            print(f"{alias:<{width}}  another name for {name}")
 
 
 cmd_models.arguments = lambda p: p.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'conv*'")
@@ -102,10 +89,11 @@ cmd_models.arguments = lambda p: p.add_argument("pattern", nargs="?", default="*
 
 @command("datasets", "list the dataset names --data accepts")
 def cmd_datasets(args: argparse.Namespace) -> None:
-    from .data import DATASETS
+    from .data import list_datasets
 
-    width = max(map(len, DATASETS))
-    for name, (description, _) in DATASETS.items():
+    datasets = list_datasets()
+    width = max(map(len, datasets))
+    for name, description in datasets.items():
         print(f"{name:<{width}}  {description}")
     print(f"{'--data-dir':<{width}}  a folder of IDX files, images (any size/mode) or .npy/.npz arrays")
 
@@ -132,22 +120,27 @@ cmd_summary.arguments = _summary_arguments
 
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training import TrainOptions, train
+    from .config import TRAIN_FIELDS
+    from .training import train
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions) if hasattr(args, f.name)}
-    values["params"] = _params(args.model, args.param)
-    values["out"] = Path(args.out)
-    metrics = train(TrainOptions(**values))
-    report(Path(args.out), metrics)
+    settings = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name) is not None}
+    run = train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
+                progress=args.progress, accelerator=args.accelerator, **settings, **_params(args.model, args.param))
+    report(run.path, run.metrics)
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
-    from .training import TrainOptions
-
     p.add_argument("model", nargs="?", help="registered model name (optional with --resume)")
     p.add_argument("--out", required=True, help="run folder to create")
+    _data_arguments(p, "mnist-sample, or the run's with --resume")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter, e.g. channels=32,32,16")
-    add_options(p, TrainOptions, skip={"model", "out", "params"})
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
+                                                         "(only --epochs may change)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out, once the new one has trained (only an aelab run folder)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
+    add_settings(p)
 
 
 cmd_train.arguments = _train_arguments
@@ -155,9 +148,10 @@ cmd_train.arguments = _train_arguments
 
 @command("eval", "measure a trained run on its test split; write metrics.json and figures")
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .evaluation import evaluate
+    from .runs import Run
 
-    report(Path(args.run_dir), evaluate(args.run_dir))
+    run = Run(args.run_dir)
+    report(run.path, run.evaluate())
 
 
 cmd_eval.arguments = lambda p: p.add_argument("run_dir")
@@ -165,32 +159,19 @@ cmd_eval.arguments = lambda p: p.add_argument("run_dir")
 
 @command("ensemble", "average several runs' reconstructions; metrics for the ensemble and each member")
 def cmd_ensemble(args: argparse.Namespace) -> None:
-    import json
+    from .evaluation import ensemble, ensemble_table
+    from .runs import write_json
 
-    from .evaluation import ensemble, run_data
-    from .runs import Run
-
-    data = None
-    if args.data or args.data_dir:
-        data = run_data(Run(args.run_dirs[0]).config(), args.data, args.data_dir)
-    result = ensemble(args.run_dirs, data)
-    print(f"{'member':<40} {'code':>6} {'test_rmse':>10} {'test_bce':>9} {'pca_rmse':>9}")
-    for row in result["members"]:
-        print(f"{row['run'][-40:]:<40} {row['code_size']:>6} {row['test_rmse']:>10.4f} {row['test_bce']:>9.4f} "
-              f"{row['pca_rmse']:>9.4f}")
-    print(f"{'ensemble (mean of reconstructions)':<40} {result['code_size']:>6} {result['test_rmse']:>10.4f} "
-          f"{result['test_bce']:>9.4f} {result['pca_rmse']:>9.4f}")
+    result = ensemble(args.run_dirs, _data(args))
+    print(ensemble_table(result))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
+        write_json(Path(args.out), result)
+        print(f"wrote {args.out}")
 
 
 def _ensemble_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--data", help="dataset to measure on (default: the first member's)")
-    p.add_argument("--data-dir")
+    _data_arguments(p, "the first member's")
     p.add_argument("--out", help="write the result as JSON here")
 
 
@@ -226,40 +207,17 @@ def report(run_dir: Path, metrics: dict[str, Any]) -> None:
     print(f"  metrics: {run_dir / 'metrics.json'}\n  figures: {run_dir}/ ({figures})")
 
 
-def _write_images(images, paths: list[str], out: Path, suffix: str) -> list[Path]:
-    from torchvision.utils import save_image
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for image, source in zip(images, paths):
-        target = out / f"{Path(source).stem}_{suffix}.png"
-        save_image(image.clamp(0, 1), target)
-        written.append(target)
-    return written
-
-
-def _image_command(args: argparse.Namespace, mode: str) -> None:
-    from . import figures
-    from .accel import choose_precision
-    from .data import add_noise, read_images
-    from .metrics import reconstruct
+def _image_command(args: argparse.Namespace, suffix: str) -> None:
     from .runs import Run
 
-    model = Run(args.run_dir).load_model()
-    channels, size = model.input_shape[0], model.input_shape[1]
-    images = read_images(args.images, channels, size)
-    inputs = add_noise(images, args.noise) if getattr(args, "noise", 0) else images
-    outputs, _ = reconstruct(model, inputs, precision=choose_precision(args.precision, "cpu"))
-    out = Path(args.out)
-    written = _write_images(outputs, args.images, out, "denoised" if mode == "denoise" else "recon")
-    rows, labels = [inputs, outputs], ["input", "denoised" if mode == "denoise" else "reconstruction"]
-    figures.image_rows(rows, labels, out / f"{mode}.png")
-    print(f"wrote {len(written)} image(s) and {out / f'{mode}.png'}")
+    written = Run(args.run_dir).reconstruct_files(args.images, args.out, noise=getattr(args, "noise", 0.0),
+                                                  precision=args.precision, suffix=suffix)
+    print(f"wrote {len(written) - 1} image(s) and {written[-1]}")
 
 
 @command("reconstruct", "encode and decode image files with a trained run")
 def cmd_reconstruct(args: argparse.Namespace) -> None:
-    _image_command(args, "reconstruct")
+    _image_command(args, "recon")
 
 
 def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
@@ -276,7 +234,7 @@ cmd_reconstruct.arguments = _image_arguments
 
 @command("denoise", "remove noise from image files with a trained (denoising) run")
 def cmd_denoise(args: argparse.Namespace) -> None:
-    _image_command(args, "denoise")
+    _image_command(args, "denoised")
 
 
 cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
@@ -286,32 +244,20 @@ cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
 def cmd_encode(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from .accel import choose_precision
-    from .evaluation import run_data
-    from .metrics import reconstruct
     from .runs import Run
 
     out = Path(args.out)
     if out.suffix != ".npy":
         raise AelabError(f"--out must name a .npy file, got {out}")
-    run = Run(args.run_dir)
-    model = run.load_model()
-    data = run_data(run.config(), args.data, args.data_dir)
-    images = {"train": data.train, "test": data.test}.get(args.split)
-    if images is None:
-        import torch
-
-        images = torch.cat([data.train, data.test])
-    _, codes = reconstruct(model, images, precision=choose_precision(args.precision, "cpu"))
+    codes = Run(args.run_dir).encode_split(args.split, _data(args), precision=args.precision)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, codes.flatten(1).numpy())
-    print(f"wrote {out}: {len(codes)} codes of size {codes[0].numel()} ({args.split} split of {data.name})")
+    np.save(out, codes)
+    print(f"wrote {out}: {len(codes)} codes of size {codes.shape[1]} ({args.split} split)")
 
 
 def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
-    p.add_argument("--data", help="dataset (default: the run's)")
-    p.add_argument("--data-dir")
+    _data_arguments(p, "the run's")
     p.add_argument("--split", choices=("train", "test", "all"), default="test")
     p.add_argument("--out", required=True, help="the .npy file to write")
     p.add_argument("--precision", default="32", help="32 (exact codes, the default) or auto (bf16 where supported)")
@@ -334,11 +280,11 @@ def _run_arguments(p: argparse.ArgumentParser, default: str) -> None:
 
 @command("sample", "draw new images from a generative run (vae, gan) as a grid")
 def cmd_sample(args: argparse.Namespace) -> None:
-    from . import figures, latent
+    from . import figures
     from .runs import Run
 
     out = _out_png(args, "samples.png")
-    images = latent.samples(Run(args.run_dir).load_model(), args.n, args.seed)
+    images = Run(args.run_dir).sample(args.n, args.seed)
     figures.grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
     print(f"wrote {out} ({args.n} samples)")
 
@@ -374,23 +320,19 @@ cmd_manifold.arguments = _manifold_arguments
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
     from . import figures, latent
-    from .evaluation import run_data
     from .runs import Run
 
     out = _out_png(args, "latent.png")
     run = Run(args.run_dir)
-    model = run.load_model()
-    config = run.config()
-    data = run_data(config, args.data, args.data_dir)
-    points, labels, axes = latent.codes_2d(model, data, args.limit)
-    figures.scatter(points, labels, out, f"{config['model']}: {data.name} test codes", axes)
+    data = run.data(_data(args))
+    points, labels, axes = latent.codes_2d(run.model, data, args.limit)
+    figures.scatter(points, labels, out, f"{run.config.model}: {data.name} test codes", axes)
     print(f"wrote {out} ({len(points)} codes, axes: {axes[0]}, {axes[1]})")
 
 
 def _latent_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "latent.png")
-    p.add_argument("--data", help="dataset (default: the run's)")
-    p.add_argument("--data-dir")
+    _data_arguments(p, "the run's")
     p.add_argument("--limit", type=int, default=5000, help="at most this many test images")
 
 
@@ -399,23 +341,13 @@ cmd_latent.arguments = _latent_arguments
 
 @command("interpolate", "decode the straight path between the codes of two images (or two prior points)")
 def cmd_interpolate(args: argparse.Namespace) -> None:
-    import torch
-
-    from . import figures, latent
-    from .data import read_images
+    from . import figures
     from .runs import Run
 
     out = _out_png(args, "interpolation.png")
-    model = Run(args.run_dir).load_model()
     if len(args.images) not in (0, 2):
         raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
-    ends = [None, None]
-    if args.images:
-        batch = read_images(args.images, model.input_shape[0], model.input_shape[1])
-        ends = [batch[:1], batch[1:]]
-    path = latent.interpolate(model, *ends, steps=args.steps, seed=args.seed)
-    if args.images:
-        path = torch.cat([ends[0], path, ends[1]])
+    path = Run(args.run_dir).interpolate(*args.images, steps=args.steps, seed=args.seed)
     figures.grid(path, out, nrow=len(path))
     print(f"wrote {out} ({args.steps} steps{', framed by the two inputs' if args.images else ''})")
 
@@ -448,13 +380,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log = logging.getLogger("aelab")
+    if not log.handlers:  # aelab's notes (a resume's changes, a GAN's collapse) as plain lines
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"aelab {args.command}: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     try:
         from .accel import keep_freed_memory
 
         keep_freed_memory()  # a CLI command owns its process
         args.func(args)
     except AelabError as error:
-        print(f"aelab {args.command}: error: {error}", file=sys.stderr)
+        print(f"aelab {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a folder made read-only while the command ran
+        print(f"aelab {args.command}: error: {error.strerror or error} ({error.filename or ''})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"aelab {args.command}: interrupted", file=sys.stderr)

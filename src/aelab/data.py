@@ -104,6 +104,61 @@ DATASETS: dict[str, tuple[str, Callable[[], ImageData]]] = {
 }
 
 
+def list_datasets() -> dict[str, str]:
+    """Dataset names ``data=`` accepts, with a line on each."""
+    return {name: description for name, (description, _) in DATASETS.items()}
+
+
+DEFAULT_DATASET = "mnist-sample"
+ARRAYS = "arrays"  # the data name recorded for a run trained on arrays handed to aelab.train
+
+
+def describe_source(data) -> tuple[str, str | None]:
+    """What config.json records for ``data`` (see :func:`resolve_data`): its name and, for a
+    folder, the folder's absolute path. A folder is named after itself."""
+    if data is None:
+        return DEFAULT_DATASET, None
+    if isinstance(data, ImageData):
+        return data.name, None
+    if isinstance(data, Path) or (isinstance(data, str) and data not in DATASETS and Path(data).is_dir()):
+        return Path(data).resolve().name, str(Path(data).resolve())
+    if isinstance(data, str):
+        return data, None
+    return ARRAYS, None
+
+
+def resolve_data(data=None, channels: int | None = None, size: int | None = None) -> ImageData:
+    """Any form of data aelab takes, as an :class:`ImageData`:
+
+    - a dataset name (``aelab datasets``; default ``mnist-sample``);
+    - a folder (a ``Path``, or a string naming an existing folder): IDX files, images or arrays;
+    - arrays or tensors: ``x_train`` or ``(x_train, x_test)``, shaped (N, H, W) or (N, C, H, W)
+      (or (N, H, W, C)), uint8 or float in [0, 1]; without ``x_test`` a fixed 20% is held out;
+    - an :class:`ImageData`.
+    """
+    if isinstance(data, ImageData):
+        return data if channels is None and size is None else data.fit_to(channels or data.shape[0],
+                                                                           size or data.shape[1])
+    if data is None or isinstance(data, str) and (data in DATASETS or not Path(data).is_dir()):
+        return load_data(data or DEFAULT_DATASET, None, channels, size)
+    if isinstance(data, (str, Path)):
+        return load_data(None, data, channels, size)
+    arrays = tuple(data) if isinstance(data, (tuple, list)) else (data,)
+    if len(arrays) not in (1, 2):
+        raise AelabError(f"data as arrays: give x_train or (x_train, x_test), got {len(arrays)} arrays")
+    images = [_array_images(_as_numpy(a, label), label) for a, label in zip(arrays, ("x_train", "x_test"))]
+    loaded = _split(ARRAYS, images[0], None) if len(images) == 1 else ImageData(ARRAYS, *images)
+    return resolve_data(loaded, channels, size)
+
+
+def _as_numpy(array, label: str) -> np.ndarray:
+    if isinstance(array, Tensor):
+        return array.detach().cpu().numpy()
+    if isinstance(array, np.ndarray):
+        return array
+    raise AelabError(f"{label} must be a numpy array or a torch tensor, got {type(array).__name__}")
+
+
 def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = None,
               channels: int | None = None, size: int | None = None) -> ImageData:
     """Load a dataset by name, or local files from ``data_dir``; optionally convert its shape.
@@ -190,18 +245,28 @@ def load_arrays(paths: list[Path], name: str) -> ImageData:
     except Exception as error:  # numpy raises many types for a damaged file
         raise AelabError(f"cannot read array file {path}: {error}") from None
     if "x_train" in arrays and "x_test" in arrays:
-        y_train, y_test = arrays.get("y_train"), arrays.get("y_test")
-        return ImageData(name, _array_images(arrays["x_train"], path), _array_images(arrays["x_test"], path),
-                         None if y_train is None else torch.as_tensor(y_train).long(),
-                         None if y_test is None else torch.as_tensor(y_test).long())
+        train, test = _array_images(arrays["x_train"], path), _array_images(arrays["x_test"], path)
+        return ImageData(name, train, test, _labels(arrays.get("y_train"), len(train), path),
+                         _labels(arrays.get("y_test"), len(test), path))
     key = next((k for k in ("x", "images", "arr_0") if k in arrays), None)
     if key is None:
         raise AelabError(f"{path} holds {sorted(arrays)}; expected x_train/x_test or one array named x or images")
-    y = arrays.get("y", arrays.get("labels"))
-    return _split(name, _array_images(arrays[key], path), None if y is None else torch.as_tensor(y).long())
+    x = _array_images(arrays[key], path)
+    return _split(name, x, _labels(arrays.get("y", arrays.get("labels")), len(x), path))
 
 
-def _array_images(array: np.ndarray, path: Path) -> Tensor:
+def _labels(y: np.ndarray | None, n: int, path: Path) -> Tensor | None:
+    """Class labels: one integer per image, or a one-line error."""
+    if y is None:
+        return None
+    if y.ndim != 1 or len(y) != n or y.dtype.kind not in "ui":
+        raise AelabError(f"{path}: labels must be {n} integers, one per image; got {y.dtype} shaped {y.shape}")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _array_images(array: np.ndarray, path: Path | str) -> Tensor:
+    if array.size == 0:
+        raise AelabError(f"{path}: the image array is empty, shaped {array.shape}")
     if array.ndim == 2 and int(np.sqrt(array.shape[1])) ** 2 == array.shape[1]:
         side = int(np.sqrt(array.shape[1]))
         array = array.reshape(-1, side, side)
@@ -209,8 +274,13 @@ def _array_images(array: np.ndarray, path: Path) -> Tensor:
         array = array[:, None]
     elif array.ndim == 4 and array.shape[-1] in (1, 2, 3, 4) and array.shape[1] not in (1, 2, 3, 4):
         array = array.transpose(0, 3, 1, 2)
-    if array.ndim != 4 or array.shape[0] == 0:
+    if array.ndim != 4 or array.shape[0] == 0 or min(array.shape) == 0:
         raise AelabError(f"{path}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
+    if array.shape[1] not in (1, 2, 3, 4):
+        raise AelabError(f"{path}: images need 1 (gray), 3 (colour) or 2/4 (with alpha) channels, "
+                         f"got {array.shape[1]} in {array.shape}")
+    if array.dtype.kind not in "uif":
+        raise AelabError(f"{path}: expected numeric pixel values, got {array.dtype}")
     if array.dtype == np.uint8:
         return torch.from_numpy(array.astype(np.float32) / 255.0)
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
@@ -248,7 +318,10 @@ def read_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError:
+        raise AelabError(f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); "
+                         "resize it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise AelabError(f"{path} is not a readable image ({type(error).__name__})") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")

@@ -3,3 +3,7 @@
 
 class AelabError(Exception):
     """A problem with what the user asked for (a name, a file, a run folder), not a bug."""
+
+
+class InputError(AelabError, ValueError):
+    """Tensors a model cannot take: wrong shape, channels or size, or pixel values outside [0, 1]."""

@@ -9,22 +9,28 @@ from typing import Any
 import torch
 
 from . import figures, latent
-from .data import ImageData, add_noise, load_data
+from .config import RunConfig
+from .data import ARRAYS, ImageData, add_noise, resolve_data
 from .errors import AelabError
 from .frechet import sample_quality
 from .metrics import error_metrics, image_metrics, pca_rmse, reconstruct, vae_bounds
 from .registry import get_entry
-from .runs import Run
+from .runs import Run, write_json
 
 EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
 
 
-def run_data(config: dict[str, Any], name: str | None = None, data_dir: str | None = None) -> ImageData:
-    """The dataset a run was trained on, or ``name``/``data_dir`` instead, in its model's input shape."""
-    channels, size = config["input_shape"][0], config["input_shape"][1]
-    if name is None and data_dir is None:
-        name, data_dir = config.get("data"), config.get("data_dir")
-    return load_data(name, data_dir, channels=channels, size=size)
+def run_data(config: RunConfig, data: Any = None) -> ImageData:
+    """The dataset a run was trained on, or ``data`` instead (a name, folder or arrays), in its
+    model's input shape."""
+    if config.input_shape is None:
+        raise AelabError("config.json has no input_shape: the run never started training")
+    if data is None:
+        if config.data == ARRAYS:
+            raise AelabError("this run was trained on arrays handed to aelab.train; pass the data to use "
+                             "(--data / --data-dir, or data=...)")
+        data = Path(config.data_dir) if config.data_dir else config.data
+    return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1])
 
 
 def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:
@@ -32,19 +38,22 @@ def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:
 
 
 def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: bool = True,
-             bound_images: int = 2000, bound_samples: int = 100) -> dict[str, Any]:
+             bound_images: int = 2000, bound_samples: int = 100, stopped: str | None = None) -> dict[str, Any]:
     """Measure a trained run on its test split; write ``metrics.json`` and the figures.
 
     Autoencoders (VAEs included): reconstruction metrics and the PCA floor. VAEs also: ELBO and
     the IWAE bound on ``bound_images`` test images with ``bound_samples`` samples each. Generative
-    models (VAE, GAN): sample quality (:mod:`aelab.frechet`) and a sample grid.
+    models (VAE, GAN): sample quality (:mod:`aelab.frechet`) and a sample grid. ``stopped``:
+    why training stopped early, recorded in the metrics.
     """
     run = Run(run_dir)
-    config = run.config()
+    config = run.config
     model = run.load_model()
     data = data or run_data(config)
-    kind = get_entry(config["model"]).kind
-    metrics: dict[str, Any] = {"model": config["model"], "data": data.name, "test_images": len(data.test)}
+    kind = get_entry(config.model).kind
+    metrics: dict[str, Any] = {"model": config.model, "data": data.name, "test_images": len(data.test)}
+    if stopped:
+        metrics["stopped"] = stopped
     if kind != "gan":
         metrics.update(reconstruction_metrics(run, config, model, data, write_figures))
     if kind == "vae":
@@ -53,19 +62,19 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
         generated = torch.cat([model.sample(1000, torch.Generator().manual_seed(i)) for i in range(10)])
         metrics.update(sample_quality(generated, data))
         if write_figures:
-            figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{config['model']}: samples")
+            figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{config.model}: samples")
             if getattr(model, "latent_dim", None) == 2:
                 figures.grid(latent.manifold(model), run.path / "manifold.png", nrow=15,
-                             title=f"{config['model']}: decoded prior quantiles")
+                             title=f"{config.model}: decoded prior quantiles")
     if write_figures:
         draw_curves(run, config)
-    run.write_json(run.metrics_path, metrics)
+    write_json(run.metrics_path, metrics)
     return metrics
 
 
-def reconstruction_metrics(run: Run, config: dict[str, Any], model, data: ImageData,
+def reconstruction_metrics(run: Run, config: RunConfig, model, data: ImageData,
                            write_figures: bool) -> dict[str, Any]:
-    noise = float(config["train"].get("noise", 0.0))
+    noise = config.train.noise
     test_inputs = noisy_copy(data.test, noise)
     recon, codes = reconstruct(model, test_inputs)
     code_size = int(math.prod(codes.shape[1:]))
@@ -81,7 +90,7 @@ def reconstruction_metrics(run: Run, config: dict[str, Any], model, data: ImageD
         metrics["noise"] = noise
         metrics["noisy_input_rmse"] = math.sqrt(torch.nn.functional.mse_loss(test_inputs, data.test).item())
     if write_figures:
-        name = config["model"]
+        name = config.model
         figures.reconstructions(data.test, recon, run.path / "reconstructions.png", f"{name}: test images")
         figures.codes(test_inputs, codes, recon, run.path / "codes.png")
         if noise > 0:
@@ -89,14 +98,13 @@ def reconstruction_metrics(run: Run, config: dict[str, Any], model, data: ImageD
     return metrics
 
 
-def draw_curves(run: Run, config: dict[str, Any]) -> None:
-    if run.history_path.is_file():
-        history = run.read_json(run.history_path).get("epochs", [])
-        if history:
-            figures.curves(history, run.path / "curves.png", f"{config['model']} on {config.get('data')}")
+def draw_curves(run: Run, config: RunConfig) -> None:
+    history = run.history
+    if history:
+        figures.curves(history, run.path / "curves.png", f"{config.model} on {config.data}")
 
 
-def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[str, Any]:
+def ensemble(run_dirs: list[str | Path], data: Any = None) -> dict[str, Any]:
     """Seed 3's model ensembling: average the members' reconstructions of the same test inputs.
 
     Members must take the same input shape and noise. The ensemble's PCA floor uses as many
@@ -105,14 +113,14 @@ def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[
     if len(run_dirs) < 2:
         raise AelabError("an ensemble needs at least two run folders")
     runs = [Run(path) for path in run_dirs]
-    configs = [run.config() for run in runs]
-    shapes = {tuple(c["input_shape"]) for c in configs}
-    noises = {float(c["train"].get("noise", 0.0)) for c in configs}
+    configs = [run.config for run in runs]
+    shapes = {c.input_shape for c in configs}
+    noises = {c.train.noise for c in configs}
     if len(shapes) > 1:
         raise AelabError(f"ensemble members take different input shapes: {sorted(shapes)}")
     if len(noises) > 1:
         raise AelabError(f"ensemble members were trained with different noise: {sorted(noises)}")
-    data = data or run_data(configs[0])
+    data = run_data(configs[0], data)
     noise = noises.pop()
     test_inputs = noisy_copy(data.test, noise)
     members, recons, total_code = [], [], 0
@@ -120,7 +128,7 @@ def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[
         recon, codes = reconstruct(run.load_model(), test_inputs)
         code_size = int(math.prod(codes.shape[1:]))
         total_code += code_size
-        row = {"run": str(run.path), "model": config["model"], "code_size": code_size}
+        row = {"run": str(run.path), "model": config.model, "code_size": code_size}
         row.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
         row["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
         members.append(row)
@@ -131,3 +139,14 @@ def ensemble(run_dirs: list[str | Path], data: ImageData | None = None) -> dict[
     result.update({f"test_{k}": v for k, v in image_metrics(mean, data.test).items()})
     result["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, total_code)
     return result
+
+
+def ensemble_table(result: dict[str, Any]) -> str:
+    """The ensemble's result as the table ``aelab ensemble`` prints: each member, then the mean."""
+    lines = [f"{'member':<40} {'code':>6} {'test_rmse':>10} {'test_bce':>9} {'pca_rmse':>9}"]
+    rows = [(row["run"][-40:], row) for row in result["members"]]
+    rows.append(("ensemble (mean of reconstructions)", result))
+    for label, row in rows:
+        lines.append(f"{label:<40} {row['code_size']:>6} {row['test_rmse']:>10.4f} {row['test_bce']:>9.4f} "
+                     f"{row['pca_rmse']:>9.4f}")
+    return "\n".join(lines)

@@ -67,6 +67,7 @@ def _code_maps(code: Tensor) -> Tensor:
 def codes(originals: Tensor, codes_: Tensor, recons: Tensor, path: Path, n: int = 5, max_maps: int = 16) -> Path:
     """The encoded representation drawn as images, as CNTK's deconvolution visualizer does (seed 4):
     each row an input, its code maps (one per channel; a vector code as one tile) and its reconstruction."""
+    n = min(n, len(codes_))
     maps = [_code_maps(c)[:max_maps] for c in codes_[:n]]
     k = maps[0].shape[0]
     fig, axes = plt.subplots(n, k + 2, figsize=(1.4 * (k + 2), 1.5 * n), squeeze=False)

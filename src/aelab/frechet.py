@@ -10,6 +10,7 @@ too, through torchmetrics, when its weights are present locally.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -49,7 +50,10 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     c, h, _ = data.shape
     classes = int(max(data.train_labels.max(), data.test_labels.max())) + 1
     folder = cache_dir() / "classifiers"
-    stem = f"{data.name}-{c}x{h}x{h}-{len(data.train)}"
+    # keyed by the training data themselves: two folders both named "data" must not share a classifier
+    digest = hashlib.sha256(data.train.numpy().tobytes())
+    digest.update(data.train_labels.numpy().tobytes())
+    stem = f"{c}x{h}x{h}-{len(data.train)}-{digest.hexdigest()[:16]}"
     model = SmallClassifier(c, h, classes)
     weights, info_path = folder / f"{stem}.safetensors", folder / f"{stem}.json"
     if weights.is_file() and info_path.is_file():

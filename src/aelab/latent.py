@@ -14,7 +14,7 @@ from .errors import AelabError
 from .metrics import pca_fit, reconstruct
 
 
-def _need(model: nn.Module, method: str, what: str) -> None:
+def need(model: nn.Module, method: str, what: str) -> None:
     if not hasattr(model, method):
         name = getattr(model, "registry_name", type(model).__name__)
         raise AelabError(f"{name} has no {method}(): {what}")
@@ -25,14 +25,14 @@ def samples(model: nn.Module, n: int, seed: int = 0) -> Tensor:
     """``n`` new images from a generative model's prior."""
     if n < 1:
         raise AelabError(f"-n must be at least 1, got {n}")
-    _need(model, "sample", "only generative models (vae, gan) draw new images")
+    need(model, "sample", "only generative models (vae, gan) draw new images")
     return model.eval().sample(n, torch.Generator().manual_seed(seed))
 
 
 @torch.no_grad()
 def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.95) -> Tensor:
     """Decoded points of a 2-D latent on an ``n`` x ``n`` grid of the prior's quantiles (keras-io's VAE)."""
-    _need(model, "sample", "the manifold is drawn from a generative model's prior")
+    need(model, "sample", "the manifold is drawn from a generative model's prior")
     latent = getattr(model, "latent_dim", None)
     if latent != 2:
         raise AelabError(f"the manifold needs a 2-D latent space; this model's has {latent} dimensions "
@@ -47,7 +47,7 @@ def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.9
 @torch.no_grad()
 def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
     """Test-set codes in 2-D: as they are for a 2-D code, else their first two principal components."""
-    _need(model, "encode", "the latent plot needs an encoder (a gan has none)")
+    need(model, "encode", "the latent plot needs an encoder (a gan has none)")
     images = data.test[:limit]
     _, codes = reconstruct(model, images)
     codes = codes.flatten(1).double()
@@ -70,12 +70,12 @@ def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = No
         raise AelabError(f"--steps must be at least 2, got {steps}")
     model.eval()
     if a is None or b is None:
-        _need(model, "sample", "give two images to interpolate between")
+        need(model, "sample", "give two images to interpolate between")
         generator = torch.Generator().manual_seed(seed)
         start, end = torch.randn(2, model.latent_dim, generator=generator)
         start, end = start[None], end[None]
     else:
-        _need(model, "encode", "interpolating between images needs an encoder (a gan has none: give no images)")
+        need(model, "encode", "interpolating between images needs an encoder (a gan has none: give no images)")
         start, end = model.encode(a), model.encode(b)
     weights = torch.linspace(0, 1, steps).view(-1, *[1] * (start.dim() - 1))
     path = (1 - weights) * start + weights * end

@@ -1,8 +1,8 @@
 """The model registry: one name per model, used by the CLI, configs, checkpoints and results tables.
 
-In the style of timm: ``@register_model`` on a small builder function per family, presets that
+In the style of timm: ``@register_model`` on each model class, presets that
 re-use a builder with other defaults, ``create_model(name, **params)`` and ``list_models(pattern)``.
-A builder's typed signature is the single source of its parameters: the CLI parses
+A model class's typed ``__init__`` is the single source of its parameters: the CLI parses
 ``--param name=value`` against it, and run folders store the resolved values.
 """
 
@@ -11,59 +11,14 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import typing
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from torch import nn
-
+from .config import TRAIN_FIELDS, TrainSettings, coerce, describe
 from .errors import AelabError
 
-LossName = Literal["bce", "mse"]
-OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
-ScheduleName = Literal["plateau", "cosine"]
-KLForm = Literal["elbo", "seed"]
-
-
-@dataclass(frozen=True)
-class TrainDefaults:
-    """How a model is trained unless the user says otherwise (the seed's settings for seed models)."""
-
-    loss: LossName = "bce"
-    optimizer: OptimizerName = "adam"
-    lr: float = 1e-3
-    batch_size: int = 200
-    epochs: int = 20
-    noise: float = 0.0
-    sparsity: float = 0.0
-    schedule: ScheduleName = "plateau"  # seed 3's ReduceLROnPlateau, or cosine decay over the epochs
-    kl_form: KLForm = "elbo"  # VAEs: summed ELBO, or seed 3's per-pixel-mean formulation
-    kl_weight: float = 1.0  # VAEs: beta (elbo) or the seed's 5e-4
-    d_lr: float | None = None  # GANs: the discriminator's learning rate; None = 2 x lr, the seed's ratio
-
-    def __post_init__(self) -> None:
-        validate_choice("loss", self.loss, LossName)
-        validate_choice("optimizer", self.optimizer, OptimizerName)
-        validate_choice("schedule", self.schedule, ScheduleName)
-        validate_choice("KL form", self.kl_form, KLForm)
-        if self.d_lr is not None and self.d_lr <= 0:
-            raise AelabError(f"discriminator lr must be positive, got {self.d_lr}")
-        if self.kl_weight < 0:
-            raise AelabError(f"KL weight must be >= 0, got {self.kl_weight}")
-        if self.lr <= 0:
-            raise AelabError(f"lr must be positive, got {self.lr}")
-        if self.batch_size < 1:
-            raise AelabError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.epochs < 1:
-            raise AelabError(f"epochs must be at least 1, got {self.epochs}")
-        if self.noise < 0:
-            raise AelabError(f"noise must be >= 0, got {self.noise}")
-        if self.sparsity < 0:
-            raise AelabError(f"sparsity must be >= 0, got {self.sparsity}")
-
-    def updated(self, **changes: Any) -> "TrainDefaults":
-        """A copy with the given settings changed; ``None`` values keep the default."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
+if TYPE_CHECKING:
+    from torch import nn
 
 def validate_choice(what: str, value: Any, literal: Any) -> None:
     choices = typing.get_args(literal)
@@ -71,57 +26,88 @@ def validate_choice(what: str, value: Any, literal: Any) -> None:
         raise AelabError(f"unknown {what} {value!r}; choose one of: {', '.join(map(str, choices))}")
 
 
+Kind = Literal["autoencoder", "vae", "gan"]
+
+
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered name: the model class (whose typed ``__init__`` is the one list of its
+    parameters and their defaults), preset values, training defaults and how to read old runs."""
+
     name: str
     builder: Callable[..., nn.Module]
     description: str
-    train: TrainDefaults = field(default_factory=TrainDefaults)
+    train: TrainSettings = field(default_factory=TrainSettings)
     preset: dict[str, Any] = field(default_factory=dict)
-    kind: Literal["autoencoder", "vae", "gan"] = "autoencoder"
-    # builder parameters added after runs had been saved, with the value that rebuilds those runs
+    kind: Kind = "autoencoder"
+    # how config.json files written by earlier versions map onto today's parameters: old name ->
+    # new name, and parameters added since with the value that rebuilds the runs saved before
+    renamed: dict[str, str] = field(default_factory=dict)
     added_later: dict[str, Any] = field(default_factory=dict)
+    converters: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, Any]:
-        """Every builder parameter with its value for this entry (signature default, then preset)."""
-        values = {name: p.default for name, p in inspect.signature(self.builder).parameters.items()}
+        """Every parameter with its value for this entry (signature default, then preset)."""
+        values = {name: p.default for name, p in _signature(self.builder).items()}
         values.update(self.preset)
         return values
 
     def annotations(self) -> dict[str, Any]:
-        return typing.get_type_hints(self.builder)
+        target = self.builder.__init__ if inspect.isclass(self.builder) else self.builder
+        return typing.get_type_hints(target)
+
+
+def _signature(builder: Callable) -> dict[str, inspect.Parameter]:
+    parameters = dict(inspect.signature(builder).parameters)
+    parameters.pop("self", None)
+    return parameters
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}
 
 
-def register_model(name: str, description: str, train: TrainDefaults | None = None,
-                   kind: Literal["autoencoder", "vae", "gan"] = "autoencoder", added_later: dict[str, Any] | None = None):
-    """Decorator: register ``builder`` under ``name`` with its training defaults. ``added_later``
-    names parameters the builder gained after runs were saved, with the value those runs had, so
-    that their config.json still rebuilds the model they trained."""
+def register_model(name: str, description: str, train: TrainSettings | None = None, kind: Kind = "autoencoder",
+                   renamed: dict[str, str] | None = None, added_later: dict[str, Any] | None = None,
+                   converters: dict[str, Callable[[Any], Any]] | None = None):
+    """Class decorator: register a model class under ``name`` with its training defaults.
 
-    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _add(ModelEntry(name, builder, description, train or TrainDefaults(), {}, kind, added_later or {}))
+    ``renamed``, ``added_later`` and ``converters`` keep runs saved by earlier versions loading:
+    an old parameter name, a parameter the model gained (with the value those runs had), a value
+    whose form changed (e.g. an int that became a tuple)."""
+
+    def decorate(builder):
+        _add(ModelEntry(name, builder, description, train or TrainSettings(), {}, kind, renamed or {},
+                        added_later or {}, converters or {}))
         return builder
 
     return decorate
 
 
-def register_preset(name: str, base: str, description: str, train: TrainDefaults | None = None,
+def register_preset(name: str, base: str, description: str, train: TrainSettings | None = None,
                     **params: Any) -> None:
     """Register ``name`` as ``base`` with other parameter values and/or training settings."""
     parent = get_entry(base)
     unknown = set(params) - set(parent.defaults())
     if unknown:
         raise ValueError(f"preset {name}: {base} has no parameter(s) {sorted(unknown)}")
-    _add(ModelEntry(name, parent.builder, description, train or parent.train,
-                    {**parent.preset, **params}, parent.kind, parent.added_later))
+    _add(ModelEntry(name, parent.builder, description, train or parent.train, {**parent.preset, **params},
+                    parent.kind, parent.renamed, parent.added_later, parent.converters))
+
+
+def register_alias(alias: str, name: str) -> None:
+    """Another name for a registered model (an older name that runs and scripts still use)."""
+    if alias in _REGISTRY or alias in _ALIASES:
+        raise ValueError(f"model {alias!r} is registered twice")
+    _ALIASES[alias] = name
 
 
 def _add(entry: ModelEntry) -> None:
-    if entry.name in _REGISTRY:
+    if entry.name in _REGISTRY or entry.name in _ALIASES:
         raise ValueError(f"model {entry.name!r} is registered twice")
+    clash = set(_signature(entry.builder)) & set(TRAIN_FIELDS)
+    if clash:  # aelab.train(**kwargs) takes both by name
+        raise ValueError(f"model {entry.name}: parameter(s) {sorted(clash)} share a name with a training setting")
     _REGISTRY[entry.name] = entry
 
 
@@ -135,11 +121,16 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
+def aliases() -> dict[str, str]:
+    _ensure_loaded()
+    return dict(_ALIASES)
+
+
 def get_entry(name: str) -> ModelEntry:
     _ensure_loaded()
     try:
-        return _REGISTRY[name]
-    except KeyError:
+        return _REGISTRY[_ALIASES.get(name, name)]
+    except (KeyError, TypeError):
         raise AelabError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
 
 
@@ -147,28 +138,43 @@ def resolve_params(name: str, **overrides: Any) -> dict[str, Any]:
     """The full parameter set for ``name`` with ``overrides`` applied; unknown names are refused."""
     entry = get_entry(name)
     values = entry.defaults()
-    unknown = set(overrides) - set(values)
+    unknown = sorted(set(overrides) - set(values))
     if unknown:
-        raise AelabError(f"model {name} has no parameter {sorted(unknown)[0]!r}; "
+        raise AelabError(f"model {entry.name} has no parameter {unknown[0]!r}; "
                          f"its parameters are: {', '.join(values)}")
     values.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})  # JSON gives lists
     return values
 
 
+def upgrade_params(name: str, raw: dict[str, Any], what: str = "") -> dict[str, Any]:
+    """A run's saved parameters as today's model takes them: old names and forms mapped, missing
+    ones filled, each value checked against the model's type hints (one line naming the key)."""
+    entry = get_entry(name)
+    params = {entry.renamed.get(k, k): v for k, v in raw.items()}
+    params = {k: entry.converters[k](v) if k in entry.converters else v for k, v in params.items()}
+    params = {**entry.added_later, **params}
+    defaults, hints = entry.defaults(), entry.annotations()
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise AelabError(f"{what}{unknown[0]} is not a parameter of {entry.name}")
+    return {**defaults, **{k: coerce(f"{what}{k}", v, hints.get(k, Any)) for k, v in params.items()}}
+
+
 def create_model(name: str, **params: Any) -> nn.Module:
     """Build a registered model; bad parameter values become one-line :class:`AelabError`s."""
+    entry = get_entry(name)
     values = resolve_params(name, **params)
     try:
-        model = get_entry(name).builder(**values)
+        model = entry.builder(**values)
     except (ValueError, TypeError) as error:
-        raise AelabError(f"model {name}: {error}") from None
-    model.registry_name = name
+        raise AelabError(f"model {entry.name}: {error}") from None
+    model.registry_name = entry.name
     model.params = values
     return model
 
 
 def parse_param(name: str, text: str) -> tuple[str, Any]:
-    """Parse ``--param key=value`` for model ``name`` using the builder's type hints."""
+    """Parse ``--param key=value`` for model ``name`` using the model's type hints."""
     if "=" not in text:
         raise AelabError(f"--param expects key=value, got {text!r}")
     key, raw = (part.strip() for part in text.split("=", 1))
@@ -177,7 +183,7 @@ def parse_param(name: str, text: str) -> tuple[str, Any]:
     try:
         return key, _convert(raw, hint)
     except ValueError:
-        raise AelabError(f"--param {key}: cannot read {raw!r} as {_type_name(hint)}") from None
+        raise AelabError(f"--param {key}: cannot read {raw!r} as {describe(hint)}") from None
 
 
 def _convert(raw: str, hint: Any) -> Any:
@@ -202,11 +208,3 @@ def _convert(raw: str, hint: Any) -> Any:
     if hint in (int, float, str):
         return hint(raw)
     return raw
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", str(hint))
-
-
-def train_fields() -> list[str]:
-    return [f.name for f in fields(TrainDefaults)]

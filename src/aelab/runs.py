@@ -1,34 +1,52 @@
-"""The run folder: everything a training run leaves behind, and loading it back safely.
+"""The run folder: everything a training run leaves behind, and :class:`Run`, the Python handle on it.
 
-    RUN/config.json           model name and parameters, training settings, data, seed
+    RUN/config.json           model name and parameters, training settings, data (aelab.config.RunConfig)
     RUN/model.safetensors     the best weights (safetensors: loading runs no code from the file)
     RUN/checkpoints/          Lightning's best.ckpt and last.ckpt, for --resume (read weights-only)
     RUN/metrics.json          what `aelab eval` measured
     RUN/history.json          loss and learning rate per epoch
     RUN/logs/                 TensorBoard and CSV logs
-    RUN/*.png                 figures
+    RUN/*.png, RUN/samples/   figures
+
+    run = aelab.Run("runs/seed1")
+    run.metrics["test_rmse"]; run.history[-1]["val_loss"]
+    x_hat = run.reconstruct(x)            # x: (N, H, W) or (N, C, H, W), uint8 or float in [0, 1]
+    z = run.encode(x); images = run.decode(z); run.sample(16)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import RunConfig
 from .errors import AelabError
-from .registry import create_model, get_entry
+from .registry import create_model
+
+LOCK_NAME = ".aelab.lock"
+# what aelab itself writes into a run folder: --overwrite replaces a folder holding only these
+RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json", "checkpoints", "logs",
+              "samples", LOCK_NAME}
 
 
 class Run:
+    """A trained run folder: its config, metrics, history and model, and the model's uses."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._model: torch.nn.Module | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
 
     config_path = property(lambda self: self.path / "config.json")
     weights_path = property(lambda self: self.path / "model.safetensors")
@@ -41,50 +59,62 @@ class Run:
     def is_run(self) -> bool:
         return self.config_path.is_file()
 
-    # -------------------------------------------------------------- files
+    # -------------------------------------------------------------- what the folder holds
 
-    def read_json(self, path: Path) -> dict[str, Any]:
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise AelabError(f"{path} is missing") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise AelabError(f"{path} is damaged ({error})") from None
-        if not isinstance(data, dict):
-            raise AelabError(f"{path} is damaged (expected a JSON object)")
-        return data
-
-    def write_json(self, path: Path, data: dict[str, Any]) -> None:
-        """Write atomically: a crash leaves the old file or the new one, never half of one."""
-        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-    def config(self) -> dict[str, Any]:
+    @property
+    def config(self) -> RunConfig:
+        """config.json, validated (a damaged file is a one-line error naming the key)."""
         if not self.path.is_dir():
             raise AelabError(f"run folder {self.path} does not exist")
         if not self.is_run():
             raise AelabError(f"{self.path} is not an aelab run folder (no config.json)")
-        config = self.read_json(self.config_path)
-        for key in ("model", "params", "train"):
-            if key not in config:
-                raise AelabError(f"{self.config_path} is damaged (no {key!r})")
-        if not isinstance(config["params"], dict):
-            raise AelabError(f"{self.config_path} is damaged ('params' is not an object)")
-        entry = get_entry(config["model"])  # an unknown model name is refused here, with the list
-        config["params"] = {**entry.added_later, **config["params"]}  # a run saved before a parameter existed
-        return config
+        return RunConfig.from_json(read_json(self.config_path), self.config_path)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics_path)
+
+    @property
+    def history(self) -> list[dict[str, float | None]]:
+        """One row per epoch: losses, learning rate, training images/s."""
+        if not self.history_path.is_file():
+            return []
+        rows = read_json(self.history_path).get("epochs")
+        if not isinstance(rows, list) or not all(
+                isinstance(row, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (int, float))
+                                                                      and not isinstance(v, bool))
+                                              for k, v in row.items()) and isinstance(row.get("epoch"), int)
+                for row in rows):
+            raise AelabError(f"{self.history_path} is damaged (expected epochs: a list of rows of numbers)")
+        return rows
+
+    def epochs_done(self) -> int:
+        """Epochs finished in last.ckpt (0 without one)."""
+        if not self.last_checkpoint.is_file():
+            return 0
+        epoch = _load_checkpoint(self.last_checkpoint).get("epoch")
+        if not isinstance(epoch, int):
+            raise AelabError(f"checkpoint {self.last_checkpoint} is damaged (no epoch)")
+        return epoch + 1
 
     # -------------------------------------------------------------- weights
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trained model, in eval mode, on the CPU (loaded once)."""
+        if self._model is None:
+            self._model = self.load_model()
+        return self._model
+
     def build_model(self) -> torch.nn.Module:
-        config = self.config()
-        return create_model(config["model"], **config["params"])
+        config = self.config
+        return create_model(config.model, **config.params)
 
     def save_weights(self, model: torch.nn.Module) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         atomic_write(self.weights_path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
 
     def load_model(self) -> torch.nn.Module:
-        """The trained model, in eval mode, on the CPU."""
         model = self.build_model()
         if not self.weights_path.is_file():
             hint = (" (training was interrupted: continue it with `aelab train --resume --out "
@@ -94,19 +124,127 @@ class Run:
             state = load_file(str(self.weights_path))
         except (SafetensorError, OSError, ValueError) as error:
             raise AelabError(f"{self.weights_path} is damaged ({error})") from None
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise AelabError(f"{self.weights_path} holds non-finite weights ({bad[0]}): the training diverged")
         load_state(model, state, self.weights_path)
         return model.eval()
 
     def checkpoint_state(self, path: Path) -> dict[str, torch.Tensor]:
         """The model weights inside a Lightning checkpoint, read with ``weights_only=True``."""
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            state = checkpoint["state_dict"]
-        except FileNotFoundError:
-            raise AelabError(f"checkpoint {path} is missing") from None
-        except Exception as error:  # unpickling errors come in many types
-            raise AelabError(f"checkpoint {path} is damaged ({type(error).__name__})") from None
+        state = _load_checkpoint(path).get("state_dict")
+        if not isinstance(state, dict):
+            raise AelabError(f"checkpoint {path} is damaged (no state_dict)")
         return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+    # -------------------------------------------------------------- using the model
+
+    def data(self, data: Any = None):
+        """The run's dataset (or ``data`` instead: a name, folder or arrays) in its model's input shape."""
+        from .evaluation import run_data
+
+        return run_data(self.config, data)
+
+    def evaluate(self, data: Any = None) -> dict[str, Any]:
+        """Measure on the test split (the run's dataset unless ``data``); writes metrics.json and figures."""
+        from .evaluation import evaluate
+
+        return evaluate(self.path, None if data is None else self.data(data))
+
+    def reconstruct(self, x: Any, precision: str = "32") -> torch.Tensor:
+        """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]."""
+        return self._through(x, precision)[0]
+
+    def encode(self, x: Any, precision: str = "32") -> torch.Tensor:
+        """Codes of images ``x`` (see :meth:`reconstruct`)."""
+        return self._through(x, precision)[1]
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        from .latent import need
+
+        need(self.model, "decode", "decoding needs an autoencoder (a gan generates from latent points: sample)")
+        return self.model.decode(torch.as_tensor(z, dtype=torch.float32))
+
+    def sample(self, n: int = 16, seed: int = 0) -> torch.Tensor:
+        """``n`` new images from a generative run's prior."""
+        from .latent import samples
+
+        return samples(self.model, n, seed)
+
+    def _through(self, x: Any, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+        from .accel import choose_precision
+        from .latent import need
+        from .metrics import reconstruct
+
+        need(self.model, "encode", "a gan has no encoder")
+        return reconstruct(self.model, self.model.check_images(x), precision=choose_precision(precision, "cpu"))
+
+    def reconstruct_files(self, images: list[str | Path], out: str | Path, noise: float = 0.0,
+                          precision: str = "auto", suffix: str = "recon") -> list[Path]:
+        """Reconstruct (or, with ``noise``, noise then denoise) image files; writes ``out/NAME_SUFFIX.png``
+        for each and ``out/SUFFIX.png`` with inputs over outputs. Returns the files written."""
+        from torchvision.utils import save_image
+
+        from . import figures
+        from .data import add_noise, read_images
+
+        if noise < 0 or not math.isfinite(noise):
+            raise AelabError(f"--noise must be a finite number >= 0, got {noise}")
+        channels, size = self.model.input_shape[0], self.model.input_shape[1]
+        inputs = read_images(images, channels, size)  # every file checked before anything is written
+        if noise:
+            inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
+        outputs = self.reconstruct(inputs, precision)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for image, source in zip(outputs, images):
+            target = out / f"{Path(source).stem}_{suffix}.png"
+            save_image(image.clamp(0, 1), target)
+            written.append(target)
+        label = "denoised" if suffix == "denoised" else "reconstruction"
+        written.append(figures.image_rows([inputs, outputs], ["input", label], out / f"{suffix}.png"))
+        return written
+
+    def encode_split(self, split: str = "test", data: Any = None, precision: str = "32") -> np.ndarray:
+        """Flattened codes (N, code_size) of the run's dataset (or ``data``): split test, train or all."""
+        loaded = self.data(data)
+        images = {"train": loaded.train, "test": loaded.test}.get(split)
+        if images is None:
+            if split != "all":
+                raise AelabError(f"unknown split {split!r}; choose train, test or all")
+            images = torch.cat([loaded.train, loaded.test])
+        return self.encode(images, precision).flatten(1).numpy()
+
+    def interpolate(self, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0) -> torch.Tensor:
+        """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files or
+        (1, C, H, W) tensors), framed by the two inputs; with no images, between two prior points."""
+        from .data import read_images
+        from .latent import interpolate
+
+        if (a is None) != (b is None):
+            raise AelabError("give two images to interpolate between (or none, for a generative model)")
+        if a is None:
+            return interpolate(self.model, steps=steps, seed=seed)
+        ends = []
+        for end in (a, b):
+            if isinstance(end, (str, Path)):
+                end = read_images([end], self.model.input_shape[0], self.model.input_shape[1])
+            ends.append(self.model.check_images(end))
+        return torch.cat([ends[0], interpolate(self.model, ends[0], ends[1], steps=steps, seed=seed), ends[1]])
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise AelabError(f"checkpoint {path} is missing") from None
+    except Exception as error:  # unpickling errors come in many types
+        raise AelabError(f"checkpoint {path} is damaged ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise AelabError(f"checkpoint {path} is damaged (not a checkpoint)")
+    return checkpoint
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
@@ -117,35 +255,155 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: P
         raise AelabError(f"{source} does not fit the model in config.json ({' '.join(first)})") from None
 
 
+# ------------------------------------------------------------------------------ files
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise AelabError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise AelabError(f"{path} is damaged ({type(error).__name__})") from None
+    if not isinstance(data, dict):
+        raise AelabError(f"{path} is damaged (expected a JSON object)")
+    return data
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such a number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write valid JSON atomically: a crash leaves the old file or the new one, never half of one."""
+    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename it into place, with the
+    permissions a plain write would have had (the user's umask; a temporary file starts at 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def prepare_out(path: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber: an existing run needs --resume or --overwrite, other files need --overwrite."""
-    if path.exists() and not path.is_dir():
-        raise AelabError(f"--out {path} is a file, not a folder")
-    if resume:
-        return
-    if path.is_dir() and any(path.iterdir()):
-        what = "an aelab run" if Run(path).is_run() else "files"
-        if not overwrite:
-            raise AelabError(f"--out {path} already holds {what}; pass --resume to continue it or --overwrite to replace it")
+# ------------------------------------------------------------------------------ the out folder
 
 
-def clear_out(path: Path) -> None:
-    """Empty ``path`` for --overwrite; called only once everything else has been validated."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+def is_run_folder(path: Path) -> bool:
+    """True where ``path`` holds an aelab run and nothing else (the layout aelab writes, and figures)."""
+    if not Run(path).is_run():
+        return False
+    try:
+        read_json(path / "config.json")["model"]
+    except (AelabError, KeyError):
+        return False
+    return not foreign_files(path)
+
+
+def foreign_files(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir()
+                  if p.name not in RUN_LAYOUT and not (p.is_file() and p.suffix == ".png"))
+
+
+def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | None = None,
+                     locked: bool = False) -> bool:
+    """Refuse what could lose data; True where ``out`` holds a run that ``overwrite`` will replace.
+
+    An existing run needs ``resume`` or ``overwrite``; ``overwrite`` replaces only a folder that
+    holds an aelab run and nothing else; ``out`` may not be, lie inside or contain the data folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise AelabError(f"--out {out} is a file, not a folder")
+    if not locked:
+        RunLock(out).refuse_if_held()
+    if data_dir is not None:
+        data, target = Path(data_dir).resolve(), out.resolve()
+        if target == data or data in target.parents or target in data.parents:
+            raise AelabError(f"--out {out} is, lies inside or contains the data folder {data_dir}; "
+                             "choose a run folder elsewhere")
+    ancestor = out
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not os.access(ancestor, os.W_OK):
+        raise AelabError(f"--out {out}: cannot write in {ancestor} (permission denied)")
+    entries = [p for p in out.iterdir() if not (locked and p.name == LOCK_NAME)] if out.is_dir() else []
+    if resume or not entries:
+        return False
+    if not Run(out).is_run():
+        raise AelabError(f"--out {out} holds files that are not an aelab run; choose a new or empty folder")
+    if not overwrite:
+        raise AelabError(f"--out {out} already holds an aelab run; pass --resume to continue it or --overwrite "
+                         "to replace it")
+    extra = foreign_files(out)
+    if extra:
+        raise AelabError(f"--out {out} holds files aelab did not write ({', '.join(extra[:3])}); --overwrite "
+                         "replaces only a run folder: move them or choose another folder")
+    return True
+
+
+class RunLock:
+    """An OS file lock on a run folder while a process writes in it (released if the process
+    dies); a second writer gets a one-line error naming the holder's PID."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AelabError(f"run folder {self.path.parent} is in use: process {holder} is training there; "
+                             "wait for it or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def refuse_if_held(self) -> None:
+        """The one-line error a second writer gets, before it writes anything."""
+        if self.path.is_file():
+            with self:
+                pass
+
+    def __exit__(self, *exc) -> bool:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:  # the folder was replaced (--overwrite) with the lock in it
+                pass
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
+        return False
 
 
 def load(run_dir: str | Path) -> torch.nn.Module:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import TrainSettings
 from .data import add_noise
 from .errors import AelabError
 from .losses import l1_activity, reconstruction_loss, vae_loss
@@ -25,6 +26,37 @@ OPTIMIZERS = {
 }
 
 
+class NonFiniteLoss(AelabError):
+    """The loss became NaN or infinite: training stops here (the weights are not updated with it)."""
+
+    def __init__(self, epoch: int, step: int | str, value: float) -> None:
+        where = f"step {step}" if isinstance(step, int) else step
+        super().__init__(f"the loss became {value} at epoch {epoch}, {where}")
+
+
+# the settings every system honours; each system adds its own in ``honours``
+COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "val_fraction", "precision", "channels_last")
+
+
+class SettingsCheck:
+    """Each system declares the settings it honours; one it does not is refused, in one line, before
+    anything is written (``check``)."""
+
+    honours: tuple[str, ...] = COMMON
+
+    @classmethod
+    def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
+        ignored = [name for name in explicit if name not in cls.honours]
+        if ignored:
+            raise AelabError(f"{model_name} does not use the setting {ignored[0]} (--{ignored[0].replace('_', '-')}); "
+                             f"it uses: {', '.join(cls.honours)}")
+
+
+def check_finite(loss: Tensor, epoch: int, step: int | str) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(epoch + 1, step if isinstance(step, str) else step + 1, float(loss.detach()))
+
+
 def make_optimizer(name: str, params, lr: float, **options) -> torch.optim.Optimizer:
     """The optimiser by name; Adam uses PyTorch's fused kernel (one pass over all weights)."""
     if name == "adam":
@@ -32,7 +64,7 @@ def make_optimizer(name: str, params, lr: float, **options) -> torch.optim.Optim
     return OPTIMIZERS[name](params, lr=lr, **options)
 
 
-class AutoencoderSystem(L.LightningModule):
+class AutoencoderSystem(SettingsCheck, L.LightningModule):
     """Trains any :class:`Autoencoder` on reconstruction, optionally denoising and/or sparse.
 
     Denoising (seeds 1 and 2): training inputs get fresh Gaussian noise every step, targets stay
@@ -41,14 +73,15 @@ class AutoencoderSystem(L.LightningModule):
     """
 
     monitor = "val_loss"  # what checkpoints, early stopping and the plateau schedule watch
+    honours = COMMON + ("loss", "noise", "sparsity", "schedule", "reduce_lr", "lr_patience", "early_stopping",
+                        "patience")
 
     @classmethod
-    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool, **extra):
-        """Build from a run's ``config["train"]`` (a :class:`TrainDefaults` as a dict)."""
-        return cls(model, loss=settings["loss"], optimizer=settings["optimizer"], lr=settings["lr"],
-                   noise=settings["noise"], sparsity=settings["sparsity"],
-                   schedule=settings.get("schedule", "plateau"), lr_patience=lr_patience, channels_last=channels_last,
-                   **extra)
+    def from_settings(cls, model, settings: TrainSettings, **extra):
+        return cls(model, loss=settings.loss, optimizer=settings.optimizer, lr=settings.lr, noise=settings.noise,
+                   sparsity=settings.sparsity, schedule=settings.schedule,
+                   lr_patience=settings.lr_patience if settings.reduce_lr else None,
+                   channels_last=bool(settings.channels_last), **extra)
 
     def __init__(self, model: Autoencoder, loss: str = "bce", optimizer: str = "adam", lr: float = 1e-3,
                  noise: float = 0.0, sparsity: float = 0.0, schedule: str = "plateau", lr_patience: int | None = 5,
@@ -64,7 +97,7 @@ class AutoencoderSystem(L.LightningModule):
         self._epoch_sums: dict[str, dict[str, Tensor]] = {}
         self._epoch_counts: dict[str, int] = {}
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         inputs, targets = batch
         if stage == "train" and self.noise > 0:
             inputs = add_noise(targets, self.noise)
@@ -72,6 +105,8 @@ class AutoencoderSystem(L.LightningModule):
         loss, terms = self.compute_loss(out, targets)
         if self.sparsity > 0:
             loss = loss + self.sparsity * l1_activity(out.z)
+        if stage == "train":
+            check_finite(loss, self.current_epoch, batch_idx)  # before the update: the weights stay finite
         self._accumulate(stage, len(inputs), loss=loss, **terms)
         return loss
 
@@ -89,6 +124,8 @@ class AutoencoderSystem(L.LightningModule):
         for stage in ("train", "val"):
             count = self._epoch_counts.pop(stage, 0)
             for name, total in self._epoch_sums.pop(stage, {}).items():
+                if name == "loss":
+                    check_finite(total, self.current_epoch, "validation" if stage == "val" else "training")
                 self.log(f"{stage}_{name}", total / count, prog_bar=name == "loss")
 
     def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -96,7 +133,7 @@ class AutoencoderSystem(L.LightningModule):
         return reconstruction_loss(out.logits, targets, self.loss_name, self.model.output), {}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train", batch_idx)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val")
@@ -117,15 +154,20 @@ class AutoencoderSystem(L.LightningModule):
 class VAESystem(AutoencoderSystem):
     """Trains a VAE on the negative ELBO (or seed 3's formulation); logs its two terms."""
 
+    honours = AutoencoderSystem.honours + ("kl_form", "kl_weight")
+
     @classmethod
-    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool, **extra):
-        return super().from_settings(model, settings, lr_patience, channels_last, **extra,
-                                     kl_form=settings.get("kl_form", "elbo"), kl_weight=settings.get("kl_weight", 1.0))
+    def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
+        super().check(model_name, settings, explicit)
+        if settings.loss != "bce":
+            raise AelabError(f"{model_name}: VAEs here use a Bernoulli decoder: train them with --loss bce")
+
+    @classmethod
+    def from_settings(cls, model, settings: TrainSettings, **extra):
+        return super().from_settings(model, settings, kl_form=settings.kl_form, kl_weight=settings.kl_weight, **extra)
 
     def __init__(self, model: Autoencoder, kl_form: str = "elbo", kl_weight: float = 1.0, **kwargs) -> None:
         super().__init__(model, **kwargs)
-        if self.loss_name != "bce":
-            raise AelabError("VAEs here use a Bernoulli decoder: train them with --loss bce")
         self.kl_form, self.kl_weight = kl_form, kl_weight
 
     def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -133,7 +175,7 @@ class VAESystem(AutoencoderSystem):
         return loss, {"recon": recon, "kl": kl}
 
 
-class GANSystem(L.LightningModule):
+class GANSystem(SettingsCheck, L.LightningModule):
     """Adversarial training with Lightning's manual optimisation: one discriminator step, then one
     generator step, per batch (seed 3's loop).
 
@@ -146,12 +188,13 @@ class GANSystem(L.LightningModule):
     """
 
     monitor = None  # no validation loss to select a "best" epoch by: the last one is kept
+    honours = COMMON + ("d_lr",)
     COLLAPSE_MARGIN = 0.05  # warn when the discriminator's loss is this close to its floor
 
     @classmethod
-    def from_settings(cls, model, settings: dict, lr_patience: int | None, channels_last: bool):
-        return cls(model, lr=settings["lr"], d_lr=settings.get("d_lr"), optimizer=settings["optimizer"],
-                   channels_last=channels_last)
+    def from_settings(cls, model, settings: TrainSettings):
+        return cls(model, lr=settings.lr, d_lr=settings.d_lr, optimizer=settings.optimizer,
+                   channels_last=bool(settings.channels_last))
 
     def __init__(self, model: DCGAN, lr: float = 4e-4, d_lr: float | None = None, label_noise: float = 0.05,
                  optimizer: str = "rmsprop", channels_last: bool = False) -> None:
@@ -181,16 +224,18 @@ class GANSystem(L.LightningModule):
         logits = self.model.discriminator(self.model.generator(self._latent(n)))
         return F.binary_cross_entropy_with_logits(logits.float(), torch.zeros_like(logits.float()))
 
-    def discriminator_step(self, real: Tensor, optimizer, backward) -> Tensor:
+    def discriminator_step(self, real: Tensor, optimizer, backward, batch_idx: int = 0) -> Tensor:
         """One update of the discriminator only: the generated batch is detached."""
         fake = self.model.generator(self._latent(len(real))).detach()
         loss = self._d_loss(real, fake)
+        check_finite(loss, self.current_epoch, batch_idx)
         self._update(loss, optimizer, backward, self.model.discriminator)
         return loss
 
-    def generator_step(self, n: int, optimizer, backward) -> Tensor:
+    def generator_step(self, n: int, optimizer, backward, batch_idx: int = 0) -> Tensor:
         """One update of the generator only (the discriminator's gradients are cleared before its own step)."""
         loss = self._g_loss(n)
+        check_finite(loss, self.current_epoch, batch_idx)
         self._update(loss, optimizer, backward, self.model.generator)
         return loss
 
@@ -204,8 +249,8 @@ class GANSystem(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real = batch[1] * 2 - 1  # images in [-1, 1], the generator's tanh range
         opt_d, opt_g = self.optimizers()
-        d_loss = self.discriminator_step(real, opt_d, self.manual_backward)
-        g_loss = self.generator_step(len(real), opt_g, self.manual_backward)
+        d_loss = self.discriminator_step(real, opt_d, self.manual_backward, batch_idx)
+        g_loss = self.generator_step(len(real), opt_g, self.manual_backward, batch_idx)
         self.log_dict({"train_d_loss": d_loss, "train_g_loss": g_loss}, on_step=False, on_epoch=True, prog_bar=True,
                       batch_size=len(real))
 

@@ -1,9 +1,18 @@
-"""`aelab train`: build the model, data and Lightning trainer; fit; keep the best weights; evaluate."""
+"""`aelab.train`: check everything, then fit with Lightning into a run folder, keep the best
+weights and evaluate.
+
+Check, then act: :func:`plan` validates the model, its settings, the data and the ``out`` folder
+and writes nothing; only then does :func:`train` lock the folder and write. ``overwrite`` trains
+into a sibling folder and replaces the old run only once the new one has trained and evaluated,
+so a failure at any point leaves the old run as it was.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,170 +22,300 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from . import __version__
-from .accel import Precision, choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
+from .accel import choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
 from .callbacks import History, SampleGrid
-from .data import TensorBatches, load_data, split_validation
+from .config import TRAIN_FIELDS, RunConfig, TrainSettings, settings_from
+from .data import ARRAYS, ImageData, TensorBatches, describe_source, resolve_data, split_validation
 from .errors import AelabError
 from .evaluation import evaluate, noisy_copy, run_data
 from .registry import create_model, get_entry, resolve_params
-from .runs import Run, clear_out, load_state, prepare_out
-from .systems import SYSTEMS
+from .runs import Run, RunLock, check_out_folder, load_state, write_json
+from .systems import SYSTEMS, NonFiniteLoss
+
+log = logging.getLogger("aelab")
+
+
+class TrainingDiverged(AelabError):
+    """Training stopped on a non-finite loss; the run kept its last finite weights and was evaluated."""
 
 
 @dataclass
-class TrainOptions:
-    """Everything `aelab train` takes. ``None`` means: the model's registered default."""
+class Plan:
+    """Everything :func:`train` will do, settled and checked before anything is written."""
 
-    model: str | None
     out: Path
-    data: str | None = "mnist-sample"
-    data_dir: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    loss: str | None = None
-    optimizer: str | None = None
-    noise: float | None = None
-    sparsity: float | None = None
-    schedule: str | None = None
-    kl_form: str | None = None
-    kl_weight: float | None = None
-    d_lr: float | None = None
-    seed: int = 0
-    precision: Precision = "auto"
-    channels_last: bool | None = None
-    early_stopping: bool = True
-    patience: int = 10
-    reduce_lr: bool = True
-    lr_patience: int = 5
-    val_fraction: float = 0.1
+    config: RunConfig
+    data: ImageData
+    model: torch.nn.Module
+    device: str
     resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    accelerator: str = "auto"
+    replace: bool = False  # --overwrite of an existing run: train beside it, swap at the end
+    changes: list[str] = field(default_factory=list)  # settings a resume changes, for the log
 
 
-def _resolved_config(opts: TrainOptions) -> dict[str, Any]:
-    """The run's config.json: from a previous run when resuming, else from the options."""
-    run = Run(opts.out)
-    if opts.resume:
-        if not run.is_run():
-            raise AelabError(f"--resume: {opts.out} holds no run to continue (no config.json)")
-        config = run.config()
-        if opts.model and opts.model != config["model"]:
-            raise AelabError(f"--resume: {opts.out} trained {config['model']}, not {opts.model}")
-        if not run.last_checkpoint.is_file():
-            raise AelabError(f"--resume: {opts.out} has no checkpoints/last.ckpt to continue from")
-        run.checkpoint_state(run.last_checkpoint)  # a damaged checkpoint fails here, in one line
-        if opts.epochs:
-            config["train"]["epochs"] = opts.epochs
-        return config
-    if not opts.model:
-        raise AelabError("name a model to train (see `aelab models`)")
-    entry = get_entry(opts.model)
-    train = entry.train.updated(epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, loss=opts.loss,
-                                optimizer=opts.optimizer, noise=opts.noise, sparsity=opts.sparsity,
-                                schedule=opts.schedule, kl_form=opts.kl_form, kl_weight=opts.kl_weight,
-                                d_lr=opts.d_lr)
-    if not 0 < opts.val_fraction < 1:
-        raise AelabError(f"--val-fraction must lie between 0 and 1, got {opts.val_fraction}")
-    return {
-        "model": opts.model,
-        "params": resolve_params(opts.model, **opts.params),
-        "user_params": sorted(opts.params),
-        "train": dataclasses.asdict(train),
-        "data": opts.data if opts.data_dir is None else (opts.data or Path(opts.data_dir).name),
-        "data_dir": None if opts.data_dir is None else str(Path(opts.data_dir).resolve()),
-        "seed": opts.seed,
-        "val_fraction": opts.val_fraction,
-        "early_stopping_patience": opts.patience if opts.early_stopping else None,
-        "lr_patience": opts.lr_patience if opts.reduce_lr else None,
-        "aelab_version": __version__,
-    }
+def train(model: str | None = None, *, data: Any = None, out: str | Path | None = None, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, accelerator: str = "auto",
+          callbacks: list[L.Callback] | None = None, **settings: Any) -> Run:
+    """Train ``model`` (a registered name) and evaluate it; returns the :class:`~aelab.Run`.
 
-
-def _fit_data_shape(config: dict[str, Any]):
-    """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
-    params, user = config["params"], set(config.get("user_params", []))
-    if "input_shape" in config:  # resuming: the shape is settled
-        return run_data(config)
-    channels = params.get("in_channels") if "in_channels" in user else None
-    size = params.get("in_size") if "in_size" in user or config["data_dir"] else None
-    data = load_data(config["data"], config["data_dir"], channels=channels, size=size)
-    c, h, _ = data.shape
-    if "in_channels" in params:
-        params["in_channels"] = c
-    if "in_size" in params:
-        params["in_size"] = h
-    config["input_shape"] = [c, h, h]
-    return data
-
-
-def train(opts: TrainOptions, extra_callbacks: list[L.Callback] | None = None) -> dict[str, Any]:
-    """Train a model into ``opts.out`` and evaluate it. Returns the metrics.
-
-    ``extra_callbacks`` (Python API only) join aelab's own, e.g. to stop at a target quality.
+    ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
+    ``(x_train, x_test)`` (see :func:`aelab.data.resolve_data`). ``out``: the run folder; ``None``
+    trains into a fresh temporary folder. ``settings``: any :class:`~aelab.config.TrainSettings`
+    field (``epochs``, ``lr``, ``noise``, ...) and any parameter of the model, by name. A setting
+    the model's system does not use is refused. ``resume`` continues the run in ``out`` (only
+    ``epochs`` may change); ``overwrite`` replaces the run in ``out`` once the new one is done.
+    ``callbacks`` (Lightning callbacks) join aelab's own.
     """
-    out = Path(opts.out)
-    prepare_out(out, opts.resume, opts.overwrite)
+    if out is None:
+        if resume or overwrite:
+            raise AelabError("--resume and --overwrite need an --out folder")
+        out = Path(tempfile.mkdtemp(prefix="aelab-run-"))
+    plan_ = plan(model, data, Path(out), resume, overwrite, accelerator, settings)
     keep_freed_memory()
     skip_failing_nvml_check()
-    config = _resolved_config(opts)
-    data = _fit_data_shape(config)  # bad data fails here, before anything is written
-    L.seed_everything(config["seed"], verbose=False)  # before the model: --seed fixes its initial weights too
-    model = create_model(config["model"], **config["params"])
-    device = device_for(opts.accelerator)
-    precision = choose_precision(opts.precision, device)
-    channels_last = opts.channels_last if opts.channels_last is not None else device == "cpu"
-    config.update(precision=precision, channels_last=channels_last)
-    settings = config["train"]
+    for change in plan_.changes:
+        log.info("resuming %s: %s", plan_.out, change)
+    created = not plan_.out.exists()
+    plan_.out.mkdir(parents=True, exist_ok=True)
+    with RunLock(plan_.out):
+        check_out_folder(plan_.out, plan_.resume, overwrite, data_dir=plan_.config.data_dir, locked=True)
+        folder = plan_.out
+        if plan_.replace:
+            folder = Path(tempfile.mkdtemp(prefix=f".{plan_.out.name}.aelab-new-", dir=plan_.out.parent))
+        try:
+            diverged = fit(plan_, folder, progress, callbacks or [])
+            if plan_.replace and not diverged:
+                _swap(folder, plan_.out)
+        except BaseException:
+            if plan_.replace:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif created and not Run(plan_.out).last_checkpoint.is_file():
+                shutil.rmtree(plan_.out, ignore_errors=True)  # ours, and nothing in it to resume
+            raise
+    if diverged:
+        if plan_.replace:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise TrainingDiverged(f"{diverged}; the run in {plan_.out} was left as it was (lower --lr)")
+        raise TrainingDiverged(f"{diverged}; kept and evaluated the last finite weights in {plan_.out} (lower --lr)")
+    return Run(plan_.out)
+
+
+def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool, accelerator: str,
+         settings: dict[str, Any]) -> Plan:
+    """Check everything :func:`train` needs and settle it; writes nothing."""
+    given = {k: v for k, v in settings.items() if k in TRAIN_FIELDS}
+    params = {k: v for k, v in settings.items() if k not in TRAIN_FIELDS}
+    replace = check_out_folder(out, resume, overwrite, data_dir=describe_source(data)[1])
+    if resume:
+        config, data_, changes = _resume_config(model, data, out, given, params)
+        explicit = set()
+    else:
+        if not model:
+            raise AelabError("name a model to train (see `aelab models`)")
+        entry = get_entry(model)
+        resolve_params(entry.name, **params)  # unknown names are refused before data are loaded
+        name, data_dir = describe_source(data)
+        config = RunConfig(entry.name, {}, settings_from(given, entry.train), name, data_dir,
+                           user_params=tuple(sorted(params)), aelab_version=__version__)
+        data_ = _fit_data(config, data, params)
+        changes, explicit = [], set(given)
+    entry = get_entry(config.model)
+    system_class = SYSTEMS[entry.kind]
+    system_class.check(entry.name, config.train, explicit)
+    config.honoured = tuple(k for k in TRAIN_FIELDS if k in system_class.honours)
+    _check_data_size(data_, config.train.val_fraction)
+    device = device_for(accelerator)
+    precision = choose_precision(config.train.precision, device)
+    channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
+    config.train = config.train.updated(precision=precision, channels_last=channels_last)
+    net = create_model(config.model, **config.params)  # bad parameter values fail here
+    if resume:
+        load_state(net, Run(out).checkpoint_state(Run(out).last_checkpoint), Run(out).last_checkpoint)
+    return Plan(out, config, data_, net, device, resume, replace, changes)
+
+
+def _fit_data(config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData:
+    """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
+    defaults = get_entry(config.model).defaults()
+    size = params.get("in_size") if "in_size" in params or config.data_dir else None
+    loaded = resolve_data(data, channels=params.get("in_channels"), size=size)
+    c, h, _ = loaded.shape
+    if c not in (1, 3):
+        raise AelabError(f"{config.data}: images with {c} channels; aelab takes gray (1) or colour (3) images")
+    config.params = resolve_params(config.model, **params, **{k: v for k, v in (("in_channels", c), ("in_size", h))
+                                                               if k in defaults})
+    config.input_shape = (c, h, h)
+    return loaded
+
+
+def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any],
+                   params: dict[str, Any]) -> tuple[RunConfig, ImageData, list[str]]:
+    """The run's own config with the one change a resume may make (more epochs), after refusing
+    any other change: a resumed run continues as it was set up."""
     run = Run(out)
-    if not opts.resume:
-        clear_out(out) if opts.overwrite else out.mkdir(parents=True, exist_ok=True)
-    run.write_json(run.config_path, config)
+    config = run.config
+    if model and get_entry(model).name != config.model:
+        raise AelabError(f"--resume: {out} trained {config.model}, not {model}")
+    if not run.last_checkpoint.is_file():
+        raise AelabError(f"--resume: {out} has no checkpoints/last.ckpt to continue from")
+    done = run.epochs_done()
+    changed = {k: v for k, v in given.items() if k != "epochs" and getattr(config.train, k) != v
+                                                 and k not in ("precision", "channels_last")}
+    changed.update({k: v for k, v in params.items() if config.params.get(k) != v})
+    if describe_source(data)[0] not in (config.data, "mnist-sample") and data is not None:
+        changed["data"] = describe_source(data)[0]
+    if changed:
+        key = sorted(changed)[0]
+        was = getattr(config.train, key, config.params.get(key, config.data if key == "data" else None))
+        raise AelabError(f"--resume continues {out} as it was set up and cannot change {key} ({was} -> "
+                         f"{changed[key]}); only --epochs can change. Train a new run for other settings")
+    epochs = given.get("epochs", config.train.epochs)
+    if epochs <= done:
+        raise AelabError(f"--resume: {out} has trained {done} epoch(s) already; ask for more with --epochs N, N > {done}")
+    changes = [f"epochs {config.train.epochs} -> {epochs}"] if epochs != config.train.epochs else []
+    config.train = config.train.updated(epochs=epochs)
+    if config.data == ARRAYS and data is None:
+        raise AelabError(f"--resume: {out} was trained on arrays passed to aelab.train; pass them again (data=...)")
+    return config, run_data(config, data if config.data == ARRAYS else None), changes
 
-    train_x, val_x = split_validation(data.train, config["val_fraction"], seed=config["seed"])
-    if device == "cuda":
+
+def _check_data_size(data: ImageData, val_fraction: float) -> None:
+    n_val = max(1, int(round(len(data.train) * val_fraction)))
+    if len(data.train) - n_val < 1 or len(data.test) < 1:
+        raise AelabError(f"{data.name} has {len(data.train)} training and {len(data.test)} test image(s); training "
+                         f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 test image")
+
+
+def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callback]) -> str | None:
+    """Fit into ``folder``, keep the best (or last finite) weights, evaluate. Returns why training
+    stopped early on a non-finite loss, or None."""
+    config, settings, model = plan_.config, plan_.config.train, plan_.model
+    run = Run(folder)
+    write_json(run.config_path, config.to_json())
+    L.seed_everything(settings.seed, verbose=False)  # before the model: --seed fixes its initial weights too
+    if not plan_.resume:
+        model = plan_.model = create_model(config.model, **config.params)
+    train_x, val_x = split_validation(plan_.data.train, settings.val_fraction, seed=settings.seed)
+    if plan_.device == "cuda":
         train_x, val_x = train_x.cuda(), val_x.cuda()
-    val_inputs = noisy_copy(val_x.cpu(), settings["noise"]).to(val_x.device)
-    train_batches = TensorBatches(train_x, batch_size=settings["batch_size"], shuffle=True, seed=config["seed"])
-    val_batches = TensorBatches(val_inputs, val_x, batch_size=max(settings["batch_size"], 1000))
+    val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
+    train_batches = TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed)
+    val_batches = TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000))
 
-    system_class = SYSTEMS[get_entry(config["model"]).kind]
-    system = system_class.from_settings(model, settings, config["lr_patience"], channels_last)
-    history = History()
+    system = SYSTEMS[get_entry(config.model).kind].from_settings(model, settings)
+    history, finite = History(), FiniteWeights()
     # History first: it records at train-epoch end, just before the checkpoint is written
-    callbacks = [history, ModelCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor=system.monitor,
-                                          save_last=True, save_top_k=1, save_on_train_epoch_end=True,
-                                          enable_version_counter=False)]
-    if config["early_stopping_patience"] is not None and system.monitor:
-        callbacks.append(EarlyStopping(monitor=system.monitor, patience=config["early_stopping_patience"]))
+    callbacks = [history, finite, RunCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor=system.monitor,
+                                                save_last=True, save_top_k=1, save_on_train_epoch_end=True,
+                                                enable_version_counter=False)]
+    if settings.early_stopping and system.monitor:
+        callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
     if hasattr(model, "sample"):
         callbacks.append(SampleGrid(run.path / "samples"))
-    callbacks += extra_callbacks or []
-    if opts.progress:
+    callbacks += extra_callbacks
+    if progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))
     loggers = [TensorBoardLogger(run.path / "logs", name="tensorboard", version=""),
-               CSVLogger(run.path / "logs", name="csv", version="")]
+               AppendingCSVLogger(run.path / "logs", name="csv", version="")]
+    diverged = None
     with quiet_lightning():
-        trainer = L.Trainer(max_epochs=settings["epochs"], accelerator=device if device == "cpu" else "gpu", devices=1,
-                            precision=precision, callbacks=callbacks, logger=loggers,
-                            enable_progress_bar=opts.progress, enable_model_summary=False,
-                            num_sanity_val_steps=0, log_every_n_steps=max(1, len(train_batches)))
-        ckpt_path = run.last_checkpoint if opts.resume else None
-        trainer.fit(system, train_batches, val_batches, ckpt_path=ckpt_path, weights_only=True)
-    run.write_json(run.history_path, {"epochs": history.epochs})
-    if trainer.interrupted:
+        trainer = L.Trainer(max_epochs=settings.epochs, accelerator="cpu" if plan_.device == "cpu" else "gpu",
+                            devices=1, precision=settings.precision, callbacks=callbacks, logger=loggers,
+                            enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+                            log_every_n_steps=max(1, len(train_batches)))
+        try:
+            trainer.fit(system, train_batches, val_batches, ckpt_path=run.last_checkpoint if plan_.resume else None,
+                        weights_only=True)
+        except NonFiniteLoss as error:
+            diverged = str(error)
+    write_json(run.history_path, {"epochs": history.epochs})
+    if trainer.interrupted and not diverged:
         raise AelabError(f"training interrupted after epoch {trainer.current_epoch}; "
-                         f"continue it with `aelab train --resume --out {out}`")
-    best = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
+                         f"continue it with `aelab train --resume --out {plan_.out}`")
     model = model.cpu().to(memory_format=torch.contiguous_format)
-    load_state(model, run.checkpoint_state(best), best)
+    if diverged:
+        load_state(model, finite.last_finite(model), run.path)
+    else:
+        best = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
+        load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
-    return evaluate(out, data)
+    evaluate(folder, plan_.data, stopped=diverged)
+    return diverged
+
+
+def _swap(new: Path, old: Path) -> None:
+    """Put the finished run ``new`` where ``old`` is, then delete ``old`` (a run aelab wrote)."""
+    retired = Path(tempfile.mkdtemp(prefix=f".{old.name}.aelab-old-", dir=old.parent))
+    os.rename(old, retired / old.name)
+    os.rename(new, old)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+class FiniteWeights(L.Callback):
+    """The model's weights at the start and after each epoch (a CPU copy): what a run keeps when a
+    later step's loss is not finite and the weights it reached are not finite either."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def _keep(self, module: L.LightningModule) -> None:
+        state = module.model.state_dict()
+        if all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+            self.state = {k: v.detach().cpu().clone() for k, v in state.items()}
+
+    def on_train_start(self, trainer, module) -> None:
+        self._keep(module)
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self._keep(module)
+
+    def last_finite(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        state = model.state_dict()
+        finite = all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+        return state if finite or self.state is None else self.state
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's checkpointing, with the best score kept when the run folder has moved (copied,
+    or swapped in by --overwrite): its stored paths are re-rooted at the folder it is in now."""
+
+    @property
+    def state_key(self) -> str:  # stored under ModelCheckpoint's key, so runs saved before this class resume too
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            def moved(path):
+                return path.replace(old, self.dirpath, 1) if isinstance(path, str) and path.startswith(old) else path
+
+            state_dict = {k: moved(v) for k, v in state_dict.items()}
+            state_dict["best_k_models"] = {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()}
+            state_dict["dirpath"] = self.dirpath
+        super().load_state_dict(state_dict)
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, which deletes an existing metrics.csv on start; a resumed run
+    appends to it instead."""
+
+    def _check_log_dir_exists(self) -> None:
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path) as file:
+                header = file.readline().strip()
+            self.metrics_keys = sorted(header.split(",")) if header else []
+
+
+class AppendingCSVLogger(CSVLogger):
+    @property
+    def experiment(self) -> _AppendingWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class EpochProgressBar(TQDMProgressBar):

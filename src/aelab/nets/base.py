@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+from ..errors import InputError
 
 
 @dataclass
@@ -29,7 +33,13 @@ class AEOutput:
 class Autoencoder(nn.Module):
     """An encoder and a decoder around a code.
 
-    Subclasses set ``input_shape`` (C, H, W) and implement ``encode`` and ``decode_logits``.
+    Subclasses set ``input_shape`` (C, H, W) and implement ``_encode`` and ``_decode_logits``
+    (and ``_forward`` where the decoder needs more than the code). The public ``encode``,
+    ``decode``, ``forward`` and ``reconstruct`` check what they are given first: images must be
+    (N, C, H, W) (or (N, H, W) for one channel) in the model's shape, float in [0, 1] or uint8
+    (divided by 255); anything else is an :class:`InputError` naming the problem. The value range
+    is checked outside training only (the data loaders have checked the training data).
+
     ``output`` is ``"sigmoid"`` for models whose outputs are probabilities per pixel (trained
     with BCE on the logits or MSE on the probabilities), ``"linear"`` for models that regress
     pixel values directly (the CNTK deconvolution example, trained on squared error).
@@ -40,29 +50,85 @@ class Autoencoder(nn.Module):
     # False where forward passes the decoder more than the code (the unpooling model's switches)
     decodes_from_code_alone: bool = True
 
-    def encode(self, x: Tensor) -> Tensor:
+    def _encode(self, x: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def _decode_logits(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _forward(self, x: Tensor) -> AEOutput:
+        z = self._encode(x)
+        return AEOutput(logits=self._decode_logits(z), z=z, output=self.output)
+
+    # ------------------------------------------------------------------ the checked interface
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Codes of images (N, C, H, W) in [0, 1]."""
+        return self._encode(self.check_images(x))
 
     def decode_logits(self, z: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def to_image(self, logits: Tensor) -> Tensor:
-        return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+        return self._decode_logits(self.check_code(z))
 
     def decode(self, z: Tensor) -> Tensor:
         """Images in [0, 1] (linear-output models may overshoot slightly) from codes."""
         return self.to_image(self.decode_logits(z))
 
     def forward(self, x: Tensor) -> AEOutput:
-        z = self.encode(x)
-        logits = self.decode_logits(z)
-        return AEOutput(logits=logits, z=z, output=self.output)
+        return self._forward(self.check_images(x))
 
-    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) reconstructions of images in [0, 1]."""
+        return self.forward(x).recon
+
+    def to_image(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+
+    @property
+    def _name(self) -> str:
+        return getattr(self, "registry_name", type(self).__name__)
+
+    def check_images(self, x: Tensor | np.ndarray) -> Tensor:
+        """``x`` as float images this model takes, or an :class:`InputError` saying what is wrong."""
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not isinstance(x, Tensor):
+            raise InputError(f"{self._name} takes images as a tensor or numpy array, got {type(x).__name__}")
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        c, h, w = self.input_shape
+        if x.dim() == 3 and c == 1:
+            x = x.unsqueeze(1)
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise InputError(f"{self._name} takes images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputError(f"{self._name} takes float images in [0, 1] or uint8 images, got {x.dtype}")
+        if x.dtype == torch.float64:  # numpy's default: the weights are float32
+            x = x.float()
+        if not self.training and x.numel():
+            low, high = torch.aminmax(x.detach())
+            if not (0 <= float(low) and float(high) <= 1):  # also refuses NaN
+                raise InputError(f"{self._name} takes pixel values in [0, 1], got values from {float(low):g} to "
+                                 f"{float(high):g} (divide 0-255 images by 255, or pass them as uint8)")
+        return x
+
+    def check_code(self, z: Tensor) -> Tensor:
+        if not isinstance(z, Tensor) or z.dim() < 2 or tuple(z.shape[1:]) != self.code_shape():
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise InputError(f"{self._name} decodes codes shaped (N, {', '.join(map(str, self.code_shape()))}), "
+                             f"got {shape}")
+        return z
+
     def code_shape(self) -> tuple[int, ...]:
-        """Shape of one image's code, found by encoding a blank input."""
-        probe = torch.zeros(1, *self.input_shape, device=next(self.parameters()).device)
-        return tuple(self.encode(probe).shape[1:])
+        """Shape of one image's code, found once by encoding a blank input in eval mode."""
+        if getattr(self, "_code_shape", None) is None:
+            parameter = next(self.parameters())
+            was_training = self.training
+            self.eval()  # a probe must not move batch-norm statistics
+            with torch.no_grad():
+                probe = torch.zeros(1, *self.input_shape, device=parameter.device)
+                self._code_shape = tuple(self._encode(probe).shape[1:])
+            self.train(was_training)
+        return self._code_shape
 
     def code_size(self) -> int:
-        return int(torch.tensor(self.code_shape()).prod())
+        return math.prod(self.code_shape())

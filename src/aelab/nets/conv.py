@@ -1,4 +1,4 @@
-"""Convolutional autoencoders: the seeds' models and our own ``best``."""
+"""Convolutional autoencoders: the seeds' models and our own ``conv-bottleneck`` (alias ``best``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..registry import TrainDefaults, register_model, register_preset, validate_choice
+from ..config import TrainSettings
+from ..registry import register_alias, register_model, register_preset, validate_choice
 from .base import Autoencoder
 from .blocks import BlockKind, activation, check_positive, conv_block
 
 NormPlacement = Literal["all", "coarse"]
 
 # Keras 2's Adadelta default learning rate, which the seed's `optimizer='adadelta'` used
-KERAS_ADADELTA = TrainDefaults(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
+KERAS_ADADELTA = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
 
 
 def pooled_sizes(size: int, levels: int) -> list[int]:
@@ -40,12 +41,14 @@ class PoolingAutoencoder(Autoencoder):
                                      for a, b in zip(widths, widths[1:]))
         self.pool = nn.MaxPool2d(2, ceil_mode=ceil)
 
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
+    def _encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
         for block in self.encoder:
             x = self.pool(block(x))
         return x
 
 
+@register_model("conv-resize", "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, "
+                "code 4x4x8", train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20))
 class ConvResizeAutoencoder(PoolingAutoencoder):
     """Seed 1 (001_002c14308da63b29.txt): conv + 'same' max-pool encoder, resize + conv decoder.
 
@@ -66,25 +69,20 @@ class ConvResizeAutoencoder(PoolingAutoencoder):
                                      for a, b in zip([channels[-1], *back], back))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block, size in zip(self.decoder, reversed(self.sizes[:-1])):
             z = block(F.interpolate(z, size=(size, size), mode="nearest"))
         return self.head(z)
 
 
-@register_model("conv-resize", "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, "
-                "code 4x4x8", train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20))
-def conv_resize(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8), act: str = "relu",
-                block: BlockKind = "plain", batch_norm: bool = False) -> ConvResizeAutoencoder:
-    return ConvResizeAutoencoder(in_channels, in_size, channels, act, block, batch_norm)
-
-
 register_preset("conv-resize-denoise", "conv-resize",
                 "seed-1 denoising autoencoder: conv-resize with 32-32-16 channels, trained on noise 0.5",
-                train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5),
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5),
                 channels=(32, 32, 16))
 
 
+@register_model("conv", "seed-2 Keras conv autoencoder: conv+max-pool 16-8-8, conv+UpSampling2D 8-8-16 "
+                "(one unpadded conv 16->14)", train=KERAS_ADADELTA)
 class UpsamplingAutoencoder(PoolingAutoencoder):
     """Seed 2's Keras UpSampling2D autoencoder (002_47e7ec408257ba05.txt).
 
@@ -116,23 +114,18 @@ class UpsamplingAutoencoder(PoolingAutoencoder):
                                      for a, b, p in zip([channels[-1], *back], back, paddings))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block in self.decoder:
             z = F.interpolate(block(z), scale_factor=2, mode="nearest")
         return self.head(z)
-
-
-@register_model("conv", "seed-2 Keras conv autoencoder: conv+max-pool 16-8-8, conv+UpSampling2D 8-8-16 "
-                "(one unpadded conv 16->14)", train=KERAS_ADADELTA)
-def conv(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8), act: str = "relu",
-         block: BlockKind = "plain", batch_norm: bool = False) -> UpsamplingAutoencoder:
-    return UpsamplingAutoencoder(in_channels, in_size, channels, act, block, batch_norm)
 
 
 register_preset("conv-denoise", "conv", "seed-2 Keras denoising autoencoder: two pools, 32-32 conv, noise 0.5",
                 train=KERAS_ADADELTA.updated(epochs=10, noise=0.5), channels=(32, 32))
 
 
+@register_model("conv-transpose", "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50))
 class TransposeAutoencoder(PoolingAutoencoder):
     """The keras-io convolutional autoencoder (https://keras.io/examples/vision/autoencoder/):
     3x3 conv + 2x2 max-pool per level (32-32), then strided 3x3 Conv2DTranspose per level and a
@@ -151,23 +144,20 @@ class TransposeAutoencoder(PoolingAutoencoder):
             for a, b in zip([channels[-1], *back], back))
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block in self.decoder:
             z = block(z)
         return self.head(z)
 
 
-@register_model("conv-transpose", "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
-                train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50))
-def conv_transpose(in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (32, 32), act: str = "relu",
-                   block: BlockKind = "plain", batch_norm: bool = False) -> TransposeAutoencoder:
-    return TransposeAutoencoder(in_channels, in_size, channels, act, block, batch_norm)
-
-
 register_preset("conv-transpose-denoise", "conv-transpose", "keras-io denoising autoencoder: noise 0.4, 100 epochs",
-                train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4))
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4))
 
 
+@register_model("conv-bottleneck", "aelab's own (alias best): residual conv encoder/decoder around a dense code of "
+                "any size (--param code_size=N); beats PCA",
+                train=TrainSettings(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30, schedule="cosine"),
+                renamed={"batch_norm": "norm_at"}, added_later={"norm_at": "all"})
 class BottleneckAutoencoder(Autoencoder):
     """aelab's own: a residual conv encoder to a dense code of any size, and its mirror.
 
@@ -179,7 +169,7 @@ class BottleneckAutoencoder(Autoencoder):
     2x2 pixels, which saves the costliest full-size conv. Trained on MSE, which is what RMSE
     against PCA measures.
 
-    ``batch_norm`` says where batch normalisation goes. ``"all"``: after every conv. ``"coarse"``
+    ``norm_at`` says where batch normalisation goes. ``"all"``: after every conv. ``"coarse"``
     (the default): at the innermost, 7x7 level, and after the decoder's upsampling convs, which
     set the scale of the decoder's finer levels; in trials without those, the decoder's
     activations grew until the output sigmoid saturated and training stalled at a constant
@@ -192,17 +182,17 @@ class BottleneckAutoencoder(Autoencoder):
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
                  channels: tuple[int, ...] = (16, 48), act: str = "relu", blocks_per_level: int = 1,
-                 batch_norm: NormPlacement = "coarse") -> None:
+                 norm_at: NormPlacement = "coarse") -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, code_size=code_size, channels=channels)
         if in_size % 2 ** len(channels):
             raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)}")
-        validate_choice("batch_norm", batch_norm, NormPlacement)
+        validate_choice("norm_at", norm_at, NormPlacement)
         self.input_shape = (in_channels, in_size, in_size)
         side = in_size // 2 ** len(channels)
         self.inner = (channels[-1], side, side)
         # level i works on maps of side in_size / 2**(i + 1); the last level is the coarsest
-        normed = [batch_norm == "all" or i == len(channels) - 1 for i in range(len(channels))]
+        normed = [norm_at == "all" or i == len(channels) - 1 for i in range(len(channels))]
 
         def level(i: int) -> list[nn.Module]:
             return [conv_block(channels[i], channels[i], act, block="residual", batch_norm=normed[i])
@@ -223,17 +213,12 @@ class BottleneckAutoencoder(Autoencoder):
         up += level(0) + [nn.Conv2d(channels[0], in_channels * 4, 3, padding=1), nn.PixelShuffle(2)]
         self.decoder = nn.Sequential(*up)
 
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, code_size)
+    def _encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, code_size)
         return self.encoder(x)
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
         return self.decoder(self.expand(z).view(-1, *self.inner))
 
 
-@register_model("best", "aelab's own: residual conv encoder/decoder around a dense code of any size "
-                "(--param code_size=N); beats PCA", train=TrainDefaults(loss="mse", optimizer="adam", lr=3e-3,
-                                                                         batch_size=128, epochs=30, schedule="cosine"),
-                added_later={"batch_norm": "all"})
-def best(in_channels: int = 1, in_size: int = 28, code_size: int = 49, channels: tuple[int, ...] = (16, 48),
-         act: str = "relu", blocks_per_level: int = 1, batch_norm: NormPlacement = "coarse") -> BottleneckAutoencoder:
-    return BottleneckAutoencoder(in_channels, in_size, code_size, channels, act, blocks_per_level, batch_norm)
+
+register_alias("best", "conv-bottleneck")

@@ -7,15 +7,17 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..registry import TrainDefaults, register_model, register_preset
+from ..config import TrainSettings
+from ..registry import register_model, register_preset
 from .base import Autoencoder
 from .blocks import activation, check_positive
 
-KERAS_MSE = TrainDefaults(loss="mse", optimizer="adam", lr=1e-3, batch_size=256, epochs=50)
+KERAS_MSE = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=256, epochs=50)
 # the seed's programme examples: optimizer='adadelta' (Keras 2 default lr 1.0), binary cross-entropy
-KERAS_BLOG = TrainDefaults(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
+KERAS_BLOG = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
 
 
+@register_model("dense", "seed-2 vanilla autoencoder: 784-64-784, ReLU code, sigmoid output, Adam, MSE", train=KERAS_MSE)
 class DenseAutoencoder(Autoencoder):
     """Flatten -> hidden layers -> code -> mirrored hidden layers -> sigmoid image.
 
@@ -43,17 +45,11 @@ class DenseAutoencoder(Autoencoder):
                 layers.append(activation(act))
         return nn.Sequential(*layers)
 
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, code_size)
+    def _encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, code_size)
         return self.encoder(x.flatten(1))
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
         return self.decoder(z).view(-1, *self.input_shape)
-
-
-@register_model("dense", "seed-2 vanilla autoencoder: 784-64-784, ReLU code, sigmoid output, Adam, MSE", train=KERAS_MSE)
-def dense(in_channels: int = 1, in_size: int = 28, code_size: int = 64, hidden: tuple[int, ...] = (),
-          act: str = "relu") -> DenseAutoencoder:
-    return DenseAutoencoder(in_channels, in_size, code_size, hidden, act)
 
 
 register_preset("dense-32", "dense", "seed-2 programme example: 784-32-784, Adadelta, BCE, 50 epochs, batch 256",
@@ -68,6 +64,8 @@ register_preset("sparse-32", "dense", "Keras-blog sparse autoencoder: 784-32-784
                 train=KERAS_BLOG.updated(sparsity=1e-4, epochs=100), code_size=32)
 
 
+@register_model("tied", "dense autoencoder with tied weights: the decoder reuses the encoder's, transposed",
+                train=KERAS_MSE)
 class TiedAutoencoder(DenseAutoencoder):
     """A dense autoencoder whose decoder reuses the encoder's weights, transposed (seed 3's shared
     weights: one layer object used twice). Only the decoder's biases are its own."""
@@ -80,7 +78,7 @@ class TiedAutoencoder(DenseAutoencoder):
         self.linears = linears
         self.act_name = act
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
         act = activation(self.act_name)
         for i, (layer, bias) in enumerate(zip(reversed(self.linears), reversed(list(self.decoder)))):
             z = F.linear(z, layer.weight.t(), bias)
@@ -89,8 +87,3 @@ class TiedAutoencoder(DenseAutoencoder):
         return z.view(-1, *self.input_shape)
 
 
-@register_model("tied", "dense autoencoder with tied weights: the decoder reuses the encoder's, transposed",
-                train=KERAS_MSE)
-def tied(in_channels: int = 1, in_size: int = 28, code_size: int = 64, hidden: tuple[int, ...] = (),
-         act: str = "relu") -> TiedAutoencoder:
-    return TiedAutoencoder(in_channels, in_size, code_size, hidden, act)

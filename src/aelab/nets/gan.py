@@ -7,7 +7,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..registry import TrainDefaults, register_model
+from ..config import TrainSettings
+from ..errors import InputError
+from ..registry import register_model
 from .blocks import check_positive
 
 
@@ -54,33 +56,41 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
+@register_model("gan", "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
+                "dropout; label noise; Adam 2e-4 (beta1 0.5)", kind="gan",
+                train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10),
+                renamed={"width": "max_channels"})
 class DCGAN(nn.Module):
     """Radford et al., DCGAN (https://arxiv.org/abs/1511.06434), with seed 3's tricks: tanh output,
     LeakyReLU, strided convs instead of pooling, kernel sizes divisible by the stride, latent points
     from a normal distribution, dropout in the discriminator; label noise lives in the system.
 
     The seed's network is for 32x32 colour images with 256-wide 5x5 convs; here the widths are a
-    parameter (64 by default) so that a Fashion-MNIST run fits in minutes on a CPU. The generator
+    parameter (``max_channels``, 64 by default: the widest layer's; they halve level by level) so
+    that a Fashion-MNIST run fits in minutes on a CPU. The generator
     has batch norm (``batch_norm``, as in the DCGAN paper): without it, and with the seed's RMSprop
     settings, a trial on MNIST collapsed to blank images within six epochs.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, width: int = 64,
+    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, max_channels: int = 64,
                  levels: int = 2, dropout: float = 0.4, batch_norm: bool = True) -> None:
         super().__init__()
-        check_positive(in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, width=width, levels=levels)
+        check_positive(in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, max_channels=max_channels,
+                       levels=levels)
         if in_size % 2**levels:
             raise ValueError(f"input size {in_size} must be divisible by {2 ** levels} for {levels} levels")
-        if width % 2**levels:
-            raise ValueError(f"width {width} must be divisible by {2 ** levels}")
+        if max_channels % 2**levels:
+            raise ValueError(f"max_channels {max_channels} must be divisible by {2 ** levels}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.input_shape = (in_channels, in_size, in_size)
         self.latent_dim = latent_dim
-        self.generator = Generator(latent_dim, in_channels, in_size, width, levels, batch_norm)
-        self.discriminator = Discriminator(in_channels, in_size, width, levels, dropout)
+        self.generator = Generator(latent_dim, in_channels, in_size, max_channels, levels, batch_norm)
+        self.discriminator = Discriminator(in_channels, in_size, max_channels, levels, dropout)
 
     def generate(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise InputError(f"gan takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}")
         return (self.generator(z) + 1) / 2
 
     @torch.no_grad()
@@ -93,9 +103,3 @@ class DCGAN(nn.Module):
         return self.generate(z)
 
 
-@register_model("gan", "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
-                "dropout; label noise; Adam 2e-4 (beta1 0.5)", kind="gan",
-                train=TrainDefaults(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10))
-def gan(in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, width: int = 64, levels: int = 2,
-        dropout: float = 0.4, batch_norm: bool = True) -> DCGAN:
-    return DCGAN(in_channels, in_size, latent_dim, width, levels, dropout, batch_norm)

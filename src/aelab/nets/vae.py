@@ -7,16 +7,20 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..registry import TrainDefaults, register_model, register_preset
+from ..config import TrainSettings
+from ..registry import register_model, register_preset
 from .base import AEOutput, Autoencoder
 from .blocks import activation, check_positive
 
 
+@register_model("vae", "seed-3 convolutional VAE: conv 32-64s2-64-64, dense 32, 2-D latent; summed ELBO (beta=1)",
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), kind="vae",
+                converters={"hidden": lambda width: (width,) if isinstance(width, int) else width})
 class ConvVAE(Autoencoder):
     """Kingma & Welling, Auto-Encoding Variational Bayes (https://arxiv.org/abs/1312.6114), as seed 3 builds it.
 
     Encoder: 3x3 conv 32, 3x3 conv 64 stride 2, 3x3 conv 64, 3x3 conv 64 (ReLU, 'same'), flatten,
-    dense 32 + ReLU, then two dense heads: ``z_mean`` and ``z_log_var`` (``latent_dim`` each).
+    dense ``hidden`` (32) + ReLU, then two dense heads: ``z_mean`` and ``z_log_var`` (``latent_dim`` each).
     Decoder: dense back to the pre-flatten shape + ReLU, reshape, 3x3 Conv2DTranspose 32 stride 2
     + ReLU, 3x3 conv to the input channels with a sigmoid.
 
@@ -26,7 +30,7 @@ class ConvVAE(Autoencoder):
     the latent tools); ``forward`` samples while training and uses the mean in eval mode.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 2, hidden: int = 32,
+    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 2, hidden: tuple[int, ...] = (32,),
                  act: str = "relu") -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, hidden=hidden)
@@ -35,14 +39,16 @@ class ConvVAE(Autoencoder):
         self.input_shape = (in_channels, in_size, in_size)
         self.latent_dim = latent_dim
         self.inner = (64, in_size // 2, in_size // 2)
+        widths = [math.prod(self.inner), *hidden]  # the dense layers between the convs and the two heads
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1), activation(act),
             nn.Conv2d(32, 64, 3, stride=2, padding=1), activation(act),
             nn.Conv2d(64, 64, 3, padding=1), activation(act),
             nn.Conv2d(64, 64, 3, padding=1), activation(act),
-            nn.Flatten(), nn.Linear(math.prod(self.inner), hidden), activation(act))
-        self.to_mean = nn.Linear(hidden, latent_dim)
-        self.to_logvar = nn.Linear(hidden, latent_dim)
+            nn.Flatten(),
+            *(layer for a, b in zip(widths, widths[1:]) for layer in (nn.Linear(a, b), activation(act))))
+        self.to_mean = nn.Linear(widths[-1], latent_dim)
+        self.to_logvar = nn.Linear(widths[-1], latent_dim)
         self.expand = nn.Sequential(nn.Linear(latent_dim, math.prod(self.inner)), activation(act))
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), activation(act),
@@ -52,16 +58,16 @@ class ConvVAE(Autoencoder):
         h = self.features(x)
         return self.to_mean(h), self.to_logvar(h)
 
-    def encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, latent)
+    def _encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, latent)
         return self.posterior(x)[0]
 
-    def decode_logits(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W)
+    def _decode_logits(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W)
         return self.decoder(self.expand(z).view(-1, *self.inner))
 
-    def forward(self, x: Tensor) -> AEOutput:
+    def _forward(self, x: Tensor) -> AEOutput:
         mean, logvar = self.posterior(x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
-        logits = self.decode_logits(z)
+        logits = self._decode_logits(z)
         return AEOutput(logits=logits, z=z, mean=mean, logvar=logvar)
 
     @torch.no_grad()
@@ -72,12 +78,6 @@ class ConvVAE(Autoencoder):
         return self.decode(z)
 
 
-@register_model("vae", "seed-3 convolutional VAE: conv 32-64s2-64-64, dense 32, 2-D latent; summed ELBO (beta=1)",
-                train=TrainDefaults(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), kind="vae")
-def vae(in_channels: int = 1, in_size: int = 28, latent_dim: int = 2, hidden: int = 32, act: str = "relu") -> ConvVAE:
-    return ConvVAE(in_channels, in_size, latent_dim, hidden, act)
-
-
 register_preset("vae-seed", "vae", "seed 3's loss: per-pixel mean BCE + 5e-4 x mean KL term, RMSprop, batch 16",
-                train=TrainDefaults(loss="bce", optimizer="rmsprop", lr=1e-3, batch_size=16, epochs=10,
+                train=TrainSettings(loss="bce", optimizer="rmsprop", lr=1e-3, batch_size=16, epochs=10,
                                     kl_form="seed", kl_weight=5e-4))

@@ -1,0 +1,257 @@
+"""The one typed definition of a run: config.json, the CLI's training flags and their help, the
+Python API's keyword arguments, and what each system checks, all read from here.
+
+:class:`TrainSettings` lists every training setting once, with its type, range and help text.
+A model's registered defaults are a :class:`TrainSettings` (``registry.register_model``); the CLI
+makes one flag per field (``cli.add_settings``); ``aelab.train(**settings)`` takes the same names;
+each system declares which settings it honours (``systems.*.honours``) and a setting it does not
+honour is refused. :class:`RunConfig` is config.json, validated field by field on load.
+
+This module imports nothing heavy: ``aelab --help`` is built from it without loading torch.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import AelabError
+
+LossName = Literal["bce", "mse"]
+OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
+ScheduleName = Literal["plateau", "cosine"]
+KLForm = Literal["elbo", "seed"]
+Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+
+
+def setting(default: Any, help_text: str, *, low: float | None = None, high: float | None = None,
+            open_low: bool = False, open_high: bool = False) -> Any:
+    """A field of :class:`TrainSettings`: default, help and range (``low``/``high``, inclusive
+    unless ``open_*``)."""
+    return field(default=default, metadata={"help": help_text, "low": low, "high": high,
+                                            "open_low": open_low, "open_high": open_high})
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a model is trained. Defaults here are the library's; each registered model overrides
+    some (its seed's settings) in the registry."""
+
+    epochs: int = setting(20, "number of epochs", low=1)
+    batch_size: int = setting(200, "batch size", low=1)
+    lr: float = setting(1e-3, "learning rate", low=0, open_low=True)
+    loss: LossName = setting("bce", "reconstruction loss: bce (on logits) or mse")
+    optimizer: OptimizerName = setting("adam", "optimiser")
+    noise: float = setting(0.0, "denoising: Gaussian noise factor added to the inputs (clipped to [0, 1]); "
+                                "targets stay clean", low=0)
+    sparsity: float = setting(0.0, "L1 penalty on the code (Keras' activity_regularizer)", low=0)
+    schedule: ScheduleName = setting("plateau", "learning-rate schedule: plateau (reduce on plateau) or cosine")
+    reduce_lr: bool = setting(True, "plateau schedule: divide the learning rate by 10 when val_loss stalls")
+    lr_patience: int = setting(5, "plateau schedule: epochs without improvement before the learning rate drops",
+                               low=1)
+    early_stopping: bool = setting(True, "stop when val_loss has not improved for --patience epochs")
+    patience: int = setting(10, "early-stopping patience in epochs", low=1)
+    kl_form: KLForm = setting("elbo", "VAEs: elbo (summed per image) or seed (seed 3's per-pixel mean)")
+    kl_weight: float = setting(1.0, "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)", low=0)
+    d_lr: float | None = setting(None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's "
+                                       "ratio)", low=0, open_low=True)
+    seed: int = setting(0, "random seed: fixes the initial weights, the validation split and the batches")
+    val_fraction: float = setting(0.1, "fraction of the training images held out for validation",
+                                  low=0, high=1, open_low=True, open_high=True)
+    precision: Precision = setting("auto", "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or "
+                                           "16-mixed")
+    channels_last: bool | None = setting(None, "channels-last memory format (default: on for the CPU)")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = coerce(f.name, getattr(self, f.name), TRAIN_HINTS[f.name])
+            check_range(f.name, value, f.metadata)
+            object.__setattr__(self, f.name, value)  # frozen: set once, already validated
+
+    def updated(self, **changes: Any) -> "TrainSettings":
+        """A copy with ``changes`` applied (validated)."""
+        return replace(self, **changes)
+
+    def to_json(self, keys: typing.Iterable[str] | None = None) -> dict[str, Any]:
+        values = asdict(self)
+        return values if keys is None else {k: values[k] for k in keys}
+
+
+TRAIN_HINTS: dict[str, Any] = typing.get_type_hints(TrainSettings)
+TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
+
+
+def describe(hint: Any) -> str:
+    """A type hint in words, for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join("none" if a is type(None) else describe(a) for a in args)
+    if origin is tuple:
+        return f"a list of {describe(args[0]) if args else 'values'}s"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as ``hint`` (a JSON list becomes a tuple, an integer a float), or a one-line
+    :class:`AelabError` naming ``name``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    wrong = AelabError(f"{name} must be {describe(hint)}, got {value!r}"[:300])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(name, value, arg)
+            except AelabError:
+                continue
+        raise wrong
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        raise AelabError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, args))}"[:300])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise wrong
+        item = args[0] if args else Any
+        return tuple(coerce(name, v, item) if item is not Any else v for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise wrong
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise AelabError(f"{name} must be a finite number, got {value!r}")
+            return float(value)
+        raise wrong
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise wrong
+    return value
+
+
+def check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    """The range of one numeric setting; raises a one-line :class:`AelabError` naming it."""
+    low, high = meta.get("low"), meta.get("high")
+    if value is None or isinstance(value, (bool, str)) or (low is None and high is None):
+        return
+    too_low = low is not None and (value <= low if meta.get("open_low") else value < low)
+    too_high = high is not None and (value >= high if meta.get("open_high") else value > high)
+    if not (too_low or too_high):
+        return
+    if low is not None and high is not None:
+        raise AelabError(f"{name} must lie between {low:g} and {high:g}, got {value!r}")
+    if low == 0 and meta.get("open_low"):
+        raise AelabError(f"{name} must be positive, got {value!r}")
+    raise AelabError(f"{name} must be at least {low:g}, got {value!r}")
+
+
+def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> TrainSettings:
+    """``base`` with the values of ``raw`` (a JSON object or keyword arguments), each coerced to
+    its field's type; unknown names are refused, listing the valid ones."""
+    unknown = sorted(set(raw) - set(TRAIN_FIELDS))
+    if unknown:
+        raise AelabError(f"{what}unknown setting {unknown[0]!r}; the settings are: {', '.join(TRAIN_FIELDS)}")
+    values = {k: coerce(f"{what}{k}", v, TRAIN_HINTS[k]) for k, v in raw.items()}
+    try:
+        return base.updated(**values)
+    except AelabError as error:
+        raise AelabError(f"{what}{error}") from None
+
+
+# ------------------------------------------------------------------------------------- config.json
+
+
+@dataclass
+class RunConfig:
+    """A run's config.json: what was trained, on what, and how. Loading validates every key."""
+
+    model: str
+    params: dict[str, Any]
+    train: TrainSettings
+    data: str
+    data_dir: str | None = None
+    input_shape: tuple[int, int, int] | None = None
+    user_params: tuple[str, ...] = ()
+    # the settings the model's system honours: the only ones written to config.json
+    honoured: tuple[str, ...] = field(default=tuple(TRAIN_FIELDS), repr=False)
+    aelab_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "params": dict(self.params), "train": self.train.to_json(self.honoured),
+                "data": self.data, "data_dir": self.data_dir,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "user_params": list(self.user_params), "aelab_version": self.aelab_version}
+
+    @classmethod
+    def from_json(cls, raw: Any, source: Path | str = "config.json") -> "RunConfig":
+        """Validate a parsed config.json; any problem is one line naming the key. Runs written by
+        earlier versions (settings at the top level, old parameter names) are mapped first."""
+        from .registry import get_entry, upgrade_params  # the registry imports torch: only when loading
+
+        def damaged(why: str) -> AelabError:
+            return AelabError(f"{source} is damaged ({why})")
+
+        if not isinstance(raw, dict):
+            raise damaged("expected a JSON object")
+        raw = dict(raw)
+        for key in ("model", "params", "train"):
+            if key not in raw:
+                raise damaged(f"no {key!r}")
+        if not isinstance(raw["model"], str):
+            raise damaged("'model' is not a string")
+        for key in ("params", "train"):
+            if not isinstance(raw[key], dict):
+                raise damaged(f"{key!r} is not an object")
+        train = dict(raw.pop("train"))
+        for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
+            if old in raw:
+                train.setdefault(old, raw.pop(old))
+        for old, flag, patience in (("early_stopping_patience", "early_stopping", "patience"),
+                                    ("lr_patience", "reduce_lr", "lr_patience")):
+            if old in raw:
+                value = raw.pop(old)
+                train.setdefault(flag, value is not None)
+                if value is not None:
+                    train.setdefault(patience, value)
+        unknown = sorted(set(raw) - {f.name for f in fields(cls)} - {"honoured"})
+        if unknown:
+            raise damaged(f"unknown key {unknown[0]!r}")
+        try:
+            entry = get_entry(raw["model"])
+        except AelabError as error:
+            raise damaged(str(error)) from None
+        try:
+            settings = settings_from(train, entry.train, "train.")
+            params = upgrade_params(entry.name, raw["params"], "params.")
+            input_shape = raw.get("input_shape")
+            if input_shape is not None:
+                input_shape = coerce("input_shape", input_shape, tuple[int, ...])
+                if len(input_shape) != 3 or min(input_shape) < 1:
+                    raise AelabError(f"input_shape must be 3 positive integers, got {list(input_shape)}")
+            data = raw.get("data", "mnist-sample")
+            data_dir = raw.get("data_dir")
+            user_params = coerce("user_params", raw.get("user_params", []), tuple[str, ...])
+            version = raw.get("aelab_version", "")
+            for key, value, hint in (("data", data, str), ("data_dir", data_dir, str | None),
+                                     ("aelab_version", version, str)):
+                coerce(key, value, hint)
+        except AelabError as error:
+            raise damaged(str(error)) from None
+        return cls(entry.name, params, settings, data, data_dir, input_shape, user_params,
+                   tuple(k for k in TRAIN_FIELDS if k in train) or tuple(TRAIN_FIELDS), version)
+
+
+def field_default(name: str) -> Any:
+    default = TRAIN_FIELDS[name].default
+    return None if default is MISSING else default

