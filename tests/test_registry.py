@@ -145,7 +145,7 @@ def test_a_run_saved_by_an_earlier_version_still_loads(tmp_path, saved_as, expec
 
 
 @pytest.mark.parametrize("name, old, new, value", [
-    ("conv-unpool", {"maps": [5, 1], "pool": 2}, "channels", (5, 1)),
+    ("conv-unpool-2", {"maps": [5, 1]}, "channels", (5, 1)),
     ("vae", {"hidden": 32}, "hidden", (32,)),
     ("gan", {"width": 32}, "max_channels", 32),
 ])

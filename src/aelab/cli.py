@@ -42,8 +42,8 @@ def add_settings(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": None, "dest": name}
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(base) is typing.Literal:
-            group.add_argument(flag, choices=typing.get_args(base), **kwargs)
+        elif typing.get_origin(base) is typing.Literal:  # checked by TrainSettings: one line, not argparse's two
+            group.add_argument(flag, metavar="{" + ",".join(typing.get_args(base)) + "}", **kwargs)
         else:
             group.add_argument(flag, type=base, **kwargs)
 
@@ -207,17 +207,17 @@ def report(run_dir: Path, metrics: dict[str, Any]) -> None:
     print(f"  metrics: {run_dir / 'metrics.json'}\n  figures: {run_dir}/ ({figures})")
 
 
-def _image_command(args: argparse.Namespace, suffix: str) -> None:
+def _image_command(args: argparse.Namespace, mode: str) -> None:
     from .runs import Run
 
     written = Run(args.run_dir).reconstruct_files(args.images, args.out, noise=getattr(args, "noise", 0.0),
-                                                  precision=args.precision, suffix=suffix)
+                                                  precision=args.precision, mode=mode)
     print(f"wrote {len(written) - 1} image(s) and {written[-1]}")
 
 
 @command("reconstruct", "encode and decode image files with a trained run")
 def cmd_reconstruct(args: argparse.Namespace) -> None:
-    _image_command(args, "recon")
+    _image_command(args, "reconstruct")
 
 
 def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
@@ -234,7 +234,7 @@ cmd_reconstruct.arguments = _image_arguments
 
 @command("denoise", "remove noise from image files with a trained (denoising) run")
 def cmd_denoise(args: argparse.Namespace) -> None:
-    _image_command(args, "denoised")
+    _image_command(args, "denoise")
 
 
 cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)

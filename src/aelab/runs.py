@@ -181,9 +181,13 @@ class Run:
         return reconstruct(self.model, self.model.check_images(x), precision=choose_precision(precision, "cpu"))
 
     def reconstruct_files(self, images: list[str | Path], out: str | Path, noise: float = 0.0,
-                          precision: str = "auto", suffix: str = "recon") -> list[Path]:
-        """Reconstruct (or, with ``noise``, noise then denoise) image files; writes ``out/NAME_SUFFIX.png``
-        for each and ``out/SUFFIX.png`` with inputs over outputs. Returns the files written."""
+                          precision: str = "auto", mode: str = "reconstruct") -> list[Path]:
+        """Reconstruct image files (``mode="denoise"``: denoise them, after adding ``noise`` if
+        given, to try the model). Writes ``out/NAME_recon.png`` (``NAME_denoised.png``) for each
+        and ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files."""
+        suffix = {"reconstruct": "recon", "denoise": "denoised"}.get(mode)
+        if suffix is None:
+            raise AelabError(f"unknown mode {mode!r}; choose reconstruct or denoise")
         from torchvision.utils import save_image
 
         from . import figures
@@ -203,8 +207,8 @@ class Run:
             target = out / f"{Path(source).stem}_{suffix}.png"
             save_image(image.clamp(0, 1), target)
             written.append(target)
-        label = "denoised" if suffix == "denoised" else "reconstruction"
-        written.append(figures.image_rows([inputs, outputs], ["input", label], out / f"{suffix}.png"))
+        label = "denoised" if mode == "denoise" else "reconstruction"
+        written.append(figures.image_rows([inputs, outputs], ["input", label], out / f"{mode}.png"))
         return written
 
     def encode_split(self, split: str = "test", data: Any = None, precision: str = "32") -> np.ndarray:
