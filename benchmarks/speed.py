@@ -310,20 +310,20 @@ class StopAtQuality(L.Callback):
 
 
 # Time to quality: `best` at code 49 until its test RMSE reaches PCA-49's, each in a fresh process
-# as `aelab train best` runs. The default (`batch_norm=coarse`) checked each epoch, the verdict's
+# as `aelab train best` runs. The default (`norm_at=coarse`) checked each epoch, the verdict's
 # figure; the same checked 4x per epoch, to show where it crosses; and batch norm after every conv,
 # what the default replaced.
 TTQ_RUNS = {"ttq-coarse": ("coarse", 1), "ttq-coarse-4x": ("coarse", 4), "ttq-all": ("all", 1)}
 
 
-def time_to_quality(data: ImageData, workdir: Path, target: float, batch_norm: str = "coarse",
+def time_to_quality(data: ImageData, workdir: Path, target: float, norm_at: str = "coarse",
                     checks_per_epoch: int = 1, code_size: int = 49) -> StopAtQuality:
     train_images = len(split_validation(data.train)[0])
     batch = get_entry("best").train.batch_size
     every = None if checks_per_epoch == 1 else max(1, -(-train_images // batch) // checks_per_epoch)
     stopper = StopAtQuality(data.test, target, every)
     start = time.perf_counter()
-    train("best", data=data.name, code_size=code_size, norm_at=batch_norm, epochs=30, out=workdir / "ttq",
+    train("best", data=data.name, code_size=code_size, norm_at=norm_at, epochs=30, out=workdir / "ttq",
           progress=False, callbacks=[stopper])
     stopper.wall_including_setup = time.perf_counter() - start
     return stopper
@@ -337,8 +337,8 @@ def ttq_worker(kind: str, data_name: str, target: float) -> dict:
 
 
 def ttq_label(kind: str, target: float) -> str:
-    batch_norm, checks = TTQ_RUNS[kind]
-    return (f"time to quality (best, code 49, batch_norm={batch_norm}, RMSE <= {target:.4f}, "
+    norm_at, checks = TTQ_RUNS[kind]
+    return (f"time to quality (best, code 49, norm_at={norm_at}, RMSE <= {target:.4f}, "
             f"{'checked each epoch' if checks == 1 else f'checked {checks}x per epoch'})")
 
 

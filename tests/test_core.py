@@ -400,3 +400,24 @@ def test_settings_round_trip_through_config_json():
     from aelab.config import settings_from
 
     assert settings_from(json.loads(json.dumps(settings.to_json())), TrainSettings()) == settings
+
+
+def test_two_trainings_into_one_folder_at_once(small_data, tmp_path, capsys):
+    """A real second process: refused with the first one's PID; the lock goes when that process dies."""
+    import time
+
+    out = tmp_path / "cc"
+    first = subprocess.Popen([sys.executable, "-m", "aelab.cli", "train", "dense", "--data-dir", str(small_data),
+                              "--epochs", "500", "--out", str(out), "--no-progress"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (out / "config.json").is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        assert run_cli("train", "dense", "--data-dir", small_data, "--out", out) == 2
+        assert f"process {first.pid} is training there" in error_line(capsys)
+    finally:
+        first.kill()
+        first.wait()
+    with RunLock(out):  # released by the kernel when the process died
+        pass

@@ -114,3 +114,10 @@ def test_tensor_batches_cover_every_image_once():
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     assert sorted(torch.cat([b[0] for b in batches]).flatten().tolist()) == list(range(10))
     assert all(torch.equal(i, t) for i, t in batches)
+
+
+def test_every_listed_dataset_has_a_loader():
+    from aelab.config import DATASETS
+    from aelab.data import LOADERS
+
+    assert set(LOADERS) == set(DATASETS)

@@ -25,14 +25,15 @@ _EXPORTS = {
     "Run": "runs", "load": "runs",
     "train": "training", "TrainingDiverged": "training",
     "evaluate": "evaluation", "ensemble": "evaluation",
-    "resolve_data": "data", "list_datasets": "data",
+    "resolve_data": "data", "list_datasets": "config",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
     from .config import RunConfig, TrainSettings
-    from .data import list_datasets, resolve_data
+    from .config import list_datasets
+    from .data import resolve_data
     from .errors import AelabError, InputError
     from .evaluation import ensemble, evaluate
     from .registry import create_model, list_models

@@ -11,13 +11,15 @@ import ctypes
 import os
 import platform
 from pathlib import Path
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import AelabError
 
-Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that need it: the CLI sets malloc up (keep_freed_memory)
+# before every command, and `aelab datasets` needs no torch at all
 
 # glibc mallopt() parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -86,6 +88,8 @@ def skip_failing_nvml_check() -> bool:
 
 
 def device_for(accelerator: str) -> str:
+    import torch
+
     if accelerator == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):
@@ -99,6 +103,8 @@ def device_for(accelerator: str) -> str:
 
 def choose_precision(requested: str, device: str) -> str:
     """The fastest precision that keeps quality on this machine, unless the user chose one."""
+    import torch
+
     if requested == "auto":
         if device == "cuda":
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
@@ -114,6 +120,8 @@ def choose_precision(requested: str, device: str) -> str:
 
 def autocast(precision: str, device: str):
     """The autocast context for a Lightning-style precision name (a no-op for "32")."""
+    import torch
+
     if precision == "32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
@@ -123,6 +131,8 @@ def autocast(precision: str, device: str):
 @contextlib.contextmanager
 def channels_last(model: torch.nn.Module):
     """Run ``model`` in channels-last memory format for the block, then put it back as it was."""
+    import torch
+
     # a weight with one input channel is both formats at once, so ask the unambiguous ones
     was_channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
                             and not p.is_contiguous() for p in model.parameters())

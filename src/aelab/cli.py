@@ -89,7 +89,7 @@ cmd_models.arguments = lambda p: p.add_argument("pattern", nargs="?", default="*
 
 @command("datasets", "list the dataset names --data accepts")
 def cmd_datasets(args: argparse.Namespace) -> None:
-    from .data import list_datasets
+    from .config import list_datasets
 
     datasets = list_datasets()
     width = max(map(len, datasets))
@@ -300,11 +300,11 @@ cmd_sample.arguments = _sample_arguments
 
 @command("manifold", "decode a grid over the prior's quantiles of a 2-D latent space")
 def cmd_manifold(args: argparse.Namespace) -> None:
-    from . import figures, latent
+    from . import figures
     from .runs import Run
 
     out = _out_png(args, "manifold.png")
-    images = latent.manifold(Run(args.run_dir).load_model(), args.grid)
+    images = Run(args.run_dir).manifold(args.grid)
     figures.grid(images, out, nrow=args.grid)
     print(f"wrote {out} ({args.grid}x{args.grid} points)")
 
@@ -319,14 +319,13 @@ cmd_manifold.arguments = _manifold_arguments
 
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
-    from . import figures, latent
+    from . import figures
     from .runs import Run
 
     out = _out_png(args, "latent.png")
     run = Run(args.run_dir)
-    data = run.data(_data(args))
-    points, labels, axes = latent.codes_2d(run.model, data, args.limit)
-    figures.scatter(points, labels, out, f"{run.config.model}: {data.name} test codes", axes)
+    points, labels, axes = run.latent(_data(args), args.limit)
+    figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes)
     print(f"wrote {out} ({len(points)} codes, axes: {axes[0]}, {axes[1]})")
 
 

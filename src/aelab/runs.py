@@ -172,6 +172,19 @@ class Run:
 
         return samples(self.model, n, seed)
 
+    def manifold(self, grid: int = 15) -> torch.Tensor:
+        """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images."""
+        from .latent import manifold
+
+        return manifold(self.model, grid)
+
+    def latent(self, data: Any = None, limit: int = 5000):
+        """Test-set codes in 2-D (principal components where the code is larger), their labels
+        (or None) and the axes' names."""
+        from .latent import codes_2d
+
+        return codes_2d(self.model, self.data(data), limit)
+
     def _through(self, x: Any, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
         from .accel import choose_precision
         from .latent import need

@@ -131,6 +131,7 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     precision = choose_precision(config.train.precision, device)
     channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
     config.train = config.train.updated(precision=precision, channels_last=channels_last)
+    L.seed_everything(config.train.seed, verbose=False)  # before the model: --seed fixes its initial weights too
     net = create_model(config.model, **config.params)  # bad parameter values fail here
     if resume:
         load_state(net, Run(out).checkpoint_state(Run(out).last_checkpoint), Run(out).last_checkpoint)
@@ -162,16 +163,16 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     if not run.last_checkpoint.is_file():
         raise AelabError(f"--resume: {out} has no checkpoints/last.ckpt to continue from")
     done = run.epochs_done()
-    changed = {k: v for k, v in given.items() if k != "epochs" and getattr(config.train, k) != v
-                                                 and k not in ("precision", "channels_last")}
-    changed.update({k: v for k, v in params.items() if config.params.get(k) != v})
-    if describe_source(data)[0] not in (config.data, "mnist-sample") and data is not None:
-        changed["data"] = describe_source(data)[0]
+    current = {**config.params, **config.train.to_json(), "data": config.data}
+    requested = {**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
+                 **{k: v for k, v in given.items() if k != "epochs" and v != "auto"}}
+    if data is not None:
+        requested["data"] = describe_source(data)[0]
+    changed = sorted(k for k, v in requested.items() if current.get(k) != v)
     if changed:
-        key = sorted(changed)[0]
-        was = getattr(config.train, key, config.params.get(key, config.data if key == "data" else None))
-        raise AelabError(f"--resume continues {out} as it was set up and cannot change {key} ({was} -> "
-                         f"{changed[key]}); only --epochs can change. Train a new run for other settings")
+        key = changed[0]
+        raise AelabError(f"--resume continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
+                         f"{requested[key]}); only --epochs can change. Train a new run for other settings")
     epochs = given.get("epochs", config.train.epochs)
     if epochs <= done:
         raise AelabError(f"--resume: {out} has trained {done} epoch(s) already; ask for more with --epochs N, N > {done}")
@@ -195,9 +196,6 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     config, settings, model = plan_.config, plan_.config.train, plan_.model
     run = Run(folder)
     write_json(run.config_path, config.to_json())
-    L.seed_everything(settings.seed, verbose=False)  # before the model: --seed fixes its initial weights too
-    if not plan_.resume:
-        model = plan_.model = create_model(config.model, **config.params)
     train_x, val_x = split_validation(plan_.data.train, settings.val_fraction, seed=settings.seed)
     if plan_.device == "cuda":
         train_x, val_x = train_x.cuda(), val_x.cuda()
