@@ -268,16 +268,19 @@ def test_a_second_writer_is_refused_naming_the_holder(old_run, capsys):
     assert snapshot(old_run) == before
 
 
-def test_a_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_finite_weights(small_data, tmp_path, capsys):
+@pytest.mark.parametrize("args", [["dense", "--optimizer", "sgd", "--lr", "1e30", "--loss", "bce"],
+                                  ["vae", "--lr", "1e3"]])
+def test_a_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_finite_weights(args, small_data, tmp_path,
+                                                                                   capsys):
     out = tmp_path / "r"
-    assert run_cli("train", "dense", "--data-dir", small_data, "--optimizer", "sgd", "--lr", "1e30", "--loss", "bce",
-                   "--out", out, "--no-progress") == 2
+    assert run_cli("train", *args, "--data-dir", small_data, "--epochs", "3", "--out", out, "--no-progress") == 2
     line = error_line(capsys)
     assert "epoch 1, step" in line and "last finite weights" in line
     metrics = strict_json(out / "metrics.json")
     assert "epoch 1, step" in metrics["stopped"] and np.isfinite(metrics["test_rmse"])
     strict_json(out / "history.json")
     assert all(torch.isfinite(p).all() for p in aelab.load(out).parameters())
+    assert run_cli("eval", out) == 0  # a bound that is not finite (null in metrics.json) prints as n/a
 
 
 def test_resume_refuses_fewer_epochs_before_writing(old_run, capsys):
@@ -421,3 +424,15 @@ def test_two_trainings_into_one_folder_at_once(small_data, tmp_path, capsys):
         first.wait()
     with RunLock(out):  # released by the kernel when the process died
         pass
+
+
+def test_the_feature_classifier_cache_is_keyed_by_the_data_not_the_name(tmp_path, monkeypatch):
+    from aelab.data import ImageData
+    from aelab.frechet import classifier_for
+
+    monkeypatch.setenv("AELAB_DATA_HOME", str(tmp_path))
+    labels = torch.arange(40) % 4
+    for seed in (0, 1):  # two different datasets, both called "data"
+        images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+        classifier_for(ImageData("data", images, images[:8], labels, labels[:8]), epochs=1)
+    assert len(list((tmp_path / "classifiers").glob("*.safetensors"))) == 2

@@ -180,31 +180,41 @@ cmd_ensemble.arguments = _ensemble_arguments
 
 def report(run_dir: Path, metrics: dict[str, Any]) -> None:
     """The lines a user looks for after training: our error beside the PCA floor, and where things are."""
+    m = {k: _Number(v) if isinstance(v, (int, float)) or v is None else v for k, v in metrics.items()}
     print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):")
     if "test_rmse" in metrics:
         if metrics["rmse_vs_pca"] is None:
             verdict = f"PCA with {metrics['code_size']} components is lossless here (the code is as large as the image)"
         else:
-            verdict = (f"{'beats' if metrics['test_rmse'] < metrics['pca_rmse'] else 'does not beat'} PCA with "
-                       f"{metrics['code_size']} components ({metrics['rmse_vs_pca']:.2f}x)")
-        print(f"  test_rmse {metrics['test_rmse']:.4f}   pca_rmse {metrics['pca_rmse']:.4f}   -> {verdict}")
-        print(f"  test_bce {metrics['test_bce']:.4f}   test_psnr {metrics['test_psnr']:.2f} dB   "
-              f"test_ssim {metrics['test_ssim']:.3f}")
+            beats = (metrics["test_rmse"] or float("inf")) < metrics["pca_rmse"]
+            verdict = (f"{'beats' if beats else 'does not beat'} PCA with {metrics['code_size']} components "
+                       f"({m['rmse_vs_pca']:.2f}x)")
+        print(f"  test_rmse {m['test_rmse']:.4f}   pca_rmse {m['pca_rmse']:.4f}   -> {verdict}")
+        print(f"  test_bce {m['test_bce']:.4f}   test_psnr {m['test_psnr']:.2f} dB   test_ssim {m['test_ssim']:.3f}")
     if "noisy_input_rmse" in metrics:
-        print(f"  noisy input rmse {metrics['noisy_input_rmse']:.4f} (noise factor {metrics['noise']})")
+        print(f"  noisy input rmse {m['noisy_input_rmse']:.4f} (noise factor {metrics['noise']})")
     if "test_elbo" in metrics:
         iwae = next(k for k in metrics if k.startswith("test_iwae"))
-        print(f"  test ELBO {metrics['test_elbo']:.1f} nats (reconstruction {metrics['test_recon_nats']:.1f}, "
-              f"KL {metrics['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
-              f"{metrics[iwae]:.1f} nats ({metrics['bound_images']} images)")
+        print(f"  test ELBO {m['test_elbo']:.1f} nats (reconstruction {m['test_recon_nats']:.1f}, "
+              f"KL {m['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
+              f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)")
     if metrics.get("fd_classifier") is not None:
-        print(f"  fd_classifier {metrics['fd_classifier']:.2f} (floor, train vs test: "
-              f"{metrics['fd_classifier_floor']:.2f})")
-    for note in ("fd_note", "fid_note"):
+        print(f"  fd_classifier {m['fd_classifier']:.2f} (floor, train vs test: {m['fd_classifier_floor']:.2f})")
+    for note in ("fd_note", "fid_note", "stopped"):
         if metrics.get(note):
-            print(f"  {metrics[note]}")
+            print(f"  {'stopped early: ' if note == 'stopped' else ''}{metrics[note]}")
     figures = ", ".join(sorted(p.name for p in run_dir.glob("*.png")))
     print(f"  metrics: {run_dir / 'metrics.json'}\n  figures: {run_dir}/ ({figures})")
+
+
+class _Number:
+    """A metric for printing: metrics.json writes a value that was not finite as null."""
+
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return "n/a" if self.value is None else format(self.value, spec)
 
 
 def _image_command(args: argparse.Namespace, mode: str) -> None:

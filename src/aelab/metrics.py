@@ -102,7 +102,9 @@ def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100,
         log_px = -F.binary_cross_entropy_with_logits(logits, x.flatten(1).expand(samples, -1, -1),
                                                      reduction="none").sum(-1)  # (k, B)
         log_pz = normal.log_prob(z).sum(-1)
-        log_qz = torch.distributions.Normal(mean, std).log_prob(z).sum(-1)
+        # no argument check: a diverged run's posterior may have collapsed (std 0); its bound is then
+        # not finite, and recorded as such (null in metrics.json), not a crash
+        log_qz = torch.distributions.Normal(mean, std, validate_args=False).log_prob(z).sum(-1)
         kl = (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp())).sum(-1)  # (B,)
         totals["recon"] += (-log_px.mean(0)).sum().item()
         totals["kl"] += kl.sum().item()
