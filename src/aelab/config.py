@@ -13,8 +13,9 @@ This module imports nothing heavy: ``aelab --help`` is built from it without loa
 from __future__ import annotations
 
 import math
+import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
 ScheduleName = Literal["plateau", "cosine"]
 KLForm = Literal["elbo", "seed"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
 
 def setting(default: Any, help_text: str, *, low: float | None = None, high: float | None = None,
@@ -89,10 +91,10 @@ def describe(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
         return "one of " + ", ".join(map(str, args))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in UNIONS:
         return " or ".join("none" if a is type(None) else describe(a) for a in args)
     if origin is tuple:
-        return f"a list of {describe(args[0]) if args else 'values'}s"
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(args[0] if args else None, "values")
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
 
 
@@ -101,7 +103,7 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     :class:`AelabError` naming ``name``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     wrong = AelabError(f"{name} must be {describe(hint)}, got {value!r}"[:300])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in UNIONS:
         if value is None and type(None) in args:
             return None
         for arg in (a for a in args if a is not type(None)):
@@ -265,8 +267,3 @@ class RunConfig:
             raise damaged(str(error)) from None
         return cls(entry.name, params, settings, data, data_dir, input_shape, user_params,
                    tuple(k for k in TRAIN_FIELDS if k in train) or tuple(TRAIN_FIELDS), version)
-
-
-def field_default(name: str) -> Any:
-    default = TRAIN_FIELDS[name].default
-    return None if default is MISSING else default

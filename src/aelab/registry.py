@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from .config import TRAIN_FIELDS, TrainSettings, coerce, describe
+from .config import TRAIN_FIELDS, UNIONS, TrainSettings, coerce, describe
 from .errors import AelabError
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def parse_param(name: str, text: str) -> tuple[str, Any]:
 
 def _convert(raw: str, hint: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in UNIONS:
         if raw.lower() in ("none", "null", ""):
             return None
         return _convert(raw, next(a for a in args if a is not type(None)))
