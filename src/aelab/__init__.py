@@ -26,18 +26,20 @@ _EXPORTS = {
     "train": "training", "TrainingDiverged": "training",
     "evaluate": "evaluation", "ensemble": "evaluation",
     "resolve_data": "data", "list_datasets": "config",
+    "style_transfer": "style", "StyleSettings": "config",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
-    from .config import RunConfig, TrainSettings
+    from .config import RunConfig, StyleSettings, TrainSettings
     from .config import list_datasets
     from .data import resolve_data
     from .errors import AelabError, InputError
     from .evaluation import ensemble, evaluate
     from .registry import create_model, list_models
     from .runs import Run, load
+    from .style import style_transfer
     from .training import TrainingDiverged, train
 
 

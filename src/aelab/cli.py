@@ -371,6 +371,46 @@ def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
 cmd_interpolate.arguments = _interpolate_arguments
 
 
+@command("style", "neural style transfer (seed 3): paint CONTENT in the manner of STYLE with VGG19 features")
+def cmd_style(args: argparse.Namespace) -> None:
+    from .style import style_transfer_files
+
+    options = {name: getattr(args, name) for name in ("iterations", "height", "content_weight", "style_weight",
+                                                      "tv_weight", "content_layer", "evaluations", "seed")}
+    if args.style_layers:
+        options["style_layers"] = tuple(layer.strip() for layer in args.style_layers.split(",") if layer.strip())
+    result, written = style_transfer_files(args.content, args.style, args.out, weights=args.weights,
+                                           download=args.download, progress=args.progress, **options)
+    print(f"style transfer with {result.weights} VGG19 weights: loss {result.losses[0]:.4g} after the first "
+          f"iteration, {result.losses[-1]:.4g} after the last ({len(result.losses)})")
+    print("wrote " + ", ".join(map(str, written)))
+
+
+def _style_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import StyleSettings
+
+    defaults = StyleSettings()
+    p.add_argument("content", help="the image whose content is kept (any format and size)")
+    p.add_argument("style", help="the image whose style is taken")
+    p.add_argument("--out", required=True, help="the result, a .png (a -panel.png figure and a .json go beside it)")
+    p.add_argument("--iterations", type=int, default=defaults.iterations, help="outer L-BFGS iterations (seed: 20)")
+    p.add_argument("--evaluations", type=int, default=defaults.evaluations,
+                   help="loss evaluations per iteration (seed: 20)")
+    p.add_argument("--height", type=int, default=defaults.height, help="output height in pixels (seed: 400)")
+    p.add_argument("--content-weight", type=float, default=defaults.content_weight)
+    p.add_argument("--style-weight", type=float, default=defaults.style_weight)
+    p.add_argument("--tv-weight", type=float, default=defaults.tv_weight, help="total-variation weight")
+    p.add_argument("--content-layer", default=defaults.content_layer)
+    p.add_argument("--style-layers", help=f"comma-separated (default {','.join(defaults.style_layers)})")
+    p.add_argument("--weights", help="a torchvision vgg19 state dict (.pth), read weights-only")
+    p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seeds the random filters used without weights")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+
+
+cmd_style.arguments = _style_arguments
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -387,14 +427,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (a test may have replaced it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = logging.getLogger("aelab")
-    if not log.handlers:  # aelab's notes (a resume's changes, a GAN's collapse) as plain lines
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"aelab {args.command}: %(message)s"))
-        log.addHandler(handler)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())  # aelab's notes (a resume's changes, a GAN's collapse) as plain lines
         log.setLevel(logging.INFO)
+    for handler in log.handlers:
+        if isinstance(handler, _StderrHandler):
+            handler.setFormatter(logging.Formatter(f"aelab {args.command}: %(message)s"))
     try:
         from .accel import keep_freed_memory
 

@@ -1,5 +1,6 @@
 """The one typed definition of a run: config.json, the CLI's training flags and their help, the
-Python API's keyword arguments, and what each system checks, all read from here.
+Python API's keyword arguments, and what each system checks, all read from here (and, beside
+them, :class:`StyleSettings`, style transfer's settings, and the dataset names).
 
 :class:`TrainSettings` lists every training setting once, with its type, range and help text.
 A model's registered defaults are a :class:`TrainSettings` (``registry.register_model``); the CLI
@@ -169,6 +170,45 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
         return base.updated(**values)
     except AelabError as error:
         raise AelabError(f"{what}{error}") from None
+
+
+# ------------------------------------------------------------------------------------- style transfer
+
+STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+CONTENT_LAYER = "block5_conv2"
+
+
+@dataclass
+class StyleSettings:
+    """The seed's defaults; every one can be changed."""
+
+    iterations: int = 20
+    height: int = 400
+    content_weight: float = 0.025
+    style_weight: float = 1.0
+    tv_weight: float = 1e-4
+    content_layer: str = CONTENT_LAYER
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    evaluations: int = 20  # loss evaluations per outer iteration (the seed's maxfun)
+    seed: int = 0  # the random filters', where there are no pretrained weights
+
+    def check(self) -> None:
+        for name in ("iterations", "height", "evaluations"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise AelabError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise AelabError(f"{name} must be a finite number >= 0, got {value!r}")
+        from .style import layer_names  # torchvision: imported only when a transfer runs
+
+        names = layer_names()
+        for layer in (self.content_layer, *self.style_layers):
+            if layer not in names:
+                raise AelabError(f"unknown VGG19 layer {layer!r}; choose from: {', '.join(names)}")
+        if not self.style_layers:
+            raise AelabError("give at least one style layer")
+
 
 
 # the dataset names ``data`` accepts (loaded by aelab.data), listed here so `aelab datasets` needs no torch

@@ -328,10 +328,10 @@ def read_image(path: str | Path) -> Image.Image:
     return img if img.mode in ("L", "RGB") else img.convert("RGB")
 
 
-def image_to_tensor(img: Image.Image, channels: int, size: int) -> Tensor:
-    """A PIL image as (channels, size, size) float32 in [0, 1]."""
+def image_to_tensor(img: Image.Image, channels: int, size: int | None) -> Tensor:
+    """A PIL image as (channels, size, size) float32 in [0, 1] (its own size where ``size`` is None)."""
     img = img.convert("L" if channels == 1 else "RGB")
-    if img.size != (size, size):
+    if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy() / 255.0)
     return x[None] if channels == 1 else x.permute(2, 0, 1)

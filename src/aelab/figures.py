@@ -128,6 +128,22 @@ def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None 
     return _save(fig, path)
 
 
+def style_panel(images: list[Tensor], losses: list[float], path: Path, title: str) -> Path:
+    """Content, style and result side by side, and the loss after each L-BFGS iteration."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 1, 1, 0.9]})
+    for ax, image, label in zip(axes, images, ("content", "style", "result")):
+        _show(ax, image)
+        ax.set_title(label)
+    axes[3].plot(range(1, len(losses) + 1), losses, "-o", markersize=3)
+    axes[3].set_yscale("log")
+    axes[3].set_xlabel("iteration")
+    axes[3].set_ylabel("total loss")
+    axes[3].grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def scatter(points: Tensor, labels: Tensor | None, path: Path, title: str | None = None,
             axis_names: tuple[str, str] = ("z[0]", "z[1]")) -> Path:
     """2-D codes as dots, coloured by class where labels are known (the keras-io VAE's latent plot)."""

@@ -1,0 +1,299 @@
+"""Neural style transfer, as seed 3 (003_cc967e401ad40983.txt) builds it after Gatys et al.,
+"A Neural Algorithm of Artistic Style" (https://arxiv.org/abs/1508.06576).
+
+The image is optimised directly, from the content image, by L-BFGS: in each of ``iterations``
+outer rounds a fresh L-BFGS runs up to 20 loss evaluations (the seed's ``fmin_l_bfgs_b(...,
+maxfun=20)``). The loss, with the seed's weights:
+
+- content: the summed squared difference of VGG19 ``block5_conv2`` activations, x 0.025;
+- style: per layer of ``block1_conv1`` ... ``block5_conv1``, the summed squared difference of Gram
+  matrices / (4 x 3^2 x (H x W)^2) (the seed's normalisation, with 3 channels and the image's
+  size), the layers averaged, x 1.0;
+- total variation: sum((dx^2 + dy^2)^1.25) over the image, x 1e-4.
+
+As in the seed, the image lives in VGG's "caffe" pixel space (BGR, 0-255, ImageNet mean
+removed), which sets the scale the total-variation weight was chosen for; the features come from
+torchvision's ``vgg19`` architecture, which gets the image converted to its own normalisation,
+and are scaled by ``KERAS_SCALE`` to the magnitude Keras' 0-255 network gives, which the seed's
+content and style weights were chosen for.
+
+Weights: torchvision's ImageNet VGG19 weights from its cache (``download=True`` fetches them), or
+a file in torchvision's state-dict layout (read weights-only; the ``features.*`` keys suffice).
+Without them the filters are random: random convolution filters still capture texture statistics
+(Ustyuzhaninov et al. 2016, https://arxiv.org/abs/1606.00021), so the result is a real, weaker
+transfer. Which ran is said in a warning, the figure's title and RESULT.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .config import CONTENT_LAYER, STYLE_LAYERS, StyleSettings
+from .data import image_to_tensor, read_image
+from .errors import AelabError
+
+log = logging.getLogger("aelab")
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # what Keras' vgg19.preprocess_input removes
+TORCHVISION_MEAN, TORCHVISION_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# Keras' VGG19 reads 0-255 pixels, torchvision's reads pixels / 255 / std: activations (and the
+# network is close to linear in its input's scale) are this much smaller in torchvision's. The
+# features are multiplied back, so the seed's loss weights meet the magnitudes they were set for.
+KERAS_SCALE = 255.0 * sum(TORCHVISION_STD) / 3
+
+
+@dataclass
+class StyleResult:
+    """What one transfer produced: the image (3, H, W) in [0, 1] and its record."""
+
+    image: Tensor
+    losses: list[float]  # the total loss after each outer iteration
+    weights: str  # "imagenet", "random" or the weights file
+    settings: StyleSettings = field(default_factory=StyleSettings)
+
+
+def layer_names() -> list[str]:
+    """Keras' names for VGG19's conv layers (block1_conv1 ...), in order."""
+    from torchvision.models.vgg import cfgs
+
+    names, block, conv = [], 1, 0
+    for channels in cfgs["E"]:  # torchvision's VGG19 configuration
+        if channels == "M":
+            block, conv = block + 1, 0
+        else:
+            conv += 1
+            names.append(f"block{block}_conv{conv}")
+    return names
+
+
+class VGGFeatures(nn.Module):
+    """torchvision's VGG19 convolutional part, returning the activations (after ReLU, as Keras'
+    conv layers with ``activation='relu'``) of the named layers, and running only as deep as the
+    deepest of them."""
+
+    def __init__(self, features: nn.Sequential, wanted: list[str]) -> None:
+        super().__init__()
+        # torchvision's features: conv, ReLU, ..., max-pool; index of each conv's ReLU by Keras name
+        relus = [i for i, m in enumerate(features) if isinstance(m, nn.ReLU)]
+        self.at = {name: relus[k] for k, name in enumerate(layer_names()) if name in wanted}
+        self.layers = features[: max(self.at.values()) + 1]
+        for module in self.layers:
+            if isinstance(module, nn.ReLU):
+                module.inplace = False  # the activations are read after the next layer runs
+        self.register_buffer("mean", torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False).eval()
+
+    def forward(self, caffe: Tensor) -> dict[str, Tensor]:  # (B, 3, H, W) caffe space -> {name: (B, C, h, w)}
+        x = (from_caffe(caffe) - self.mean) / self.std
+        wanted = {index: name for name, index in self.at.items()}
+        out = {}
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x * KERAS_SCALE
+        return out
+
+
+def to_caffe(image: Tensor) -> Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> BGR, 0-255, mean removed (Keras' vgg19.preprocess_input)."""
+    return image.flip(1) * 255.0 - torch.tensor(CAFFE_MEAN_BGR, device=image.device).view(1, 3, 1, 1)
+
+
+def from_caffe(caffe: Tensor) -> Tensor:
+    """The inverse of :func:`to_caffe` (unclipped): RGB in [0, 1]."""
+    return ((caffe + torch.tensor(CAFFE_MEAN_BGR, device=caffe.device).view(1, 3, 1, 1)) / 255.0).flip(1)
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(C, H, W) -> (C, C): the features' inner products, the seed's ``gram_matrix``."""
+    flat = features.flatten(1)
+    return flat @ flat.T
+
+
+def content_loss(base: Tensor, combination: Tensor) -> Tensor:
+    return (combination - base).square().sum()
+
+
+def style_loss(style: Tensor, combination: Tensor, size: int, channels: int = 3) -> Tensor:
+    """The seed's normalisation: ``channels`` is 3 and ``size`` the image's height x width."""
+    return (gram_matrix(style) - gram_matrix(combination)).square().sum() / (4.0 * channels**2 * size**2)
+
+
+def total_variation_loss(image: Tensor) -> Tensor:
+    """(1, C, H, W): sum over pixels of (dy^2 + dx^2)^1.25, the seed's ``total_variation_loss``."""
+    a = (image[:, :, :-1, :-1] - image[:, :, 1:, :-1]).square()
+    b = (image[:, :, :-1, :-1] - image[:, :, :-1, 1:]).square()
+    return (a + b).pow(1.25).sum()
+
+
+def load_vgg19(weights: str | Path | None = None, download: bool = False, seed: int = 0) -> tuple[nn.Sequential, str]:
+    """VGG19's ``features`` and where their weights came from ("imagenet", "random" or the file)."""
+    from torchvision.models import VGG19_Weights
+    from torchvision.models.vgg import cfgs, make_layers
+
+    # only the convolutional part (the classifier's 120M weights are never used), initialised as
+    # torchvision's VGG initialises it; the random filters are the same every run
+    torch.manual_seed(seed)
+    features = make_layers(cfgs["E"])
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise AelabError(f"weights file {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling errors come in many types
+            raise AelabError(f"weights file {path} is damaged or not a state dict ({type(error).__name__})") from None
+        return _load_features(features, state, path), str(path)
+    imagenet = VGG19_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet.url).name
+    if cached.is_file() or download:
+        try:
+            state = imagenet.get_state_dict(progress=True, weights_only=True)
+        except Exception as error:  # offline, proxy, disk
+            raise AelabError(f"cannot download the VGG19 weights ({type(error).__name__}); pass --weights FILE") from None
+        return _load_features(features, state, cached), "imagenet"
+    log.warning("no VGG19 ImageNet weights in %s: running with random filters, a weaker transfer. For the real "
+                "one, pass --download (or --weights FILE, a torchvision vgg19 state dict)", cached.parent)
+    return features, "random"
+
+
+def _load_features(features: nn.Sequential, state: object, source: Path) -> nn.Sequential:
+    if not isinstance(state, dict):
+        raise AelabError(f"{source} is not a state dict")
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    own = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
+    try:
+        features.load_state_dict(own)
+    except RuntimeError as error:
+        raise AelabError(f"{source} does not hold torchvision's vgg19 features ({str(error).splitlines()[0]})") from None
+    return features
+
+
+def style_transfer(content: Tensor | str | Path, style: Tensor | str | Path, settings: StyleSettings | None = None,
+                   weights: str | Path | None = None, download: bool = False, progress: bool = False,
+                   on_iteration: Callable[[int, float], None] | None = None, **options) -> Tensor:
+    """``aelab.style_transfer(content, style, ...)``: the content image painted in the style's
+    manner, (3, H, W) in [0, 1]. Images are files or RGB tensors (3, H, W) in [0, 1]; ``options``
+    are :class:`StyleSettings` fields (``iterations=2``, ``height=256``, ``style_weight=...``)."""
+    return transfer(content, style, settings, weights, download, progress, on_iteration, **options).image
+
+
+def transfer(content, style, settings: StyleSettings | None = None, weights=None, download: bool = False,
+             progress: bool = False, on_iteration: Callable[[int, float], None] | None = None,
+             **options) -> StyleResult:
+    """:func:`style_transfer` with its record: losses per iteration and which weights ran."""
+    settings = settings or StyleSettings()
+    unknown = sorted(set(options) - set(StyleSettings.__dataclass_fields__))
+    if unknown:
+        raise AelabError(f"unknown style-transfer option {unknown[0]!r}; the options are: "
+                         f"{', '.join(StyleSettings.__dataclass_fields__)}")
+    settings = StyleSettings(**{**asdict(settings), **options})
+    settings.check()
+    content_image = _as_image(content, "content")
+    height = settings.height
+    width = max(1, round(content_image.shape[-1] * height / content_image.shape[-2]))
+    content_image = _resize(content_image, height, width)
+    style_image = _resize(_as_image(style, "style"), height, width)
+    features, source = load_vgg19(weights, download, settings.seed)
+    net = VGGFeatures(features, [settings.content_layer, *settings.style_layers])
+    with torch.no_grad():
+        content_target = net(to_caffe(content_image))[settings.content_layer][0]
+        style_targets = {k: v[0] for k, v in net(to_caffe(style_image)).items() if k in settings.style_layers}
+
+    def loss_of(x: Tensor) -> Tensor:
+        outputs = net(x)
+        loss = settings.content_weight * content_loss(content_target, outputs[settings.content_layer][0])
+        for layer in settings.style_layers:
+            loss = loss + settings.style_weight / len(settings.style_layers) * style_loss(
+                style_targets[layer], outputs[layer][0], height * width)
+        return loss + settings.tv_weight * total_variation_loss(x)
+
+    x = to_caffe(content_image).clone().requires_grad_(True)  # the seed starts from the content image
+    losses = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(settings.iterations), desc="style transfer", disable=not progress, unit="iteration")
+    for iteration in bar:
+        # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
+        optimizer = torch.optim.LBFGS([x], max_iter=settings.evaluations, max_eval=settings.evaluations,
+                                      history_size=10, line_search_fn="strong_wolfe")
+
+        def closure() -> Tensor:
+            optimizer.zero_grad()
+            loss = loss_of(x)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        with torch.no_grad():
+            losses.append(float(loss_of(x)))
+        if not math.isfinite(losses[-1]):
+            raise AelabError(f"the loss became {losses[-1]} at iteration {iteration + 1}; lower the weights")
+        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        if on_iteration:
+            on_iteration(iteration + 1, losses[-1])
+    image = from_caffe(x.detach()).clamp(0, 1)[0]
+    return StyleResult(image, losses, source, settings)
+
+
+def _as_image(image: Tensor | str | Path, what: str) -> Tensor:
+    if isinstance(image, (str, Path)):
+        return image_to_tensor(read_image(image), 3, None)[None]
+    if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        raise AelabError(f"the {what} image must be a file or an RGB tensor (3, H, W), "
+                         f"got {tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__}")
+    if image.dtype == torch.uint8:
+        image = image.float() / 255.0
+    if not (0 <= float(image.min()) and float(image.max()) <= 1):
+        raise AelabError(f"the {what} image's values must lie in [0, 1]")
+    return image.float()[None]
+
+
+def _resize(image: Tensor, height: int, width: int) -> Tensor:
+    """(1, 3, h, w) -> (1, 3, height, width), bilinear with antialiasing (the seed's load_img(target_size))."""
+    return torch.nn.functional.interpolate(image, size=(height, width), mode="bilinear", antialias=True,
+                                           align_corners=False).clamp(0, 1)
+
+
+def style_transfer_files(content: str | Path, style: str | Path, out: str | Path, weights=None,
+                         download: bool = False, progress: bool = True, **options) -> tuple[StyleResult, list[Path]]:
+    """`aelab style`: write ``out`` (PNG), ``out``-panel.png (content, style, result and the loss per
+    iteration) and ``out``.json (the settings, the weights that ran, the losses)."""
+    from torchvision.utils import save_image
+
+    from . import figures
+    from .runs import write_json
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise AelabError(f"--out must name a .png file, got {out}")
+    for path in (content, style):
+        read_image(path)  # a missing or unreadable image fails before any work
+    result = transfer(content, style, None, weights, download, progress, **options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(result.image, out)
+    h, w = result.image.shape[-2:]
+    inputs = [_resize(_as_image(p, "image"), h, w)[0] for p in (content, style)]
+    what = "ImageNet VGG19" if result.weights == "imagenet" else (
+        "random VGG19 filters (no pretrained weights)" if result.weights == "random" else f"VGG19 from {result.weights}")
+    panel = figures.style_panel([*inputs, result.image], result.losses, out.with_name(f"{out.stem}-panel.png"),
+                                f"style transfer, {what}")
+    record = out.with_suffix(".json")
+    write_json(record, {"content": str(content), "style": str(style), "result": str(out), "weights": result.weights,
+                        "settings": {**asdict(result.settings), "style_layers": list(result.settings.style_layers)},
+                        "losses": result.losses})
+    return result, [out, panel, record]
+

@@ -1,0 +1,145 @@
+"""Neural style transfer (seed 3): its losses against direct computations, the optimisation, the
+command with random filters and with a weights file, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aelab
+from aelab.style import (KERAS_SCALE, VGGFeatures, from_caffe, gram_matrix, layer_names, load_vgg19, style_loss,
+                         to_caffe, total_variation_loss, transfer)
+from conftest import run_cli
+from test_bad_input import error_line
+
+FAST = {"height": 24, "evaluations": 5}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("style")
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((30, 40, 3)) * 255).astype(np.uint8)).save(folder / "content.png")
+    stripes = np.zeros((32, 32, 3), np.uint8)
+    stripes[:, ::4] = (255, 200, 0)
+    Image.fromarray(stripes).convert("RGB").save(folder / "style.jpg")
+    return folder / "content.png", folder / "style.jpg"
+
+
+def test_gram_matrix_against_a_direct_sum():
+    features = torch.randn(3, 4, 5)
+    direct = torch.tensor([[float((features[i] * features[j]).sum()) for j in range(3)] for i in range(3)])
+    assert torch.allclose(gram_matrix(features), direct, atol=1e-5)
+
+
+def test_style_loss_uses_the_seeds_normalisation():
+    a, b = torch.randn(2, 3, 3), torch.randn(2, 3, 3)
+    expected = ((gram_matrix(a) - gram_matrix(b)) ** 2).sum() / (4 * 3**2 * 100**2)
+    assert torch.allclose(style_loss(a, b, size=100), expected)
+
+
+def test_total_variation_against_a_direct_loop():
+    image = torch.rand(1, 3, 4, 5)
+    total = 0.0
+    for y in range(3):
+        for x in range(4):
+            a = (image[0, :, y, x] - image[0, :, y + 1, x]) ** 2
+            b = (image[0, :, y, x] - image[0, :, y, x + 1]) ** 2
+            total += float(((a + b) ** 1.25).sum())
+    assert total_variation_loss(image).item() == pytest.approx(total, rel=1e-5)
+
+
+def test_caffe_space_round_trip_and_layer_names():
+    image = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(from_caffe(to_caffe(image)), image, atol=1e-5)
+    names = layer_names()
+    assert len(names) == 16 and names[0] == "block1_conv1" and names[-1] == "block5_conv4"
+
+
+def test_features_are_taken_after_the_relu_at_keras_scale():
+    features, source = load_vgg19(None)
+    assert source == "random"
+    net = VGGFeatures(features, ["block1_conv1"])
+    x = to_caffe(torch.rand(1, 3, 16, 16))
+    normalised = (from_caffe(x) - net.mean) / net.std
+    expected = torch.relu(features[0](normalised)) * KERAS_SCALE
+    assert torch.allclose(net(x)["block1_conv1"], expected, atol=1e-4)
+    assert len(net.layers) == 2  # runs only as deep as asked
+
+
+def test_total_loss_decreases_over_three_iterations():
+    torch.manual_seed(0)
+    result = transfer(torch.rand(3, 20, 24), torch.rand(3, 16, 16), iterations=3, **FAST)
+    assert len(result.losses) == 3 and result.losses[-1] < result.losses[0]
+    assert result.image.shape == (3, 24, 29) and 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_the_api_returns_the_image():
+    image = aelab.style_transfer(torch.rand(3, 10, 20), torch.rand(3, 10, 10), iterations=1, **FAST)
+    assert image.shape == (3, 24, 48)
+
+
+def test_the_command_with_random_filters(images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out" / "c.png"
+    assert run_cli("style", content, style, "--out", out, "--iterations", "2", "--height", "24", "--evaluations", "5",
+                   "--no-progress") == 0
+    assert "random filters" in capsys.readouterr().err
+    with Image.open(out) as result:
+        assert result.size == (32, 24)
+    record = json.loads((tmp_path / "out" / "c.json").read_text())
+    assert record["weights"] == "random" and len(record["losses"]) == 2
+    assert record["settings"]["content_weight"] == 0.025 and record["settings"]["tv_weight"] == 1e-4
+    assert (tmp_path / "out" / "c-panel.png").is_file()
+
+
+def test_the_command_with_a_weights_file(images, tmp_path, capsys):
+    """A small random weights file in torchvision's state-dict layout (its features.* keys)."""
+    content, style = images
+    features, _ = load_vgg19(None, seed=5)
+    weights = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, weights)
+    capsys.readouterr()  # making the file warned about random filters itself
+    out = tmp_path / "w.png"
+    assert run_cli("style", content, style, "--out", out, "--weights", weights, "--iterations", "2",
+                   "--height", "24", "--evaluations", "5", "--no-progress") == 0
+    assert "random filters" not in capsys.readouterr().err
+    assert json.loads(out.with_suffix(".json").read_text())["weights"] == str(weights)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unreadable", "not a readable image"),
+    ("missing", "does not exist"),
+    ("txt-out", ".png"),
+    ("bad-layer", "unknown VGG19 layer"),
+    ("bad-weights", "damaged or not a state dict"),
+    ("wrong-weights", "does not hold torchvision's vgg19 features"),
+    ("zero-height", "height must be a positive integer"),
+])
+def test_bad_input_is_one_line(images, tmp_path, capsys, case, message):
+    content, style = images
+    out, extra = tmp_path / "r.png", []
+    if case == "unreadable":
+        (tmp_path / "bad.png").write_text("not an image")
+        content = tmp_path / "bad.png"
+    elif case == "missing":
+        style = tmp_path / "nowhere.jpg"
+    elif case == "txt-out":
+        out = tmp_path / "r.txt"
+    elif case == "bad-layer":
+        extra = ["--content-layer", "block9_conv9"]
+    elif case == "bad-weights":
+        (tmp_path / "w.pth").write_bytes(b"garbage")
+        extra = ["--weights", tmp_path / "w.pth"]
+    elif case == "wrong-weights":
+        torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "w.pth")
+        extra = ["--weights", tmp_path / "w.pth"]
+    elif case == "zero-height":
+        extra = ["--height", "0"]
+    assert run_cli("style", content, style, "--out", out, *extra, "--iterations", "1", "--no-progress") == 2
+    assert message in error_line(capsys)
+    assert not out.exists()
