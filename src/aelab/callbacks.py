@@ -54,6 +54,36 @@ class History(L.Callback):
         self.epochs = list(state_dict.get("epochs", []))
 
 
+class TextSamples(L.Callback):
+    """After every epoch, ``length`` characters after a fixed prompt at each of seed 3's
+    temperatures, as its training loop prints them: appended to ``path`` (RUN/samples.txt) and
+    written to TensorBoard's text tab."""
+
+    def __init__(self, path, prompt: torch.Tensor, length: int = 400, seed: int = 0,
+                 temperatures: tuple[float, ...] = (0.2, 0.5, 1.0, 1.2)) -> None:
+        self.path, self.prompt, self.length, self.seed, self.temperatures = path, prompt, length, seed, temperatures
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from .text import decode
+
+        model = module.model
+        was_training = model.training
+        model.eval()
+        alphabet = model.alphabet
+        lines = [f"=== epoch {trainer.current_epoch + 1}, prompt {decode(self.prompt, alphabet)!r}"]
+        for temperature in self.temperatures:
+            generator = torch.Generator().manual_seed(self.seed)
+            with torch.autocast(module.device.type, enabled=False):
+                text = decode(model.continue_text(self.prompt, self.length, temperature, generator), alphabet)
+            lines.append(f"--- temperature {temperature}\n{text}")
+            for logger in trainer.loggers:
+                if hasattr(logger.experiment, "add_text"):
+                    logger.experiment.add_text(f"samples/temperature {temperature}", text, trainer.current_epoch + 1)
+        model.train(was_training)
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n\n")
+
+
 class SampleGrid(L.Callback):
     """Writes a grid of samples from fixed latent points after every epoch (RUN/samples/epoch-NNN.png)
     and to TensorBoard, so a GAN's progress (or collapse) can be watched while it trains."""

@@ -57,10 +57,12 @@ def _params(model: str | None, texts: list[str] | None) -> dict[str, Any]:
 
 
 def _data(args: argparse.Namespace):
-    """--data NAME or --data-dir DIR as the API's one ``data`` argument (None: the default/the run's)."""
-    if args.data_dir is not None and args.data is not None:
-        raise AelabError("give --data or --data-dir, not both")
-    return Path(args.data_dir) if args.data_dir is not None else args.data
+    """--data NAME, --data-dir DIR or --text FILE as the API's one ``data`` argument (None: the
+    default, or the run's)."""
+    given = [value for value in (args.data, args.data_dir, getattr(args, "text", None)) if value is not None]
+    if len(given) > 1:
+        raise AelabError("give one of --data, --data-dir and --text")
+    return args.data if args.data is not None else Path(given[0]) if given else None
 
 
 def _data_arguments(p: argparse.ArgumentParser, default: str) -> None:
@@ -107,7 +109,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
     from .summary import format_summary
 
     model = create_model(args.model, **_params(args.model, args.param))
-    print(format_summary(model, model.input_shape, f"{args.model} ({type(model).__name__})"))
+    print(format_summary(model, f"{args.model} ({type(model).__name__})"))
 
 
 def _summary_arguments(p: argparse.ArgumentParser) -> None:
@@ -132,7 +134,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="registered model name (optional with --resume)")
     p.add_argument("--out", required=True, help="run folder to create")
-    _data_arguments(p, "mnist-sample, or the run's with --resume")
+    _data_arguments(p, "mnist-sample (pydoc-topics for text models), or the run's with --resume")
+    p.add_argument("--text", help="text models: a UTF-8 text file to train on")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter, e.g. channels=32,32,16")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                                          "(only --epochs may change)")
@@ -181,7 +184,14 @@ cmd_ensemble.arguments = _ensemble_arguments
 def report(run_dir: Path, metrics: dict[str, Any]) -> None:
     """The lines a user looks for after training: our error beside the PCA floor, and where things are."""
     m = {k: _Number(v) if isinstance(v, (int, float)) or v is None else v for k, v in metrics.items()}
-    print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):")
+    if "test_bits_per_char" in metrics:
+        print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_characters']} test characters, alphabet "
+              f"{metrics['alphabet_size']}):")
+        print(f"  test {m['test_bits_per_char']:.3f} bits/char ({m['test_loss']:.4f} nats), accuracy "
+              f"{m['test_accuracy']:.3f}; {metrics['ngram_n']}-gram baseline {m['ngram_test_bits_per_char']:.3f} "
+              f"bits/char ({m['bits_vs_ngram']:.2f}x)")
+    else:
+        print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):")
     if "test_rmse" in metrics:
         if metrics["rmse_vs_pca"] is None:
             verdict = f"PCA with {metrics['code_size']} components is lossless here (the code is as large as the image)"
@@ -369,6 +379,28 @@ def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 cmd_interpolate.arguments = _interpolate_arguments
+
+
+@command("generate", "continue a prompt with a text run (char-lstm), at one or more temperatures")
+def cmd_generate(args: argparse.Namespace) -> None:
+    from .runs import Run
+
+    run = Run(args.run_dir)
+    for temperature in args.temperature:
+        text = run.generate(args.prompt, args.length, temperature, args.seed)
+        print(f"--- temperature {temperature}\n{args.prompt}{text}")
+
+
+def _generate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--prompt", required=True, help="the text to continue (characters of the model's alphabet)")
+    p.add_argument("--length", type=int, default=400, help="characters to generate (seed: 400)")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.2, 0.5, 1.0, 1.2],
+                   help="sampling temperatures (seed: 0.2 0.5 1.0 1.2; 0 = always the likeliest)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed repeats the text")
+
+
+cmd_generate.arguments = _generate_arguments
 
 
 @command("style", "neural style transfer (seed 3): paint CONTENT in the manner of STYLE with VGG19 features")

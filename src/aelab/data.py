@@ -116,7 +116,7 @@ def describe_source(data) -> tuple[str, str | None]:
         return DEFAULT_DATASET, None
     if isinstance(data, ImageData):
         return data.name, None
-    if isinstance(data, Path) or (isinstance(data, str) and data not in DATASETS and Path(data).is_dir()):
+    if isinstance(data, Path) or (isinstance(data, str) and data not in DATASETS and Path(data).exists()):
         return Path(data).resolve().name, str(Path(data).resolve())
     if isinstance(data, str):
         return data, None

@@ -16,13 +16,17 @@ from .frechet import sample_quality
 from .metrics import error_metrics, image_metrics, pca_rmse, reconstruct, vae_bounds
 from .registry import get_entry
 from .runs import Run, write_json
+from .text import TextData, WindowBatches, load_text, ngram_baseline
 
 EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
 
 
-def run_data(config: RunConfig, data: Any = None) -> ImageData:
+def run_data(config: RunConfig, data: Any = None) -> ImageData | TextData:
     """The dataset a run was trained on, or ``data`` instead (a name, folder or arrays), in its
-    model's input shape."""
+    model's input shape (a text model's: in its alphabet)."""
+    if get_entry(config.model).kind == "text":
+        source = data if data is not None else Path(config.data_dir) if config.data_dir else config.data
+        return load_text(source, alphabet=config.params["alphabet"], min_length=config.params["maxlen"] + 2)
     if config.input_shape is None:
         raise AelabError("config.json has no input_shape: the run never started training")
     if data is None:
@@ -51,10 +55,13 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
     model = run.load_model()
     data = data or run_data(config)
     kind = get_entry(config.model).kind
-    metrics: dict[str, Any] = {"model": config.model, "data": data.name, "test_images": len(data.test)}
+    if kind == "text":
+        metrics = {"model": config.model, "data": data.name, **text_metrics(model, data)}
+    else:
+        metrics = {"model": config.model, "data": data.name, "test_images": len(data.test)}
     if stopped:
         metrics["stopped"] = stopped
-    if kind != "gan":
+    if kind in ("autoencoder", "vae"):
         metrics.update(reconstruction_metrics(run, config, model, data, write_figures))
     if kind == "vae":
         metrics.update(vae_bounds(model, data.test[:bound_images], samples=bound_samples))
@@ -69,6 +76,27 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
     if write_figures:
         draw_curves(run, config)
     write_json(run.metrics_path, metrics)
+    return metrics
+
+
+@torch.no_grad()
+def text_metrics(model, data: TextData, batch_size: int = 1000) -> dict[str, Any]:
+    """Next-character loss (nats), bits per character and accuracy on every character of the
+    validation and test texts that has ``maxlen`` characters before it, beside the n-gram
+    baseline's bits per character on the same characters."""
+    model.eval()
+    metrics: dict[str, Any] = {"alphabet_size": len(data.alphabet)}
+    for split, text in (("val", data.val), ("test", data.test)):
+        loss, correct, count = 0.0, 0, 0
+        for inputs, targets in WindowBatches(text, model.maxlen, 1, batch_size):
+            logits = model(inputs).float()
+            loss += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            correct += int((logits.argmax(-1) == targets).sum())
+            count += len(targets)
+        metrics.update({f"{split}_loss": loss / count, f"{split}_bits_per_char": loss / count / math.log(2),
+                        f"{split}_accuracy": correct / count, f"{split}_characters": count})
+    metrics.update(ngram_baseline(data, model.maxlen))
+    metrics["bits_vs_ngram"] = metrics["test_bits_per_char"] / metrics["ngram_test_bits_per_char"]
     return metrics
 
 

@@ -172,6 +172,21 @@ class Run:
 
         return samples(self.model, n, seed)
 
+    def generate(self, prompt: str, length: int = 400, temperature: float = 1.0, seed: int = 0) -> str:
+        """A text run's continuation of ``prompt``: ``length`` characters drawn at ``temperature``
+        (0: always the likeliest; higher: more surprising). A fixed ``seed`` repeats the text."""
+        from .latent import need
+        from .text import decode, encode
+
+        need(self.model, "continue_text", "only text models (char-lstm) generate text")
+        if not isinstance(prompt, str) or not prompt:
+            raise AelabError("give a prompt: at least one character of the model's alphabet")
+        if not isinstance(length, int) or length < 1:
+            raise AelabError(f"length must be a positive integer, got {length!r}")
+        indices = encode(prompt, self.model.alphabet)
+        drawn = self.model.continue_text(indices, length, temperature, torch.Generator().manual_seed(seed))
+        return decode(drawn, self.model.alphabet)
+
     def manifold(self, grid: int = 15) -> torch.Tensor:
         """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images."""
         from .latent import manifold

@@ -7,7 +7,7 @@ from torch import nn
 
 
 @torch.no_grad()
-def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, str, str, int]]:
+def layer_table(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str, str, int]]:
     """(name, layer type, output shape, parameters) for every leaf module, in call order."""
     rows: list[tuple[str, str, str, int]] = []
     names = {module: name for name, module in model.named_modules()}
@@ -20,15 +20,17 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[st
     hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
     try:
         model.eval()
-        model(torch.zeros(1, *input_shape))
+        model(example)
     finally:
         for hook in hooks:
             hook.remove()
     return rows
 
 
-def format_summary(model: nn.Module, input_shape: tuple[int, ...], title: str) -> str:
-    rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in layer_table(model, input_shape)]
+def format_summary(model: nn.Module, title: str) -> str:
+    """The table for one input of the kind the model takes (``model.example_input()``)."""
+    example = model.example_input()
+    rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in layer_table(model, example)]
     header = ("layer", "type", "output shape", "params")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     rule = "-" * (sum(widths) + 6)
@@ -39,7 +41,7 @@ def format_summary(model: nn.Module, input_shape: tuple[int, ...], title: str) -
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     lines = [title, rule, fmt(header), rule, *map(fmt, rows), rule,
-             f"input: 1x{'x'.join(map(str, input_shape))}",
+             f"input: {'x'.join(map(str, example.shape))}",
              f"total parameters: {total:,} (trainable {trainable:,})"]
     if hasattr(model, "code_shape"):
         lines.append(f"code: {'x'.join(map(str, model.code_shape()))} = {model.code_size()} values per image")

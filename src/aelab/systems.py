@@ -75,6 +75,7 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
     monitor = "val_loss"  # what checkpoints, early stopping and the plateau schedule watch
     honours = COMMON + ("loss", "noise", "sparsity", "schedule", "reduce_lr", "lr_patience", "early_stopping",
                         "patience")
+    optimizer_options: dict[str, dict] = {}  # per optimiser name, options other than the learning rate
 
     @classmethod
     def from_settings(cls, model, settings: TrainSettings, **extra):
@@ -139,7 +140,8 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
         return self._shared_step(batch, "val")
 
     def configure_optimizers(self):
-        optimizer = make_optimizer(self.optimizer_name, self.model.parameters(), self.lr)
+        optimizer = make_optimizer(self.optimizer_name, self.model.parameters(), self.lr,
+                                   **self.optimizer_options.get(self.optimizer_name, {}))
         if self.schedule == "cosine":
             epochs = self.trainer.max_epochs
             return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
@@ -173,6 +175,30 @@ class VAESystem(AutoencoderSystem):
     def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         loss, recon, kl = vae_loss(out.logits, targets, out.mean, out.logvar, self.kl_form, self.kl_weight)
         return loss, {"recon": recon, "kl": kl}
+
+
+class TextSystem(AutoencoderSystem):
+    """Trains a next-character model (seed 3's text generator) with categorical cross-entropy on
+    the character after each window; logs the loss (nats per character) and the accuracy. RMSprop
+    is Keras' (rho 0.9, epsilon 1e-7), as the seed's ``RMSprop(lr=0.01)`` was."""
+
+    honours = ("epochs", "batch_size", "lr", "optimizer", "seed", "precision", "schedule", "reduce_lr",
+               "lr_patience", "early_stopping", "patience")
+    optimizer_options = {"rmsprop": {"alpha": 0.9, "eps": 1e-7}}
+
+    @classmethod
+    def from_settings(cls, model, settings: TrainSettings, **extra):
+        return cls(model, optimizer=settings.optimizer, lr=settings.lr, schedule=settings.schedule,
+                   lr_patience=settings.lr_patience if settings.reduce_lr else None)
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
+        inputs, targets = batch  # (B, maxlen) indices, (B,) the next characters
+        logits = self.model(inputs).float()
+        loss = F.cross_entropy(logits, targets)
+        if stage == "train":
+            check_finite(loss, self.current_epoch, batch_idx)
+        self._accumulate(stage, len(inputs), loss=loss, accuracy=(logits.argmax(-1) == targets).float().mean())
+        return loss
 
 
 class GANSystem(SettingsCheck, L.LightningModule):
@@ -279,4 +305,5 @@ class GANSystem(SettingsCheck, L.LightningModule):
         return [make(self.model.discriminator.parameters(), self.d_lr), make(self.model.generator.parameters(), self.lr)]
 
 
-SYSTEMS: dict[str, type[L.LightningModule]] = {"autoencoder": AutoencoderSystem, "vae": VAESystem, "gan": GANSystem}
+SYSTEMS: dict[str, type[L.LightningModule]] = {"autoencoder": AutoencoderSystem, "vae": VAESystem, "gan": GANSystem,
+                                               "text": TextSystem}

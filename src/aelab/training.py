@@ -26,7 +26,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from . import __version__
 from .accel import choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
-from .callbacks import History, SampleGrid
+from .callbacks import History, SampleGrid, TextSamples
 from .config import TRAIN_FIELDS, RunConfig, TrainSettings, settings_from
 from .data import ARRAYS, ImageData, TensorBatches, describe_source, resolve_data, split_validation
 from .errors import AelabError
@@ -34,6 +34,7 @@ from .evaluation import evaluate, noisy_copy, run_data
 from .registry import create_model, get_entry, resolve_params
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .systems import SYSTEMS, NonFiniteLoss
+from .text import TextData, WindowBatches, load_text
 
 log = logging.getLogger("aelab")
 
@@ -48,7 +49,7 @@ class Plan:
 
     out: Path
     config: RunConfig
-    data: ImageData
+    data: ImageData | TextData
     model: torch.nn.Module
     device: str
     resume: bool = False
@@ -120,13 +121,14 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
         name, data_dir = describe_source(data)
         config = RunConfig(entry.name, {}, settings_from(given, entry.train), name, data_dir,
                            user_params=tuple(sorted(params)), aelab_version=__version__)
-        data_ = _fit_data(config, data, params)
+        data_ = (_fit_text if entry.kind == "text" else _fit_data)(config, data, params)
         changes, explicit = [], set(given)
     entry = get_entry(config.model)
     system_class = SYSTEMS[entry.kind]
     system_class.check(entry.name, config.train, explicit)
     config.honoured = tuple(k for k in TRAIN_FIELDS if k in system_class.honours)
-    _check_data_size(data_, config.train.val_fraction)
+    if entry.kind != "text":  # a text's size is checked as it loads, against the window length
+        _check_data_size(data_, config.train.val_fraction)
     device = device_for(accelerator)
     precision = choose_precision(config.train.precision, device)
     channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
@@ -150,6 +152,30 @@ def _fit_data(config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData
                                                                if k in defaults})
     config.input_shape = (c, h, h)
     return loaded
+
+
+def _fit_text(config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
+    """Load the text; the model's alphabet is the text's characters unless the user gave one."""
+    maxlen = params.get("maxlen", get_entry(config.model).defaults()["maxlen"])
+    loaded = load_text(data, alphabet=params.get("alphabet"), min_length=maxlen + 2)
+    config.params = resolve_params(config.model, **{"alphabet": loaded.alphabet, **params})
+    return loaded
+
+
+def _batches(plan_: Plan, settings: TrainSettings) -> tuple[Any, Any]:
+    """The training and validation batches: (inputs, targets) slices of tensors held in memory."""
+    data, model = plan_.data, plan_.model
+    if isinstance(data, TextData):
+        train_text, val_text = (data.train.cuda(), data.val.cuda()) if plan_.device == "cuda" else (data.train, data.val)
+        return (WindowBatches(train_text, model.maxlen, model.step, settings.batch_size, shuffle=True,
+                              seed=settings.seed),
+                WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, 1000)))
+    train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
+    if plan_.device == "cuda":
+        train_x, val_x = train_x.cuda(), val_x.cuda()
+    val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
+    return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed),
+            TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000)))
 
 
 def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any],
@@ -196,12 +222,7 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     config, settings, model = plan_.config, plan_.config.train, plan_.model
     run = Run(folder)
     write_json(run.config_path, config.to_json())
-    train_x, val_x = split_validation(plan_.data.train, settings.val_fraction, seed=settings.seed)
-    if plan_.device == "cuda":
-        train_x, val_x = train_x.cuda(), val_x.cuda()
-    val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
-    train_batches = TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed)
-    val_batches = TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000))
+    train_batches, val_batches = _batches(plan_, settings)
 
     system = SYSTEMS[get_entry(config.model).kind].from_settings(model, settings)
     history, finite = History(), FiniteWeights()
@@ -213,6 +234,8 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
     if hasattr(model, "sample"):
         callbacks.append(SampleGrid(run.path / "samples"))
+    if isinstance(plan_.data, TextData):
+        callbacks.append(TextSamples(run.path / "samples.txt", plan_.data.val[:model.maxlen], seed=settings.seed))
     callbacks += extra_callbacks
     if progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))

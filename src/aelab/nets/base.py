@@ -118,6 +118,10 @@ class Autoencoder(nn.Module):
                              f"got {shape}")
         return z
 
+    def example_input(self) -> Tensor:
+        """One blank input of the kind the model takes (for ``aelab summary``)."""
+        return torch.zeros(1, *self.input_shape)
+
     def code_shape(self) -> tuple[int, ...]:
         """Shape of one image's code, found once by encoding a blank input in eval mode."""
         if getattr(self, "_code_shape", None) is None:

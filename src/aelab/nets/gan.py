@@ -102,4 +102,7 @@ class DCGAN(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         return self.generate(z)
 
+    def example_input(self) -> Tensor:
+        return torch.zeros(1, self.latent_dim)
+
 
