@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py                 # full Fashion-MNIST where installed, else mnist-sample
     python benchmarks/speed.py --data mnist-sample --epochs 2 --skip-quality
+    python benchmarks/speed.py --only-text     # only the char-lstm rows
 
 Prints one table and writes it, with machine, date and command, to benchmarks/results/speed.md
 (--results to change). Every ratio compares two measurements taken in this same run. Each
@@ -22,6 +23,11 @@ Time to quality trains `best` (code 49) in fresh processes too, in alternated ro
 default batch norm (7x7 level and the decoder's upsampling only) and with batch norm after every
 conv, until its test RMSE reaches that of PCA with 49 components; the verdict is on the
 default's median.
+
+The char-lstm rows train seed 3's text model on the default corpus (pydoc-topics) through `aelab
+train` and through a plain loop of the same model (fused nn.LSTM, fp32, eager, Keras' RMSprop,
+one-hot batches made from the same index windows), in fresh processes and alternated rounds as
+above; then held-out bits per character after a fixed number of epochs, defaults against fp32.
 """
 
 from __future__ import annotations
@@ -211,6 +217,82 @@ OVERHEAD_MODEL, OVERHEAD_BATCH, OVERHEAD_EPOCHS = "dense", 10, 3
 OVERHEAD_WORKERS = {"overhead-ours": "ours", "overhead-hand": "hand"}
 
 
+# char-lstm (seed 3's text generator) on the default corpus: aelab train against the same model in
+# a plain loop (fused nn.LSTM, fp32, eager, one-hot batches made from the same index windows)
+TEXT_MODEL, TEXT_BATCH = "char-lstm", 128
+TEXT_WORKERS = {"text-reference": "char-lstm reference: plain fp32 eager nn.LSTM loop",
+                "text-ours": "char-lstm: aelab train (defaults)"}
+
+
+class PlainCharLSTM(nn.Module):
+    """The reference: seed 3's text model as a user writes it in plain PyTorch."""
+
+    def __init__(self, alphabet_size: int, units: int = 128) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(alphabet_size, units, batch_first=True)
+        self.head = nn.Linear(units, alphabet_size)
+
+    def forward(self, one_hot: torch.Tensor) -> torch.Tensor:  # (B, T, V) -> (B, V) logits
+        out, _ = self.lstm(one_hot)
+        return self.head(out[:, -1])
+
+
+def text_plain_loop(train: torch.Tensor, alphabet_size: int, epochs: int, maxlen: int = 40,
+                    step: int = 3) -> float:
+    """Training characters (windows) a second of the reference, over the epochs after the first."""
+    torch.manual_seed(0)
+    model = PlainCharLSTM(alphabet_size)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01, alpha=0.9, eps=1e-7)  # Keras' RMSprop
+    windows = train.unfold(0, maxlen + 1, step)
+    rates = []
+    for _ in range(epochs):
+        order = torch.randperm(len(windows))
+        start = time.perf_counter()
+        for first in range(0, len(windows), TEXT_BATCH):
+            batch = windows[order[first:first + TEXT_BATCH]]
+            logits = model(F.one_hot(batch[:, :-1], alphabet_size).float())
+            loss = F.cross_entropy(logits, batch[:, -1])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        rates.append(len(windows) / (time.perf_counter() - start))
+    return statistics.median(rates[1:] or rates)
+
+
+def text_worker(kind: str, epochs: int) -> dict[str, float]:
+    from aelab.text import load_text
+
+    data = load_text()
+    if kind == "text-reference":
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+        return {"train": text_plain_loop(data.train, len(data.alphabet), epochs)}
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train(TEXT_MODEL, epochs=epochs, out=Path(tmp) / "r", progress=False, early_stopping=False)
+        rates = [row["images_per_second"] for row in run.history]
+    return {"train": statistics.median(rates[1:] or rates)}
+
+
+def text_rows(epochs: int, rounds: int, quality_epochs: int, report) -> None:
+    """The char-lstm rows: training characters/s against the plain loop, and held-out bits per
+    character after ``quality_epochs`` with the defaults against fp32."""
+    rates: dict[str, list[float]] = {kind: [] for kind in TEXT_WORKERS}
+    for _ in range(rounds):
+        for kind in TEXT_WORKERS:
+            rates[kind].append(measure(kind, "pydoc-topics", epochs)["train"])
+    for kind, label in TEXT_WORKERS.items():
+        report(f"{label}, training", rate_text(rates[kind]).replace("images/s", "characters/s"))
+    ratio = statistics.median(rates["text-ours"]) / statistics.median(rates["text-reference"])
+    per_round = ", ".join(f"{o / r:.2f}x" for o, r in zip(rates["text-ours"], rates["text-reference"]))
+    report("  ratio ours / reference", f"{ratio:.2f}x (per round: {per_round}; {goal('>= 2.5x', ratio >= 2.5)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        bits = [train(TEXT_MODEL, epochs=quality_epochs, out=Path(tmp) / name, progress=False, early_stopping=False,
+                      **options).metrics["test_bits_per_char"]
+                for name, options in (("default", {}), ("fp32", {"precision": "32"}))]
+    diff = bits[0] / bits[1] - 1
+    report(f"char-lstm quality: test bits/char after {quality_epochs} epochs, defaults vs fp32",
+           f"{bits[0]:.4f} vs {bits[1]:.4f} ({diff * 100:+.1f}%; {goal('within 2%', abs(diff) <= 0.02)})")
+
+
 def worker(kind: str, data_name: str, epochs: int) -> dict[str, float]:
     """One measurement, in this process: training images/s and milliseconds a step, and for the
     seed-1 reference and ours also inference images/s. The hand loop gets aelab's malloc setting
@@ -380,24 +462,37 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds of the quality check; the verdict is on their mean")
     parser.add_argument("--skip-quality", action="store_true", help="skip the fp32-vs-default quality check")
     parser.add_argument("--skip-ttq", action="store_true", help="skip the time-to-quality runs")
+    parser.add_argument("--skip-text", action="store_true", help="skip the char-lstm rows")
+    parser.add_argument("--only-text", action="store_true", help="only the char-lstm rows")
+    parser.add_argument("--text-epochs", type=int, default=2, help="epochs per char-lstm throughput measurement")
+    parser.add_argument("--text-quality-epochs", type=int, default=2)
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "speed.md")
-    parser.add_argument("--worker", choices=[*WORKERS, *OVERHEAD_WORKERS, *TTQ_RUNS], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*WORKERS, *OVERHEAD_WORKERS, *TTQ_RUNS, *TEXT_WORKERS],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--target", type=float, help=argparse.SUPPRESS)  # a time-to-quality worker's RMSE
     args = parser.parse_args(argv)
     data_name = args.data or ("fashion-mnist" if DEBIAN_FASHION_MNIST.is_dir() else "mnist-sample")
     if args.worker in TTQ_RUNS:
         print(json.dumps(ttq_worker(args.worker, data_name, args.target)))
         return 0
+    if args.worker in TEXT_WORKERS:
+        print(json.dumps(text_worker(args.worker, args.epochs)))
+        return 0
     if args.worker:
         print(json.dumps(worker(args.worker, data_name, args.epochs)))
         return 0
-    data = load_data(data_name)
-    train_x, _ = split_validation(data.train)
     rows: list[tuple[str, str]] = []
 
     def report(label: str, value: str) -> None:
         rows.append((label, value))
         print(f"{label:<58} {value}", flush=True)
+
+    if args.only_text:
+        text_rows(args.text_epochs, args.rounds, args.text_quality_epochs, report)
+        write_results(args.results, rows, "(char-lstm rows only: no profile)", argv)
+        return 0
+    data = load_data(data_name)
+    train_x, _ = split_validation(data.train)
 
     device_name = "cuda" if torch.cuda.is_available() else "cpu"
     report("data", f"{data_name}: {len(train_x)} training images per epoch, batch {BATCH}, model {MODEL}")
@@ -461,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in TTQ_RUNS:
             report(ttq_label(kind, target), ttq_text(ttq[kind], verdict=kind == "ttq-coarse"))
 
+    if not args.skip_text:
+        text_rows(args.text_epochs, args.rounds, args.text_quality_epochs, report)
     profile = profile_summary(train_x)
     print(profile)
     write_results(args.results, rows, profile, argv)

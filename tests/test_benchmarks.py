@@ -54,3 +54,12 @@ def test_time_to_quality_text_takes_the_median_and_counts_misses_as_slowest():
     assert speed.ttq_text(runs[:1], verdict=False).startswith("12.0 s of training; 20.0 s wall")
     missed = [{"reached_at": None, "wall": 99.0, "trace": [(1.0, 30.0, 0.2)]}]
     assert speed.ttq_text(missed, verdict=True).startswith("not reached, goal < 20 s: not met")
+
+
+def test_text_reference_is_the_char_lstm_and_trains():
+    speed = load_speed()
+    ours, plain = create_model("char-lstm", alphabet="abcdef"), speed.PlainCharLSTM(6)
+    plain.load_state_dict(ours.state_dict())  # the same parameters, the same names
+    x = torch.randint(0, 6, (3, 40))
+    assert torch.allclose(ours(x), plain(torch.nn.functional.one_hot(x, 6).float()), atol=1e-6)
+    assert speed.text_plain_loop(torch.randint(0, 6, (2000,)), 6, epochs=1) > 0

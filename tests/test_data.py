@@ -117,7 +117,7 @@ def test_tensor_batches_cover_every_image_once():
 
 
 def test_every_listed_dataset_has_a_loader():
-    from aelab.config import DATASETS
-    from aelab.data import LOADERS
+    from aelab import data, text
+    from aelab.config import CORPORA, DATASETS
 
-    assert set(LOADERS) == set(DATASETS)
+    assert set(data.LOADERS) == set(DATASETS) and set(text.LOADERS) == set(CORPORA)

@@ -157,3 +157,14 @@ def test_text_data_encodes_against_its_alphabet():
     assert data.encode("ba").tolist() == [1, 0]
     with pytest.raises(aelab.AelabError, match="outside"):
         encode("abc", "ab")
+
+
+def test_a_text_run_records_its_corpus_and_evaluates_again(text_run, corpus, tmp_path):
+    from aelab.training import plan
+
+    assert aelab.Run(text_run).config.data == corpus.name
+    assert plan("char-lstm", None, tmp_path / "r", False, False, "cpu", {}).config.data == "pydoc-topics"
+    assert not (tmp_path / "r").exists()  # planning writes nothing
+    before = json.loads((text_run / "metrics.json").read_text())
+    assert run_cli("eval", text_run) == 0
+    assert json.loads((text_run / "metrics.json").read_text())["test_loss"] == pytest.approx(before["test_loss"])

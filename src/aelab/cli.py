@@ -98,6 +98,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
     for name, description in datasets.items():
         print(f"{name:<{width}}  {description}")
     print(f"{'--data-dir':<{width}}  a folder of IDX files, images (any size/mode) or .npy/.npz arrays")
+    print(f"{'--text':<{width}}  a UTF-8 text file, for text models")
 
 
 cmd_datasets.arguments = lambda p: None

@@ -221,9 +221,14 @@ DATASETS = {
 }
 
 
+# and the text corpora text models (char-lstm) accept
+CORPORA = {"pydoc-topics": "about 465,000 characters of English documentation that CPython ships (pydoc_data); "
+                           "offline; the text models' default"}
+
+
 def list_datasets() -> dict[str, str]:
-    """Dataset names ``data=`` accepts, with a line on each."""
-    return dict(DATASETS)
+    """Dataset names ``data=`` accepts (image datasets, then text corpora), with a line on each."""
+    return {**DATASETS, **CORPORA}
 
 
 # ------------------------------------------------------------------------------------- config.json

@@ -32,7 +32,7 @@ def pydoc_topics() -> str:
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
-CORPORA = {DEFAULT_CORPUS: pydoc_topics}
+LOADERS = {DEFAULT_CORPUS: pydoc_topics}  # the loader of each name in config.CORPORA
 
 
 @dataclass
@@ -70,12 +70,12 @@ def load_text(data=None, alphabet: str | None = None, min_length: int = 2) -> Te
     an existing file), split 90/5/5; ``alphabet`` defaults to the text's characters, sorted."""
     if isinstance(data, TextData):
         return data
-    if data is None or data in CORPORA:
-        name, text = data or DEFAULT_CORPUS, CORPORA[data or DEFAULT_CORPUS]()
+    if data is None or data in LOADERS:
+        name, text = data or DEFAULT_CORPUS, LOADERS[data or DEFAULT_CORPUS]()
     elif isinstance(data, Path) or isinstance(data, str) and len(data) < 4096 and Path(data).is_file():
         name, text = Path(data).name, read_text(Path(data))
     else:
-        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(CORPORA)} or pass a text file (--text FILE)")
+        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(LOADERS)} or pass a text file (--text FILE)")
     alphabet = alphabet or "".join(sorted(set(text)))
     cut_val, cut_test = int(len(text) * (1 - HELD_OUT)), int(len(text) * (1 - HELD_OUT / 2))
     parts = text[:cut_val], text[cut_val:cut_test], text[cut_test:]

@@ -159,6 +159,7 @@ def _fit_text(config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
     maxlen = params.get("maxlen", get_entry(config.model).defaults()["maxlen"])
     loaded = load_text(data, alphabet=params.get("alphabet"), min_length=maxlen + 2)
     config.params = resolve_params(config.model, **{"alphabet": loaded.alphabet, **params})
+    config.data = loaded.name  # the corpus's name (pydoc-topics by default) or the file's
     return loaded
 
 
