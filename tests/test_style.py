@@ -118,7 +118,7 @@ def test_the_command_with_a_weights_file(images, tmp_path, capsys):
     ("bad-layer", "unknown VGG19 layer"),
     ("bad-weights", "damaged or not a state dict"),
     ("wrong-weights", "does not hold torchvision's vgg19 features"),
-    ("zero-height", "height must be a positive integer"),
+    ("zero-height", "height must be at least 1"),
 ])
 def test_bad_input_is_one_line(images, tmp_path, capsys, case, message):
     content, style = images

@@ -28,24 +28,37 @@ def command(name: str, help_text: str):
 # --------------------------------------------------------------------------- flags from TrainSettings
 
 
-def add_settings(parser: argparse.ArgumentParser) -> None:
-    """One flag per :class:`~aelab.config.TrainSettings` field, typed and described there: the
-    settings class is the only list. Every flag defaults to None: "the model's own setting"."""
-    from .config import TRAIN_FIELDS, TRAIN_HINTS
+def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: str) -> None:
+    """One flag per field of a settings dataclass (:class:`~aelab.config.TrainSettings`,
+    :class:`~aelab.config.StyleSettings`), typed and described there: the class is the only list.
+    Every flag defaults to None, "not given": the model's (or the seed's) own setting."""
+    import dataclasses
 
-    group = parser.add_argument_group("training settings (default: the model's own; see `aelab models`)")
-    for name, f in TRAIN_FIELDS.items():
-        hint = TRAIN_HINTS[name]
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(settings_class)
+    for f in dataclasses.fields(settings_class):
+        hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        base = hint if typing.get_origin(hint) is typing.Literal or not args else args[0]
-        flag = "--" + name.replace("_", "-")
-        kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": None, "dest": name}
+        base = hint if typing.get_origin(hint) in (typing.Literal, tuple) or not args else args[0]
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": None, "dest": f.name}
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(base) is typing.Literal:  # checked by TrainSettings: one line, not argparse's two
+        elif typing.get_origin(base) is typing.Literal:  # checked by the dataclass: one line, not argparse's two
             group.add_argument(flag, metavar="{" + ",".join(typing.get_args(base)) + "}", **kwargs)
+        elif typing.get_origin(base) is tuple:
+            group.add_argument(flag, type=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
+                               **kwargs)
         else:
             group.add_argument(flag, type=base, **kwargs)
+
+
+def _given(args: argparse.Namespace, settings_class: type) -> dict[str, Any]:
+    """The settings flags the user gave."""
+    import dataclasses
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class)
+            if getattr(args, f.name, None) is not None}
 
 
 def _params(model: str | None, texts: list[str] | None) -> dict[str, Any]:
@@ -123,10 +136,10 @@ cmd_summary.arguments = _summary_arguments
 
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import TRAIN_FIELDS
+    from .config import TrainSettings
     from .training import train
 
-    settings = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name) is not None}
+    settings = _given(args, TrainSettings)
     run = train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
                 progress=args.progress, accelerator=args.accelerator, **settings, **_params(args.model, args.param))
     report(run.path, run.metrics)
@@ -144,7 +157,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace the run in --out, once the new one has trained (only an aelab run folder)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
-    add_settings(p)
+    from .config import TrainSettings
+
+    add_settings(p, TrainSettings, "training settings (default: the model's own; see `aelab models`)")
 
 
 cmd_train.arguments = _train_arguments
@@ -406,14 +421,12 @@ cmd_generate.arguments = _generate_arguments
 
 @command("style", "neural style transfer (seed 3): paint CONTENT in the manner of STYLE with VGG19 features")
 def cmd_style(args: argparse.Namespace) -> None:
+    from .config import StyleSettings
     from .style import style_transfer_files
 
-    options = {name: getattr(args, name) for name in ("iterations", "height", "content_weight", "style_weight",
-                                                      "tv_weight", "content_layer", "evaluations", "seed")}
-    if args.style_layers:
-        options["style_layers"] = tuple(layer.strip() for layer in args.style_layers.split(",") if layer.strip())
     result, written = style_transfer_files(args.content, args.style, args.out, weights=args.weights,
-                                           download=args.download, progress=args.progress, **options)
+                                           download=args.download, progress=args.progress,
+                                           **_given(args, StyleSettings))
     print(f"style transfer with {result.weights} VGG19 weights: loss {result.losses[0]:.4g} after the first "
           f"iteration, {result.losses[-1]:.4g} after the last ({len(result.losses)})")
     print("wrote " + ", ".join(map(str, written)))
@@ -422,23 +435,13 @@ def cmd_style(args: argparse.Namespace) -> None:
 def _style_arguments(p: argparse.ArgumentParser) -> None:
     from .config import StyleSettings
 
-    defaults = StyleSettings()
     p.add_argument("content", help="the image whose content is kept (any format and size)")
     p.add_argument("style", help="the image whose style is taken")
     p.add_argument("--out", required=True, help="the result, a .png (a -panel.png figure and a .json go beside it)")
-    p.add_argument("--iterations", type=int, default=defaults.iterations, help="outer L-BFGS iterations (seed: 20)")
-    p.add_argument("--evaluations", type=int, default=defaults.evaluations,
-                   help="loss evaluations per iteration (seed: 20)")
-    p.add_argument("--height", type=int, default=defaults.height, help="output height in pixels (seed: 400)")
-    p.add_argument("--content-weight", type=float, default=defaults.content_weight)
-    p.add_argument("--style-weight", type=float, default=defaults.style_weight)
-    p.add_argument("--tv-weight", type=float, default=defaults.tv_weight, help="total-variation weight")
-    p.add_argument("--content-layer", default=defaults.content_layer)
-    p.add_argument("--style-layers", help=f"comma-separated (default {','.join(defaults.style_layers)})")
     p.add_argument("--weights", help="a torchvision vgg19 state dict (.pth), read weights-only")
     p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seeds the random filters used without weights")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    add_settings(p, StyleSettings, "style-transfer settings (default: the seed's)")
 
 
 cmd_style.arguments = _style_arguments

@@ -180,26 +180,24 @@ CONTENT_LAYER = "block5_conv2"
 
 @dataclass
 class StyleSettings:
-    """The seed's defaults; every one can be changed."""
+    """Style transfer's settings, the seed's by default: the ``aelab style`` flags and
+    ``aelab.style_transfer``'s keyword arguments."""
 
-    iterations: int = 20
-    height: int = 400
-    content_weight: float = 0.025
-    style_weight: float = 1.0
-    tv_weight: float = 1e-4
-    content_layer: str = CONTENT_LAYER
-    style_layers: tuple[str, ...] = STYLE_LAYERS
-    evaluations: int = 20  # loss evaluations per outer iteration (the seed's maxfun)
-    seed: int = 0  # the random filters', where there are no pretrained weights
+    iterations: int = setting(20, "outer L-BFGS iterations (seed: 20)", low=1)
+    evaluations: int = setting(20, "loss evaluations per iteration (the seed's maxfun: 20)", low=1)
+    height: int = setting(400, "output height in pixels (seed: 400); the width keeps the content's aspect", low=1)
+    content_weight: float = setting(0.025, "weight of the content loss (seed: 0.025)", low=0)
+    style_weight: float = setting(1.0, "weight of the style loss, averaged over the style layers (seed: 1.0)", low=0)
+    tv_weight: float = setting(1e-4, "weight of the total-variation loss (seed: 1e-4)", low=0)
+    content_layer: str = setting(CONTENT_LAYER, f"VGG19 layer of the content loss (seed: {CONTENT_LAYER})")
+    style_layers: tuple[str, ...] = setting(STYLE_LAYERS, "VGG19 layers of the style loss, comma-separated "
+                                                          f"(seed: {','.join(STYLE_LAYERS)})")
+    seed: int = setting(0, "seeds the random filters used where there are no pretrained weights")
 
     def check(self) -> None:
-        for name in ("iterations", "height", "evaluations"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise AelabError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise AelabError(f"{name} must be a finite number >= 0, got {value!r}")
+        hints = typing.get_type_hints(StyleSettings)
+        for f in fields(self):
+            check_range(f.name, coerce(f.name, getattr(self, f.name), hints[f.name]), f.metadata)
         from .style import layer_names  # torchvision: imported only when a transfer runs
 
         names = layer_names()
