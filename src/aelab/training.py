@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,7 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     if out is None:
         if resume or overwrite:
             raise AelabError("--resume and --overwrite need an --out folder")
-        out = Path(tempfile.mkdtemp(prefix="aelab-run-"))
+        out = Path(tempfile.gettempdir()) / f"aelab-run-{uuid.uuid4().hex[:12]}"  # made once the checks pass
     plan_ = plan(model, data, Path(out), resume, overwrite, accelerator, settings)
     keep_freed_memory()
     skip_failing_nvml_check()
@@ -111,7 +112,7 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     params = {k: v for k, v in settings.items() if k not in TRAIN_FIELDS}
     replace = check_out_folder(out, resume, overwrite, data_dir=describe_source(data)[1])
     if resume:
-        config, data_, changes = _resume_config(model, data, out, given, params)
+        config, changes = _resume_config(model, data, out, given, params)
         explicit = set()
     else:
         if not model:
@@ -121,12 +122,15 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
         name, data_dir = describe_source(data)
         config = RunConfig(entry.name, {}, settings_from(given, entry.train), name, data_dir,
                            user_params=tuple(sorted(params)), aelab_version=__version__)
-        data_ = (_fit_text if entry.kind == "text" else _fit_data)(config, data, params)
         changes, explicit = [], set(given)
     entry = get_entry(config.model)
     system_class = SYSTEMS[entry.kind]
-    system_class.check(entry.name, config.train, explicit)
+    system_class.check(entry.name, config.train, explicit)  # settings first: they cost nothing to check
     config.honoured = tuple(k for k in TRAIN_FIELDS if k in system_class.honours)
+    if resume:
+        data_ = run_data(config, data if config.data == ARRAYS else None)
+    else:
+        data_ = (_fit_text if entry.kind == "text" else _fit_data)(config, data, params)
     if entry.kind != "text":  # a text's size is checked as it loads, against the window length
         _check_data_size(data_, config.train.val_fraction)
     device = device_for(accelerator)
@@ -180,7 +184,7 @@ def _batches(plan_: Plan, settings: TrainSettings) -> tuple[Any, Any]:
 
 
 def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any],
-                   params: dict[str, Any]) -> tuple[RunConfig, ImageData, list[str]]:
+                   params: dict[str, Any]) -> tuple[RunConfig, list[str]]:
     """The run's own config with the one change a resume may make (more epochs), after refusing
     any other change: a resumed run continues as it was set up."""
     run = Run(out)
@@ -207,7 +211,7 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     config.train = config.train.updated(epochs=epochs)
     if config.data == ARRAYS and data is None:
         raise AelabError(f"--resume: {out} was trained on arrays passed to aelab.train; pass them again (data=...)")
-    return config, run_data(config, data if config.data == ARRAYS else None), changes
+    return config, changes
 
 
 def _check_data_size(data: ImageData, val_fraction: float) -> None:
