@@ -157,3 +157,14 @@ def test_renamed_parameters_map_from_old_runs(tmp_path, name, old, new, value):
     run.save_weights(model)
     assert run.config.params[new] == value
     run.load_model()  # the weights fit the model the old parameters describe
+
+
+def test_the_catalog_aelab_models_prints_is_the_registry():
+    """`aelab models` reads the registrations without importing torch; it must list what the
+    registry holds, with the same descriptions and aliases."""
+    from aelab.registry import aliases, catalog
+
+    models, alias_names = catalog()
+    assert models == {name: get_entry(name).description for name in list_models()}
+    assert alias_names == aliases()
+    assert list(catalog("conv-resize*")[0]) == list_models("conv-resize*")

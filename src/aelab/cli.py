@@ -88,15 +88,14 @@ def _data_arguments(p: argparse.ArgumentParser, default: str) -> None:
 
 @command("models", "list the registered models")
 def cmd_models(args: argparse.Namespace) -> None:
-    from .registry import aliases, get_entry, list_models
+    from .registry import catalog
 
-    names = list_models(args.pattern)
-    width = max(map(len, names), default=0)
-    for name in names:
-        print(f"{name:<{width}}  {get_entry(name).description}")
-    for alias, name in sorted(aliases().items()):
-        if name in names:
-            print(f"{alias:<{width}}  another name for {name}")
+    models, aliases = catalog(args.pattern)
+    width = max(map(len, [*models, *aliases]), default=0)
+    for name, description in models.items():
+        print(f"{name:<{width}}  {description}")
+    for alias, name in aliases.items():
+        print(f"{alias:<{width}}  another name for {name}")
 
 
 cmd_models.arguments = lambda p: p.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'conv*'")
