@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(out)
     m, history = run.metrics, run.history
     seconds = sum(row.get("train_seconds") or 0 for row in history)
+    best = min(history, key=lambda row: row["val_loss"])
     samples = (out / "samples.txt").read_text(encoding="utf-8").strip().split("=== epoch")[-1]
     lines = [
         "# char-lstm: seed 3's text generator", "",
@@ -48,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         f"| n-gram baseline ({m['ngram_n']}-gram, add-one smoothing, n chosen on validation) | "
         f"**{m['ngram_test_bits_per_char']:.3f}** bits per character |",
         f"| LSTM / baseline | {m['bits_vs_ngram']:.2f}x |",
-        f"| last epoch: train / validation loss (nats) | {history[-1].get('train_loss', float('nan')):.4f} / "
-        f"{history[-1].get('val_loss', float('nan')):.4f} |", "",
+        f"| best epoch by validation loss (its weights are the run's) | {best['epoch']}: train / validation loss "
+        f"{best['train_loss']:.4f} / {best['val_loss']:.4f} nats |",
+        f"| last epoch (early stopping, patience 10) | {history[-1]['epoch']}: train / validation loss "
+        f"{history[-1]['train_loss']:.4f} / {history[-1]['val_loss']:.4f} nats |", "",
         f"The last epoch's samples (`RUN/samples.txt`), epoch{samples.splitlines()[0]}:", "", "```",
         *samples.splitlines()[1:], "```", ""]
     args.results.write_text("\n".join(lines))
