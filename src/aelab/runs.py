@@ -343,18 +343,8 @@ def atomic_write(path: Path, write) -> None:
 # ------------------------------------------------------------------------------ the out folder
 
 
-def is_run_folder(path: Path) -> bool:
-    """True where ``path`` holds an aelab run and nothing else (the layout aelab writes, and figures)."""
-    if not Run(path).is_run():
-        return False
-    try:
-        read_json(path / "config.json")["model"]
-    except (AelabError, KeyError):
-        return False
-    return not foreign_files(path)
-
-
 def foreign_files(path: Path) -> list[str]:
+    """What a folder holds besides an aelab run's layout and figures: --overwrite refuses it."""
     return sorted(p.name for p in path.iterdir()
                   if p.name not in RUN_LAYOUT and not (p.is_file() and p.suffix == ".png"))
 
