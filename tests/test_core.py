@@ -67,8 +67,10 @@ def test_a_script_with_only_train_run_and_arrays(digits, tmp_path):
     z = run.encode(digits[:5] / 255.0)
     assert z.shape == (5, 64)
     assert torch.allclose(run.decode(z), recon, atol=1e-5)
+    before = snapshot(run.path)
     again = aelab.Run(run.path).evaluate(data=(digits[:400], digits[400:]))
     assert again["test_rmse"] == pytest.approx(run.metrics["test_rmse"])
+    assert snapshot(run.path) == before  # measuring on other data leaves the run's record as it was
     with pytest.raises(aelab.AelabError, match="trained on arrays"):
         aelab.Run(run.path).evaluate()
 

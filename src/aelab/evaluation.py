@@ -42,8 +42,10 @@ def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:
 
 
 def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: bool = True,
-             bound_images: int = 2000, bound_samples: int = 100, stopped: str | None = None) -> dict[str, Any]:
-    """Measure a trained run on its test split; write ``metrics.json`` and the figures.
+             bound_images: int = 2000, bound_samples: int = 100, stopped: str | None = None,
+             write: bool = True) -> dict[str, Any]:
+    """Measure a trained run on its test split; write ``metrics.json`` and the figures (with
+    ``write=False``, nothing: the metrics are only returned).
 
     Autoencoders (VAEs included): reconstruction metrics and the PCA floor. VAEs also: ELBO and
     the IWAE bound on ``bound_images`` test images with ``bound_samples`` samples each. Generative
@@ -75,7 +77,8 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
                              title=f"{config.model}: decoded prior quantiles")
     if write_figures:
         draw_curves(run, config)
-    write_json(run.metrics_path, metrics)
+    if write:
+        write_json(run.metrics_path, metrics)
     return metrics
 
 

@@ -146,10 +146,14 @@ class Run:
         return run_data(self.config, data)
 
     def evaluate(self, data: Any = None) -> dict[str, Any]:
-        """Measure on the test split (the run's dataset unless ``data``); writes metrics.json and figures."""
+        """Measure on the test split of the run's dataset, writing metrics.json and the figures
+        again; or on ``data`` (a name, folder or arrays), returning the metrics and writing nothing,
+        so the run's own record stays as it was."""
         from .evaluation import evaluate
 
-        return evaluate(self.path, None if data is None else self.data(data))
+        if data is None:
+            return evaluate(self.path)
+        return evaluate(self.path, self.data(data), write_figures=False, write=False)
 
     def reconstruct(self, x: Any, precision: str = "32") -> torch.Tensor:
         """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]."""
