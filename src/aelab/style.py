@@ -280,13 +280,13 @@ def style_transfer_files(content: str | Path, style: str | Path, out: str | Path
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise AelabError(f"--out must name a .png file, got {out}")
-    for path in (content, style):
-        read_image(path)  # a missing or unreadable image fails before any work
-    result = transfer(content, style, None, weights, download, progress, **options)
+    # each file read once: a missing or unreadable image fails here, before any work
+    images = [_as_image(path, what)[0] for path, what in ((content, "content"), (style, "style"))]
+    result = transfer(*images, None, weights, download, progress, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(result.image, out)
     h, w = result.image.shape[-2:]
-    inputs = [_resize(_as_image(p, "image"), h, w)[0] for p in (content, style)]
+    inputs = [_resize(image[None], h, w)[0] for image in images]
     what = "ImageNet VGG19" if result.weights == "imagenet" else (
         "random VGG19 filters (no pretrained weights)" if result.weights == "random" else f"VGG19 from {result.weights}")
     panel = figures.style_panel([*inputs, result.image], result.losses, out.with_name(f"{out.stem}-panel.png"),

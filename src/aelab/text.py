@@ -162,7 +162,8 @@ def ngram_baseline(data: TextData, maxlen: int, max_n: int = 6) -> dict[str, flo
     """The n-gram model with n (1 ... ``max_n``) chosen on validation, measured on test, on the
     characters the LSTM predicts (those with ``maxlen`` characters before them in their split)."""
     train, val, test = (decode(part, data.alphabet) for part in (data.train, data.val, data.test))
-    scores = {n: NGram(train, n, len(data.alphabet)).bits_per_char(val, maxlen) for n in range(1, max_n + 1)}
+    models = {n: NGram(train, n, len(data.alphabet)) for n in range(1, max_n + 1)}
+    scores = {n: model.bits_per_char(val, maxlen) for n, model in models.items()}
     best = min(scores, key=scores.get)
     return {"ngram_n": best, "ngram_val_bits_per_char": scores[best],
-            "ngram_test_bits_per_char": NGram(train, best, len(data.alphabet)).bits_per_char(test, maxlen)}
+            "ngram_test_bits_per_char": models[best].bits_per_char(test, maxlen)}
