@@ -10,7 +10,7 @@ from aelab.losses import reconstruction_loss
 from aelab.registry import get_entry
 from aelab.runs import Run, write_json
 
-MODELS = [name for name in list_models() if get_entry(name).kind in ("autoencoder", "vae")]
+MODELS = [name for name in list_models() if get_entry(name).kind in ("autoencoder", "vae", "cvae", "classifier")]
 
 
 def batch_for(model, n: int = 8) -> torch.Tensor:
@@ -18,15 +18,37 @@ def batch_for(model, n: int = 8) -> torch.Tensor:
     return torch.rand(n, *model.input_shape)
 
 
+def labels_for(model, n: int) -> torch.Tensor:
+    return torch.arange(n) % max(model.classes, 1)
+
+
+def forward(model, x):
+    """The model's output for images ``x`` (a conditional model's, with labels 0, 1, 2, ...)."""
+    return model(x, labels_for(model, len(x))) if model.conditional else model(x)
+
+
+def training_loss(name, model, x):
+    """The reconstruction loss, plus the cross-entropy of a classifier head where there is one."""
+    out = forward(model, x)
+    loss = reconstruction_loss(out.logits, x, get_entry(name).train.loss, model.output)
+    if out.class_logits is not None:
+        loss = loss + torch.nn.functional.cross_entropy(out.class_logits, labels_for(model, len(x)))
+    return loss
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_shapes_and_interface(name):
     model = create_model(name).eval()
     x = batch_for(model)
-    out = model(x)
+    out = forward(model, x)
+    labels = labels_for(model, len(x)) if model.conditional else None
     assert out.recon.shape == x.shape and out.logits.shape == x.shape
     assert out.z.shape[0] == len(x) and tuple(out.z.shape[1:]) == model.code_shape()
     if model.decodes_from_code_alone:
-        assert torch.allclose(model.decode(model.encode(x)), out.recon)
+        assert torch.allclose(model.decode(model.encode(x, labels), labels), out.recon)
+        encoder, decoder = model.encoder_part(), model.decoder_part()  # plain modules, the model's weights
+        assert torch.allclose(decoder(encoder(x, labels), labels), out.recon)
+        assert {id(p) for p in encoder.parameters()} <= {id(p) for p in model.parameters()}
     else:
         assert model.decode(model.encode(x)).shape == x.shape
     assert model.code_size() == out.z[0].numel()
@@ -36,8 +58,7 @@ def test_shapes_and_interface(name):
 def test_every_parameter_gets_a_gradient(name):
     model = create_model(name)
     x = batch_for(model)
-    out = model(x)
-    reconstruction_loss(out.logits, x, get_entry(name).train.loss, model.output).backward()
+    training_loss(name, model, x).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"
 
@@ -55,9 +76,8 @@ def test_in_place_rectifiers_change_no_gradient(name):
     x = batch_for(model)
     grads = []
     for net in (model, reference):
-        torch.manual_seed(0)  # the same sampling noise for the VAEs
-        out = net(x)
-        reconstruction_loss(out.logits, x, get_entry(name).train.loss, net.output).backward()
+        torch.manual_seed(0)  # the same sampling noise for the VAEs (and dropout)
+        training_loss(name, net, x).backward()
         grads.append([p.grad for p in net.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
 
@@ -70,7 +90,7 @@ def test_save_load_round_trip(name, tmp_path):
     run.save_weights(model)
     loaded = run.load_model()
     x = batch_for(model)
-    assert torch.equal(model(x).recon, loaded(x).recon)
+    assert torch.equal(forward(model, x).recon, forward(loaded, x).recon)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -86,7 +106,7 @@ def test_short_fit_lowers_loss(name):
     losses = []
     for _ in range(30):
         optimizer.zero_grad()
-        loss = reconstruction_loss(model(x).logits, x, loss_name, model.output)
+        loss = reconstruction_loss(forward(model, x).logits, x, loss_name, model.output)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())

@@ -106,3 +106,82 @@ class SampleGrid(L.Callback):
         for logger in trainer.loggers:
             if hasattr(logger.experiment, "add_image"):
                 logger.experiment.add_image("samples", grid, trainer.current_epoch + 1)
+
+
+def _tensorboard(trainer: L.Trainer):
+    """The TensorBoard writer among the trainer's loggers, or None."""
+    return next((logger.experiment for logger in trainer.loggers if hasattr(logger.experiment, "add_histogram")), None)
+
+
+class ActivationLog(L.Callback):
+    """Seed 3's custom callback: after every epoch, the output of every layer for a fixed batch of
+    validation images, saved as ``folder/epoch_NNN.npz`` (one float16 array per layer, named by
+    the layer's path in the model, plus ``inputs``), and each layer's histogram in TensorBoard
+    (the seed's ``histogram_freq=1``)."""
+
+    def __init__(self, folder, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        self.folder, self.images, self.labels = folder, images, labels
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        import numpy as np
+
+        model = module.model
+        outputs = layer_outputs(model, self.images.to(module.device), self.labels)
+        epoch = trainer.current_epoch + 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arrays = {name: value.float().cpu().numpy().astype(np.float16) for name, value in outputs.items()}
+        np.savez_compressed(self.folder / f"epoch_{epoch:03d}.npz", inputs=self.images.cpu().numpy(), **arrays)
+        writer = _tensorboard(trainer)
+        if writer is not None:
+            for name, value in outputs.items():
+                writer.add_histogram(f"activations/{name}", value.float().cpu(), epoch)
+
+
+@torch.no_grad()
+def layer_outputs(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """The output of every leaf layer of ``model`` (in eval mode) for ``images``, by layer name in
+    call order (a layer called twice keeps its last output)."""
+    names = {module: name for name, module in model.named_modules()}
+    outputs: dict[str, torch.Tensor] = {}
+
+    def record(module: torch.nn.Module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            outputs[names[module]] = output.detach().clone()  # in-place activations overwrite their input
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.autocast(images.device.type, enabled=False):
+            model(images, *(() if labels is None else (labels.to(images.device),)))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+class EmbeddingLog(L.Callback):
+    """The codes of a fixed set of validation images, with their labels and thumbnails, written to
+    TensorBoard's embedding projector after every epoch (the seed's ``embeddings_freq=1``)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, model_labels: bool = False) -> None:
+        self.images, self.labels, self.model_labels = images, labels, model_labels
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        writer = _tensorboard(trainer)
+        if writer is None:
+            return
+        model = module.model
+        was_training = model.training
+        model.eval()
+        with torch.autocast(module.device.type, enabled=False):
+            given = (self.labels.to(module.device),) if self.model_labels else ()
+            codes = model.encode(self.images.to(module.device), *given).flatten(1).float().cpu()
+        model.train(was_training)
+        metadata = None if self.labels is None else [str(int(label)) for label in self.labels]
+        writer.add_embedding(codes, metadata=metadata, label_img=self.images.float().cpu(),
+                             global_step=trainer.current_epoch + 1, tag="codes")

@@ -46,6 +46,8 @@ def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: s
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(base) is typing.Literal:  # checked by the dataclass: one line, not argparse's two
             group.add_argument(flag, metavar="{" + ",".join(typing.get_args(base)) + "}", **kwargs)
+        elif typing.get_origin(base) is dict:  # "name=number,..." parsed by the dataclass
+            group.add_argument(flag, metavar="NAME=W,...", **kwargs)
         elif typing.get_origin(base) is tuple:
             group.add_argument(flag, type=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
                                **kwargs)
@@ -122,12 +124,20 @@ def cmd_summary(args: argparse.Namespace) -> None:
     from .summary import format_summary
 
     model = create_model(args.model, **_params(args.model, args.param))
-    print(format_summary(model, f"{args.model} ({type(model).__name__})"))
+    title = f"{args.model} ({type(model).__name__})"
+    if args.graph:
+        from .summary import draw_graph
+
+        print(f"wrote {draw_graph(model, args.graph, title, args.depth)}")
+        return
+    print(format_summary(model, title))
 
 
 def _summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter, e.g. channels=32,32,16")
+    p.add_argument("--graph", metavar="PNG", help="draw the model's graph to this PNG instead (needs Graphviz's dot)")
+    p.add_argument("--depth", type=int, default=3, help="--graph: how many levels of nested modules to open")
 
 
 cmd_summary.arguments = _summary_arguments
@@ -216,6 +226,12 @@ def report(run_dir: Path, metrics: dict[str, Any]) -> None:
                        f"({m['rmse_vs_pca']:.2f}x)")
         print(f"  test_rmse {m['test_rmse']:.4f}   pca_rmse {m['pca_rmse']:.4f}   -> {verdict}")
         print(f"  test_bce {m['test_bce']:.4f}   test_psnr {m['test_psnr']:.2f} dB   test_ssim {m['test_ssim']:.3f}")
+    if "test_accuracy" in metrics and "test_rmse" in metrics:
+        print(f"  test accuracy {m['test_accuracy']:.4f} (classifier head, {metrics['test_labelled_images']} "
+              "labelled test images)")
+    if "probe_accuracy" in metrics:
+        print(f"  linear probe accuracy: codes {m['probe_accuracy']:.4f}, PCA codes of the same size "
+              f"{m['probe_pca_accuracy']:.4f}, pixels {m['probe_pixels_accuracy']:.4f}")
     if "noisy_input_rmse" in metrics:
         print(f"  noisy input rmse {m['noisy_input_rmse']:.4f} (noise factor {metrics['noise']})")
     if "test_elbo" in metrics:
@@ -246,7 +262,7 @@ def _image_command(args: argparse.Namespace, mode: str) -> None:
     from .runs import Run
 
     written = Run(args.run_dir).reconstruct_files(args.images, args.out, noise=getattr(args, "noise", 0.0),
-                                                  precision=args.precision, mode=mode)
+                                                  precision=args.precision, mode=mode, label=args.label)
     print(f"wrote {len(written) - 1} image(s) and {written[-1]}")
 
 
@@ -260,6 +276,7 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="folder for the output PNGs")
     p.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32")
+    _label_argument(p, "the images' class")
     if noise:
         p.add_argument("--noise", type=float, default=0.0, help="add this much noise first (to try the model)")
 
@@ -313,21 +330,26 @@ def _run_arguments(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default})")
 
 
-@command("sample", "draw new images from a generative run (vae, gan) as a grid")
+def _label_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--label", type=int, help=f"conditional models (cvae): {what}, a class number")
+
+
+@command("sample", "draw new images from a generative run (vae, cvae, gan) as a grid")
 def cmd_sample(args: argparse.Namespace) -> None:
     from . import figures
     from .runs import Run
 
     out = _out_png(args, "samples.png")
-    images = Run(args.run_dir).sample(args.n, args.seed)
+    images = Run(args.run_dir).sample(args.n, args.seed, args.label)
     figures.grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
-    print(f"wrote {out} ({args.n} samples)")
+    print(f"wrote {out} ({args.n} samples{'' if args.label is None else f' of class {args.label}'})")
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "samples.png")
     p.add_argument("-n", type=int, default=100, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
+    _label_argument(p, "the class to draw")
 
 
 cmd_sample.arguments = _sample_arguments
@@ -339,7 +361,7 @@ def cmd_manifold(args: argparse.Namespace) -> None:
     from .runs import Run
 
     out = _out_png(args, "manifold.png")
-    images = Run(args.run_dir).manifold(args.grid)
+    images = Run(args.run_dir).manifold(args.grid, args.label)
     figures.grid(images, out, nrow=args.grid)
     print(f"wrote {out} ({args.grid}x{args.grid} points)")
 
@@ -347,6 +369,7 @@ def cmd_manifold(args: argparse.Namespace) -> None:
 def _manifold_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "manifold.png")
     p.add_argument("--grid", type=int, default=15, help="points per side")
+    _label_argument(p, "the class whose manifold to draw")
 
 
 cmd_manifold.arguments = _manifold_arguments
@@ -381,7 +404,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     out = _out_png(args, "interpolation.png")
     if len(args.images) not in (0, 2):
         raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
-    path = Run(args.run_dir).interpolate(*args.images, steps=args.steps, seed=args.seed)
+    path = Run(args.run_dir).interpolate(*args.images, steps=args.steps, seed=args.seed, label=args.label)
     figures.grid(path, out, nrow=len(path))
     print(f"wrote {out} ({args.steps} steps{', framed by the two inputs' if args.images else ''})")
 
@@ -391,9 +414,64 @@ def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0, help="for the prior points when no images are given")
+    _label_argument(p, "the class to stay in")
 
 
 cmd_interpolate.arguments = _interpolate_arguments
+
+
+@command("probe", "score a run's codes as features: a linear classifier on them, on PCA codes and on pixels")
+def cmd_probe(args: argparse.Namespace) -> None:
+    from .runs import Run
+
+    run = Run(args.run_dir)
+    result = run.probe(_data(args))
+    print(f"linear probe on {run.config.model}'s codes ({result['probe_code_size']} values; "
+          f"{result['probe_images'][0]} training / {result['probe_images'][1]} test images):")
+    for label, key in (("codes", "probe_accuracy"), (f"PCA, {result['probe_pca_components']} components",
+                                                     "probe_pca_accuracy"), ("pixels", "probe_pixels_accuracy")):
+        print(f"  {label:<20} test accuracy {result[key]:.4f}")
+    if _data(args) is None:
+        print(f"  added to {run.metrics_path}")
+
+
+def _probe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    _data_arguments(p, "the run's (the numbers are then printed, not written)")
+
+
+cmd_probe.arguments = _probe_arguments
+
+
+@command("activations", "draw one layer's feature maps saved by --log-activations")
+def cmd_activations(args: argparse.Namespace) -> None:
+    from .runs import Run
+
+    run = Run(args.run_dir)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() != ".png":
+        raise AelabError(f"--out must name a .png file, got {out}")
+    arrays = run.activations(args.epoch)  # checks the epoch before a name is chosen
+    if args.list:
+        for name, array in arrays.items():
+            print(f"{name:<40} {tuple(array.shape[1:])}")
+        return
+    epoch = args.epoch or max(run.activation_epochs())
+    out = out or run.path / "activations" / f"epoch_{epoch:03d}_{args.layer or 'first-conv'}.png"
+    written = run.activation_figure(out, args.epoch, args.layer, args.image)
+    print(f"wrote {written}")
+
+
+def _activations_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("--epoch", type=int, help="default: the last saved")
+    p.add_argument("--layer", help="the layer's name (see --list); default: the first convolutional layer")
+    p.add_argument("--image", type=int, default=0, help="which of the saved validation images (0-7)")
+    p.add_argument("--list", action="store_true", help="list the saved layers and their shapes")
+    p.add_argument("--out", help="the PNG to write (default RUN_DIR/activations/epoch_NNN_LAYER.png)")
+
+
+cmd_activations.arguments = _activations_arguments
 
 
 @command("generate", "continue a prompt with a text run (char-lstm), at one or more temperatures")

@@ -67,6 +67,14 @@ class TrainSettings:
     precision: Precision = setting("auto", "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or "
                                            "16-mixed")
     channels_last: bool | None = setting(None, "channels-last memory format (default: on for the CPU)")
+    loss_weights: dict[str, float] | None = setting(None, "models with several outputs: each loss's weight, e.g. "
+                                                          "recon=1,label=0.5 (default: each model's own)")
+    labelled: float = setting(1.0, "models that learn from labels: the fraction of training images whose label "
+                                   "is used (semi-supervised below 1)", low=0, high=1, open_low=True)
+    log_activations: bool = setting(False, "save every layer's activations for a fixed validation batch each epoch "
+                                           "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard")
+    log_embeddings: bool = setting(False, "write the codes of fixed validation images, with labels and thumbnails, "
+                                          "to TensorBoard's embedding projector each epoch")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -94,6 +102,8 @@ def describe(hint: Any) -> str:
         return "one of " + ", ".join(map(str, args))
     if origin in UNIONS:
         return " or ".join("none" if a is type(None) else describe(a) for a in args)
+    if origin is dict:
+        return "name=number pairs (e.g. recon=1,label=0.5)"
     if origin is tuple:
         return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(args[0] if args else None, "values")
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
@@ -140,6 +150,24 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, str):
             return value
         raise wrong
+    if origin is dict:  # a JSON object, or the CLI's "name=number,name=number"
+        if isinstance(value, str):
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise AelabError(f"{name} must be name=number pairs separated by commas, got {value!r}"[:300])
+            value = {}
+            for key, number in pairs:
+                try:
+                    value[key.strip()] = float(number)
+                except ValueError:
+                    raise AelabError(f"{name}: {key.strip()} must be a number, got {number!r}"[:300]) from None
+        if not isinstance(value, dict) or not value:
+            raise wrong
+        result = {}
+        for key, number in value.items():
+            result[coerce(name, key, args[0])] = coerce(f"{name}.{key}", number, args[1])
+            check_range(f"{name}.{key}", result[key], {"low": 0})
+        return result
     return value
 
 

@@ -26,6 +26,7 @@ TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a
 SPLIT_SEED = 0
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+UNLABELLED = -1  # the label of an image that has none (semi-supervised training)
 
 
 @dataclass
@@ -130,8 +131,25 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
     - a folder (a ``Path``, or a string naming an existing folder): IDX files, images or arrays;
     - arrays or tensors: ``x_train`` or ``(x_train, x_test)``, shaped (N, H, W) or (N, C, H, W)
       (or (N, H, W, C)), uint8 or float in [0, 1]; without ``x_test`` a fixed 20% is held out;
+    - a dict of them with labels: ``{"x_train": ..., "y_train": ..., "x_test": ..., "y_test": ...}``
+      (``x_test``/``y_test`` optional; label -1: an image without one);
     - an :class:`ImageData`.
     """
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"x_train", "y_train", "x_test", "y_test"})
+        if unknown or "x_train" not in data:
+            raise AelabError("data as a dict: give x_train, and optionally y_train, x_test and y_test"
+                             + (f" (not {unknown[0]!r})" if unknown else ""))
+        if ("x_test" in data) != ("y_test" in data) and "y_train" in data:
+            raise AelabError("data as a dict: give y_test with x_test (or neither)")
+        x = {key: _array_images(_as_numpy(data[key], key), key) for key in ("x_train", "x_test") if key in data}
+        y = {key: _labels(_as_numpy(data[key], key), len(x["x" + key[1:]]), key) for key in ("y_train", "y_test")
+             if key in data and "x" + key[1:] in x}
+        if "x_test" not in x:
+            loaded = _split(ARRAYS, x["x_train"], y.get("y_train"))
+        else:
+            loaded = ImageData(ARRAYS, x["x_train"], x["x_test"], y.get("y_train"), y.get("y_test"))
+        return resolve_data(loaded, channels, size)
     if isinstance(data, ImageData):
         return data if channels is None and size is None else data.fit_to(channels or data.shape[0],
                                                                            size or data.shape[1])
@@ -244,11 +262,12 @@ def load_arrays(paths: list[Path], name: str) -> ImageData:
         train, test = _array_images(arrays["x_train"], path), _array_images(arrays["x_test"], path)
         return ImageData(name, train, test, _labels(arrays.get("y_train"), len(train), path),
                          _labels(arrays.get("y_test"), len(test), path))
-    key = next((k for k in ("x", "images", "arr_0") if k in arrays), None)
+    key = next((k for k in ("x", "images", "arr_0", "x_train") if k in arrays), None)
     if key is None:
         raise AelabError(f"{path} holds {sorted(arrays)}; expected x_train/x_test or one array named x or images")
     x = _array_images(arrays[key], path)
-    return _split(name, x, _labels(arrays.get("y", arrays.get("labels")), len(x), path))
+    labels = next((arrays[k] for k in ("y", "labels", "y_train") if k in arrays), None)
+    return _split(name, x, _labels(labels, len(x), path))  # a fixed 20% held out for test
 
 
 def _labels(y: np.ndarray | None, n: int, path: Path) -> Tensor | None:
@@ -257,6 +276,9 @@ def _labels(y: np.ndarray | None, n: int, path: Path) -> Tensor | None:
         return None
     if y.ndim != 1 or len(y) != n or y.dtype.kind not in "ui":
         raise AelabError(f"{path}: labels must be {n} integers, one per image; got {y.dtype} shaped {y.shape}")
+    if len(y) and y.min() < UNLABELLED:
+        raise AelabError(f"{path}: labels must be class numbers from 0, or {UNLABELLED} for an image without one; "
+                         f"got {y.min()}")
     return torch.from_numpy(y.astype(np.int64))
 
 
@@ -395,10 +417,20 @@ def add_noise(x: Tensor, noise_factor: float, generator: torch.Generator | None 
 
 
 def split_validation(x: Tensor, fraction: float = 0.1, seed: int = SPLIT_SEED) -> tuple[Tensor, Tensor]:
-    """Hold out a fixed ``fraction`` of the training images for validation (early stopping, best model)."""
+    """Hold out a fixed ``fraction`` of the training images for validation (early stopping, best
+    model). The same ``seed`` and length split any tensor (labels) the same way."""
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
     n_val = max(1, int(round(len(x) * fraction)))
     return x[order[n_val:]].contiguous(), x[order[:n_val]].contiguous()
+
+
+def hide_labels(labels: Tensor, keep: float, seed: int) -> Tensor:
+    """``labels`` with all but a fraction ``keep`` of them replaced by ``UNLABELLED`` (a fixed
+    choice for a seed): the semi-supervised setting, where most images come without a label."""
+    if keep >= 1:
+        return labels
+    hidden = torch.rand(len(labels), generator=torch.Generator().manual_seed(seed)) >= keep
+    return labels.masked_fill(hidden, UNLABELLED)
 
 
 class TensorBatches:
@@ -409,19 +441,22 @@ class TensorBatches:
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor | None = None, batch_size: int = 200,
-                 shuffle: bool = False, seed: int = 0) -> None:
+                 shuffle: bool = False, seed: int = 0, labels: Tensor | None = None) -> None:
         self.inputs, self.targets = inputs, inputs if targets is None else targets
+        self.labels = labels  # given: batches are (inputs, targets, labels)
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return -(-len(self.inputs) // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        inputs, targets = self.inputs, self.targets
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        inputs, targets, labels = self.inputs, self.targets, self.labels
         if self.shuffle:
             order = torch.randperm(len(inputs), generator=self.generator).to(inputs.device)
             inputs = inputs[order]
             targets = inputs if self.targets is self.inputs else targets[order]
+            labels = None if labels is None else labels[order.to(labels.device)]
         for start in range(0, len(inputs), self.batch_size):
-            yield inputs[start:start + self.batch_size], targets[start:start + self.batch_size]
+            batch = slice(start, start + self.batch_size)
+            yield (inputs[batch], targets[batch]) if labels is None else (inputs[batch], targets[batch], labels[batch])

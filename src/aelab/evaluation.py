@@ -63,14 +63,21 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
         metrics = {"model": config.model, "data": data.name, "test_images": len(data.test)}
     if stopped:
         metrics["stopped"] = stopped
-    if kind in ("autoencoder", "vae"):
+    labels = data.test_labels if model_takes_labels(model) else None
+    if kind in ("autoencoder", "vae", "cvae", "classifier"):
         metrics.update(reconstruction_metrics(run, config, model, data, write_figures))
-    if kind == "vae":
-        metrics.update(vae_bounds(model, data.test[:bound_images], samples=bound_samples))
+    if kind in ("vae", "cvae"):
+        metrics.update(vae_bounds(model, data.test[:bound_images], samples=bound_samples,
+                                  labels=None if labels is None else labels[:bound_images]))
+    if kind == "classifier":
+        metrics.update(classifier_metrics(model, data))
     if hasattr(model, "sample"):
         generated = torch.cat([model.sample(1000, torch.Generator().manual_seed(i)) for i in range(10)])
         metrics.update(sample_quality(generated, data))
-        if write_figures:
+        if write_figures and model_takes_labels(model):  # a row of samples per class
+            grid = latent.class_samples(model, per_class=10)
+            figures.grid(grid, run.path / "samples.png", nrow=10, title=f"{config.model}: samples, a row per class")
+        elif write_figures:
             figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{config.model}: samples")
             if getattr(model, "latent_dim", None) == 2:
                 figures.grid(latent.manifold(model), run.path / "manifold.png", nrow=15,
@@ -103,14 +110,31 @@ def text_metrics(model, data: TextData, batch_size: int = 1000) -> dict[str, Any
     return metrics
 
 
+def model_takes_labels(model) -> bool:
+    return bool(getattr(model, "conditional", False))
+
+
+@torch.no_grad()
+def classifier_metrics(model, data: ImageData, batch_size: int = 1000) -> dict[str, Any]:
+    """Test accuracy of a model's classifier head on the test images that have a label."""
+    if data.test_labels is None:
+        return {}
+    known = data.test_labels >= 0
+    model.eval()
+    predicted = torch.cat([model.classify(batch).argmax(-1) for batch in data.test[known].split(batch_size)])
+    return {"test_accuracy": (predicted == data.test_labels[known]).float().mean().item(),
+            "test_labelled_images": int(known.sum())}
+
+
 def reconstruction_metrics(run: Run, config: RunConfig, model, data: ImageData,
                            write_figures: bool) -> dict[str, Any]:
     noise = config.train.noise
     test_inputs = noisy_copy(data.test, noise)
-    recon, codes = reconstruct(model, test_inputs)
+    test_labels, train_labels = (data.test_labels, data.train_labels) if model_takes_labels(model) else (None, None)
+    recon, codes = reconstruct(model, test_inputs, labels=test_labels)
     code_size = int(math.prod(codes.shape[1:]))
     metrics: dict[str, Any] = {f"test_{k}": v for k, v in image_metrics(recon, data.test).items()}
-    train_recon, _ = reconstruct(model, noisy_copy(data.train, noise))
+    train_recon, _ = reconstruct(model, noisy_copy(data.train, noise), labels=train_labels)
     metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, data.train).items()})
     metrics["code_size"] = code_size
     metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)

@@ -160,3 +160,30 @@ def scatter(points: Tensor, labels: Tensor | None, path: Path, title: str | None
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def feature_maps(image: np.ndarray, activation: np.ndarray, path: Path, title: str, max_maps: int = 64) -> Path:
+    """One layer's output for one image: the input, then each channel's feature map (own colour
+    scale each, as Keras' visualisation examples draw them); a dense layer's values as a bar chart."""
+    if activation.ndim == 3:
+        maps = activation[:max_maps].astype(np.float32)
+        cols = min(8, len(maps))
+        rows = 1 + math.ceil(len(maps) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.55 * rows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        _show(axes[0, 0], image)
+        axes[0, 0].set_title("input", fontsize=9)
+        for i, fmap in enumerate(maps):
+            ax = axes[1 + i // cols, i % cols]
+            _show(ax, fmap, cmap="viridis", vmin=None, vmax=None)
+            ax.set_title(str(i), fontsize=8)
+    else:
+        values = activation.reshape(-1).astype(np.float32)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 2.4), gridspec_kw={"width_ratios": [1, 5]})
+        _show(axes[0], image)
+        axes[0].set_title("input", fontsize=9)
+        axes[1].bar(np.arange(len(values)), values, width=1.0)
+        axes[1].set_xlabel("unit")
+    fig.suptitle(title)
+    return _save(fig, path)

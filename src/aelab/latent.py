@@ -20,19 +20,46 @@ def need(model: nn.Module, method: str, what: str) -> None:
         raise AelabError(f"{name} has no {method}(): {what}")
 
 
+def label_arguments(model: nn.Module, label: int | None) -> dict:
+    """``{"labels": label}`` for a conditional model (which must be given one in range), ``{}``
+    for the others (which must not)."""
+    name = getattr(model, "registry_name", type(model).__name__)
+    if not getattr(model, "conditional", False):
+        if label is not None:
+            raise AelabError(f"{name} does not take a label (only conditional models, such as cvae, do)")
+        return {}
+    if label is None:
+        return {}
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < model.classes:
+        raise AelabError(f"--label must be a class of {name}: 0 to {model.classes - 1}, got {label!r}")
+    return {"labels": label}
+
+
 @torch.no_grad()
-def samples(model: nn.Module, n: int, seed: int = 0) -> Tensor:
-    """``n`` new images from a generative model's prior."""
+def samples(model: nn.Module, n: int, seed: int = 0, label: int | None = None) -> Tensor:
+    """``n`` new images from a generative model's prior (a conditional model's: of class
+    ``label``, or of random classes)."""
     if n < 1:
         raise AelabError(f"-n must be at least 1, got {n}")
-    need(model, "sample", "only generative models (vae, gan) draw new images")
-    return model.eval().sample(n, torch.Generator().manual_seed(seed))
+    need(model, "sample", "only generative models (vae, cvae, gan) draw new images")
+    extra = label_arguments(model, label)
+    return model.eval().sample(n, torch.Generator().manual_seed(seed), **extra)
 
 
 @torch.no_grad()
-def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.95) -> Tensor:
-    """Decoded points of a 2-D latent on an ``n`` x ``n`` grid of the prior's quantiles (keras-io's VAE)."""
+def class_samples(model: nn.Module, per_class: int = 10, seed: int = 0) -> Tensor:
+    """A conditional model's samples, ``per_class`` of each class in turn: (classes x per_class, C, H, W)."""
+    return torch.cat([samples(model, per_class, seed, label) for label in range(model.classes)])
+
+
+@torch.no_grad()
+def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.95, label: int | None = None) -> Tensor:
+    """Decoded points of a 2-D latent on an ``n`` x ``n`` grid of the prior's quantiles (keras-io's
+    VAE); a conditional model's for class ``label``."""
     need(model, "sample", "the manifold is drawn from a generative model's prior")
+    extra = label_arguments(model, label)
+    if getattr(model, "conditional", False) and not extra:
+        raise AelabError(f"{model.registry_name} draws one class's manifold: give --label (0 to {model.classes - 1})")
     latent = getattr(model, "latent_dim", None)
     if latent != 2:
         raise AelabError(f"the manifold needs a 2-D latent space; this model's has {latent} dimensions "
@@ -41,7 +68,7 @@ def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.9
     zy, zx = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
     decode = model.decode if hasattr(model, "decode") else model.generate
-    return decode(z.to(next(model.parameters()).device)).cpu()
+    return decode(z.to(next(model.parameters()).device), **extra).cpu()
 
 
 @torch.no_grad()
@@ -49,7 +76,8 @@ def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tens
     """Test-set codes in 2-D: as they are for a 2-D code, else their first two principal components."""
     need(model, "encode", "the latent plot needs an encoder (a gan has none)")
     images = data.test[:limit]
-    _, codes = reconstruct(model, images)
+    given = getattr(model, "conditional", False) and data.test_labels is not None
+    _, codes = reconstruct(model, images, labels=data.test_labels[:limit] if given else None)
     codes = codes.flatten(1).double()
     labels = None if data.test_labels is None else data.test_labels[:limit]
     if codes.shape[1] == 2:
@@ -63,11 +91,15 @@ def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tens
 
 @torch.no_grad()
 def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = None, steps: int = 10,
-                seed: int = 0) -> Tensor:
+                seed: int = 0, label: int | None = None) -> Tensor:
     """Images decoded along the straight line between two codes: of images ``a`` and ``b`` (1, C, H, W)
-    through the encoder, or of two random prior points for a generative model given no images."""
+    through the encoder, or of two random prior points for a generative model given no images (a
+    conditional model's, all of class ``label``)."""
     if steps < 2:
         raise AelabError(f"--steps must be at least 2, got {steps}")
+    extra = label_arguments(model, label)
+    if getattr(model, "conditional", False) and not extra:
+        raise AelabError(f"{model.registry_name} interpolates within one class: give --label (0 to {model.classes - 1})")
     model.eval()
     if a is None or b is None:
         need(model, "sample", "give two images to interpolate between")
@@ -76,8 +108,8 @@ def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = No
         start, end = start[None], end[None]
     else:
         need(model, "encode", "interpolating between images needs an encoder (a gan has none: give no images)")
-        start, end = model.encode(a), model.encode(b)
+        start, end = model.encode(a, **extra), model.encode(b, **extra)
     weights = torch.linspace(0, 1, steps).view(-1, *[1] * (start.dim() - 1))
     path = (1 - weights) * start + weights * end
     decode = model.decode if hasattr(model, "decode") else model.generate
-    return decode(path)
+    return decode(path, **extra)

@@ -14,9 +14,10 @@ from .nets.base import Autoencoder
 
 
 @torch.inference_mode()
-def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000,
-                precision: str = "32") -> tuple[Tensor, Tensor]:
-    """Reconstructions and codes for ``inputs``, batch by batch, on the model's device.
+def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000, precision: str = "32",
+                labels: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
+    """Reconstructions and codes for ``inputs`` (and their ``labels``, for a conditional model),
+    batch by batch, on the model's device.
 
     Channels-last always (same numbers, faster convolutions; the model's own format is restored
     after); ``precision="bf16-mixed"`` adds autocast for the `reconstruct`/`encode` commands.
@@ -26,8 +27,10 @@ def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000,
     model.eval()
     recons, codes = [], []
     with autocast(precision, device.type), channels_last(model):
-        for batch in inputs.split(batch_size):
-            out = model(batch.to(device).contiguous(memory_format=torch.channels_last))
+        label_batches = labels.split(batch_size) if isinstance(labels, Tensor) else [labels] * len(inputs)
+        for batch, batch_labels in zip(inputs.split(batch_size), label_batches):
+            given = () if batch_labels is None else (batch_labels,)
+            out = model(batch.to(device).contiguous(memory_format=torch.channels_last), *given)
             recons.append(out.recon.float().cpu())
             codes.append(out.z.float().cpu())
     return torch.cat(recons), torch.cat(codes)
@@ -81,9 +84,11 @@ def pca_rmse(train: Tensor, inputs: Tensor, targets: Tensor, components: int) ->
 
 
 @torch.inference_mode()
-def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100, seed: int = 0) -> dict[str, float]:
+def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100, seed: int = 0,
+               labels: Tensor | None = None) -> dict[str, float]:
     """Test ELBO and the importance-weighted bound (IWAE, Burda et al. 2015, https://arxiv.org/abs/1509.00519)
-    in nats per image, for a VAE with a Bernoulli decoder.
+    in nats per image, for a VAE with a Bernoulli decoder (a conditional one: given ``labels``,
+    the bounds are on log p(x | label)).
 
     With ``k = samples`` draws z_k ~ q(z|x): ELBO = mean_k[log p(x|z_k)] - KL(q || p) (KL exact),
     IWAE = log mean_k exp(log p(x|z_k) + log p(z_k) - log q(z_k|x)), a tighter lower bound on
@@ -93,12 +98,15 @@ def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100,
     model.eval()
     normal = torch.distributions.Normal(0.0, 1.0)
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
-    for x in images.split(batch_size):
-        mean, logvar = model.posterior(x)
+    label_batches = labels.split(batch_size) if labels is not None else [None] * len(images)
+    for x, y in zip(images.split(batch_size), label_batches):
+        given = () if y is None else (y,)
+        mean, logvar = model.posterior(x, *given)
         std = torch.exp(0.5 * logvar)
         eps = torch.randn(samples, *mean.shape, generator=generator)
         z = mean + std * eps  # (k, B, D)
-        logits = model.decode_logits(z.flatten(0, 1)).view(samples, len(x), -1)
+        repeated = () if y is None else (y.repeat(samples),)
+        logits = model.decode_logits(z.flatten(0, 1), *repeated).view(samples, len(x), -1)
         log_px = -F.binary_cross_entropy_with_logits(logits, x.flatten(1).expand(samples, -1, -1),
                                                      reduction="none").sum(-1)  # (k, B)
         log_pz = normal.log_prob(z).sum(-1)

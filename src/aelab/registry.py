@@ -26,7 +26,7 @@ def validate_choice(what: str, value: Any, literal: Any) -> None:
         raise AelabError(f"unknown {what} {value!r}; choose one of: {', '.join(map(str, choices))}")
 
 
-Kind = Literal["autoencoder", "vae", "gan", "text"]
+Kind = Literal["autoencoder", "vae", "cvae", "classifier", "gan", "text"]
 
 
 @dataclass(frozen=True)

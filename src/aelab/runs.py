@@ -35,7 +35,7 @@ from .registry import create_model
 LOCK_NAME = ".aelab.lock"
 # what aelab itself writes into a run folder: --overwrite replaces a folder holding only these
 RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json", "checkpoints", "logs",
-              "samples", LOCK_NAME}
+              "samples", "samples.txt", "activations", LOCK_NAME}
 
 
 class Run:
@@ -155,26 +155,96 @@ class Run:
             return evaluate(self.path)
         return evaluate(self.path, self.data(data), write_figures=False, write=False)
 
-    def reconstruct(self, x: Any, precision: str = "32") -> torch.Tensor:
-        """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]."""
-        return self._through(x, precision)[0]
+    def reconstruct(self, x: Any, precision: str = "32", labels: Any = None) -> torch.Tensor:
+        """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]
+        (a conditional model, such as cvae, also takes their ``labels``: one int or one per image)."""
+        return self._through(x, precision, labels)[0]
 
-    def encode(self, x: Any, precision: str = "32") -> torch.Tensor:
+    def encode(self, x: Any, precision: str = "32", labels: Any = None) -> torch.Tensor:
         """Codes of images ``x`` (see :meth:`reconstruct`)."""
-        return self._through(x, precision)[1]
+        return self._through(x, precision, labels)[1]
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels: Any = None) -> torch.Tensor:
         from .latent import need
 
         need(self.model, "decode", "decoding needs an autoencoder (a gan generates from latent points: sample)")
-        return self.model.decode(torch.as_tensor(z, dtype=torch.float32))
+        return self.model.decode(torch.as_tensor(z, dtype=torch.float32), labels)
 
-    def sample(self, n: int = 16, seed: int = 0) -> torch.Tensor:
-        """``n`` new images from a generative run's prior."""
+    def sample(self, n: int = 16, seed: int = 0, label: int | None = None) -> torch.Tensor:
+        """``n`` new images from a generative run's prior (a cvae's: of class ``label``)."""
         from .latent import samples
 
-        return samples(self.model, n, seed)
+        return samples(self.model, n, seed, label)
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The trained encoder as a plain module (images -> codes) to use in another network; it
+        shares the run's weights."""
+        from .latent import need
+
+        need(self.model, "encoder_part", "a gan has no encoder")
+        return self.model.encoder_part()
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        """The trained decoder as a plain module (codes -> images in [0, 1])."""
+        from .latent import need
+
+        need(self.model, "decoder_part", "a gan has no decoder: its generator is run.model.generator")
+        return self.model.decoder_part()
+
+    def probe(self, data: Any = None, write: bool = True) -> dict[str, Any]:
+        """How good the run's codes are as features: a linear classifier fitted on the training
+        codes, scored on the test codes, beside the same probe on PCA codes of the same size and on
+        raw pixels (:func:`aelab.probe.probe_run`). Adds the numbers to metrics.json (``write``,
+        for the run's own data only)."""
+        from .probe import probe_run
+
+        result = probe_run(self, self.data(data))
+        if write and data is None and self.metrics_path.is_file():
+            write_json(self.metrics_path, {**self.metrics, **result})
+        return result
+
+    def activation_epochs(self) -> list[int]:
+        """The epochs whose layer outputs ``log_activations`` saved (RUN/activations/epoch_NNN.npz)."""
+        stems = (p.stem.removeprefix("epoch_") for p in (self.path / "activations").glob("epoch_*.npz"))
+        return sorted(int(stem) for stem in stems if stem.isdigit())
+
+    def activations(self, epoch: int | None = None) -> dict[str, np.ndarray]:
+        """The layer outputs saved by ``log_activations`` after ``epoch`` (default: the last saved):
+        ``inputs`` (the fixed validation images) and one array per layer, by its name in the model."""
+        epochs = self.activation_epochs()
+        if not epochs:
+            raise AelabError(f"{self.path} has no saved activations: train it with --log-activations")
+        epoch = max(epochs) if epoch is None else epoch
+        if epoch not in epochs:
+            raise AelabError(f"no activations saved for epoch {epoch}; saved: epochs {min(epochs)} to {max(epochs)}")
+        path = self.path / "activations" / f"epoch_{epoch:03d}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return {name: arrays[name] for name in arrays.files}
+        except (OSError, ValueError, EOFError) as error:
+            raise AelabError(f"{path} is damaged ({error})") from None
+
+    def activation_figure(self, out: str | Path, epoch: int | None = None, layer: str | None = None,
+                          image: int = 0) -> Path:
+        """Draw one layer's saved output for one of the fixed images as a PNG (default layer: the
+        first convolutional one)."""
+        from . import figures
+
+        arrays = self.activations(epoch)
+        layers = [name for name in arrays if name != "inputs"]
+        if layer is None:
+            layer = next((n for n in layers if arrays[n].ndim == 4 and arrays[n].shape[1] > 1), layers[0])
+        if layer not in arrays or layer == "inputs":
+            raise AelabError(f"no layer {layer!r} among the saved activations; the layers: {', '.join(layers)}"[:400])
+        count = len(arrays["inputs"])
+        if not 0 <= image < count:
+            raise AelabError(f"--image must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
+        epoch = max(self.activation_epochs()) if epoch is None else epoch
+        return figures.feature_maps(arrays["inputs"][image], arrays[layer][image], Path(out),
+                                    f"{self.config.model}, epoch {epoch}: {layer} {tuple(arrays[layer].shape[1:])}")
 
     def generate(self, prompt: str, length: int = 400, temperature: float = 1.0, seed: int = 0) -> str:
         """A text run's continuation of ``prompt``: ``length`` characters drawn at ``temperature``
@@ -191,11 +261,12 @@ class Run:
         drawn = self.model.continue_text(indices, length, temperature, torch.Generator().manual_seed(seed))
         return decode(drawn, self.model.alphabet)
 
-    def manifold(self, grid: int = 15) -> torch.Tensor:
-        """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images."""
+    def manifold(self, grid: int = 15, label: int | None = None) -> torch.Tensor:
+        """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images (a cvae's, of
+        class ``label``)."""
         from .latent import manifold
 
-        return manifold(self.model, grid)
+        return manifold(self.model, grid, label=label)
 
     def latent(self, data: Any = None, limit: int = 5000):
         """Test-set codes in 2-D (principal components where the code is larger), their labels
@@ -204,16 +275,19 @@ class Run:
 
         return codes_2d(self.model, self.data(data), limit)
 
-    def _through(self, x: Any, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _through(self, x: Any, precision: str, labels: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         from .accel import choose_precision
         from .latent import need
         from .metrics import reconstruct
 
         need(self.model, "encode", "a gan has no encoder")
-        return reconstruct(self.model, self.model.check_images(x), precision=choose_precision(precision, "cpu"))
+        x = self.model.check_images(x)
+        labels = self.model.check_labels(labels, len(x))
+        return reconstruct(self.model, x, precision=choose_precision(precision, "cpu"),
+                           labels=labels[0].cpu() if labels else None)
 
     def reconstruct_files(self, images: list[str | Path], out: str | Path, noise: float = 0.0,
-                          precision: str = "auto", mode: str = "reconstruct") -> list[Path]:
+                          precision: str = "auto", mode: str = "reconstruct", label: int | None = None) -> list[Path]:
         """Reconstruct image files (``mode="denoise"``: denoise them, after adding ``noise`` if
         given, to try the model). Writes ``out/NAME_recon.png`` (``NAME_denoised.png``) for each
         and ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files."""
@@ -231,7 +305,7 @@ class Run:
         inputs = read_images(images, channels, size)  # every file checked before anything is written
         if noise:
             inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
-        outputs = self.reconstruct(inputs, precision)
+        outputs = self.reconstruct(inputs, precision, labels=label)
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         written = []
@@ -253,7 +327,8 @@ class Run:
             images = torch.cat([loaded.train, loaded.test])
         return self.encode(images, precision).flatten(1).numpy()
 
-    def interpolate(self, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0) -> torch.Tensor:
+    def interpolate(self, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0,
+                    label: int | None = None) -> torch.Tensor:
         """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files or
         (1, C, H, W) tensors), framed by the two inputs; with no images, between two prior points."""
         from .data import read_images
@@ -262,13 +337,14 @@ class Run:
         if (a is None) != (b is None):
             raise AelabError("give two images to interpolate between (or none, for a generative model)")
         if a is None:
-            return interpolate(self.model, steps=steps, seed=seed)
+            return interpolate(self.model, steps=steps, seed=seed, label=label)
         ends = []
         for end in (a, b):
             if isinstance(end, (str, Path)):
                 end = read_images([end], self.model.input_shape[0], self.model.input_shape[1])
             ends.append(self.model.check_images(end))
-        return torch.cat([ends[0], interpolate(self.model, ends[0], ends[1], steps=steps, seed=seed), ends[1]])
+        return torch.cat([ends[0], interpolate(self.model, ends[0], ends[1], steps=steps, seed=seed, label=label),
+                          ends[1]])
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def layer_table(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str,
     hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
     try:
         model.eval()
-        model(example)
+        model(example, *((0,) if getattr(model, "conditional", False) else ()))  # a cvae also takes a label
     finally:
         for hook in hooks:
             hook.remove()
@@ -46,3 +46,43 @@ def format_summary(model: nn.Module, title: str) -> str:
     if hasattr(model, "code_shape"):
         lines.append(f"code: {'x'.join(map(str, model.code_shape()))} = {model.code_size()} values per image")
     return "\n".join(lines)
+
+
+def draw_graph(model: nn.Module, out, title: str, depth: int = 3) -> "Path":
+    """The model's graph as a PNG, as Keras' ``plot_model(show_shapes=True)`` draws it: each layer
+    with its input and output shapes, drawn by torchview and Graphviz's ``dot``. Checks for
+    ``dot`` before anything is written."""
+    import shutil
+    from pathlib import Path
+
+    from .errors import AelabError
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise AelabError(f"--graph must name a .png file, got {out}")
+    if shutil.which("dot") is None:
+        raise AelabError("drawing the graph needs Graphviz's dot program, which is not installed (Debian/Ubuntu: "
+                         "apt-get install graphviz; macOS: brew install graphviz; conda: conda install graphviz)")
+    from torchview import draw_graph as torchview_graph
+
+    inputs = [model.example_input()]
+    if getattr(model, "conditional", False):
+        inputs.append(torch.zeros(1, dtype=torch.long))
+    model.eval()
+    graph = torchview_graph(_Layers(model), input_data=inputs, depth=depth + 1, expand_nested=True,
+                            graph_name=title, device="cpu")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = graph.visual_graph.pipe(format="png")  # rendered in memory: no intermediate files beside the PNG
+    out.write_bytes(png)
+    return out
+
+
+class _Layers(nn.Module):
+    """The model's layers without its input checks, which would otherwise appear in the graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor):
+        return self.model._forward(*inputs) if hasattr(self.model, "_forward") else self.model(*inputs)

@@ -43,6 +43,7 @@ class SettingsCheck:
     anything is written (``check``)."""
 
     honours: tuple[str, ...] = COMMON
+    needs_labels = False  # True: batches carry each image's class label (see training._batches)
 
     @classmethod
     def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
@@ -74,7 +75,7 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
 
     monitor = "val_loss"  # what checkpoints, early stopping and the plateau schedule watch
     honours = COMMON + ("loss", "noise", "sparsity", "schedule", "reduce_lr", "lr_patience", "early_stopping",
-                        "patience")
+                        "patience", "log_activations", "log_embeddings")
     optimizer_options: dict[str, dict] = {}  # per optimiser name, options other than the learning rate
 
     @classmethod
@@ -98,12 +99,12 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
         self._epoch_sums: dict[str, dict[str, Tensor]] = {}
         self._epoch_counts: dict[str, int] = {}
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
-        inputs, targets = batch
+    def _shared_step(self, batch: tuple[Tensor, ...], stage: str, batch_idx: int = 0) -> Tensor:
+        inputs, targets, *labels = batch  # labels: for systems that need them
         if stage == "train" and self.noise > 0:
             inputs = add_noise(targets, self.noise)
-        out = self.model(inputs.contiguous(memory_format=self.memory_format))
-        loss, terms = self.compute_loss(out, targets)
+        out = self.model(inputs.contiguous(memory_format=self.memory_format), *labels[:self.model.conditional])
+        loss, terms = self.compute_loss(out, targets, *labels)
         if self.sparsity > 0:
             loss = loss + self.sparsity * l1_activity(out.z)
         if stage == "train":
@@ -129,7 +130,8 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
                     check_finite(total, self.current_epoch, "validation" if stage == "val" else "training")
                 self.log(f"{stage}_{name}", total / count, prog_bar=name == "loss")
 
-    def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The training objective and any named terms worth logging."""
         return reconstruction_loss(out.logits, targets, self.loss_name, self.model.output), {}
 
@@ -172,9 +174,54 @@ class VAESystem(AutoencoderSystem):
         super().__init__(model, **kwargs)
         self.kl_form, self.kl_weight = kl_form, kl_weight
 
-    def compute_loss(self, out: AEOutput, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
         loss, recon, kl = vae_loss(out.logits, targets, out.mean, out.logvar, self.kl_form, self.kl_weight)
         return loss, {"recon": recon, "kl": kl}
+
+
+class CVAESystem(VAESystem):
+    """Trains a conditional VAE: the VAE's loss, with each batch's labels as the model's second input."""
+
+    needs_labels = True
+
+
+class ClassifierSystem(AutoencoderSystem):
+    """Trains an autoencoder with a classifier head (seed 3's several outputs): the weighted sum
+    of the reconstruction loss and the cross-entropy of the head, the latter over the images
+    that have a label (label -1: none). Logs each loss and the accuracy on its own."""
+
+    needs_labels = True
+    honours = AutoencoderSystem.honours + ("loss_weights", "labelled")
+    LOSSES = ("recon", "label")
+
+    @classmethod
+    def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
+        super().check(model_name, settings, explicit)
+        unknown = sorted(set(settings.loss_weights or {}) - set(cls.LOSSES))
+        if unknown:
+            raise AelabError(f"{model_name} has no loss {unknown[0]!r} to weigh; its losses are: {', '.join(cls.LOSSES)}")
+
+    @classmethod
+    def from_settings(cls, model, settings: TrainSettings, **extra):
+        return super().from_settings(model, settings, loss_weights=settings.loss_weights, **extra)
+
+    def __init__(self, model: Autoencoder, loss_weights: dict[str, float] | None = None, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        self.weights = {name: 1.0 for name in self.LOSSES} | (loss_weights or {})
+
+    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
+        recon = reconstruction_loss(out.logits, targets, self.loss_name, self.model.output)
+        known = labels >= 0
+        n_known = known.sum()
+        # the label loss over the labelled images only; a batch without any adds nothing
+        per_image = F.cross_entropy(out.class_logits.float(), labels.clamp_min(0), reduction="none")
+        label = (per_image * known).sum() / n_known.clamp_min(1)
+        correct = ((out.class_logits.argmax(-1) == labels) & known).sum() / n_known.clamp_min(1)
+        loss = sum(self.weights[name] * term for name, term in (("recon", recon), ("label", label))
+                   if self.weights[name])  # a weight of 0 leaves its head out of the gradient entirely
+        return loss, {"recon": recon, "label": label, "accuracy": correct}
 
 
 class TextSystem(AutoencoderSystem):
@@ -305,5 +352,6 @@ class GANSystem(SettingsCheck, L.LightningModule):
         return [make(self.model.discriminator.parameters(), self.d_lr), make(self.model.generator.parameters(), self.lr)]
 
 
-SYSTEMS: dict[str, type[L.LightningModule]] = {"autoencoder": AutoencoderSystem, "vae": VAESystem, "gan": GANSystem,
+SYSTEMS: dict[str, type[L.LightningModule]] = {"autoencoder": AutoencoderSystem, "vae": VAESystem,
+                                               "cvae": CVAESystem, "classifier": ClassifierSystem, "gan": GANSystem,
                                                "text": TextSystem}

@@ -27,9 +27,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from . import __version__
 from .accel import choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
-from .callbacks import History, SampleGrid, TextSamples
+from .callbacks import ActivationLog, EmbeddingLog, History, SampleGrid, TextSamples
 from .config import TRAIN_FIELDS, RunConfig, TrainSettings, settings_from
-from .data import ARRAYS, ImageData, TensorBatches, describe_source, resolve_data, split_validation
+from .data import ARRAYS, ImageData, TensorBatches, describe_source, hide_labels, resolve_data, split_validation
 from .errors import AelabError
 from .evaluation import evaluate, noisy_copy, run_data
 from .registry import create_model, get_entry, resolve_params
@@ -133,6 +133,8 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
         data_ = (_fit_text if entry.kind == "text" else _fit_data)(config, data, params)
     if entry.kind != "text":  # a text's size is checked as it loads, against the window length
         _check_data_size(data_, config.train.val_fraction)
+    if system_class.needs_labels:
+        _check_labels(config, data_)
     device = device_for(accelerator)
     precision = choose_precision(config.train.precision, device)
     channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
@@ -152,10 +154,29 @@ def _fit_data(config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData
     c, h, _ = loaded.shape
     if c not in (1, 3):
         raise AelabError(f"{config.data}: images with {c} channels; aelab takes gray (1) or colour (3) images")
-    config.params = resolve_params(config.model, **params, **{k: v for k, v in (("in_channels", c), ("in_size", h))
-                                                               if k in defaults})
+    from_data = {"in_channels": c, "in_size": h}
+    if "classes" in defaults and loaded.train_labels is not None and len(loaded.train_labels):
+        from_data["classes"] = int(loaded.train_labels.max()) + 1
+    config.params = resolve_params(config.model, **params, **{k: v for k, v in from_data.items()
+                                                               if k in defaults and k not in params})
     config.input_shape = (c, h, h)
     return loaded
+
+
+def _check_labels(config: RunConfig, data: ImageData) -> None:
+    """A model that learns from labels needs them, within its classes (one line if not)."""
+    where = "labels come from a folder's class sub-folders, IDX label files or y_train/y_test arrays"
+    if data.train_labels is None or data.test_labels is None:
+        split = "training" if data.train_labels is None else "test"
+        raise AelabError(f"{config.model} learns from class labels, and {data.name} has no {split} labels ({where})")
+    classes = config.params["classes"]
+    for split, labels in (("training", data.train_labels), ("test", data.test_labels)):
+        if len(labels) and int(labels.max()) >= classes:
+            raise AelabError(f"{data.name}: {split} label {int(labels.max())} is outside the model's {classes} "
+                             f"classes (0 to {classes - 1}); set --param classes")
+    if get_entry(config.model).kind == "cvae" and bool((data.train_labels < 0).any()):
+        missing = int((data.train_labels < 0).sum())
+        raise AelabError(f"{config.model} needs a label for every training image; {missing} of {data.name}'s have none")
 
 
 def _fit_text(config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
@@ -176,11 +197,16 @@ def _batches(plan_: Plan, settings: TrainSettings) -> tuple[Any, Any]:
                               seed=settings.seed),
                 WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, 1000)))
     train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
+    train_y = val_y = None
+    if SYSTEMS[get_entry(plan_.config.model).kind].needs_labels:
+        train_y, val_y = split_validation(hide_labels(data.train_labels, settings.labelled, settings.seed),
+                                          settings.val_fraction, seed=settings.seed)
     if plan_.device == "cuda":
         train_x, val_x = train_x.cuda(), val_x.cuda()
+        train_y, val_y = (None, None) if train_y is None else (train_y.cuda(), val_y.cuda())
     val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
-    return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed),
-            TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000)))
+    return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed, labels=train_y),
+            TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
 
 
 def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any],
@@ -241,6 +267,7 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
         callbacks.append(SampleGrid(run.path / "samples"))
     if isinstance(plan_.data, TextData):
         callbacks.append(TextSamples(run.path / "samples.txt", plan_.data.val[:model.maxlen], seed=settings.seed))
+    callbacks += _looking_inside(run, plan_, val_batches)
     callbacks += extra_callbacks
     if progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))
@@ -270,6 +297,25 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     run.save_weights(model)
     evaluate(folder, plan_.data, stopped=diverged)
     return diverged
+
+
+def _looking_inside(run: Run, plan_: Plan, val_batches: TensorBatches) -> list[L.Callback]:
+    """The callbacks of --log-activations (a fixed batch of 8 validation images, as seed 3's
+    callback saves one) and --log-embeddings (the codes of up to 1,000, labelled where the data are)."""
+    callbacks: list[L.Callback] = []
+    settings, data = plan_.config.train, plan_.data
+    if not (settings.log_activations or settings.log_embeddings) or not isinstance(data, ImageData):
+        return callbacks
+    images, labels = val_batches.targets, val_batches.labels  # clean images (inputs may be noised)
+    if labels is None and isinstance(data, ImageData) and data.train_labels is not None:
+        labels = split_validation(data.train_labels, settings.val_fraction, seed=settings.seed)[1]
+    conditional = getattr(plan_.model, "conditional", False)
+    if settings.log_activations:
+        callbacks.append(ActivationLog(run.path / "activations", images[:8],
+                                       labels[:8] if conditional else None))
+    if settings.log_embeddings:
+        callbacks.append(EmbeddingLog(images[:1000], None if labels is None else labels[:1000], conditional))
+    return callbacks
 
 
 def _swap(new: Path, old: Path) -> None:

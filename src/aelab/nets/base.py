@@ -22,6 +22,7 @@ class AEOutput:
     mean: Tensor | None = None  # VAEs: the posterior's mean, (B, latent)
     logvar: Tensor | None = None  # VAEs: the posterior's log-variance, (B, latent)
     output: Literal["sigmoid", "linear"] = "sigmoid"  # the model's output activation
+    class_logits: Tensor | None = None  # models with a classifier head: (B, classes)
 
     @property
     def recon(self) -> Tensor:
@@ -49,6 +50,10 @@ class Autoencoder(nn.Module):
     output: Literal["sigmoid", "linear"] = "sigmoid"
     # False where forward passes the decoder more than the code (the unpooling model's switches)
     decodes_from_code_alone: bool = True
+    # True where the encoder and the decoder also take each image's class label (cvae): the public
+    # methods then need ``labels`` and hand them to ``_encode``/``_decode_logits``/``_forward``
+    conditional: bool = False
+    classes: int = 0
 
     def _encode(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -62,23 +67,59 @@ class Autoencoder(nn.Module):
 
     # ------------------------------------------------------------------ the checked interface
 
-    def encode(self, x: Tensor) -> Tensor:
-        """Codes of images (N, C, H, W) in [0, 1]."""
-        return self._encode(self.check_images(x))
+    def encode(self, x: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        """Codes of images (N, C, H, W) in [0, 1] (and, for a conditional model, their labels)."""
+        x = self.check_images(x)
+        return self._encode(x, *self.check_labels(labels, len(x)))
 
-    def decode_logits(self, z: Tensor) -> Tensor:
-        return self._decode_logits(self.check_code(z))
+    def decode_logits(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        z = self.check_code(z)
+        return self._decode_logits(z, *self.check_labels(labels, len(z)))
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
         """Images in [0, 1] (linear-output models may overshoot slightly) from codes."""
-        return self.to_image(self.decode_logits(z))
+        return self.to_image(self.decode_logits(z, labels))
 
-    def forward(self, x: Tensor) -> AEOutput:
-        return self._forward(self.check_images(x))
+    def forward(self, x: Tensor, labels: Tensor | int | None = None) -> AEOutput:
+        x = self.check_images(x)
+        return self._forward(x, *self.check_labels(labels, len(x)))
 
-    def reconstruct(self, x: Tensor) -> Tensor:
+    def reconstruct(self, x: Tensor, labels: Tensor | int | None = None) -> Tensor:
         """(N, C, H, W) reconstructions of images in [0, 1]."""
-        return self.forward(x).recon
+        return self.forward(x, labels).recon
+
+    def check_labels(self, labels: Tensor | int | None, n: int) -> tuple[Tensor, ...]:
+        """What a conditional model's inner methods take besides the images or codes: ``(labels,)``
+        as (n,) class numbers (one int stands for all n); ``()`` for the other models."""
+        if not self.conditional:
+            if labels is not None:
+                raise InputError(f"{self._name} takes no labels (only conditional models, such as cvae, do)")
+            return ()
+        if labels is None:
+            raise InputError(f"{self._name} needs each image's class label (0 to {self.classes - 1})")
+        device = next(self.parameters()).device
+        if isinstance(labels, int) and not isinstance(labels, bool):
+            labels = torch.full((n,), labels, dtype=torch.long)
+        if isinstance(labels, np.ndarray):
+            labels = torch.from_numpy(labels)
+        if not isinstance(labels, Tensor) or labels.shape != (n,) or labels.is_floating_point():
+            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+            raise InputError(f"{self._name} takes one integer label per image, shaped ({n},), got {shape}")
+        if n and not (0 <= int(labels.min()) and int(labels.max()) < self.classes):
+            raise InputError(f"{self._name} knows the classes 0 to {self.classes - 1}, got labels from "
+                             f"{int(labels.min())} to {int(labels.max())}")
+        return (labels.long().to(device),)
+
+    def encoder_part(self) -> "EncoderPart":
+        """The encoder as a module of its own (images -> codes), sharing this model's weights: a
+        layer to put in another network."""
+        return EncoderPart(self)
+
+    def decoder_part(self) -> "DecoderPart":
+        """The decoder as a module of its own (codes -> images in [0, 1]), sharing the weights."""
+        if not self.decodes_from_code_alone:
+            raise InputError(f"{self._name}'s decoder needs more than the code (the encoder's pooling switches)")
+        return DecoderPart(self)
 
     def to_image(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits
@@ -130,9 +171,33 @@ class Autoencoder(nn.Module):
             self.eval()  # a probe must not move batch-norm statistics
             with torch.no_grad():
                 probe = torch.zeros(1, *self.input_shape, device=parameter.device)
-                self._code_shape = tuple(self._encode(probe).shape[1:])
+                extra = (torch.zeros(1, dtype=torch.long, device=parameter.device),) if self.conditional else ()
+                self._code_shape = tuple(self._encode(probe, *extra).shape[1:])
             self.train(was_training)
         return self._code_shape
 
     def code_size(self) -> int:
         return math.prod(self.code_shape())
+
+
+class EncoderPart(nn.Module):
+    """An autoencoder's encoder as a plain module: ``forward(images[, labels]) -> codes``. Its
+    parameters are the autoencoder's own (training it trains them)."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        return self.model.encode(x, labels)
+
+
+class DecoderPart(nn.Module):
+    """An autoencoder's decoder as a plain module: ``forward(codes[, labels]) -> images``."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        return self.model.decode(z, labels)

@@ -2,17 +2,19 @@
 
 ``conv_block(..., block=..., batch_norm=...)`` offers seed 3's advanced patterns to every conv
 model: batch normalisation after the convolution, residual connections (He et al. 2015,
-https://arxiv.org/abs/1512.03385) and depthwise-separable convolutions (Chollet 2017,
-https://arxiv.org/abs/1610.02357).
+https://arxiv.org/abs/1512.03385), depthwise-separable convolutions (Chollet 2017,
+https://arxiv.org/abs/1610.02357) and Inception modules (Szegedy et al. 2015,
+https://arxiv.org/abs/1512.00567).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
-BlockKind = Literal["plain", "separable", "residual"]
+BlockKind = Literal["plain", "separable", "residual", "inception"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -67,6 +69,43 @@ class Residual(nn.Module):
         return self.act(self.body(x) + self.skip(x))
 
 
+class Inception(nn.Module):
+    """Seed 3's Inception module: four parallel branches over the same input, concatenated along
+    the channels: a 1x1 conv; 1x1 then 3x3; 1x1 then two 3x3 (a 5x5's field of view for less
+    work, as Inception v3 factors it); 3x3 max-pooling (stride 1) then 1x1. Each conv is followed
+    by the batch norm (optional) and the activation. ``out_channels`` is shared out among the
+    branches (the first takes any remainder). The spatial size is kept, or with ``valid=True``
+    shrinks by 2 like an unpadded 3x3 conv (the seed-2 model's): each branch's last 3x3 and the
+    pooling are unpadded, and the 1x1 branch is cropped by a pixel at each border."""
+
+    def __init__(self, in_channels: int, out_channels: int, act: str, batch_norm: bool, valid: bool = False) -> None:
+        super().__init__()
+        if out_channels < 4:
+            raise ValueError(f"an inception block needs at least 4 output channels (one per branch), got {out_channels}")
+        share = out_channels // 4
+        widths = [out_channels - 3 * share, share, share, share]
+
+        def unit(a: int, b: int, k: int, last: bool = False) -> list[nn.Module]:
+            norm = [nn.BatchNorm2d(b)] if batch_norm else []
+            padding = 0 if valid and last else k // 2
+            return [nn.Conv2d(a, b, k, padding=padding, bias=not batch_norm), *norm, activation(act)]
+
+        self.crop = 1 if valid else 0
+        self.branches = nn.ModuleList([
+            nn.Sequential(*unit(in_channels, widths[0], 1)),
+            nn.Sequential(*unit(in_channels, widths[1], 1), *unit(widths[1], widths[1], 3, last=True)),
+            nn.Sequential(*unit(in_channels, widths[2], 1), *unit(widths[2], widths[2], 3),
+                          *unit(widths[2], widths[2], 3, last=True)),
+            nn.Sequential(nn.MaxPool2d(3, stride=1, padding=0 if valid else 1), *unit(in_channels, widths[3], 1)),
+        ])
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C_in, H, W) -> (B, C_out, H', W'), H' = H or H - 2
+        first, *rest = (branch(x) for branch in self.branches)
+        if self.crop:
+            first = first[..., self.crop:-self.crop, self.crop:-self.crop]
+        return torch.cat([first, *rest], dim=1)
+
+
 def conv_block(in_channels: int, out_channels: int, act: str = "relu", kernel_size: int = 3,
                padding: int | str = "same", block: BlockKind = "plain", batch_norm: bool = False) -> nn.Module:
     """A conv (Keras/TF 'same' padding by default), optional batch norm, then the activation."""
@@ -74,8 +113,12 @@ def conv_block(in_channels: int, out_channels: int, act: str = "relu", kernel_si
         if padding not in ("same", kernel_size // 2) or kernel_size != 3:
             raise ValueError("residual blocks need 3x3 'same' convolutions")
         return Residual(in_channels, out_channels, act, batch_norm)
+    if block == "inception":
+        if kernel_size != 3 or padding not in ("same", 1, 0, "valid"):
+            raise ValueError("inception blocks stand in for 3x3 convolutions, 'same' or unpadded")
+        return Inception(in_channels, out_channels, act, batch_norm, valid=padding in (0, "valid"))
     if block not in ("plain", "separable"):
-        raise ValueError(f"unknown block {block!r}; choose plain, separable or residual")
+        raise ValueError(f"unknown block {block!r}; choose plain, separable, residual or inception")
     layers = [_conv(in_channels, out_channels, kernel_size, padding, block == "separable", bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels))

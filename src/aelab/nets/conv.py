@@ -107,7 +107,8 @@ class UpsamplingAutoencoder(PoolingAutoencoder):
             raise ValueError(f"input size {in_size} cannot be rebuilt by 2x upsampling from {sizes[-1]}; "
                              f"use a size such as 28 or 32")
         if last_padding == 0 and block == "residual":
-            raise ValueError("residual blocks cannot make the seed's unpadded conv; use block=plain or separable")
+            raise ValueError("residual blocks cannot make the seed's unpadded conv; use block=plain, separable or "
+                             "inception")
         back = list(reversed(channels))
         paddings = ["same"] * (len(back) - 1) + [last_padding]
         self.decoder = nn.ModuleList(conv_block(a, b, act, padding=p, block=block, batch_norm=batch_norm)
