@@ -3,6 +3,7 @@
     python benchmarks/reproduce.py                       # mnist-sample, epochs capped at 30
     python benchmarks/reproduce.py --data fashion-mnist --epochs-cap 5
     python benchmarks/reproduce.py --only best --data fashion-mnist --epochs-cap 30
+    python benchmarks/reproduce.py --data fashion-mnist --seed-steps   # the seeds' number of optimiser steps
 
 Each experiment trains through `aelab train` (the registered preset = the seed's settings),
 then the table (model, data, code size, epochs, test RMSE, test BCE, PCA RMSE at the same code
@@ -13,14 +14,18 @@ made separately (other data, other caps) land in one table: benchmarks/results/r
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aelab.data import resolve_data
 from aelab.errors import AelabError
 from aelab.registry import get_entry
+from aelab.runs import Run
 from aelab.training import train
 
 ROOT = Path(__file__).resolve().parent
@@ -33,47 +38,84 @@ class Experiment:
     published: str  # the seed's number, as published, with its source
     params: dict = field(default_factory=dict)
     source: str = ""
+    # the published number as (metric, value), where there is one: met when ours is within 10%
+    # of it or better (lower); aelab's own targets are thresholds ("<=")
+    target: tuple[str, float] | None = None
+    threshold: bool = False
 
 
 EXPERIMENTS = [
-    Experiment("conv-resize", "conv-resize", "loss curve only (BCE ~0.10 after 20 epochs, figure)", source="seed 1"),
+    Experiment("conv-resize", "conv-resize", "loss curve only (BCE ~0.10 after 20 epochs, figure)", source="seed 1",
+               target=("test_bce", 0.10)),
     Experiment("conv-resize-denoise", "conv-resize-denoise", "figure only", source="seed 1"),
     Experiment("dense", "dense", "none (784-64-784, Adam, MSE)", source="seed 2"),
-    Experiment("dense-32", "dense-32", "BCE ~0.09-0.11", source="seed 2 / Keras blog"),
+    Experiment("dense-32", "dense-32", "BCE ~0.09-0.11", source="seed 2 / Keras blog", target=("test_bce", 0.10)),
     Experiment("deep", "deep", "none (784-128-64-128-784)", source="seed 2"),
-    Experiment("deep-32", "deep-32", "BCE ~0.08-0.097", source="seed 2 / Keras blog"),
+    Experiment("deep-32", "deep-32", "BCE ~0.08-0.097", source="seed 2 / Keras blog", target=("test_bce", 0.0885)),
     Experiment("sparse", "sparse", "none (dense + L1 1e-4)", source="seed 2"),
     Experiment("sparse-32", "sparse-32", "BCE 0.11 train / 0.10 test; mean code activation 3.33 (7.30 without L1)",
-               source="seed 2 / Keras blog"),
-    Experiment("conv", "conv", "BCE 0.094", source="seed 2 / Keras blog"),
+               source="seed 2 / Keras blog", target=("test_bce", 0.10)),
+    Experiment("conv", "conv", "BCE 0.094", source="seed 2 / Keras blog", target=("test_bce", 0.094)),
     Experiment("conv-denoise", "conv-denoise", "figure only", source="seed 2"),
-    Experiment("conv-transpose", "conv-transpose", "validation BCE 0.0622", source="keras-io"),
-    Experiment("conv-transpose-denoise", "conv-transpose-denoise", "validation BCE 0.0839", source="keras-io"),
-    Experiment("conv-unpool", "conv-unpool", "RMSE 0.225 train / 0.223 test", source="seed 4 (CNTK)"),
-    Experiment("conv-unpool-maps3", "conv-unpool", "RMSE 0.196", {"maps": (3,)}, source="seed 4 (CNTK)"),
+    Experiment("conv-transpose", "conv-transpose", "validation BCE 0.0622", source="keras-io",
+               target=("test_bce", 0.0622)),
+    Experiment("conv-transpose-denoise", "conv-transpose-denoise", "validation BCE 0.0839", source="keras-io",
+               target=("test_bce", 0.0839)),
+    Experiment("conv-unpool", "conv-unpool", "RMSE 0.225 train / 0.223 test", source="seed 4 (CNTK)",
+               target=("test_rmse", 0.223)),
+    Experiment("conv-unpool-maps3", "conv-unpool", "RMSE 0.196", {"channels": (3,)}, source="seed 4 (CNTK)",
+               target=("test_rmse", 0.196)),
     Experiment("conv-unpool-pool2", "conv-unpool", "RMSE 0.136 train / 0.131 test", {"pool": 2},
-               source="seed 4 (CNTK)"),
+               source="seed 4 (CNTK)", target=("test_rmse", 0.131)),
     Experiment("conv-unpool-2", "conv-unpool-2", "none (two-layer variant)", source="seed 4 (CNTK)"),
     Experiment("tied", "tied", "none (seed 3 shared weights)", source="seed 3"),
     Experiment("best-16", "best", "target: RMSE <= 0.0986 (PCA 0.1408 - 30%) on Fashion-MNIST", {"code_size": 16},
-               source="aelab"),
+               source="aelab", target=("test_rmse", 0.0986), threshold=True),
     Experiment("best-49", "best", "target: RMSE <= 0.0752 (PCA 0.1074 - 30%) on Fashion-MNIST", {"code_size": 49},
-               source="aelab"),
+               source="aelab", target=("test_rmse", 0.0752), threshold=True),
     Experiment("best-128", "best", "target: RMSE <= 0.0615 (PCA 0.0769 - 20%) on Fashion-MNIST", {"code_size": 128},
-               source="aelab"),
+               source="aelab", target=("test_rmse", 0.0615), threshold=True),
 ]
 
 
-def run_experiment(exp: Experiment, data: str, cap: int, runs: Path, overwrite: bool) -> None:
+SEED_TRAINING_IMAGES = 60_000  # the seeds trained on all of MNIST's training images, no hold-out
+
+
+def seed_steps(model: str) -> int:
+    """Optimiser steps of the seed's training: its epochs x its batches per epoch on 60,000 images."""
+    settings = get_entry(model).train
+    return settings.epochs * math.ceil(SEED_TRAINING_IMAGES / settings.batch_size)
+
+
+def epochs_for_seed_steps(model: str, data: str) -> int:
+    """Epochs on ``data`` (less the validation hold-out) that make the seed's number of steps."""
+    settings = get_entry(model).train
+    n = len(resolve_data(data).train)
+    n_train = n - max(1, round(n * settings.val_fraction))
+    return math.ceil(seed_steps(model) / math.ceil(n_train / settings.batch_size))
+
+
+def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, overwrite: bool) -> None:
+    """Train ``exp`` on ``data`` (its seed's epochs, capped at ``cap``; ``cap=None``: as many epochs
+    as make the seed's number of optimiser steps), then probe its codes where the data have labels."""
     out = runs / data / exp.key
     if (out / "metrics.json").is_file() and not overwrite:
         print(f"[skip] {out} already measured (--overwrite to redo)")
         return
-    epochs = min(get_entry(exp.model).train.epochs, cap)
+    epochs = epochs_for_seed_steps(exp.model, data) if cap is None else min(get_entry(exp.model).train.epochs, cap)
     print(f"[train] {exp.key} on {data}, {epochs} epochs -> {out}", flush=True)
     started = time.perf_counter()
-    train(exp.model, out=out, data=data, epochs=epochs, overwrite=True, progress=False, **exp.params)
+    run = train(exp.model, out=out, data=data, epochs=epochs, overwrite=True, progress=False, **exp.params)
     wall_file(out).write_text(f"{time.perf_counter() - started:.1f}\n")
+    probe(run)
+
+
+def probe(run: Run) -> None:
+    """The linear probe of the run's codes, added to its metrics.json (skipped where there are no labels)."""
+    try:
+        run.probe()
+    except AelabError as error:
+        print(f"[probe] {run.path}: skipped ({error})")
 
 
 def wall_file(run: Path) -> Path:
@@ -81,10 +123,36 @@ def wall_file(run: Path) -> Path:
     return run.with_name(f"{run.name}.wall_seconds.txt")
 
 
+def steps_done(run: Path) -> int | None:
+    """Optimiser steps the run took: the last step Lightning's CSV log recorded, plus one."""
+    log = run / "logs" / "csv" / "metrics.csv"
+    if not log.is_file():
+        return None
+    with open(log) as file:
+        steps = [int(row["step"]) for row in csv.DictReader(file) if row.get("step")]
+    return max(steps) + 1 if steps else None
+
+
+def verdict(exp: Experiment, m: dict) -> str:
+    """Met or missed against the published number: within 10% (or better), or under aelab's threshold."""
+    if exp.target is None:
+        return "no number"
+    key, value = exp.target
+    ours = m.get(key)
+    if ours is None:
+        return "n/a"
+    limit = value if exp.threshold else value * 1.10
+    return f"{'met' if ours <= limit else 'missed'} ({key} {ours:.4f} vs {value:g})"
+
+
+def _number(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def table(runs: Path) -> str:
-    lines = ["| model | data | code size | epochs (run / seed) | test RMSE | test BCE | train BCE | PCA RMSE "
-             "| RMSE / PCA | mean code | published | source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | data | code size | epochs (run / seed) | steps (run / seed) | test RMSE | test BCE | train BCE "
+             "| PCA RMSE | RMSE / PCA | mean code | linear probe: codes / PCA / pixels | published | verdict | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for exp in EXPERIMENTS:
         for data_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
             metrics_path = data_dir / exp.key / "metrics.json"
@@ -95,9 +163,15 @@ def table(runs: Path) -> str:
             seed_epochs = get_entry(exp.model).train.epochs
             params = ", ".join(f"{k}={v}" for k, v in exp.params.items())
             name = f"`{exp.model}`" + (f" ({params})" if params else "")
-            lines.append(f"| {name} | {m['data']} | {m['code_size']} | {ran} / {seed_epochs} | {m['test_rmse']:.4f} | "
+            steps = steps_done(data_dir / exp.key)
+            probes = " / ".join(_number(m.get(k), ".3f") for k in ("probe_accuracy", "probe_pca_accuracy",
+                                                                     "probe_pixels_accuracy"))
+            lines.append(f"| {name} | {m['data']} | {m['code_size']} | {ran} / {seed_epochs} | "
+                         f"{_number(steps, ',')} / {seed_steps(exp.model):,} | {m['test_rmse']:.4f} | "
                          f"{m['test_bce']:.4f} | {m.get('train_bce', float('nan')):.4f} | {m['pca_rmse']:.4f} | "
-                         f"{'lossless' if m['rmse_vs_pca'] is None else format(m['rmse_vs_pca'], '.2f')} | {m['mean_code_activation']:.2f} | {exp.published} | {exp.source} |")
+                         f"{'lossless' if m['rmse_vs_pca'] is None else format(m['rmse_vs_pca'], '.2f')} | "
+                         f"{m['mean_code_activation']:.2f} | {probes} | {exp.published} | {verdict(exp, m)} | "
+                         f"{exp.source} |")
     return "\n".join(lines)
 
 
@@ -105,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=["mnist-sample"])
     parser.add_argument("--epochs-cap", type=int, default=30, help="train at most this many epochs per experiment")
+    parser.add_argument("--seed-steps", action="store_true",
+                        help="train each experiment for the seed's number of optimiser steps instead (no cap)")
+    parser.add_argument("--probe-existing", action="store_true",
+                        help="add the linear probe to runs measured before it existed")
     parser.add_argument("--only", nargs="+", help="experiment keys or model names to run")
     parser.add_argument("--runs", type=Path, default=Path("runs/reproduce"))
     parser.add_argument("--overwrite", action="store_true", help="retrain experiments already measured")
@@ -116,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.table_only:
             for data in args.data:
                 for exp in chosen:
-                    run_experiment(exp, data, args.epochs_cap, args.runs, args.overwrite)
+                    run_experiment(exp, data, None if args.seed_steps else args.epochs_cap, args.runs, args.overwrite)
+        if args.probe_existing:
+            for metrics in sorted(args.runs.glob("*/*/metrics.json")):
+                if "probe_accuracy" not in json.loads(metrics.read_text()):
+                    probe(Run(metrics.parent))
     except AelabError as error:
         print(f"reproduce: error: {error}", file=sys.stderr)
         return 2
