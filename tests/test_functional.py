@@ -133,6 +133,8 @@ def test_ae_classifier_trains_semi_supervised(classifier_run):
 def test_loss_weights_are_checked_before_anything_is_written(tmp_path):
     with pytest.raises(AelabError, match="no loss 'age'"):
         aelab.train("ae-classifier", data=digits(50), out=tmp_path / "r", loss_weights={"age": 1})
+    with pytest.raises(AelabError, match="every loss weight is 0"):
+        aelab.train("ae-classifier", data=digits(50), out=tmp_path / "r", loss_weights={"recon": 0, "label": 0})
     assert run_cli("train", "ae-classifier", "--loss-weights", "recon=1,label=x", "--out", tmp_path / "r") == 2
     assert run_cli("train", "conv", "--loss-weights", "recon=1", "--out", tmp_path / "r") == 2
     assert not (tmp_path / "r").exists()

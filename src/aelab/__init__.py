@@ -27,6 +27,7 @@ _EXPORTS = {
     "evaluate": "evaluation", "ensemble": "evaluation",
     "resolve_data": "data", "list_datasets": "config",
     "style_transfer": "style", "StyleSettings": "config",
+    "linear_probe": "probe",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -194,6 +194,9 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
     if unknown:
         raise AelabError(f"{what}unknown setting {unknown[0]!r}; the settings are: {', '.join(TRAIN_FIELDS)}")
     values = {k: coerce(f"{what}{k}", v, TRAIN_HINTS[k]) for k, v in raw.items()}
+    for key, value in values.items():  # a name=weight left out keeps the base's weight
+        if isinstance(value, dict) and isinstance(getattr(base, key), dict):
+            values[key] = {**getattr(base, key), **value}
     try:
         return base.updated(**values)
     except AelabError as error:

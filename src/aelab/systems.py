@@ -201,6 +201,8 @@ class ClassifierSystem(AutoencoderSystem):
         unknown = sorted(set(settings.loss_weights or {}) - set(cls.LOSSES))
         if unknown:
             raise AelabError(f"{model_name} has no loss {unknown[0]!r} to weigh; its losses are: {', '.join(cls.LOSSES)}")
+        if not any((settings.loss_weights or {"recon": 1.0}).values()):
+            raise AelabError(f"{model_name}: every loss weight is 0, so there is nothing to train; give one a weight > 0")
 
     @classmethod
     def from_settings(cls, model, settings: TrainSettings, **extra):
