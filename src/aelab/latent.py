@@ -20,15 +20,17 @@ def need(model: nn.Module, method: str, what: str) -> None:
         raise AelabError(f"{name} has no {method}(): {what}")
 
 
-def label_arguments(model: nn.Module, label: int | None) -> dict:
-    """``{"labels": label}`` for a conditional model (which must be given one in range), ``{}``
-    for the others (which must not)."""
+def label_arguments(model: nn.Module, label: int | None, needed_to: str | None = None) -> dict:
+    """``{"labels": label}`` for a conditional model (a class in range; required where it is
+    ``needed_to`` do something), ``{}`` for the others (which must be given none)."""
     name = getattr(model, "registry_name", type(model).__name__)
     if not getattr(model, "conditional", False):
         if label is not None:
             raise AelabError(f"{name} does not take a label (only conditional models, such as cvae, do)")
         return {}
     if label is None:
+        if needed_to:
+            raise AelabError(f"{name} {needed_to}: give --label (0 to {model.classes - 1})")
         return {}
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < model.classes:
         raise AelabError(f"--label must be a class of {name}: 0 to {model.classes - 1}, got {label!r}")
@@ -57,9 +59,7 @@ def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.9
     """Decoded points of a 2-D latent on an ``n`` x ``n`` grid of the prior's quantiles (keras-io's
     VAE); a conditional model's for class ``label``."""
     need(model, "sample", "the manifold is drawn from a generative model's prior")
-    extra = label_arguments(model, label)
-    if getattr(model, "conditional", False) and not extra:
-        raise AelabError(f"{model.registry_name} draws one class's manifold: give --label (0 to {model.classes - 1})")
+    extra = label_arguments(model, label, needed_to="draws one class's manifold")
     latent = getattr(model, "latent_dim", None)
     if latent != 2:
         raise AelabError(f"the manifold needs a 2-D latent space; this model's has {latent} dimensions "
@@ -97,9 +97,7 @@ def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = No
     conditional model's, all of class ``label``)."""
     if steps < 2:
         raise AelabError(f"--steps must be at least 2, got {steps}")
-    extra = label_arguments(model, label)
-    if getattr(model, "conditional", False) and not extra:
-        raise AelabError(f"{model.registry_name} interpolates within one class: give --label (0 to {model.classes - 1})")
+    extra = label_arguments(model, label, needed_to="interpolates within one class")
     model.eval()
     if a is None or b is None:
         need(model, "sample", "give two images to interpolate between")

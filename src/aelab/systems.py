@@ -103,7 +103,8 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
         inputs, targets, *labels = batch  # labels: for systems that need them
         if stage == "train" and self.noise > 0:
             inputs = add_noise(targets, self.noise)
-        out = self.model(inputs.contiguous(memory_format=self.memory_format), *labels[:self.model.conditional])
+        model_inputs = labels if self.model.conditional else []  # a cvae takes the labels too
+        out = self.model(inputs.contiguous(memory_format=self.memory_format), *model_inputs)
         loss, terms = self.compute_loss(out, targets, *labels)
         if self.sparsity > 0:
             loss = loss + self.sparsity * l1_activity(out.z)
