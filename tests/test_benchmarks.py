@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
 
 from aelab import create_model
 
-SPEED = Path(__file__).resolve().parent.parent / "benchmarks" / "speed.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_speed():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("speed")
 
 
 def test_plain_reference_is_the_seed_one_model():
@@ -63,3 +69,20 @@ def test_text_reference_is_the_char_lstm_and_trains():
     x = torch.randint(0, 6, (3, 40))
     assert torch.allclose(ours(x), plain(torch.nn.functional.one_hot(x, 6).float()), atol=1e-6)
     assert speed.text_plain_loop(torch.randint(0, 6, (2000,)), 6, epochs=1) > 0
+
+
+def test_reproduction_counts_steps_and_judges_each_published_number(tmp_path):
+    """The reproduction table's steps come from the run's own log, the seed's from its epochs and
+    batch on 60,000 images; "met" means within 10% of the published number, or better."""
+    reproduce = load_benchmark("reproduce")
+    assert reproduce.seed_steps("dense-32") == 50 * 235  # 50 epochs of batch 256 on 60,000 images
+    log = tmp_path / "logs" / "csv"
+    log.mkdir(parents=True)
+    (log / "metrics.csv").write_text("epoch,step,val_loss\n0,14,0.3\n1,29,0.2\n")
+    assert reproduce.steps_done(tmp_path) == 30
+    conv = next(e for e in reproduce.EXPERIMENTS if e.key == "conv")  # published BCE 0.094
+    assert reproduce.verdict(conv, {"test_bce": 0.1030}).startswith("met")
+    assert reproduce.verdict(conv, {"test_bce": 0.1040}).startswith("missed")
+    assert reproduce.verdict(conv, {"test_bce": 0.05}).startswith("met")
+    best = next(e for e in reproduce.EXPERIMENTS if e.key == "best-49")  # a threshold: RMSE <= 0.0752
+    assert reproduce.verdict(best, {"test_rmse": 0.0760}).startswith("missed")
