@@ -27,7 +27,7 @@ _EXPORTS = {
     "evaluate": "evaluation", "ensemble": "evaluation",
     "resolve_data": "data", "list_datasets": "config",
     "style_transfer": "style", "StyleSettings": "config",
-    "linear_probe": "probe",
+    "linear_probe": "probe", "tune": "tuning",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -420,6 +420,53 @@ def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
 cmd_interpolate.arguments = _interpolate_arguments
 
 
+@command("tune", "search a model's hyperparameters with Optuna: each trial a run folder in STUDY_DIR/trials")
+def cmd_tune(args: argparse.Namespace) -> None:
+    from .config import TrainSettings
+    from .tuning import summary_table, tune
+
+    settings = {**_given(args, TrainSettings), **_params(args.model, args.param)}
+    study, best = tune(args.model, out=args.out, trials=args.trials, data=_data(args), space=args.space,
+                       metric=args.metric, sampler=args.sampler, pruning=args.pruning, storage=args.storage,
+                       resume=args.resume, workers=args.workers, **settings)
+    print(summary_table(study))
+    out = Path(args.out)
+    if best is None:
+        print(f"no trial completed; see {out / 'trials.csv'}")
+        return
+    print(f"best: {out / 'best'} -> {best.path.name} ({study.best_value:.5g}); table {out / 'trials.csv'}, "
+          f"summary {out / 'summary.md'}")
+
+
+def _tune_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import TrainSettings
+    from .tuning import SAMPLERS
+
+    p.add_argument("model", nargs="?", help="registered model name (optional with --resume)")
+    p.add_argument("--out", required=True, help="the study folder (trials/, study.db, best, trials.csv, plots)")
+    p.add_argument("--trials", type=int, default=20, help="trials to run (shared among --workers; with "
+                   "--resume, trials to add)")
+    p.add_argument("--space", action="append", metavar="NAME=LOW:HIGH[:log] | NAME=A,B,C",
+                   help="search this setting or model parameter over a range or choices (over the model's "
+                        "default space; repeat for more)")
+    p.add_argument("--metric", default="val_loss", help="per-epoch validation metric to optimise (val_accuracy is "
+                   "maximised)")
+    p.add_argument("--sampler", default="tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
+    p.add_argument("--pruning", action=argparse.BooleanOptionalAction, default=True,
+                   help="stop trials whose validation loss lags the median (Optuna's MedianPruner)")
+    p.add_argument("--storage", help="an Optuna storage URL shared by workers (postgresql://user:pw@host/db); "
+                   "default: SQLite in the study folder")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine, each with its share "
+                   "of the CPU threads")
+    p.add_argument("--resume", action="store_true", help="add --trials trials to the study in --out")
+    _data_arguments(p, "the model's default")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a fixed model parameter for every trial")
+    add_settings(p, TrainSettings, "fixed training settings for every trial (e.g. --epochs 3)")
+
+
+cmd_tune.arguments = _tune_arguments
+
+
 @command("probe", "score a run's codes as features: a linear classifier on them, on PCA codes and on pixels")
 def cmd_probe(args: argparse.Namespace) -> None:
     from .runs import Run

@@ -60,7 +60,7 @@ class Plan:
 
 def train(model: str | None = None, *, data: Any = None, out: str | Path | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool = True, accelerator: str = "auto",
-          callbacks: list[L.Callback] | None = None, **settings: Any) -> Run:
+          callbacks: list[L.Callback] | None = None, evaluate_test: bool = True, **settings: Any) -> Run:
     """Train ``model`` (a registered name) and evaluate it; returns the :class:`~aelab.Run`.
 
     ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
@@ -69,7 +69,9 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     field (``epochs``, ``lr``, ``noise``, ...) and any parameter of the model, by name. A setting
     the model's system does not use is refused. ``resume`` continues the run in ``out`` (only
     ``epochs`` may change); ``overwrite`` replaces the run in ``out`` once the new one is done.
-    ``callbacks`` (Lightning callbacks) join aelab's own.
+    ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
+    test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
+    ``Run.evaluate()`` does it later.
     """
     if out is None:
         if resume or overwrite:
@@ -88,7 +90,7 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
         if plan_.replace:
             folder = Path(tempfile.mkdtemp(prefix=f".{plan_.out.name}.aelab-new-", dir=plan_.out.parent))
         try:
-            diverged = fit(plan_, folder, progress, callbacks or [])
+            diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test)
             if plan_.replace and not diverged:
                 _swap(folder, plan_.out)
         except BaseException:
@@ -247,7 +249,8 @@ def _check_data_size(data: ImageData, val_fraction: float) -> None:
                          f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 test image")
 
 
-def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callback]) -> str | None:
+def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callback],
+        evaluate_test: bool = True) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate. Returns why training
     stopped early on a non-finite loss, or None."""
     config, settings, model = plan_.config, plan_.config.train, plan_.model
@@ -295,7 +298,8 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
         best = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
         load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
-    evaluate(folder, plan_.data, stopped=diverged)
+    if evaluate_test:
+        evaluate(folder, plan_.data, stopped=diverged)
     return diverged
 
 

@@ -1,0 +1,519 @@
+"""`aelab tune`: hyperparameter search with Optuna (seed 3's "choose, train, evaluate, choose the
+next from what was learned", as a loop nobody runs by hand).
+
+Each trial is an ordinary run folder, ``STUDY_DIR/trials/NNNN``, trained by :func:`aelab.train`
+with the settings the sampler chose, scored by its best validation loss (never the test split)
+and pruned early from its per-epoch validation loss. The study lives in an Optuna storage: an
+SQLite file inside ``STUDY_DIR`` by default, or any URL Optuna accepts (PostgreSQL for workers on
+several machines). When the trials are done the best one is evaluated once on the test split and
+``STUDY_DIR/best`` points to it; ``trials.csv``, three plots and ``summary.md`` describe the study.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import TRAIN_FIELDS, TRAIN_HINTS, coerce, check_range
+from .errors import AelabError
+
+log = logging.getLogger("aelab")
+
+STUDY_NAME = "aelab"
+STUDY_FILES = {"study.db", "trials", "best", "trials.csv", "summary.md", "history.png", "importances.png",
+               "parallel.png"}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting: a float or int range (``log`` for log-uniform) or a list of choices."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple | None = None
+
+    def suggest(self, trial) -> Any:
+        if self.choices is not None:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def __str__(self) -> str:
+        if self.choices is not None:
+            return f"{self.name}={','.join(map(str, self.choices))}"
+        return f"{self.name}={self.low:g}:{self.high:g}{':log' if self.log else ''}"
+
+
+def parse_dimension(text: str) -> Dimension:
+    """``name=low:high[:log]`` (a range; ints on both ends make an int range) or ``name=a,b,c``."""
+    name, sep, spec = text.partition("=")
+    name, spec = name.strip(), spec.strip()
+    if not sep or not name or not spec:
+        raise AelabError(f"--space takes name=low:high[:log] or name=a,b,c, got {text!r}")
+    if ":" in spec:
+        parts = spec.split(":")
+        log_scale = parts[-1] == "log"
+        bounds = parts[:-1] if log_scale else parts
+        if len(bounds) != 2:
+            raise AelabError(f"--space {name}: a range is low:high or low:high:log, got {spec!r}")
+        try:
+            numbers = [_number(b) for b in bounds]
+        except ValueError:
+            raise AelabError(f"--space {name}: the bounds must be numbers, got {spec!r}") from None
+        low, high = numbers
+        if not low < high:
+            raise AelabError(f"--space {name}: the range {spec!r} is empty (low must be below high)")
+        if log_scale and low <= 0:
+            raise AelabError(f"--space {name}: a log range needs a positive low end, got {low:g}")
+        return Dimension(name, low, high, log_scale, all(isinstance(n, int) for n in numbers))
+    choices = tuple(_value(part.strip()) for part in spec.split(",") if part.strip())
+    if not choices:
+        raise AelabError(f"--space {name}: no choices in {spec!r}")
+    return Dimension(name, choices=choices)
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def _value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return _number(text)
+    except ValueError:
+        return text
+
+
+def default_space(model: str) -> list[Dimension]:
+    """A sensible search space for ``model``'s family: the learning rate (log-uniform around its
+    default), the batch size, and what the family has free: the code size, the noise of a
+    denoiser, the KL weight of a VAE, the width of an LSTM."""
+    from .registry import get_entry
+
+    entry = get_entry(model)
+    defaults, settings = entry.defaults(), entry.train
+    lr = settings.lr
+    space = [Dimension("lr", lr / 10, min(lr * 10, 1.0) if lr < 1 else lr * 3, log=True),
+             Dimension("batch_size", choices=(64, 128, 256))]
+    if "code_size" in defaults:
+        space.append(Dimension("code_size", 8, 128, log=True, integer=True))
+    if settings.noise > 0:
+        space.append(Dimension("noise", 0.1, 0.7))
+    if entry.kind in ("vae", "cvae"):
+        space.append(Dimension("kl_weight", 0.25, 4.0, log=True))
+    if entry.kind == "text":
+        space.append(Dimension("units", choices=(64, 128, 256)))
+    return space
+
+
+def check_space(model: str, space: list[Dimension]) -> None:
+    """Every dimension names a setting the model's system uses or a parameter of the model, and its
+    bounds or choices are values that setting takes: checked before the first trial."""
+    from .registry import create_model, get_entry
+    from .systems import SYSTEMS
+
+    entry = get_entry(model)
+    system = SYSTEMS[entry.kind]
+    params = entry.defaults()
+    for dim in space:
+        values = dim.choices if dim.choices is not None else (dim.low, dim.high)
+        if dim.name in TRAIN_FIELDS:
+            if dim.name not in system.honours:
+                raise AelabError(f"--space {dim.name}: {entry.name} does not use the setting {dim.name}")
+            for value in values:
+                hint = TRAIN_HINTS[dim.name]
+                try:
+                    check_range(dim.name, coerce(dim.name, value, hint), TRAIN_FIELDS[dim.name].metadata)
+                except AelabError as error:
+                    raise AelabError(f"--space {dim.name}: {error}") from None
+        elif dim.name in params:
+            for value in values:
+                try:
+                    create_model(entry.name, **{dim.name: value})  # builds it: every value is one it takes
+                except AelabError as error:
+                    raise AelabError(f"--space {dim.name}: {error}") from None
+        else:
+            raise AelabError(f"--space: {entry.name} has no setting or parameter {dim.name!r}; the settings: "
+                             f"{', '.join(n for n in TRAIN_FIELDS if n in system.honours)}; the parameters: "
+                             f"{', '.join(params)}"[:500])
+
+
+def merge_space(model: str, overrides: list[str] | None) -> list[Dimension]:
+    """The model's default space with ``--space`` entries replacing or adding dimensions."""
+    space = {dim.name: dim for dim in default_space(model)}
+    for text in overrides or []:
+        dim = parse_dimension(text)
+        space[dim.name] = dim
+    result = list(space.values())
+    check_space(model, result)
+    return result
+
+
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
+
+
+def _sampler(name: str, seed: int):
+    import optuna
+
+    if name not in SAMPLERS:
+        raise AelabError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler,
+            "gp": optuna.samplers.GPSampler}[name]
+    return make(seed=seed)
+
+
+def _storage(url: str | None, out: Path):
+    """Optuna's database storage for ``url`` (default: SQLite in ``out``), with a heartbeat, so
+    that a worker that dies mid-trial has its trial marked failed and the study goes on."""
+    import optuna
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    url = url or f"sqlite:///{(out / 'study.db').resolve()}"
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60,
+                                          engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite")
+                                          else {"connect_args": {"timeout": 60}})
+    except (OperationalError, ArgumentError, ValueError, ImportError, ModuleNotFoundError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AelabError(f"cannot open the study storage {_redact(url)}: {first}"[:400]) from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':')[0]}:***@{tail}"
+
+
+def check_study_folder(out: Path, resume: bool) -> None:
+    """``out`` is new, or a study folder this command may add to (``resume``); nothing else."""
+    if out.exists() and not out.is_dir():
+        raise AelabError(f"--out {out} is a file, not a study folder")
+    if not out.exists() or not any(out.iterdir()):
+        if resume:
+            raise AelabError(f"--resume: {out} holds no study to add trials to")
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES)
+    if foreign:
+        raise AelabError(f"--out {out} holds files that are not an aelab study ({foreign[0]}); choose another folder")
+    if not resume:
+        raise AelabError(f"--out {out} holds a study already; --resume adds trials to it")
+
+
+def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: Any = None,
+         space: list[str] | None = None, metric: str = "val_loss", sampler: str = "tpe", pruning: bool = True,
+         storage: str | None = None, resume: bool = False, workers: int = 1, **settings: Any):
+    """Search ``model``'s hyperparameters with Optuna: ``trials`` runs in ``out/trials/``; returns
+    ``(study, best_run)`` with the best trial evaluated once on the test split.
+
+    ``space``: ``--space`` entries (``lr=1e-4:1e-2:log``, ``batch_size=64,128``) over the model's
+    default space. ``metric``: a per-epoch validation metric (``val_loss``, or ``val_accuracy``
+    for a classifier head, maximised). ``storage``: an Optuna URL (default SQLite in ``out``);
+    ``workers``: processes on this machine sharing it. ``settings``: fixed training settings and
+    model parameters for every trial (``epochs=3``). ``resume``: add ``trials`` more to the study
+    in ``out``.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # aelab logs each trial itself
+    out = Path(out)
+    if not isinstance(trials, int) or trials < 1:
+        raise AelabError(f"--trials must be a positive integer, got {trials!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise AelabError(f"--workers must be a positive integer, got {workers!r}")
+    if not metric.startswith("val_"):
+        raise AelabError(f"--metric must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
+                         "the test split is used once, for the best trial")
+    check_study_folder(out, resume)
+    data_value = _data_value(data)
+    study_storage = None
+    if resume:
+        if space:
+            raise AelabError("--resume continues the study's own search space; it cannot take --space")
+        study_storage = _storage(storage, out)
+        stored = _load_study(study_storage)
+        model, data, space, metric, settings = _stored_setup(stored, model, settings)
+    elif not model:
+        raise AelabError("name a model to tune (see `aelab models`)")
+    dims = merge_space(model, space)
+    sampler_ = _sampler(sampler, int(settings.get("seed", 0)))
+    _check_trial(model, data, out, settings, dims)
+    direction = "maximize" if metric.endswith(("accuracy", "elbo")) else "minimize"
+    if study_storage is None and storage is not None:
+        study_storage = _storage(storage, out)  # a server is reached before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    study_storage = study_storage or _storage(storage, out)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner,
+                                direction=direction, load_if_exists=resume)
+    if not resume:
+        for key, value in (("model", model), ("data", _data_name(data)), ("data_value", data_value),
+                           ("space", [str(d) for d in dims]), ("metric", metric), ("settings", settings)):
+            study.set_user_attr(key, value)
+    total = len(study.trials) + trials  # surplus trials too: numbers count every trial the storage made
+    objective = Objective(model, data, out, dims, metric, settings)
+    if workers == 1:
+        _optimize(study, objective, total)
+    else:
+        _run_workers(out, storage, sampler, pruning, objective, total, workers, int(settings.get("seed", 0)))
+        study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, out))
+    return study, finish(study, out)
+
+
+def _load_study(storage):
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    except KeyError:
+        raise AelabError(f"the storage holds no aelab study named {STUDY_NAME!r} to resume") from None
+
+
+def _stored_setup(study, model: str | None, settings: dict[str, Any]):
+    """A resumed study's model, data, space, metric and settings, as it was set up."""
+    attrs = study.user_attrs
+    if model and model != attrs.get("model"):
+        raise AelabError(f"--resume: the study tunes {attrs.get('model')}, not {model}")
+    changed = sorted(k for k, v in settings.items() if attrs.get("settings", {}).get(k) != v)
+    if changed:
+        raise AelabError(f"--resume continues the study as it was set up and cannot change {changed[0]}")
+    return attrs["model"], attrs.get("data_value"), attrs.get("space"), attrs.get("metric", "val_loss"), \
+        dict(attrs.get("settings", {}))
+
+
+def _data_name(data: Any) -> str:
+    from .data import describe_source
+
+    return describe_source(data)[0]
+
+
+def _data_value(data: Any) -> str | None:
+    """What a resumed study (or another worker) passes as ``data`` again: a name or a folder."""
+    if data is None or isinstance(data, (str, Path)):
+        return None if data is None else str(Path(data).resolve()) if Path(data).exists() else str(data)
+    raise AelabError("aelab tune takes a dataset name or folder as data (arrays cannot be shared with workers "
+                     "or a resumed study); save them as .npz in a folder")
+
+
+def _check_trial(model: str, data: Any, out: Path, settings: dict[str, Any], dims: list[Dimension]) -> None:
+    """Everything a trial will check (model, data, settings, one sampled point), writing nothing."""
+    from .training import plan
+
+    probe_point = {d.name: d.choices[0] if d.choices is not None else d.low for d in dims}
+    plan(model, data, out / "trials" / "check", False, False, "auto", {**settings, **probe_point})
+
+
+class Objective:
+    """One trial: train with the sampled settings into ``trials/NNNN`` (no test evaluation) and
+    return the best validation ``metric`` of its epochs, reporting each epoch to the pruner."""
+
+    def __init__(self, model: str, data: Any, out: Path, dims: list[Dimension], metric: str,
+                 settings: dict[str, Any]) -> None:
+        self.model, self.data, self.out, self.dims, self.metric, self.settings = model, data, out, dims, metric, settings
+
+    total: int = 0
+    full: bool = False
+
+    def __call__(self, trial) -> float:
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        from .training import train
+
+        if trial.number >= self.total:
+            trial.set_user_attr("surplus", True)
+            self.full = True
+            raise Surplus(f"the study has its {self.total} trials")
+
+        sampled = {d.name: d.suggest(trial) for d in self.dims}
+        folder = self.out / "trials" / f"{trial.number:04d}"
+        trial.set_user_attr("run", str(folder.relative_to(self.out)))
+        run = train(self.model, data=self.data, out=folder, progress=False, evaluate_test=False,
+                    callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
+                    **{**self.settings, **sampled})
+        values = [row[self.metric] for row in run.history if row.get(self.metric) is not None]
+        if not values:
+            raise AelabError(f"the runs log no {self.metric}; choose --metric among "
+                             f"{', '.join(k for k in run.history[-1] if k.startswith('val_'))}")
+        best = max(values) if trial.study.direction.name == "MAXIMIZE" else min(values)
+        if not math.isfinite(best):
+            raise AelabError(f"trial {trial.number}: {self.metric} is not finite")
+        return best
+
+
+class Surplus(Exception):
+    """A trial that started after the study had all its trials (workers racing for the last one):
+    discarded before it trains, recorded as failed with ``surplus`` set."""
+
+
+def _optimize(study, objective: Objective, total: int) -> None:
+    """Trials until the study (all processes sharing its storage) holds ``total``. Optuna numbers
+    trials in the storage's own transactions, so each number is one trial; a trial numbered past
+    the total, which only a race between workers makes, is discarded without training."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objective.total = total
+    while not objective.full and len(study.get_trials(deepcopy=False)) < total:
+        study.optimize(objective, n_trials=1, catch=(AelabError, Surplus), callbacks=[_log_trial])
+
+
+def _log_trial(study, trial) -> None:
+    if trial.user_attrs.get("surplus"):
+        return
+    value = "-" if trial.value is None else f"{trial.value:.5g}"
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    log.info("trial %d %s: %s (%s)", trial.number, trial.state.name.lower(), value, params)
+
+
+def _worker(out: str, storage: str | None, sampler: str, pruning: bool, objective: Objective, total: int,
+            threads: int, seed: int) -> None:
+    """One worker process: its share of the CPU threads, the same study, trials until ``total``."""
+    import optuna
+    import torch
+
+    torch.set_num_threads(threads)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+    study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, Path(out)),
+                              sampler=_sampler(sampler, seed), pruner=pruner)
+    _optimize(study, objective, total)
+
+
+def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, objective: Objective, total: int,
+                 workers: int, seed: int) -> None:
+    """``workers`` processes against the same storage, each with its share of the CPU threads."""
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker, args=(str(out), storage, sampler, pruning, objective, total,
+                                                       threads, seed + i)) for i in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+
+
+def finish(study, out: Path):
+    """The best trial evaluated on test once, ``out/best`` pointing to it, ``trials.csv``, the plots
+    and ``summary.md``. Returns the best :class:`~aelab.Run` (None if no trial completed)."""
+    from .runs import Run
+
+    write_trials(study, out / "trials.csv")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    best_run = None
+    if complete:
+        best = study.best_trial
+        best_run = Run(out / best.user_attrs["run"])
+        if not best_run.metrics_path.is_file():
+            best_run.evaluate()
+        link = out / "best"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path(best.user_attrs["run"]), target_is_directory=True)
+    plots = draw_plots(study, out)
+    write_summary(study, out, best_run, plots)
+    return best_run
+
+
+def study_trials(study) -> list:
+    """The study's trials, without the surplus ones discarded by a race between workers."""
+    return [t for t in study.trials if not t.user_attrs.get("surplus")]
+
+
+def write_trials(study, path: Path) -> None:
+    names = sorted({name for t in study_trials(study) for name in t.params})
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["trial", "state", "value", *names, "seconds", "run"])
+        for t in study_trials(study):
+            seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
+            writer.writerow([t.number, t.state.name.lower(), "" if t.value is None else t.value,
+                             *[t.params.get(n, "") for n in names], f"{seconds:.1f}" if seconds != "" else "",
+                             t.user_attrs.get("run", "")])
+
+
+def draw_plots(study, out: Path) -> dict[str, str]:
+    """Optuna's matplotlib plots: optimisation history, parameter importances, parallel coordinates.
+    Returns, per file, "" when drawn or why it was not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as views
+
+    notes = {}
+    for name, draw in (("history.png", views.plot_optimization_history), ("importances.png",
+                       views.plot_param_importances), ("parallel.png", views.plot_parallel_coordinate)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib views experimental
+                axes = draw(study)
+            figure = (axes[0] if hasattr(axes, "__len__") else axes).get_figure()
+            figure.savefig(out / name, dpi=90, bbox_inches="tight")
+            plt.close(figure)
+            notes[name] = ""
+        except (ValueError, RuntimeError, ZeroDivisionError) as error:
+            notes[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
+            (out / name).unlink(missing_ok=True)
+    return notes
+
+
+def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
+    attrs = study.user_attrs
+    states = {}
+    for t in study_trials(study):
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    lines = [f"# Tuning {attrs.get('model')} on {attrs.get('data')}", "",
+             f"{len(study_trials(study))} trials ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))}); objective: "
+             f"the best {attrs.get('metric')} of each trial's epochs ({study.direction.name.lower()}d); fixed "
+             f"settings: {attrs.get('settings') or 'the model defaults'}; space: {', '.join(attrs.get('space', []))}.",
+             ""]
+    if best_run is not None:
+        best = study.best_trial
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+        metrics = best_run.metrics
+        tested = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("test_rmse", "test_bce", "test_elbo", "test_accuracy",
+                                                                 "test_bits_per_char") if isinstance(metrics.get(k), float))
+        lines += [f"Best: trial {best.number} ({best.user_attrs['run']}, linked as `best`): "
+                  f"{attrs.get('metric')} {best.value:.5g} with {params}. On the test split, once: {tested}.", ""]
+    ranked = sorted((t for t in study_trials(study) if t.value is not None), key=lambda t: t.value,
+                    reverse=study.direction.name == "MAXIMIZE")[:10]
+    if ranked:
+        names = sorted({n for t in ranked for n in t.params})
+        lines += ["| trial | value | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for t in ranked:
+            cells = [f"{t.params[n]:.4g}" if isinstance(t.params.get(n), float) else str(t.params.get(n, ""))
+                     for n in names]
+            lines.append(f"| {t.number} | {t.value:.5g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("All trials: `trials.csv`.")
+    for name, why in plots.items():
+        lines.append(f"- {name}: {'![' + name + '](' + name + ')' if not why else 'not drawn (' + why + ')'}")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def summary_table(study) -> str:
+    """The trials as the CLI prints them."""
+    rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  params"]
+    for t in study_trials(study):
+        value = "" if t.value is None else f"{t.value:.5g}"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        rows.append(f"{t.number:>5}  {t.state.name.lower():<9} {value:>10}  {params}")
+    return "\n".join(rows)

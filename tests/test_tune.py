@@ -1,0 +1,111 @@
+"""`aelab tune`: Optuna studies of run folders, SQLite by default, several workers on one storage."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from conftest import run_cli
+
+import aelab
+from aelab.errors import AelabError
+from aelab.tuning import Dimension, merge_space, parse_dimension
+
+
+@pytest.fixture(scope="module")
+def study(small_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("studies") / "conv-resize"
+    assert run_cli("tune", "conv-resize", "--trials", "4", "--epochs", "1", "--data-dir", small_data,
+                   "--out", out) == 0
+    return out
+
+
+def rows(study_dir):
+    with open(study_dir / "trials.csv") as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_study_writes_its_trials_plots_and_best(study):
+    trials = rows(study)
+    assert [row["trial"] for row in trials] == ["0", "1", "2", "3"]
+    assert all(row["state"] in ("complete", "pruned") for row in trials)
+    for name in ("history.png", "importances.png", "parallel.png"):
+        assert (study / name).read_bytes()[:4] == b"\x89PNG"
+    assert "history.png" in (study / "summary.md").read_text()
+    best = study / "best"
+    assert best.is_symlink() and (best / "model.safetensors").is_file()
+    assert aelab.load(best) is not None
+    complete = [row for row in trials if row["state"] == "complete"]
+    assert best.resolve().name == min(complete, key=lambda row: float(row["value"]))["run"].split("/")[-1]
+    # only the best trial saw the test split
+    assert (best / "metrics.json").is_file()
+    others = [study / row["run"] for row in trials if (study / row["run"]).resolve() != best.resolve()]
+    assert not any((run / "metrics.json").exists() for run in others)
+
+
+def test_resume_adds_trials_to_the_same_study(study):
+    assert run_cli("tune", "--resume", "--trials", "1", "--out", study) == 0
+    assert [row["trial"] for row in rows(study)] == ["0", "1", "2", "3", "4"]
+    assert run_cli("tune", "dense", "--resume", "--trials", "1", "--out", study) == 2
+    assert run_cli("tune", "--resume", "--trials", "1", "--out", study, "--space", "lr=1e-3:1e-2") == 2
+    assert len(rows(study)) == 5
+
+
+def test_parsing_the_space():
+    assert parse_dimension("lr=1e-4:1e-2:log") == Dimension("lr", 1e-4, 1e-2, log=True)
+    assert parse_dimension("code_size=8:64") == Dimension("code_size", 8, 64, integer=True)
+    assert parse_dimension("noise=0.1:0.6").integer is False
+    assert parse_dimension("batch_size=64,128").choices == (64, 128)
+    assert parse_dimension("act=relu,elu").choices == ("relu", "elu")
+    for bad, why in (("lr", "takes name="), ("lr=1:1", "empty"), ("lr=0:1:log", "positive low"),
+                     ("lr=a:b", "numbers"), ("lr=1:2:3", "low:high")):
+        with pytest.raises(AelabError, match=why):
+            parse_dimension(bad)
+
+
+def test_the_space_is_checked_against_the_typed_configuration():
+    names = [d.name for d in merge_space("best", None)]
+    assert names == ["lr", "batch_size", "code_size"]
+    assert [d.name for d in merge_space("conv-resize-denoise", None)][-1] == "noise"
+    assert [d.name for d in merge_space("vae", None)][-1] == "kl_weight"
+    for space, why in ((["nope=1:2"], "no setting or parameter 'nope'"),
+                       (["kl_weight=0.1:1"], "does not use the setting kl_weight"),
+                       (["batch_size=0,64"], "batch_size must be at least 1"),
+                       (["act=relu,nope"], "unknown activation")):
+        with pytest.raises(AelabError, match=why):
+            merge_space("conv-resize", space)
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--space", "nope=1:2"], "no setting or parameter"),
+    (["--space", "lr=0.1:0.01"], "empty"),
+    (["--storage", "postgresql://aelab:secret@127.0.0.1:9/none"], "cannot open the study storage"),
+    (["--sampler", "grid"], "unknown sampler"),
+    (["--metric", "test_rmse"], "validation metric"),
+    (["--trials", "0"], "positive integer"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, why):
+    out = tmp_path / "study"
+    assert run_cli("tune", "conv-resize", "--epochs", "1", "--out", out, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert why in err and len(err.splitlines()) == 1 and "secret" not in err
+    assert not out.exists()
+
+
+def test_a_folder_that_holds_something_else_is_left_alone(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert run_cli("tune", "conv-resize", "--out", out) == 2
+    assert "not an aelab study (notes.txt)" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_workers_share_one_study_each_trial_once(small_data, tmp_path):
+    out = tmp_path / "shared"
+    study, best = aelab.tune("dense", out=out, trials=3, workers=2, data=small_data, epochs=1)
+    numbers = [t.number for t in study.trials if not t.user_attrs.get("surplus")]
+    assert sorted(numbers) == [0, 1, 2]
+    runs = [t.user_attrs["run"] for t in study.trials if not t.user_attrs.get("surplus")]
+    assert len(set(runs)) == 3 and all((out / run / "model.safetensors").is_file() for run in runs)
+    assert best is not None and best.metrics["test_rmse"] > 0
