@@ -109,3 +109,25 @@ def test_workers_share_one_study_each_trial_once(small_data, tmp_path):
     runs = [t.user_attrs["run"] for t in study.trials if not t.user_attrs.get("surplus")]
     assert len(set(runs)) == 3 and all((out / run / "model.safetensors").is_file() for run in runs)
     assert best is not None and best.metrics["test_rmse"] > 0
+
+
+def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path):
+    """Two `aelab tune` processes started at once against one database (here SQLite; the same
+    code path as a PostgreSQL server) complete the study's trials between them, each once."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    command = [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
+               "tune", "dense", "--storage", url, "--trials", "4", "--epochs", "1", "--data-dir", str(small_data),
+               "--out", str(tmp_path / "study")]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    trials = rows(tmp_path / "study")
+    assert [row["trial"] for row in trials] == ["0", "1", "2", "3"]
+    assert len({row["run"] for row in trials}) == 4
+    ran = [line for out, _ in outputs for line in out.splitlines() if line.startswith("aelab tune: trial")]
+    assert not ran or len(ran) == 4  # (trial lines go to stderr; none on stdout)
+    logged = [line for _, err in outputs for line in err.splitlines() if line.startswith("aelab tune: trial")]
+    assert sorted(int(line.split()[3]) for line in logged) == [0, 1, 2, 3]  # each trial ran in one process

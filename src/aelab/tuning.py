@@ -15,6 +15,7 @@ import csv
 import logging
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,17 +181,23 @@ def _storage(url: str | None, out: Path):
     """Optuna's database storage for ``url`` (default: SQLite in ``out``), with a heartbeat, so
     that a worker that dies mid-trial has its trial marked failed and the study goes on."""
     import optuna
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
     url = url or f"sqlite:///{(out / 'study.db').resolve()}"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
-    try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60,
-                                          engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite")
-                                          else {"connect_args": {"timeout": 60}})
-    except (OperationalError, ArgumentError, ValueError, ImportError, ModuleNotFoundError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise AelabError(f"cannot open the study storage {_redact(url)}: {first}"[:400]) from None
+    engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60, engine_kwargs=engine)
+        except (IntegrityError, OperationalError) as error:
+            if isinstance(error, OperationalError) and "already exists" not in str(error):
+                raise AelabError(f"cannot open the study storage {_redact(url)}: "
+                                 f"{str(error).strip().splitlines()[0]}"[:400]) from None
+            time.sleep(1 + attempt)  # workers started at once on a new database race to create its tables
+        except (ArgumentError, ValueError, ImportError, ModuleNotFoundError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise AelabError(f"cannot open the study storage {_redact(url)}: {first}"[:400]) from None
+    raise AelabError(f"cannot open the study storage {_redact(url)}: its tables could not be created")
 
 
 def _redact(url: str) -> str:
@@ -202,18 +209,20 @@ def _redact(url: str) -> str:
     return f"{scheme}://{credentials.split(':')[0]}:***@{tail}"
 
 
-def check_study_folder(out: Path, resume: bool) -> None:
-    """``out`` is new, or a study folder this command may add to (``resume``); nothing else."""
+def check_study_folder(out: Path, resume: bool, shared: bool = False) -> None:
+    """``out`` is new, or a study folder this command may add to (``resume``, or ``shared``: the
+    study lives in a storage other workers share); nothing else."""
     if out.exists() and not out.is_dir():
         raise AelabError(f"--out {out} is a file, not a study folder")
     if not out.exists() or not any(out.iterdir()):
         if resume:
             raise AelabError(f"--resume: {out} holds no study to add trials to")
         return
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES)
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in STUDY_FILES and not p.name.startswith((".best-", ".trials.csv.", ".summary.md.")))
     if foreign:
         raise AelabError(f"--out {out} holds files that are not an aelab study ({foreign[0]}); choose another folder")
-    if not resume:
+    if not (resume or shared):
         raise AelabError(f"--out {out} holds a study already; --resume adds trials to it")
 
 
@@ -241,9 +250,19 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     if not metric.startswith("val_"):
         raise AelabError(f"--metric must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
                          "the test split is used once, for the best trial")
-    check_study_folder(out, resume)
     data_value = _data_value(data)
-    study_storage = None
+    study_storage, joining = None, False
+    if storage is not None and not resume:  # a server is reached before anything is written
+        study_storage = _storage(storage, out)
+        existing = _find_study(study_storage)
+        if existing is not None:  # another worker's study in the shared storage: join it
+            if not model:
+                raise AelabError("name a model to tune (see `aelab models`)")
+            if existing.user_attrs:  # (set just after creation: a worker starting then sees none yet)
+                _stored_setup(existing, model, settings, "joining the study in --storage")
+            joining = True
+    # with a shared storage, workers started at once may find the folder another one just made
+    check_study_folder(out, resume, shared=storage is not None)
     if resume:
         if space:
             raise AelabError("--resume continues the study's own search space; it cannot take --space")
@@ -253,21 +272,23 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     elif not model:
         raise AelabError("name a model to tune (see `aelab models`)")
     dims = merge_space(model, space)
-    sampler_ = _sampler(sampler, int(settings.get("seed", 0)))
+    seed = int(settings.get("seed", 0))
+    # processes sharing a storage would otherwise propose the same points: each gets its own stream
+    sampler_ = _sampler(sampler, seed if storage is None else seed + os.getpid())
     _check_trial(model, data, out, settings, dims)
     direction = "maximize" if metric.endswith(("accuracy", "elbo")) else "minimize"
-    if study_storage is None and storage is not None:
-        study_storage = _storage(storage, out)  # a server is reached before anything is written
     out.mkdir(parents=True, exist_ok=True)
     study_storage = study_storage or _storage(storage, out)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+    # workers that start at once race to create the study: each loads it if it exists by then
     study = optuna.create_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner,
-                                direction=direction, load_if_exists=resume)
-    if not resume:
+                                direction=direction, load_if_exists=True)
+    if not (resume or joining):
         for key, value in (("model", model), ("data", _data_name(data)), ("data_value", data_value),
                            ("space", [str(d) for d in dims]), ("metric", metric), ("settings", settings)):
             study.set_user_attr(key, value)
-    total = len(study.trials) + trials  # surplus trials too: numbers count every trial the storage made
+    # --trials: the study's total; with --resume, how many to add (numbers count every trial made)
+    total = len(study.trials) + trials if resume else trials
     objective = Objective(model, data, out, dims, metric, settings)
     if workers == 1:
         _optimize(study, objective, total)
@@ -286,14 +307,23 @@ def _load_study(storage):
         raise AelabError(f"the storage holds no aelab study named {STUDY_NAME!r} to resume") from None
 
 
-def _stored_setup(study, model: str | None, settings: dict[str, Any]):
-    """A resumed study's model, data, space, metric and settings, as it was set up."""
+def _find_study(storage):
+    """The aelab study in ``storage``, or None."""
+    import optuna
+
+    names = [summary.study_name for summary in optuna.study.get_all_study_summaries(storage)]
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage) if STUDY_NAME in names else None
+
+
+def _stored_setup(study, model: str | None, settings: dict[str, Any], doing: str = "--resume"):
+    """A stored study's model, data, space, metric and settings, as it was set up; a request
+    for another model or other settings is refused."""
     attrs = study.user_attrs
-    if model and model != attrs.get("model"):
-        raise AelabError(f"--resume: the study tunes {attrs.get('model')}, not {model}")
+    if model and attrs.get("model") and model != attrs.get("model"):
+        raise AelabError(f"{doing}: the study tunes {attrs.get('model')}, not {model}")
     changed = sorted(k for k, v in settings.items() if attrs.get("settings", {}).get(k) != v)
     if changed:
-        raise AelabError(f"--resume continues the study as it was set up and cannot change {changed[0]}")
+        raise AelabError(f"{doing}: the study was set up with other settings and cannot change {changed[0]}")
     return attrs["model"], attrs.get("data_value"), attrs.get("space"), attrs.get("metric", "val_loss"), \
         dict(attrs.get("settings", {}))
 
@@ -423,10 +453,10 @@ def finish(study, out: Path):
         best_run = Run(out / best.user_attrs["run"])
         if not best_run.metrics_path.is_file():
             best_run.evaluate()
-        link = out / "best"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(Path(best.user_attrs["run"]), target_is_directory=True)
+        staged = out / f".best-{os.getpid()}"  # replaced in one step: workers finishing together
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(Path(best.user_attrs["run"]), target_is_directory=True)
+        os.replace(staged, out / "best")
     plots = draw_plots(study, out)
     write_summary(study, out, best_run, plots)
     return best_run
@@ -438,6 +468,12 @@ def study_trials(study) -> list:
 
 
 def write_trials(study, path: Path) -> None:
+    from .runs import atomic_write
+
+    atomic_write(path, lambda tmp: _write_trials(study, tmp))  # workers finishing together: whole files
+
+
+def _write_trials(study, path: Path) -> None:
     names = sorted({name for t in study_trials(study) for name in t.params})
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
@@ -506,7 +542,9 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
     lines.append("All trials: `trials.csv`.")
     for name, why in plots.items():
         lines.append(f"- {name}: {'![' + name + '](' + name + ')' if not why else 'not drawn (' + why + ')'}")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    from .runs import atomic_write
+
+    atomic_write(out / "summary.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
 def summary_table(study) -> str:
