@@ -131,3 +131,45 @@ def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path):
     assert not ran or len(ran) == 4  # (trial lines go to stderr; none on stdout)
     logged = [line for _, err in outputs for line in err.splitlines() if line.startswith("aelab tune: trial")]
     assert sorted(int(line.split()[3]) for line in logged) == [0, 1, 2, 3]  # each trial ran in one process
+
+
+def test_a_worker_killed_mid_trial_leaves_the_study_usable(small_data, tmp_path, monkeypatch):
+    """Kill a worker while its trial trains: the next worker marks that trial failed (no heartbeat)
+    and completes its own; the study reports both."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from aelab import tuning
+
+    out = tmp_path / "study"
+    command = [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
+               "tune", "conv-resize", "--trials", "1", "--epochs", "20", "--data-dir", str(small_data), "--out",
+               str(out), "--no-pruning"]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = f"sqlite:///{(out / 'study.db').resolve()}"
+    try:
+        for _ in range(120):  # until its trial is running
+            time.sleep(0.5)
+            if (out / "study.db").is_file():
+                try:
+                    trials = optuna.load_study(study_name="aelab", storage=storage).trials
+                except Exception:  # the tables may not exist yet
+                    continue
+                if trials and trials[0].state.name == "RUNNING":
+                    break
+        else:
+            pytest.fail("the worker's trial never started")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    monkeypatch.setattr(tuning, "GRACE", 1)
+    time.sleep(2)
+    study, best = aelab.tune(out=out, resume=True, trials=1)
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {0: "FAIL", 1: "COMPLETE"}
+    assert best is not None and best.path.name == "0001"
+    assert [row["state"] for row in rows(out)] == ["fail", "complete"]

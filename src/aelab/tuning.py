@@ -27,6 +27,9 @@ from .errors import AelabError
 log = logging.getLogger("aelab")
 
 STUDY_NAME = "aelab"
+# a running trial's worker writes a heartbeat every HEARTBEAT seconds; a trial without one for
+# GRACE seconds is marked failed (its worker died) when a worker next starts a trial
+HEARTBEAT, GRACE = 20, 60
 STUDY_FILES = {"study.db", "trials", "best", "trials.csv", "summary.md", "history.png", "importances.png",
                "parallel.png"}
 
@@ -188,7 +191,8 @@ def _storage(url: str | None, out: Path):
     engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60, engine_kwargs=engine)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+                                              engine_kwargs=engine)
         except (IntegrityError, OperationalError) as error:
             if isinstance(error, OperationalError) and "already exists" not in str(error):
                 raise AelabError(f"cannot open the study storage {_redact(url)}: "
