@@ -111,13 +111,14 @@ def test_workers_share_one_study_each_trial_once(small_data, tmp_path):
     assert best is not None and best.metrics["test_rmse"] > 0
 
 
-def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path):
-    """Two `aelab tune` processes started at once against one database (here SQLite; the same
-    code path as a PostgreSQL server) complete the study's trials between them, each once."""
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path, request, database):
+    """Two `aelab tune` processes started at once against one database (an SQLite file, and a real
+    PostgreSQL server started for the test) complete the study's trials between them, each once."""
     import subprocess
     import sys
 
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else f"sqlite:///{tmp_path / 'shared.db'}"
     command = [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
                "tune", "dense", "--storage", url, "--trials", "4", "--epochs", "1", "--data-dir", str(small_data),
                "--out", str(tmp_path / "study")]
