@@ -47,13 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         runs[name] = Run(out)
         if name != "cvae" and "probe_accuracy" not in runs[name].metrics:
             runs[name].probe()
-    figure = ROOT / "results" / "figures" / "fashion-mnist-cvae-classes.png"
-    images = [runs["cvae"].sample(10, seed=0, label=k) for k in range(10)]
-    grid(torch.cat(images), figure, nrow=10, title="cvae on Fashion-MNIST: a row per class, " +
-         ", ".join(f"{k} {c}" for k, c in enumerate(FASHION_CLASSES)))
+    figure = draw_classes(runs["cvae"], ROOT / "results" / "figures" / "fashion-mnist-cvae-classes.png")
     args.results.write_text(report(runs, figure))
     print(args.results.read_text())
     return 0
+
+
+def draw_classes(run: Run, figure: Path) -> Path:
+    """Ten samples of each class, a row per class, the same latent points in every row."""
+    images = [run.sample(10, seed=0, label=k) for k in range(10)]
+    return grid(torch.cat(images), figure, nrow=10, title="cvae on Fashion-MNIST, a row per class:\n" +
+                ", ".join(f"{k} {c}" for k, c in enumerate(FASHION_CLASSES)))
 
 
 def wall(runs: dict[str, Run], name: str) -> str:
