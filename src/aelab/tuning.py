@@ -283,7 +283,7 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     direction = "maximize" if metric.endswith(("accuracy", "elbo")) else "minimize"
     out.mkdir(parents=True, exist_ok=True)
     study_storage = study_storage or _storage(storage, out)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+    pruner = _pruner(pruning)
     # workers that start at once race to create the study: each loads it if it exists by then
     study = optuna.create_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner,
                                 direction=direction, load_if_exists=True)
@@ -396,6 +396,18 @@ class Surplus(Exception):
     discarded before it trains, recorded as failed with ``surplus`` set."""
 
 
+def _pruner(pruning: bool):
+    """Optuna's median pruner (after 3 trials, from the second epoch), or none."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+
+
+def params_text(params: dict[str, Any], spec: str = ".4g") -> str:
+    """A trial's parameters as ``name=value, ...``, floats to ``spec``."""
+    return ", ".join(f"{k}={v:{spec}}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def _optimize(study, objective: Objective, total: int) -> None:
     """Trials until the study (all processes sharing its storage) holds ``total``. Optuna numbers
     trials in the storage's own transactions, so each number is one trial; a trial numbered past
@@ -412,7 +424,7 @@ def _log_trial(study, trial) -> None:
     if trial.user_attrs.get("surplus"):
         return
     value = "-" if trial.value is None else f"{trial.value:.5g}"
-    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    params = params_text(trial.params, ".3g")
     log.info("trial %d %s: %s (%s)", trial.number, trial.state.name.lower(), value, params)
 
 
@@ -423,7 +435,7 @@ def _worker(out: str, storage: str | None, sampler: str, pruning: bool, objectiv
     import torch
 
     torch.set_num_threads(threads)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if pruning else optuna.pruners.NopPruner()
+    pruner = _pruner(pruning)
     study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, Path(out)),
                               sampler=_sampler(sampler, seed), pruner=pruner)
     _optimize(study, objective, total)
@@ -527,7 +539,7 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
              ""]
     if best_run is not None:
         best = study.best_trial
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+        params = params_text(best.params)
         metrics = best_run.metrics
         tested = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("test_rmse", "test_bce", "test_elbo", "test_accuracy",
                                                                  "test_bits_per_char") if isinstance(metrics.get(k), float))
@@ -556,6 +568,6 @@ def summary_table(study) -> str:
     rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  params"]
     for t in study_trials(study):
         value = "" if t.value is None else f"{t.value:.5g}"
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        params = params_text(t.params)
         rows.append(f"{t.number:>5}  {t.state.name.lower():<9} {value:>10}  {params}")
     return "\n".join(rows)
