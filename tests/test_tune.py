@@ -57,6 +57,8 @@ def test_parsing_the_space():
     assert parse_dimension("noise=0.1:0.6").integer is False
     assert parse_dimension("batch_size=64,128").choices == (64, 128)
     assert parse_dimension("act=relu,elu").choices == ("relu", "elu")
+    assert parse_dimension("channels=8x24,16x48").choices == ((8, 24), (16, 48))
+    assert str(parse_dimension("channels=8x24,16x48")) == "channels=8x24,16x48"
     for bad, why in (("lr", "takes name="), ("lr=1:1", "empty"), ("lr=0:1:log", "positive low"),
                      ("lr=a:b", "numbers"), ("lr=1:2:3", "low:high")):
         with pytest.raises(AelabError, match=why):
@@ -65,7 +67,14 @@ def test_parsing_the_space():
 
 def test_the_space_is_checked_against_the_typed_configuration():
     names = [d.name for d in merge_space("best", None)]
-    assert names == ["lr", "batch_size", "code_size"]
+    assert names == ["lr", "batch_size", "code_size", "channels"]
+    assert merge_space("best", None)[-1].choices == ((8, 24), (16, 48), (32, 96))
+    # a parameter fixed for every trial leaves the default space; searching it as well is an error
+    assert [d.name for d in merge_space("best", None, fixed={"code_size": 49})] == ["lr", "batch_size", "channels"]
+    with pytest.raises(AelabError, match="code_size is also fixed"):
+        merge_space("best", ["code_size=8:16"], fixed={"code_size": 49})
+    # one number is a one-layer width
+    assert merge_space("conv-unpool", ["channels=1,2"])[-1].choices == ((1,), (2,))
     assert [d.name for d in merge_space("conv-resize-denoise", None)][-1] == "noise"
     assert [d.name for d in merge_space("vae", None)][-1] == "kl_weight"
     for space, why in ((["nope=1:2"], "no setting or parameter 'nope'"),

@@ -15,6 +15,7 @@ import csv
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -46,20 +47,26 @@ class Dimension:
     choices: tuple | None = None
 
     def suggest(self, trial) -> Any:
-        if self.choices is not None:
-            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.choices is not None:  # Optuna's choices are scalars: a tuple (layer widths) goes as "16x48"
+            chosen = trial.suggest_categorical(self.name, [_choice_text(c) for c in self.choices])
+            return next(c for c in self.choices if _choice_text(c) == chosen)
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
     def __str__(self) -> str:
         if self.choices is not None:
-            return f"{self.name}={','.join(map(str, self.choices))}"
+            return f"{self.name}={','.join(str(_choice_text(c)) for c in self.choices)}"
         return f"{self.name}={self.low:g}:{self.high:g}{':log' if self.log else ''}"
 
 
+def _choice_text(choice: Any) -> Any:
+    return "x".join(map(str, choice)) if isinstance(choice, tuple) else choice
+
+
 def parse_dimension(text: str) -> Dimension:
-    """``name=low:high[:log]`` (a range; ints on both ends make an int range) or ``name=a,b,c``."""
+    """``name=low:high[:log]`` (a range; ints on both ends make an int range) or ``name=a,b,c``
+    (a choice ``16x48`` is the tuple of layer widths (16, 48))."""
     name, sep, spec = text.partition("=")
     name, spec = name.strip(), spec.strip()
     if not sep or not name or not spec:
@@ -95,6 +102,8 @@ def _value(text: str) -> Any:
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
+    if re.fullmatch(r"\d+(x\d+)+", lowered):
+        return tuple(int(part) for part in lowered.split("x"))
     try:
         return _number(text)
     except ValueError:
@@ -103,8 +112,8 @@ def _value(text: str) -> Any:
 
 def default_space(model: str) -> list[Dimension]:
     """A sensible search space for ``model``'s family: the learning rate (log-uniform around its
-    default), the batch size, and what the family has free: the code size, the noise of a
-    denoiser, the KL weight of a VAE, the width of an LSTM."""
+    default), the batch size, and what the family has free: the code size, the layer widths (half,
+    as registered, double), the noise of a denoiser, the KL weight of a VAE, the width of an LSTM."""
     from .registry import get_entry
 
     entry = get_entry(model)
@@ -114,6 +123,11 @@ def default_space(model: str) -> list[Dimension]:
              Dimension("batch_size", choices=(64, 128, 256))]
     if "code_size" in defaults:
         space.append(Dimension("code_size", 8, 128, log=True, integer=True))
+    for name in ("channels", "hidden"):
+        widths = defaults.get(name)
+        if isinstance(widths, tuple) and widths:
+            choices = dict.fromkeys(tuple(max(1, round(w * scale)) for w in widths) for scale in (0.5, 1, 2))
+            space.append(Dimension(name, choices=tuple(choices)))
     if settings.noise > 0:
         space.append(Dimension("noise", 0.1, 0.7))
     if entry.kind in ("vae", "cvae"):
@@ -155,15 +169,29 @@ def check_space(model: str, space: list[Dimension]) -> None:
                              f"{', '.join(params)}"[:500])
 
 
-def merge_space(model: str, overrides: list[str] | None) -> list[Dimension]:
-    """The model's default space with ``--space`` entries replacing or adding dimensions."""
-    space = {dim.name: dim for dim in default_space(model)}
+def merge_space(model: str, overrides: list[str] | None, fixed: Any = ()) -> list[Dimension]:
+    """The model's default space with ``--space`` entries replacing or adding dimensions; a default
+    dimension whose setting is ``fixed`` (given for every trial, ``--param code_size=49``) is left out."""
+    from .registry import get_entry
+
+    defaults = get_entry(model).defaults()
+    space = {dim.name: dim for dim in default_space(model) if dim.name not in fixed}
     for text in overrides or []:
-        dim = parse_dimension(text)
+        dim = _as_widths(parse_dimension(text), defaults.get(text.partition("=")[0].strip()))
+        if dim.name in fixed:
+            raise AelabError(f"--space {dim.name}: {dim.name} is also fixed for every trial; search it or fix it")
         space[dim.name] = dim
     result = list(space.values())
     check_space(model, result)
     return result
+
+
+def _as_widths(dim: Dimension, default: Any) -> Dimension:
+    """Choices for a parameter of layer widths: a single number is a one-layer tuple (``channels=1,2``)."""
+    if not isinstance(default, tuple) or dim.choices is None:
+        return dim
+    return Dimension(dim.name, choices=tuple((c,) if isinstance(c, int) and not isinstance(c, bool) else c
+                                             for c in dim.choices))
 
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
@@ -275,7 +303,7 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         model, data, space, metric, settings = _stored_setup(stored, model, settings)
     elif not model:
         raise AelabError("name a model to tune (see `aelab models`)")
-    dims = merge_space(model, space)
+    dims = merge_space(model, space, fixed=settings)
     seed = int(settings.get("seed", 0))
     # processes sharing a storage would otherwise propose the same points: each gets its own stream
     sampler_ = _sampler(sampler, seed if storage is None else seed + os.getpid())
