@@ -43,6 +43,25 @@ def test_a_study_writes_its_trials_plots_and_best(study):
     assert not any((run / "metrics.json").exists() for run in others)
 
 
+def test_the_best_setting_trains_again_from_the_api_and_the_summary_command(study, small_data, tmp_path):
+    model, settings = aelab.tuned_settings(study)
+    best = aelab.Run(study / "best")
+    assert model == "conv-resize" and settings["epochs"] == 1
+    assert settings["lr"] == best.config.train.lr and settings["batch_size"] == best.config.train.batch_size
+    assert settings["channels"] == best.config.params["channels"]  # a tuple again, as the model takes it
+    command = next(line for line in (study / "summary.md").read_text().splitlines()
+                   if line.startswith("aelab train conv-resize"))
+    words = command.split()[1:]
+    assert words[words.index("--epochs") + 1] == "30"
+    words[words.index("--epochs") + 1] = "1"
+    words[words.index("--out") + 1] = str(tmp_path / "again")
+    assert run_cli(*words) == 0
+    again = aelab.Run(tmp_path / "again")
+    assert again.config.params == best.config.params and again.config.train.lr == best.config.train.lr
+    with pytest.raises(AelabError, match="holds no study"):
+        aelab.tuned_settings(tmp_path)
+
+
 def test_resume_adds_trials_to_the_same_study(study):
     assert run_cli("tune", "--resume", "--trials", "1", "--out", study) == 0
     assert [row["trial"] for row in rows(study)] == ["0", "1", "2", "3", "4"]

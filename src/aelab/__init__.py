@@ -27,7 +27,7 @@ _EXPORTS = {
     "evaluate": "evaluation", "ensemble": "evaluation",
     "resolve_data": "data", "list_datasets": "config",
     "style_transfer": "style", "StyleSettings": "config",
-    "linear_probe": "probe", "tune": "tuning",
+    "linear_probe": "probe", "tune": "tuning", "tuned_settings": "tuning",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -38,10 +38,12 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .data import resolve_data
     from .errors import AelabError, InputError
     from .evaluation import ensemble, evaluate
+    from .probe import linear_probe
     from .registry import create_model, list_models
     from .runs import Run, load
     from .style import style_transfer
     from .training import TrainingDiverged, train
+    from .tuning import tune, tuned_settings
 
 
 def __getattr__(name: str):

@@ -48,11 +48,16 @@ class Dimension:
 
     def suggest(self, trial) -> Any:
         if self.choices is not None:  # Optuna's choices are scalars: a tuple (layer widths) goes as "16x48"
-            chosen = trial.suggest_categorical(self.name, [_choice_text(c) for c in self.choices])
-            return next(c for c in self.choices if _choice_text(c) == chosen)
+            return self.decode(trial.suggest_categorical(self.name, [_choice_text(c) for c in self.choices]))
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def decode(self, stored: Any) -> Any:
+        """The value a trial stored for this dimension, as the setting takes it."""
+        if self.choices is None:
+            return stored
+        return next((c for c in self.choices if _choice_text(c) == stored), stored)
 
     def __str__(self) -> str:
         if self.choices is not None:
@@ -330,6 +335,44 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     return study, finish(study, out)
 
 
+def tuned_settings(out: str | Path, storage: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The study's model and its best trial's settings: the data, the settings fixed for every
+    trial and the sampled ones, to train that setting again for longer::
+
+        model, settings = aelab.tuned_settings("studies/best")
+        aelab.train(model, **{**settings, "epochs": 30}, out="runs/best-tuned")
+    """
+    out = Path(out)
+    if storage is None and not (out / "study.db").is_file():
+        raise AelabError(f"{out} holds no study (no study.db; give the --storage it used)")
+    study = _load_study(_storage(storage, out))
+    model, data, space, _, settings = _stored_setup(study, None, {})
+    if not any(t.state.name == "COMPLETE" for t in study.trials):
+        raise AelabError(f"the study in {out} has no completed trial yet")
+    dims = merge_space(model, space, fixed=settings)
+    best = study.best_trial.params
+    sampled = {d.name: d.decode(best[d.name]) for d in dims if d.name in best}
+    return model, {**({"data": data} if data is not None else {}), **settings, **sampled}
+
+
+def train_command(model: str, settings: dict[str, Any]) -> str:
+    """The ``aelab train`` command line that trains ``model`` with ``settings`` (the API's keywords)."""
+    words = ["aelab", "train", model]
+    for key, value in settings.items():
+        if key == "data":
+            words += ["--data-dir" if Path(str(value)).exists() else "--data", str(value)]
+        elif key in TRAIN_FIELDS and isinstance(value, bool):
+            words.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
+        elif key in TRAIN_FIELDS:
+            text = ",".join(f"{k}={v!r}" for k, v in value.items()) if isinstance(value, dict) else repr(value) \
+                if isinstance(value, float) else str(value)
+            words += [f"--{key.replace('_', '-')}", text]
+        else:
+            text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+            words += ["--param", f"{key}={text}"]
+    return " ".join(words)
+
+
 def _load_study(storage):
     import optuna
 
@@ -573,6 +616,14 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
                                                                  "test_bits_per_char") if isinstance(metrics.get(k), float))
         lines += [f"Best: trial {best.number} ({best.user_attrs['run']}, linked as `best`): "
                   f"{attrs.get('metric')} {best.value:.5g} with {params}. On the test split, once: {tested}.", ""]
+        try:
+            model, settings = tuned_settings(out) if (out / "study.db").is_file() else (None, None)
+        except AelabError:
+            model = None
+        if model is not None:
+            settings.pop("epochs", None)
+            lines += ["Train the best setting for longer (`aelab.tuned_settings` in Python):", "", "```bash",
+                      train_command(model, {**settings, "epochs": 30}) + " --out runs/tuned", "```", ""]
     ranked = sorted((t for t in study_trials(study) if t.value is not None), key=lambda t: t.value,
                     reverse=study.direction.name == "MAXIMIZE")[:10]
     if ranked:
