@@ -86,3 +86,13 @@ def test_reproduction_counts_steps_and_judges_each_published_number(tmp_path):
     assert reproduce.verdict(conv, {"test_bce": 0.05}).startswith("met")
     best = next(e for e in reproduce.EXPERIMENTS if e.key == "best-49")  # a threshold: RMSE <= 0.0752
     assert reproduce.verdict(best, {"test_rmse": 0.0760}).startswith("missed")
+
+
+def test_tuning_report_says_what_is_not_measured_yet(tmp_path):
+    """benchmarks/tune_best.py rewrites its results from whatever exists: nothing yet, here."""
+    tune_best = load_benchmark("tune_best")
+    results = tmp_path / "tuning.md"
+    assert tune_best.main(["--table-only", "--runs", str(tmp_path / "runs"), "--study", str(tmp_path / "study"),
+                           "--results", str(results)]) == 0
+    text = results.read_text()
+    assert "| hand-chosen default | not measured yet |" in text and "| tuned | not measured yet |" in text
