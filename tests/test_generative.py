@@ -79,6 +79,40 @@ def test_each_player_step_changes_only_that_player(name):
     assert changed(g1, system.model.generator) and not changed(d1, system.model.discriminator)
 
 
+def test_gan_sn_recipe_spectral_norm_hinge_and_moving_average():
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    model = create_model("gan-sn", ema_decay=0.5)
+    layers = [m for m in model.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    assert not any(parametrize.is_parametrized(m) for m in model.generator.modules())
+    assert sum(p.numel() for p in model.generator.parameters()) == \
+        sum(p.numel() for p in create_model("gan").generator.parameters())  # the same generator size
+    system = GANSystem.from_settings(model, get_entry("gan-sn").train)  # two timescales: D at 4x G's rate
+    assert (system.lr, system.d_lr) == (1e-4, 4e-4)
+    assert system.hinge and system.label_noise == 0 and system.loss_floor == 0
+    opt_d, opt_g = system.configure_optimizers()
+    assert opt_g.param_groups[0]["betas"] == (0.0, 0.9)
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    # hinge: the discriminator's loss is 2 when every logit is 0
+    assert system._d_loss(real, real).item() == pytest.approx(2.0, abs=0.5)
+    ema = [p.detach().clone() for p in model.generator_ema.module.parameters()]
+    system.discriminator_step(real, opt_d, lambda loss: loss.backward())
+    assert all(torch.equal(a, b) for a, b in zip(ema, model.generator_ema.module.parameters()))
+    system.generator_step(8, opt_g, lambda loss: loss.backward())  # the first update copies the weights
+    for _ in range(2):
+        before = [p.detach().clone() for p in model.generator_ema.module.parameters()]
+        system.generator_step(8, opt_g, lambda loss: loss.backward())
+        for old, new, trained in zip(before, model.generator_ema.module.parameters(), model.generator.parameters()):
+            assert torch.allclose(new, 0.5 * old + 0.5 * trained, atol=1e-6)
+    # samples come from the moving average
+    z = torch.randn(3, model.latent_dim)
+    model.eval()
+    assert torch.allclose(model(z), (model.generator_ema.module(z) + 1) / 2)
+    assert not torch.allclose(model(z), (model.generator(z) + 1) / 2)
+
+
 @pytest.fixture(scope="module")
 def vae_run(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen") / "vae"

@@ -261,6 +261,10 @@ class GANSystem(SettingsCheck, L.LightningModule):
     latent points. RMSprop with rho 0.9 and gradients clipped at 1.0 by value, as Keras' was
     (torch's clip_grad_value_: exact for fp32/bf16; with fp16 loss scaling the clip acts on scaled
     gradients, which is why bf16 is the GPU default where the GPU has it).
+
+    The model carries its recipe (``objective``, ``adam_betas``, ``clip_value``): `gan-sn` trains by
+    the hinge loss without label noise or clipping, and updates its generator's moving average
+    after each generator step.
     """
 
     monitor = None  # no validation loss to select a "best" epoch by: the last one is kept
@@ -278,10 +282,13 @@ class GANSystem(SettingsCheck, L.LightningModule):
         self.automatic_optimization = False
         self.model = model
         self.lr, self.d_lr = lr, d_lr or 2 * lr
-        self.label_noise, self.optimizer_name = label_noise, optimizer
+        self.optimizer_name = optimizer
+        # the model carries its recipe: seed 3's noisy-label cross-entropy, or the hinge loss (gan-sn)
+        self.hinge = getattr(model, "objective", "bce") == "hinge"
+        self.label_noise = 0.0 if self.hinge else label_noise
         # with noisy labels the discriminator's loss cannot go below the labels' mean entropy
-        u = torch.linspace(1e-6, 1, 10001) * label_noise
-        self.loss_floor = float(-(u * u.log() + (1 - u) * (1 - u).log()).mean()) if label_noise > 0 else 0.0
+        u = torch.linspace(1e-6, 1, 10001) * self.label_noise
+        self.loss_floor = float(-(u * u.log() + (1 - u) * (1 - u).log()).mean()) if self.label_noise > 0 else 0.0
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -291,6 +298,8 @@ class GANSystem(SettingsCheck, L.LightningModule):
 
     def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         logits = self.model.discriminator(torch.cat([fake, real]).contiguous(memory_format=self.memory_format))
+        if self.hinge:  # the logit scores "generated": above +1 for fakes, below -1 for real images
+            return F.relu(1 - logits[:len(fake)].float()).mean() + F.relu(1 + logits[len(fake):].float()).mean()
         labels = torch.cat([torch.ones(len(fake), device=self.device), torch.zeros(len(real), device=self.device)])
         noise = self.label_noise * torch.rand_like(labels)
         labels = labels - noise * (2 * labels - 1)  # 1 -> 1 - noise, 0 -> 0 + noise
@@ -298,6 +307,8 @@ class GANSystem(SettingsCheck, L.LightningModule):
 
     def _g_loss(self, n: int) -> Tensor:
         logits = self.model.discriminator(self.model.generator(self._latent(n)))
+        if self.hinge:
+            return logits.float().mean()
         return F.binary_cross_entropy_with_logits(logits.float(), torch.zeros_like(logits.float()))
 
     def discriminator_step(self, real: Tensor, optimizer, backward, batch_idx: int = 0) -> Tensor:
@@ -309,17 +320,21 @@ class GANSystem(SettingsCheck, L.LightningModule):
         return loss
 
     def generator_step(self, n: int, optimizer, backward, batch_idx: int = 0) -> Tensor:
-        """One update of the generator only (the discriminator's gradients are cleared before its own step)."""
+        """One update of the generator only (the discriminator's gradients are cleared before its own
+        step), then of its moving average where the model keeps one (gan-sn)."""
         loss = self._g_loss(n)
         check_finite(loss, self.current_epoch, batch_idx)
         self._update(loss, optimizer, backward, self.model.generator)
+        if hasattr(self.model, "update_ema"):
+            self.model.update_ema()
         return loss
 
-    @staticmethod
-    def _update(loss: Tensor, optimizer, backward, player: nn.Module) -> None:
+    def _update(self, loss: Tensor, optimizer, backward, player: nn.Module) -> None:
         optimizer.zero_grad()
         backward(loss)
-        torch.nn.utils.clip_grad_value_(player.parameters(), 1.0)  # Keras' clipvalue=1.0
+        clip = getattr(self.model, "clip_value", 1.0)
+        if clip is not None:
+            torch.nn.utils.clip_grad_value_(player.parameters(), clip)  # seed 3: Keras' clipvalue=1.0
         optimizer.step()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -348,8 +363,8 @@ class GANSystem(SettingsCheck, L.LightningModule):
         def make(params, lr):
             if self.optimizer_name == "rmsprop":  # the seed's Keras RMSprop: rho 0.9, eps 1e-7
                 return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
-            if self.optimizer_name == "adam":  # the DCGAN paper's beta1 = 0.5
-                return make_optimizer("adam", params, lr, betas=(0.5, 0.999))
+            if self.optimizer_name == "adam":  # the model's betas: the DCGAN paper's beta1 = 0.5, gan-sn's 0 / 0.9
+                return make_optimizer("adam", params, lr, betas=getattr(self.model, "adam_betas", (0.5, 0.999)))
             return make_optimizer(self.optimizer_name, params, lr)
 
         return [make(self.model.discriminator.parameters(), self.d_lr), make(self.model.generator.parameters(), self.lr)]
