@@ -123,7 +123,7 @@ def vae_run(small_data, tmp_path_factory):
 def test_vae_run_metrics_and_figures(vae_run):
     metrics = json.loads((vae_run / "metrics.json").read_text())
     for key in ("test_elbo", "test_recon_nats", "test_kl_nats", "test_iwae_k100", "fd_classifier",
-                "fd_classifier_floor", "test_rmse", "pca_rmse"):
+                "fd_classifier_floor", "test_rmse", "pca_rmse", "bounds_seconds", "fd_seconds"):
         assert metrics[key] is not None, key
     assert metrics["fid_inception"] is None and "skipped" in metrics["fid_note"]
     for png in ("samples.png", "manifold.png", "reconstructions.png", "curves.png"):
@@ -136,6 +136,7 @@ def test_gan_trains_end_to_end(small_data, tmp_path):
                    "--out", out, "--no-progress") == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["fd_classifier"] > 0 and "test_rmse" not in metrics
+    assert metrics["fd_seconds"] > 0 and metrics["fd_classifier_train_seconds"] >= 0  # the one-off cost apart
     assert (out / "samples.png").is_file()
     assert (out / "samples" / "epoch-001.png").is_file()  # the per-epoch sample grid callback
     assert run_cli("sample", out, "-n", "16", "--out", tmp_path / "s.png") == 0
@@ -176,3 +177,18 @@ def test_collapse_warning_names_the_seed_remedy(caplog):
             system.on_train_epoch_end()
         assert bool(caplog.records) == warned
     assert "--d-lr" in caplog.text and "dropout" in caplog.text
+
+
+def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(small_data, tmp_path, monkeypatch,
+                                                                          caplog):
+    from aelab.data import resolve_data
+    from aelab.frechet import classifier_for
+
+    monkeypatch.setenv("AELAB_DATA_HOME", str(tmp_path))
+    data = resolve_data(small_data)
+    with caplog.at_level("INFO", logger="aelab"):
+        _, first = classifier_for(data, epochs=1)
+    assert first["trained_now"] and first["train_seconds"] > 0
+    assert "training the feature classifier" in caplog.text and "once" in caplog.text
+    _, again = classifier_for(data, epochs=1)
+    assert not again["trained_now"] and again["test_accuracy"] == first["test_accuracy"]

@@ -241,6 +241,13 @@ def report(run_dir: Path, metrics: dict[str, Any]) -> None:
               f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)")
     if metrics.get("fd_classifier") is not None:
         print(f"  fd_classifier {m['fd_classifier']:.2f} (floor, train vs test: {m['fd_classifier_floor']:.2f})")
+        spent = [f"{name} {metrics[key]:.1f} s" for key, name in (("bounds_seconds", "ELBO/IWAE bounds"),
+                                                                  ("fd_seconds", "10,000 samples and their distance"))
+                 if metrics.get(key) is not None]
+        print(f"  evaluation time: {', '.join(spent)}")
+        if metrics.get("fd_classifier_train_seconds"):
+            print(f"  (plus {metrics['fd_classifier_train_seconds']:.1f} s, once per dataset: training the feature "
+                  "classifier behind fd_classifier; later runs reuse it)")
     for note in ("fd_note", "fid_note", "stopped"):
         if metrics.get(note):
             print(f"  {'stopped early: ' if note == 'stopped' else ''}{metrics[note]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,18 @@ def evaluate(run_dir: str | Path, data: ImageData | None = None, write_figures: 
     if kind in ("autoencoder", "vae", "cvae", "classifier"):
         metrics.update(reconstruction_metrics(run, config, model, data, write_figures))
     if kind in ("vae", "cvae"):
+        started = time.perf_counter()
         metrics.update(vae_bounds(model, data.test[:bound_images], samples=bound_samples,
                                   labels=None if labels is None else labels[:bound_images]))
+        metrics["bounds_seconds"] = round(time.perf_counter() - started, 2)
     if kind == "classifier":
         metrics.update(classifier_metrics(model, data))
     if hasattr(model, "sample"):
+        started = time.perf_counter()
         generated = torch.cat([model.sample(1000, torch.Generator().manual_seed(i)) for i in range(10)])
+        sampled = time.perf_counter() - started
         metrics.update(sample_quality(generated, data))
+        metrics["fd_seconds"] = round(metrics.get("fd_seconds", 0.0) + sampled, 2)  # drawing the samples too
         if write_figures and model_takes_labels(model):  # a row of samples per class
             grid = latent.class_samples(model, per_class=10)
             figures.grid(grid, run.path / "samples.png", nrow=10, title=f"{config.model}: samples, a row per class")
