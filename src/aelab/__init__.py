@@ -28,6 +28,7 @@ _EXPORTS = {
     "resolve_data": "data", "list_datasets": "config",
     "style_transfer": "style", "StyleSettings": "config",
     "linear_probe": "probe", "tune": "tuning", "tuned_settings": "tuning",
+    "export": "exporting",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .data import resolve_data
     from .errors import AelabError, InputError
     from .evaluation import ensemble, evaluate
+    from .exporting import export
     from .probe import linear_probe
     from .registry import create_model, list_models
     from .runs import Run, load

@@ -497,6 +497,29 @@ def _probe_arguments(p: argparse.ArgumentParser) -> None:
 cmd_probe.arguments = _probe_arguments
 
 
+@command("export", "write a run's encoder, decoder, whole autoencoder or generator as an ONNX file")
+def cmd_export(args: argparse.Namespace) -> None:
+    from .exporting import export
+
+    out = export(args.run_dir, args.out, part=args.part, format=args.format, overwrite=args.overwrite)
+    print(f"wrote {out} ({args.part}, {args.format}; batch size free, {out.stat().st_size / 1e6:.2f} MB)")
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    from .exporting import FORMATS, PARTS
+
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="the file to write (.onnx)")
+    p.add_argument("--part", default="encoder", choices=PARTS,
+                   help="encoder (images -> codes), decoder (codes -> images), both (images -> reconstructions), "
+                        "or a GAN's generator (latent points -> images)")
+    p.add_argument("--format", default="onnx", choices=FORMATS)
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+cmd_export.arguments = _export_arguments
+
+
 @command("activations", "draw one layer's feature maps saved by --log-activations")
 def cmd_activations(args: argparse.Namespace) -> None:
     from .runs import Run

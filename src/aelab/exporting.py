@@ -1,0 +1,119 @@
+"""`aelab export`: a trained run's network as an ONNX file, for runtimes without PyTorch or aelab.
+
+The file holds one part of the model (the encoder, the decoder, the whole autoencoder, or a
+GAN's generator), exported by ``torch.onnx`` with a dynamic batch axis; the channels and size of
+its input are the run's. Inputs are float32 images in [0, 1] shaped (N, C, H, W) (codes, for a
+decoder; latent points, for a generator), plus int64 class labels shaped (N,) for conditional
+models (cvae). The checks aelab's own methods make on their inputs (shapes, the value range) are
+the caller's job in another runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import AelabError
+
+PARTS = ("encoder", "decoder", "both", "generator")
+FORMATS = ("onnx",)
+OPSET = 18
+
+
+class ExportedPart(nn.Module):
+    """One part of a model, through its unchecked inner methods (what an exporter can trace)."""
+
+    def __init__(self, model: nn.Module, part: str) -> None:
+        super().__init__()
+        self.model, self.part = model, part
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        extra = () if labels is None else (labels,)
+        if self.part == "encoder":
+            return self.model._encode(x, *extra)
+        if self.part == "decoder":
+            return self.model.to_image(self.model._decode_logits(x, *extra))
+        if self.part == "both":
+            return self.model._forward(x, *extra).recon
+        return self.model.generate(x)  # a GAN's generator: latent points -> images in [0, 1]
+
+
+def export(run: Any, out: str | Path, part: str = "encoder", format: str = "onnx", overwrite: bool = False) -> Path:
+    """Write ``run``'s ``part`` (encoder, decoder, both, or a GAN's generator) to ``out`` as ONNX;
+    returns the file. Everything is checked before the file is written; a failure leaves no file
+    (and an existing ``out`` as it was); an existing ``out`` is replaced only with ``overwrite``."""
+    from .runs import Run
+
+    run = run if isinstance(run, Run) else Run(run)
+    out = Path(out)
+    if format not in FORMATS:
+        raise AelabError(f"unknown export format {format!r}; choose {', '.join(FORMATS)}")
+    if part not in PARTS:
+        raise AelabError(f"unknown part {part!r}; choose {', '.join(PARTS)}")
+    if out.suffix.lower() != ".onnx":
+        raise AelabError(f"--out must name a .onnx file, got {out}")
+    if out.is_dir():
+        raise AelabError(f"--out {out} is a folder; name the .onnx file to write")
+    if out.exists() and not overwrite:
+        raise AelabError(f"{out} exists; choose another name or pass --overwrite to replace it")
+    model = run.model.eval()
+    example, names = _example(run, model, part)
+    module = ExportedPart(model, part).eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        # torch.onnx's TorchScript-based exporter: these networks are plain static graphs, which it
+        # exports in seconds, where the torch.export-based one (dynamo=True) takes 10-40 s each
+        with warnings.catch_warnings(), _quiet_exporter():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, str(staged), input_names=names, output_names=["output"],
+                              dynamic_axes={name: {0: "batch"} for name in [*names, "output"]},
+                              opset_version=OPSET, dynamo=False)
+        os.replace(staged, out)
+    except Exception as error:  # noqa: BLE001 - the exporter raises many kinds; the user gets one line
+        raise AelabError(f"could not export {run.config.model}'s {part}: {type(error).__name__}: "
+                         f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:400]) from None
+    finally:
+        staged.unlink(missing_ok=True)
+        for extra in staged.parent.glob(f"{staged.name}*"):  # an exporter's side files, if any
+            extra.unlink(missing_ok=True)
+    return out
+
+
+def _example(run, model: nn.Module, part: str) -> tuple[tuple[Tensor, ...], list[str]]:
+    """An example input for ``part`` (batch of 2) and the input names; refuses what the model lacks."""
+    if part == "generator":
+        if not hasattr(model, "generator"):
+            raise AelabError(f"{run.config.model} has no generator; export --part encoder, decoder or both")
+        return (torch.randn(2, model.latent_dim),), ["latent"]
+    if not hasattr(model, "_encode"):
+        what = "a GAN: export --part generator" if hasattr(model, "generator") else "not an image autoencoder"
+        raise AelabError(f"{run.config.model} is {what}")
+    if part == "decoder" and not model.decodes_from_code_alone:
+        raise AelabError(f"{run.config.model}'s decoder needs more than the code (the encoder's pooling "
+                         "switches); export --part both or encoder")
+    x = torch.rand(2, *model.input_shape) if part != "decoder" else torch.randn(2, *model.code_shape())
+    names = ["images" if part != "decoder" else "codes"]
+    if model.conditional:
+        return (x, torch.zeros(2, dtype=torch.long)), names + ["labels"]
+    return (x,), names
+
+
+class _quiet_exporter:
+    """torch.onnx's exporter logs its progress at INFO/WARNING; a command prints one line instead."""
+
+    def __enter__(self):
+        self.loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
