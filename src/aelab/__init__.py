@@ -28,12 +28,13 @@ _EXPORTS = {
     "resolve_data": "data", "list_datasets": "config",
     "style_transfer": "style", "StyleSettings": "config",
     "linear_probe": "probe", "tune": "tuning", "tuned_settings": "tuning",
-    "export": "exporting",
+    "export": "exporting", "AnomalyDetector": "anomaly",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
+    from .anomaly import AnomalyDetector
     from .config import RunConfig, StyleSettings, TrainSettings
     from .config import list_datasets
     from .data import resolve_data

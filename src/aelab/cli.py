@@ -497,6 +497,37 @@ def _probe_arguments(p: argparse.ArgumentParser) -> None:
 cmd_probe.arguments = _probe_arguments
 
 
+@command("score", "anomaly scores of image files: each one's reconstruction error, against a threshold")
+def cmd_score(args: argparse.Namespace) -> None:
+    from .anomaly import score_files
+
+    result = score_files(args.run_dir, args.images, threshold=args.threshold, contamination=args.contamination,
+                         maps=args.maps, worst=args.worst, csv_out=args.out)
+    width = max(len(row[0]) for row in result["rows"])
+    print(f"{'image':<{width}}  {'score':>10}  outlier")
+    for path, score, flag in result["rows"]:
+        print(f"{path:<{width}}  {score:>10.5f}  {'yes' if flag else 'no'}")
+    flagged = sum(flag for _, _, flag in result["rows"])
+    print(f"{flagged} of {len(result['rows'])} above the threshold {result['threshold']:.5g} "
+          f"({result['threshold_source']})")
+    print(f"error maps of the highest scores: {result['figure']}" + (f"; table: {result['csv']}" if result["csv"] else ""))
+
+
+def _score_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", help="write the scores to this .csv file (file,score,outlier)")
+    p.add_argument("--threshold", type=float,
+                   help="flag scores above this (default: from the run's validation images, see --contamination)")
+    p.add_argument("--contamination", type=float, default=0.1,
+                   help="the share of outliers the default threshold expects among normal images (PyOD's)")
+    p.add_argument("--maps", help="folder for the error-map figure of the highest scores (default RUN_DIR/anomaly)")
+    p.add_argument("--worst", type=int, default=8, help="how many of the highest scores to draw")
+
+
+cmd_score.arguments = _score_arguments
+
+
 @command("export", "write a run's encoder, decoder, whole autoencoder or generator as an ONNX file")
 def cmd_export(args: argparse.Namespace) -> None:
     from .exporting import export

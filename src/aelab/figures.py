@@ -44,6 +44,27 @@ def image_rows(rows: list[Tensor], labels: list[str], path: Path, title: str | N
     return _save(fig, path)
 
 
+def error_maps(images: Tensor, recons: Tensor, errors: Tensor, names: list[str], path: Path,
+               title: str | None = None) -> Path:
+    """Anomaly evidence, a column per image: the input, its reconstruction, and the squared error
+    per pixel as a heat map (one colour scale for all, so columns compare)."""
+    n = len(images)
+    fig, axes = plt.subplots(3, n, figsize=(1.7 * n + 0.6, 5.4), squeeze=False)
+    top = float(errors.max()) or 1.0
+    for c in range(n):
+        _show(axes[0, c], images[c])
+        axes[0, c].set_title(names[c][:14], fontsize=8)
+        _show(axes[1, c], recons[c])
+        _show(axes[2, c], errors[c], cmap="inferno", vmin=0.0, vmax=top)
+        axes[2, c].set_xlabel(f"{float(errors[c].mean()):.4f}", fontsize=8)
+    for r, label in enumerate(("input", "reconstruction", "squared error")):
+        axes[r, 0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.94))
+    return _save(fig, path)
+
+
 def reconstructions(originals: Tensor, recons: Tensor, path: Path, title: str | None = None) -> Path:
     return image_rows([originals[:10], recons[:10]], ["original", "reconstruction"], path, title)
 

@@ -1,0 +1,201 @@
+"""Anomaly scores from an autoencoder's reconstruction error, with PyOD's detector API.
+
+An autoencoder trained on normal images reconstructs them well and reconstructs what it has not
+seen badly; the mean squared error of an image's reconstruction is its anomaly score (higher:
+more anomalous), and the per-pixel error shows where. :class:`AnomalyDetector` follows PyOD's
+conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``, ``predict(X)``
+(1 = outlier), ``predict_proba(X)``, and after fitting ``decision_scores_``, ``threshold_`` and
+``labels_``, the threshold being the ``1 - contamination`` quantile of the fitted scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AelabError
+
+
+class AnomalyDetector:
+    """An autoencoder as an outlier detector, PyOD-style.
+
+    ``AnomalyDetector(model="best", contamination=0.1, **settings).fit(X)`` trains ``model`` on
+    the normal images ``X`` ((N, H, W) or (N, C, H, W), uint8 or floats in [0, 1]) with any
+    training ``settings`` (``epochs=20``); ``out`` keeps the run folder (default: a temporary
+    one). ``AnomalyDetector.from_run(RUN)`` uses a trained run instead, its threshold set on the
+    run's validation images (held out from training, so their errors are honest).
+    """
+
+    def __init__(self, model: str = "best", contamination: float = 0.1, out: str | Path | None = None,
+                 **settings: Any) -> None:
+        check_contamination(contamination)
+        self.model, self.contamination, self.out, self.settings = model, contamination, out, settings
+        self.run = None
+        self.decision_scores_: np.ndarray | None = None
+        self.threshold_: float | None = None
+        self.labels_: np.ndarray | None = None
+
+    # ----------------------------------------------------------------------- fitting
+
+    def fit(self, X: Any, y: Any = None) -> "AnomalyDetector":
+        """Train the autoencoder on ``X`` (normal images; ``y`` is ignored, as in PyOD) and set the
+        threshold from the training scores."""
+        from .training import train
+
+        del y
+        images = _images(X)
+        # every image trains (less the validation hold-out); no test split to evaluate
+        self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=False, evaluate_test=False,
+                         **self.settings)
+        _check_model(self.run)
+        self._set_threshold(self.decision_function(images))
+        return self
+
+    @classmethod
+    def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None) -> "AnomalyDetector":
+        """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
+        scores of the run's validation images (its dataset, or ``data`` for a run trained on arrays)."""
+        from .data import split_validation
+        from .runs import Run
+
+        run = run if isinstance(run, Run) else Run(run)
+        config = run.config
+        detector = cls(config.model, contamination)
+        detector.run = run
+        _check_model(run)
+        loaded = run.data(data)
+        _, val = split_validation(loaded.train, config.train.val_fraction, seed=config.train.seed)
+        detector._set_threshold(detector.decision_function(val))
+        return detector
+
+    def _set_threshold(self, scores: np.ndarray) -> None:
+        self.decision_scores_ = scores
+        self.threshold_ = float(np.quantile(scores, 1 - self.contamination))
+        self.labels_ = (scores > self.threshold_).astype(int)
+
+    # ----------------------------------------------------------------------- scoring
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Anomaly scores (N,): each image's mean squared reconstruction error (higher: more anomalous)."""
+        return self.error_maps(X).reshape(len(X), -1).mean(axis=1)
+
+    def error_maps(self, X: Any) -> np.ndarray:
+        """Per-pixel squared reconstruction errors (N, H, W), averaged over the channels."""
+        run = self._fitted()
+        images = run.model.check_images(_images(X))
+        recon = run.reconstruct(images)
+        return ((recon - images) ** 2).mean(dim=1).numpy()
+
+    def reconstruct(self, X: Any) -> torch.Tensor:
+        """The reconstructions (N, C, H, W) the scores compare against."""
+        return self._fitted().reconstruct(_images(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 for an outlier (score above ``threshold_``), 0 for an inlier."""
+        self._fitted()
+        return (self.decision_function(X) > self.threshold_).astype(int)
+
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
+        """(N, 2) probabilities of inlier and outlier: the scores scaled linearly by the fitted
+        scores' range and clipped to [0, 1] (PyOD's ``method="linear"``)."""
+        if method != "linear":
+            raise AelabError(f"unknown method {method!r}; aelab's detector has 'linear'")
+        self._fitted()
+        low, high = float(self.decision_scores_.min()), float(self.decision_scores_.max())
+        outlier = np.clip((self.decision_function(X) - low) / max(high - low, 1e-12), 0, 1)
+        return np.stack([1 - outlier, outlier], axis=1)
+
+    def _fitted(self):
+        if self.run is None:
+            raise AelabError("the detector is not fitted yet: call fit(X) or use AnomalyDetector.from_run(RUN)")
+        return self.run
+
+
+def check_contamination(contamination: Any) -> None:
+    if not isinstance(contamination, (int, float)) or isinstance(contamination, bool) or not 0 < contamination <= 0.5:
+        raise AelabError(f"contamination must be a number in (0, 0.5], as in PyOD, got {contamination!r}")
+
+
+def _images(X: Any) -> torch.Tensor:
+    if isinstance(X, np.ndarray):
+        X = torch.from_numpy(X)
+    if not isinstance(X, torch.Tensor):
+        raise AelabError(f"images come as a tensor or numpy array, got {type(X).__name__}")
+    if len(X) == 0:
+        raise AelabError("no images to score")
+    return X
+
+
+def _check_model(run) -> None:
+    model = run.model
+    if not hasattr(model, "encode"):
+        raise AelabError(f"anomaly scores need an autoencoder; {run.config.model} is not one")
+    if getattr(model, "conditional", False):
+        raise AelabError(f"{run.config.model} needs each image's label; anomaly scores take an autoencoder "
+                         "without labels")
+
+
+def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
+                contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
+                csv_out: str | Path | None = None) -> dict[str, Any]:
+    """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
+    or from the run's validation images at ``contamination``), and the error maps of the ``worst``
+    images drawn to ``maps/worst.png`` (default folder: ``RUN/anomaly``). Every input is checked
+    before anything is written; ``csv_out`` gets one row per image."""
+    from . import figures
+    from .data import read_images
+    from .runs import Run, atomic_write
+
+    run = Run(run_dir)
+    check_contamination(contamination)
+    if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 0):
+        raise AelabError(f"--threshold must be a finite number >= 0, got {threshold!r}")
+    if worst < 1:
+        raise AelabError(f"--worst must be at least 1, got {worst}")
+    csv_path = Path(csv_out) if csv_out is not None else None
+    if csv_path is not None:
+        _check_csv(csv_path)
+    _check_model(run)
+    shape = run.model.input_shape
+    x = read_images(list(images), shape[0], shape[1])  # every file checked before anything is written
+    if threshold is None:
+        detector = AnomalyDetector.from_run(run, contamination)
+        source = f"the {len(detector.decision_scores_)} validation images' {1 - contamination:.0%} quantile"
+    else:
+        detector = AnomalyDetector(run.config.model, contamination)
+        detector.run = run
+        detector.threshold_ = float(threshold)
+        source = "given"
+    errors = detector.error_maps(x)
+    scores = errors.reshape(len(x), -1).mean(axis=1)
+    outlier = scores > detector.threshold_
+    rows = [(str(path), float(score), bool(flag)) for path, score, flag in zip(images, scores, outlier)]
+    if csv_path is not None:
+        atomic_write(csv_path, lambda tmp: tmp.write_text(
+            CSV_HEADER + "".join(f"{p},{s:.6g},{int(f)}\n" for p, s, f in rows)))
+    order = np.argsort(-scores)[:worst]
+    folder = Path(maps) if maps is not None else run.path / "anomaly"
+    recon = detector.reconstruct(x[order])
+    figure = figures.error_maps(x[order], recon, torch.from_numpy(errors[order]), [Path(images[i]).name for i in order],
+                                folder / "worst.png", title=f"{run.config.model}: the {len(order)} highest scores "
+                                                             f"(threshold {detector.threshold_:.4g})")
+    return {"rows": rows, "threshold": detector.threshold_, "threshold_source": source, "figure": figure,
+            "csv": csv_path}
+
+
+CSV_HEADER = "file,score,outlier\n"
+
+
+def _check_csv(path: Path) -> None:
+    """--out is a .csv this command may write: new, or one it wrote before (its header)."""
+    if path.suffix.lower() != ".csv":
+        raise AelabError(f"--out must name a .csv file, got {path}")
+    if path.is_dir():
+        raise AelabError(f"--out {path} is a folder; name the .csv file to write")
+    if path.exists():
+        with open(path, errors="replace") as file:
+            if file.readline() != CSV_HEADER:
+                raise AelabError(f"{path} exists and is not an aelab score table; choose another name")
