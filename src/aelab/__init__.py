@@ -28,7 +28,7 @@ _EXPORTS = {
     "resolve_data": "data", "list_datasets": "config",
     "style_transfer": "style", "StyleSettings": "config",
     "linear_probe": "probe", "tune": "tuning", "tuned_settings": "tuning",
-    "export": "exporting", "AnomalyDetector": "anomaly",
+    "export": "exporting", "AnomalyDetector": "anomaly", "serve": "webapp", "build_app": "webapp",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

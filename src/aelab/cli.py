@@ -528,6 +528,24 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
 cmd_score.arguments = _score_arguments
 
 
+@command("serve", "a web page to explore trained runs: draw, reconstruct, denoise, score, walk the latent space")
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .webapp import check_port, serve
+
+    check_port(args.host, args.port)
+    print(f"serving {len(args.runs)} run(s) on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
+    serve(args.runs, host=args.host, port=args.port)
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every network)")
+
+
+cmd_serve.arguments = _serve_arguments
+
+
 @command("export", "write a run's encoder, decoder, whole autoencoder or generator as an ONNX file")
 def cmd_export(args: argparse.Namespace) -> None:
     from .exporting import export

@@ -1,0 +1,362 @@
+"""`aelab serve`: a web page, built with Gradio, to explore trained runs in a browser.
+
+Per run, the tabs its model supports: draw or upload an image and see its reconstruction, a
+denoised copy at a chosen noise level and its anomaly score; the test codes as a scatter
+(2-D codes as they are, larger ones through PCA) where a click decodes that point; a path
+between two images; samples of a generative model; text from a character model. An overview
+tab shows the runs' metrics side by side. A run that fails to load shows its error on the page.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import AelabError
+
+log = logging.getLogger("aelab")
+SHOWN = 196  # images are drawn at this many pixels a side (nearest neighbour: the pixels stay visible)
+METRICS = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier", "test_accuracy", "test_bits_per_char")
+
+
+def check_port(host: str, port: int) -> None:
+    """A one-line error when ``port`` cannot be listened on (in use, or not a port)."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise AelabError(f"--port must be a number from 1 to 65535, got {port!r}")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise AelabError(f"cannot serve on {host}:{port}: {error.strerror or error} (choose another --port)") \
+                from None
+
+
+# ------------------------------------------------------------------------------ images in and out
+
+
+def shown(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [0, 1] as a uint8 picture SHOWN pixels wide (nearest neighbour)."""
+    array = (image.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    picture = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
+    scale = max(1, SHOWN // max(picture.size))
+    return np.asarray(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
+
+
+def from_sketch(value: Any, channels: int, size: int) -> torch.Tensor | None:
+    """A drawing (Gradio's sketchpad value) as the model's input, prepared as MNIST's digits were:
+    strokes light on dark, cropped to their box, scaled to fit 20/28 of the side, centred."""
+    array = value.get("composite") if isinstance(value, dict) else value
+    if array is None:
+        return None
+    array = np.asarray(array, dtype=np.float32) / 255.0
+    if array.ndim == 2:
+        ink = 1 - array
+    else:
+        ink = 1 - array[..., :3].mean(axis=-1)
+        if array.shape[-1] == 4:  # a transparent canvas: the strokes are what is opaque
+            ink = ink * array[..., 3]
+    if ink.max() < 0.05:
+        return None  # nothing drawn yet
+    rows, cols = np.nonzero(ink > 0.05)
+    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    side = round(size * 20 / 28)
+    scale = side / max(crop.shape)
+    small = Image.fromarray((crop * 255).astype(np.uint8)).resize(
+        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), Image.Resampling.LANCZOS)
+    canvas = Image.new("L", (size, size), 0)
+    canvas.paste(small, ((size - small.width) // 2, (size - small.height) // 2))
+    x = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0)[None]
+    return x.expand(channels, -1, -1).clone()
+
+
+def from_upload(array: Any, channels: int, size: int) -> torch.Tensor | None:
+    """An uploaded picture as the model's input (converted and resized as `aelab reconstruct` does)."""
+    from .data import image_to_tensor
+
+    if array is None:
+        return None
+    return image_to_tensor(Image.fromarray(np.asarray(array).astype(np.uint8)), channels, size)
+
+
+# ------------------------------------------------------------------------------ one run
+
+
+@dataclass
+class Explorer:
+    """What the page does with one run: each method takes and returns what Gradio passes."""
+
+    run: Any
+    name: str
+    _detector: Any = None
+    _latent: dict = field(default_factory=dict)
+
+    @property
+    def model(self):
+        return self.run.model
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(getattr(self.model, "input_shape", (1, 28, 28)))  # a text model has none
+
+    def is_autoencoder(self) -> bool:
+        return hasattr(self.model, "encode")
+
+    def label_argument(self, label: Any) -> dict:
+        if not getattr(self.model, "conditional", False):
+            return {}
+        return {"labels": int(label or 0)}
+
+    def analyse(self, x: torch.Tensor | None, noise: float, label: Any = None) -> tuple[Any, Any, Any, str]:
+        """Input, reconstruction, denoised noisy copy and the anomaly score's sentence."""
+        from .data import add_noise
+
+        if x is None:
+            return None, None, None, "Draw a digit or upload an image."
+        x = x[None]
+        extra = self.label_argument(label)
+        recon = self.run.reconstruct(x, **extra)[0]
+        noisy = add_noise(x, float(noise), torch.Generator().manual_seed(0)) if noise else x
+        denoised = self.run.reconstruct(noisy, **extra)[0]
+        return shown(noisy[0]), shown(recon), shown(denoised), self.score_text(x, recon)
+
+    def score_text(self, x: torch.Tensor, recon: torch.Tensor) -> str:
+        score = float(((recon - x[0]) ** 2).mean())
+        if getattr(self.model, "conditional", False):
+            return f"Anomaly score (mean squared reconstruction error): {score:.5f}"
+        try:
+            if self._detector is None:
+                from .anomaly import AnomalyDetector
+
+                self._detector = AnomalyDetector.from_run(self.run)
+        except AelabError as error:
+            return f"Anomaly score: {score:.5f} (no threshold: {error})"
+        threshold = self._detector.threshold_
+        verdict = "**unusual**" if score > threshold else "normal"
+        return (f"Anomaly score: {score:.5f}, {verdict} (threshold {threshold:.5f}, the 90% quantile of the "
+                f"validation images' scores)")
+
+    # the latent scatter: drawn once, a click maps back to a code through the figure's axes
+    def latent_picture(self) -> np.ndarray:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .metrics import pca_fit, reconstruct
+
+        data = self.run.data()
+        images = data.test[:2000]
+        labels = data.test_labels[:2000] if data.test_labels is not None else None
+        given = {"labels": labels} if getattr(self.model, "conditional", False) and labels is not None else {}
+        _, codes = reconstruct(self.model, images, labels=given.get("labels"))
+        flat = codes.flatten(1).double()
+        if flat.shape[1] == 2:
+            mean, basis, points = torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), flat
+            axes_names = ("z[0]", "z[1]")
+        else:
+            mean, basis = pca_fit(flat, 2)
+            basis = basis.flip(0)
+            points = (flat - mean) @ basis.T
+            axes_names = ("principal component 1", "principal component 2")
+        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+        xy = points.numpy()
+        ax.scatter(xy[:, 0], xy[:, 1], c=None if labels is None else labels.numpy(), cmap="tab10", s=4)
+        ax.set_xlabel(axes_names[0])
+        ax.set_ylabel(axes_names[1])
+        ax.set_title("click a point to decode it")
+        fig.tight_layout()
+        fig.canvas.draw()
+        height = fig.canvas.get_width_height()[1]
+        to_data = ax.transData.inverted()
+        self._latent = {"mean": mean, "basis": basis, "code_shape": tuple(codes.shape[1:]),
+                        "to_data": lambda px, py: to_data.transform((px, height - py)),
+                        "label": int(labels[0]) if given else None}
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        plt.close(fig)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+
+    def decode_point(self, px: float, py: float, label: Any = None) -> tuple[np.ndarray, str]:
+        """The decoding of the scatter's point under pixel (px, py) of its picture."""
+        if not self._latent:
+            self.latent_picture()
+        x, y = self._latent["to_data"](px, py)
+        flat = self._latent["mean"] + torch.tensor([x, y], dtype=torch.float64) @ self._latent["basis"]
+        z = flat.float().reshape(1, *self._latent["code_shape"])
+        image = self.run.decode(z, **self.label_argument(label))[0]
+        return shown(image), f"decoded the point ({x:.3g}, {y:.3g})"
+
+    def path(self, a: Any, b: Any, steps: int, label: Any = None) -> np.ndarray | None:
+        if a is None or b is None:
+            return None
+        c, size, _ = self.shape
+        ends = [from_upload(end, c, size)[None] for end in (a, b)]
+        extra = {} if not getattr(self.model, "conditional", False) else {"label": int(label or 0)}
+        strip = self.run.interpolate(ends[0], ends[1], steps=int(steps), **extra)
+        return np.concatenate([shown(image) for image in strip], axis=1)
+
+    def samples(self, n: int, seed: int, label: Any = None) -> np.ndarray:
+        from torchvision.utils import make_grid
+
+        extra = {"label": int(label)} if getattr(self.model, "conditional", False) and label is not None else {}
+        images = self.run.sample(int(n), seed=int(seed), **extra)
+        grid = make_grid(images.float().clamp(0, 1), nrow=int(np.ceil(np.sqrt(len(images)))), padding=1, pad_value=1)
+        return shown(grid)
+
+    def generate(self, prompt: str, temperature: float, length: int, seed: int) -> str:
+        try:
+            return self.run.generate(prompt, length=int(length), temperature=float(temperature), seed=int(seed))
+        except AelabError as error:
+            return f"error: {error}"
+
+
+def metrics_table(runs: list[tuple[str, Any, str | None]]) -> list[list[Any]]:
+    rows = []
+    for name, run, error in runs:
+        if run is None:
+            rows.append([name, "-", "-", *["-"] * len(METRICS), f"error: {error}"])
+            continue
+        metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.is_file() else {}
+        cells = [f"{metrics[k]:.4g}" if isinstance(metrics.get(k), (int, float)) else "-" for k in METRICS]
+        rows.append([name, run.config.model, run.config.data, *cells, ""])
+    return rows
+
+
+def load_runs(paths: list[str | Path]) -> list[tuple[str, Any, str | None]]:
+    """(name, Run or None, error) for each folder: a folder that fails to load keeps its error."""
+    from .runs import Run
+
+    loaded = []
+    for path in paths:
+        name = Path(path).name or str(path)
+        try:
+            run = Run(path)
+            run.config  # noqa: B018 - validates config.json
+            run.model  # noqa: B018 - loads the weights
+            loaded.append((name, run, None))
+        except (AelabError, OSError, RuntimeError, ValueError) as error:
+            loaded.append((name, None, str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__))
+    return loaded
+
+
+def build_app(paths: list[str | Path]):
+    """The Gradio page for the runs in ``paths`` (not started: ``.launch()`` it, or use :func:`serve`)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    try:
+        import gradio as gr
+    except ImportError:
+        raise AelabError('aelab serve needs Gradio: pip install "aelab[ui]"') from None
+
+    runs = load_runs(paths)
+    with gr.Blocks(title="aelab") as app:
+        gr.Markdown("# aelab: explore trained runs")
+        with gr.Tabs():
+            with gr.Tab("Overview"):
+                gr.Dataframe(value=metrics_table(runs), headers=["run", "model", "data", *METRICS, "note"],
+                             interactive=False, elem_id="overview")
+            for index, (name, run, error) in enumerate(runs):
+                with gr.Tab(name, elem_id=f"run-{index}"):
+                    if run is None:
+                        gr.Markdown(f"**Could not load this run:** {error}", elem_id=f"error-{index}")
+                        continue
+                    _run_tabs(gr, Explorer(run, name), index)
+    return app
+
+
+def _run_tabs(gr, explorer: Explorer, index: int) -> None:
+    model, config = explorer.model, explorer.run.config
+    gr.Markdown(f"`{config.model}` trained on {config.data}")
+    conditional = getattr(model, "conditional", False)
+    label = gr.Dropdown(list(range(model.classes)), value=0, label="class", visible=conditional) \
+        if conditional else gr.State(None)
+    c, size, _ = explorer.shape
+    if explorer.is_autoencoder():
+        with gr.Tab("Reconstruct"):
+            with gr.Row():
+                sketch = gr.Sketchpad(label="draw", type="numpy", canvas_size=(280, 280), elem_id=f"sketch-{index}")
+                upload = gr.Image(label="or upload an image", type="numpy", sources=["upload", "clipboard"],
+                                  elem_id=f"upload-{index}")
+            noise = gr.Slider(0, 1, value=0.3, step=0.05, label="noise added before denoising")
+            current = gr.State(None)
+            with gr.Row():
+                seen = gr.Image(label="noisy input", interactive=False, elem_id=f"noisy-{index}")
+                recon = gr.Image(label="reconstruction", interactive=False, elem_id=f"recon-{index}")
+                denoised = gr.Image(label="denoised", interactive=False, elem_id=f"denoised-{index}")
+            score = gr.Markdown(elem_id=f"score-{index}")
+            outputs = [seen, recon, denoised, score]
+
+            def use(convert: Callable) -> Callable:
+                def handler(value, level, lab):
+                    x = convert(value, c, size)
+                    return (x, *explorer.analyse(x, level, lab))
+                return handler
+
+            sketch.change(use(from_sketch), [sketch, noise, label], [current, *outputs])
+            upload.change(use(from_upload), [upload, noise, label], [current, *outputs])
+            noise.release(lambda x, level, lab: explorer.analyse(x, level, lab), [current, noise, label], outputs)
+        if getattr(model, "decodes_from_code_alone", True):
+            with gr.Tab("Latent space"):
+                try:
+                    picture, why = explorer.latent_picture(), None
+                except AelabError as error:  # e.g. a run trained on arrays: no dataset to encode
+                    picture, why = None, str(error)
+                if why:
+                    gr.Markdown(f"No latent view: {why}")
+                with gr.Row():
+                    scatter = gr.Image(picture, label="test codes, coloured by class", interactive=False,
+                                       elem_id=f"latent-{index}")
+                    with gr.Column():
+                        decoded = gr.Image(label="decoded", interactive=False, elem_id=f"decoded-{index}")
+                        where = gr.Markdown(elem_id=f"where-{index}")
+
+                def click(lab, event):
+                    return explorer.decode_point(event.index[0], event.index[1], lab)
+
+                click.__annotations__["event"] = gr.SelectData  # Gradio injects the click by this type
+
+                scatter.select(click, [label], [decoded, where])
+        with gr.Tab("Path between two images"):
+            with gr.Row():
+                a = gr.Image(label="from", type="numpy", sources=["upload"])
+                b = gr.Image(label="to", type="numpy", sources=["upload"])
+            steps = gr.Slider(2, 16, value=8, step=1, label="steps")
+            strip = gr.Image(label="path", interactive=False)
+            gr.Button("Interpolate").click(explorer.path, [a, b, steps, label], strip)
+    if hasattr(model, "sample"):
+        with gr.Tab("Samples"):
+            with gr.Row():
+                n = gr.Slider(1, 100, value=36, step=1, label="samples")
+                seed = gr.Number(0, precision=0, label="seed")
+            gallery = gr.Image(label="samples", interactive=False, elem_id=f"samples-{index}")
+            gr.Button("Draw samples").click(explorer.samples, [n, seed, label], gallery)
+    if hasattr(model, "maxlen"):
+        with gr.Tab("Generate text"):
+            prompt = gr.Textbox("The object ", label="prompt")
+            with gr.Row():
+                temperature = gr.Slider(0.1, 1.5, value=0.5, step=0.1, label="temperature")
+                length = gr.Slider(20, 1000, value=300, step=10, label="characters")
+                seed_t = gr.Number(0, precision=0, label="seed")
+            text = gr.Textbox(label="generated", lines=8, elem_id=f"text-{index}")
+            gr.Button("Generate").click(explorer.generate, [prompt, temperature, length, seed_t], text)
+
+
+def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Start the page for the runs in ``paths`` on ``host:port`` (127.0.0.1: this machine only);
+    with ``block=False`` return the running app (``.close()`` it)."""
+    if not paths:
+        raise AelabError("give at least one run folder to serve")
+    check_port(host, port)
+    app = build_app(paths)
+    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True, quiet=True,
+               ssr_mode=False, inbrowser=False)
+    return app
