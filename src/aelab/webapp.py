@@ -285,7 +285,7 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
             with gr.Row():
                 sketch = gr.Sketchpad(label="draw", type="numpy", canvas_size=(280, 280), elem_id=f"sketch-{index}")
                 upload = gr.Image(label="or upload an image", type="numpy", sources=["upload", "clipboard"],
-                                  elem_id=f"upload-{index}")
+                                  height=300, elem_id=f"upload-{index}")
             noise = gr.Slider(0, 1, value=0.3, step=0.05, label="noise added before denoising")
             current = gr.State(None)
             with gr.Row():
