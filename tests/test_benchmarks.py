@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aelab import create_model
@@ -96,3 +97,20 @@ def test_tuning_report_says_what_is_not_measured_yet(tmp_path):
                            "--results", str(results)]) == 0
     text = results.read_text()
     assert "| hand-chosen default | not measured yet |" in text and "| tuned | not measured yet |" in text
+
+
+def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
+    """benchmarks/anomaly.py: the table's bold cells and the verdict come from the measured numbers."""
+    anomaly = load_benchmark("anomaly")
+    row = {"aelab conv-resize": 0.80, "aelab best": 0.90, "PCA (49)": 0.85, "PyOD AutoEncoder": 0.88}
+    cache = {"classes": {"0": {d: {"roc_auc": v, "seconds": 10.0} for d, v in row.items()}}}
+    text = anomaly.report(cache, {"conv-resize": 10, "best": 10})
+    assert "| 0 T-shirt/top | 0.8000 | **0.9000** | 0.8500 | 0.8800 |" in text
+    assert "aelab best, has the highest mean" in text
+    # PCA's scores: a normal image reconstructs better than one unlike the training images
+    rng = np.random.default_rng(0)
+    train = np.zeros((50, 28, 28))
+    train[:, 10:18, 10:18] = rng.random((50, 8, 8))
+    test = np.stack([train[0], rng.random((28, 28))])
+    scores = anomaly.pca_detector(train, test, components=5)
+    assert scores[1] > scores[0]

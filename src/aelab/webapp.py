@@ -179,8 +179,7 @@ class Explorer:
         height = fig.canvas.get_width_height()[1]
         to_data = ax.transData.inverted()
         self._latent = {"mean": mean, "basis": basis, "code_shape": tuple(codes.shape[1:]),
-                        "to_data": lambda px, py: to_data.transform((px, height - py)),
-                        "label": int(labels[0]) if given else None}
+                        "to_data": lambda px, py: to_data.transform((px, height - py))}
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
         plt.close(fig)
