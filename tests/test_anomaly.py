@@ -46,7 +46,15 @@ def test_detector_follows_pyod_conventions(digits, tmp_path):
     assert proba[3:, 1].min() > proba[:3, 1].max()
     maps = detector.error_maps(noise)
     assert maps.shape == (4, 28, 28)
-    assert np.allclose(maps.mean(axis=(1, 2)), detector.decision_function(noise), rtol=1e-5)
+    # the default score: each pixel's error over its mean on the training images, averaged
+    normal = detector.error_maps(digits).mean(axis=0)
+    assert np.allclose(detector.pixel_errors_, normal, rtol=1e-5)
+    assert np.allclose((maps / (normal + 1e-4)).mean(axis=(1, 2)), detector.decision_function(noise), rtol=1e-4)
+    plain = aelab.AnomalyDetector("dense", score="mse")
+    plain.run, plain.pixel_errors_ = detector.run, detector.pixel_errors_
+    assert np.allclose(maps.mean(axis=(1, 2)), plain.decision_function(noise), rtol=1e-5)
+    with pytest.raises(AelabError, match="unknown score"):
+        aelab.AnomalyDetector("dense", score="max")
     assert (tmp_path / "run" / "model.safetensors").is_file()  # out keeps the run
 
 
@@ -76,6 +84,11 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
     # a given threshold; the table may be written again (aelab wrote it)
     assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps) == 0
     assert all(line.endswith(",1") for line in table.read_text().splitlines()[1:])
+    # the plain mean squared error against a given threshold needs none of the run's data
+    assert run_cli("score", dense_run, *files, "--score", "mse", "--threshold", "0.1", "--out", table,
+                   "--maps", maps) == 0
+    plain = [line.split(",") for line in table.read_text().splitlines()[1:]]
+    assert all(float(s) < 1 for _, s, _ in plain) and [f for _, _, f in plain][3:] == ["1", "1"]
 
 
 def test_bad_score_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys):

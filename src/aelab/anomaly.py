@@ -1,8 +1,11 @@
 """Anomaly scores from an autoencoder's reconstruction error, with PyOD's detector API.
 
 An autoencoder trained on normal images reconstructs them well and reconstructs what it has not
-seen badly; the mean squared error of an image's reconstruction is its anomaly score (higher:
-more anomalous), and the per-pixel error shows where. :class:`AnomalyDetector` follows PyOD's
+seen badly; an image's anomaly score measures its reconstruction error (higher: more anomalous),
+and the per-pixel error shows where. The default score, ``"normalised"``, divides each pixel's
+squared error by that pixel's mean squared error on the normal images before averaging: an
+error where normal images are always reconstructed well (the background around a trouser)
+counts more than one where they vary. ``"mse"`` is the plain mean squared error. :class:`AnomalyDetector` follows PyOD's
 conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``, ``predict(X)``
 (1 = outlier), ``predict_proba(X)``, and after fitting ``decision_scores_``, ``threshold_`` and
 ``labels_``, the threshold being the ``1 - contamination`` quantile of the fitted scores.
@@ -19,6 +22,10 @@ import torch
 from .errors import AelabError
 
 
+SCORES = ("normalised", "mse")
+EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
+
+
 class AnomalyDetector:
     """An autoencoder as an outlier detector, PyOD-style.
 
@@ -26,14 +33,19 @@ class AnomalyDetector:
     the normal images ``X`` ((N, H, W) or (N, C, H, W), uint8 or floats in [0, 1]) with any
     training ``settings`` (``epochs=20``); ``out`` keeps the run folder (default: a temporary
     one). ``AnomalyDetector.from_run(RUN)`` uses a trained run instead, its threshold set on the
-    run's validation images (held out from training, so their errors are honest).
+    run's validation images (held out from training, so their errors are honest). ``score``:
+    ``"normalised"`` (default) or ``"mse"`` (see the module's text).
     """
 
     def __init__(self, model: str = "best", contamination: float = 0.1, out: str | Path | None = None,
-                 **settings: Any) -> None:
+                 score: str = "normalised", **settings: Any) -> None:
         check_contamination(contamination)
+        if score not in SCORES:
+            raise AelabError(f"unknown score {score!r}; choose {', '.join(SCORES)}")
         self.model, self.contamination, self.out, self.settings = model, contamination, out, settings
+        self.score = score
         self.run = None
+        self.pixel_errors_: np.ndarray | None = None  # (H, W): the normal images' mean squared error per pixel
         self.decision_scores_: np.ndarray | None = None
         self.threshold_: float | None = None
         self.labels_: np.ndarray | None = None
@@ -51,11 +63,12 @@ class AnomalyDetector:
         self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=False, evaluate_test=False,
                          **self.settings)
         _check_model(self.run)
-        self._set_threshold(self.decision_function(images))
+        self._fit_normal(images)
         return self
 
     @classmethod
-    def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None) -> "AnomalyDetector":
+    def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None,
+                 score: str = "normalised") -> "AnomalyDetector":
         """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
         scores of the run's validation images (its dataset, or ``data`` for a run trained on arrays)."""
         from .data import split_validation
@@ -63,15 +76,19 @@ class AnomalyDetector:
 
         run = run if isinstance(run, Run) else Run(run)
         config = run.config
-        detector = cls(config.model, contamination)
+        detector = cls(config.model, contamination, score=score)
         detector.run = run
         _check_model(run)
         loaded = run.data(data)
         _, val = split_validation(loaded.train, config.train.val_fraction, seed=config.train.seed)
-        detector._set_threshold(detector.decision_function(val))
+        detector._fit_normal(val)
         return detector
 
-    def _set_threshold(self, scores: np.ndarray) -> None:
+    def _fit_normal(self, images: Any) -> None:
+        """The per-pixel errors, scores, threshold and labels of normal images."""
+        maps = self.error_maps(images)
+        self.pixel_errors_ = maps.mean(axis=0)
+        scores = self.score_maps(maps)
         self.decision_scores_ = scores
         self.threshold_ = float(np.quantile(scores, 1 - self.contamination))
         self.labels_ = (scores > self.threshold_).astype(int)
@@ -79,8 +96,16 @@ class AnomalyDetector:
     # ----------------------------------------------------------------------- scoring
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Anomaly scores (N,): each image's mean squared reconstruction error (higher: more anomalous)."""
-        return self.error_maps(X).reshape(len(X), -1).mean(axis=1)
+        """Anomaly scores (N,), higher: more anomalous (``score``: normalised or plain mean squared error)."""
+        return self.score_maps(self.error_maps(X))
+
+    def score_maps(self, maps: np.ndarray) -> np.ndarray:
+        """Scores (N,) of squared-error maps (N, H, W), as :meth:`decision_function` computes them."""
+        if self.score == "normalised":
+            if self.pixel_errors_ is None:
+                raise AelabError("the normalised score needs the normal images' errors: fit the detector first")
+            maps = maps / (self.pixel_errors_ + EPS)
+        return maps.reshape(len(maps), -1).mean(axis=1)
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared reconstruction errors (N, H, W), averaged over the channels."""
@@ -140,17 +165,20 @@ def _check_model(run) -> None:
 
 def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
                 contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
-                csv_out: str | Path | None = None) -> dict[str, Any]:
+                csv_out: str | Path | None = None, score: str = "normalised") -> dict[str, Any]:
     """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
     or from the run's validation images at ``contamination``), and the error maps of the ``worst``
     images drawn to ``maps/worst.png`` (default folder: ``RUN/anomaly``). Every input is checked
-    before anything is written; ``csv_out`` gets one row per image."""
+    before anything is written; ``csv_out`` gets one row per image. The normalised ``score`` needs
+    the run's validation images; ``score="mse"`` with a ``threshold`` needs no data."""
     from . import figures
     from .data import read_images
     from .runs import Run, atomic_write
 
     run = Run(run_dir)
     check_contamination(contamination)
+    if score not in SCORES:
+        raise AelabError(f"unknown score {score!r}; choose {', '.join(SCORES)}")
     if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 0):
         raise AelabError(f"--threshold must be a finite number >= 0, got {threshold!r}")
     if worst < 1:
@@ -161,16 +189,16 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     _check_model(run)
     shape = run.model.input_shape
     x = read_images(list(images), shape[0], shape[1])  # every file checked before anything is written
-    if threshold is None:
-        detector = AnomalyDetector.from_run(run, contamination)
+    if threshold is None or score == "normalised":
+        detector = AnomalyDetector.from_run(run, contamination, score=score)
         source = f"the {len(detector.decision_scores_)} validation images' {1 - contamination:.0%} quantile"
-    else:
-        detector = AnomalyDetector(run.config.model, contamination)
+    else:  # a plain error against a given threshold: nothing to learn from the run's data
+        detector = AnomalyDetector(run.config.model, contamination, score=score)
         detector.run = run
-        detector.threshold_ = float(threshold)
-        source = "given"
+    if threshold is not None:
+        detector.threshold_, source = float(threshold), "given"
     errors = detector.error_maps(x)
-    scores = errors.reshape(len(x), -1).mean(axis=1)
+    scores = detector.score_maps(errors)
     outlier = scores > detector.threshold_
     rows = [(str(path), float(score), bool(flag)) for path, score, flag in zip(images, scores, outlier)]
     if csv_path is not None:

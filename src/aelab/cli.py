@@ -502,7 +502,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     from .anomaly import score_files
 
     result = score_files(args.run_dir, args.images, threshold=args.threshold, contamination=args.contamination,
-                         maps=args.maps, worst=args.worst, csv_out=args.out)
+                         maps=args.maps, worst=args.worst, csv_out=args.out, score=args.score)
     width = max(len(row[0]) for row in result["rows"])
     print(f"{'image':<{width}}  {'score':>10}  outlier")
     for path, score, flag in result["rows"]:
@@ -523,6 +523,9 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
                    help="the share of outliers the default threshold expects among normal images (PyOD's)")
     p.add_argument("--maps", help="folder for the error-map figure of the highest scores (default RUN_DIR/anomaly)")
     p.add_argument("--worst", type=int, default=8, help="how many of the highest scores to draw")
+    p.add_argument("--score", default="normalised", choices=("normalised", "mse"),
+                   help="normalised: each pixel's squared error over its mean on the run's validation images "
+                        "(default); mse: the plain mean squared error (with --threshold, needs no data)")
 
 
 cmd_score.arguments = _score_arguments

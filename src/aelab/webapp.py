@@ -130,16 +130,17 @@ class Explorer:
         return shown(noisy[0]), shown(recon), shown(denoised), self.score_text(x, recon)
 
     def score_text(self, x: torch.Tensor, recon: torch.Tensor) -> str:
-        score = float(((recon - x[0]) ** 2).mean())
+        mse = float(((recon - x[0]) ** 2).mean())
         if getattr(self.model, "conditional", False):
-            return f"Anomaly score (mean squared reconstruction error): {score:.5f}"
+            return f"Mean squared reconstruction error: {mse:.5f}"
         try:
             if self._detector is None:
                 from .anomaly import AnomalyDetector
 
                 self._detector = AnomalyDetector.from_run(self.run)
         except AelabError as error:
-            return f"Anomaly score: {score:.5f} (no threshold: {error})"
+            return f"Mean squared reconstruction error: {mse:.5f} (no anomaly threshold: {error})"
+        score = float(self._detector.score_maps(((recon - x[0]) ** 2).mean(dim=0, keepdim=True).numpy())[0])
         threshold = self._detector.threshold_
         verdict = "**unusual**" if score > threshold else "normal"
         return (f"Anomaly score: {score:.5f}, {verdict} (threshold {threshold:.5f}, the 90% quantile of the "
