@@ -5,7 +5,8 @@ ROC-AUC per class and the mean, with each detector's wall time (fit and scoring)
     python benchmarks/anomaly.py                  # all 10 classes (about 30 min on 2 cores)
     python benchmarks/anomaly.py --classes 0 7    # a quick look
 
-Detectors: aelab.AnomalyDetector with the seed-1 model (`conv-resize`) and with `best` (code 49);
+Detectors: aelab.AnomalyDetector with the seed-1 model (`conv-resize`), seed 2's `dense`
+(784-64-784) and `best` (code 49);
 PCA reconstruction error with 49 components; PyOD's AutoEncoder (its defaults) as the peer.
 Each class's results are kept in --cache, so an interrupted run goes on where it stopped.
 Writes benchmarks/results/anomaly.md. Needs PyOD and scikit-learn (`pip install pyod`), which
@@ -27,7 +28,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-DETECTORS = ("aelab conv-resize", "aelab best", "aelab best (plain MSE)", "PCA (49)", "PyOD AutoEncoder")
+DETECTORS = ("aelab conv-resize", "aelab dense", "aelab best", "aelab best (plain MSE)", "PCA (49)",
+             "PyOD AutoEncoder")
 
 
 def roc_auc(scores: np.ndarray, anomalous: np.ndarray) -> float:
@@ -73,6 +75,7 @@ def measure(k: int, data, epochs: dict[str, int]) -> dict[str, dict[str, float]]
     test_u8 = (data.test[:, 0].numpy() * 255).round().astype(np.uint8)
     anomalous = (data.test_labels != k).numpy().astype(int)
     runs = {"aelab conv-resize": aelab_detector("conv-resize", epochs["conv-resize"]),
+            "aelab dense": aelab_detector("dense", epochs["dense"]),
             "aelab best": aelab_detector("best", epochs["best"], plain="aelab best (plain MSE)"),
             "PCA (49)": lambda tr, te: pca_detector(tr / 255.0, te / 255.0),
             "PyOD AutoEncoder": lambda tr, te: pyod_detector(tr / 255.0, te / 255.0)}
@@ -95,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--epochs-conv-resize", type=int, default=10)
+    parser.add_argument("--epochs-dense", type=int, default=10)
     parser.add_argument("--epochs-best", type=int, default=10)
     parser.add_argument("--cache", type=Path, default=Path("runs") / "anomaly-benchmark.json")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "anomaly.md")
     args = parser.parse_args(argv)
-    epochs = {"conv-resize": args.epochs_conv_resize, "best": args.epochs_best}
+    epochs = {"conv-resize": args.epochs_conv_resize, "dense": args.epochs_dense, "best": args.epochs_best}
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
     if cache.get("epochs", epochs) != epochs or cache.get("detectors") != list(DETECTORS):
         cache = {}  # measured with other settings or detectors: start again
@@ -124,9 +128,9 @@ def report(cache: dict, epochs: dict[str, int]) -> str:
              "scores (1.0: every anomaly scored above every normal image; 0.5: chance).", "",
              f"- aelab: `AnomalyDetector(model).fit(X)` with its default score (each pixel's squared "
              "reconstruction error divided by its mean over the training images, then averaged); `conv-resize` "
-             f"(seed 1) for {epochs['conv-resize']} epochs, `best` (code 49) for {epochs['best']} epochs, each with "
-             "its registered settings otherwise. \"plain MSE\": the same trained `best`, scored by the plain mean "
-             "squared error.",
+             f"(seed 1) for {epochs['conv-resize']} epochs, `dense` (seed 2, 784-64-784) for {epochs['dense']}, "
+             f"`best` (code 49) for {epochs['best']}, each with its registered settings otherwise. \"plain MSE\": "
+             "the same trained `best`, scored by the plain mean squared error.",
              "- PCA: reconstruction error with 49 components (best's code size), fitted on the same images.",
              "- PyOD: `pyod.models.auto_encoder.AutoEncoder` with its defaults (784-64-32 MLP, 10 epochs, "
              "batch 32, standardised features).", "",
