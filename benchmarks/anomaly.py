@@ -145,7 +145,7 @@ def report(cache: dict, epochs: dict[str, int]) -> str:
         means = {d: np.mean([cache["classes"][k][d]["roc_auc"] for k in classes]) for d in DETECTORS}
         seconds = {d: np.mean([cache["classes"][k][d]["seconds"] for k in classes]) for d in DETECTORS}
         lines.append("| **mean** | " + " | ".join(f"**{means[d]:.4f}**" for d in DETECTORS) + " |")
-        lines.append("| wall time per class (fit + score) | " + " | ".join(f"{seconds[d]:.0f} s" for d in DETECTORS)
+        lines.append("| wall time per class (fit + score) | " + " | ".join((f"{seconds[d]:.0f} s" if seconds[d] >= 10 else f"{seconds[d]:.1f} s") for d in DETECTORS)
                      + " |")
         top = max(means, key=means.get)
         aelab_best = max((d for d in DETECTORS if d.startswith("aelab")), key=means.get)
