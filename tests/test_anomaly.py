@@ -56,6 +56,7 @@ def test_detector_follows_pyod_conventions(digits, tmp_path):
     with pytest.raises(AelabError, match="unknown score"):
         aelab.AnomalyDetector("dense", score="max")
     assert (tmp_path / "run" / "model.safetensors").is_file()  # out keeps the run
+    assert aelab.AnomalyDetector().model == "dense"  # the benchmark's best detector is the default
 
 
 def test_detector_from_a_run_sets_its_threshold_on_validation_images(dense_run):
