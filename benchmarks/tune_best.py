@@ -7,8 +7,8 @@ for the default's 30 epochs, and compare it with the hand-chosen default.
 Each stage is skipped when its result exists: the default run (`runs/fashion-mnist/best-49`,
 shared with benchmarks/functional.py), the study (`studies/fashion-mnist-best-49`, resumed when
 it holds fewer than --trials trials, e.g. after an interrupted session) and the tuned run
-(`runs/fashion-mnist/best-49-tuned`). Writes benchmarks/results/tuning.md and copies the
-study's three plots to benchmarks/results/figures/.
+(`runs/fashion-mnist/best-49-tuned`, resumed from its last checkpoint when interrupted). Writes
+benchmarks/results/tuning.md and copies the study's three plots to benchmarks/results/figures/.
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             if not (tuned / "metrics.json").is_file():
                 model, settings = tuned_settings(args.study)
                 settings["epochs"] = Run(default).config.train.epochs
-                train(model, out=tuned, overwrite=tuned.exists(), progress=False, **settings)
+                if Run(tuned).last_checkpoint.is_file():  # an interrupted tuned run continues
+                    train(model, out=tuned, resume=True, progress=False, epochs=settings["epochs"])
+                else:
+                    train(model, out=tuned, overwrite=tuned.exists(), progress=False, **settings)
         args.results.write_text(report(args, default, tuned))
     except AelabError as error:
         print(f"tune_best: error: {error}", file=sys.stderr)
