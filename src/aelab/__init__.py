@@ -29,6 +29,7 @@ _EXPORTS = {
     "style_transfer": "style", "StyleSettings": "config",
     "linear_probe": "probe", "tune": "tuning", "tuned_settings": "tuning",
     "export": "exporting", "AnomalyDetector": "anomaly", "serve": "webapp", "build_app": "webapp",
+    "is_main_process": "distributed",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .config import RunConfig, StyleSettings, TrainSettings
     from .config import list_datasets
     from .data import resolve_data
+    from .distributed import is_main_process
     from .errors import AelabError, InputError
     from .evaluation import ensemble, evaluate
     from .exporting import export

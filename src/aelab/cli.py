@@ -148,10 +148,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .config import TrainSettings
     from .training import train
 
+    from .distributed import is_main_process
+
     settings = _given(args, TrainSettings)
     run = train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
                 progress=args.progress, accelerator=args.accelerator, **settings, **_params(args.model, args.param))
-    report(run.path, run.metrics)
+    if is_main_process():  # the other processes of a multi-process run leave the report to it
+        report(run.path, run.metrics)
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:

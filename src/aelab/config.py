@@ -27,6 +27,7 @@ OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
 ScheduleName = Literal["plateau", "cosine"]
 KLForm = Literal["elbo", "seed"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+StrategyName = Literal["auto", "ddp"]
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
 
@@ -75,6 +76,11 @@ class TrainSettings:
                                            "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard")
     log_embeddings: bool = setting(False, "write the codes of fixed validation images, with labels and thumbnails, "
                                           "to TensorBoard's embedding projector each epoch")
+    devices: int = setting(1, "training processes on this machine: CPU processes, or GPUs with --accelerator gpu; "
+                              "more than one trains with DDP, and --batch-size is then per process", low=1)
+    num_nodes: int = setting(1, "machines taking part, each running the same command (see Scaling out in the "
+                                "README)", low=1)
+    strategy: StrategyName = setting("auto", "auto (ddp when devices x num_nodes > 1) or ddp")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -92,6 +98,8 @@ class TrainSettings:
 
 
 TRAIN_HINTS: dict[str, Any] = typing.get_type_hints(TrainSettings)
+# the settings that say how a run is launched, not what it learns: a resumed run may change them
+LAUNCH = ("devices", "num_nodes", "strategy")
 TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 
 

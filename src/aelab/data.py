@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from .config import DATASETS
+from .distributed import shard
 from .errors import AelabError
 
 TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a source has no test split
@@ -437,23 +438,34 @@ class TensorBatches:
     """Batches of (inputs, targets) from resident tensors by slicing: one shuffle gather per epoch.
 
     Lightning accepts any sized iterable as a data loader; this one has no workers, no collate
-    and no per-sample ``__getitem__``, which is what keeps small models fast on a CPU.
+    and no per-sample ``__getitem__``, which is what keeps small models fast on a CPU. With
+    ``split`` (the training batches), each process of a multi-process run takes its share of the
+    epoch's shuffled order (:func:`aelab.distributed.shard`), the same order on every process.
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor | None = None, batch_size: int = 200,
-                 shuffle: bool = False, seed: int = 0, labels: Tensor | None = None) -> None:
+                 shuffle: bool = False, seed: int = 0, labels: Tensor | None = None, split: bool = False) -> None:
         self.inputs, self.targets = inputs, inputs if targets is None else targets
         self.labels = labels  # given: batches are (inputs, targets, labels)
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size, self.shuffle, self.split = batch_size, shuffle, split
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _share(self) -> tuple[int, int, int]:
+        return shard(len(self.inputs)) if self.split else (0, 1, len(self.inputs))
+
     def __len__(self) -> int:
-        return -(-len(self.inputs) // self.batch_size)
+        return -(-self._share()[2] // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         inputs, targets, labels = self.inputs, self.targets, self.labels
+        first, step, count = self._share()
+        order = None
         if self.shuffle:
-            order = torch.randperm(len(inputs), generator=self.generator).to(inputs.device)
+            order = torch.randperm(len(inputs), generator=self.generator)
+        if step > 1:
+            order = (torch.arange(len(inputs)) if order is None else order)[first::step][:count]
+        if order is not None:
+            order = order.to(inputs.device)
             inputs = inputs[order]
             targets = inputs if self.targets is self.inputs else targets[order]
             labels = None if labels is None else labels[order.to(labels.device)]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TrainSettings
+from .config import LAUNCH, TrainSettings
 from .data import add_noise
 from .errors import AelabError
 from .losses import l1_activity, reconstruction_loss, vae_loss
@@ -35,7 +35,7 @@ class NonFiniteLoss(AelabError):
 
 
 # the settings every system honours; each system adds its own in ``honours``
-COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "val_fraction", "precision", "channels_last")
+COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "val_fraction", "precision", "channels_last", *LAUNCH)
 
 
 class SettingsCheck:
@@ -129,7 +129,8 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
             for name, total in self._epoch_sums.pop(stage, {}).items():
                 if name == "loss":
                     check_finite(total, self.current_epoch, "validation" if stage == "val" else "training")
-                self.log(f"{stage}_{name}", total / count, prog_bar=name == "loss")
+                # several processes: the mean over them (equal shares; validation is the same on each)
+                self.log(f"{stage}_{name}", total / count, prog_bar=name == "loss", sync_dist=self.trainer.world_size > 1)
 
     def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
                      ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -233,7 +234,7 @@ class TextSystem(AutoencoderSystem):
     is Keras' (rho 0.9, epsilon 1e-7), as the seed's ``RMSprop(lr=0.01)`` was."""
 
     honours = ("epochs", "batch_size", "lr", "optimizer", "seed", "precision", "schedule", "reduce_lr",
-               "lr_patience", "early_stopping", "patience")
+               "lr_patience", "early_stopping", "patience", *LAUNCH)
     optimizer_options = {"rmsprop": {"alpha": 0.9, "eps": 1e-7}}
 
     @classmethod
@@ -343,13 +344,13 @@ class GANSystem(SettingsCheck, L.LightningModule):
         d_loss = self.discriminator_step(real, opt_d, self.manual_backward, batch_idx)
         g_loss = self.generator_step(len(real), opt_g, self.manual_backward, batch_idx)
         self.log_dict({"train_d_loss": d_loss, "train_g_loss": g_loss}, on_step=False, on_epoch=True, prog_bar=True,
-                      batch_size=len(real))
+                      batch_size=len(real), sync_dist=self.trainer.world_size > 1)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real = batch[1] * 2 - 1
         fake = self.model.generator(self._latent(len(real)))
         self.log_dict({"val_d_loss": self._d_loss(real, fake), "val_g_loss": self._g_loss(len(real))},
-                      on_step=False, on_epoch=True, batch_size=len(real))
+                      on_step=False, on_epoch=True, batch_size=len(real), sync_dist=self.trainer.world_size > 1)
 
     def on_train_epoch_end(self) -> None:
         d_loss = self.trainer.callback_metrics.get("train_d_loss")

@@ -18,6 +18,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from .distributed import shard
 from .errors import AelabError
 
 DEFAULT_CORPUS = "pydoc-topics"
@@ -110,17 +111,22 @@ class WindowBatches:
     shuffled each epoch where asked. Lightning takes any sized iterable as a data loader."""
 
     def __init__(self, text: Tensor, maxlen: int, step: int, batch_size: int, shuffle: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0, split: bool = False) -> None:
         self.windows = windows(text, maxlen, step)
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size, self.shuffle, self.split = batch_size, shuffle, split  # split: see data.TensorBatches
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _share(self) -> tuple[int, int, int]:
+        return shard(len(self.windows)) if self.split else (0, 1, len(self.windows))
+
     def __len__(self) -> int:
-        return -(-len(self.windows) // self.batch_size)
+        return -(-self._share()[2] // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.windows)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        first, step, n = self._share()
+        order = torch.randperm(len(self.windows), generator=self.generator) if self.shuffle \
+            else torch.arange(len(self.windows))
+        order = order[first::step][:n]
         for start in range(0, n, self.batch_size):
             batch = self.windows[order[start:start + self.batch_size].to(self.windows.device)]
             yield batch[:, :-1], batch[:, -1]

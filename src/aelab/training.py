@@ -28,8 +28,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from . import __version__
 from .accel import choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
 from .callbacks import ActivationLog, EmbeddingLog, History, SampleGrid, TextSamples
-from .config import TRAIN_FIELDS, RunConfig, TrainSettings, settings_from
+from .config import LAUNCH, TRAIN_FIELDS, RunConfig, TrainSettings, settings_from
 from .data import ARRAYS, ImageData, TensorBatches, describe_source, hide_labels, resolve_data, split_validation
+from .distributed import check_launch, end_process_group, lightning_strategy, local_rank, process_rank
 from .errors import AelabError
 from .evaluation import evaluate, noisy_copy, run_data
 from .registry import create_model, get_entry, resolve_params
@@ -72,7 +73,13 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
     test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
     ``Run.evaluate()`` does it later.
+
+    ``devices``/``num_nodes``/``strategy`` train in several processes (:mod:`aelab.distributed`):
+    every process calls ``train``; the main one writes the run and the others return its
+    :class:`~aelab.Run` without writing (``aelab.is_main_process()`` tells them apart).
     """
+    if process_rank():
+        return _train_helper(model, data, out, resume, accelerator, callbacks, settings)
     if out is None:
         if resume or overwrite:
             raise AelabError("--resume and --overwrite need an --out folder")
@@ -107,12 +114,25 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     return Run(plan_.out)
 
 
+def _train_helper(model: str | None, data: Any, out: str | Path | None, resume: bool, accelerator: str,
+                  callbacks: list[L.Callback] | None, settings: dict[str, Any]) -> Run:
+    """A process other than the main one in a multi-process run: the same plan, then its share of
+    the training, writing nothing (the main process has checked and locked the run folder, and
+    writes it). Its log lines would repeat the main process's: they are kept quiet."""
+    logging.getLogger("aelab").setLevel(logging.WARNING)
+    out = Path(out) if out is not None else Path(tempfile.gettempdir()) / "aelab-run-helper"  # rank 0 names the folder
+    plan_ = plan(model, data, out, resume, False, accelerator, settings, main=False)
+    fit(plan_, out, False, callbacks or [], evaluate_test=False, main=False)
+    return Run(out)
+
+
 def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool, accelerator: str,
-         settings: dict[str, Any]) -> Plan:
-    """Check everything :func:`train` needs and settle it; writes nothing."""
+         settings: dict[str, Any], main: bool = True) -> Plan:
+    """Check everything :func:`train` needs and settle it; writes nothing. ``main=False``: a helper
+    process of a multi-process run, which leaves the run folder to the main process."""
     given = {k: v for k, v in settings.items() if k in TRAIN_FIELDS}
     params = {k: v for k, v in settings.items() if k not in TRAIN_FIELDS}
-    replace = check_out_folder(out, resume, overwrite, data_dir=describe_source(data)[1])
+    replace = check_out_folder(out, resume, overwrite, data_dir=describe_source(data)[1]) if main else False
     if resume:
         config, changes = _resume_config(model, data, out, given, params)
         explicit = set()
@@ -138,6 +158,7 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     if system_class.needs_labels:
         _check_labels(config, data_)
     device = device_for(accelerator)
+    check_launch(config.train.devices, config.train.num_nodes, device)
     precision = choose_precision(config.train.precision, device)
     channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
     config.train = config.train.updated(precision=precision, channels_last=channels_last)
@@ -193,21 +214,24 @@ def _fit_text(config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
 def _batches(plan_: Plan, settings: TrainSettings) -> tuple[Any, Any]:
     """The training and validation batches: (inputs, targets) slices of tensors held in memory."""
     data, model = plan_.data, plan_.model
+    # on a GPU the data live on it, and batches are slices there (each process on its own GPU)
+    device = torch.device("cuda", local_rank()) if plan_.device == "cuda" else None
     if isinstance(data, TextData):
-        train_text, val_text = (data.train.cuda(), data.val.cuda()) if plan_.device == "cuda" else (data.train, data.val)
+        train_text, val_text = (data.train.to(device), data.val.to(device)) if device else (data.train, data.val)
         return (WindowBatches(train_text, model.maxlen, model.step, settings.batch_size, shuffle=True,
-                              seed=settings.seed),
+                              seed=settings.seed, split=True),
                 WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, 1000)))
     train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
     train_y = val_y = None
     if SYSTEMS[get_entry(plan_.config.model).kind].needs_labels:
         train_y, val_y = split_validation(hide_labels(data.train_labels, settings.labelled, settings.seed),
                                           settings.val_fraction, seed=settings.seed)
-    if plan_.device == "cuda":
-        train_x, val_x = train_x.cuda(), val_x.cuda()
-        train_y, val_y = (None, None) if train_y is None else (train_y.cuda(), val_y.cuda())
+    if device:
+        train_x, val_x = train_x.to(device), val_x.to(device)
+        train_y, val_y = (None, None) if train_y is None else (train_y.to(device), val_y.to(device))
     val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
-    return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed, labels=train_y),
+    return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed, labels=train_y,
+                          split=True),
             TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
 
 
@@ -224,19 +248,22 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     done = run.epochs_done()
     current = {**config.params, **config.train.to_json(), "data": config.data}
     requested = {**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
-                 **{k: v for k, v in given.items() if k != "epochs" and v != "auto"}}
+                 **{k: v for k, v in given.items() if k != "epochs" and k not in LAUNCH and v != "auto"}}
     if data is not None:
         requested["data"] = describe_source(data)[0]
     changed = sorted(k for k, v in requested.items() if current.get(k) != v)
     if changed:
         key = changed[0]
         raise AelabError(f"--resume continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
-                         f"{requested[key]}); only --epochs can change. Train a new run for other settings")
+                         f"{requested[key]}); only --epochs (and --devices, --num-nodes, --strategy) can change. "
+                         "Train a new run for other settings")
     epochs = given.get("epochs", config.train.epochs)
     if epochs <= done:
         raise AelabError(f"--resume: {out} has trained {done} epoch(s) already; ask for more with --epochs N, N > {done}")
     changes = [f"epochs {config.train.epochs} -> {epochs}"] if epochs != config.train.epochs else []
-    config.train = config.train.updated(epochs=epochs)
+    launch = {k: given[k] for k in LAUNCH if k in given and given[k] != getattr(config.train, k)}
+    changes += [f"{k} {getattr(config.train, k)} -> {v}" for k, v in launch.items()]
+    config.train = config.train.updated(epochs=epochs, **launch)
     if config.data == ARRAYS and data is None:
         raise AelabError(f"--resume: {out} was trained on arrays passed to aelab.train; pass them again (data=...)")
     return config, changes
@@ -250,13 +277,16 @@ def _check_data_size(data: ImageData, val_fraction: float) -> None:
 
 
 def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callback],
-        evaluate_test: bool = True) -> str | None:
+        evaluate_test: bool = True, main: bool = True) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate. Returns why training
-    stopped early on a non-finite loss, or None."""
+    stopped early on a non-finite loss, or None. ``main=False`` (a helper process of a
+    multi-process run) trains its share and writes nothing: no config, logs, figures or weights."""
     config, settings, model = plan_.config, plan_.config.train, plan_.model
     run = Run(folder)
-    write_json(run.config_path, config.to_json())
+    if main:
+        write_json(run.config_path, config.to_json())
     train_batches, val_batches = _batches(plan_, settings)
+    processes = settings.devices * settings.num_nodes
 
     system = SYSTEMS[get_entry(config.model).kind].from_settings(model, settings)
     history, finite = History(), FiniteWeights()
@@ -266,27 +296,38 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
                                                 enable_version_counter=False)]
     if settings.early_stopping and system.monitor:
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
-    if hasattr(model, "sample"):
+    if not main:  # the callbacks above decide together across processes; the ones below only write
+        callbacks += extra_callbacks
+    elif hasattr(model, "sample"):
         callbacks.append(SampleGrid(run.path / "samples"))
-    if isinstance(plan_.data, TextData):
+    if main and isinstance(plan_.data, TextData):
         callbacks.append(TextSamples(run.path / "samples.txt", plan_.data.val[:model.maxlen], seed=settings.seed))
-    callbacks += _looking_inside(run, plan_, val_batches)
-    callbacks += extra_callbacks
+    if main:
+        callbacks += _looking_inside(run, plan_, val_batches)
+        callbacks += extra_callbacks
+    steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
     if progress:
-        callbacks.append(EpochProgressBar(refresh_rate=max(1, len(train_batches) // 20)))
+        callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
     loggers = [TensorBoardLogger(run.path / "logs", name="tensorboard", version=""),
-               AppendingCSVLogger(run.path / "logs", name="csv", version="")]
+               AppendingCSVLogger(run.path / "logs", name="csv", version="")] if main else False
     diverged = None
     with quiet_lightning():
         trainer = L.Trainer(max_epochs=settings.epochs, accelerator="cpu" if plan_.device == "cpu" else "gpu",
-                            devices=1, precision=settings.precision, callbacks=callbacks, logger=loggers,
+                            devices=settings.devices, num_nodes=settings.num_nodes,
+                            strategy=lightning_strategy(settings.strategy, processes,
+                                                        not system.automatic_optimization),
+                            precision=settings.precision, callbacks=callbacks, logger=loggers,
                             enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-                            log_every_n_steps=max(1, len(train_batches)))
+                            log_every_n_steps=steps)
         try:
             trainer.fit(system, train_batches, val_batches, ckpt_path=run.last_checkpoint if plan_.resume else None,
                         weights_only=True)
         except NonFiniteLoss as error:
             diverged = str(error)
+    if processes > 1:
+        end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
+    if not main:
+        return diverged
     write_json(run.history_path, {"epochs": history.epochs})
     if trainer.interrupted and not diverged:
         raise AelabError(f"training interrupted after epoch {trainer.current_epoch}; "

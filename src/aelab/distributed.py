@@ -1,0 +1,114 @@
+"""Several training processes, on one machine or many, through Lightning's DDP.
+
+``aelab train --devices N [--num-nodes M] [--strategy ddp]`` (or the same settings in
+``aelab.train``) trains with PyTorch's DistributedDataParallel, which Lightning drives: each
+process holds the model, takes its share of every batch and the gradients are averaged across
+processes after each backward pass, so one step with ``--batch-size B`` on N processes is one
+step on a combined batch of N x B images. The batch size is per process.
+
+Who launches the processes: on one machine, Lightning re-runs the same command for processes 1
+to N-1 (its "subprocess script" launcher); ``torchrun`` or SLURM's ``srun`` may start them all
+instead, and Lightning then joins the group they form. Either way every process runs
+:func:`aelab.train`; only the main process (global rank 0) checks and writes the run folder,
+draws figures and evaluates, while the others train and leave without writing anything.
+
+The data stay where they are: each process slices its own share of the in-memory tensors
+(:func:`shard`), the same shuffled order on every process (one seed) split by rank, so no data
+are sent between processes. Validation is not split: every process validates on the whole
+validation split and gets the same loss, so checkpoint and early-stopping decisions agree.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import AelabError
+
+
+def process_rank() -> int:
+    """0 for the main process of a multi-process launch (and for a process launched alone), a
+    positive number for every other, read from the launcher's environment before any process group
+    exists: torchrun's ``RANK``, SLURM's ``SLURM_PROCID`` (tasks of a multi-task step), or the
+    ``NODE_RANK`` and ``LOCAL_RANK`` that Lightning gives the processes it starts itself."""
+    env = os.environ
+    try:
+        if "RANK" in env:
+            return int(env["RANK"])
+        if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+            return int(env["SLURM_PROCID"])
+        return int(env.get("NODE_RANK", "0")) + int(env.get("LOCAL_RANK", "0"))  # 0 only for the main process
+    except ValueError:
+        raise AelabError("the launcher's RANK / LOCAL_RANK / NODE_RANK / SLURM_PROCID is not an integer") from None
+
+
+def local_rank() -> int:
+    """This process's rank on its machine (which GPU it uses), from the launcher's environment."""
+    env = os.environ
+    value = env.get("LOCAL_RANK") or (env.get("SLURM_LOCALID") if int(env.get("SLURM_NTASKS", "1")) > 1 else None)
+    return int(value or 0)
+
+
+def is_main_process() -> bool:
+    """True in the process that writes the run folder (the only process of a one-process run).
+
+    In a multi-process run every process runs the training script; code after
+    :func:`aelab.train` that writes files or prints should run only where this is True.
+    """
+    return process_rank() == 0
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, number of processes) of the process group training now; (0, 1) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(n: int) -> tuple[int, int, int]:
+    """This process's share of ``n`` items in the group training now, as (first, step, count):
+    items ``order[first::step][:count]`` of a shared order. Every process gets the same count
+    (n // processes: the few left over sit out the epoch), so all take the same number of steps,
+    as DDP requires."""
+    rank, world = rank_and_world()
+    return rank, world, n // world if world > 1 else n
+
+
+def end_process_group() -> None:
+    """Leave the process group once training is over: evaluation and figures are the main
+    process's alone, and a metric there must not wait for processes that have left."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def lightning_strategy(strategy: str, processes: int, manual_optimization: bool):
+    """Lightning's strategy for ``strategy`` (a TrainSettings value) and ``processes`` in all.
+
+    Systems that step their optimisers by hand (the GANs: each player's step leaves the other's
+    parameters without gradients) need DDP to look for unused parameters.
+    """
+    if processes == 1 and strategy == "auto":
+        return "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy(find_unused_parameters=manual_optimization, process_group_backend=None)
+
+
+def check_launch(devices: int, num_nodes: int, device: str) -> None:
+    """One line where the launch cannot work: more GPUs asked for than this machine has, or a
+    launcher's process count that disagrees with ``--devices`` x ``--num-nodes``."""
+    if device == "cuda":
+        import torch
+
+        have = torch.cuda.device_count()
+        if devices > have:
+            raise AelabError(f"--devices {devices}: this machine has {have} GPU(s)")
+    world = os.environ.get("WORLD_SIZE")
+    launched = "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    if launched and world is not None and world.isdigit() and int(world) != devices * num_nodes:
+        raise AelabError(f"the launcher started {world} processes, and --devices {devices} x --num-nodes "
+                         f"{num_nodes} = {devices * num_nodes}; make them agree")
