@@ -3,6 +3,7 @@
     python benchmarks/speed.py                 # full Fashion-MNIST where installed, else mnist-sample
     python benchmarks/speed.py --data mnist-sample --epochs 2 --skip-quality
     python benchmarks/speed.py --only-text     # only the char-lstm rows
+    python benchmarks/speed.py --only-processes  # only 2 single-thread processes vs 1 two-thread process
 
 Prints one table and writes it, with machine, date and command, to benchmarks/results/speed.md
 (--results to change). Every ratio compares two measurements taken in this same run. Each
@@ -28,6 +29,11 @@ The char-lstm rows train seed 3's text model on the default corpus (pydoc-topics
 train` and through a plain loop of the same model (fused nn.LSTM, fp32, eager, Keras' RMSprop,
 one-hot batches made from the same index windows), in fresh processes and alternated rounds as
 above; then held-out bits per character after a fixed number of epochs, defaults against fp32.
+
+The process-count rows train seed 1's model and `best` through `python -m aelab train` with
+`--devices 2` (two processes under DDP over gloo; Lightning gives each half the CPU's threads, so
+one here) against one process with all the threads, at the same combined batch (each of the two
+processes takes half of it), in alternated rounds; images/s of both processes together.
 """
 
 from __future__ import annotations
@@ -293,6 +299,42 @@ def text_rows(epochs: int, rounds: int, quality_epochs: int, report) -> None:
            f"{bits[0]:.4f} vs {bits[1]:.4f} ({diff * 100:+.1f}%; {goal('within 2%', abs(diff) <= 0.02)})")
 
 
+PROCESS_MODELS = {"conv-resize": 200, "best": 128}  # seed 1's model and aelab's own, at their default batches
+
+
+def cli_rate(model_name: str, data_name: str, epochs: int, processes: int, batch_size: int) -> float:
+    """`python -m aelab train` as a user runs it, in ``processes`` processes at ``batch_size`` in all
+    (each process takes batch_size / processes): training images/s of all of them together, the
+    median of the epochs after the first, from the run's history."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "aelab", "train", model_name, "--data", data_name, "--out", f"{tmp}/r",
+                   "--epochs", str(epochs), "--no-early-stopping", "--no-progress", "--devices", str(processes),
+                   "--batch-size", str(batch_size // processes)]
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
+        rates = [row["images_per_second"] for row in json.loads(Path(f"{tmp}/r/history.json").read_text())["epochs"]]
+    return statistics.median(rates[1:] or rates)
+
+
+def process_rows(data_name: str, epochs: int, rounds: int, report) -> None:
+    """Whether two single-thread processes (DDP over gloo, each on half of every batch) train faster
+    than one process with two threads on this CPU, at the same combined batch."""
+    cores = os.cpu_count() or 1
+    for model_name, batch_size in PROCESS_MODELS.items():
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(rounds):  # alternated, as the other throughputs
+            for processes in rates:
+                rates[processes].append(cli_rate(model_name, data_name, epochs, processes, batch_size))
+        report(f"`aelab train {model_name}`, batch {batch_size}: 1 process, {cores} threads", rate_text(rates[1]))
+        report(f"  2 processes (--devices 2, batch {batch_size // 2} each), {max(1, cores // 2)} thread(s) each",
+               rate_text(rates[2]))
+        ratio = statistics.median(rates[2]) / statistics.median(rates[1])
+        per_round = ", ".join(f"{two / one:.2f}x" for one, two in zip(rates[1], rates[2]))
+        report("  ratio 2 processes / 1", f"{ratio:.2f}x (per round: {per_round}; "
+                                          f"{'2 processes faster' if ratio > 1 else '1 process faster'})")
+
+
 def worker(kind: str, data_name: str, epochs: int) -> dict[str, float]:
     """One measurement, in this process: training images/s and milliseconds a step, and for the
     seed-1 reference and ours also inference images/s. The hand loop gets aelab's malloc setting
@@ -464,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ttq", action="store_true", help="skip the time-to-quality runs")
     parser.add_argument("--skip-text", action="store_true", help="skip the char-lstm rows")
     parser.add_argument("--only-text", action="store_true", help="only the char-lstm rows")
+    parser.add_argument("--skip-processes", action="store_true", help="skip the process-count rows")
+    parser.add_argument("--only-processes", action="store_true",
+                        help="only the rows comparing 2 single-thread processes with 1 two-thread process")
+    parser.add_argument("--process-epochs", type=int, default=2, help="epochs per process-count measurement")
     parser.add_argument("--text-epochs", type=int, default=2, help="epochs per char-lstm throughput measurement")
     parser.add_argument("--text-quality-epochs", type=int, default=2)
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "speed.md")
@@ -487,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((label, value))
         print(f"{label:<58} {value}", flush=True)
 
+    if args.only_processes:
+        process_rows(data_name, args.process_epochs, args.rounds, report)
+        write_results(args.results, rows, "(process-count rows only: no profile)", argv)
+        return 0
     if args.only_text:
         text_rows(args.text_epochs, args.rounds, args.text_quality_epochs, report)
         write_results(args.results, rows, "(char-lstm rows only: no profile)", argv)
@@ -558,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_text:
         text_rows(args.text_epochs, args.rounds, args.text_quality_epochs, report)
+    if not args.skip_processes:
+        process_rows(data_name, args.process_epochs, args.rounds, report)
     profile = profile_summary(train_x)
     print(profile)
     write_results(args.results, rows, profile, argv)

@@ -44,7 +44,8 @@ class History(L.Callback):
                 row[key] = float(value)
         row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         row["train_seconds"] = self._ended - self._started
-        row["images_per_second"] = self._images / max(row["train_seconds"], 1e-9)
+        # all processes together (each takes an equal share of the epoch)
+        row["images_per_second"] = self._images * trainer.world_size / max(row["train_seconds"], 1e-9)
         self.epochs = [r for r in self.epochs if r["epoch"] != row["epoch"]] + [row]
 
     def state_dict(self) -> dict[str, Any]:

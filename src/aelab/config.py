@@ -76,6 +76,9 @@ class TrainSettings:
                                            "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard")
     log_embeddings: bool = setting(False, "write the codes of fixed validation images, with labels and thumbnails, "
                                           "to TensorBoard's embedding projector each epoch")
+    stream: bool | None = setting(None, "image folders (--data-dir): decode the images in worker processes as "
+                                        "training reads them and cache them on disk as uint8 shards, for folders "
+                                        "larger than memory (default: when the decoded images would pass 2 GiB)")
     devices: int = setting(1, "training processes on this machine: CPU processes, or GPUs with --accelerator gpu; "
                               "more than one trains with DDP, and --batch-size is then per process", low=1)
     num_nodes: int = setting(1, "machines taking part, each running the same command (see Scaling out in the "

@@ -1,7 +1,8 @@
 """Datasets by name, local files (IDX, image folders, arrays), noise, and in-memory batching.
 
 Every dataset becomes one float32 tensor per split, (N, C, H, W) in [0, 1], held in memory and
-batched by slicing (:class:`TensorBatches`): no per-sample Python on the training hot path.
+batched by slicing (:class:`TensorBatches`): no per-sample Python on the training hot path. The
+exception is a folder of image files larger than memory, read lazily (:mod:`aelab.streaming`).
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def describe_source(data) -> tuple[str, str | None]:
     return ARRAYS, None
 
 
-def resolve_data(data=None, channels: int | None = None, size: int | None = None) -> ImageData:
+def resolve_data(data=None, channels: int | None = None, size: int | None = None,
+                 stream: bool | None = None) -> ImageData:
     """Any form of data aelab takes, as an :class:`ImageData`:
 
     - a dataset name (``aelab datasets``; default ``mnist-sample``);
@@ -135,6 +137,10 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
     - a dict of them with labels: ``{"x_train": ..., "y_train": ..., "x_test": ..., "y_test": ...}``
       (``x_test``/``y_test`` optional; label -1: an image without one);
     - an :class:`ImageData`.
+
+    A folder of image files streams (:mod:`aelab.streaming`) with ``stream=True``, or with
+    ``stream=None`` when its decoded images would not fit comfortably in memory; other sources
+    are held in memory, and ``stream=True`` is refused for them.
     """
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"x_train", "y_train", "x_test", "y_test"})
@@ -155,9 +161,14 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
         return data if channels is None and size is None else data.fit_to(channels or data.shape[0],
                                                                            size or data.shape[1])
     if data is None or isinstance(data, str) and (data in DATASETS or not Path(data).is_dir()):
+        if stream:
+            raise AelabError("--stream reads a folder of image files (--data-dir); "
+                             f"{data or DEFAULT_DATASET} is held in memory")
         return load_data(data or DEFAULT_DATASET, None, channels, size)
     if isinstance(data, (str, Path)):
-        return load_data(None, data, channels, size)
+        return load_data(None, data, channels, size, stream)
+    if stream:
+        raise AelabError("--stream reads a folder of image files (--data-dir); arrays are held in memory")
     arrays = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     if len(arrays) not in (1, 2):
         raise AelabError(f"data as arrays: give x_train or (x_train, x_test), got {len(arrays)} arrays")
@@ -175,7 +186,7 @@ def _as_numpy(array, label: str) -> np.ndarray:
 
 
 def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = None,
-              channels: int | None = None, size: int | None = None) -> ImageData:
+              channels: int | None = None, size: int | None = None, stream: bool | None = None) -> ImageData:
     """Load a dataset by name, or local files from ``data_dir``; optionally convert its shape.
 
     ``data_dir`` may hold MNIST-style IDX files (gzipped or not), ``.npy``/``.npz`` arrays, or
@@ -183,7 +194,9 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
     other sub-folders as class labels). Images in a folder are resized to ``size`` (default 28).
     """
     if data_dir is not None:
-        data = load_local(Path(data_dir), name or Path(data_dir).name, size or 28)
+        data = load_local(Path(data_dir), name or Path(data_dir).name, size or 28, channels, stream)
+        if not isinstance(data, ImageData):
+            return data  # a stream: decoded at the model's input shape already
     elif name in LOADERS:
         data = LOADERS[name]()
     else:
@@ -199,17 +212,42 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
 # ----------------------------------------------------------------------------- local files
 
 
-def load_local(folder: Path, name: str, size: int) -> ImageData:
+def load_local(folder: Path, name: str, size: int, channels: int | None = None, stream: bool | None = None):
+    """The data in ``folder``: an :class:`ImageData`, or for a folder of image files that streams
+    (see :func:`resolve_data`) an :class:`aelab.streaming.FolderStream`."""
     if not folder.exists():
         raise AelabError(f"data folder {folder} does not exist")
     if not folder.is_dir():
         raise AelabError(f"--data-dir must be a folder, got the file {folder}")
-    if any(folder.glob("*-idx3-ubyte*")):
-        return load_idx_dir(folder, name)
+    packed = "IDX files" if any(folder.glob("*-idx3-ubyte*")) else None
     arrays = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz"))
+    packed = packed or (".npy/.npz arrays" if arrays else None)
+    if packed and stream:
+        raise AelabError(f"--stream reads a folder of image files; {folder} holds {packed}, which are held in memory")
+    if packed == "IDX files":
+        return load_idx_dir(folder, name)
     if arrays:
         return load_arrays(arrays, name)
+    files = image_files(folder)
+    if stream or (stream is None and streaming_pays(len(files), channels or 3, size)):
+        from .streaming import folder_stream
+
+        return folder_stream(name, files, folder, channels, size)
     return load_image_folder(folder, name, size)
+
+
+def image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise AelabError(f"no images (PNG, JPEG, ...), IDX files or .npy/.npz arrays in {folder}")
+    return files
+
+
+def streaming_pays(n: int, channels: int, size: int) -> bool:
+    """True where ``n`` images, decoded to float32, would exceed :data:`aelab.streaming.STREAM_BYTES`."""
+    from .streaming import STREAM_BYTES, decoded_bytes
+
+    return decoded_bytes(n, channels, size) > STREAM_BYTES
 
 
 def read_idx(path: Path) -> Tensor:
@@ -308,13 +346,10 @@ def _array_images(array: np.ndarray, path: Path | str) -> Tensor:
     return x
 
 
-def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if not files:
-        raise AelabError(f"no images (PNG, JPEG, ...), IDX files or .npy/.npz arrays in {folder}")
-    images = [read_image(p) for p in files]
-    channels = 3 if any(img.mode != "L" for img in images) else 1
-    x = torch.stack([image_to_tensor(img, channels, size) for img in images])
+def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tensor | None]:
+    """An image folder's split and labels: the indices of its training and test files, and every
+    file's class label (None unless all files lie in class sub-folders). Sub-folders ``train`` and
+    ``test`` are the split; without them, a fixed 20% is held out for test, as :func:`_split` does."""
     parts = [p.relative_to(folder).parts for p in files]
     splits = [ps[0] if len(ps) > 1 and ps[0] in ("train", "test") else None for ps in parts]
     classes = [ps[-2] if len(ps) > 1 + (s is not None) else None for ps, s in zip(parts, splits)]
@@ -324,9 +359,22 @@ def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
         labels = torch.tensor([names.index(c) for c in classes])
     if all(s is not None for s in splits) and {"train", "test"} <= set(splits):
         train = torch.tensor([s == "train" for s in splits])
-        pick = (lambda t, m: None if t is None else t[m])
-        return ImageData(name, x[train], x[~train], pick(labels, train), pick(labels, ~train))
-    return _split(name, x, labels)
+        return train.nonzero()[:, 0], (~train).nonzero()[:, 0], labels
+    if len(files) < 2:
+        raise AelabError(f"{folder.name}: need at least 2 images to make a train/test split, found {len(files)}")
+    order = torch.from_numpy(np.random.default_rng(SPLIT_SEED).permutation(len(files)))
+    n_test = max(1, int(round(len(files) * TEST_FRACTION)))
+    return order[n_test:], order[:n_test], labels
+
+
+def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
+    files = image_files(folder)
+    images = [read_image(p) for p in files]
+    channels = 3 if any(img.mode != "L" for img in images) else 1
+    x = torch.stack([image_to_tensor(img, channels, size) for img in images])
+    train, test, labels = folder_layout(folder, files)
+    pick = (lambda t, i: None if t is None else t[i])
+    return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test))
 
 
 def read_image(path: str | Path) -> Image.Image:

@@ -35,7 +35,8 @@ def run_data(config: RunConfig, data: Any = None) -> ImageData | TextData:
             raise AelabError("this run was trained on arrays handed to aelab.train; pass the data to use "
                              "(--data / --data-dir, or data=...)")
         data = Path(config.data_dir) if config.data_dir else config.data
-    return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1])
+    stream = config.train.stream if isinstance(data, (str, Path)) and Path(data).is_dir() else None
+    return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1], stream=stream)
 
 
 def noisy_copy(images: torch.Tensor, noise: float) -> torch.Tensor:

@@ -35,7 +35,8 @@ class NonFiniteLoss(AelabError):
 
 
 # the settings every system honours; each system adds its own in ``honours``
-COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "val_fraction", "precision", "channels_last", *LAUNCH)
+COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "val_fraction", "precision", "channels_last", "stream",
+          *LAUNCH)
 
 
 class SettingsCheck:

@@ -35,6 +35,7 @@ from .errors import AelabError
 from .evaluation import evaluate, noisy_copy, run_data
 from .registry import create_model, get_entry, resolve_params
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
+from .streaming import FolderStream, StreamBatches, default_workers
 from .systems import SYSTEMS, NonFiniteLoss
 from .text import TextData, WindowBatches, load_text
 
@@ -173,13 +174,14 @@ def _fit_data(config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData
     """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
     defaults = get_entry(config.model).defaults()
     size = params.get("in_size") if "in_size" in params or config.data_dir else None
-    loaded = resolve_data(data, channels=params.get("in_channels"), size=size)
+    loaded = resolve_data(data, channels=params.get("in_channels"), size=size, stream=config.train.stream)
     c, h, _ = loaded.shape
     if c not in (1, 3):
         raise AelabError(f"{config.data}: images with {c} channels; aelab takes gray (1) or colour (3) images")
     from_data = {"in_channels": c, "in_size": h}
-    if "classes" in defaults and loaded.train_labels is not None and len(loaded.train_labels):
-        from_data["classes"] = int(loaded.train_labels.max()) + 1
+    labels = loaded.all_train_labels if isinstance(loaded, FolderStream) else loaded.train_labels
+    if "classes" in defaults and labels is not None and len(labels):
+        from_data["classes"] = int(labels.max()) + 1
     config.params = resolve_params(config.model, **params, **{k: v for k, v in from_data.items()
                                                                if k in defaults and k not in params})
     config.input_shape = (c, h, h)
@@ -221,9 +223,19 @@ def _batches(plan_: Plan, settings: TrainSettings) -> tuple[Any, Any]:
         return (WindowBatches(train_text, model.maxlen, model.step, settings.batch_size, shuffle=True,
                               seed=settings.seed, split=True),
                 WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, 1000)))
+    needs_labels = SYSTEMS[get_entry(plan_.config.model).kind].needs_labels
+    if isinstance(data, FolderStream):  # read lazily: shards for training, validation images in memory
+        shards, val_x, train_y, val_y = data.split(settings.val_fraction, settings.seed)
+        train_y, val_y = (hide_labels(train_y, settings.labelled, settings.seed), val_y) if needs_labels \
+            else (None, None)
+        if device:
+            val_x, val_y = val_x.to(device), None if val_y is None else val_y.to(device)
+        return (StreamBatches(shards, settings.batch_size, seed=settings.seed, workers=default_workers(),
+                              labels=train_y),
+                TensorBatches(val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
     train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
     train_y = val_y = None
-    if SYSTEMS[get_entry(plan_.config.model).kind].needs_labels:
+    if needs_labels:
         train_y, val_y = split_validation(hide_labels(data.train_labels, settings.labelled, settings.seed),
                                           settings.val_fraction, seed=settings.seed)
     if device:
@@ -269,10 +281,12 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     return config, changes
 
 
-def _check_data_size(data: ImageData, val_fraction: float) -> None:
-    n_val = max(1, int(round(len(data.train) * val_fraction)))
-    if len(data.train) - n_val < 1 or len(data.test) < 1:
-        raise AelabError(f"{data.name} has {len(data.train)} training and {len(data.test)} test image(s); training "
+def _check_data_size(data: ImageData | FolderStream, val_fraction: float) -> None:
+    n_train, n_test = (len(data.train_files), len(data.test_files)) if isinstance(data, FolderStream) \
+        else (len(data.train), len(data.test))
+    n_val = max(1, int(round(n_train * val_fraction)))
+    if n_train - n_val < 1 or n_test < 1:
+        raise AelabError(f"{data.name} has {n_train} training and {n_test} test image(s); training "
                          f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 test image")
 
 
@@ -349,7 +363,7 @@ def _looking_inside(run: Run, plan_: Plan, val_batches: TensorBatches) -> list[L
     callback saves one) and --log-embeddings (the codes of up to 1,000, labelled where the data are)."""
     callbacks: list[L.Callback] = []
     settings, data = plan_.config.train, plan_.data
-    if not (settings.log_activations or settings.log_embeddings) or not isinstance(data, ImageData):
+    if not (settings.log_activations or settings.log_embeddings) or isinstance(data, TextData):
         return callbacks
     images, labels = val_batches.targets, val_batches.labels  # clean images (inputs may be noised)
     if labels is None and isinstance(data, ImageData) and data.train_labels is not None:
