@@ -24,6 +24,29 @@ def test_train_on_gpu(model, small_data, tmp_path):
     assert run_cli("train", model, "--data-dir", small_data, "--epochs", "1", "--accelerator", "gpu",
                    "--out", out, "--no-progress") == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["precision"] in ("bf16-mixed", "16-mixed") and config["channels_last"] is False
+    assert config["train"]["precision"] in ("bf16-mixed", "16-mixed") and config["train"]["channels_last"] is False
     assert (out / "metrics.json").is_file()
 
+
+
+def test_training_batches_are_slices_of_data_on_the_gpu(small_data, tmp_path):
+    from aelab.training import _batches, plan
+
+    plan_ = plan("conv-resize", small_data, tmp_path / "run", False, False, "gpu", {})
+    train_batches, val_batches = _batches(plan_, plan_.config.train)
+    assert train_batches.inputs.device.type == "cuda" and val_batches.inputs.device.type == "cuda"
+    assert next(iter(train_batches))[0].device.type == "cuda"  # no copy from the host per step
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_two_gpus_train_one_run(small_data, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "aelab", "train", "conv-resize", "--data-dir", str(small_data),
+                           "--epochs", "2", "--accelerator", "gpu", "--devices", "2", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((out / "config.json").read_text())["train"]["devices"] == 2
+    assert (out / "metrics.json").is_file() and proc.stdout.count("test_rmse") == 1
