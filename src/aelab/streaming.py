@@ -114,26 +114,31 @@ class StreamBatches:
         self.labels = labels
         self.epoch = 0
 
+    def _steps(self, world: int) -> int | None:
+        """Each process's steps an epoch in a run of ``world`` processes (None for one process:
+        every image, the last batch partial)."""
+        if world == 1:
+            return None
+        each = len(self.shards.files) // self.shards.shard_size // world  # full shards per process
+        if each == 0:
+            raise AelabError(f"{len(self.shards.files)} streamed images make fewer full shards of "
+                             f"{self.shards.shard_size} than there are processes ({world})")
+        return each * self.shards.shard_size // self.batch_size
+
     def _plan(self) -> tuple[list[int], int | None]:
         """This process's shards this epoch, and its number of steps (None: all its images)."""
         order = torch.randperm(len(self.shards), generator=torch.Generator().manual_seed(self.seed * 100_003
                                                                                           + self.epoch)).tolist()
         rank, world = rank_and_world()
-        if world == 1:
+        steps = self._steps(world)
+        if steps is None:
             return order, None
         full = [k for k in order if (k + 1) * self.shards.shard_size <= len(self.shards.files)]
-        each = len(full) // world
-        if each == 0:
-            raise AelabError(f"{len(self.shards.files)} streamed images make fewer full shards of "
-                             f"{self.shards.shard_size} than there are processes ({world})")
-        return full[rank::world][:each], each * self.shards.shard_size // self.batch_size
+        return full[rank::world][:len(full) // world], steps
 
     def __len__(self) -> int:
-        rank, world = rank_and_world()
-        if world == 1:
-            return -(-len(self.shards.files) // self.batch_size)
-        full = len(self.shards.files) // self.shards.shard_size
-        return (full // world) * self.shards.shard_size // self.batch_size
+        steps = self._steps(rank_and_world()[1])
+        return -(-len(self.shards.files) // self.batch_size) if steps is None else steps
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order, steps = self._plan()
@@ -200,24 +205,23 @@ class FolderStream:
             return torch.arange(n)
         return torch.from_numpy(np.sort(np.random.default_rng(0).choice(n, HELD_IN_MEMORY, replace=False)))
 
+    def _held_images(self, files: list[Path]) -> Tensor:
+        return self._decode([files[i] for i in self._held(len(files))])
+
+    def _held_labels(self, labels: Tensor | None) -> Tensor | None:
+        return None if labels is None else labels[self._held(len(labels))]
+
     @cached_property
     def train(self) -> Tensor:
         """A fixed sample of the training images, for evaluation (the PCA floor, the training error)."""
-        return self._decode([self.train_files[i] for i in self._held(len(self.train_files))])
-
-    @property
-    def train_labels(self) -> Tensor | None:
-        labels = self.all_train_labels
-        return None if labels is None else labels[self._held(len(labels))]
+        return self._held_images(self.train_files)
 
     @cached_property
     def test(self) -> Tensor:
-        return self._decode([self.test_files[i] for i in self._held(len(self.test_files))])
+        return self._held_images(self.test_files)
 
-    @property
-    def test_labels(self) -> Tensor | None:
-        labels = self.all_test_labels
-        return None if labels is None else labels[self._held(len(labels))]
+    train_labels = property(lambda self: self._held_labels(self.all_train_labels))
+    test_labels = property(lambda self: self._held_labels(self.all_test_labels))
 
     def split(self, fraction: float, seed: int) -> tuple[ShardedImages, Tensor, Tensor | None, Tensor | None]:
         """Training shards and the validation images (at most :data:`HELD_IN_MEMORY`, decoded),

@@ -310,15 +310,13 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
                                                 enable_version_counter=False)]
     if settings.early_stopping and system.monitor:
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
-    if not main:  # the callbacks above decide together across processes; the ones below only write
-        callbacks += extra_callbacks
-    elif hasattr(model, "sample"):
-        callbacks.append(SampleGrid(run.path / "samples"))
-    if main and isinstance(plan_.data, TextData):
-        callbacks.append(TextSamples(run.path / "samples.txt", plan_.data.val[:model.maxlen], seed=settings.seed))
-    if main:
+    if main:  # the callbacks above decide together across processes; these only write
+        if hasattr(model, "sample"):
+            callbacks.append(SampleGrid(run.path / "samples"))
+        if isinstance(plan_.data, TextData):
+            callbacks.append(TextSamples(run.path / "samples.txt", plan_.data.val[:model.maxlen], seed=settings.seed))
         callbacks += _looking_inside(run, plan_, val_batches)
-        callbacks += extra_callbacks
+    callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
     if progress:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
