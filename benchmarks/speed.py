@@ -4,6 +4,7 @@
     python benchmarks/speed.py --data mnist-sample --epochs 2 --skip-quality
     python benchmarks/speed.py --only-text     # only the char-lstm rows
     python benchmarks/speed.py --only-processes  # only 2 single-thread processes vs 1 two-thread process
+    python benchmarks/speed.py --only-generative # only the VAE and GAN rows
 
 Prints one table and writes it, with machine, date and command, to benchmarks/results/speed.md
 (--results to change). Every ratio compares two measurements taken in this same run. Each
@@ -29,6 +30,11 @@ The char-lstm rows train seed 3's text model on the default corpus (pydoc-topics
 train` and through a plain loop of the same model (fused nn.LSTM, fp32, eager, Keras' RMSprop,
 one-hot batches made from the same index windows), in fresh processes and alternated rounds as
 above; then held-out bits per character after a fixed number of epochs, defaults against fp32.
+
+The VAE and GAN rows train seed 3's generative models through `aelab train` (defaults, no
+evaluation at the end) and the same networks through a plain fp32 eager loop (`plain_generative_step`:
+the summed negative ELBO with Adam; seed 3's noisy-label discriminator and generator steps with
+Adam and clipping), in fresh processes and alternated rounds, at their registered batch sizes.
 
 The process-count rows train seed 1's model and `best` through `python -m aelab train` with
 `--devices 2` (two processes under DDP over gloo; Lightning gives each half the CPU's threads, so
@@ -299,6 +305,90 @@ def text_rows(epochs: int, rounds: int, quality_epochs: int, report) -> None:
            f"{bits[0]:.4f} vs {bits[1]:.4f} ({diff * 100:+.1f}%; {goal('within 2%', abs(diff) <= 0.02)})")
 
 
+# seed 3's generative models: `aelab train` against the same networks trained by a plain fp32 eager loop
+GENERATIVE_MODELS = ("vae", "gan")
+GENERATIVE_WORKERS = {f"{m}-{side}": m for m in GENERATIVE_MODELS for side in ("reference", "ours")}
+
+
+def plain_generative_step(model_name: str):
+    """One training step of aelab's ``model_name`` network as a user writes it in plain PyTorch:
+    fp32, contiguous tensors, torch.optim with the registered settings. The VAE: the negative
+    ELBO (BCE summed over pixels + KL), Adam. The GAN: seed 3's loop (one discriminator step on
+    generated and real images with noisy labels, then one generator step; Adam with beta1 0.5 and
+    gradients clipped at 1.0, as GANSystem does)."""
+    torch.manual_seed(0)
+    model, settings = create_model(model_name), get_entry(model_name).train
+    if model_name == "vae":
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+
+        def vae_step(batch: torch.Tensor) -> None:
+            out = model(batch)
+            recon = F.binary_cross_entropy_with_logits(out.logits, batch, reduction="sum") / len(batch)
+            kl = -0.5 * torch.sum(1 + out.logvar - out.mean ** 2 - out.logvar.exp()) / len(batch)
+            optimizer.zero_grad()
+            (recon + kl).backward()
+            optimizer.step()
+
+        return vae_step
+    d, g = model.discriminator, model.generator
+    opt_d = torch.optim.Adam(d.parameters(), lr=settings.d_lr or 2 * settings.lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(g.parameters(), lr=settings.lr, betas=(0.5, 0.999))
+
+    def gan_step(batch: torch.Tensor) -> None:
+        real, n = batch * 2 - 1, len(batch)
+        fake = g(torch.randn(n, model.latent_dim)).detach()
+        labels = torch.cat([torch.ones(n), torch.zeros(n)])
+        labels = labels - 0.05 * torch.rand_like(labels) * (2 * labels - 1)
+        d_loss = F.binary_cross_entropy_with_logits(d(torch.cat([fake, real])), labels)
+        opt_d.zero_grad()
+        d_loss.backward()
+        torch.nn.utils.clip_grad_value_(d.parameters(), 1.0)
+        opt_d.step()
+        logits = d(g(torch.randn(n, model.latent_dim)))
+        g_loss = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+        opt_g.zero_grad()
+        g_loss.backward()
+        torch.nn.utils.clip_grad_value_(g.parameters(), 1.0)
+        opt_g.step()
+
+    return gan_step
+
+
+def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float]:
+    """Training images/s of one side for one generative model, in this process (the epochs after the first)."""
+    model_name = GENERATIVE_WORKERS[kind]
+    if kind.endswith("ours"):
+        with tempfile.TemporaryDirectory() as tmp:
+            run = train(model_name, data=data_name, epochs=epochs, out=Path(tmp) / "r", progress=False,
+                        evaluate_test=False, **({"early_stopping": False} if model_name == "vae" else {}))
+            rates = [row["images_per_second"] for row in run.history]
+        return {"train": statistics.median(rates[1:] or rates)}
+    os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)  # a plain script does not import Lightning
+    train_x, _ = split_validation(load_data(data_name).train)
+    step, batch_size, rates = plain_generative_step(model_name), get_entry(model_name).train.batch_size, []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for batch in train_x[torch.randperm(len(train_x))].split(batch_size):
+            step(batch)
+        rates.append(len(train_x) / (time.perf_counter() - start))
+    return {"train": statistics.median(rates[1:] or rates)}
+
+
+def generative_rows(data_name: str, epochs: int, rounds: int, report) -> None:
+    """The VAE and GAN rows: `aelab train` against the plain loop, fresh processes, alternated rounds."""
+    for model_name in GENERATIVE_MODELS:
+        rates: dict[str, list[float]] = {"reference": [], "ours": []}
+        for _ in range(rounds):
+            for side in rates:
+                rates[side].append(measure(f"{model_name}-{side}", data_name, epochs)["train"])
+        batch_size = get_entry(model_name).train.batch_size
+        report(f"`{model_name}`, batch {batch_size}: plain fp32 eager loop, training", rate_text(rates["reference"]))
+        report(f"  `aelab train {model_name}` (defaults)", rate_text(rates["ours"]))
+        ratio = statistics.median(rates["ours"]) / statistics.median(rates["reference"])
+        per_round = ", ".join(f"{o / r:.2f}x" for o, r in zip(rates["ours"], rates["reference"]))
+        report("  ratio ours / reference", f"{ratio:.2f}x (per round: {per_round}; {goal('>= 2.5x', ratio >= 2.5)})")
+
+
 PROCESS_MODELS = {"conv-resize": 200, "best": 128}  # seed 1's model and aelab's own, at their default batches
 
 
@@ -507,19 +597,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-text", action="store_true", help="skip the char-lstm rows")
     parser.add_argument("--only-text", action="store_true", help="only the char-lstm rows")
     parser.add_argument("--skip-processes", action="store_true", help="skip the process-count rows")
+    parser.add_argument("--skip-generative", action="store_true", help="skip the VAE and GAN rows")
+    parser.add_argument("--only-generative", action="store_true", help="only the VAE and GAN rows")
     parser.add_argument("--only-processes", action="store_true",
                         help="only the rows comparing 2 single-thread processes with 1 two-thread process")
     parser.add_argument("--process-epochs", type=int, default=2, help="epochs per process-count measurement")
     parser.add_argument("--text-epochs", type=int, default=2, help="epochs per char-lstm throughput measurement")
     parser.add_argument("--text-quality-epochs", type=int, default=2)
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "speed.md")
-    parser.add_argument("--worker", choices=[*WORKERS, *OVERHEAD_WORKERS, *TTQ_RUNS, *TEXT_WORKERS],
+    parser.add_argument("--worker", choices=[*WORKERS, *OVERHEAD_WORKERS, *TTQ_RUNS, *TEXT_WORKERS, *GENERATIVE_WORKERS],
                         help=argparse.SUPPRESS)
     parser.add_argument("--target", type=float, help=argparse.SUPPRESS)  # a time-to-quality worker's RMSE
     args = parser.parse_args(argv)
     data_name = args.data or ("fashion-mnist" if DEBIAN_FASHION_MNIST.is_dir() else "mnist-sample")
     if args.worker in TTQ_RUNS:
         print(json.dumps(ttq_worker(args.worker, data_name, args.target)))
+        return 0
+    if args.worker in GENERATIVE_WORKERS:
+        print(json.dumps(generative_worker(args.worker, data_name, args.epochs)))
         return 0
     if args.worker in TEXT_WORKERS:
         print(json.dumps(text_worker(args.worker, args.epochs)))
@@ -533,6 +628,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((label, value))
         print(f"{label:<58} {value}", flush=True)
 
+    if args.only_generative:
+        generative_rows(data_name, args.epochs, args.rounds, report)
+        write_results(args.results, rows, "(VAE and GAN rows only: no profile)", argv)
+        return 0
     if args.only_processes:
         process_rows(data_name, args.process_epochs, args.rounds, report)
         write_results(args.results, rows, "(process-count rows only: no profile)", argv)
@@ -608,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_text:
         text_rows(args.text_epochs, args.rounds, args.text_quality_epochs, report)
+    if not args.skip_generative:
+        generative_rows(data_name, args.epochs, args.rounds, report)
     if not args.skip_processes:
         process_rows(data_name, args.process_epochs, args.rounds, report)
     profile = profile_summary(train_x)
