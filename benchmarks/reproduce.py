@@ -42,6 +42,8 @@ class Experiment:
     # of it or better (lower); aelab's own targets are thresholds ("<=")
     target: tuple[str, float] | None = None
     threshold: bool = False
+    # epochs on a dataset where the registered epochs are too few steps (not capped by --epochs-cap)
+    epochs: dict[str, int] = field(default_factory=dict)
 
 
 EXPERIMENTS = [
@@ -69,12 +71,15 @@ EXPERIMENTS = [
                source="seed 4 (CNTK)", target=("test_rmse", 0.131)),
     Experiment("conv-unpool-2", "conv-unpool-2", "none (two-layer variant)", source="seed 4 (CNTK)"),
     Experiment("tied", "tied", "none (seed 3 shared weights)", source="seed 3"),
+    # on mnist-sample's 3,600 training digits the default 30 epochs are only about 850 steps: 100 there
+    Experiment("best-2", "best", "below PCA at the same code size", {"code_size": 2}, source="aelab",
+               target=("rmse_vs_pca", 1.0), threshold=True, epochs={"mnist-sample": 100}),
     Experiment("best-16", "best", "target: RMSE <= 0.0986 (PCA 0.1408 - 30%) on Fashion-MNIST", {"code_size": 16},
-               source="aelab", target=("test_rmse", 0.0986), threshold=True),
+               source="aelab", target=("test_rmse", 0.0986), threshold=True, epochs={"mnist-sample": 100}),
     Experiment("best-49", "best", "target: RMSE <= 0.0752 (PCA 0.1074 - 30%) on Fashion-MNIST", {"code_size": 49},
-               source="aelab", target=("test_rmse", 0.0752), threshold=True),
+               source="aelab", target=("test_rmse", 0.0752), threshold=True, epochs={"mnist-sample": 100}),
     Experiment("best-128", "best", "target: RMSE <= 0.0615 (PCA 0.0769 - 20%) on Fashion-MNIST", {"code_size": 128},
-               source="aelab", target=("test_rmse", 0.0615), threshold=True),
+               source="aelab", target=("test_rmse", 0.0615), threshold=True, epochs={"mnist-sample": 100}),
 ]
 
 
@@ -102,7 +107,8 @@ def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, over
     if (out / "metrics.json").is_file() and not overwrite:
         print(f"[skip] {out} already measured (--overwrite to redo)")
         return
-    epochs = epochs_for_seed_steps(exp.model, data) if cap is None else min(get_entry(exp.model).train.epochs, cap)
+    epochs = exp.epochs.get(data) or (epochs_for_seed_steps(exp.model, data) if cap is None
+                                      else min(get_entry(exp.model).train.epochs, cap))
     print(f"[train] {exp.key} on {data}, {epochs} epochs -> {out}", flush=True)
     started = time.perf_counter()
     run = train(exp.model, out=out, data=data, epochs=epochs, overwrite=True, progress=False, **exp.params)
@@ -175,6 +181,37 @@ def table(runs: Path) -> str:
     return "\n".join(lines)
 
 
+def row_key(line: str) -> tuple[str, ...]:
+    """A table row's identity: its model (with parameters), data and code size."""
+    return tuple(cell.strip() for cell in line.strip().strip("|").split("|")[:3])
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def merged(old_text: str, new_table: str) -> str:
+    """``new_table`` with the rows of the old table that it lacks (runs made on another machine,
+    whose folders are not here) kept where they were, in the new columns ("-" where the old table
+    had no such column); a new row replaces the old one of its key, and a row new to the table
+    goes after the last old row of its model."""
+    new_lines = new_table.splitlines()
+    head, new_rows = new_lines[:2], {row_key(line): line for line in new_lines[2:]}
+    columns = cells(head[0])
+    old_lines = [line for line in old_text.splitlines() if line.startswith("| ")]
+    old_columns = cells(old_lines[0]) if old_lines else []
+    rows = []
+    for line in old_lines[1:]:
+        if line.startswith("| `"):
+            old = dict(zip(old_columns, cells(line)))
+            rebuilt = "| " + " | ".join(old.get(column, "-") for column in columns) + " |"
+            rows.append(new_rows.pop(row_key(line), rebuilt))
+    for key, line in new_rows.items():
+        same_model = [i for i, row in enumerate(rows) if row_key(row)[0].split(" (")[0] == key[0].split(" (")[0]]
+        rows.insert(same_model[-1] + 1 if same_model else len(rows), line)
+    return "\n".join(head + rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=["mnist-sample"])
@@ -204,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.runs.mkdir(parents=True, exist_ok=True)
     header = (ROOT / "results" / "reproduction_header.md").read_text()
-    args.table.write_text(header + "\n" + table(args.runs) + "\n")
+    old = args.table.read_text() if args.table.is_file() else ""
+    args.table.write_text(header + "\n" + merged(old, table(args.runs)) + "\n")
     print(f"wrote {args.table}")
     return 0
 
