@@ -84,6 +84,18 @@ def test_train_without_out_uses_a_fresh_temporary_folder(digits):
         shutil.rmtree(run.path)
 
 
+def test_max_minutes_stops_training_before_the_epochs_and_still_evaluates(digits, tmp_path):
+    run = aelab.train("dense", data=(digits[:400], digits[400:]), epochs=500, max_minutes=0.02, out=tmp_path / "r",
+                      progress=False)
+    done = len(run.history)
+    assert 1 <= done < 500 and run.config.train.max_minutes == 0.02
+    assert 0 < run.metrics["test_rmse"] < 1
+    # a time budget is not what the run learns: a resume may raise it (the timer counts the whole run)
+    run = aelab.train(data=(digits[:400], digits[400:]), epochs=done + 1, max_minutes=10, out=tmp_path / "r",
+                      resume=True, progress=False)
+    assert len(run.history) == done + 1 and run.config.train.max_minutes == 10
+
+
 def test_settings_and_parameters_by_name_and_unknown_names(tmp_path):
     with pytest.raises(aelab.AelabError, match="has no parameter 'lrr'"):
         aelab.train("dense", lrr=0.1, out=tmp_path / "r")

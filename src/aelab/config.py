@@ -45,6 +45,8 @@ class TrainSettings:
     some (its seed's settings) in the registry."""
 
     epochs: int = setting(20, "number of epochs", low=1)
+    max_minutes: float | None = setting(None, "stop training after this many minutes even before --epochs (Lightning's "
+                                              "max_time; the evaluation at the end comes after)", low=0, open_low=True)
     batch_size: int = setting(200, "batch size", low=1)
     lr: float = setting(1e-3, "learning rate", low=0, open_low=True)
     loss: LossName = setting("bce", "reconstruction loss: bce (on logits) or mse")
@@ -101,8 +103,8 @@ class TrainSettings:
 
 
 TRAIN_HINTS: dict[str, Any] = typing.get_type_hints(TrainSettings)
-# the settings that say how a run is launched, not what it learns: a resumed run may change them
-LAUNCH = ("devices", "num_nodes", "strategy")
+# the settings that say how a run is launched and for how long, not what it learns: a resumed run may change them
+LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes")
 TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 
 

@@ -234,8 +234,8 @@ class TextSystem(AutoencoderSystem):
     the character after each window; logs the loss (nats per character) and the accuracy. RMSprop
     is Keras' (rho 0.9, epsilon 1e-7), as the seed's ``RMSprop(lr=0.01)`` was."""
 
-    honours = ("epochs", "batch_size", "lr", "optimizer", "seed", "precision", "schedule", "reduce_lr",
-               "lr_patience", "early_stopping", "patience", *LAUNCH)
+    honours = ("epochs", "batch_size", "lr", "optimizer", "seed", "precision", "schedule",
+               "reduce_lr", "lr_patience", "early_stopping", "patience", *LAUNCH)
     optimizer_options = {"rmsprop": {"alpha": 0.9, "eps": 1e-7}}
 
     @classmethod

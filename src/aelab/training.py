@@ -70,7 +70,7 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     trains into a fresh temporary folder. ``settings``: any :class:`~aelab.config.TrainSettings`
     field (``epochs``, ``lr``, ``noise``, ...) and any parameter of the model, by name. A setting
     the model's system does not use is refused. ``resume`` continues the run in ``out`` (only
-    ``epochs`` may change); ``overwrite`` replaces the run in ``out`` once the new one is done.
+    ``epochs`` and the launch settings may change: ``devices``, ``num_nodes``, ``strategy``, ``max_minutes``); ``overwrite`` replaces the run in ``out`` once the new one is done.
     ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
     test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
     ``Run.evaluate()`` does it later.
@@ -253,6 +253,7 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     any other change: a resumed run continues as it was set up."""
     run = Run(out)
     config = run.config
+    launch_flags = ["--" + k.replace("_", "-") for k in LAUNCH]
     if model and get_entry(model).name != config.model:
         raise AelabError(f"--resume: {out} trained {config.model}, not {model}")
     if not run.last_checkpoint.is_file():
@@ -267,7 +268,7 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     if changed:
         key = changed[0]
         raise AelabError(f"--resume continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
-                         f"{requested[key]}); only --epochs (and --devices, --num-nodes, --strategy) can change. "
+                         f"{requested[key]}); only --epochs (and {', '.join(launch_flags)}) can change. "
                          "Train a new run for other settings")
     epochs = given.get("epochs", config.train.epochs)
     if epochs <= done:
@@ -324,7 +325,9 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
                AppendingCSVLogger(run.path / "logs", name="csv", version="")] if main else False
     diverged = None
     with quiet_lightning():
-        trainer = L.Trainer(max_epochs=settings.epochs, accelerator="cpu" if plan_.device == "cpu" else "gpu",
+        trainer = L.Trainer(max_epochs=settings.epochs,
+                            max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
+                            accelerator="cpu" if plan_.device == "cpu" else "gpu",
                             devices=settings.devices, num_nodes=settings.num_nodes,
                             strategy=lightning_strategy(settings.strategy, processes,
                                                         not system.automatic_optimization),
