@@ -311,7 +311,7 @@ GENERATIVE_WORKERS = {f"{m}-{side}": m for m in GENERATIVE_MODELS for side in ("
 
 
 def plain_generative_step(model_name: str):
-    """One training step of aelab's ``model_name`` network as a user writes it in plain PyTorch:
+    """The network and one training step of aelab's ``model_name`` network as a user writes it in plain PyTorch:
     fp32, contiguous tensors, torch.optim with the registered settings. The VAE: the negative
     ELBO (BCE summed over pixels + KL), Adam. The GAN: seed 3's loop (one discriminator step on
     generated and real images with noisy labels, then one generator step; Adam with beta1 0.5 and
@@ -329,7 +329,7 @@ def plain_generative_step(model_name: str):
             (recon + kl).backward()
             optimizer.step()
 
-        return vae_step
+        return model, vae_step
     d, g = model.discriminator, model.generator
     opt_d = torch.optim.Adam(d.parameters(), lr=settings.d_lr or 2 * settings.lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(g.parameters(), lr=settings.lr, betas=(0.5, 0.999))
@@ -351,7 +351,7 @@ def plain_generative_step(model_name: str):
         torch.nn.utils.clip_grad_value_(g.parameters(), 1.0)
         opt_g.step()
 
-    return gan_step
+    return model, gan_step
 
 
 def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float]:
@@ -365,7 +365,7 @@ def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float
         return {"train": statistics.median(rates[1:] or rates)}
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)  # a plain script does not import Lightning
     train_x, _ = split_validation(load_data(data_name).train)
-    step, batch_size, rates = plain_generative_step(model_name), get_entry(model_name).train.batch_size, []
+    (_, step), batch_size, rates = plain_generative_step(model_name), get_entry(model_name).train.batch_size, []
     for _ in range(epochs):
         start = time.perf_counter()
         for batch in train_x[torch.randperm(len(train_x))].split(batch_size):

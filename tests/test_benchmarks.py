@@ -115,3 +115,36 @@ def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
     test = np.stack([train[0], rng.random((28, 28))])
     scores = anomaly.pca_detector(train, test, components=5)
     assert scores[1] > scores[0]
+
+
+def test_generative_references_train_aelabs_networks():
+    speed = load_speed()
+    for name in speed.GENERATIVE_MODELS:
+        model, step = speed.plain_generative_step(name)
+        assert [p.shape for p in model.parameters()] == [p.shape for p in create_model(name).parameters()]
+        before = [p.detach().clone() for p in model.parameters()]
+        step(torch.rand(16, 1, 28, 28))
+        assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if b.requires_grad), name
+
+
+def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    generative = load_benchmark("generative")
+    fds = {"gan": (30.0, 34.0), "gan-sn": (20.0, 22.0)}
+    for key, values in fds.items():
+        for seed, fd in enumerate(values):
+            run = tmp_path / "runs" / "toy" / key / f"seed-{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({"fd_classifier": fd, "fd_classifier_floor": 1.0,
+                                                          "fd_seconds": 5.0, "fd_classifier_train_seconds": 0.0}))
+            (run / "history.json").write_text(json.dumps({"epochs": [{"train_seconds": 45.0}] * 2}))
+            generative.wall_file(run).write_text("100.0\n")
+            generative.collapse_file(run).write_text("0\n")
+    results = tmp_path / "generative.md"
+    assert generative.main(["--table-only", "--data", "toy", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"),
+                            "--results", str(results)]) == 0
+    text = results.read_text()
+    assert "| gan | `gan`  | 0, 1 | 2 | 90 s | 100 s | 5.0% | - | - | 32.00 ± 2.83 | 1.00 | 0 |" in text
+    assert "mean fd_classifier 21.00 vs 32.00, 34% lower (goal: at least 30%: met)" in text
