@@ -42,6 +42,8 @@ class Experiment:
     # of it or better (lower); aelab's own targets are thresholds ("<=")
     target: tuple[str, float] | None = None
     threshold: bool = False
+    # the dataset an aelab target was set on; elsewhere the row is judged against PCA at its code size
+    target_data: str | None = None
     # epochs on a dataset where the registered epochs are too few steps (not capped by --epochs-cap)
     epochs: dict[str, int] = field(default_factory=dict)
 
@@ -75,11 +77,14 @@ EXPERIMENTS = [
     Experiment("best-2", "best", "below PCA at the same code size", {"code_size": 2}, source="aelab",
                target=("rmse_vs_pca", 1.0), threshold=True, epochs={"mnist-sample": 100}),
     Experiment("best-16", "best", "target: RMSE <= 0.0986 (PCA 0.1408 - 30%) on Fashion-MNIST", {"code_size": 16},
-               source="aelab", target=("test_rmse", 0.0986), threshold=True, epochs={"mnist-sample": 100}),
+               source="aelab", target=("test_rmse", 0.0986), threshold=True, target_data="fashion-mnist",
+               epochs={"mnist-sample": 100}),
     Experiment("best-49", "best", "target: RMSE <= 0.0752 (PCA 0.1074 - 30%) on Fashion-MNIST", {"code_size": 49},
-               source="aelab", target=("test_rmse", 0.0752), threshold=True, epochs={"mnist-sample": 100}),
+               source="aelab", target=("test_rmse", 0.0752), threshold=True, target_data="fashion-mnist",
+               epochs={"mnist-sample": 100}),
     Experiment("best-128", "best", "target: RMSE <= 0.0615 (PCA 0.0769 - 20%) on Fashion-MNIST", {"code_size": 128},
-               source="aelab", target=("test_rmse", 0.0615), threshold=True, epochs={"mnist-sample": 100}),
+               source="aelab", target=("test_rmse", 0.0615), threshold=True, target_data="fashion-mnist",
+               epochs={"mnist-sample": 100}),
 ]
 
 
@@ -139,11 +144,14 @@ def steps_done(run: Path) -> int | None:
     return max(steps) + 1 if steps else None
 
 
-def verdict(exp: Experiment, m: dict) -> str:
-    """Met or missed against the published number: within 10% (or better), or under aelab's threshold."""
+def verdict(exp: Experiment, m: dict, data: str | None = None) -> str:
+    """Met or missed against the published number: within 10% (or better), or under aelab's threshold
+    (on a dataset other than the one an aelab target was set on: below PCA at the same code size)."""
     if exp.target is None:
         return "no number"
     key, value = exp.target
+    if exp.target_data is not None and data is not None and data != exp.target_data:
+        key, value = "rmse_vs_pca", 1.0
     ours = m.get(key)
     if ours is None:
         return "n/a"
@@ -176,7 +184,7 @@ def table(runs: Path) -> str:
                          f"{_number(steps, ',')} / {seed_steps(exp.model):,} | {m['test_rmse']:.4f} | "
                          f"{m['test_bce']:.4f} | {m.get('train_bce', float('nan')):.4f} | {m['pca_rmse']:.4f} | "
                          f"{'lossless' if m['rmse_vs_pca'] is None else format(m['rmse_vs_pca'], '.2f')} | "
-                         f"{m['mean_code_activation']:.2f} | {probes} | {exp.published} | {verdict(exp, m)} | "
+                         f"{m['mean_code_activation']:.2f} | {probes} | {exp.published} | {verdict(exp, m, data_dir.name)} | "
                          f"{exp.source} |")
     return "\n".join(lines)
 

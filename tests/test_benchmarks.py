@@ -87,6 +87,8 @@ def test_reproduction_counts_steps_and_judges_each_published_number(tmp_path):
     assert reproduce.verdict(conv, {"test_bce": 0.05}).startswith("met")
     best = next(e for e in reproduce.EXPERIMENTS if e.key == "best-49")  # a threshold: RMSE <= 0.0752
     assert reproduce.verdict(best, {"test_rmse": 0.0760}).startswith("missed")
+    on_sample = {"test_rmse": 0.0585, "rmse_vs_pca": 0.97}  # the Fashion-MNIST target does not apply elsewhere
+    assert reproduce.verdict(best, on_sample, "mnist-sample") == "met (rmse_vs_pca 0.9700 vs 1)"
 
 
 def test_tuning_report_says_what_is_not_measured_yet(tmp_path):
