@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from PIL import Image
@@ -266,6 +267,10 @@ def test_an_overwrite_that_diverges_leaves_the_old_run_byte_identical(old_run, s
 
 
 def test_a_successful_overwrite_replaces_the_run(old_run, small_data):
+    image = small_data.parent / "one-digit.png"
+    PIL.Image.fromarray(np.load(small_data / "digits.npz")["x"][0]).save(image)
+    assert run_cli("score", old_run, image) == 0  # its error maps go into the run folder: aelab's own files
+    assert (old_run / "anomaly" / "worst.png").is_file()
     assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", old_run, "--overwrite",
                    "--no-progress") == 0
     assert Run(old_run).config.model == "dense" and not (old_run / "codes.png").stat().st_size == 0

@@ -35,7 +35,7 @@ from .registry import create_model
 LOCK_NAME = ".aelab.lock"
 # what aelab itself writes into a run folder: --overwrite replaces a folder holding only these
 RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json", "checkpoints", "logs",
-              "samples", "samples.txt", "activations", LOCK_NAME}
+              "samples", "samples.txt", "activations", "anomaly", LOCK_NAME}  # anomaly: `aelab anomaly RUN`'s maps
 
 
 class Run:
