@@ -15,9 +15,10 @@ install: $(STAMP)
 
 # The main job, offline, on the embedded MNIST sample: the seed-1 model, plain and denoising.
 demo: $(STAMP)
-	$(BIN)/aelab train conv-resize --data mnist-sample --epochs 100 --out runs/demo --overwrite --no-progress
-	$(BIN)/aelab train conv-resize --data mnist-sample --epochs 100 --noise 0.5 --out runs/demo-denoise --overwrite --no-progress
-	@echo "demo done: figures and metrics in runs/demo/ and runs/demo-denoise/"
+	$(BIN)/aelab train conv-resize --data mnist-sample --epochs 20 --out runs/demo --overwrite --no-progress
+	$(BIN)/aelab train conv-resize --data mnist-sample --epochs 20 --noise 0.5 --out runs/demo-denoise --overwrite --no-progress
+	$(BIN)/aelab train best --param code_size=128 --data mnist-sample --epochs 100 --out runs/demo-best --overwrite --no-progress
+	@echo "demo done: figures and metrics in runs/demo/, runs/demo-denoise/ and runs/demo-best/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
