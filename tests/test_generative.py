@@ -192,3 +192,19 @@ def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(smal
     assert "training the feature classifier" in caplog.text and "once" in caplog.text
     _, again = classifier_for(data, epochs=1)
     assert not again["trained_now"] and again["test_accuracy"] == first["test_accuracy"]
+
+
+def test_a_gans_curves_show_each_players_losses(tmp_path, monkeypatch):
+    import warnings
+
+    from aelab import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    history = [{"epoch": e, "train_d_loss": 0.6, "train_g_loss": 0.8, "val_d_loss": 0.65, "val_g_loss": 0.79,
+                "lr": 2e-4} for e in (1, 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty legend warns
+        figures.curves(history, tmp_path / "curves.png")
+    labels = [line.get_label() for line in drawn[0].axes[0].get_lines()]
+    assert labels == ["train d loss", "train g loss", "val d loss", "val g loss"]

@@ -107,13 +107,14 @@ def codes(originals: Tensor, codes_: Tensor, recons: Tensor, path: Path, n: int 
 
 
 def curves(history: list[dict[str, float]], path: Path, title: str | None = None) -> Path:
-    """Train and validation loss per epoch, with learning-rate drops marked."""
+    """Train and validation losses per epoch (a GAN's: each player's), with learning-rate drops marked."""
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
-    for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
+    keys = list(dict.fromkeys(k for row in history for k in row
+                              if k.endswith("_loss") and k.startswith(("train_", "val_"))))
+    for key in keys:
         points = [(row["epoch"], row[key]) for row in history if key in row]
-        if points:
-            ax.plot(*zip(*points), style, label=key.replace("_", " "), markersize=3)
+        ax.plot(*zip(*points), "-o" if key.startswith("train_") else "-s", label=key.replace("_", " "), markersize=3)
     for before, after in zip(history, history[1:]):
         if after.get("lr", 0) < before.get("lr", 0):
             ax.axvline(after["epoch"], color="gray", linestyle=":", linewidth=1)
@@ -121,7 +122,8 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
     ax.set_ylabel("loss")
     if epochs:
         ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
-    ax.legend()
+    if keys:
+        ax.legend()
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
