@@ -30,8 +30,10 @@ from aelab.training import train
 from reproduce import wall_file
 
 ROOT = Path(__file__).resolve().parent
-RUNS = [("vae-2d", "vae", {"latent_dim": 2}), ("vae-16d", "vae", {"latent_dim": 16}), ("gan", "gan", {}),
-        ("gan-sn", "gan-sn", {})]
+RUNS = [("vae-2d", "vae", {"latent_dim": 2}), ("keras-vae-2d", "keras-io VAE", {"latent_dim": 2}),
+        ("vae-16d", "vae", {"latent_dim": 16}), ("keras-vae-16d", "keras-io VAE", {"latent_dim": 16}),
+        ("gan", "gan", {}), ("keras-gan", "Keras DCGAN", {}), ("gan-sn", "gan-sn", {})]
+PEERS = {"vae-2d": "keras-vae-2d", "vae-16d": "keras-vae-16d", "gan": "keras-gan"}  # trained by peers.py
 SAME_TIME_AS = {"gan-sn": "gan"}  # a row trained for the training time of another row's run with the same seed
 GOAL = 0.30  # gan-sn's mean fd_classifier at least 30% below gan's
 
@@ -100,7 +102,19 @@ def row_text(key: str, model: str, params: dict, runs: list[Path]) -> tuple[str,
             f"{spread([100 * s for s in shares], '.1f')}% | {spread(values['test_elbo'], '.1f')} | "
             f"{spread(values['test_iwae_k100'], '.1f')} | {spread(values['fd_classifier'], '.2f')} | "
             f"{spread(values['fd_classifier_floor'], '.2f')} | {sum(collapses) if collapses else '-'} |")
-    return text, {"fd": values["fd_classifier"], "one_off": max(one_off)}
+    return text, {"fd": values["fd_classifier"], "elbo": values["test_elbo"], "one_off": max(one_off)}
+
+
+def comparison(ours: str, peer: str, found: dict) -> str:
+    """aelab's row against its Keras peer, on the means over the seeds."""
+    parts = []
+    for name, label, higher_is_better in (("fd", "fd_classifier", False), ("elbo", "ELBO", True)):
+        a, b = found[ours][name], found[peer][name]
+        if a and b:
+            a, b = statistics.mean(a), statistics.mean(b)
+            better = (a > b) if higher_is_better else (a < b)
+            parts.append(f"{label} {a:.2f} vs {b:.2f} ({'aelab' if better else 'Keras'} better)")
+    return f"`{ours}` against `{peer}`: " + "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", type=Path, default=Path("runs/generative"))
-    parser.add_argument("--only", nargs="+", choices=[key for key, _, _ in RUNS], help="rows to (re)train")
+    parser.add_argument("--only", nargs="+", choices=[key for key, _, _ in RUNS if key not in PEERS.values()],
+                        help="rows to (re)train")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "generative.md")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the results from existing runs")
     args = parser.parse_args(argv)
@@ -118,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = lambda key, seed: args.runs / args.data / key / f"seed-{seed}"  # noqa: E731
     try:
         for seed in args.seeds:
-            for key, model, params in RUNS:
+            for key, model, params in [run for run in RUNS if run[0] not in PEERS.values()]:
                 out = folder(key, seed)
                 chosen = key in args.only if args.only else not (out / "metrics.json").is_file()
                 if chosen and not args.table_only:
@@ -150,13 +165,18 @@ def main(argv: list[str] | None = None) -> int:
             "classifier (lower is better); its floor is the same distance between training and test images.",
             "*eval* is the share of a run's wall time spent at the end on the bounds and the 10,000-sample",
             "distance; *collapse* counts the epochs that warned of a collapsing discriminator, over all seeds.",
-            "`gan-sn` trains for the training time of `gan`'s run with the same seed (`--max-minutes`).", "",
+            "`gan-sn` trains for the training time of `gan`'s run with the same seed (`--max-minutes`).",
+            "The `keras-*` rows are the Keras peers (keras-io's VAE; a DCGAN with seed 3's tricks, sized as `gan`),",
+            "trained by `python benchmarks/peers.py` on the same training images for the same epochs and measured by",
+            "the same metrics; a row that is missing was not run.", "",
             "| run | model | seeds | epochs | training | wall | eval | ELBO | IWAE k=100 | fd_classifier | floor | "
             "collapse |", "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
     one_off = max((f["one_off"] for f in found.values()), default=0.0)
     if one_off:
         text += [f"The first run on {args.data} also trained the feature classifier once ({one_off:.0f} s, inside "
                  "its wall time; cached for every later run): the eval share leaves it out.", ""]
+    pairs = [f"- {comparison(ours, peer, found)}" for ours, peer in PEERS.items() if ours in found and peer in found]
+    text += [*pairs, ""] if pairs else []
     if "gan" in found and "gan-sn" in found and found["gan"]["fd"] and found["gan-sn"]["fd"]:
         gan, sn = statistics.mean(found["gan"]["fd"]), statistics.mean(found["gan-sn"]["fd"])
         verdict = "met" if sn <= (1 - GOAL) * gan else "missed"

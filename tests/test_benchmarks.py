@@ -134,7 +134,7 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     generative = load_benchmark("generative")
-    fds = {"gan": (30.0, 34.0), "gan-sn": (20.0, 22.0)}
+    fds = {"gan": (30.0, 34.0), "gan-sn": (20.0, 22.0), "keras-gan": (40.0, 44.0)}
     for key, values in fds.items():
         for seed, fd in enumerate(values):
             run = tmp_path / "runs" / "toy" / key / f"seed-{seed}"
@@ -150,3 +150,4 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
     text = results.read_text()
     assert "| gan | `gan`  | 0, 1 | 2 | 90 s | 100 s | 5.0% | - | - | 32.00 ± 2.83 | 1.00 | 0 |" in text
     assert "mean fd_classifier 21.00 vs 32.00, 34% lower (goal: at least 30%: met)" in text
+    assert "- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better)" in text
