@@ -117,12 +117,18 @@ def comparison(ours: str, peer: str, found: dict) -> str:
     return f"`{ours}` against `{peer}`: " + "; ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options this script shares with peers.py: which runs, where."""
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", type=Path, default=Path("runs/generative"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = run_arguments(argparse.ArgumentParser(description=__doc__,
+                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--only", nargs="+", choices=[key for key, _, _ in RUNS if key not in PEERS.values()],
                         help="rows to (re)train")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "generative.md")

@@ -32,6 +32,7 @@ from aelab import figures
 from aelab.data import load_data, split_validation
 from aelab.errors import AelabError
 from aelab.frechet import sample_quality
+from generative import run_arguments
 from reproduce import wall_file
 
 ROOT = Path(__file__).resolve().parent
@@ -84,11 +85,8 @@ def run_peer(python: Path, key: str, data, data_file: Path, epochs: int, seed: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--runs", type=Path, default=Path("runs/generative"))
+    parser = run_arguments(argparse.ArgumentParser(description=__doc__,
+                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("--only", nargs="+", choices=list(PEERS), help="peers to (re)train")
     parser.add_argument("--venv", type=Path, default=Path(".venv-peers"))
     args = parser.parse_args(argv)
