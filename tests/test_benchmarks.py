@@ -89,6 +89,15 @@ def test_reproduction_counts_steps_and_judges_each_published_number(tmp_path):
     assert reproduce.verdict(best, {"test_rmse": 0.0760}).startswith("missed")
     on_sample = {"test_rmse": 0.0585, "rmse_vs_pca": 0.97}  # the Fashion-MNIST target does not apply elsewhere
     assert reproduce.verdict(best, on_sample, "mnist-sample") == "met (rmse_vs_pca 0.9700 vs 1)"
+    # the seeds published on MNIST: another dataset is not judged against their numbers
+    assert reproduce.verdict(conv, {"test_bce": 0.30}, "fashion-mnist").startswith("not judged")
+    # a miss says why: too few steps, over-fitting (the training loss meets it), or the training loss misses too
+    seeds = reproduce.seed_steps("conv")
+    assert "fewer than the seed's" in reproduce.verdict(conv, {"test_bce": 0.2}, "mnist-sample", seeds - 1)
+    overfit = reproduce.verdict(conv, {"test_bce": 0.2, "train_bce": 0.09}, "mnist-sample", seeds)
+    assert overfit.startswith("missed (test_bce 0.2000 vs 0.094): over-fits: its training BCE 0.0900")
+    assert reproduce.verdict(conv, {"test_bce": 0.2, "train_bce": 0.19}, "mnist-sample", seeds).endswith(
+        "its training BCE 0.1900 misses it too")
 
 
 def test_tuning_report_says_what_is_not_measured_yet(tmp_path):

@@ -170,6 +170,40 @@ def test_config_json_records_only_what_the_system_uses(small_data, tmp_path):
     assert "d_lr" in train and not {"noise", "sparsity", "schedule", "kl_weight", "loss"} & set(train)
 
 
+def test_seed_models_start_from_keras_initial_weights(digits, tmp_path):
+    """The seeds' Keras and CNTK layers start from Glorot-uniform weights and zero biases: the seed
+    presets do too (init=glorot), aelab's own models keep PyTorch's; the run records which."""
+    from aelab.nets.blocks import initialise
+    from aelab.registry import get_entry
+
+    assert get_entry("deep-32").train.init == "glorot" and get_entry("conv-unpool").train.init == "glorot"
+    assert get_entry("best").train.init == "torch"
+    net = initialise(aelab.create_model("deep-32"), "glorot")
+    for layer in (m for m in net.modules() if isinstance(m, torch.nn.Linear)):
+        bound = (6 / (layer.in_features + layer.out_features)) ** 0.5
+        assert not layer.bias.any() and layer.weight.abs().max() <= bound
+        assert layer.weight.abs().max() > 0.9 * bound  # drawn over the whole range, not PyTorch's narrower one
+    torch_net = aelab.create_model("deep-32")
+    before = {k: v.clone() for k, v in torch_net.state_dict().items()}
+    initialise(torch_net, "torch")
+    assert all(torch.equal(before[k], v) for k, v in torch_net.state_dict().items())
+    with pytest.raises(ValueError, match="unknown initial-weight scheme"):
+        initialise(torch_net, "he")
+    run = aelab.train("dense-32", data=(digits[:300], digits[300:400]), epochs=1, out=tmp_path / "r", progress=False)
+    assert strict_json(run.path / "config.json")["train"]["init"] == "glorot"
+    mine = aelab.train("dense-32", data=(digits[:300], digits[300:400]), epochs=1, out=tmp_path / "t", progress=False,
+                       init="torch")
+    assert mine.config.train.init == "torch"
+    assert not torch.equal(run.model.encoder[0].weight, mine.model.encoder[0].weight)
+
+
+def test_a_run_written_before_the_init_setting_loads_as_pytorch_initialised(old_run):
+    config = json.loads((old_run / "config.json").read_text())
+    del config["train"]["init"]
+    (old_run / "config.json").write_text(json.dumps(config))
+    assert aelab.Run(old_run).config.train.init == "torch"  # conv-resize's default is now glorot
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["train"].update(lr="fast"), "train.lr must be a number"),
     (lambda c: c["train"].update(lr=-1), "train.lr must be positive"),

@@ -27,6 +27,7 @@ OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
 ScheduleName = Literal["plateau", "cosine"]
 KLForm = Literal["elbo", "seed"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+InitName = Literal["torch", "glorot"]
 StrategyName = Literal["auto", "ddp"]
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
@@ -65,6 +66,9 @@ class TrainSettings:
     d_lr: float | None = setting(None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's "
                                        "ratio)", low=0, open_low=True)
     seed: int = setting(0, "random seed: fixes the initial weights, the validation split and the batches")
+    init: InitName = setting("torch", "initial weights: torch (PyTorch's layer defaults) or glorot (Glorot-uniform "
+                                      "weights and zero biases: Keras' and CNTK's defaults, which the seeds trained "
+                                      "with)")
     val_fraction: float = setting(0.1, "fraction of the training images held out for validation",
                                   low=0, high=1, open_low=True, open_high=True)
     precision: Precision = setting("auto", "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or "
@@ -318,6 +322,8 @@ class RunConfig:
             if not isinstance(raw[key], dict):
                 raise damaged(f"{key!r} is not an object")
         train = dict(raw.pop("train"))
+        written = tuple(k for k in TRAIN_FIELDS if k in train)
+        train.setdefault("init", "torch")  # runs written before the setting existed started from PyTorch's weights
         for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
             if old in raw:
                 train.setdefault(old, raw.pop(old))
@@ -353,4 +359,4 @@ class RunConfig:
         except AelabError as error:
             raise damaged(str(error)) from None
         return cls(entry.name, params, settings, data, data_dir, input_shape, user_params,
-                   tuple(k for k in TRAIN_FIELDS if k in train) or tuple(TRAIN_FIELDS), version)
+                   written or tuple(TRAIN_FIELDS), version)

@@ -35,8 +35,8 @@ class NonFiniteLoss(AelabError):
 
 
 # the settings every system honours; each system adds its own in ``honours``
-COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "val_fraction", "precision", "channels_last", "stream",
-          *LAUNCH)
+COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "init", "val_fraction", "precision", "channels_last",
+          "stream", *LAUNCH)
 
 
 class SettingsCheck:
@@ -77,7 +77,8 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
     monitor = "val_loss"  # what checkpoints, early stopping and the plateau schedule watch
     honours = COMMON + ("loss", "noise", "sparsity", "schedule", "reduce_lr", "lr_patience", "early_stopping",
                         "patience", "log_activations", "log_embeddings")
-    optimizer_options: dict[str, dict] = {}  # per optimiser name, options other than the learning rate
+    # per optimiser name, options other than the learning rate: Adadelta's are Keras' (the seeds' programme examples)
+    optimizer_options: dict[str, dict] = {"adadelta": {"rho": 0.95, "eps": 1e-7}}
 
     @classmethod
     def from_settings(cls, model, settings: TrainSettings, **extra):

@@ -33,6 +33,7 @@ from .data import ARRAYS, ImageData, TensorBatches, describe_source, hide_labels
 from .distributed import check_launch, end_process_group, lightning_strategy, local_rank, process_rank
 from .errors import AelabError
 from .evaluation import evaluate, noisy_copy, run_data
+from .nets.blocks import initialise
 from .registry import create_model, get_entry, resolve_params
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .streaming import FolderStream, StreamBatches, default_workers
@@ -167,6 +168,8 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     net = create_model(config.model, **config.params)  # bad parameter values fail here
     if resume:
         load_state(net, Run(out).checkpoint_state(Run(out).last_checkpoint), Run(out).last_checkpoint)
+    elif "init" in system_class.honours:
+        initialise(net, config.train.init)
     return Plan(out, config, data_, net, device, resume, replace, changes)
 
 

@@ -16,7 +16,7 @@ from .blocks import BlockKind, activation, check_positive, conv_block
 NormPlacement = Literal["all", "coarse"]
 
 # Keras 2's Adadelta default learning rate, which the seed's `optimizer='adadelta'` used
-KERAS_ADADELTA = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
+KERAS_ADADELTA = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
 
 
 def pooled_sizes(size: int, levels: int) -> list[int]:
@@ -48,7 +48,8 @@ class PoolingAutoencoder(Autoencoder):
 
 
 @register_model("conv-resize", "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, "
-                "code 4x4x8", train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20))
+                "code 4x4x8",
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20, init="glorot"))
 class ConvResizeAutoencoder(PoolingAutoencoder):
     """Seed 1 (001_002c14308da63b29.txt): conv + 'same' max-pool encoder, resize + conv decoder.
 
@@ -77,7 +78,8 @@ class ConvResizeAutoencoder(PoolingAutoencoder):
 
 register_preset("conv-resize-denoise", "conv-resize",
                 "seed-1 denoising autoencoder: conv-resize with 32-32-16 channels, trained on noise 0.5",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5),
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5,
+                                    init="glorot"),
                 channels=(32, 32, 16))
 
 
@@ -126,7 +128,7 @@ register_preset("conv-denoise", "conv", "seed-2 Keras denoising autoencoder: two
 
 
 @register_model("conv-transpose", "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50))
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50, init="glorot"))
 class TransposeAutoencoder(PoolingAutoencoder):
     """The keras-io convolutional autoencoder (https://keras.io/examples/vision/autoencoder/):
     3x3 conv + 2x2 max-pool per level (32-32), then strided 3x3 Conv2DTranspose per level and a
@@ -152,7 +154,8 @@ class TransposeAutoencoder(PoolingAutoencoder):
 
 
 register_preset("conv-transpose-denoise", "conv-transpose", "keras-io denoising autoencoder: noise 0.4, 100 epochs",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4))
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4,
+                                    init="glorot"))
 
 
 @register_model("conv-bottleneck", "aelab's own (alias best): residual conv encoder/decoder around a dense code of "

@@ -12,9 +12,10 @@ from ..registry import register_model, register_preset
 from .base import Autoencoder
 from .blocks import activation, check_positive
 
-KERAS_MSE = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=256, epochs=50)
+# Keras' layers start from Glorot-uniform weights and zero biases (init="glorot"), as in the seeds
+KERAS_MSE = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=256, epochs=50, init="glorot")
 # the seed's programme examples: optimizer='adadelta' (Keras 2 default lr 1.0), binary cross-entropy
-KERAS_BLOG = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50)
+KERAS_BLOG = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
 
 
 @register_model("dense", "seed-2 vanilla autoencoder: 784-64-784, ReLU code, sigmoid output, Adam, MSE", train=KERAS_MSE)

@@ -12,7 +12,7 @@ from .base import AEOutput, Autoencoder
 from .blocks import check_positive
 
 
-CNTK = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20)
+CNTK = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="glorot")  # CNTK's default init
 
 
 @register_model("conv-unpool", "seed-4 CNTK autoencoder: 5x5 conv, 4x4 max-pool, max-unpool with the pool's "
