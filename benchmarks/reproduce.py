@@ -109,7 +109,8 @@ def epochs_for_seed_steps(model: str, data: str) -> int:
 
 def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, overwrite: bool) -> None:
     """Train ``exp`` on ``data`` (its seed's epochs, capped at ``cap``; ``cap=None``: as many epochs
-    as make the seed's number of optimiser steps), then probe its codes where the data have labels."""
+    as make the seed's number of optimiser steps, with neither early stopping nor a plateau schedule,
+    which the seeds did not have), then probe its codes where the data have labels."""
     out = runs / data / exp.key
     if (out / "metrics.json").is_file() and not overwrite:
         print(f"[skip] {out} already measured (--overwrite to redo)")
@@ -118,7 +119,9 @@ def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, over
                                       else min(get_entry(exp.model).train.epochs, cap))
     print(f"[train] {exp.key} on {data}, {epochs} epochs -> {out}", flush=True)
     started = time.perf_counter()
-    run = train(exp.model, out=out, data=data, epochs=epochs, overwrite=True, progress=False, **exp.params)
+    # at the seed's steps, train as the seed did: every step at the preset's learning rate, no early stop
+    as_seed = {"early_stopping": False, "reduce_lr": False} if cap is None and exp.source != "aelab" else {}
+    run = train(exp.model, out=out, data=data, epochs=epochs, overwrite=True, progress=False, **exp.params, **as_seed)
     wall_file(out).write_text(f"{time.perf_counter() - started:.1f}\n")
     probe(run)
 
