@@ -128,6 +128,16 @@ def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
     assert scores[1] > scores[0]
 
 
+def test_init_weights_comparison_trains_deep_32_from_either_start():
+    init_weights = load_benchmark("init_weights")
+    torch.manual_seed(1)
+    images = (torch.rand(64, 1, 28, 28) > 0.7).float()
+    for init in ("torch", "glorot"):
+        untrained = init_weights.test_bce(init, "keras", images[:32], images[32:], epochs=0)
+        trained = init_weights.test_bce(init, "keras", images[:32], images[32:], epochs=5)
+        assert trained < untrained, init
+
+
 def test_generative_references_train_aelabs_networks():
     speed = load_speed()
     for name in speed.GENERATIVE_MODELS:
