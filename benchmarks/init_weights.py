@@ -20,8 +20,10 @@ import torch.nn.functional as F
 from aelab.data import resolve_data, split_validation
 from aelab.nets.blocks import initialise
 from aelab.registry import create_model
+from aelab.systems import AutoencoderSystem
 
-ADADELTA = {"torch": {}, "keras": {"rho": 0.95, "eps": 1e-7}}
+# PyTorch's Adadelta defaults, or the options the seed presets train with (Keras': rho 0.95, epsilon 1e-7)
+ADADELTA = {"torch": {}, "keras": AutoencoderSystem.optimizer_options["adadelta"]}
 
 
 def test_bce(init: str, options: str, train: torch.Tensor, test: torch.Tensor, epochs: int) -> float:
