@@ -192,6 +192,7 @@ def test_bad_model_parameters(model, param, message, capsys):
     ("--epochs", "0", "epochs"),
     ("--lr", "-1", "lr"),
     ("--noise", "-0.5", "noise"),
+    ("--init", "he", "unknown init 'he'"),
 ])
 def test_bad_training_values(flag, value, message, tmp_path, capsys):
     assert run_cli("train", "conv-resize", flag, value, "--out", tmp_path / "r") == 2
