@@ -17,7 +17,6 @@ import argparse
 import datetime
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from aelab import Run, train, tune, tuned_settings
@@ -28,21 +27,13 @@ ROOT = Path(__file__).resolve().parent
 DATA, MODEL, CODE = "fashion-mnist", "best", 49
 
 
-def seconds_file(folder: Path) -> Path:
-    """Wall seconds of a stage, beside its folder (a run or study folder holds only what aelab writes)."""
-    return folder.with_name(f"{folder.name}.wall_seconds.txt")
-
-
-def timed(folder: Path, work) -> None:
-    """Run ``work``, adding its wall seconds to the stage's total (a resumed study adds up)."""
-    started = time.perf_counter()
-    work()
-    before = float(seconds_file(folder).read_text()) if seconds_file(folder).is_file() else 0.0
-    seconds_file(folder).write_text(f"{before + time.perf_counter() - started:.1f}\n")
-
-
-def minutes(folder: Path) -> str:
-    return f"{float(seconds_file(folder).read_text()) / 60:.1f} min" if seconds_file(folder).is_file() else "-"
+def trial_minutes(trials) -> str:
+    """Minutes the finished trials took between them, from each one's start and end in the study
+    (a trial that failed when its session was cut off is not counted; a study resumed over several
+    sessions has no single wall time)."""
+    seconds = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+                  if t.state.name in ("COMPLETE", "PRUNED"))
+    return f"{seconds / 60:.1f} min"
 
 
 def training_minutes(run: Run) -> str:
@@ -71,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 done = len(study_trials(optuna.load_study(study_name=STUDY_NAME,
                                                           storage=_storage(None, args.study))))
             if done < args.trials:
-                timed(args.study, lambda: tune(MODEL, out=args.study, data=DATA, trials=args.trials - done,
-                                               resume=done > 0, **({} if done else
-                                                                   {"epochs": args.trial_epochs, "code_size": CODE})))
+                tune(MODEL, out=args.study, data=DATA, trials=args.trials - done, resume=done > 0,
+                     **({} if done else {"epochs": args.trial_epochs, "code_size": CODE}))
             if not (tuned / "metrics.json").is_file():
                 model, settings = tuned_settings(args.study)
                 settings["epochs"] = Run(default).config.train.epochs
@@ -123,7 +113,7 @@ def report(args, default: Path, tuned: Path) -> str:
         states: dict[str, int] = {}
         for t in trials:
             states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-        lines += [f"## The study ({minutes(args.study)} wall time)", "",
+        lines += [f"## The study ({trial_minutes(trials)} of finished trials on 2 CPU cores)", "",
                   f"{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) +
                   f"; space: {', '.join(study.user_attrs.get('space', []))}.", ""]
         if any(t.state.name == "COMPLETE" for t in trials):

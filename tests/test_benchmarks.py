@@ -110,6 +110,22 @@ def test_tuning_report_says_what_is_not_measured_yet(tmp_path):
     assert "| hand-chosen default | not measured yet |" in text and "| tuned | not measured yet |" in text
 
 
+def test_tuning_time_counts_finished_trials_only():
+    """A trial that failed when its session was cut off (hours from start to its marking) is not counted."""
+    import datetime
+    from types import SimpleNamespace
+
+    tune_best = load_benchmark("tune_best")
+    start = datetime.datetime(2026, 11, 24, 9)
+
+    def trial(state, minutes):
+        return SimpleNamespace(state=SimpleNamespace(name=state), datetime_start=start,
+                               datetime_complete=start + datetime.timedelta(minutes=minutes))
+
+    trials = [trial("COMPLETE", 6), trial("PRUNED", 1.5), trial("FAIL", 500)]
+    assert tune_best.trial_minutes(trials) == "7.5 min"
+
+
 def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
     """benchmarks/anomaly.py: the table's bold cells and the verdict come from the measured numbers."""
     anomaly = load_benchmark("anomaly")
