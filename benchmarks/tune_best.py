@@ -116,6 +116,11 @@ def report(args, default: Path, tuned: Path) -> str:
         lines += [f"## The study ({trial_minutes(trials)} of finished trials on 2 CPU cores)", "",
                   f"{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) +
                   f"; space: {', '.join(study.user_attrs.get('space', []))}.", ""]
+        failed = [str(t.number) for t in trials if t.state.name == "FAIL"]
+        if failed:
+            lines += [f"Failed trials ({', '.join(failed)}) were running when their process stopped (a session "
+                      f"cut off); Optuna's heartbeat marked them failed when the study resumed, and the sampler went "
+                      f"on from the others.", ""]
         if any(t.state.name == "COMPLETE" for t in trials):
             best = study.best_trial
             model, settings = tuned_settings(args.study)
