@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -489,3 +490,26 @@ def test_the_feature_classifier_cache_is_keyed_by_the_data_not_the_name(tmp_path
         images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
         classifier_for(ImageData("data", images, images[:8], labels, labels[:8]), epochs=1)
     assert len(list((tmp_path / "classifiers").glob("*.safetensors"))) == 2
+
+
+def test_an_epoch_cut_short_records_the_time_and_images_of_its_batches():
+    # a time budget (max_minutes) can end an epoch before its last batch: its row still counts
+    # the batches it ran (it once recorded the previous epoch's end as this one's: a negative time)
+    from types import SimpleNamespace
+
+    from aelab.callbacks import History
+
+    history, trainer = History(), SimpleNamespace(num_training_batches=10, world_size=1, current_epoch=0,
+                                                  callback_metrics={}, optimizers=[SimpleNamespace(
+                                                      param_groups=[{"lr": 0.1}])])
+    module, batch = SimpleNamespace(device=torch.device("cpu")), (torch.zeros(4, 1),)
+    for epoch, batches in ((0, 10), (1, 3)):
+        trainer.current_epoch = epoch
+        for i in range(batches):
+            history.on_train_batch_start(trainer, module, batch, i)
+            time.sleep(0.001)
+            history.on_train_batch_end(trainer, module, None, batch, i)
+        history.on_train_epoch_end(trainer, module)
+    cut = history.epochs[-1]
+    assert cut["epoch"] == 2 and cut["train_seconds"] >= 0.003
+    assert cut["images_per_second"] == pytest.approx(12 / cut["train_seconds"])

@@ -32,10 +32,10 @@ class History(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self._images += len(batch[0])
-        if batch_idx == trainer.num_training_batches - 1:
-            if module.device.type == "cuda":
-                torch.cuda.synchronize()
-            self._ended = time.perf_counter()
+        # every batch moves the end: an epoch cut short (a time budget) ends at its last batch too
+        if batch_idx == trainer.num_training_batches - 1 and module.device.type == "cuda":
+            torch.cuda.synchronize()
+        self._ended = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         row: dict[str, float] = {"epoch": trainer.current_epoch + 1}
