@@ -186,3 +186,24 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
     assert "| gan | `gan`  | 0, 1 | 2 | 90 s | 100 s | 5.0% | - | - | 32.00 ± 2.83 | 1.00 | 0 |" in text
     assert "mean fd_classifier 21.00 vs 32.00, 34% lower (goal: at least 30%: met)" in text
     assert "- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better)" in text
+
+
+def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode(monkeypatch):
+    from aelab.registry import get_entry
+
+    recipe = load_benchmark("gan_sn_recipe")
+    for name, (model, settings) in recipe.VARIANTS.items():
+        train = {k: v for k, v in settings.items() if k in ("lr", "d_lr")}
+        params = {k: v for k, v in settings.items() if k not in train}
+        net = create_model(model, **params)
+        get_entry(model).train.updated(**train)  # checked against the typed settings
+        assert all(net.params[k] == v for k, v in params.items()), name
+    seen = {}
+    monkeypatch.setattr(recipe, "sample_quality", lambda images, data: seen.update(images=images) or
+                        {"fd_classifier": float(images.mean())})
+    net = create_model("gan-sn")
+    net.generator.train()
+    z = torch.randn(2500, net.latent_dim)
+    fd = recipe.fd_of(net.generator, z, data=None)
+    assert not net.generator.training and seen["images"].shape == (2500, 1, 28, 28)
+    assert 0 <= seen["images"].min() and seen["images"].max() <= 1 and fd == float(seen["images"].mean())

@@ -89,8 +89,8 @@ def test_gan_sn_recipe_spectral_norm_hinge_and_moving_average():
     assert not any(parametrize.is_parametrized(m) for m in model.generator.modules())
     assert sum(p.numel() for p in model.generator.parameters()) == \
         sum(p.numel() for p in create_model("gan").generator.parameters())  # the same generator size
-    system = GANSystem.from_settings(model, get_entry("gan-sn").train)  # two timescales: D at 4x G's rate
-    assert (system.lr, system.d_lr) == (1e-4, 4e-4)
+    system = GANSystem.from_settings(model, get_entry("gan-sn").train)  # two timescales: D at 2x G's rate
+    assert (system.lr, system.d_lr) == (2e-4, 4e-4)
     assert system.hinge and system.label_noise == 0 and system.loss_floor == 0
     opt_d, opt_g = system.configure_optimizers()
     assert opt_g.param_groups[0]["betas"] == (0.0, 0.9)
