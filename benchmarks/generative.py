@@ -6,11 +6,17 @@
 
 `gan-sn` is compared with `gan` at the same training time: each of its runs gets `--max-minutes`
 equal to the training time of `gan`'s run with the same seed (so `gan` trains first). A run
-folder that already holds metrics is not trained again (delete it, or name it in --only).
+that already holds metrics, in its folder or in the ledger, is not trained again (name it in --only).
 
-Writes benchmarks/results/generative.md: each row's mean and standard deviation over the seeds
-of ELBO, the IWAE bound and the Fréchet distance on the cached classifier's features, the time
-spent training and evaluating, the discriminator-collapse warnings counted, and the sample grids.
+Each finished run (this script's or peers.py's) is recorded in the ledger,
+benchmarks/results/generative-runs.json: its metrics, the seconds of each epoch, its wall time and
+warnings, its settings and the date. The ledger is committed, so a table can gather runs measured
+in several sessions or checkouts, and each number in it can be traced to one run.
+
+Writes benchmarks/results/generative.md from the ledger: each row's mean and standard deviation
+over the seeds of ELBO, the IWAE bound and the Fréchet distance on the cached classifier's
+features, the time spent training and evaluating, the discriminator-collapse warnings counted,
+and the sample grids (copied from the first seed's run folder where it is here).
 """
 
 from __future__ import annotations
@@ -53,18 +59,42 @@ def collapse_file(run: Path) -> Path:
     return run.with_name(f"{run.name}.collapse_warnings.txt")
 
 
-def train_seconds(run: Path) -> float:
-    return sum(row["train_seconds"] for row in json.loads((run / "history.json").read_text())["epochs"])
+def ledger_key(data: str, key: str, seed: int) -> str:
+    return f"{data}/{key}/seed-{seed}"
 
 
-def train_one(key: str, model: str, params: dict, out: Path, data: str, epochs: int, seed: int) -> None:
+def read_ledger(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record(ledger: Path, data: str, key: str, seed: int, run: Path) -> dict:
+    """Adds a finished run (a folder with metrics.json and history.json) to the ledger, and returns its entry."""
+    config = run / "config.json"
+    entry = {"measured": datetime.date.today().isoformat(),
+             "metrics": json.loads((run / "metrics.json").read_text()),
+             "epoch_seconds": [row["train_seconds"] for row in json.loads((run / "history.json").read_text())["epochs"]],
+             "wall_seconds": float(wall_file(run).read_text()) if wall_file(run).is_file() else None,
+             "collapse_warnings": int(collapse_file(run).read_text()) if collapse_file(run).is_file() else None,
+             "config": json.loads(config.read_text()) if config.is_file() else None}
+    entries = read_ledger(ledger)
+    entries[ledger_key(data, key, seed)] = entry
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    temporary = ledger.with_name(ledger.name + ".tmp")  # a cut-off write leaves the old ledger whole
+    temporary.write_text(json.dumps(dict(sorted(entries.items())), indent=1) + "\n")
+    temporary.replace(ledger)
+    return entry
+
+
+def train_one(key: str, model: str, params: dict, out: Path, data: str, epochs: int, seed: int,
+              ledger: Path) -> None:
     budget = {}
     if key in SAME_TIME_AS:
-        peer = out.parent.parent / SAME_TIME_AS[key] / out.name
-        if not (peer / "history.json").is_file():
-            raise AelabError(f"{key} trains for {SAME_TIME_AS[key]}'s time: train {peer} first")
+        peer = read_ledger(ledger).get(ledger_key(data, SAME_TIME_AS[key], seed))
+        if peer is None:
+            raise AelabError(f"{key} trains for {SAME_TIME_AS[key]}'s time: train {SAME_TIME_AS[key]} with seed "
+                             f"{seed} first")
         # as many epochs as the time allows: the budget stops it
-        budget = {"max_minutes": train_seconds(peer) / 60, "epochs": 10 * epochs}
+        budget = {"max_minutes": sum(peer["epoch_seconds"]) / 60, "epochs": 10 * epochs}
     counter = WarningCount()
     logging.getLogger("aelab").addHandler(counter)
     try:
@@ -75,6 +105,7 @@ def train_one(key: str, model: str, params: dict, out: Path, data: str, epochs: 
         collapse_file(out).write_text(f"{counter.count}\n")
     finally:
         logging.getLogger("aelab").removeHandler(counter)
+    record(ledger, data, key, seed, out)
 
 
 def spread(values: list[float], spec: str) -> str:
@@ -85,20 +116,21 @@ def spread(values: list[float], spec: str) -> str:
     return f"{format(statistics.mean(values), spec)} ± {format(statistics.stdev(values), spec)}"
 
 
-def row_text(key: str, model: str, params: dict, runs: list[Path]) -> tuple[str, dict]:
-    metrics = [json.loads((r / "metrics.json").read_text()) for r in runs]
-    walls = [float(wall_file(r).read_text()) for r in runs if wall_file(r).is_file()]
+def row_text(key: str, model: str, params: dict, runs: dict[int, dict]) -> tuple[str, dict]:
+    """A table row from the ledger's entries of one row, by seed."""
+    metrics = [entry["metrics"] for entry in runs.values()]
+    walls = [entry["wall_seconds"] for entry in runs.values() if entry["wall_seconds"] is not None]
     one_off = [m.get("fd_classifier_train_seconds") or 0.0 for m in metrics]
     # the end-of-training evaluation's share of a run's wall time, the feature classifier's one-off cost apart
     shares = [((m.get("bounds_seconds") or 0) + (m.get("fd_seconds") or 0)) / (w - c)
               for m, w, c in zip(metrics, walls, one_off)] if len(walls) == len(runs) else []
-    collapses = [int(collapse_file(r).read_text()) for r in runs if collapse_file(r).is_file()]
+    collapses = [entry["collapse_warnings"] for entry in runs.values() if entry["collapse_warnings"] is not None]
     values = {name: [m[name] for m in metrics if m.get(name) is not None]
               for name in ("test_elbo", "test_iwae_k100", "fd_classifier", "fd_classifier_floor")}
-    epochs = [len(json.loads((r / "history.json").read_text())["epochs"]) for r in runs]
-    seeds = ", ".join(r.name.removeprefix("seed-") for r in runs)
+    epochs = [len(entry["epoch_seconds"]) for entry in runs.values()]
+    seeds = ", ".join(map(str, runs))
     text = (f"| {key} | `{model}` {params or ''} | {seeds} | {spread(epochs, '.0f')} | "
-            f"{spread([train_seconds(r) for r in runs], '.0f')} s | {spread(walls, '.0f')} s | "
+            f"{spread([sum(entry['epoch_seconds']) for entry in runs.values()], '.0f')} s | {spread(walls, '.0f')} s | "
             f"{spread([100 * s for s in shares], '.1f')}% | {spread(values['test_elbo'], '.1f')} | "
             f"{spread(values['test_iwae_k100'], '.1f')} | {spread(values['fd_classifier'], '.2f')} | "
             f"{spread(values['fd_classifier_floor'], '.2f')} | {sum(collapses) if collapses else '-'} |")
@@ -123,6 +155,8 @@ def run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", type=Path, default=Path("runs/generative"))
+    parser.add_argument("--ledger", type=Path, default=ROOT / "results" / "generative-runs.json",
+                        help="every finished run's measurements (committed)")
     return parser
 
 
@@ -141,25 +175,29 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for key, model, params in [run for run in RUNS if run[0] not in PEERS.values()]:
                 out = folder(key, seed)
-                chosen = key in args.only if args.only else not (out / "metrics.json").is_file()
-                if chosen and not args.table_only:
+                if (out / "metrics.json").is_file() and ledger_key(args.data, key, seed) not in read_ledger(args.ledger):
+                    record(args.ledger, args.data, key, seed, out)  # a run trained before the ledger
+                done = ledger_key(args.data, key, seed) in read_ledger(args.ledger)
+                if (key in args.only if args.only else not done) and not args.table_only:
                     print(f"[generative] {key}, seed {seed} -> {out}", flush=True)
-                    train_one(key, model, params, out, args.data, args.epochs, seed)
+                    train_one(key, model, params, out, args.data, args.epochs, seed, args.ledger)
     except AelabError as error:
         print(f"generative: error: {error}", file=sys.stderr)
         return 2
-    rows, images, found = [], [], {}
+    rows, images, found, entries = [], [], {}, read_ledger(args.ledger)
     for key, model, params in RUNS:
-        runs = [folder(key, s) for s in args.seeds if (folder(key, s) / "metrics.json").is_file()]
+        runs = {s: entries[ledger_key(args.data, key, s)] for s in args.seeds if ledger_key(args.data, key, s) in entries}
         if not runs:
             continue
         text, found[key] = row_text(key, model, params, runs)
         rows.append(text)
+        first = folder(key, next(iter(runs)))
         for png in ("samples.png", "manifold.png"):
-            if (runs[0] / png).is_file():
-                target = figures / f"{args.data}-{key}-{png}"
-                shutil.copy(runs[0] / png, target)
-                images.append(f"![{key} {png[:-4]}, seed {runs[0].name[5:]}](figures/{target.name})")
+            target = figures / f"{args.data}-{key}-{png}"
+            if (first / png).is_file():
+                shutil.copy(first / png, target)
+            if target.is_file():
+                images.append(f"![{key} {png[:-4]}, seed {first.name[5:]}](figures/{target.name})")
     command = f"python benchmarks/generative.py --data {args.data} --epochs {args.epochs} --seeds " + \
         " ".join(map(str, args.seeds))
     text = [f"# Generative models on {args.data}", "",
@@ -174,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             "`gan-sn` trains for the training time of `gan`'s run with the same seed (`--max-minutes`).",
             "The `keras-*` rows are the Keras peers (keras-io's VAE; a DCGAN with seed 3's tricks, sized as `gan`),",
             "trained by `python benchmarks/peers.py` on the same training images for the same epochs and measured by",
-            "the same metrics; a row that is missing was not run.", "",
+            "the same metrics; a row that is missing was not run. Every run's own numbers, settings and date are in",
+            f"`{args.ledger.name}` beside this file.", "",
             "| run | model | seeds | epochs | training | wall | eval | ELBO | IWAE k=100 | fd_classifier | floor | "
             "collapse |", "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
     one_off = max((f["one_off"] for f in found.values()), default=0.0)
@@ -189,9 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         text += [f"`gan-sn` against `gan` at the same training time: mean fd_classifier {sn:.2f} vs {gan:.2f}, "
                  f"{100 * (1 - sn / gan):.0f}% lower (goal: at least {100 * GOAL:.0f}%: {verdict}).", ""]
     text += [f"{line}\n" for line in images]
-    note = next((json.loads((r / "metrics.json").read_text()).get("fid_note")
-                 for key, _, _ in RUNS for r in [folder(key, s) for s in args.seeds]
-                 if (r / "metrics.json").is_file()), None)
+    note = next((entry["metrics"]["fid_note"] for name, entry in entries.items()
+                 if name.startswith(f"{args.data}/") and entry["metrics"].get("fid_note")), None)
     if note:
         text += [f"{note}."]
     args.results.write_text("\n".join(text) + "\n")

@@ -10,9 +10,9 @@ this script creates on first use; it is not a dependency of aelab. They train on
 training images as aelab's runs (the training split less the same 10% held out for validation),
 for the same epochs; their 10,000 samples are measured by aelab's `fd_classifier` against the
 test set, and the VAEs' bounds are computed on the same 2,000 test images as aelab's.
-Each run lands in runs/generative/DATA/KEY/seed-S/ (metrics.json, history.json, samples.png),
-where generative.py reads it; a run that already holds metrics is not trained again unless named
-in --only.
+Each run lands in runs/generative/DATA/KEY/seed-S/ (metrics.json, history.json, samples.png) and
+in generative.py's ledger (benchmarks/results/generative-runs.json), where the table reads it; a
+run the ledger already holds is not trained again unless named in --only.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from aelab import figures
 from aelab.data import load_data, split_validation
 from aelab.errors import AelabError
 from aelab.frechet import sample_quality
-from generative import run_arguments
+from generative import ledger_key, read_ledger, record, run_arguments
 from reproduce import wall_file
 
 ROOT = Path(__file__).resolve().parent
@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for key in PEERS:
                 out = args.runs / args.data / key / f"seed-{seed}"
-                if (key in args.only) if args.only else not (out / "metrics.json").is_file():
+                if (key in args.only) if args.only else ledger_key(args.data, key, seed) not in read_ledger(args.ledger):
                     print(f"[peers] {key}, seed {seed} -> {out}", flush=True)
                     run_peer(python, key, data, data_file, args.epochs, seed, out)
+                    record(args.ledger, args.data, key, seed, out)
     except (AelabError, subprocess.CalledProcessError) as error:
         print(f"peers: error: {error}", file=sys.stderr)
         return 2
