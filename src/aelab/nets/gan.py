@@ -135,11 +135,11 @@ class SNGAN(DCGAN):
     - sampling from an exponential moving average of the generator's weights and batch-norm
       statistics (Yazici et al., https://arxiv.org/abs/1806.04498), ``ema_decay`` per step.
 
-    Measured on Fashion-MNIST (benchmarks/results/generative.md): SAGAN's generator rate of 1e-4
-    learned too slowly for a run of minutes (fd_classifier 107 after 4 epochs, 67 at 2e-4), and an
-    average over the last ~1,000 steps (decay 0.999) lags a generator that is still improving
-    fast: after 4 epochs it scored 65 where the generator itself scored 27. Decay 0.99 (about 100
-    steps) keeps the average close behind.
+    The generator's rate and the decay were chosen by short runs on Fashion-MNIST
+    (benchmarks/results/gan-sn-recipe.md, `benchmarks/gan_sn_recipe.py`): SAGAN's generator rate
+    of 1e-4 learned too slowly for a run of minutes, and an average over the last ~1,000 steps
+    (decay 0.999) lagged a generator that was still improving fast; decay 0.99 (about 100 steps)
+    keeps the average close behind.
     """
 
     objective, adam_betas, clip_value = "hinge", (0.0, 0.9), None
