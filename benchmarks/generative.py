@@ -171,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     figures = args.results.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     folder = lambda key, seed: args.runs / args.data / key / f"seed-{seed}"  # noqa: E731
+    entries = read_ledger(args.ledger)
     try:
         for seed in args.seeds:
             for key, model, params in [run for run in RUNS if run[0] not in PEERS.values()]:
-                out = folder(key, seed)
-                if (out / "metrics.json").is_file() and ledger_key(args.data, key, seed) not in read_ledger(args.ledger):
-                    record(args.ledger, args.data, key, seed, out)  # a run trained before the ledger
-                done = ledger_key(args.data, key, seed) in read_ledger(args.ledger)
-                if (key in args.only if args.only else not done) and not args.table_only:
+                out, name = folder(key, seed), ledger_key(args.data, key, seed)
+                if (out / "metrics.json").is_file() and name not in entries:  # a run trained before the ledger
+                    entries[name] = record(args.ledger, args.data, key, seed, out)
+                if (key in args.only if args.only else name not in entries) and not args.table_only:
                     print(f"[generative] {key}, seed {seed} -> {out}", flush=True)
                     train_one(key, model, params, out, args.data, args.epochs, seed, args.ledger)
     except AelabError as error:
