@@ -31,7 +31,11 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from aelab.errors import AelabError
+from aelab.registry import create_model
 from aelab.training import train
 from reproduce import wall_file
 
@@ -108,6 +112,18 @@ def train_one(key: str, model: str, params: dict, out: Path, data: str, epochs: 
     record(ledger, data, key, seed, out)
 
 
+def forward_macs(model_name: str, params: dict) -> int:
+    """Multiply-accumulates of one 28x28 image through the model's networks once (a VAE's encoder and
+    decoder; a GAN's generator and discriminator), by torch's flop counter (dense and convolution layers)."""
+    model = create_model(model_name, **params).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        if hasattr(model, "discriminator"):
+            model.discriminator(model.generator(torch.randn(1, model.latent_dim)))
+        else:
+            model(torch.zeros(1, 1, 28, 28))
+    return counter.get_total_flops() // 2
+
+
 def spread(values: list[float], spec: str) -> str:
     if not values:
         return "-"
@@ -119,6 +135,9 @@ def spread(values: list[float], spec: str) -> str:
 def row_text(key: str, model: str, params: dict, runs: dict[int, dict]) -> tuple[str, dict]:
     """A table row from the ledger's entries of one row, by seed."""
     metrics = [entry["metrics"] for entry in runs.values()]
+    # the peers' count comes from their own script (the same for every seed); aelab's is counted here
+    macs = next((m["forward_macs"] for m in metrics if m.get("forward_macs")), None) if key in PEERS.values() \
+        else forward_macs(model, params)
     walls = [entry["wall_seconds"] for entry in runs.values() if entry["wall_seconds"] is not None]
     one_off = [m.get("fd_classifier_train_seconds") or 0.0 for m in metrics]
     # the end-of-training evaluation's share of a run's wall time, the feature classifier's one-off cost apart
@@ -129,12 +148,14 @@ def row_text(key: str, model: str, params: dict, runs: dict[int, dict]) -> tuple
               for name in ("test_elbo", "test_iwae_k100", "fd_classifier", "fd_classifier_floor")}
     epochs = [len(entry["epoch_seconds"]) for entry in runs.values()]
     seeds = ", ".join(map(str, runs))
-    text = (f"| {key} | `{model}` {params or ''} | {seeds} | {spread(epochs, '.0f')} | "
+    text = (f"| {key} | `{model}` {params or ''} | {f'{macs / 1e6:.1f} M' if macs else '-'} | {seeds} | "
+            f"{spread(epochs, '.0f')} | "
             f"{spread([sum(entry['epoch_seconds']) for entry in runs.values()], '.0f')} s | {spread(walls, '.0f')} s | "
             f"{spread([100 * s for s in shares], '.1f')}% | {spread(values['test_elbo'], '.1f')} | "
             f"{spread(values['test_iwae_k100'], '.1f')} | {spread(values['fd_classifier'], '.2f')} | "
             f"{spread(values['fd_classifier_floor'], '.2f')} | {sum(collapses) if collapses else '-'} |")
-    return text, {"fd": values["fd_classifier"], "elbo": values["test_elbo"], "one_off": max(one_off)}
+    return text, {"fd": values["fd_classifier"], "elbo": values["test_elbo"], "one_off": max(one_off), "macs": macs,
+                  "training": [sum(entry["epoch_seconds"]) for entry in runs.values()]}
 
 
 def comparison(ours: str, peer: str, found: dict) -> str:
@@ -146,6 +167,11 @@ def comparison(ours: str, peer: str, found: dict) -> str:
             a, b = statistics.mean(a), statistics.mean(b)
             better = (a > b) if higher_is_better else (a < b)
             parts.append(f"{label} {a:.2f} vs {b:.2f} ({'aelab' if better else 'Keras'} better)")
+    a, b = statistics.mean(found[ours]["training"]), statistics.mean(found[peer]["training"])
+    pace = "the same" if round(a) == round(b) else f"aelab {b / a:.2f}x faster" if a < b else f"aelab {a / b:.2f}x slower"
+    parts.append(f"training {a:.0f} s vs {b:.0f} s ({pace})")
+    if found[ours]["macs"] and found[peer]["macs"]:
+        parts.append(f"{found[ours]['macs'] / found[peer]['macs']:.2f}x the peer's multiply-accumulates per image")
     return f"`{ours}` against `{peer}`: " + "; ".join(parts)
 
 
@@ -207,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             "images (higher is better; Bernoulli decoder on pixel intensities). `fd_classifier` is the Fréchet",
             "distance between 10,000 samples and the test set on the 128-d features of aelab's cached",
             "classifier (lower is better); its floor is the same distance between training and test images.",
+            "*MACs* are the multiply-accumulates of one image through the networks once (a VAE's encoder and",
+            "decoder, a GAN's generator and discriminator; dense and convolution layers), the model's size in compute.",
             "*eval* is the share of a run's wall time spent at the end on the bounds and the 10,000-sample",
             "distance; *collapse* counts the epochs that warned of a collapsing discriminator, over all seeds.",
             "`gan-sn` trains for the training time of `gan`'s run with the same seed (`--max-minutes`).",
@@ -214,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             "trained by `python benchmarks/peers.py` on the same training images for the same epochs and measured by",
             "the same metrics; a row that is missing was not run. Every run's own numbers, settings and date are in",
             f"`{args.ledger.name}` beside this file.", "",
-            "| run | model | seeds | epochs | training | wall | eval | ELBO | IWAE k=100 | fd_classifier | floor | "
-            "collapse |", "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+            "| run | model | MACs | seeds | epochs | training | wall | eval | ELBO | IWAE k=100 | fd_classifier | floor | "
+            "collapse |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
     one_off = max((f["one_off"] for f in found.values()), default=0.0)
     if one_off:
         text += [f"The first run on {args.data} also trained the feature classifier once ({one_off:.0f} s, inside "

@@ -71,7 +71,7 @@ def run_peer(python: Path, key: str, data, data_file: Path, epochs: int, seed: i
     trained = time.perf_counter() - started
     result = json.loads((out / "result.json").read_text())
     samples = torch.from_numpy(np.load(out / "samples.npy")).unsqueeze(1)
-    metrics = {"model": key, "data": data.name, **{k: v for k, v in result.items() if k.startswith(("test_", "bound"))},
+    metrics = {"model": key, "data": data.name, **{k: v for k, v in result.items() if k.startswith(("test_", "bound", "forward_macs"))},
                **sample_quality(samples, data)}
     seconds = result["epoch_seconds"]
     rates = [result["train_images"] / s for s in seconds]

@@ -176,8 +176,10 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
         for seed, fd in enumerate(values):
             run = tmp_path / "runs" / "toy" / key / f"seed-{seed}"
             run.mkdir(parents=True)
+            macs = {"forward_macs": 2_667_168} if key == "keras-gan" else {}  # the peer script counts its own
             (run / "metrics.json").write_text(json.dumps({"fd_classifier": fd, "fd_classifier_floor": 1.0,
-                                                          "fd_seconds": 5.0, "fd_classifier_train_seconds": 0.0}))
+                                                          "fd_seconds": 5.0, "fd_classifier_train_seconds": 0.0,
+                                                          **macs}))
             (run / "history.json").write_text(json.dumps({"epochs": [{"train_seconds": 45.0}] * 2}))
             generative.wall_file(run).write_text("100.0\n")
             generative.collapse_file(run).write_text("0\n")
@@ -188,9 +190,12 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
                  "--results", str(results), "--ledger", str(ledger)]
     assert generative.main(arguments) == 0
     text = results.read_text()
-    assert "| gan | `gan`  | 0, 1 | 2 | 90 s | 100 s | 5.0% | - | - | 32.00 ± 2.83 | 1.00 | 0 |" in text
+    assert "| gan | `gan`  | 5.3 M | 0, 1 | 2 | 90 s | 100 s | 5.0% | - | - | 32.00 ± 2.83 | 1.00 | 0 |" in text
+    assert "| keras-gan | `Keras DCGAN`  | 2.7 M | 0, 1 |" in text
     assert "mean fd_classifier 21.00 vs 32.00, 34% lower (goal: at least 30%: met)" in text
-    assert "- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better)" in text
+    # gan's count (torch's flop counter: 5,334,336) is twice the toy peer's
+    assert ("- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better); training 90 s vs 90 s "
+            "(the same); 2.00x the peer's multiply-accumulates per image") in text
     # the ledger keeps each run's numbers: the same table without the run folders
     assert set(json.loads(ledger.read_text())) == {f"toy/{k}/seed-{s}" for k in fds for s in (0, 1)}
     shutil.rmtree(tmp_path / "runs")

@@ -16,7 +16,7 @@ on TensorFlow-CPU; `benchmarks/peers.py` creates it and calls this script; aelab
   initialisation, batch-norm momentum 0.99).
 
 Writes DIR/samples.npy (10,000 samples, float32 in [0, 1], shaped (N, 28, 28)) and DIR/result.json:
-the seconds of each epoch and, for the VAE, the test ELBO and IWAE bound (k = 100) in nats per
+the seconds of each epoch, the multiply-accumulates of one image through the networks and, for the VAE, the test ELBO and IWAE bound (k = 100) in nats per
 image on the first 2,000 test images, computed as aelab computes them.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -97,6 +98,22 @@ class VAE(keras.Model):
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
+
+
+def forward_macs(*models: keras.Model) -> int:
+    """Multiply-accumulates of one image through each model once (dense and convolution layers),
+    counted as torch's flop counter counts aelab's models: a convolution's output pixels, or a
+    transposed convolution's input pixels, times its kernel's size."""
+    total = 0
+    for model in models:
+        for layer in model.layers:
+            if isinstance(layer, layers.Conv2DTranspose):
+                total += math.prod(layer.input.shape[1:3]) * math.prod(layer.kernel.shape)
+            elif isinstance(layer, layers.Conv2D):
+                total += math.prod(layer.output.shape[1:3]) * math.prod(layer.kernel.shape)
+            elif isinstance(layer, layers.Dense):
+                total += math.prod(layer.kernel.shape)
+    return total
 
 
 def vae_bounds(encoder: keras.Model, decoder: keras.Model, images: np.ndarray, seed: int) -> dict[str, float]:
@@ -200,6 +217,7 @@ def main() -> None:
     times, result = EpochTimes(), {}
     if args.model == "vae":
         encoder, decoder = vae_parts(args.latent)
+        result["forward_macs"] = forward_macs(encoder, decoder)
         model = VAE(encoder, decoder)
         model.compile(optimizer=keras.optimizers.Adam())
         model.fit(x_train, epochs=args.epochs, batch_size=128, callbacks=[times], verbose=2)
@@ -210,6 +228,7 @@ def main() -> None:
         samples = decoder.predict(z, batch_size=1000, verbose=0)
     else:
         generator, discriminator = gan_parts()
+        result["forward_macs"] = forward_macs(generator, discriminator)
         model = GAN(generator, discriminator, latent=32)
         model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5, clipvalue=1.0),
                       keras.optimizers.Adam(2e-4, beta_1=0.5, clipvalue=1.0))
