@@ -228,3 +228,29 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
     fd = recipe.fd_of(net.generator, z, data=None)
     assert not net.generator.training and seen["images"].shape == (2500, 1, 28, 28)
     assert 0 <= seen["images"].min() and seen["images"].max() <= 1 and fd == float(seen["images"].mean())
+
+
+def test_peer_run_is_measured_by_aelab_and_recorded_with_its_compute(tmp_path, monkeypatch):
+    """peers.py's glue: the Keras script's own numbers (epoch times, bounds, its layer count) land in
+    metrics.json and the ledger beside aelab's measure of its samples."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    peers = load_benchmark("peers")
+    fake = tmp_path / "fake_peer.py"  # stands in for keras_peers.py: same arguments, same outputs
+    fake.write_text("import json, sys\nfrom pathlib import Path\nimport numpy as np\n"
+                    "out = Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True)\n"
+                    "np.save(out / 'samples.npy', np.full((20, 28, 28), 0.5, dtype=np.float32))\n"
+                    "(out / 'result.json').write_text(json.dumps({'epoch_seconds': [4.0, 2.0], 'train_images': 100,"
+                    " 'forward_macs': 6660928, 'test_elbo': -270.5, 'bounds_seconds': 1.5, 'keras': '3'}))\n")
+    monkeypatch.setattr(peers, "KERAS_SCRIPT", fake)
+    monkeypatch.setattr(peers, "sample_quality", lambda samples, data: {  # aelab's measure, stubbed
+        "fd_classifier": float(samples.mean()), "fd_seconds": 0.5, "shape": list(samples.shape)})
+    data = type("Data", (), {"name": "toy"})()
+    out = tmp_path / "keras-vae-2d" / "seed-0"
+    peers.run_peer(Path(sys.executable), "keras-vae-2d", data, tmp_path / "data.npz", 2, 0, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["shape"] == [20, 1, 28, 28]  # (N, 28, 28) from Keras, given a channel
+    assert (metrics["forward_macs"], metrics["test_elbo"], metrics["bounds_seconds"]) == (6660928, -270.5, 1.5)
+    assert metrics["fd_classifier"] == 0.5 and metrics["images_per_second"] == 50.0  # the second epoch's pace
+    assert (out / "samples.png").is_file()
+    entry = peers.record(tmp_path / "ledger.json", "toy", "keras-vae-2d", 0, out)
+    assert entry["epoch_seconds"] == [4.0, 2.0] and entry["wall_seconds"] > 0
