@@ -124,6 +124,19 @@ def forward_macs(model_name: str, params: dict) -> int:
     return counter.get_total_flops() // 2
 
 
+def stale_budgets(entries: dict, data: str, key: str, other: str, seeds: list[int]) -> str:
+    """The seeds whose ``key`` run was given a time budget that differs by over 5% from the training
+    time of ``other``'s run now in the ledger (``other`` retrained since), as "seed: given vs now"."""
+    stale = []
+    for seed in seeds:
+        ours, theirs = entries.get(ledger_key(data, key, seed)), entries.get(ledger_key(data, other, seed))
+        if ours and theirs and (ours.get("config") or {}).get("train", {}).get("max_minutes"):
+            given, now = ours["config"]["train"]["max_minutes"], sum(theirs["epoch_seconds"]) / 60
+            if abs(given - now) > 0.05 * now:
+                stale.append(f"{seed}: {given:.1f} vs {now:.1f}")
+    return "; ".join(stale)
+
+
 def spread(values: list[float], spec: str) -> str:
     if not values:
         return "-"
@@ -148,6 +161,11 @@ def row_text(key: str, model: str, params: dict, runs: dict[int, dict]) -> tuple
               for name in ("test_elbo", "test_iwae_k100", "fd_classifier", "fd_classifier_floor")}
     epochs = [len(entry["epoch_seconds"]) for entry in runs.values()]
     seeds = ", ".join(map(str, runs))
+    # a row whose seeds ran different settings (defaults changed between runs) says so
+    settings = {json.dumps({k: v for k, v in ((entry.get("config") or {}).get("train") or {}).items()
+                            if k not in ("seed", "max_minutes")}, sort_keys=True) for entry in runs.values()}
+    if len(settings) > 1:
+        seeds += " (settings differ between seeds: see the ledger)"
     text = (f"| {key} | `{model}` {params or ''} | {f'{macs / 1e6:.1f} M' if macs else '-'} | {seeds} | "
             f"{spread(epochs, '.0f')} | "
             f"{spread([sum(entry['epoch_seconds']) for entry in runs.values()], '.0f')} s | {spread(walls, '.0f')} s | "
@@ -250,10 +268,18 @@ def main(argv: list[str] | None = None) -> int:
                  "its wall time; cached for every later run): the eval share leaves it out.", ""]
     pairs = [f"- {comparison(ours, peer, found)}" for ours, peer in PEERS.items() if ours in found and peer in found]
     text += [*pairs, ""] if pairs else []
+    for key, other in SAME_TIME_AS.items():
+        stale = stale_budgets(entries, args.data, key, other, args.seeds)
+        if stale:
+            text += [f"`{key}`'s runs were trained for the time of `{other}` runs since replaced (seed, minutes "
+                     f"given vs `{other}`'s now: {stale}): the two rows are not at the same training time until "
+                     f"`python benchmarks/generative.py --only {key}` retrains it.", ""]
     if "gan" in found and "gan-sn" in found and found["gan"]["fd"] and found["gan-sn"]["fd"]:
         gan, sn = statistics.mean(found["gan"]["fd"]), statistics.mean(found["gan-sn"]["fd"])
         verdict = "met" if sn <= (1 - GOAL) * gan else "missed"
-        text += [f"`gan-sn` against `gan` at the same training time: mean fd_classifier {sn:.2f} vs {gan:.2f}, "
+        when = "at the same training time" if not stale_budgets(entries, args.data, "gan-sn", "gan", args.seeds) \
+            else "(not at the same training time, above)"
+        text += [f"`gan-sn` against `gan` {when}: mean fd_classifier {sn:.2f} vs {gan:.2f}, "
                  f"{100 * (1 - sn / gan):.0f}% lower (goal: at least {100 * GOAL:.0f}%: {verdict}).", ""]
     text += [f"{line}\n" for line in images]
     note = next((entry["metrics"]["fid_note"] for name, entry in entries.items()

@@ -254,3 +254,19 @@ def test_peer_run_is_measured_by_aelab_and_recorded_with_its_compute(tmp_path, m
     assert (out / "samples.png").is_file()
     entry = peers.record(tmp_path / "ledger.json", "toy", "keras-vae-2d", 0, out)
     assert entry["epoch_seconds"] == [4.0, 2.0] and entry["wall_seconds"] > 0
+
+
+def test_generative_report_flags_a_time_budget_from_a_replaced_run(monkeypatch):
+    """gan-sn trains for gan's time: once gan is retrained, the table must not claim equal time."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    generative = load_benchmark("generative")
+    entry = lambda minutes, seconds: {"config": {"train": {"max_minutes": minutes}}, "epoch_seconds": seconds}  # noqa: E731
+    entries = {"toy/gan-sn/seed-0": entry(10.0, [600.0]), "toy/gan/seed-0": entry(None, [300.0, 300.0]),
+               "toy/gan-sn/seed-1": entry(10.0, [600.0]), "toy/gan/seed-1": entry(None, [400.0, 400.0])}
+    assert generative.stale_budgets(entries, "toy", "gan-sn", "gan", [0]) == ""
+    assert generative.stale_budgets(entries, "toy", "gan-sn", "gan", [0, 1, 2]) == "1: 10.0 vs 13.3"
+    runs = {0: {**entries["toy/gan/seed-0"], "metrics": {}, "wall_seconds": None, "collapse_warnings": None},
+            1: {**entries["toy/gan/seed-1"], "metrics": {}, "wall_seconds": None, "collapse_warnings": None}}
+    assert "(settings differ" not in generative.row_text("gan", "gan", {}, runs)[0]
+    runs[1]["config"] = {"train": {"init": "glorot"}}
+    assert "0, 1 (settings differ between seeds" in generative.row_text("gan", "gan", {}, runs)[0]
