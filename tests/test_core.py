@@ -178,6 +178,7 @@ def test_seed_models_start_from_keras_initial_weights(digits, tmp_path):
     from aelab.registry import get_entry
 
     assert get_entry("deep-32").train.init == "glorot" and get_entry("conv-unpool").train.init == "glorot"
+    assert get_entry("gan").train.init == "glorot"  # seed 3's DCGAN (benchmarks/results/gan-keras-choices.md)
     assert get_entry("best").train.init == "torch"
     net = initialise(aelab.create_model("deep-32"), "glorot")
     for layer in (m for m in net.modules() if isinstance(m, torch.nn.Linear)):

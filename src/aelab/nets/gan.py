@@ -64,8 +64,9 @@ class Discriminator(nn.Module):
 
 
 @register_model("gan", "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
-                "dropout; label noise; Adam 2e-4 (beta1 0.5)", kind="gan",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10),
+                "dropout; label noise; Adam 2e-4 (beta1 0.5); Glorot-uniform weights", kind="gan",
+                train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10,
+                                    init="glorot"),
                 renamed={"width": "max_channels"})
 class DCGAN(nn.Module):
     """Radford et al., DCGAN (https://arxiv.org/abs/1511.06434), with seed 3's tricks: tanh output,
@@ -76,7 +77,11 @@ class DCGAN(nn.Module):
     parameter (``max_channels``, 64 by default: the widest layer's; they halve level by level) so
     that a Fashion-MNIST run fits in minutes on a CPU. The generator
     has batch norm (``batch_norm``, as in the DCGAN paper): without it, and with the seed's RMSprop
-    settings, a trial on MNIST collapsed to blank images within six epochs.
+    settings, a trial on MNIST collapsed to blank images within six epochs. It starts from
+    Glorot-uniform weights and zero biases (``init="glorot"``), the Keras default the seed trained
+    with: from PyTorch's layer defaults it trailed a Keras DCGAN of the same size at equal epochs
+    (benchmarks/results/gan-keras-choices.md: the initial weights, not the label noise or batch
+    norm's momentum, made the difference).
     """
 
     # the adversarial recipe GANSystem trains it by: seed 3's noisy-label cross-entropy, the DCGAN
