@@ -230,6 +230,18 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
     assert 0 <= seen["images"].min() and seen["images"].max() <= 1 and fd == float(seen["images"].mean())
 
 
+def test_gan_sn_discriminator_variants_build_the_discriminator_they_name(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sweep = load_benchmark("gan_sn_discriminator")
+    default = create_model("gan-sn")
+    for name, settings in sweep.VARIANTS.items():
+        net = create_model("gan-sn", **settings)
+        convs = [m for m in net.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert len(convs) == 2 * settings.get("d_depth", 1), name
+        assert convs[-1].out_channels == settings.get("d_channels", 64), name
+        assert str(net.generator) == str(default.generator), name  # the same generator
+
+
 def test_peer_run_is_measured_by_aelab_and_recorded_with_its_compute(tmp_path, monkeypatch):
     """peers.py's glue: the Keras script's own numbers (epoch times, bounds, its layer count) land in
     metrics.json and the ledger beside aelab's measure of its samples."""

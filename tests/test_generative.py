@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aelab import create_model, list_models
+from aelab.errors import AelabError
 from aelab.losses import vae_loss
 from aelab.metrics import vae_bounds
 from aelab.registry import get_entry
@@ -89,6 +90,13 @@ def test_gan_sn_recipe_spectral_norm_hinge_and_moving_average():
     assert not any(parametrize.is_parametrized(m) for m in model.generator.modules())
     assert sum(p.numel() for p in model.generator.parameters()) == \
         sum(p.numel() for p in create_model("gan").generator.parameters())  # the same generator size
+    wide = create_model("gan-sn", d_channels=128, d_depth=2)  # SNGAN's standard CNN pattern, still all normalised
+    layers = [m for m in wide.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert [m.out_channels for m in layers[:-1]] == [64, 64, 128, 128]
+    assert all(parametrize.is_parametrized(m, "weight") for m in layers)
+    assert wide.discriminator(torch.zeros(2, 1, 28, 28)).shape == (2,)
+    with pytest.raises(AelabError, match="d_channels 30 must be divisible by 4"):
+        create_model("gan-sn", d_channels=30)
     system = GANSystem.from_settings(model, get_entry("gan-sn").train)  # two timescales: D at 2x G's rate
     assert (system.lr, system.d_lr) == (2e-4, 4e-4)
     assert system.hinge and system.label_noise == 0 and system.loss_floor == 0

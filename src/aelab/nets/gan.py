@@ -48,13 +48,15 @@ class Discriminator(nn.Module):
     the dense layer spectrally normalised (Miyato et al., https://arxiv.org/abs/1802.05957)."""
 
     def __init__(self, in_channels: int, size: int, width: int, levels: int, dropout: float,
-                 spectral: bool = False) -> None:
+                 spectral: bool = False, depth: int = 1) -> None:
         super().__init__()
         norm = spectral_norm if spectral else (lambda layer: layer)
         layers: list[nn.Module] = []
         widths = [in_channels] + [width // 2 ** (levels - 1 - level) for level in range(levels)]
         for a, b in zip(widths, widths[1:]):
             layers += [norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), leaky()]
+            for _ in range(depth - 1):  # SNGAN's "standard CNN": 3x3 stride-1 convs between the downsamplings
+                layers += [norm(nn.Conv2d(b, b, 3, padding=1)), leaky()]
         side = size // 2**levels
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout),
                                  norm(nn.Linear(widths[-1] * side * side, 1)))
@@ -150,10 +152,18 @@ class SNGAN(DCGAN):
     objective, adam_betas, clip_value = "hinge", (0.0, 0.9), None
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, max_channels: int = 64,
-                 levels: int = 2, dropout: float = 0.0, batch_norm: bool = True, ema_decay: float = 0.99) -> None:
+                 levels: int = 2, dropout: float = 0.0, batch_norm: bool = True, ema_decay: float = 0.99,
+                 d_channels: int | None = None, d_depth: int = 1) -> None:
         super().__init__(in_channels, in_size, latent_dim, max_channels, levels, dropout, batch_norm)
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+        d_channels = d_channels or max_channels
+        check_positive(d_channels=d_channels, d_depth=d_depth)
+        if d_channels % 2**levels:
+            raise ValueError(f"d_channels {d_channels} must be divisible by {2 ** levels}")
+        if (d_channels, d_depth) != (max_channels, 1):  # the discriminator's own size
+            self.discriminator = Discriminator(in_channels, in_size, d_channels, levels, dropout, spectral=True,
+                                               depth=d_depth)
         self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                            use_buffers=True)
 
