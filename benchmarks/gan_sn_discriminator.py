@@ -35,6 +35,8 @@ VARIANTS = {
     "d128": {"d_channels": 128},
     "depth2": {"d_depth": 2},
     "d128-depth2": {"d_channels": 128, "d_depth": 2},
+    "rates2x": {"lr": 4e-4, "d_lr": 8e-4},  # the default discriminator, both players' rates doubled
+    "batch128": {"batch_size": 128},
 }
 
 

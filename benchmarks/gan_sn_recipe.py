@@ -26,7 +26,7 @@ from aelab.errors import AelabError
 from aelab.frechet import sample_quality
 
 ROOT = Path(__file__).resolve().parent
-# name -> (model, settings); gan-sn's defaults are lr 2e-4, d_lr 4e-4, ema_decay 0.99
+# name -> (model, settings), each naming its rates (gan-sn's defaults were lr 2e-4, d_lr 4e-4 when this ran)
 VARIANTS = {
     "gan": ("gan", {}),
     "sn-lr1e-4-ema0.999": ("gan-sn", {"lr": 1e-4, "d_lr": 4e-4, "ema_decay": 0.999}),

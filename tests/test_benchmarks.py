@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import shutil
@@ -231,11 +232,15 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
 
 
 def test_gan_sn_discriminator_variants_build_the_discriminator_they_name(monkeypatch):
+    from aelab.registry import get_entry
+
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     sweep = load_benchmark("gan_sn_discriminator")
     default = create_model("gan-sn")
     for name, settings in sweep.VARIANTS.items():
-        net = create_model("gan-sn", **settings)
+        train = {k: v for k, v in settings.items() if k in dataclasses.asdict(get_entry("gan-sn").train)}
+        get_entry("gan-sn").train.updated(**train)  # checked against the typed settings
+        net = create_model("gan-sn", **{k: v for k, v in settings.items() if k not in train})
         convs = [m for m in net.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
         assert len(convs) == 2 * settings.get("d_depth", 1), name
         assert convs[-1].out_channels == settings.get("d_channels", 64), name

@@ -98,7 +98,7 @@ def test_gan_sn_recipe_spectral_norm_hinge_and_moving_average():
     with pytest.raises(AelabError, match="d_channels 30 must be divisible by 4"):
         create_model("gan-sn", d_channels=30)
     system = GANSystem.from_settings(model, get_entry("gan-sn").train)  # two timescales: D at 2x G's rate
-    assert (system.lr, system.d_lr) == (2e-4, 4e-4)
+    assert (system.lr, system.d_lr) == (4e-4, 8e-4)
     assert system.hinge and system.label_noise == 0 and system.loss_floor == 0
     opt_d, opt_g = system.configure_optimizers()
     assert opt_g.param_groups[0]["betas"] == (0.0, 0.9)
