@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from scipy import stats
 from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.errors import AelabError
@@ -176,6 +177,16 @@ def row_text(key: str, model: str, params: dict, runs: dict[int, dict]) -> tuple
                   "training": [sum(entry["epoch_seconds"]) for entry in runs.values()]}
 
 
+def peer_lead(ours: list[float], peer: list[float]) -> str:
+    """How firmly the peer leads: each side's seeds, and Welch's t-test on the two sets."""
+    seeds = f"seeds {' / '.join(f'{v:.2f}' for v in ours)} vs {' / '.join(f'{v:.2f}' for v in peer)}"
+    if min(len(ours), len(peer)) < 2:
+        return seeds
+    p = stats.ttest_ind(ours, peer, equal_var=False).pvalue
+    verdict = "within seed noise at 5%" if p >= 0.05 else "beyond seed noise at 5%"
+    return f"{seeds}; Welch's t-test p = {p:.2f}, {verdict}"
+
+
 def comparison(ours: str, peer: str, found: dict) -> str:
     """aelab's row against its Keras peer, on the means over the seeds."""
     parts = []
@@ -185,6 +196,8 @@ def comparison(ours: str, peer: str, found: dict) -> str:
             a, b = statistics.mean(a), statistics.mean(b)
             better = (a > b) if higher_is_better else (a < b)
             parts.append(f"{label} {a:.2f} vs {b:.2f} ({'aelab' if better else 'Keras'} better)")
+            if not better:
+                parts[-1] += f" ({peer_lead(found[ours][name], found[peer][name])})"
     a, b = statistics.mean(found[ours]["training"]), statistics.mean(found[peer]["training"])
     pace = "the same" if round(a) == round(b) else f"aelab {b / a:.2f}x faster" if a < b else f"aelab {a / b:.2f}x slower"
     parts.append(f"training {a:.0f} s vs {b:.0f} s ({pace})")
@@ -268,6 +281,16 @@ def main(argv: list[str] | None = None) -> int:
                  "its wall time; cached for every later run): the eval share leaves it out.", ""]
     pairs = [f"- {comparison(ours, peer, found)}" for ours, peer in PEERS.items() if ours in found and peer in found]
     text += [*pairs, ""] if pairs else []
+    if any("Keras better" in pair for pair in pairs) and (ROOT / "results" / "gan-keras-choices.md").exists():
+        text += ["Where a Keras row leads, the defaults that differ between the frameworks were tried one at a time "
+                 "in `gan-keras-choices.md` (`python benchmarks/gan_keras_choices.py`); those that helped are aelab's "
+                 "defaults now, and the rows above were measured with them.", ""]
+    if all(found.get(key, {}).get("fd") for key in ("gan-sn", "keras-gan")):
+        sn, keras = statistics.mean(found["gan-sn"]["fd"]), statistics.mean(found["keras-gan"]["fd"])
+        times = [statistics.mean(found[key]["training"]) for key in ("gan-sn", "keras-gan")]
+        text += [f"`gan-sn` against `keras-gan`: mean fd_classifier {sn:.2f} vs {keras:.2f}, "
+                 f"{100 * abs(1 - sn / keras):.0f}% {'lower' if sn < keras else 'higher'}, "
+                 f"in {times[0]:.0f} s of training against {times[1]:.0f} s.", ""]
     stale = {key: stale_budgets(entries, args.data, key, other, args.seeds) for key, other in SAME_TIME_AS.items()}
     for key, seeds in stale.items():
         if seeds:

@@ -197,6 +197,8 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
     # gan's count (torch's flop counter: 5,334,336) is twice the toy peer's
     assert ("- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better); training 90 s vs 90 s "
             "(the same); 2.00x the peer's multiply-accumulates per image") in text
+    assert "`gan-sn` against `keras-gan`: mean fd_classifier 21.00 vs 42.00, 50% lower, in 90 s of training" in text
+    assert "Where a Keras row leads" not in text
     # the ledger keeps each run's numbers: the same table without the run folders
     assert set(json.loads(ledger.read_text())) == {f"toy/{k}/seed-{s}" for k in fds for s in (0, 1)}
     shutil.rmtree(tmp_path / "runs")
@@ -208,6 +210,21 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
     assert generative.main(["--only", "gan-sn", "--data", "toy", "--seeds", "5", "--runs", str(tmp_path / "runs"),
                             "--results", str(results), "--ledger", str(ledger)]) == 2
     assert text == results.read_text()
+
+
+def test_generative_comparison_says_how_firmly_a_peer_leads(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    generative = load_benchmark("generative")
+    found = {"gan": {"fd": [18.0, 27.0, 23.0], "elbo": [], "training": [700.0], "macs": None},
+             "keras-gan": {"fd": [20.0, 21.0, 23.0], "elbo": [], "training": [1400.0], "macs": None}}
+    line = generative.comparison("gan", "keras-gan", found)
+    assert "fd_classifier 22.67 vs 21.33 (Keras better) (seeds 18.00 / 27.00 / 23.00 vs 20.00 / 21.00 / 23.00; " \
+           "Welch's t-test p = 0.6" in line and "within seed noise at 5%" in line and "aelab 2.00x faster" in line
+    found["gan"]["fd"] = [40.0, 41.0, 42.0]
+    assert "beyond seed noise at 5%" in generative.comparison("gan", "keras-gan", found)
+    found["gan"]["fd"] = [40.0]  # one seed: no test, the values only
+    assert generative.comparison("gan", "keras-gan", found).startswith(
+        "`gan` against `keras-gan`: fd_classifier 40.00 vs 21.33 (Keras better) (seeds 40.00 vs 20.00 / 21.00 / 23.00)")
 
 
 def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode(monkeypatch):
