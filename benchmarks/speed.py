@@ -35,6 +35,10 @@ The VAE and GAN rows train seed 3's generative models through `aelab train` (def
 evaluation at the end) and the same networks through a plain fp32 eager loop (`plain_generative_step`:
 the summed negative ELBO with Adam; seed 3's noisy-label discriminator and generator steps with
 Adam and clipping), in fresh processes and alternated rounds, at their registered batch sizes.
+Two rows before them say why the ratio is what it is on this CPU: the precision and memory format
+aelab's defaults pick here (with torch's CPU capability), and one 3x3 convolution the size of the
+VAE's middle layers timed in fp32 and in bf16 (where the CPU lacks AVX512-BF16, bf16 convolutions
+fall back to a slow reference kernel, so the defaults stay in fp32 and only channels-last is left).
 
 The process-count rows train seed 1's model and `best` through `python -m aelab train` with
 `--devices 2` (two processes under DDP over gloo; Lightning gives each half the CPU's threads, so
@@ -374,8 +378,27 @@ def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float
     return {"train": statistics.median(rates[1:] or rates)}
 
 
+def conv_seconds(dtype: torch.dtype, repeats: int = 5) -> float:
+    """Seconds of one forward and backward pass of a 3x3 convolution the size of the VAE's middle layers
+    (64 to 64 channels, 14x14, batch 128, channels-last) in ``dtype``: shows whether PyTorch has a fast
+    kernel for it on this CPU (oneDNN) or falls back to its slow reference code."""
+    conv = nn.Conv2d(64, 64, 3, padding=1).to(dtype=dtype, memory_format=torch.channels_last)
+    x = torch.rand(128, 64, 14, 14, dtype=dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    conv(x).float().sum().backward()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        conv(x).float().sum().backward()
+    return (time.perf_counter() - start) / repeats
+
+
 def generative_rows(data_name: str, epochs: int, rounds: int, report) -> None:
     """The VAE and GAN rows: `aelab train` against the plain loop, fresh processes, alternated rounds."""
+    precision = choose_precision("auto", "cpu")
+    report("default precision / memory format (CPU)", f"{precision} / channels_last "
+           f"(torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})")
+    fp32, bf16 = conv_seconds(torch.float32), conv_seconds(torch.bfloat16)
+    report("3x3 convolution 64x14x14, batch 128, forward + backward", f"fp32 {1000 * fp32:.0f} ms, bf16 "
+           f"{1000 * bf16:.0f} ms ({fp32 / bf16:.2f}x the fp32 speed in bf16)")
     for model_name in GENERATIVE_MODELS:
         rates: dict[str, list[float]] = {"reference": [], "ours": []}
         for _ in range(rounds):
