@@ -161,11 +161,13 @@ def test_init_weights_comparison_trains_deep_32_from_either_start():
 def test_generative_references_train_aelabs_networks():
     speed = load_speed()
     for name in speed.GENERATIVE_MODELS:
-        model, step = speed.plain_generative_step(name)
-        assert [p.shape for p in model.parameters()] == [p.shape for p in create_model(name).parameters()]
-        before = [p.detach().clone() for p in model.parameters()]
-        step(torch.rand(16, 1, 28, 28))
-        assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if b.requires_grad), name
+        for tuned in (False, True):
+            model, step = speed.plain_generative_step(name, tuned)
+            assert [p.shape for p in model.parameters()] == [p.shape for p in create_model(name).parameters()]
+            before = [p.detach().clone() for p in model.parameters()]
+            step(torch.rand(16, 1, 28, 28).contiguous(memory_format=torch.channels_last))
+            assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if b.requires_grad), name
+            assert all(torch.isfinite(p).all() for p in model.parameters()), (name, tuned)
 
 
 def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, monkeypatch):
@@ -304,3 +306,16 @@ def test_generative_report_flags_a_time_budget_from_a_replaced_run(monkeypatch):
     assert "(settings differ" not in generative.row_text("gan", "gan", {}, runs)[0]
     runs[1]["config"] = {"train": {"init": "glorot"}}
     assert "0, 1 (settings differ between seeds" in generative.row_text("gan", "gan", {}, runs)[0]
+
+
+def test_generative_ceiling_times_every_convolution_of_both_models():
+    ceiling = load_benchmark("generative_ceiling")
+    vae, gan = create_model("vae"), create_model("gan")
+    found = ceiling.convolutions(vae, torch.rand(2, 1, 28, 28))
+    assert [name for name, *_ in found] == ["features.0", "features.2", "features.4", "features.6", "decoder.0",
+                                            "decoder.2"]
+    assert found[0][2:] == ((2, 1, 28, 28), False) and found[-1][2:] == ((2, 32, 28, 28), True)
+    assert len(ceiling.convolutions(gan.generator, torch.randn(2, gan.latent_dim))) == 3
+    name, layer, shape, needs_grad = found[1]
+    assert ceiling.describe(layer) == "3x3 32 -> 64, stride 2"
+    assert ceiling.conv_ms(layer, shape, needs_grad, "32", True, repeats=1) > 0
