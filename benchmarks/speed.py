@@ -80,6 +80,8 @@ from aelab.registry import get_entry
 from aelab.systems import make_optimizer
 from aelab.training import train
 
+from generative_ceiling import conv_ms  # a sibling script: python benchmarks/speed.py puts this folder on the path
+
 ROOT = Path(__file__).resolve().parent
 MODEL, BATCH = "conv-resize", 200
 
@@ -399,27 +401,16 @@ def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float
     return {"train": statistics.median(rates[1:] or rates)}
 
 
-def conv_seconds(dtype: torch.dtype, repeats: int = 5) -> float:
-    """Seconds of one forward and backward pass of a 3x3 convolution the size of the VAE's middle layers
-    (64 to 64 channels, 14x14, batch 128, channels-last) in ``dtype``: shows whether PyTorch has a fast
-    kernel for it on this CPU (oneDNN) or falls back to its slow reference code."""
-    conv = nn.Conv2d(64, 64, 3, padding=1).to(dtype=dtype, memory_format=torch.channels_last)
-    x = torch.rand(128, 64, 14, 14, dtype=dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
-    conv(x).float().sum().backward()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        conv(x).float().sum().backward()
-    return (time.perf_counter() - start) / repeats
-
-
 def generative_rows(data_name: str, epochs: int, rounds: int, report) -> None:
     """The VAE and GAN rows: `aelab train` against the plain loop, fresh processes, alternated rounds."""
     precision = choose_precision("auto", "cpu")
     report("default precision / memory format (CPU)", f"{precision} / channels_last "
            f"(torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})")
-    fp32, bf16 = conv_seconds(torch.float32), conv_seconds(torch.bfloat16)
-    report("3x3 convolution 64x14x14, batch 128, forward + backward", f"fp32 {1000 * fp32:.0f} ms, bf16 "
-           f"{1000 * bf16:.0f} ms ({fp32 / bf16:.2f}x the fp32 speed in bf16)")
+    # one of the VAE's middle layers alone, channels-last: whether PyTorch has a fast bf16 kernel for it on this CPU
+    fp32, bf16 = (conv_ms(nn.Conv2d(64, 64, 3, padding=1), (128, 64, 14, 14), True, dtype, True, repeats=5)
+                  for dtype in ("32", "bf16-mixed"))
+    report("3x3 convolution 64x14x14, batch 128, forward + backward", f"fp32 {fp32:.0f} ms, bf16 "
+           f"{bf16:.0f} ms ({fp32 / bf16:.2f}x the fp32 speed in bf16)")
     for model_name in GENERATIVE_MODELS:
         rates: dict[str, list[float]] = {side: [] for side in GENERATIVE_SIDES}
         for _ in range(rounds):

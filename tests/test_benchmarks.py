@@ -19,6 +19,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def load_benchmark(name: str):
+    if str(BENCHMARKS) not in sys.path:  # the scripts import their siblings, as `python benchmarks/x.py` allows
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -171,7 +173,6 @@ def test_generative_references_train_aelabs_networks():
 
 
 def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     generative = load_benchmark("generative")
     ledger = tmp_path / "generative-runs.json"
     fds = {"gan": (30.0, 34.0), "gan-sn": (20.0, 22.0), "keras-gan": (40.0, 44.0)}
@@ -214,8 +215,7 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
     assert text == results.read_text()
 
 
-def test_generative_comparison_says_how_firmly_a_peer_leads(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_generative_comparison_says_how_firmly_a_peer_leads():
     generative = load_benchmark("generative")
     found = {"gan": {"fd": [18.0, 27.0, 23.0], "elbo": [], "training": [700.0], "macs": None},
              "keras-gan": {"fd": [20.0, 21.0, 23.0], "elbo": [], "training": [1400.0], "macs": None}}
@@ -250,10 +250,9 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
     assert 0 <= seen["images"].min() and seen["images"].max() <= 1 and fd == float(seen["images"].mean())
 
 
-def test_gan_sn_discriminator_variants_build_the_discriminator_they_name(monkeypatch):
+def test_gan_sn_discriminator_variants_build_the_discriminator_they_name():
     from aelab.registry import get_entry
 
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     sweep = load_benchmark("gan_sn_discriminator")
     default = create_model("gan-sn")
     for name, settings in sweep.VARIANTS.items():
@@ -269,7 +268,6 @@ def test_gan_sn_discriminator_variants_build_the_discriminator_they_name(monkeyp
 def test_peer_run_is_measured_by_aelab_and_recorded_with_its_compute(tmp_path, monkeypatch):
     """peers.py's glue: the Keras script's own numbers (epoch times, bounds, its layer count) land in
     metrics.json and the ledger beside aelab's measure of its samples."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     peers = load_benchmark("peers")
     fake = tmp_path / "fake_peer.py"  # stands in for keras_peers.py: same arguments, same outputs
     fake.write_text("import json, sys\nfrom pathlib import Path\nimport numpy as np\n"
@@ -292,9 +290,8 @@ def test_peer_run_is_measured_by_aelab_and_recorded_with_its_compute(tmp_path, m
     assert entry["epoch_seconds"] == [4.0, 2.0] and entry["wall_seconds"] > 0
 
 
-def test_generative_report_flags_a_time_budget_from_a_replaced_run(monkeypatch):
+def test_generative_report_flags_a_time_budget_from_a_replaced_run():
     """gan-sn trains for gan's time: once gan is retrained, the table must not claim equal time."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     generative = load_benchmark("generative")
     entry = lambda minutes, seconds: {"config": {"train": {"max_minutes": minutes}}, "epoch_seconds": seconds}  # noqa: E731
     entries = {"toy/gan-sn/seed-0": entry(10.0, [600.0]), "toy/gan/seed-0": entry(None, [300.0, 300.0]),
