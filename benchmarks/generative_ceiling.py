@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, layer, shape, needs_grad in convolutions(net, example):
             plain = conv_ms(layer, shape, needs_grad, "32", False, args.repeats)
             tuned = conv_ms(layer, shape, needs_grad, precision, True, args.repeats)
-            totals.setdefault(net_name.split()[0], [0.0, 0.0])
-            totals[net_name.split()[0]][0] += plain
-            totals[net_name.split()[0]][1] += tuned
+            total = totals.setdefault(net_name.split()[0], [0.0, 0.0])  # per model: the GAN's two networks together
+            total[0] += plain
+            total[1] += tuned
             print(f"| {net_name} | `{name}`: {describe(layer)} | {'x'.join(map(str, shape))} | {plain:.1f} | "
                   f"{tuned:.1f} | {plain / tuned:.2f}x |")
     for model_name, (plain, tuned) in totals.items():
