@@ -27,8 +27,11 @@ from aelab import create_model
 from aelab.accel import autocast, choose_precision
 
 
-def median_ms(step, repeats: int) -> float:
-    step()  # warm-up: oneDNN picks and caches its kernel
+def median_ms(step, repeats: int, warmups: int = 1) -> float:
+    """The median time of ``repeats`` calls of ``step`` in ms, after ``warmups`` calls (oneDNN picks and caches
+    its kernels on the first)."""
+    for _ in range(warmups):
+        step()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -13,12 +13,12 @@ benchmarks/results/speed.md.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import torch
 from torch import nn
+
+from generative_ceiling import median_ms  # a sibling script: python benchmarks/lstm_ceiling.py puts this folder on the path
 
 
 def step_ms(batch: int, width: int, steps: int, units: int = 128, maxlen: int = 40) -> float:
@@ -29,14 +29,7 @@ def step_ms(batch: int, width: int, steps: int, units: int = 128, maxlen: int = 
         out, _ = lstm(x)
         out[:, -1].sum().backward()
 
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return median_ms(step, steps, warmups=3)
 
 
 def main(argv: list[str] | None = None) -> int:
