@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from aelab import Run, train
+from aelab import Run, probe, sample, train
 from aelab.figures import grid
 
 ROOT = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         runs[name] = Run(out)
         if name != "cvae" and "probe_accuracy" not in runs[name].metrics:
-            runs[name].probe()
+            probe(runs[name])
     figure = draw_classes(runs["cvae"], ROOT / "results" / "figures" / "fashion-mnist-cvae-classes.png")
     args.results.write_text(report(runs, figure))
     print(args.results.read_text())
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def draw_classes(run: Run, figure: Path) -> Path:
     """Ten samples of each class, a row per class, the same latent points in every row."""
-    images = [run.sample(10, seed=0, label=k) for k in range(10)]
+    images = [sample(run, 10, seed=0, labels=k) for k in range(10)]
     return grid(torch.cat(images), figure, nrow=10, title="cvae on Fashion-MNIST, a row per class:\n" +
                 ", ".join(f"{k} {c}" for k, c in enumerate(FASHION_CLASSES)))
 

@@ -37,7 +37,7 @@ import aelab
 from aelab.data import load_data
 from aelab.errors import AelabError
 from aelab.nets import gan as gan_nets
-from aelab.systems import GANSystem
+from aelab.families.gan import GANSystem
 from gan_sn_recipe import fd_of
 
 ROOT = Path(__file__).resolve().parent

@@ -36,7 +36,7 @@ from scipy import stats
 from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.errors import AelabError
-from aelab.registry import create_model
+from aelab.models import create_model
 from aelab.training import train
 from reproduce import wall_file
 

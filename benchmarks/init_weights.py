@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from aelab.data import resolve_data, split_validation
 from aelab.nets.blocks import initialise
-from aelab.registry import create_model
-from aelab.systems import AutoencoderSystem
+from aelab.models import create_model
+from aelab.families.autoencoder import AutoencoderSystem
 
 # PyTorch's Adadelta defaults, or the options the seed presets train with (Keras': rho 0.95, epsilon 1e-7)
 ADADELTA = {"torch": {}, "keras": AutoencoderSystem.optimizer_options["adadelta"]}

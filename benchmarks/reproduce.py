@@ -24,7 +24,8 @@ from pathlib import Path
 
 from aelab.data import resolve_data
 from aelab.errors import AelabError
-from aelab.registry import get_entry
+import aelab
+from aelab.models import get_entry
 from aelab.runs import Run
 from aelab.training import train
 
@@ -131,7 +132,7 @@ def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, over
 def probe(run: Run) -> None:
     """The linear probe of the run's codes, added to its metrics.json (skipped where there are no labels)."""
     try:
-        run.probe()
+        aelab.probe(run)
     except AelabError as error:
         print(f"[probe] {run.path}: skipped ({error})")
 

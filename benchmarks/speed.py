@@ -76,8 +76,8 @@ from aelab.accel import autocast, choose_precision, cpu_supports_bf16, keep_free
 from aelab.data import DEBIAN_FASHION_MNIST, ImageData, load_data, split_validation
 from aelab.losses import bce_with_logits
 from aelab.metrics import pca_rmse, reconstruct
-from aelab.registry import get_entry
-from aelab.systems import make_optimizer
+from aelab.models import get_entry
+from aelab.families.base import make_optimizer
 from aelab.training import train
 
 from generative_ceiling import conv_ms  # a sibling script: python benchmarks/speed.py puts this folder on the path

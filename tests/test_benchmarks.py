@@ -230,7 +230,7 @@ def test_generative_comparison_says_how_firmly_a_peer_leads():
 
 
 def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode(monkeypatch):
-    from aelab.registry import get_entry
+    from aelab.models import get_entry
 
     recipe = load_benchmark("gan_sn_recipe")
     for name, (model, settings) in recipe.VARIANTS.items():
@@ -251,7 +251,7 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
 
 
 def test_gan_sn_discriminator_variants_build_the_discriminator_they_name():
-    from aelab.registry import get_entry
+    from aelab.models import get_entry
 
     sweep = load_benchmark("gan_sn_discriminator")
     default = create_model("gan-sn")

@@ -129,11 +129,9 @@ def test_sparsity_option_on_any_model(small_data, tmp_path):
 
 
 def test_report_when_the_code_is_as_large_as_the_image(tmp_path, capsys):
-    from aelab.cli import report
-
-    report(tmp_path, {"model": "conv-transpose", "data": "mnist-sample", "test_images": 10, "test_rmse": 0.06,
+    print(aelab.run_report(tmp_path, {"model": "conv-transpose", "data": "mnist-sample", "test_images": 10, "test_rmse": 0.06,
                       "pca_rmse": 0.0, "rmse_vs_pca": None, "code_size": 1568, "test_bce": 0.07,
-                      "test_psnr": 24.0, "test_ssim": 0.9})
+                      "test_psnr": 24.0, "test_ssim": 0.9}))
     assert "lossless" in capsys.readouterr().out
 
 

@@ -64,24 +64,24 @@ def test_a_script_with_only_train_run_and_arrays(digits, tmp_path):
     assert isinstance(run, aelab.Run) and run.config.data == "arrays"
     assert run.metrics["test_images"] == 100 and 0 < run.metrics["test_rmse"] < 1
     assert [row["epoch"] for row in run.history] == [1, 2]
-    recon = run.reconstruct(digits[:5])  # uint8 (N, H, W) in, float (N, 1, H, W) out
+    recon = aelab.reconstruct(run, digits[:5])  # uint8 (N, H, W) in, float (N, 1, H, W) out
     assert recon.shape == (5, 1, 28, 28) and 0 <= recon.min() and recon.max() <= 1
-    z = run.encode(digits[:5] / 255.0)
+    z = aelab.encode(run, digits[:5] / 255.0)
     assert z.shape == (5, 64)
-    assert torch.allclose(run.decode(z), recon, atol=1e-5)
+    assert torch.allclose(aelab.decode(run, z), recon, atol=1e-5)
     before = snapshot(run.path)
-    again = aelab.Run(run.path).evaluate(data=(digits[:400], digits[400:]))
+    again = aelab.evaluate(aelab.Run(run.path), data=(digits[:400], digits[400:]))
     assert again["test_rmse"] == pytest.approx(run.metrics["test_rmse"])
     assert snapshot(run.path) == before  # measuring on other data leaves the run's record as it was
     with pytest.raises(aelab.AelabError, match="trained on arrays"):
-        aelab.Run(run.path).evaluate()
+        aelab.evaluate(aelab.Run(run.path))
 
 
 def test_train_without_out_uses_a_fresh_temporary_folder(digits):
     run = aelab.train("dense", data=digits[:100], epochs=1, progress=False, code_size=8)
     try:
         assert run.path.is_dir() and run.config.params["code_size"] == 8
-        assert run.encode(digits[:2]).shape == (2, 8)
+        assert aelab.encode(run, digits[:2]).shape == (2, 8)
     finally:
         shutil.rmtree(run.path)
 
@@ -175,7 +175,7 @@ def test_seed_models_start_from_keras_initial_weights(digits, tmp_path):
     """The seeds' Keras and CNTK layers start from Glorot-uniform weights and zero biases: the seed
     presets do too (init=glorot), aelab's own models keep PyTorch's; the run records which."""
     from aelab.nets.blocks import initialise
-    from aelab.registry import get_entry
+    from aelab.models import get_entry
 
     assert get_entry("deep-32").train.init == "glorot" and get_entry("conv-unpool").train.init == "glorot"
     assert get_entry("gan").train.init == "glorot"  # seed 3's DCGAN (benchmarks/results/gan-keras-choices.md)
@@ -241,7 +241,7 @@ def test_a_data_dir_run_is_named_after_its_folder(trained_run, small_data):
 
 def test_the_best_alias_trains_the_bottleneck_model(tmp_path, digits):
     run = aelab.train("best", data=digits[:60], epochs=1, out=tmp_path / "b", progress=False, code_size=4)
-    assert run.config.model == "conv-bottleneck" and run.encode(digits[:1]).shape == (1, 4)
+    assert run.config.model == "conv-bottleneck" and aelab.encode(run, digits[:1]).shape == (1, 4)
 
 
 # ------------------------------------------------------------------------------------ nothing lost

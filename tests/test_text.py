@@ -114,8 +114,8 @@ def test_training_writes_metrics_samples_and_generates(text_run, capsys):
     out = capsys.readouterr().out
     assert "temperature 0.0" in out and "temperature 1.0" in out
     run = aelab.Run(text_run)
-    assert run.generate("The ", 30, 1.0, seed=3) == run.generate("The ", 30, 1.0, seed=3)
-    assert len(run.generate("x", 12, 0.5)) == 12
+    assert aelab.generate(run, "The ", 30, 1.0, seed=3) == aelab.generate(run, "The ", 30, 1.0, seed=3)
+    assert len(aelab.generate(run, "x", 12, 0.5)) == 12
 
 
 def test_a_prompt_outside_the_alphabet_is_one_line(text_run, capsys):

@@ -2,11 +2,12 @@
 
     import aelab
     run = aelab.train("conv-resize", data=x_train, epochs=5)   # arrays, a dataset name or a folder
-    run.metrics["test_rmse"]; x_hat = run.reconstruct(x)
+    run.metrics["test_rmse"]; x_hat = aelab.reconstruct(run, x)
     run = aelab.Run("runs/demo")           # a run folder: .model, .config, .metrics, .history, ...
     model = aelab.load("runs/demo")        # the trained model: model.encode(x), model.decode(z)
     aelab.list_models(); aelab.create_model("conv-resize")
 
+Everything the ``aelab`` command does is one of these names (the CLI imports nothing else).
 Attributes are imported on first use, so ``import aelab`` (and ``aelab --help``) stays fast.
 """
 
@@ -15,40 +16,56 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .version import __version__
+
+_INFERENCE = ("reconstruct", "encode", "decode", "encoder", "decoder", "encode_split", "encode_file",
+              "reconstruct_files", "sample", "sample_figure", "manifold", "manifold_figure", "latent",
+              "latent_figure", "interpolate", "interpolate_figure", "generate", "probe", "activation_epochs",
+              "activations", "activation_figure")
 
 # public name -> the module that defines it
 _EXPORTS = {
     "AelabError": "errors", "InputError": "errors",
-    "TrainSettings": "config", "RunConfig": "config",
-    "create_model": "registry", "list_models": "registry",
+    "TrainSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
+    "catalog": "registry",
+    "create_model": "models", "list_models": "models", "parse_param": "models",
     "Run": "runs", "load": "runs",
     "train": "training", "TrainingDiverged": "training",
-    "evaluate": "evaluation", "ensemble": "evaluation",
-    "resolve_data": "data", "list_datasets": "config",
-    "style_transfer": "style", "StyleSettings": "config",
-    "linear_probe": "probe", "tune": "tuning", "tuned_settings": "tuning",
-    "export": "exporting", "AnomalyDetector": "anomaly", "serve": "webapp", "build_app": "webapp",
-    "is_main_process": "distributed",
+    "evaluate": "evaluation", "ensemble": "evaluation", "ensemble_table": "evaluation", "run_data": "evaluation",
+    "run_report": "evaluation",
+    "resolve_data": "data",
+    "style_transfer": "style", "style_transfer_files": "style",
+    "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
+    "export": "exporting", "AnomalyDetector": "anomaly", "score_files": "anomaly",
+    "serve": "webapp", "build_app": "webapp", "check_port": "webapp",
+    "format_summary": "summary", "draw_graph": "summary",
+    "is_main_process": "distributed", "keep_freed_memory": "accel",
+    **{name: "inference" for name in _INFERENCE},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
-    from .anomaly import AnomalyDetector
-    from .config import RunConfig, StyleSettings, TrainSettings
-    from .config import list_datasets
+    from .accel import keep_freed_memory
+    from .anomaly import AnomalyDetector, score_files
+    from .config import RunConfig, StyleSettings, TrainSettings, list_datasets
     from .data import resolve_data
     from .distributed import is_main_process
     from .errors import AelabError, InputError
-    from .evaluation import ensemble, evaluate
+    from .evaluation import ensemble, ensemble_table, evaluate, run_data, run_report
     from .exporting import export
-    from .probe import linear_probe
-    from .registry import create_model, list_models
+    from .inference import (activation_epochs, activation_figure, activations, decode, decoder, encode, encode_file,
+                            encode_split, encoder, generate, interpolate, interpolate_figure, latent, latent_figure,
+                            manifold, manifold_figure, probe, reconstruct, reconstruct_files, sample, sample_figure)
+    from .models import create_model, list_models, parse_param
+    from .probing import linear_probe
+    from .registry import catalog
     from .runs import Run, load
-    from .style import style_transfer
+    from .style import style_transfer, style_transfer_files
+    from .summary import draw_graph, format_summary
     from .training import TrainingDiverged, train
-    from .tuning import tune, tuned_settings
+    from .tuning import summary_table, tune, tuned_settings
+    from .webapp import build_app, check_port, serve
 
 
 def __getattr__(name: str):

@@ -14,15 +14,22 @@ conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from .data import read_images, split_validation
 from .errors import AelabError
+from .evaluation import run_data
+from .inference import reconstruct as reconstruct_images
+from .nets.base import Autoencoder, Conditional
+from .runs import Run, atomic_write
 
 
-SCORES = ("normalised", "mse")
+Score = Literal["normalised", "mse"]
+SCORES = typing.get_args(Score)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
 
 
@@ -73,15 +80,12 @@ class AnomalyDetector:
                  score: str = "normalised") -> "AnomalyDetector":
         """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
         scores of the run's validation images (its dataset, or ``data`` for a run trained on arrays)."""
-        from .data import split_validation
-        from .runs import Run
-
-        run = run if isinstance(run, Run) else Run(run)
+        run = Run.of(run)
         config = run.config
         detector = cls(config.model, contamination, score=score)
         detector.run = run
         _check_model(run)
-        loaded = run.data(data)
+        loaded = run_data(run, data)
         _, val = split_validation(loaded.train, config.train.val_fraction, seed=config.train.seed)
         detector._fit_normal(val)
         return detector
@@ -113,12 +117,12 @@ class AnomalyDetector:
         """Per-pixel squared reconstruction errors (N, H, W), averaged over the channels."""
         run = self._fitted()
         images = run.model.check_images(_images(X))
-        recon = run.reconstruct(images)
+        recon = reconstruct_images(run, images)
         return ((recon - images) ** 2).mean(dim=1).numpy()
 
     def reconstruct(self, X: Any) -> torch.Tensor:
         """The reconstructions (N, C, H, W) the scores compare against."""
-        return self._fitted().reconstruct(_images(X))
+        return reconstruct_images(self._fitted(), _images(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """1 for an outlier (score above ``threshold_``), 0 for an inlier."""
@@ -158,24 +162,22 @@ def _images(X: Any) -> torch.Tensor:
 
 def _check_model(run) -> None:
     model = run.model
-    if not hasattr(model, "encode"):
+    if not isinstance(model, Autoencoder):
         raise AelabError(f"anomaly scores need an autoencoder; {run.config.model} is not one")
-    if getattr(model, "conditional", False):
+    if isinstance(model, Conditional):
         raise AelabError(f"{run.config.model} needs each image's label; anomaly scores take an autoencoder "
                          "without labels")
 
 
 def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
                 contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
-                csv_out: str | Path | None = None, score: str = "normalised") -> dict[str, Any]:
+                csv_out: str | Path | None = None, score: Score = "normalised") -> dict[str, Any]:
     """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
     or from the run's validation images at ``contamination``), and the error maps of the ``worst``
     images drawn to ``maps/worst.png`` (default folder: ``RUN/anomaly``). Every input is checked
     before anything is written; ``csv_out`` gets one row per image. The normalised ``score`` needs
     the run's validation images; ``score="mse"`` with a ``threshold`` needs no data."""
     from . import figures
-    from .data import read_images
-    from .runs import Run, atomic_write
 
     run = Run(run_dir)
     check_contamination(contamination)

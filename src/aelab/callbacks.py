@@ -75,7 +75,7 @@ class TextSamples(L.Callback):
         for temperature in self.temperatures:
             generator = torch.Generator().manual_seed(self.seed)
             with torch.autocast(module.device.type, enabled=False):
-                text = decode(model.continue_text(self.prompt, self.length, temperature, generator), alphabet)
+                text = decode(model.generate(self.prompt, self.length, temperature, generator), alphabet)
             lines.append(f"--- temperature {temperature}\n{text}")
             for logger in trainer.loggers:
                 if hasattr(logger.experiment, "add_text"):

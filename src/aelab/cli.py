@@ -1,16 +1,21 @@
-"""The `aelab` command. Thin: parse, call the API, print. Errors in input become one line and exit 2."""
+"""The `aelab` command. Thin: parse, call the API, print. Errors in input become one line and exit 2.
+
+Every command calls names that ``import aelab`` exports, and nothing else of aelab's (a test
+checks it); options that the API also has take their defaults and choices from its signature.
+Each sub-command's flags are added only when that command runs, so ``aelab --help`` loads no torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 import typing
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import AelabError
+import aelab
+from aelab import AelabError
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -64,11 +69,21 @@ def _given(args: argparse.Namespace, settings_class: type) -> dict[str, Any]:
 
 
 def _params(model: str | None, texts: list[str] | None) -> dict[str, Any]:
-    from .registry import parse_param
-
     if texts and not model:
         raise AelabError("--param needs a model name")
-    return dict(parse_param(model, text) for text in texts or [])
+    return dict(aelab.parse_param(model, text) for text in texts or [])
+
+
+def _default(func: Callable, name: str) -> Any:
+    """The API's default for ``name``: the CLI's option has the same one."""
+    import inspect
+
+    return inspect.signature(func).parameters[name].default
+
+
+def _choices(func: Callable, name: str) -> tuple[str, ...]:
+    """The values of a ``Literal`` parameter of the API."""
+    return typing.get_args(typing.get_type_hints(func)[name])
 
 
 def _data(args: argparse.Namespace):
@@ -90,9 +105,7 @@ def _data_arguments(p: argparse.ArgumentParser, default: str) -> None:
 
 @command("models", "list the registered models")
 def cmd_models(args: argparse.Namespace) -> None:
-    from .registry import catalog
-
-    models, aliases = catalog(args.pattern)
+    models, aliases = aelab.catalog(args.pattern)
     width = max(map(len, [*models, *aliases]), default=0)
     for name, description in models.items():
         print(f"{name:<{width}}  {description}")
@@ -105,9 +118,7 @@ cmd_models.arguments = lambda p: p.add_argument("pattern", nargs="?", default="*
 
 @command("datasets", "list the dataset names --data accepts")
 def cmd_datasets(args: argparse.Namespace) -> None:
-    from .config import list_datasets
-
-    datasets = list_datasets()
+    datasets = aelab.list_datasets()
     width = max(map(len, datasets))
     for name, description in datasets.items():
         print(f"{name:<{width}}  {description}")
@@ -120,17 +131,12 @@ cmd_datasets.arguments = lambda p: None
 
 @command("summary", "print a model's layers with output shapes and parameter counts")
 def cmd_summary(args: argparse.Namespace) -> None:
-    from .registry import create_model
-    from .summary import format_summary
-
-    model = create_model(args.model, **_params(args.model, args.param))
+    model = aelab.create_model(args.model, **_params(args.model, args.param))
     title = f"{args.model} ({type(model).__name__})"
     if args.graph:
-        from .summary import draw_graph
-
-        print(f"wrote {draw_graph(model, args.graph, title, args.depth)}")
+        print(f"wrote {aelab.draw_graph(model, args.graph, title, args.depth)}")
         return
-    print(format_summary(model, title))
+    print(aelab.format_summary(model, title))
 
 
 def _summary_arguments(p: argparse.ArgumentParser) -> None:
@@ -145,16 +151,11 @@ cmd_summary.arguments = _summary_arguments
 
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import TrainSettings
-    from .training import train
-
-    from .distributed import is_main_process
-
-    settings = _given(args, TrainSettings)
-    run = train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
+    settings = _given(args, aelab.TrainSettings)
+    run = aelab.train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
                 progress=args.progress, accelerator=args.accelerator, **settings, **_params(args.model, args.param))
-    if is_main_process():  # the other processes of a multi-process run leave the report to it
-        report(run.path, run.metrics)
+    if aelab.is_main_process():  # the other processes of a multi-process run leave the report to it
+        print(aelab.run_report(run))
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
@@ -169,9 +170,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace the run in --out, once the new one has trained (only an aelab run folder)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
-    from .config import TrainSettings
-
-    add_settings(p, TrainSettings, "training settings (default: the model's own; see `aelab models`)")
+    add_settings(p, aelab.TrainSettings, "training settings (default: the model's own; see `aelab models`)")
 
 
 cmd_train.arguments = _train_arguments
@@ -179,10 +178,7 @@ cmd_train.arguments = _train_arguments
 
 @command("eval", "measure a trained run on its test split; write metrics.json and figures")
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .runs import Run
-
-    run = Run(args.run_dir)
-    report(run.path, run.evaluate())
+    print(aelab.run_report(args.run_dir, aelab.evaluate(args.run_dir)))
 
 
 cmd_eval.arguments = lambda p: p.add_argument("run_dir")
@@ -190,13 +186,9 @@ cmd_eval.arguments = lambda p: p.add_argument("run_dir")
 
 @command("ensemble", "average several runs' reconstructions; metrics for the ensemble and each member")
 def cmd_ensemble(args: argparse.Namespace) -> None:
-    from .evaluation import ensemble, ensemble_table
-    from .runs import write_json
-
-    result = ensemble(args.run_dirs, _data(args))
-    print(ensemble_table(result))
+    result = aelab.ensemble(args.run_dirs, _data(args), out=args.out)
+    print(aelab.ensemble_table(result))
     if args.out:
-        write_json(Path(args.out), result)
         print(f"wrote {args.out}")
 
 
@@ -209,70 +201,9 @@ def _ensemble_arguments(p: argparse.ArgumentParser) -> None:
 cmd_ensemble.arguments = _ensemble_arguments
 
 
-def report(run_dir: Path, metrics: dict[str, Any]) -> None:
-    """The lines a user looks for after training: our error beside the PCA floor, and where things are."""
-    m = {k: _Number(v) if isinstance(v, (int, float)) or v is None else v for k, v in metrics.items()}
-    if "test_bits_per_char" in metrics:
-        print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_characters']} test characters, alphabet "
-              f"{metrics['alphabet_size']}):")
-        print(f"  test {m['test_bits_per_char']:.3f} bits/char ({m['test_loss']:.4f} nats), accuracy "
-              f"{m['test_accuracy']:.3f}; {metrics['ngram_n']}-gram baseline {m['ngram_test_bits_per_char']:.3f} "
-              f"bits/char ({m['bits_vs_ngram']:.2f}x)")
-    else:
-        print(f"\n{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):")
-    if "test_rmse" in metrics:
-        if metrics["rmse_vs_pca"] is None:
-            verdict = f"PCA with {metrics['code_size']} components is lossless here (the code is as large as the image)"
-        else:
-            beats = (metrics["test_rmse"] or float("inf")) < metrics["pca_rmse"]
-            verdict = (f"{'beats' if beats else 'does not beat'} PCA with {metrics['code_size']} components "
-                       f"({m['rmse_vs_pca']:.2f}x)")
-        print(f"  test_rmse {m['test_rmse']:.4f}   pca_rmse {m['pca_rmse']:.4f}   -> {verdict}")
-        print(f"  test_bce {m['test_bce']:.4f}   test_psnr {m['test_psnr']:.2f} dB   test_ssim {m['test_ssim']:.3f}")
-    if "test_accuracy" in metrics and "test_rmse" in metrics:
-        print(f"  test accuracy {m['test_accuracy']:.4f} (classifier head, {metrics['test_labelled_images']} "
-              "labelled test images)")
-    if "probe_accuracy" in metrics:
-        print(f"  linear probe accuracy: codes {m['probe_accuracy']:.4f}, PCA codes of the same size "
-              f"{m['probe_pca_accuracy']:.4f}, pixels {m['probe_pixels_accuracy']:.4f}")
-    if "noisy_input_rmse" in metrics:
-        print(f"  noisy input rmse {m['noisy_input_rmse']:.4f} (noise factor {metrics['noise']})")
-    if "test_elbo" in metrics:
-        iwae = next(k for k in metrics if k.startswith("test_iwae"))
-        print(f"  test ELBO {m['test_elbo']:.1f} nats (reconstruction {m['test_recon_nats']:.1f}, "
-              f"KL {m['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
-              f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)")
-    if metrics.get("fd_classifier") is not None:
-        print(f"  fd_classifier {m['fd_classifier']:.2f} (floor, train vs test: {m['fd_classifier_floor']:.2f})")
-        spent = [f"{name} {metrics[key]:.1f} s" for key, name in (("bounds_seconds", "ELBO/IWAE bounds"),
-                                                                  ("fd_seconds", "10,000 samples and their distance"))
-                 if metrics.get(key) is not None]
-        print(f"  evaluation time: {', '.join(spent)}")
-        if metrics.get("fd_classifier_train_seconds"):
-            print(f"  (plus {metrics['fd_classifier_train_seconds']:.1f} s, once per dataset: training the feature "
-                  "classifier behind fd_classifier; later runs reuse it)")
-    for note in ("fd_note", "fid_note", "stopped"):
-        if metrics.get(note):
-            print(f"  {'stopped early: ' if note == 'stopped' else ''}{metrics[note]}")
-    figures = ", ".join(sorted(p.name for p in run_dir.glob("*.png")))
-    print(f"  metrics: {run_dir / 'metrics.json'}\n  figures: {run_dir}/ ({figures})")
-
-
-class _Number:
-    """A metric for printing: metrics.json writes a value that was not finite as null."""
-
-    def __init__(self, value: float | None) -> None:
-        self.value = value
-
-    def __format__(self, spec: str) -> str:
-        return "n/a" if self.value is None else format(self.value, spec)
-
-
 def _image_command(args: argparse.Namespace, mode: str) -> None:
-    from .runs import Run
-
-    written = Run(args.run_dir).reconstruct_files(args.images, args.out, noise=getattr(args, "noise", 0.0),
-                                                  precision=args.precision, mode=mode, label=args.label)
+    written = aelab.reconstruct_files(args.run_dir, args.images, args.out, noise=getattr(args, "noise", 0.0),
+                                      precision=args.precision, mode=mode, labels=args.label)
     print(f"wrote {len(written) - 1} image(s) and {written[-1]}")
 
 
@@ -285,10 +216,12 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="folder for the output PNGs")
-    p.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32")
+    p.add_argument("--precision", default=_default(aelab.reconstruct_files, "precision"),
+                   help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32")
     _label_argument(p, "the images' class")
     if noise:
-        p.add_argument("--noise", type=float, default=0.0, help="add this much noise first (to try the model)")
+        p.add_argument("--noise", type=float, default=_default(aelab.reconstruct_files, "noise"),
+                       help="add this much noise first (to try the model)")
 
 
 cmd_reconstruct.arguments = _image_arguments
@@ -304,35 +237,19 @@ cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
 
 @command("encode", "write the codes of a dataset's images to a .npy file")
 def cmd_encode(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from .runs import Run
-
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise AelabError(f"--out must name a .npy file, got {out}")
-    codes = Run(args.run_dir).encode_split(args.split, _data(args), precision=args.precision)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, codes)
+    out, codes = aelab.encode_file(args.run_dir, args.out, args.split, _data(args), precision=args.precision)
     print(f"wrote {out}: {len(codes)} codes of size {codes.shape[1]} ({args.split} split)")
 
 
 def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     _data_arguments(p, "the run's")
-    p.add_argument("--split", choices=("train", "test", "all"), default="test")
+    p.add_argument("--split", choices=_choices(aelab.encode_file, "split"), default=_default(aelab.encode_file, "split"))
     p.add_argument("--out", required=True, help="the .npy file to write")
-    p.add_argument("--precision", default="32", help="32 (exact codes, the default) or auto (bf16 where supported)")
+    p.add_argument("--precision", default=_default(aelab.encode_file, "precision"), help="32 (exact codes, the default) or auto (bf16 where supported)")
 
 
 cmd_encode.arguments = _encode_arguments
-
-
-def _out_png(args: argparse.Namespace, default: str) -> Path:
-    out = Path(args.out or Path(args.run_dir) / default)
-    if out.suffix.lower() != ".png":
-        raise AelabError(f"--out must name a .png file, got {out}")
-    return out
 
 
 def _run_arguments(p: argparse.ArgumentParser, default: str) -> None:
@@ -346,19 +263,14 @@ def _label_argument(p: argparse.ArgumentParser, what: str) -> None:
 
 @command("sample", "draw new images from a generative run (vae, cvae, gan) as a grid")
 def cmd_sample(args: argparse.Namespace) -> None:
-    from . import figures
-    from .runs import Run
-
-    out = _out_png(args, "samples.png")
-    images = Run(args.run_dir).sample(args.n, args.seed, args.label)
-    figures.grid(images, out, nrow=math.ceil(math.sqrt(args.n)))
+    out = aelab.sample_figure(args.run_dir, args.out, args.n, args.seed, labels=args.label)
     print(f"wrote {out} ({args.n} samples{'' if args.label is None else f' of class {args.label}'})")
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "samples.png")
-    p.add_argument("-n", type=int, default=100, help="number of samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=int, default=_default(aelab.sample_figure, "n"), help="number of samples")
+    p.add_argument("--seed", type=int, default=_default(aelab.sample_figure, "seed"))
     _label_argument(p, "the class to draw")
 
 
@@ -367,18 +279,13 @@ cmd_sample.arguments = _sample_arguments
 
 @command("manifold", "decode a grid over the prior's quantiles of a 2-D latent space")
 def cmd_manifold(args: argparse.Namespace) -> None:
-    from . import figures
-    from .runs import Run
-
-    out = _out_png(args, "manifold.png")
-    images = Run(args.run_dir).manifold(args.grid, args.label)
-    figures.grid(images, out, nrow=args.grid)
+    out = aelab.manifold_figure(args.run_dir, args.out, args.grid, labels=args.label)
     print(f"wrote {out} ({args.grid}x{args.grid} points)")
 
 
 def _manifold_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "manifold.png")
-    p.add_argument("--grid", type=int, default=15, help="points per side")
+    p.add_argument("--grid", type=int, default=_default(aelab.manifold_figure, "grid"), help="points per side")
     _label_argument(p, "the class whose manifold to draw")
 
 
@@ -387,20 +294,15 @@ cmd_manifold.arguments = _manifold_arguments
 
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
-    from . import figures
-    from .runs import Run
-
-    out = _out_png(args, "latent.png")
-    run = Run(args.run_dir)
-    points, labels, axes = run.latent(_data(args), args.limit)
-    figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes)
-    print(f"wrote {out} ({len(points)} codes, axes: {axes[0]}, {axes[1]})")
+    out, count, axes = aelab.latent_figure(args.run_dir, args.out, _data(args), args.limit)
+    print(f"wrote {out} ({count} codes, axes: {axes[0]}, {axes[1]})")
 
 
 def _latent_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "latent.png")
     _data_arguments(p, "the run's")
-    p.add_argument("--limit", type=int, default=5000, help="at most this many test images")
+    p.add_argument("--limit", type=int, default=_default(aelab.latent_figure, "limit"),
+                   help="at most this many test images")
 
 
 cmd_latent.arguments = _latent_arguments
@@ -408,22 +310,19 @@ cmd_latent.arguments = _latent_arguments
 
 @command("interpolate", "decode the straight path between the codes of two images (or two prior points)")
 def cmd_interpolate(args: argparse.Namespace) -> None:
-    from . import figures
-    from .runs import Run
-
-    out = _out_png(args, "interpolation.png")
     if len(args.images) not in (0, 2):
         raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
-    path = Run(args.run_dir).interpolate(*args.images, steps=args.steps, seed=args.seed, label=args.label)
-    figures.grid(path, out, nrow=len(path))
+    out = aelab.interpolate_figure(args.run_dir, *args.images, out=args.out, steps=args.steps, seed=args.seed,
+                                   labels=args.label)
     print(f"wrote {out} ({args.steps} steps{', framed by the two inputs' if args.images else ''})")
 
 
 def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
     _run_arguments(p, "interpolation.png")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0, help="for the prior points when no images are given")
+    p.add_argument("--steps", type=int, default=_default(aelab.interpolate_figure, "steps"))
+    p.add_argument("--seed", type=int, default=_default(aelab.interpolate_figure, "seed"),
+                   help="for the prior points when no images are given")
     _label_argument(p, "the class to stay in")
 
 
@@ -432,14 +331,11 @@ cmd_interpolate.arguments = _interpolate_arguments
 
 @command("tune", "search a model's hyperparameters with Optuna: each trial a run folder in STUDY_DIR/trials")
 def cmd_tune(args: argparse.Namespace) -> None:
-    from .config import TrainSettings
-    from .tuning import summary_table, tune
-
-    settings = {**_given(args, TrainSettings), **_params(args.model, args.param)}
-    study, best = tune(args.model, out=args.out, trials=args.trials, data=_data(args), space=args.space,
+    settings = {**_given(args, aelab.TrainSettings), **_params(args.model, args.param)}
+    study, best = aelab.tune(args.model, out=args.out, trials=args.trials, data=_data(args), space=args.space,
                        metric=args.metric, sampler=args.sampler, pruning=args.pruning, storage=args.storage,
                        resume=args.resume, workers=args.workers, **settings)
-    print(summary_table(study))
+    print(aelab.summary_table(study))
     out = Path(args.out)
     if best is None:
         print(f"no trial completed; see {out / 'trials.csv'}")
@@ -449,9 +345,6 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def _tune_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import TrainSettings
-    from .tuning import SAMPLERS
-
     p.add_argument("model", nargs="?", help="registered model name (optional with --resume)")
     p.add_argument("--out", required=True, help="the study folder (trials/, study.db, best, trials.csv, plots)")
     p.add_argument("--trials", type=int, default=20, help="trials to run (shared among --workers; with "
@@ -461,7 +354,8 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
                         "default space; repeat for more)")
     p.add_argument("--metric", default="val_loss", help="per-epoch validation metric to optimise (val_accuracy is "
                    "maximised)")
-    p.add_argument("--sampler", default="tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
+    p.add_argument("--sampler", default=_default(aelab.tune, "sampler"),
+                   help=f"Optuna sampler: {', '.join(_choices(aelab.tune, 'sampler'))}")
     p.add_argument("--pruning", action=argparse.BooleanOptionalAction, default=True,
                    help="stop trials whose validation loss lags the median (Optuna's MedianPruner)")
     p.add_argument("--storage", help="an Optuna storage URL shared by workers (postgresql://user:pw@host/db); "
@@ -471,7 +365,7 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="add --trials trials to the study in --out")
     _data_arguments(p, "the model's default")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a fixed model parameter for every trial")
-    add_settings(p, TrainSettings, "fixed training settings for every trial (e.g. --epochs 3)")
+    add_settings(p, aelab.TrainSettings, "fixed training settings for every trial (e.g. --epochs 3)")
 
 
 cmd_tune.arguments = _tune_arguments
@@ -479,10 +373,8 @@ cmd_tune.arguments = _tune_arguments
 
 @command("probe", "score a run's codes as features: a linear classifier on them, on PCA codes and on pixels")
 def cmd_probe(args: argparse.Namespace) -> None:
-    from .runs import Run
-
-    run = Run(args.run_dir)
-    result = run.probe(_data(args))
+    run = aelab.Run(args.run_dir)
+    result = aelab.probe(run, _data(args))
     print(f"linear probe on {run.config.model}'s codes ({result['probe_code_size']} values; "
           f"{result['probe_images'][0]} training / {result['probe_images'][1]} test images):")
     for label, key in (("codes", "probe_accuracy"), (f"PCA, {result['probe_pca_components']} components",
@@ -502,9 +394,7 @@ cmd_probe.arguments = _probe_arguments
 
 @command("score", "anomaly scores of image files: each one's reconstruction error, against a threshold")
 def cmd_score(args: argparse.Namespace) -> None:
-    from .anomaly import score_files
-
-    result = score_files(args.run_dir, args.images, threshold=args.threshold, contamination=args.contamination,
+    result = aelab.score_files(args.run_dir, args.images, threshold=args.threshold, contamination=args.contamination,
                          maps=args.maps, worst=args.worst, csv_out=args.out, score=args.score)
     width = max(len(row[0]) for row in result["rows"])
     print(f"{'image':<{width}}  {'score':>10}  outlier")
@@ -522,11 +412,11 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="write the scores to this .csv file (file,score,outlier)")
     p.add_argument("--threshold", type=float,
                    help="flag scores above this (default: from the run's validation images, see --contamination)")
-    p.add_argument("--contamination", type=float, default=0.1,
+    p.add_argument("--contamination", type=float, default=_default(aelab.score_files, "contamination"),
                    help="the share of outliers the default threshold expects among normal images (PyOD's)")
     p.add_argument("--maps", help="folder for the error-map figure of the highest scores (default RUN_DIR/anomaly)")
-    p.add_argument("--worst", type=int, default=8, help="how many of the highest scores to draw")
-    p.add_argument("--score", default="normalised", choices=("normalised", "mse"),
+    p.add_argument("--worst", type=int, default=_default(aelab.score_files, "worst"), help="how many of the highest scores to draw")
+    p.add_argument("--score", default=_default(aelab.score_files, "score"), choices=_choices(aelab.score_files, "score"),
                    help="normalised: each pixel's squared error over its mean on the run's validation images "
                         "(default); mse: the plain mean squared error (with --threshold, needs no data)")
 
@@ -536,17 +426,15 @@ cmd_score.arguments = _score_arguments
 
 @command("serve", "a web page to explore trained runs: draw, reconstruct, denoise, score, walk the latent space")
 def cmd_serve(args: argparse.Namespace) -> None:
-    from .webapp import check_port, serve
-
-    check_port(args.host, args.port)
+    aelab.check_port(args.host, args.port)
     print(f"serving {len(args.runs)} run(s) on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
-    serve(args.runs, host=args.host, port=args.port)
+    aelab.serve(args.runs, host=args.host, port=args.port)
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every network)")
+    p.add_argument("--port", type=int, default=_default(aelab.serve, "port"))
+    p.add_argument("--host", default=_default(aelab.serve, "host"), help="the address to listen on (0.0.0.0: every network)")
 
 
 cmd_serve.arguments = _serve_arguments
@@ -554,21 +442,17 @@ cmd_serve.arguments = _serve_arguments
 
 @command("export", "write a run's encoder, decoder, whole autoencoder or generator as an ONNX file")
 def cmd_export(args: argparse.Namespace) -> None:
-    from .exporting import export
-
-    out = export(args.run_dir, args.out, part=args.part, format=args.format, overwrite=args.overwrite)
+    out = aelab.export(args.run_dir, args.out, part=args.part, format=args.format, overwrite=args.overwrite)
     print(f"wrote {out} ({args.part}, {args.format}; batch size free, {out.stat().st_size / 1e6:.2f} MB)")
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
-    from .exporting import FORMATS, PARTS
-
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="the file to write (.onnx)")
-    p.add_argument("--part", default="encoder", choices=PARTS,
+    p.add_argument("--part", default=_default(aelab.export, "part"), choices=_choices(aelab.export, "part"),
                    help="encoder (images -> codes), decoder (codes -> images), both (images -> reconstructions), "
                         "or a GAN's generator (latent points -> images)")
-    p.add_argument("--format", default="onnx", choices=FORMATS)
+    p.add_argument("--format", default=_default(aelab.export, "format"), choices=_choices(aelab.export, "format"))
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
@@ -577,28 +461,18 @@ cmd_export.arguments = _export_arguments
 
 @command("activations", "draw one layer's feature maps saved by --log-activations")
 def cmd_activations(args: argparse.Namespace) -> None:
-    from .runs import Run
-
-    run = Run(args.run_dir)
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() != ".png":
-        raise AelabError(f"--out must name a .png file, got {out}")
-    arrays = run.activations(args.epoch)  # checks the epoch before a name is chosen
     if args.list:
-        for name, array in arrays.items():
+        for name, array in aelab.activations(args.run_dir, args.epoch).items():
             print(f"{name:<40} {tuple(array.shape[1:])}")
         return
-    epoch = args.epoch or max(run.activation_epochs())
-    out = out or run.path / "activations" / f"epoch_{epoch:03d}_{args.layer or 'first-conv'}.png"
-    written = run.activation_figure(out, args.epoch, args.layer, args.image)
-    print(f"wrote {written}")
+    print(f"wrote {aelab.activation_figure(args.run_dir, args.out, args.epoch, args.layer, args.image)}")
 
 
 def _activations_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     p.add_argument("--epoch", type=int, help="default: the last saved")
     p.add_argument("--layer", help="the layer's name (see --list); default: the first convolutional layer")
-    p.add_argument("--image", type=int, default=0, help="which of the saved validation images (0-7)")
+    p.add_argument("--image", type=int, default=_default(aelab.activation_figure, "image"), help="which of the saved validation images (0-7)")
     p.add_argument("--list", action="store_true", help="list the saved layers and their shapes")
     p.add_argument("--out", help="the PNG to write (default RUN_DIR/activations/epoch_NNN_LAYER.png)")
 
@@ -608,21 +482,19 @@ cmd_activations.arguments = _activations_arguments
 
 @command("generate", "continue a prompt with a text run (char-lstm), at one or more temperatures")
 def cmd_generate(args: argparse.Namespace) -> None:
-    from .runs import Run
-
-    run = Run(args.run_dir)
     for temperature in args.temperature:
-        text = run.generate(args.prompt, args.length, temperature, args.seed)
+        text = aelab.generate(args.run_dir, args.prompt, args.length, temperature, args.seed)
         print(f"--- temperature {temperature}\n{args.prompt}{text}")
 
 
 def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     p.add_argument("--prompt", required=True, help="the text to continue (characters of the model's alphabet)")
-    p.add_argument("--length", type=int, default=400, help="characters to generate (seed: 400)")
+    p.add_argument("--length", type=int, default=_default(aelab.generate, "length"),
+                   help="characters to generate (seed: 400)")
     p.add_argument("--temperature", type=float, nargs="+", default=[0.2, 0.5, 1.0, 1.2],
                    help="sampling temperatures (seed: 0.2 0.5 1.0 1.2; 0 = always the likeliest)")
-    p.add_argument("--seed", type=int, default=0, help="the same seed repeats the text")
+    p.add_argument("--seed", type=int, default=_default(aelab.generate, "seed"), help="the same seed repeats the text")
 
 
 cmd_generate.arguments = _generate_arguments
@@ -630,27 +502,22 @@ cmd_generate.arguments = _generate_arguments
 
 @command("style", "neural style transfer (seed 3): paint CONTENT in the manner of STYLE with VGG19 features")
 def cmd_style(args: argparse.Namespace) -> None:
-    from .config import StyleSettings
-    from .style import style_transfer_files
-
-    result, written = style_transfer_files(args.content, args.style, args.out, weights=args.weights,
+    result, written = aelab.style_transfer_files(args.content, args.style, args.out, weights=args.weights,
                                            download=args.download, progress=args.progress,
-                                           **_given(args, StyleSettings))
+                                                 **_given(args, aelab.StyleSettings))
     print(f"style transfer with {result.weights} VGG19 weights: loss {result.losses[0]:.4g} after the first "
           f"iteration, {result.losses[-1]:.4g} after the last ({len(result.losses)})")
     print("wrote " + ", ".join(map(str, written)))
 
 
 def _style_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import StyleSettings
-
     p.add_argument("content", help="the image whose content is kept (any format and size)")
     p.add_argument("style", help="the image whose style is taken")
     p.add_argument("--out", required=True, help="the result, a .png (a -panel.png figure and a .json go beside it)")
     p.add_argument("--weights", help="a torchvision vgg19 state dict (.pth), read weights-only")
     p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    add_settings(p, StyleSettings, "style-transfer settings (default: the seed's)")
+    add_settings(p, aelab.StyleSettings, "style-transfer settings (default: the seed's)")
 
 
 cmd_style.arguments = _style_arguments
@@ -659,15 +526,17 @@ cmd_style.arguments = _style_arguments
 # --------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line ``argv``, only the named command's flags are added (its
+    defaults come from the API, whose modules load torch), else every command's."""
     parser = argparse.ArgumentParser(prog="aelab", description="Autoencoders and generative models of images.")
-    parser.add_argument("--version", action="version", version=f"aelab {__version__}")
+    parser.add_argument("--version", action="version", version=f"aelab {aelab.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None if argv is None else next((word for word in argv if word in COMMANDS), "")
     for name, (help_text, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        func.arguments(p)
+        if chosen is None or name == chosen:
+            func.arguments(p)
         p.set_defaults(func=func)
     return parser
 
@@ -685,7 +554,7 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else list(map(str, argv))).parse_args(argv)
     log = logging.getLogger("aelab")
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())  # aelab's notes (a resume's changes, a GAN's collapse) as plain lines
@@ -694,9 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(handler, _StderrHandler):
             handler.setFormatter(logging.Formatter(f"aelab {args.command}: %(message)s"))
     try:
-        from .accel import keep_freed_memory
-
-        keep_freed_memory()  # a CLI command owns its process
+        aelab.keep_freed_memory()  # a CLI command owns its process
         args.func(args)
     except AelabError as error:
         print(f"aelab {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)

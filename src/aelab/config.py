@@ -17,7 +17,6 @@ import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from .errors import AelabError
@@ -188,6 +187,29 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def from_text(raw: str, hint: Any) -> Any:
+    """A value typed on the command line in the form :func:`coerce` then checks against ``hint``:
+    ``none`` for an optional, a comma-separated list for a tuple, yes/no words for a boolean,
+    numbers; anything it cannot read is passed on as the text, for :func:`coerce` to refuse."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in UNIONS:
+        if raw.lower() in ("none", "null", ""):
+            return None
+        return from_text(raw, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        item = args[0] if args else str
+        return tuple(from_text(part.strip(), item) for part in raw.split(",") if part.strip())
+    if hint is bool:
+        return {"1": True, "true": True, "yes": True, "on": True,
+                "0": False, "false": False, "no": False, "off": False}.get(raw.lower(), raw)
+    if hint in (int, float):
+        try:
+            return hint(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
 def check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     """The range of one numeric setting; raises a one-line :class:`AelabError` naming it."""
     low, high = meta.get("low"), meta.get("high")
@@ -220,6 +242,43 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
         raise AelabError(f"{what}{error}") from None
 
 
+# ------------------------------------------------------------------------------------- search spaces
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting: a float or int range (``log`` for log-uniform) or a list of choices."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple | None = None
+
+    def suggest(self, trial) -> Any:
+        if self.choices is not None:  # Optuna's choices are scalars: a tuple (layer widths) goes as "16x48"
+            return self.decode(trial.suggest_categorical(self.name, [_choice_text(c) for c in self.choices]))
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def decode(self, stored: Any) -> Any:
+        """The value a trial stored for this dimension, as the setting takes it."""
+        if self.choices is None:
+            return stored
+        return next((c for c in self.choices if _choice_text(c) == stored), stored)
+
+    def __str__(self) -> str:
+        if self.choices is not None:
+            return f"{self.name}={','.join(str(_choice_text(c)) for c in self.choices)}"
+        return f"{self.name}={self.low:g}:{self.high:g}{':log' if self.log else ''}"
+
+
+def _choice_text(choice: Any) -> Any:
+    return "x".join(map(str, choice)) if isinstance(choice, tuple) else choice
+
+
 # ------------------------------------------------------------------------------------- style transfer
 
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -242,13 +301,11 @@ class StyleSettings:
                                                           f"(seed: {','.join(STYLE_LAYERS)})")
     seed: int = setting(0, "seeds the random filters used where there are no pretrained weights")
 
-    def check(self) -> None:
+    def check(self, names: list[str]) -> None:
+        """Each value in its range, and the layers among ``names`` (VGG19's, from :mod:`aelab.style`)."""
         hints = typing.get_type_hints(StyleSettings)
         for f in fields(self):
             check_range(f.name, coerce(f.name, getattr(self, f.name), hints[f.name]), f.metadata)
-        from .style import layer_names  # torchvision: imported only when a transfer runs
-
-        names = layer_names()
         for layer in (self.content_layer, *self.style_layers):
             if layer not in names:
                 raise AelabError(f"unknown VGG19 layer {layer!r}; choose from: {', '.join(names)}")
@@ -300,63 +357,3 @@ class RunConfig:
                 "data": self.data, "data_dir": self.data_dir,
                 "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "user_params": list(self.user_params), "aelab_version": self.aelab_version}
-
-    @classmethod
-    def from_json(cls, raw: Any, source: Path | str = "config.json") -> "RunConfig":
-        """Validate a parsed config.json; any problem is one line naming the key. Runs written by
-        earlier versions (settings at the top level, old parameter names) are mapped first."""
-        from .registry import get_entry, upgrade_params  # the registry imports torch: only when loading
-
-        def damaged(why: str) -> AelabError:
-            return AelabError(f"{source} is damaged ({why})")
-
-        if not isinstance(raw, dict):
-            raise damaged("expected a JSON object")
-        raw = dict(raw)
-        for key in ("model", "params", "train"):
-            if key not in raw:
-                raise damaged(f"no {key!r}")
-        if not isinstance(raw["model"], str):
-            raise damaged("'model' is not a string")
-        for key in ("params", "train"):
-            if not isinstance(raw[key], dict):
-                raise damaged(f"{key!r} is not an object")
-        train = dict(raw.pop("train"))
-        written = tuple(k for k in TRAIN_FIELDS if k in train)
-        train.setdefault("init", "torch")  # runs written before the setting existed started from PyTorch's weights
-        for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
-            if old in raw:
-                train.setdefault(old, raw.pop(old))
-        for old, flag, patience in (("early_stopping_patience", "early_stopping", "patience"),
-                                    ("lr_patience", "reduce_lr", "lr_patience")):
-            if old in raw:
-                value = raw.pop(old)
-                train.setdefault(flag, value is not None)
-                if value is not None:
-                    train.setdefault(patience, value)
-        unknown = sorted(set(raw) - {f.name for f in fields(cls)} - {"honoured"})
-        if unknown:
-            raise damaged(f"unknown key {unknown[0]!r}")
-        try:
-            entry = get_entry(raw["model"])
-        except AelabError as error:
-            raise damaged(str(error)) from None
-        try:
-            settings = settings_from(train, entry.train, "train.")
-            params = upgrade_params(entry.name, raw["params"], "params.")
-            input_shape = raw.get("input_shape")
-            if input_shape is not None:
-                input_shape = coerce("input_shape", input_shape, tuple[int, ...])
-                if len(input_shape) != 3 or min(input_shape) < 1:
-                    raise AelabError(f"input_shape must be 3 positive integers, got {list(input_shape)}")
-            data = raw.get("data", "mnist-sample")
-            data_dir = raw.get("data_dir")
-            user_params = coerce("user_params", raw.get("user_params", []), tuple[str, ...])
-            version = raw.get("aelab_version", "")
-            for key, value, hint in (("data", data, str), ("data_dir", data_dir, str | None),
-                                     ("aelab_version", version, str)):
-                coerce(key, value, hint)
-        except AelabError as error:
-            raise damaged(str(error)) from None
-        return cls(entry.name, params, settings, data, data_dir, input_shape, user_params,
-                   written or tuple(TRAIN_FIELDS), version)

@@ -8,7 +8,6 @@ exception is a folder of image files larger than memory, read lazily (:mod:`aela
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +16,15 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from .config import DATASETS
 from .distributed import shard
 from .errors import AelabError
+from .images import (IMAGE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, cache_dir, folder_layout, image_files,  # noqa: F401
+                     image_to_tensor, read_image, read_images, seeded_split)
+from .streaming import STREAM_BYTES, decoded_bytes, folder_stream
 
-TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a source has no test split
-SPLIT_SEED = 0
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 UNLABELLED = -1  # the label of an image that has none (semi-supervised training)
 
@@ -49,11 +47,6 @@ class ImageData:
         """The same data converted to ``channels`` x ``size`` x ``size``."""
         return ImageData(self.name, fit_images(self.train, channels, size), fit_images(self.test, channels, size),
                          self.train_labels, self.test_labels)
-
-
-def cache_dir() -> Path:
-    """Where downloaded datasets live: ``$AELAB_DATA_HOME`` or ``~/.cache/aelab/datasets``."""
-    return Path(os.environ.get("AELAB_DATA_HOME", Path.home() / ".cache" / "aelab" / "datasets"))
 
 
 # ----------------------------------------------------------------------------- named datasets
@@ -230,23 +223,12 @@ def load_local(folder: Path, name: str, size: int, channels: int | None = None, 
         return load_arrays(arrays, name)
     files = image_files(folder)
     if stream or (stream is None and streaming_pays(len(files), channels or 3, size)):
-        from .streaming import folder_stream
-
         return folder_stream(name, files, folder, channels, size)
     return load_image_folder(folder, name, size)
 
 
-def image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if not files:
-        raise AelabError(f"no images (PNG, JPEG, ...), IDX files or .npy/.npz arrays in {folder}")
-    return files
-
-
 def streaming_pays(n: int, channels: int, size: int) -> bool:
     """True where ``n`` images, decoded to float32, would exceed :data:`aelab.streaming.STREAM_BYTES`."""
-    from .streaming import STREAM_BYTES, decoded_bytes
-
     return decoded_bytes(n, channels, size) > STREAM_BYTES
 
 
@@ -346,27 +328,6 @@ def _array_images(array: np.ndarray, path: Path | str) -> Tensor:
     return x
 
 
-def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tensor | None]:
-    """An image folder's split and labels: the indices of its training and test files, and every
-    file's class label (None unless all files lie in class sub-folders). Sub-folders ``train`` and
-    ``test`` are the split; without them, a fixed 20% is held out for test, as :func:`_split` does."""
-    parts = [p.relative_to(folder).parts for p in files]
-    splits = [ps[0] if len(ps) > 1 and ps[0] in ("train", "test") else None for ps in parts]
-    classes = [ps[-2] if len(ps) > 1 + (s is not None) else None for ps, s in zip(parts, splits)]
-    labels = None
-    if all(c is not None for c in classes):
-        names = sorted(set(classes))
-        labels = torch.tensor([names.index(c) for c in classes])
-    if all(s is not None for s in splits) and {"train", "test"} <= set(splits):
-        train = torch.tensor([s == "train" for s in splits])
-        return train.nonzero()[:, 0], (~train).nonzero()[:, 0], labels
-    if len(files) < 2:
-        raise AelabError(f"{folder.name}: need at least 2 images to make a train/test split, found {len(files)}")
-    order = torch.from_numpy(np.random.default_rng(SPLIT_SEED).permutation(len(files)))
-    n_test = max(1, int(round(len(files) * TEST_FRACTION)))
-    return order[n_test:], order[:n_test], labels
-
-
 def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
     files = image_files(folder)
     images = [read_image(p) for p in files]
@@ -375,42 +336,6 @@ def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
     train, test, labels = folder_layout(folder, files)
     pick = (lambda t, i: None if t is None else t[i])
     return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test))
-
-
-def read_image(path: str | Path) -> Image.Image:
-    """Open an image file as 'L' (grayscale) or 'RGB'; alpha is composited onto black."""
-    path = Path(path)
-    if not path.is_file():
-        raise AelabError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except Image.DecompressionBombError:
-        raise AelabError(f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); "
-                         "resize it first") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
-        raise AelabError(f"{path} is not a readable image ({type(error).__name__})") from None
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, img).convert("RGB")
-    if img.mode in ("1", "I", "I;16", "F"):
-        img = img.convert("L")
-    return img if img.mode in ("L", "RGB") else img.convert("RGB")
-
-
-def image_to_tensor(img: Image.Image, channels: int, size: int | None) -> Tensor:
-    """A PIL image as (channels, size, size) float32 in [0, 1] (its own size where ``size`` is None)."""
-    img = img.convert("L" if channels == 1 else "RGB")
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy() / 255.0)
-    return x[None] if channels == 1 else x.permute(2, 0, 1)
-
-
-def read_images(paths: list[str | Path], channels: int, size: int) -> Tensor:
-    """Image files converted to one (N, channels, size, size) batch."""
-    return torch.stack([image_to_tensor(read_image(p), channels, size) for p in paths])
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -429,9 +354,7 @@ def _split(name: str, x: Tensor, labels: Tensor | None) -> ImageData:
     """A fixed train/test split for sources that have none (same on every machine)."""
     if len(x) < 2:
         raise AelabError(f"{name}: need at least 2 images to make a train/test split, found {len(x)}")
-    order = torch.from_numpy(np.random.default_rng(SPLIT_SEED).permutation(len(x)))
-    n_test = max(1, int(round(len(x) * TEST_FRACTION)))
-    train, test = order[n_test:], order[:n_test]
+    train, test = seeded_split(len(x), TEST_FRACTION, SPLIT_SEED)
     pick = (lambda t, i: None if t is None else t[i])
     return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test))
 
@@ -465,12 +388,19 @@ def add_noise(x: Tensor, noise_factor: float, generator: torch.Generator | None 
     return (x + noise_factor * noise).clamp_(0.0, 1.0)
 
 
+EVAL_NOISE_SEED = 1234  # the same noisy test set every time a denoising run is evaluated
+
+
+def noisy_copy(images: Tensor, noise: float) -> Tensor:
+    """``images`` with the fixed evaluation noise (the same every time), or as they are for ``noise`` 0."""
+    return add_noise(images, noise, torch.Generator().manual_seed(EVAL_NOISE_SEED)) if noise > 0 else images
+
+
 def split_validation(x: Tensor, fraction: float = 0.1, seed: int = SPLIT_SEED) -> tuple[Tensor, Tensor]:
     """Hold out a fixed ``fraction`` of the training images for validation (early stopping, best
     model). The same ``seed`` and length split any tensor (labels) the same way."""
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
-    n_val = max(1, int(round(len(x) * fraction)))
-    return x[order[n_val:]].contiguous(), x[order[:n_val]].contiguous()
+    train, val = seeded_split(len(x), fraction, seed)
+    return x[train].contiguous(), x[val].contiguous()
 
 
 def hide_labels(labels: Tensor, keep: float, seed: int) -> Tensor:

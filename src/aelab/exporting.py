@@ -14,15 +14,20 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from .errors import AelabError
+from .nets.base import Autoencoder
+from .nets.gan import DCGAN
+from .runs import Run
 
-PARTS = ("encoder", "decoder", "both", "generator")
-FORMATS = ("onnx",)
+Part = Literal["encoder", "decoder", "both", "generator"]
+Format = Literal["onnx"]
+PARTS, FORMATS = typing.get_args(Part), typing.get_args(Format)
 OPSET = 18
 
 
@@ -36,21 +41,19 @@ class ExportedPart(nn.Module):
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         extra = () if labels is None else (labels,)
         if self.part == "encoder":
-            return self.model._encode(x, *extra)
+            return self.model.layers_encode(x, *extra)
         if self.part == "decoder":
-            return self.model.to_image(self.model._decode_logits(x, *extra))
+            return self.model.layers_decode(x, *extra)
         if self.part == "both":
-            return self.model._forward(x, *extra).recon
-        return self.model.generate(x)  # a GAN's generator: latent points -> images in [0, 1]
+            return self.model.layers(x, *extra).recon
+        return self.model.layers(x)  # a GAN's generator: latent points -> images in [0, 1]
 
 
-def export(run: Any, out: str | Path, part: str = "encoder", format: str = "onnx", overwrite: bool = False) -> Path:
+def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "onnx", overwrite: bool = False) -> Path:
     """Write ``run``'s ``part`` (encoder, decoder, both, or a GAN's generator) to ``out`` as ONNX;
     returns the file. Everything is checked before the file is written; a failure leaves no file
     (and an existing ``out`` as it was); an existing ``out`` is replaced only with ``overwrite``."""
-    from .runs import Run
-
-    run = run if isinstance(run, Run) else Run(run)
+    run = Run.of(run)
     out = Path(out)
     if format not in FORMATS:
         raise AelabError(f"unknown export format {format!r}; choose {', '.join(FORMATS)}")
@@ -89,11 +92,11 @@ def export(run: Any, out: str | Path, part: str = "encoder", format: str = "onnx
 def _example(run, model: nn.Module, part: str) -> tuple[tuple[Tensor, ...], list[str]]:
     """An example input for ``part`` (batch of 2) and the input names; refuses what the model lacks."""
     if part == "generator":
-        if not hasattr(model, "generator"):
+        if not isinstance(model, DCGAN):
             raise AelabError(f"{run.config.model} has no generator; export --part encoder, decoder or both")
         return (torch.randn(2, model.latent_dim),), ["latent"]
-    if not hasattr(model, "_encode"):
-        what = "a GAN: export --part generator" if hasattr(model, "generator") else "not an image autoencoder"
+    if not isinstance(model, Autoencoder):
+        what = "a GAN: export --part generator" if isinstance(model, DCGAN) else "not an image autoencoder"
         raise AelabError(f"{run.config.model} is {what}")
     if part == "decoder" and not model.decodes_from_code_alone:
         raise AelabError(f"{run.config.model}'s decoder needs more than the code (the encoder's pooling "

@@ -131,8 +131,7 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
     return _save(fig, path)
 
 
-def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None,
-         row_labels: list[str] | None = None) -> Path:
+def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None) -> Path:
     """Images (N, C, H, W) in a grid of ``nrow`` columns, no gaps: samples, manifolds, interpolations."""
     from torchvision.utils import make_grid
 
@@ -142,9 +141,6 @@ def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None 
     fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * nrow * images.shape[-1] / 28 + 0.6),
                                     max(1.2, 0.45 * rows * images.shape[-2] / 28 + (0.4 if title else 0.1))))
     _show(ax, canvas if images.shape[1] == 3 else canvas[:1])
-    if row_labels:
-        cell = canvas.shape[-2] / rows
-        ax.set_yticks([cell * (i + 0.5) for i in range(rows)], row_labels, fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout(pad=0.2)

@@ -1,4 +1,6 @@
-"""The run folder: everything a training run leaves behind, and :class:`Run`, the Python handle on it.
+"""The run folder: everything a training run leaves behind, and :class:`Run`, the Python handle on
+the folder (its paths, config, metrics, history and weights; the lock; atomic JSON). Using the
+trained model is :mod:`aelab.inference`'s.
 
     RUN/config.json           model name and parameters, training settings, data (aelab.config.RunConfig)
     RUN/model.safetensors     the best weights (safetensors: loading runs no code from the file)
@@ -9,9 +11,7 @@
     RUN/*.png, RUN/samples/   figures
 
     run = aelab.Run("runs/seed1")
-    run.metrics["test_rmse"]; run.history[-1]["val_loss"]
-    x_hat = run.reconstruct(x)            # x: (N, H, W) or (N, C, H, W), uint8 or float in [0, 1]
-    z = run.encode(x); images = run.decode(z); run.sample(16)
+    run.metrics["test_rmse"]; run.history[-1]["val_loss"]; model = run.model
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import RunConfig
+from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
 from .errors import AelabError
-from .registry import create_model
+from .models import create_model, get_entry, upgrade_params
 
 LOCK_NAME = ".aelab.lock"
 # what aelab itself writes into a run folder: --overwrite replaces a folder holding only these
@@ -39,7 +39,7 @@ RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json"
 
 
 class Run:
-    """A trained run folder: its config, metrics, history and model, and the model's uses."""
+    """A trained run folder: its config, metrics, history and weights (``model``, loaded once)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -47,6 +47,11 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
+
+    @classmethod
+    def of(cls, run: "Run | str | Path") -> "Run":
+        """``run`` itself, or the run in the folder ``run``."""
+        return run if isinstance(run, Run) else cls(run)
 
     config_path = property(lambda self: self.path / "config.json")
     weights_path = property(lambda self: self.path / "model.safetensors")
@@ -68,7 +73,7 @@ class Run:
             raise AelabError(f"run folder {self.path} does not exist")
         if not self.is_run():
             raise AelabError(f"{self.path} is not an aelab run folder (no config.json)")
-        return RunConfig.from_json(read_json(self.config_path), self.config_path)
+        return read_config(read_json(self.config_path), self.config_path)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -136,215 +141,6 @@ class Run:
         if not isinstance(state, dict):
             raise AelabError(f"checkpoint {path} is damaged (no state_dict)")
         return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-
-    # -------------------------------------------------------------- using the model
-
-    def data(self, data: Any = None):
-        """The run's dataset (or ``data`` instead: a name, folder or arrays) in its model's input shape."""
-        from .evaluation import run_data
-
-        return run_data(self.config, data)
-
-    def evaluate(self, data: Any = None) -> dict[str, Any]:
-        """Measure on the test split of the run's dataset, writing metrics.json and the figures
-        again; or on ``data`` (a name, folder or arrays), returning the metrics and writing nothing,
-        so the run's own record stays as it was."""
-        from .evaluation import evaluate
-
-        if data is None:
-            return evaluate(self.path)
-        return evaluate(self.path, self.data(data), write_figures=False, write=False)
-
-    def reconstruct(self, x: Any, precision: str = "32", labels: Any = None) -> torch.Tensor:
-        """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]
-        (a conditional model, such as cvae, also takes their ``labels``: one int or one per image)."""
-        return self._through(x, precision, labels)[0]
-
-    def encode(self, x: Any, precision: str = "32", labels: Any = None) -> torch.Tensor:
-        """Codes of images ``x`` (see :meth:`reconstruct`)."""
-        return self._through(x, precision, labels)[1]
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor, labels: Any = None) -> torch.Tensor:
-        from .latent import need
-
-        need(self.model, "decode", "decoding needs an autoencoder (a gan generates from latent points: sample)")
-        return self.model.decode(torch.as_tensor(z, dtype=torch.float32), labels)
-
-    def sample(self, n: int = 16, seed: int = 0, label: int | None = None) -> torch.Tensor:
-        """``n`` new images from a generative run's prior (a cvae's: of class ``label``)."""
-        from .latent import samples
-
-        return samples(self.model, n, seed, label)
-
-    @property
-    def encoder(self) -> torch.nn.Module:
-        """The trained encoder as a plain module (images -> codes) to use in another network; it
-        shares the run's weights."""
-        from .latent import need
-
-        need(self.model, "encoder_part", "a gan has no encoder")
-        return self.model.encoder_part()
-
-    @property
-    def decoder(self) -> torch.nn.Module:
-        """The trained decoder as a plain module (codes -> images in [0, 1])."""
-        from .latent import need
-
-        need(self.model, "decoder_part", "a gan has no decoder: its generator is run.model.generator")
-        return self.model.decoder_part()
-
-    def probe(self, data: Any = None, write: bool = True) -> dict[str, Any]:
-        """How good the run's codes are as features: a linear classifier fitted on the training
-        codes, scored on the test codes, beside the same probe on PCA codes of the same size and on
-        raw pixels (:func:`aelab.probe.probe_run`). Adds the numbers to metrics.json (``write``,
-        for the run's own data only)."""
-        from .probe import probe_run
-
-        result = probe_run(self, self.data(data))
-        if write and data is None and self.metrics_path.is_file():
-            write_json(self.metrics_path, {**self.metrics, **result})
-        return result
-
-    def activation_epochs(self) -> list[int]:
-        """The epochs whose layer outputs ``log_activations`` saved (RUN/activations/epoch_NNN.npz)."""
-        stems = (p.stem.removeprefix("epoch_") for p in (self.path / "activations").glob("epoch_*.npz"))
-        return sorted(int(stem) for stem in stems if stem.isdigit())
-
-    def activations(self, epoch: int | None = None) -> dict[str, np.ndarray]:
-        """The layer outputs saved by ``log_activations`` after ``epoch`` (default: the last saved):
-        ``inputs`` (the fixed validation images) and one array per layer, by its name in the model."""
-        epochs = self.activation_epochs()
-        if not epochs:
-            raise AelabError(f"{self.path} has no saved activations: train it with --log-activations")
-        epoch = max(epochs) if epoch is None else epoch
-        if epoch not in epochs:
-            raise AelabError(f"no activations saved for epoch {epoch}; saved: epochs {min(epochs)} to {max(epochs)}")
-        path = self.path / "activations" / f"epoch_{epoch:03d}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as arrays:
-                return {name: arrays[name] for name in arrays.files}
-        except (OSError, ValueError, EOFError) as error:
-            raise AelabError(f"{path} is damaged ({error})") from None
-
-    def activation_figure(self, out: str | Path, epoch: int | None = None, layer: str | None = None,
-                          image: int = 0) -> Path:
-        """Draw one layer's saved output for one of the fixed images as a PNG (default layer: the
-        first convolutional one)."""
-        from . import figures
-
-        arrays = self.activations(epoch)
-        layers = [name for name in arrays if name != "inputs"]
-        if layer is None:
-            layer = next((n for n in layers if arrays[n].ndim == 4 and arrays[n].shape[1] > 1), layers[0])
-        if layer not in arrays or layer == "inputs":
-            raise AelabError(f"no layer {layer!r} among the saved activations; the layers: {', '.join(layers)}"[:400])
-        count = len(arrays["inputs"])
-        if not 0 <= image < count:
-            raise AelabError(f"--image must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
-        epoch = max(self.activation_epochs()) if epoch is None else epoch
-        return figures.feature_maps(arrays["inputs"][image], arrays[layer][image], Path(out),
-                                    f"{self.config.model}, epoch {epoch}: {layer} {tuple(arrays[layer].shape[1:])}")
-
-    def generate(self, prompt: str, length: int = 400, temperature: float = 1.0, seed: int = 0) -> str:
-        """A text run's continuation of ``prompt``: ``length`` characters drawn at ``temperature``
-        (0: always the likeliest; higher: more surprising). A fixed ``seed`` repeats the text."""
-        from .latent import need
-        from .text import decode, encode
-
-        need(self.model, "continue_text", "only text models (char-lstm) generate text")
-        if not isinstance(prompt, str) or not prompt:
-            raise AelabError("give a prompt: at least one character of the model's alphabet")
-        if not isinstance(length, int) or length < 1:
-            raise AelabError(f"length must be a positive integer, got {length!r}")
-        indices = encode(prompt, self.model.alphabet)
-        drawn = self.model.continue_text(indices, length, temperature, torch.Generator().manual_seed(seed))
-        return decode(drawn, self.model.alphabet)
-
-    def manifold(self, grid: int = 15, label: int | None = None) -> torch.Tensor:
-        """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images (a cvae's, of
-        class ``label``)."""
-        from .latent import manifold
-
-        return manifold(self.model, grid, label=label)
-
-    def latent(self, data: Any = None, limit: int = 5000):
-        """Test-set codes in 2-D (principal components where the code is larger), their labels
-        (or None) and the axes' names."""
-        from .latent import codes_2d
-
-        return codes_2d(self.model, self.data(data), limit)
-
-    def _through(self, x: Any, precision: str, labels: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        from .accel import choose_precision
-        from .latent import need
-        from .metrics import reconstruct
-
-        need(self.model, "encode", "a gan has no encoder")
-        x = self.model.check_images(x)
-        labels = self.model.check_labels(labels, len(x))
-        return reconstruct(self.model, x, precision=choose_precision(precision, "cpu"),
-                           labels=labels[0].cpu() if labels else None)
-
-    def reconstruct_files(self, images: list[str | Path], out: str | Path, noise: float = 0.0,
-                          precision: str = "auto", mode: str = "reconstruct", label: int | None = None) -> list[Path]:
-        """Reconstruct image files (``mode="denoise"``: denoise them, after adding ``noise`` if
-        given, to try the model). Writes ``out/NAME_recon.png`` (``NAME_denoised.png``) for each
-        and ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files."""
-        suffix = {"reconstruct": "recon", "denoise": "denoised"}.get(mode)
-        if suffix is None:
-            raise AelabError(f"unknown mode {mode!r}; choose reconstruct or denoise")
-        from torchvision.utils import save_image
-
-        from . import figures
-        from .data import add_noise, read_images
-
-        if noise < 0 or not math.isfinite(noise):
-            raise AelabError(f"--noise must be a finite number >= 0, got {noise}")
-        channels, size = self.model.input_shape[0], self.model.input_shape[1]
-        inputs = read_images(images, channels, size)  # every file checked before anything is written
-        if noise:
-            inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
-        outputs = self.reconstruct(inputs, precision, labels=label)
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for image, source in zip(outputs, images):
-            target = out / f"{Path(source).stem}_{suffix}.png"
-            save_image(image.clamp(0, 1), target)
-            written.append(target)
-        label = "denoised" if mode == "denoise" else "reconstruction"
-        written.append(figures.image_rows([inputs, outputs], ["input", label], out / f"{mode}.png"))
-        return written
-
-    def encode_split(self, split: str = "test", data: Any = None, precision: str = "32") -> np.ndarray:
-        """Flattened codes (N, code_size) of the run's dataset (or ``data``): split test, train or all."""
-        loaded = self.data(data)
-        images = {"train": loaded.train, "test": loaded.test}.get(split)
-        if images is None:
-            if split != "all":
-                raise AelabError(f"unknown split {split!r}; choose train, test or all")
-            images = torch.cat([loaded.train, loaded.test])
-        return self.encode(images, precision).flatten(1).numpy()
-
-    def interpolate(self, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0,
-                    label: int | None = None) -> torch.Tensor:
-        """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files or
-        (1, C, H, W) tensors), framed by the two inputs; with no images, between two prior points."""
-        from .data import read_images
-        from .latent import interpolate
-
-        if (a is None) != (b is None):
-            raise AelabError("give two images to interpolate between (or none, for a generative model)")
-        if a is None:
-            return interpolate(self.model, steps=steps, seed=seed, label=label)
-        ends = []
-        for end in (a, b):
-            if isinstance(end, (str, Path)):
-                end = read_images([end], self.model.input_shape[0], self.model.input_shape[1])
-            ends.append(self.model.check_images(end))
-        return torch.cat([ends[0], interpolate(self.model, ends[0], ends[1], steps=steps, seed=seed, label=label),
-                          ends[1]])
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -418,6 +214,67 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# ------------------------------------------------------------------------------ config.json
+
+
+def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
+    """Validate a parsed config.json; any problem is one line naming the key. Runs written by
+    earlier versions (settings at the top level, old parameter names) are mapped first."""
+    def damaged(why: str) -> AelabError:
+        return AelabError(f"{source} is damaged ({why})")
+
+    if not isinstance(raw, dict):
+        raise damaged("expected a JSON object")
+    raw = dict(raw)
+    for key in ("model", "params", "train"):
+        if key not in raw:
+            raise damaged(f"no {key!r}")
+    if not isinstance(raw["model"], str):
+        raise damaged("'model' is not a string")
+    for key in ("params", "train"):
+        if not isinstance(raw[key], dict):
+            raise damaged(f"{key!r} is not an object")
+    train = dict(raw.pop("train"))
+    written = tuple(k for k in TRAIN_FIELDS if k in train)
+    train.setdefault("init", "torch")  # runs written before the setting existed started from PyTorch's weights
+    for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
+        if old in raw:
+            train.setdefault(old, raw.pop(old))
+    for old, flag, patience in (("early_stopping_patience", "early_stopping", "patience"),
+                                ("lr_patience", "reduce_lr", "lr_patience")):
+        if old in raw:
+            value = raw.pop(old)
+            train.setdefault(flag, value is not None)
+            if value is not None:
+                train.setdefault(patience, value)
+    unknown = sorted(set(raw) - {f.name for f in fields(RunConfig)} - {"honoured"})
+    if unknown:
+        raise damaged(f"unknown key {unknown[0]!r}")
+    try:
+        entry = get_entry(raw["model"])
+    except AelabError as error:
+        raise damaged(str(error)) from None
+    try:
+        settings = settings_from(train, entry.train, "train.")
+        params = upgrade_params(entry.name, raw["params"], "params.")
+        input_shape = raw.get("input_shape")
+        if input_shape is not None:
+            input_shape = coerce("input_shape", input_shape, tuple[int, ...])
+            if len(input_shape) != 3 or min(input_shape) < 1:
+                raise AelabError(f"input_shape must be 3 positive integers, got {list(input_shape)}")
+        data = raw.get("data", "mnist-sample")
+        data_dir = raw.get("data_dir")
+        user_params = coerce("user_params", raw.get("user_params", []), tuple[str, ...])
+        version = raw.get("aelab_version", "")
+        for key, value, hint in (("data", data, str), ("data_dir", data_dir, str | None),
+                                 ("aelab_version", version, str)):
+            coerce(key, value, hint)
+    except AelabError as error:
+        raise damaged(str(error)) from None
+    return RunConfig(entry.name, params, settings, data, data_dir, input_shape, user_params,
+               written or tuple(TRAIN_FIELDS), version)
 
 
 # ------------------------------------------------------------------------------ the out folder

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from .distributed import rank_and_world
 from .errors import AelabError
+from .images import cache_dir, folder_layout, image_to_tensor, read_image, seeded_split
 
 STREAM_BYTES = 2 * 1024 ** 3  # float32 bytes of decoded images above which a folder streams by default
 SHARD_SIZE = 1024  # images per cached shard
@@ -39,7 +40,6 @@ HELD_IN_MEMORY = 10_000  # the most validation, test or evaluation-sample images
 
 def stream_cache_root() -> Path:
     """Where decoded shards are kept: beside the dataset cache (``$AELAB_DATA_HOME``)."""
-    from .data import cache_dir
 
     return cache_dir().parent / "streams"
 
@@ -50,7 +50,6 @@ def decoded_bytes(n: int, channels: int, size: int) -> int:
 
 def decode(files: list[Path], channels: int, size: int) -> np.ndarray:
     """Image files as one uint8 array (N, C, size, size); a file that is not an image is one line."""
-    from .data import image_to_tensor, read_image
 
     out = np.empty((len(files), channels, size, size), dtype=np.uint8)
     for i, path in enumerate(files):
@@ -226,14 +225,13 @@ class FolderStream:
     def split(self, fraction: float, seed: int) -> tuple[ShardedImages, Tensor, Tensor | None, Tensor | None]:
         """Training shards and the validation images (at most :data:`HELD_IN_MEMORY`, decoded),
         with their labels: the training files less a fixed ``fraction`` held out."""
-        order = np.random.default_rng(seed).permutation(len(self.train_files))
-        n_val = max(1, int(round(len(order) * fraction)))
-        val, train = order[:n_val][:HELD_IN_MEMORY], order[n_val:]
+        train, val = seeded_split(len(self.train_files), fraction, seed)
+        val = val[:HELD_IN_MEMORY]
         labels = self.all_train_labels
-        return (ShardedImages([self.train_files[i] for i in train], self.channels, self.size),
-                self._decode([self.train_files[i] for i in val]),
-                None if labels is None else labels[torch.from_numpy(train)],
-                None if labels is None else labels[torch.from_numpy(val)])
+        return (ShardedImages([self.train_files[i] for i in train.tolist()], self.channels, self.size),
+                self._decode([self.train_files[i] for i in val.tolist()]),
+                None if labels is None else labels[train],
+                None if labels is None else labels[val])
 
 
 def folder_stream(name: str, files: list[Path], folder: Path, channels: int | None, size: int) -> FolderStream:
@@ -241,7 +239,6 @@ def folder_stream(name: str, files: list[Path], folder: Path, channels: int | No
     Channels: the model's, or colour where any file is not grayscale (as in memory)."""
     from PIL import Image
 
-    from .data import folder_layout
 
     colour = False
     for path in files:  # every file's header (not its pixels): a file that is no image fails here, not mid-run

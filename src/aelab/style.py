@@ -201,7 +201,7 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
         raise AelabError(f"unknown style-transfer option {unknown[0]!r}; the options are: "
                          f"{', '.join(StyleSettings.__dataclass_fields__)}")
     settings = StyleSettings(**{**asdict(settings), **options})
-    settings.check()
+    settings.check(layer_names())
     content_image = _as_image(content, "content")
     height = settings.height
     width = max(1, round(content_image.shape[-1] * height / content_image.shape[-2]))

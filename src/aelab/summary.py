@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from .errors import AelabError
+from .nets.base import Autoencoder, Network
+
 
 @torch.no_grad()
-def layer_table(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str, str, int]]:
+def layer_table(model: Network, example: tuple[torch.Tensor, ...]) -> list[tuple[str, str, str, int]]:
     """(name, layer type, output shape, parameters) for every leaf module, in call order."""
     rows: list[tuple[str, str, str, int]] = []
     names = {module: name for name, module in model.named_modules()}
@@ -20,16 +25,16 @@ def layer_table(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str,
     hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
     try:
         model.eval()
-        model(example, *((0,) if getattr(model, "conditional", False) else ()))  # a cvae also takes a label
+        model.layers(*example)
     finally:
         for hook in hooks:
             hook.remove()
     return rows
 
 
-def format_summary(model: nn.Module, title: str) -> str:
-    """The table for one input of the kind the model takes (``model.example_input()``)."""
-    example = model.example_input()
+def format_summary(model: Network, title: str) -> str:
+    """The table for one input of the kind the model takes (``model.example_inputs()``)."""
+    example = model.example_inputs()
     rows = [(name, kind, shape, f"{params:,}") for name, kind, shape, params in layer_table(model, example)]
     header = ("layer", "type", "output shape", "params")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
@@ -41,21 +46,18 @@ def format_summary(model: nn.Module, title: str) -> str:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     lines = [title, rule, fmt(header), rule, *map(fmt, rows), rule,
-             f"input: {'x'.join(map(str, example.shape))}",
+             f"input: {'x'.join(map(str, example[0].shape))}",
              f"total parameters: {total:,} (trainable {trainable:,})"]
-    if hasattr(model, "code_shape"):
+    if isinstance(model, Autoencoder):
         lines.append(f"code: {'x'.join(map(str, model.code_shape()))} = {model.code_size()} values per image")
     return "\n".join(lines)
 
 
-def draw_graph(model: nn.Module, out, title: str, depth: int = 3) -> "Path":
+def draw_graph(model: Network, out: str | Path, title: str, depth: int = 3) -> Path:
     """The model's graph as a PNG, as Keras' ``plot_model(show_shapes=True)`` draws it: each layer
     with its input and output shapes, drawn by torchview and Graphviz's ``dot``. Checks for
     ``dot`` before anything is written."""
     import shutil
-    from pathlib import Path
-
-    from .errors import AelabError
 
     out = Path(out)
     if out.suffix.lower() != ".png":
@@ -65,9 +67,7 @@ def draw_graph(model: nn.Module, out, title: str, depth: int = 3) -> "Path":
                          "apt-get install graphviz; macOS: brew install graphviz; conda: conda install graphviz)")
     from torchview import draw_graph as torchview_graph
 
-    inputs = [model.example_input()]
-    if getattr(model, "conditional", False):
-        inputs.append(torch.zeros(1, dtype=torch.long))
+    inputs = list(model.example_inputs())
     model.eval()
     graph = torchview_graph(_Layers(model), input_data=inputs, depth=depth + 1, expand_nested=True,
                             graph_name=title, device="cpu")
@@ -85,4 +85,4 @@ class _Layers(nn.Module):
         self.model = model
 
     def forward(self, *inputs: torch.Tensor):
-        return self.model._forward(*inputs) if hasattr(self.model, "_forward") else self.model(*inputs)
+        return self.model.layers(*inputs)

@@ -23,7 +23,6 @@ from .errors import AelabError
 
 DEFAULT_CORPUS = "pydoc-topics"
 HELD_OUT = 0.1  # the last 10% of the text: validation, then test (5% each)
-TEMPERATURES = (0.2, 0.5, 1.0, 1.2)  # the seed's sampling temperatures
 
 
 def pydoc_topics() -> str:

@@ -25,20 +25,18 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from . import __version__
 from .accel import choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
-from .callbacks import ActivationLog, EmbeddingLog, History, SampleGrid, TextSamples
-from .config import LAUNCH, TRAIN_FIELDS, RunConfig, TrainSettings, settings_from
-from .data import ARRAYS, ImageData, TensorBatches, describe_source, hide_labels, resolve_data, split_validation
+from .callbacks import History
+from .config import LAUNCH, TRAIN_FIELDS, RunConfig, settings_from
+from .data import ARRAYS, describe_source
 from .distributed import check_launch, end_process_group, lightning_strategy, local_rank, process_rank
 from .errors import AelabError
-from .evaluation import evaluate, noisy_copy, run_data
+from .evaluation import evaluate
+from .families import NonFiniteLoss, family_of
+from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
-from .registry import create_model, get_entry, resolve_params
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
-from .streaming import FolderStream, StreamBatches, default_workers
-from .systems import SYSTEMS, NonFiniteLoss
-from .text import TextData, WindowBatches, load_text
+from .version import __version__
 
 log = logging.getLogger("aelab")
 
@@ -53,7 +51,7 @@ class Plan:
 
     out: Path
     config: RunConfig
-    data: ImageData | TextData
+    data: Any  # the family's: images (ImageData or a FolderStream) or a TextData
     model: torch.nn.Module
     device: str
     resume: bool = False
@@ -74,7 +72,7 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     ``epochs`` and the launch settings may change: ``devices``, ``num_nodes``, ``strategy``, ``max_minutes``); ``overwrite`` replaces the run in ``out`` once the new one is done.
     ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
     test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
-    ``Run.evaluate()`` does it later.
+    ``aelab.evaluate(run)`` does it later.
 
     ``devices``/``num_nodes``/``strategy`` train in several processes (:mod:`aelab.distributed`):
     every process calls ``train``; the main one writes the run and the others return its
@@ -147,18 +145,14 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
         config = RunConfig(entry.name, {}, settings_from(given, entry.train), name, data_dir,
                            user_params=tuple(sorted(params)), aelab_version=__version__)
         changes, explicit = [], set(given)
-    entry = get_entry(config.model)
-    system_class = SYSTEMS[entry.kind]
-    system_class.check(entry.name, config.train, explicit)  # settings first: they cost nothing to check
-    config.honoured = tuple(k for k in TRAIN_FIELDS if k in system_class.honours)
+    family = family_of(config.model)
+    family.check(config.model, config.train, explicit)  # settings first: they cost nothing to check
+    config.honoured = tuple(k for k in TRAIN_FIELDS if k in family.honours())
     if resume:
-        data_ = run_data(config, data if config.data == ARRAYS else None)
+        data_ = family.run_data(config, data if config.data == ARRAYS else None)
     else:
-        data_ = (_fit_text if entry.kind == "text" else _fit_data)(config, data, params)
-    if entry.kind != "text":  # a text's size is checked as it loads, against the window length
-        _check_data_size(data_, config.train.val_fraction)
-    if system_class.needs_labels:
-        _check_labels(config, data_)
+        data_ = family.load_data(config, data, params)
+    family.check_data(config, data_)
     device = device_for(accelerator)
     check_launch(config.train.devices, config.train.num_nodes, device)
     precision = choose_precision(config.train.precision, device)
@@ -168,86 +162,9 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     net = create_model(config.model, **config.params)  # bad parameter values fail here
     if resume:
         load_state(net, Run(out).checkpoint_state(Run(out).last_checkpoint), Run(out).last_checkpoint)
-    elif "init" in system_class.honours:
+    elif "init" in family.honours():
         initialise(net, config.train.init)
     return Plan(out, config, data_, net, device, resume, replace, changes)
-
-
-def _fit_data(config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData:
-    """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
-    defaults = get_entry(config.model).defaults()
-    size = params.get("in_size") if "in_size" in params or config.data_dir else None
-    loaded = resolve_data(data, channels=params.get("in_channels"), size=size, stream=config.train.stream)
-    c, h, _ = loaded.shape
-    if c not in (1, 3):
-        raise AelabError(f"{config.data}: images with {c} channels; aelab takes gray (1) or colour (3) images")
-    from_data = {"in_channels": c, "in_size": h}
-    labels = loaded.all_train_labels if isinstance(loaded, FolderStream) else loaded.train_labels
-    if "classes" in defaults and labels is not None and len(labels):
-        from_data["classes"] = int(labels.max()) + 1
-    config.params = resolve_params(config.model, **params, **{k: v for k, v in from_data.items()
-                                                               if k in defaults and k not in params})
-    config.input_shape = (c, h, h)
-    return loaded
-
-
-def _check_labels(config: RunConfig, data: ImageData) -> None:
-    """A model that learns from labels needs them, within its classes (one line if not)."""
-    where = "labels come from a folder's class sub-folders, IDX label files or y_train/y_test arrays"
-    if data.train_labels is None or data.test_labels is None:
-        split = "training" if data.train_labels is None else "test"
-        raise AelabError(f"{config.model} learns from class labels, and {data.name} has no {split} labels ({where})")
-    classes = config.params["classes"]
-    for split, labels in (("training", data.train_labels), ("test", data.test_labels)):
-        if len(labels) and int(labels.max()) >= classes:
-            raise AelabError(f"{data.name}: {split} label {int(labels.max())} is outside the model's {classes} "
-                             f"classes (0 to {classes - 1}); set --param classes")
-    if get_entry(config.model).kind == "cvae" and bool((data.train_labels < 0).any()):
-        missing = int((data.train_labels < 0).sum())
-        raise AelabError(f"{config.model} needs a label for every training image; {missing} of {data.name}'s have none")
-
-
-def _fit_text(config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
-    """Load the text; the model's alphabet is the text's characters unless the user gave one."""
-    maxlen = params.get("maxlen", get_entry(config.model).defaults()["maxlen"])
-    loaded = load_text(data, alphabet=params.get("alphabet"), min_length=maxlen + 2)
-    config.params = resolve_params(config.model, **{"alphabet": loaded.alphabet, **params})
-    config.data = loaded.name  # the corpus's name (pydoc-topics by default) or the file's
-    return loaded
-
-
-def _batches(plan_: Plan, settings: TrainSettings) -> tuple[Any, Any]:
-    """The training and validation batches: (inputs, targets) slices of tensors held in memory."""
-    data, model = plan_.data, plan_.model
-    # on a GPU the data live on it, and batches are slices there (each process on its own GPU)
-    device = torch.device("cuda", local_rank()) if plan_.device == "cuda" else None
-    if isinstance(data, TextData):
-        train_text, val_text = (data.train.to(device), data.val.to(device)) if device else (data.train, data.val)
-        return (WindowBatches(train_text, model.maxlen, model.step, settings.batch_size, shuffle=True,
-                              seed=settings.seed, split=True),
-                WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, 1000)))
-    needs_labels = SYSTEMS[get_entry(plan_.config.model).kind].needs_labels
-    if isinstance(data, FolderStream):  # read lazily: shards for training, validation images in memory
-        shards, val_x, train_y, val_y = data.split(settings.val_fraction, settings.seed)
-        train_y, val_y = (hide_labels(train_y, settings.labelled, settings.seed), val_y) if needs_labels \
-            else (None, None)
-        if device:
-            val_x, val_y = val_x.to(device), None if val_y is None else val_y.to(device)
-        return (StreamBatches(shards, settings.batch_size, seed=settings.seed, workers=default_workers(),
-                              labels=train_y),
-                TensorBatches(val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
-    train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
-    train_y = val_y = None
-    if needs_labels:
-        train_y, val_y = split_validation(hide_labels(data.train_labels, settings.labelled, settings.seed),
-                                          settings.val_fraction, seed=settings.seed)
-    if device:
-        train_x, val_x = train_x.to(device), val_x.to(device)
-        train_y, val_y = (None, None) if train_y is None else (train_y.to(device), val_y.to(device))
-    val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
-    return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed, labels=train_y,
-                          split=True),
-            TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
 
 
 def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any],
@@ -285,15 +202,6 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     return config, changes
 
 
-def _check_data_size(data: ImageData | FolderStream, val_fraction: float) -> None:
-    n_train, n_test = (len(data.train_files), len(data.test_files)) if isinstance(data, FolderStream) \
-        else (len(data.train), len(data.test))
-    n_val = max(1, int(round(n_train * val_fraction)))
-    if n_train - n_val < 1 or n_test < 1:
-        raise AelabError(f"{data.name} has {n_train} training and {n_test} test image(s); training "
-                         f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 test image")
-
-
 def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callback],
         evaluate_test: bool = True, main: bool = True) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate. Returns why training
@@ -303,10 +211,13 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     run = Run(folder)
     if main:
         write_json(run.config_path, config.to_json())
-    train_batches, val_batches = _batches(plan_, settings)
+    family = family_of(config.model)
+    # on a GPU the data live on it, and batches are slices there (each process on its own GPU)
+    device = torch.device("cuda", local_rank()) if plan_.device == "cuda" else None
+    train_batches, val_batches = family.batches(plan_.data, model, settings, device)
     processes = settings.devices * settings.num_nodes
 
-    system = SYSTEMS[get_entry(config.model).kind].from_settings(model, settings)
+    system = family.build_system(model, settings)
     history, finite = History(), FiniteWeights()
     # History first: it records at train-epoch end, just before the checkpoint is written
     callbacks = [history, finite, RunCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor=system.monitor,
@@ -315,11 +226,7 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     if settings.early_stopping and system.monitor:
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
     if main:  # the callbacks above decide together across processes; these only write
-        if hasattr(model, "sample"):
-            callbacks.append(SampleGrid(run.path / "samples"))
-        if isinstance(plan_.data, TextData):
-            callbacks.append(TextSamples(run.path / "samples.txt", plan_.data.val[:model.maxlen], seed=settings.seed))
-        callbacks += _looking_inside(run, plan_, val_batches)
+        callbacks += family.callbacks(run, model, plan_.data, settings, val_batches)
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
     if progress:
@@ -360,25 +267,6 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     if evaluate_test:
         evaluate(folder, plan_.data, stopped=diverged)
     return diverged
-
-
-def _looking_inside(run: Run, plan_: Plan, val_batches: TensorBatches) -> list[L.Callback]:
-    """The callbacks of --log-activations (a fixed batch of 8 validation images, as seed 3's
-    callback saves one) and --log-embeddings (the codes of up to 1,000, labelled where the data are)."""
-    callbacks: list[L.Callback] = []
-    settings, data = plan_.config.train, plan_.data
-    if not (settings.log_activations or settings.log_embeddings) or isinstance(data, TextData):
-        return callbacks
-    images, labels = val_batches.targets, val_batches.labels  # clean images (inputs may be noised)
-    if labels is None and isinstance(data, ImageData) and data.train_labels is not None:
-        labels = split_validation(data.train_labels, settings.val_fraction, seed=settings.seed)[1]
-    conditional = getattr(plan_.model, "conditional", False)
-    if settings.log_activations:
-        callbacks.append(ActivationLog(run.path / "activations", images[:8],
-                                       labels[:8] if conditional else None))
-    if settings.log_embeddings:
-        callbacks.append(EmbeddingLog(images[:1000], None if labels is None else labels[:1000], conditional))
-    return callbacks
 
 
 def _swap(new: Path, old: Path) -> None:

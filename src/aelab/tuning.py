@@ -18,11 +18,11 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+import typing
+from typing import Any, Literal
 
-from .config import TRAIN_FIELDS, TRAIN_HINTS, coerce, check_range
+from .config import TRAIN_FIELDS, TRAIN_HINTS, Dimension, check_range, coerce
 from .errors import AelabError
 
 log = logging.getLogger("aelab")
@@ -33,40 +33,6 @@ STUDY_NAME = "aelab"
 HEARTBEAT, GRACE = 20, 60
 STUDY_FILES = {"study.db", "trials", "best", "trials.csv", "summary.md", "history.png", "importances.png",
                "parallel.png"}
-
-
-@dataclass(frozen=True)
-class Dimension:
-    """One searched setting: a float or int range (``log`` for log-uniform) or a list of choices."""
-
-    name: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-    choices: tuple | None = None
-
-    def suggest(self, trial) -> Any:
-        if self.choices is not None:  # Optuna's choices are scalars: a tuple (layer widths) goes as "16x48"
-            return self.decode(trial.suggest_categorical(self.name, [_choice_text(c) for c in self.choices]))
-        if self.integer:
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
-
-    def decode(self, stored: Any) -> Any:
-        """The value a trial stored for this dimension, as the setting takes it."""
-        if self.choices is None:
-            return stored
-        return next((c for c in self.choices if _choice_text(c) == stored), stored)
-
-    def __str__(self) -> str:
-        if self.choices is not None:
-            return f"{self.name}={','.join(str(_choice_text(c)) for c in self.choices)}"
-        return f"{self.name}={self.low:g}:{self.high:g}{':log' if self.log else ''}"
-
-
-def _choice_text(choice: Any) -> Any:
-    return "x".join(map(str, choice)) if isinstance(choice, tuple) else choice
 
 
 def parse_dimension(text: str) -> Dimension:
@@ -116,40 +82,21 @@ def _value(text: str) -> Any:
 
 
 def default_space(model: str) -> list[Dimension]:
-    """A sensible search space for ``model``'s family: the learning rate (log-uniform around its
-    default), the batch size, and what the family has free: the code size, the layer widths (half,
-    as registered, double), the noise of a denoiser, the KL weight of a VAE, the width of an LSTM."""
-    from .registry import get_entry
+    """A sensible search space for ``model``: its family's (:meth:`aelab.families.base.Family.search_space`)."""
+    from .families import family_of
+    from .models import get_entry
 
-    entry = get_entry(model)
-    defaults, settings = entry.defaults(), entry.train
-    lr = settings.lr
-    space = [Dimension("lr", lr / 10, min(lr * 10, 1.0) if lr < 1 else lr * 3, log=True),
-             Dimension("batch_size", choices=(64, 128, 256))]
-    if "code_size" in defaults:
-        space.append(Dimension("code_size", 8, 128, log=True, integer=True))
-    for name in ("channels", "hidden"):
-        widths = defaults.get(name)
-        if isinstance(widths, tuple) and widths:
-            choices = dict.fromkeys(tuple(max(1, round(w * scale)) for w in widths) for scale in (0.5, 1, 2))
-            space.append(Dimension(name, choices=tuple(choices)))
-    if settings.noise > 0:
-        space.append(Dimension("noise", 0.1, 0.7))
-    if entry.kind in ("vae", "cvae"):
-        space.append(Dimension("kl_weight", 0.25, 4.0, log=True))
-    if entry.kind == "text":
-        space.append(Dimension("units", choices=(64, 128, 256)))
-    return space
+    return family_of(model).search_space(get_entry(model))
 
 
 def check_space(model: str, space: list[Dimension]) -> None:
     """Every dimension names a setting the model's system uses or a parameter of the model, and its
     bounds or choices are values that setting takes: checked before the first trial."""
-    from .registry import create_model, get_entry
-    from .systems import SYSTEMS
+    from .families import family_of
+    from .models import create_model, get_entry
 
     entry = get_entry(model)
-    system = SYSTEMS[entry.kind]
+    system = family_of(model).system
     params = entry.defaults()
     for dim in space:
         values = dim.choices if dim.choices is not None else (dim.low, dim.high)
@@ -177,7 +124,7 @@ def check_space(model: str, space: list[Dimension]) -> None:
 def merge_space(model: str, overrides: list[str] | None, fixed: Any = ()) -> list[Dimension]:
     """The model's default space with ``--space`` entries replacing or adding dimensions; a default
     dimension whose setting is ``fixed`` (given for every trial, ``--param code_size=49``) is left out."""
-    from .registry import get_entry
+    from .models import get_entry
 
     defaults = get_entry(model).defaults()
     space = {dim.name: dim for dim in default_space(model) if dim.name not in fixed}
@@ -199,7 +146,8 @@ def _as_widths(dim: Dimension, default: Any) -> Dimension:
                                              for c in dim.choices))
 
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
+Sampler = Literal["tpe", "random", "cmaes", "qmc", "gp"]
+SAMPLERS = typing.get_args(Sampler)
 
 
 def _sampler(name: str, seed: int):
@@ -264,7 +212,7 @@ def check_study_folder(out: Path, resume: bool, shared: bool = False) -> None:
 
 
 def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: Any = None,
-         space: list[str] | None = None, metric: str = "val_loss", sampler: str = "tpe", pruning: bool = True,
+         space: list[str] | None = None, metric: str = "val_loss", sampler: Sampler = "tpe", pruning: bool = True,
          storage: str | None = None, resume: bool = False, workers: int = 1, **settings: Any):
     """Search ``model``'s hyperparameters with Optuna: ``trials`` runs in ``out/trials/``; returns
     ``(study, best_run)`` with the best trial evaluated once on the test split.
@@ -530,6 +478,7 @@ def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, ob
 def finish(study, out: Path):
     """The best trial evaluated on test once, ``out/best`` pointing to it, ``trials.csv``, the plots
     and ``summary.md``. Returns the best :class:`~aelab.Run` (None if no trial completed)."""
+    from .evaluation import evaluate
     from .runs import Run
 
     write_trials(study, out / "trials.csv")
@@ -539,7 +488,7 @@ def finish(study, out: Path):
         best = study.best_trial
         best_run = Run(out / best.user_attrs["run"])
         if not best_run.metrics_path.is_file():
-            best_run.evaluate()
+            evaluate(best_run)
         staged = out / f".best-{os.getpid()}"  # replaced in one step: workers finishing together
         staged.unlink(missing_ok=True)
         staged.symlink_to(Path(best.user_attrs["run"]), target_is_directory=True)
@@ -599,6 +548,8 @@ def draw_plots(study, out: Path) -> dict[str, str]:
 
 
 def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
+    from .families import family_of
+
     attrs = study.user_attrs
     states = {}
     for t in study_trials(study):
@@ -612,8 +563,8 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
         best = study.best_trial
         params = params_text(best.params)
         metrics = best_run.metrics
-        tested = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("test_rmse", "test_bce", "test_elbo", "test_accuracy",
-                                                                 "test_bits_per_char") if isinstance(metrics.get(k), float))
+        tested = ", ".join(f"{k} {metrics[k]:.4f}" for k in family_of(attrs.get("model")).headline
+                           if isinstance(metrics.get(k), float))
         lines += [f"Best: trial {best.number} ({best.user_attrs['run']}, linked as `best`): "
                   f"{attrs.get('metric')} {best.value:.5g} with {params}. On the test split, once: {tested}.", ""]
         try:

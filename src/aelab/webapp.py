@@ -22,11 +22,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import inference
 from .errors import AelabError
+from .evaluation import run_data
+from .families import FAMILIES
+from .nets.base import Autoencoder, Conditional, Generative, TextModel
 
 log = logging.getLogger("aelab")
 SHOWN = 196  # images are drawn at this many pixels a side (nearest neighbour: the pixels stay visible)
-METRICS = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier", "test_accuracy", "test_bits_per_char")
+# the overview table's columns: each family's headline metrics, once each, in the families' order
+METRICS = tuple(dict.fromkeys(name for family in FAMILIES.values() for name in family.headline))
 
 
 def check_port(host: str, port: int) -> None:
@@ -106,13 +111,17 @@ class Explorer:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(getattr(self.model, "input_shape", (1, 28, 28)))  # a text model has none
+        return tuple(self.model.input_shape) if isinstance(self.model, (Autoencoder, Generative)) else (1, 28, 28)
 
     def is_autoencoder(self) -> bool:
-        return hasattr(self.model, "encode")
+        return isinstance(self.model, Autoencoder)
+
+    @property
+    def conditional(self) -> bool:
+        return isinstance(self.model, Conditional)
 
     def label_argument(self, label: Any) -> dict:
-        if not getattr(self.model, "conditional", False):
+        if not self.conditional:
             return {}
         return {"labels": int(label or 0)}
 
@@ -124,14 +133,14 @@ class Explorer:
             return None, None, None, "Draw a digit or upload an image."
         x = x[None]
         extra = self.label_argument(label)
-        recon = self.run.reconstruct(x, **extra)[0]
+        recon = inference.reconstruct(self.run, x, **extra)[0]
         noisy = add_noise(x, float(noise), torch.Generator().manual_seed(0)) if noise else x
-        denoised = self.run.reconstruct(noisy, **extra)[0]
+        denoised = inference.reconstruct(self.run, noisy, **extra)[0]
         return shown(noisy[0]), shown(recon), shown(denoised), self.score_text(x, recon)
 
     def score_text(self, x: torch.Tensor, recon: torch.Tensor) -> str:
         mse = float(((recon - x[0]) ** 2).mean())
-        if getattr(self.model, "conditional", False):
+        if self.conditional:
             return f"Mean squared reconstruction error: {mse:.5f}"
         try:
             if self._detector is None:
@@ -155,10 +164,10 @@ class Explorer:
 
         from .metrics import pca_fit, reconstruct
 
-        data = self.run.data()
+        data = run_data(self.run)
         images = data.test[:2000]
         labels = data.test_labels[:2000] if data.test_labels is not None else None
-        given = {"labels": labels} if getattr(self.model, "conditional", False) and labels is not None else {}
+        given = {"labels": labels} if self.conditional and labels is not None else {}
         _, codes = reconstruct(self.model, images, labels=given.get("labels"))
         flat = codes.flatten(1).double()
         if flat.shape[1] == 2:
@@ -193,7 +202,7 @@ class Explorer:
         x, y = self._latent["to_data"](px, py)
         flat = self._latent["mean"] + torch.tensor([x, y], dtype=torch.float64) @ self._latent["basis"]
         z = flat.float().reshape(1, *self._latent["code_shape"])
-        image = self.run.decode(z, **self.label_argument(label))[0]
+        image = inference.decode(self.run, z, **self.label_argument(label))[0]
         return shown(image), f"decoded the point ({x:.3g}, {y:.3g})"
 
     def path(self, a: Any, b: Any, steps: int, label: Any = None) -> np.ndarray | None:
@@ -201,21 +210,22 @@ class Explorer:
             return None
         c, size, _ = self.shape
         ends = [from_upload(end, c, size)[None] for end in (a, b)]
-        extra = {} if not getattr(self.model, "conditional", False) else {"label": int(label or 0)}
-        strip = self.run.interpolate(ends[0], ends[1], steps=int(steps), **extra)
+        extra = {} if not self.conditional else {"labels": int(label or 0)}
+        strip = inference.interpolate(self.run, ends[0], ends[1], steps=int(steps), **extra)
         return np.concatenate([shown(image) for image in strip], axis=1)
 
     def samples(self, n: int, seed: int, label: Any = None) -> np.ndarray:
         from torchvision.utils import make_grid
 
-        extra = {"label": int(label)} if getattr(self.model, "conditional", False) and label is not None else {}
-        images = self.run.sample(int(n), seed=int(seed), **extra)
+        extra = {"labels": int(label)} if self.conditional and label is not None else {}
+        images = inference.sample(self.run, int(n), seed=int(seed), **extra)
         grid = make_grid(images.float().clamp(0, 1), nrow=int(np.ceil(np.sqrt(len(images)))), padding=1, pad_value=1)
         return shown(grid)
 
     def generate(self, prompt: str, temperature: float, length: int, seed: int) -> str:
         try:
-            return self.run.generate(prompt, length=int(length), temperature=float(temperature), seed=int(seed))
+            return inference.generate(self.run, prompt, length=int(length), temperature=float(temperature),
+                                      seed=int(seed))
         except AelabError as error:
             return f"error: {error}"
 
@@ -276,7 +286,7 @@ def build_app(paths: list[str | Path]):
 def _run_tabs(gr, explorer: Explorer, index: int) -> None:
     model, config = explorer.model, explorer.run.config
     gr.Markdown(f"`{config.model}` trained on {config.data}")
-    conditional = getattr(model, "conditional", False)
+    conditional = explorer.conditional
     label = gr.Dropdown(list(range(model.classes)), value=0, label="class", visible=conditional) \
         if conditional else gr.State(None)
     c, size, _ = explorer.shape
@@ -304,7 +314,7 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
             sketch.change(use(from_sketch), [sketch, noise, label], [current, *outputs])
             upload.change(use(from_upload), [upload, noise, label], [current, *outputs])
             noise.release(lambda x, level, lab: explorer.analyse(x, level, lab), [current, noise, label], outputs)
-        if getattr(model, "decodes_from_code_alone", True):
+        if model.decodes_from_code_alone:
             with gr.Tab("Latent space"):
                 try:
                     picture, why = explorer.latent_picture(), None
@@ -332,14 +342,14 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
             steps = gr.Slider(2, 16, value=8, step=1, label="steps")
             strip = gr.Image(label="path", interactive=False)
             gr.Button("Interpolate").click(explorer.path, [a, b, steps, label], strip)
-    if hasattr(model, "sample"):
+    if isinstance(model, Generative):
         with gr.Tab("Samples"):
             with gr.Row():
                 n = gr.Slider(1, 100, value=36, step=1, label="samples")
                 seed = gr.Number(0, precision=0, label="seed")
             gallery = gr.Image(label="samples", interactive=False, elem_id=f"samples-{index}")
             gr.Button("Draw samples").click(explorer.samples, [n, seed, label], gallery)
-    if hasattr(model, "maxlen"):
+    if isinstance(model, TextModel):
         with gr.Tab("Generate text"):
             prompt = gr.Textbox("The object ", label="prompt")
             with gr.Row():

@@ -1,4 +1,16 @@
-"""The interface every autoencoder shares, so one system trains them all and one test sweeps them."""
+"""What the networks declare: the interfaces that every tool asks for, by type, never by probing.
+
+- :class:`Network`: every registered model: ``example_inputs()`` (one blank input of the kind
+  it takes) and ``layers(*inputs)``, its forward without the input checks (for summaries, graphs
+  and ONNX export).
+- :class:`Autoencoder`: ``encode``, ``decode``, ``reconstruct`` (and ``encoder_part``/``decoder_part``).
+- :class:`Generative`: ``sample(n, generator=None, labels=None)`` and ``decode_latent(z, labels=None)``.
+- :class:`Conditional`: the model takes each image's class label (``classes`` of them).
+- :class:`Classifier`: ``classify(x)``, class probabilities from a classifier head.
+- :class:`TextModel`: ``generate(prompt, length, temperature, generator)``, next characters.
+
+One system per family (:mod:`aelab.families`) trains each kind, and one test sweeps them all.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +43,70 @@ class AEOutput:
         return torch.sigmoid(self.logits) if self.output == "sigmoid" else self.logits
 
 
-class Autoencoder(nn.Module):
+class Network(nn.Module):
+    """Every registered model. ``registry_name`` and ``params`` are set by ``create_model``."""
+
+    registry_name: str
+    params: dict
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        """One blank input of the kind the model takes (batch of 1)."""
+        raise NotImplementedError
+
+    def layers(self, *inputs: Tensor):
+        """The forward pass without the input checks, which would otherwise appear in graphs and
+        exported files."""
+        return self(*inputs)
+
+    @property
+    def model_name(self) -> str:
+        return getattr(self, "registry_name", type(self).__name__)
+
+
+class Conditional:
+    """A model that takes each image's class label beside the image or code (``classes`` classes)."""
+
+    classes: int
+
+
+class Classifier:
+    """A model with a classifier head."""
+
+    classes: int
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Class probabilities (N, classes) of images ``x``."""
+        raise NotImplementedError
+
+
+class Generative:
+    """A model that draws new images from a prior over a ``latent_dim``-dimensional space."""
+
+    latent_dim: int
+
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: Tensor | int | None = None) -> Tensor:
+        """``n`` new images (n, C, H, W) in [0, 1]; a conditional model's of class ``labels``."""
+        raise NotImplementedError
+
+    def decode_latent(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        """Images in [0, 1] from latent points (N, latent_dim)."""
+        raise NotImplementedError
+
+
+class TextModel:
+    """A next-character model over ``alphabet``, reading windows of ``maxlen`` characters."""
+
+    alphabet: str
+    maxlen: int
+    step: int
+
+    def generate(self, prompt: Tensor, length: int, temperature: float,
+                 generator: torch.Generator | None = None) -> list[int]:
+        """``length`` character indices drawn after ``prompt`` at ``temperature``."""
+        raise NotImplementedError
+
+
+class Autoencoder(Network):
     """An encoder and a decoder around a code.
 
     Subclasses set ``input_shape`` (C, H, W) and implement ``_encode`` and ``_decode_logits``
@@ -50,10 +125,13 @@ class Autoencoder(nn.Module):
     output: Literal["sigmoid", "linear"] = "sigmoid"
     # False where forward passes the decoder more than the code (the unpooling model's switches)
     decodes_from_code_alone: bool = True
-    # True where the encoder and the decoder also take each image's class label (cvae): the public
-    # methods then need ``labels`` and hand them to ``_encode``/``_decode_logits``/``_forward``
-    conditional: bool = False
     classes: int = 0
+
+    @property
+    def conditional(self) -> bool:
+        """True where the encoder and the decoder also take each image's class label (cvae): the
+        public methods then need ``labels`` and hand them to ``_encode``/``_decode_logits``/``_forward``."""
+        return isinstance(self, Conditional)
 
     def _encode(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -93,10 +171,10 @@ class Autoencoder(nn.Module):
         as (n,) class numbers (one int stands for all n); ``()`` for the other models."""
         if not self.conditional:
             if labels is not None:
-                raise InputError(f"{self._name} takes no labels (only conditional models, such as cvae, do)")
+                raise InputError(f"{self.model_name} takes no labels (only conditional models, such as cvae, do)")
             return ()
         if labels is None:
-            raise InputError(f"{self._name} needs each image's class label (0 to {self.classes - 1})")
+            raise InputError(f"{self.model_name} needs each image's class label (0 to {self.classes - 1})")
         device = next(self.parameters()).device
         if isinstance(labels, int) and not isinstance(labels, bool):
             labels = torch.full((n,), labels, dtype=torch.long)
@@ -104,9 +182,9 @@ class Autoencoder(nn.Module):
             labels = torch.from_numpy(labels)
         if not isinstance(labels, Tensor) or labels.shape != (n,) or labels.is_floating_point():
             shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-            raise InputError(f"{self._name} takes one integer label per image, shaped ({n},), got {shape}")
+            raise InputError(f"{self.model_name} takes one integer label per image, shaped ({n},), got {shape}")
         if n and not (0 <= int(labels.min()) and int(labels.max()) < self.classes):
-            raise InputError(f"{self._name} knows the classes 0 to {self.classes - 1}, got labels from "
+            raise InputError(f"{self.model_name} knows the classes 0 to {self.classes - 1}, got labels from "
                              f"{int(labels.min())} to {int(labels.max())}")
         return (labels.long().to(device),)
 
@@ -118,50 +196,57 @@ class Autoencoder(nn.Module):
     def decoder_part(self) -> "DecoderPart":
         """The decoder as a module of its own (codes -> images in [0, 1]), sharing the weights."""
         if not self.decodes_from_code_alone:
-            raise InputError(f"{self._name}'s decoder needs more than the code (the encoder's pooling switches)")
+            raise InputError(f"{self.model_name}'s decoder needs more than the code (the encoder's pooling switches)")
         return DecoderPart(self)
 
     def to_image(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits
-
-    @property
-    def _name(self) -> str:
-        return getattr(self, "registry_name", type(self).__name__)
 
     def check_images(self, x: Tensor | np.ndarray) -> Tensor:
         """``x`` as float images this model takes, or an :class:`InputError` saying what is wrong."""
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
         if not isinstance(x, Tensor):
-            raise InputError(f"{self._name} takes images as a tensor or numpy array, got {type(x).__name__}")
+            raise InputError(f"{self.model_name} takes images as a tensor or numpy array, got {type(x).__name__}")
         if x.dtype == torch.uint8:
             x = x.float() / 255.0
         c, h, w = self.input_shape
         if x.dim() == 3 and c == 1:
             x = x.unsqueeze(1)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise InputError(f"{self._name} takes images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}")
+            raise InputError(f"{self.model_name} takes images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}")
         if not x.is_floating_point():
-            raise InputError(f"{self._name} takes float images in [0, 1] or uint8 images, got {x.dtype}")
+            raise InputError(f"{self.model_name} takes float images in [0, 1] or uint8 images, got {x.dtype}")
         if x.dtype == torch.float64:  # numpy's default: the weights are float32
             x = x.float()
         if not self.training and x.numel():
             low, high = torch.aminmax(x.detach())
             if not (0 <= float(low) and float(high) <= 1):  # also refuses NaN
-                raise InputError(f"{self._name} takes pixel values in [0, 1], got values from {float(low):g} to "
+                raise InputError(f"{self.model_name} takes pixel values in [0, 1], got values from {float(low):g} to "
                                  f"{float(high):g} (divide 0-255 images by 255, or pass them as uint8)")
         return x
 
     def check_code(self, z: Tensor) -> Tensor:
         if not isinstance(z, Tensor) or z.dim() < 2 or tuple(z.shape[1:]) != self.code_shape():
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise InputError(f"{self._name} decodes codes shaped (N, {', '.join(map(str, self.code_shape()))}), "
+            raise InputError(f"{self.model_name} decodes codes shaped (N, {', '.join(map(str, self.code_shape()))}), "
                              f"got {shape}")
         return z
 
-    def example_input(self) -> Tensor:
-        """One blank input of the kind the model takes (for ``aelab summary``)."""
-        return torch.zeros(1, *self.input_shape)
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        labels = (torch.zeros(1, dtype=torch.long),) if self.conditional else ()
+        return (torch.zeros(1, *self.input_shape), *labels)
+
+    def layers(self, *inputs: Tensor) -> AEOutput:
+        return self._forward(*inputs)
+
+    def layers_encode(self, x: Tensor, *labels: Tensor) -> Tensor:
+        """The encoder without the input checks (what an exporter traces)."""
+        return self._encode(x, *labels)
+
+    def layers_decode(self, z: Tensor, *labels: Tensor) -> Tensor:
+        """The decoder, to images, without the input checks."""
+        return self.to_image(self._decode_logits(z, *labels))
 
     def code_shape(self) -> tuple[int, ...]:
         """Shape of one image's code, found once by encoding a blank input in eval mode."""

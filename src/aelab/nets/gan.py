@@ -13,6 +13,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..config import TrainSettings
 from ..errors import InputError
 from ..registry import register_model
+from .base import Generative, Network
 from .blocks import check_positive
 
 
@@ -66,11 +67,11 @@ class Discriminator(nn.Module):
 
 
 @register_model("gan", "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
-                "dropout; label noise; Adam 2e-4 (beta1 0.5); Glorot-uniform weights", kind="gan",
+                "dropout; label noise; Adam 2e-4 (beta1 0.5); Glorot-uniform weights", family="gan",
                 train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10,
                                     init="glorot"),
                 renamed={"width": "max_channels"})
-class DCGAN(nn.Module):
+class DCGAN(Network, Generative):
     """Radford et al., DCGAN (https://arxiv.org/abs/1511.06434), with seed 3's tricks: tanh output,
     LeakyReLU, strided convs instead of pooling, kernel sizes divisible by the stride, latent points
     from a normal distribution, dropout in the discriminator; label noise lives in the system.
@@ -107,29 +108,40 @@ class DCGAN(nn.Module):
         self.discriminator = Discriminator(in_channels, in_size, max_channels, levels, dropout,
                                            spectral=self.objective == "hinge")
 
-    def generate(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
+    def decode_latent(self, z: Tensor, labels: None = None) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
+        if labels is not None:
+            raise InputError(f"{self.model_name} takes no labels (only conditional models, such as cvae, do)")
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise InputError(f"gan takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}")
-        return (self.generator(z) + 1) / 2
+            raise InputError(f"{self.model_name} takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}")
+        return (self._generator_for_samples()(z) + 1) / 2
+
+    def _generator_for_samples(self) -> nn.Module:
+        return self.generator
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: None = None) -> Tensor:
         """``n`` new images from latent points drawn from N(0, I): (n, C, H, W) in [0, 1]."""
         device = next(self.parameters()).device
-        return self.generate(torch.randn(n, self.latent_dim, generator=generator).to(device))
+        return self.decode_latent(torch.randn(n, self.latent_dim, generator=generator).to(device), labels)
+
+    def update_ema(self) -> None:
+        """After each generator step: nothing to average here (gan-sn keeps a moving average)."""
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.generate(z)
+        return self.decode_latent(z)
 
-    def example_input(self) -> Tensor:
-        return torch.zeros(1, self.latent_dim)
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        return (torch.zeros(1, self.latent_dim),)
+
+    def layers(self, z: Tensor) -> Tensor:
+        return (self._generator_for_samples()(z) + 1) / 2
 
 
 
 
 @register_model("gan-sn", "gan's generator trained by a modern recipe: spectrally normalised discriminator, hinge "
                 "loss, two-timescale Adam (G 4e-4, D 8e-4, betas 0/0.9), samples from an EMA of the generator",
-                kind="gan", train=TrainSettings(loss="bce", optimizer="adam", lr=4e-4, d_lr=8e-4, batch_size=64,
+                family="gan", train=TrainSettings(loss="bce", optimizer="adam", lr=4e-4, d_lr=8e-4, batch_size=64,
                                                  epochs=10))
 class SNGAN(DCGAN):
     """`gan`'s generator (same size) with the recipe that published comparisons find stabilises
@@ -177,7 +189,5 @@ class SNGAN(DCGAN):
         """Move the averaged generator toward the trained one (after each generator step)."""
         self.generator_ema.update_parameters(self.generator)
 
-    def generate(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1], from the EMA generator
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise InputError(f"gan-sn takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}")
-        return (self.generator_ema.module(z) + 1) / 2
+    def _generator_for_samples(self) -> nn.Module:  # samples come from the moving average
+        return self.generator_ema.module

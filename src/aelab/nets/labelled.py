@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..config import TrainSettings
 from ..registry import register_model
-from .base import AEOutput
+from .base import AEOutput, Classifier, Conditional
 from .blocks import activation, check_positive
 from .conv import BottleneckAutoencoder, NormPlacement
 from .vae import ConvVAE
@@ -20,16 +20,14 @@ from .vae import ConvVAE
 
 @register_model("cvae", "seed-3 VAE with two inputs: the image and its label (one-hot, joined to the encoder's "
                 "features and to the code); draws a chosen class", train=TrainSettings(
-                    loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), kind="cvae")
-class ConditionalVAE(ConvVAE):
+                    loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), family="cvae")
+class ConditionalVAE(Conditional, ConvVAE):
     """A conditional VAE (Sohn et al. 2015, https://papers.nips.cc/paper/5775) built on seed 3's
     VAE: the same convolutions, dense layer and heads, with the label's one-hot vector joined to
     the flattened conv features before the dense layer and to the latent code before the
     decoder. The code then holds what the label does not say (style, thickness, slant), and
     ``sample(n, labels=k)`` draws class ``k``.
     """
-
-    conditional = True
 
     def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 2, hidden: tuple[int, ...] = (32,),
                  act: str = "relu", classes: int = 10) -> None:
@@ -78,8 +76,8 @@ class ConditionalVAE(ConvVAE):
                 "reconstruction and cross-entropy losses with their own weights; semi-supervised",
                 train=TrainSettings(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30,
                                     schedule="cosine", loss_weights={"recon": 1.0, "label": 0.01}),
-                kind="classifier")
-class AEClassifier(BottleneckAutoencoder):
+                family="classifier")
+class AEClassifier(Classifier, BottleneckAutoencoder):
     """Seed 3's several-outputs model (its age / income / gender network) as an autoencoder: the
     code of ``best`` (the conv-bottleneck autoencoder) feeds both the decoder and a classifier
     head (dense ``head_width`` + ReLU + dropout, then one logit per class). Two losses, each with

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..config import TrainSettings
 from ..errors import InputError
 from ..registry import register_model
+from .base import Network, TextModel
 from .blocks import check_positive
 
 # the alphabet of a model built without data (`aelab summary char-lstm`); training sets the text's own
@@ -19,9 +20,9 @@ PRINTABLE = "".join(sorted(set(string.printable) - set("\r\x0b\x0c")))
 
 
 @register_model("char-lstm", "seed-3 text generator: LSTM 128 over 40-character windows (every 3rd), softmax "
-                "over the alphabet; RMSprop 0.01, batch 128", kind="text",
+                "over the alphabet; RMSprop 0.01, batch 128", family="text",
                 train=TrainSettings(optimizer="rmsprop", lr=0.01, batch_size=128, epochs=60))
-class CharLSTM(nn.Module):
+class CharLSTM(Network, TextModel):
     """``layers`` LSTM layers of ``units`` (the seed: one of 128) over the window, then a dense
     layer to one logit per character of ``alphabet`` (the softmax is in the loss). ``embedding=0``
     feeds one-hot vectors, as the seed does (made per batch from the indices, never for the whole
@@ -52,11 +53,11 @@ class CharLSTM(nn.Module):
         out, _ = self.lstm(self._inputs(x.long()))
         return self.head(out[:, -1])
 
-    def example_input(self) -> Tensor:
-        return torch.zeros(1, self.maxlen, dtype=torch.long)
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        return (torch.zeros(1, self.maxlen, dtype=torch.long),)
 
     @torch.no_grad()
-    def continue_text(self, prompt: Tensor, length: int, temperature: float,
+    def generate(self, prompt: Tensor, length: int, temperature: float,
                       generator: torch.Generator | None = None) -> list[int]:
         """``length`` characters after ``prompt`` (indices), each drawn at ``temperature`` from the
         prediction for the last ``maxlen`` characters, as the seed's generation loop does."""

@@ -9,14 +9,14 @@ from torch import Tensor, nn
 
 from ..config import TrainSettings
 from ..registry import register_model, register_preset
-from .base import AEOutput, Autoencoder
+from .base import AEOutput, Autoencoder, Generative
 from .blocks import activation, check_positive
 
 
 @register_model("vae", "seed-3 convolutional VAE: conv 32-64s2-64-64, dense 32, 2-D latent; summed ELBO (beta=1)",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), kind="vae",
+                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), family="vae",
                 converters={"hidden": lambda width: (width,) if isinstance(width, int) else width})
-class ConvVAE(Autoencoder):
+class ConvVAE(Autoencoder, Generative):
     """Kingma & Welling, Auto-Encoding Variational Bayes (https://arxiv.org/abs/1312.6114), as seed 3 builds it.
 
     Encoder: 3x3 conv 32, 3x3 conv 64 stride 2, 3x3 conv 64, 3x3 conv 64 (ReLU, 'same'), flatten,
@@ -71,11 +71,14 @@ class ConvVAE(Autoencoder):
         return AEOutput(logits=logits, z=z, mean=mean, logvar=logvar)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: Tensor | int | None = None) -> Tensor:
         """``n`` new images decoded from the prior N(0, I): (n, C, H, W) in [0, 1]."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return self.decode(z)
+        return self.decode(z, labels)
+
+    def decode_latent(self, z: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        return self.decode(z, labels)
 
 
 register_preset("vae-seed", "vae", "seed 3's loss: per-pixel mean BCE + 5e-4 x mean KL term, RMSprop, batch 16",

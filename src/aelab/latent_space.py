@@ -1,7 +1,6 @@
-"""Latent-space tools: samples, the 2-D manifold, codes scattered by label, interpolations.
-
-They work on every registered model that has what they need: ``sample`` for generative models
-(VAE, GAN), ``encode``/``decode`` for every autoencoder (a VAE's code is its posterior mean).
+"""Latent-space tools on a model: samples, the 2-D manifold, codes scattered by label,
+interpolations. Each asks the interface it needs (:mod:`aelab.nets.base`): ``Generative`` for
+samples and the prior (VAE, GAN), ``Autoencoder`` for encoding (a VAE's code is its posterior mean).
 """
 
 from __future__ import annotations
@@ -12,39 +11,43 @@ from torch import Tensor, nn
 from .data import ImageData
 from .errors import AelabError
 from .metrics import pca_fit, reconstruct
+from .nets.base import Autoencoder, Conditional, Generative, TextModel
+
+WHAT = {Autoencoder: "an autoencoder", Generative: "a generative model (vae, cvae, gan)",
+        TextModel: "a text model (char-lstm)"}
 
 
-def need(model: nn.Module, method: str, what: str) -> None:
-    if not hasattr(model, method):
-        name = getattr(model, "registry_name", type(model).__name__)
-        raise AelabError(f"{name} has no {method}(): {what}")
+def require(model: nn.Module, interface: type, why: str) -> None:
+    """A one-line error unless ``model`` declares ``interface``: ``why`` says what needed it."""
+    if not isinstance(model, interface):
+        raise AelabError(f"{model.model_name} is not {WHAT[interface]}: {why}")
 
 
-def label_arguments(model: nn.Module, label: int | None, needed_to: str | None = None) -> dict:
-    """``{"labels": label}`` for a conditional model (a class in range; required where it is
+def label_arguments(model: nn.Module, labels: int | None, needed_to: str | None = None) -> dict:
+    """``{"labels": labels}`` for a conditional model (a class in range; required where it is
     ``needed_to`` do something), ``{}`` for the others (which must be given none)."""
-    name = getattr(model, "registry_name", type(model).__name__)
-    if not getattr(model, "conditional", False):
-        if label is not None:
+    name = model.model_name
+    if not isinstance(model, Conditional):
+        if labels is not None:
             raise AelabError(f"{name} does not take a label (only conditional models, such as cvae, do)")
         return {}
-    if label is None:
+    if labels is None:
         if needed_to:
             raise AelabError(f"{name} {needed_to}: give --label (0 to {model.classes - 1})")
         return {}
-    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < model.classes:
-        raise AelabError(f"--label must be a class of {name}: 0 to {model.classes - 1}, got {label!r}")
-    return {"labels": label}
+    if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels < model.classes:
+        raise AelabError(f"--label must be a class of {name}: 0 to {model.classes - 1}, got {labels!r}")
+    return {"labels": labels}
 
 
 @torch.no_grad()
-def samples(model: nn.Module, n: int, seed: int = 0, label: int | None = None) -> Tensor:
+def samples(model: nn.Module, n: int, seed: int = 0, labels: int | None = None) -> Tensor:
     """``n`` new images from a generative model's prior (a conditional model's: of class
-    ``label``, or of random classes)."""
+    ``labels``, or of random classes)."""
     if n < 1:
         raise AelabError(f"-n must be at least 1, got {n}")
-    need(model, "sample", "only generative models (vae, cvae, gan) draw new images")
-    extra = label_arguments(model, label)
+    require(model, Generative, "only generative models draw new images")
+    extra = label_arguments(model, labels)
     return model.eval().sample(n, torch.Generator().manual_seed(seed), **extra)
 
 
@@ -55,28 +58,26 @@ def class_samples(model: nn.Module, per_class: int = 10, seed: int = 0) -> Tenso
 
 
 @torch.no_grad()
-def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.95, label: int | None = None) -> Tensor:
+def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.95, labels: int | None = None) -> Tensor:
     """Decoded points of a 2-D latent on an ``n`` x ``n`` grid of the prior's quantiles (keras-io's
-    VAE); a conditional model's for class ``label``."""
-    need(model, "sample", "the manifold is drawn from a generative model's prior")
-    extra = label_arguments(model, label, needed_to="draws one class's manifold")
-    latent = getattr(model, "latent_dim", None)
-    if latent != 2:
-        raise AelabError(f"the manifold needs a 2-D latent space; this model's has {latent} dimensions "
+    VAE); a conditional model's for class ``labels``."""
+    require(model, Generative, "the manifold is drawn from a generative model's prior")
+    extra = label_arguments(model, labels, needed_to="draws one class's manifold")
+    if model.latent_dim != 2:
+        raise AelabError(f"the manifold needs a 2-D latent space; this model's has {model.latent_dim} dimensions "
                          "(train with --param latent_dim=2)")
     quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, n))
     zy, zx = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
-    decode = model.decode if hasattr(model, "decode") else model.generate
-    return decode(z.to(next(model.parameters()).device), **extra).cpu()
+    return model.decode_latent(z.to(next(model.parameters()).device), **extra).cpu()
 
 
 @torch.no_grad()
 def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
     """Test-set codes in 2-D: as they are for a 2-D code, else their first two principal components."""
-    need(model, "encode", "the latent plot needs an encoder (a gan has none)")
+    require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
     images = data.test[:limit]
-    given = getattr(model, "conditional", False) and data.test_labels is not None
+    given = isinstance(model, Conditional) and data.test_labels is not None
     _, codes = reconstruct(model, images, labels=data.test_labels[:limit] if given else None)
     codes = codes.flatten(1).double()
     labels = None if data.test_labels is None else data.test_labels[:limit]
@@ -91,23 +92,22 @@ def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tens
 
 @torch.no_grad()
 def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = None, steps: int = 10,
-                seed: int = 0, label: int | None = None) -> Tensor:
+                seed: int = 0, labels: int | None = None) -> Tensor:
     """Images decoded along the straight line between two codes: of images ``a`` and ``b`` (1, C, H, W)
     through the encoder, or of two random prior points for a generative model given no images (a
-    conditional model's, all of class ``label``)."""
+    conditional model's, all of class ``labels``)."""
     if steps < 2:
         raise AelabError(f"--steps must be at least 2, got {steps}")
-    extra = label_arguments(model, label, needed_to="interpolates within one class")
+    extra = label_arguments(model, labels, needed_to="interpolates within one class")
     model.eval()
     if a is None or b is None:
-        need(model, "sample", "give two images to interpolate between")
+        require(model, Generative, "give two images to interpolate between")
         generator = torch.Generator().manual_seed(seed)
         start, end = torch.randn(2, model.latent_dim, generator=generator)
         start, end = start[None], end[None]
     else:
-        need(model, "encode", "interpolating between images needs an encoder (a gan has none: give no images)")
+        require(model, Autoencoder, "interpolating between images needs an encoder (a gan has none: give no images)")
         start, end = model.encode(a, **extra), model.encode(b, **extra)
     weights = torch.linspace(0, 1, steps).view(-1, *[1] * (start.dim() - 1))
     path = (1 - weights) * start + weights * end
-    decode = model.decode if hasattr(model, "decode") else model.generate
-    return decode(path, **extra)
+    return model.decode(path, **extra) if isinstance(model, Autoencoder) else model.decode_latent(path, **extra)

@@ -17,6 +17,7 @@ from torch import Tensor
 from .data import ImageData
 from .errors import AelabError
 from .metrics import pca_fit, reconstruct
+from .nets.base import Autoencoder, Conditional
 
 
 def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, classes: int | None = None,
@@ -47,7 +48,7 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
 def probe_run(run, data: ImageData) -> dict[str, Any]:
     """The probe on ``run``'s codes of ``data``, on PCA codes of the same size and on the pixels."""
     model = run.model
-    if not hasattr(model, "encode"):
+    if not isinstance(model, Autoencoder):
         raise AelabError(f"{run.config.model} has no encoder whose codes a probe could test")
     if data.train_labels is None or data.test_labels is None:
         raise AelabError(f"{data.name} has no class labels to probe with (labels come from a folder's class "
@@ -57,7 +58,7 @@ def probe_run(run, data: ImageData) -> dict[str, Any]:
     test_x, test_y = data.test[test_known], data.test_labels[test_known]
     if len(train_y.unique()) < 2:
         raise AelabError(f"{data.name}: a probe needs labelled training images of at least two classes")
-    given = getattr(model, "conditional", False)
+    given = isinstance(model, Conditional)
     train_codes = reconstruct(model, train_x, labels=train_y if given else None)[1].flatten(1)
     test_codes = reconstruct(model, test_x, labels=test_y if given else None)[1].flatten(1)
     size = train_codes.shape[1]

@@ -1,0 +1,28 @@
+"""Model families as objects: each module here is one family (its system, data, batches,
+callbacks, evaluation, report lines, headline metrics and search space). A registered model
+names its family (``register_model(..., family="vae")``); :func:`family_of` gives the object.
+
+Adding a family: one module here with a :class:`~aelab.families.base.Family` subclass, listed in
+``FAMILIES`` below, and its networks in ``nets/`` declaring the interfaces of ``nets/base.py``.
+"""
+
+from __future__ import annotations
+
+from ..models import get_entry
+from .autoencoder import AutoencoderFamily
+from .base import Family, NonFiniteLoss
+from .classifier import ClassifierFamily
+from .gan import GANFamily
+from .text import TextFamily
+from .vae import CVAEFamily, VAEFamily
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (
+    AutoencoderFamily(), VAEFamily(), CVAEFamily(), ClassifierFamily(), GANFamily(), TextFamily())}
+
+
+def family_of(model: str) -> Family:
+    """The family of a registered model name (or alias)."""
+    return FAMILIES[get_entry(model).family]
+
+
+__all__ = ["FAMILIES", "Family", "NonFiniteLoss", "family_of"]

@@ -1,0 +1,83 @@
+"""Autoencoders with a classifier head (seed 3's several outputs): the weighted sum of the
+reconstruction loss and the cross-entropy of the head, semi-supervised where labels are hidden."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import TrainSettings
+from ..data import ImageData
+from ..errors import AelabError
+from ..losses import reconstruction_loss
+from ..nets.base import AEOutput, Autoencoder, Classifier
+from .autoencoder import AutoencoderFamily, AutoencoderSystem
+
+if TYPE_CHECKING:
+    from ..runs import Run
+
+
+class ClassifierSystem(AutoencoderSystem):
+    """Trains an autoencoder with a classifier head: the weighted sum of the reconstruction loss and
+    the cross-entropy of the head, the latter over the images that have a label (label -1: none).
+    Logs each loss and the accuracy on its own."""
+
+    honours = AutoencoderSystem.honours + ("loss_weights", "labelled")
+    LOSSES = ("recon", "label")
+
+    @classmethod
+    def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
+        super().check(model_name, settings, explicit)
+        unknown = sorted(set(settings.loss_weights or {}) - set(cls.LOSSES))
+        if unknown:
+            raise AelabError(f"{model_name} has no loss {unknown[0]!r} to weigh; its losses are: {', '.join(cls.LOSSES)}")
+        if not any((settings.loss_weights or {"recon": 1.0}).values()):
+            raise AelabError(f"{model_name}: every loss weight is 0, so there is nothing to train; give one a weight > 0")
+
+    def __init__(self, model: Autoencoder, settings: TrainSettings) -> None:
+        super().__init__(model, settings)
+        self.weights = {name: 1.0 for name in self.LOSSES} | (settings.loss_weights or {})
+
+    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
+        recon = reconstruction_loss(out.logits, targets, self.settings.loss, self.model.output)
+        known = labels >= 0
+        n_known = known.sum()
+        # the label loss over the labelled images only; a batch without any adds nothing
+        per_image = F.cross_entropy(out.class_logits.float(), labels.clamp_min(0), reduction="none")
+        label = (per_image * known).sum() / n_known.clamp_min(1)
+        correct = ((out.class_logits.argmax(-1) == labels) & known).sum() / n_known.clamp_min(1)
+        loss = sum(self.weights[name] * term for name, term in (("recon", recon), ("label", label))
+                   if self.weights[name])  # a weight of 0 leaves its head out of the gradient entirely
+        return loss, {"recon": recon, "label": label, "accuracy": correct}
+
+
+class ClassifierFamily(AutoencoderFamily):
+    """The autoencoder's metrics and the head's test accuracy on the labelled test images."""
+
+    name = "classifier"
+    system = ClassifierSystem
+    needs_labels = True
+    headline = ("test_rmse", "pca_rmse", "test_accuracy")
+
+    @torch.no_grad()
+    def evaluate(self, run: Run, model: Classifier, data: ImageData, write_figures: bool,
+                 batch_size: int = 1000) -> dict[str, Any]:
+        metrics = super().evaluate(run, model, data, write_figures)
+        if data.test_labels is None:
+            return metrics
+        known = data.test_labels >= 0
+        model.eval()
+        predicted = torch.cat([model.classify(batch).argmax(-1) for batch in data.test[known].split(batch_size)])
+        metrics["test_accuracy"] = (predicted == data.test_labels[known]).float().mean().item()
+        metrics["test_labelled_images"] = int(known.sum())
+        return metrics
+
+    def head_report(self, metrics: dict[str, Any], m: dict[str, Any]) -> list[str]:
+        if "test_accuracy" not in metrics:
+            return []
+        return [f"  test accuracy {m['test_accuracy']:.4f} (classifier head, {metrics['test_labelled_images']} "
+                "labelled test images)"]

@@ -1,0 +1,171 @@
+"""What the image families share: loading image data, cutting batches (held in memory or
+streamed from a folder), the callbacks that write into a run folder while it trains, and the
+evaluation of models that draw new images (sample quality, sample grids, the 2-D manifold)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+
+from .. import figures, latent_space as latent
+from ..callbacks import ActivationLog, EmbeddingLog, SampleGrid
+from ..config import RunConfig, TrainSettings
+from ..data import (ARRAYS, ImageData, TensorBatches, hide_labels, noisy_copy, resolve_data, split_validation)
+from ..errors import AelabError
+from ..frechet import sample_quality
+from ..models import get_entry, resolve_params
+from ..nets.base import Conditional, Generative
+from ..streaming import FolderStream, StreamBatches, default_workers
+from .base import Family
+
+if TYPE_CHECKING:
+    from ..runs import Run
+
+
+class ImageFamily(Family):
+    """Models of images: the data are a dataset name, a folder or arrays; batches are
+    (inputs, targets[, labels]) slices of tensors in memory, or shards of a streamed folder."""
+
+    data_kind = "images"
+
+    def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData | FolderStream:
+        """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
+        defaults = get_entry(config.model).defaults()
+        size = params.get("in_size") if "in_size" in params or config.data_dir else None
+        loaded = resolve_data(data, channels=params.get("in_channels"), size=size, stream=config.train.stream)
+        c, h, _ = loaded.shape
+        if c not in (1, 3):
+            raise AelabError(f"{config.data}: images with {c} channels; aelab takes gray (1) or colour (3) images")
+        from_data = {"in_channels": c, "in_size": h}
+        labels = loaded.all_train_labels if isinstance(loaded, FolderStream) else loaded.train_labels
+        if "classes" in defaults and labels is not None and len(labels):
+            from_data["classes"] = int(labels.max()) + 1
+        config.params = resolve_params(config.model, **params, **{k: v for k, v in from_data.items()
+                                                                   if k in defaults and k not in params})
+        config.input_shape = (c, h, h)
+        return loaded
+
+    def check_data(self, config: RunConfig, data: ImageData | FolderStream) -> None:
+        """Enough images to train, validate and test on; labels where the family learns from them."""
+        n_train, n_test = (len(data.train_files), len(data.test_files)) if isinstance(data, FolderStream) \
+            else (len(data.train), len(data.test))
+        n_val = max(1, int(round(n_train * config.train.val_fraction)))
+        if n_train - n_val < 1 or n_test < 1:
+            raise AelabError(f"{data.name} has {n_train} training and {n_test} test image(s); training "
+                             f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 "
+                             "test image")
+        if self.needs_labels:
+            self.check_labels(config, data)
+
+    def check_labels(self, config: RunConfig, data: ImageData) -> None:
+        """A model that learns from labels needs them, within its classes (one line if not)."""
+        where = "labels come from a folder's class sub-folders, IDX label files or y_train/y_test arrays"
+        if data.train_labels is None or data.test_labels is None:
+            split = "training" if data.train_labels is None else "test"
+            raise AelabError(f"{config.model} learns from class labels, and {data.name} has no {split} labels "
+                             f"({where})")
+        classes = config.params["classes"]
+        for split, labels in (("training", data.train_labels), ("test", data.test_labels)):
+            if len(labels) and int(labels.max()) >= classes:
+                raise AelabError(f"{data.name}: {split} label {int(labels.max())} is outside the model's {classes} "
+                                 f"classes (0 to {classes - 1}); set --param classes")
+
+    def run_data(self, config: RunConfig, data: Any = None) -> ImageData:
+        if config.input_shape is None:
+            raise AelabError("config.json has no input_shape: the run never started training")
+        if data is None:
+            if config.data == ARRAYS:
+                raise AelabError("this run was trained on arrays handed to aelab.train; pass the data to use "
+                                 "(--data / --data-dir, or data=...)")
+            data = Path(config.data_dir) if config.data_dir else config.data
+        stream = config.train.stream if isinstance(data, (str, Path)) and Path(data).is_dir() else None
+        return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1], stream=stream)
+
+    def batches(self, data: ImageData | FolderStream, model: torch.nn.Module, settings: TrainSettings,
+                device: torch.device | None) -> tuple[Any, Any]:
+        if isinstance(data, FolderStream):  # read lazily: shards for training, validation images in memory
+            shards, val_x, train_y, val_y = data.split(settings.val_fraction, settings.seed)
+            train_y, val_y = (hide_labels(train_y, settings.labelled, settings.seed), val_y) if self.needs_labels \
+                else (None, None)
+            if device:
+                val_x, val_y = val_x.to(device), None if val_y is None else val_y.to(device)
+            return (StreamBatches(shards, settings.batch_size, seed=settings.seed, workers=default_workers(),
+                                  labels=train_y),
+                    TensorBatches(val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
+        train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
+        train_y = val_y = None
+        if self.needs_labels:
+            train_y, val_y = split_validation(hide_labels(data.train_labels, settings.labelled, settings.seed),
+                                              settings.val_fraction, seed=settings.seed)
+        if device:
+            train_x, val_x = train_x.to(device), val_x.to(device)
+            train_y, val_y = (None, None) if train_y is None else (train_y.to(device), val_y.to(device))
+        val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
+        return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed,
+                              labels=train_y, split=True),
+                TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
+
+    def callbacks(self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings,
+                  val_batches: Any) -> list[L.Callback]:
+        """A sample grid per epoch for a generative model; --log-activations (a fixed batch of 8
+        validation images, as seed 3's callback saves one) and --log-embeddings (the codes of up to
+        1,000, labelled where the data are)."""
+        callbacks: list[L.Callback] = []
+        if isinstance(model, Generative):
+            callbacks.append(SampleGrid(run.path / "samples"))
+        if not (settings.log_activations or settings.log_embeddings):
+            return callbacks
+        images, labels = val_batches.targets, val_batches.labels  # clean images (inputs may be noised)
+        if labels is None and isinstance(data, ImageData) and data.train_labels is not None:
+            labels = split_validation(data.train_labels, settings.val_fraction, seed=settings.seed)[1]
+        conditional = isinstance(model, Conditional)
+        if settings.log_activations:
+            callbacks.append(ActivationLog(run.path / "activations", images[:8], labels[:8] if conditional else None))
+        if settings.log_embeddings:
+            callbacks.append(EmbeddingLog(images[:1000], None if labels is None else labels[:1000], conditional))
+        return callbacks
+
+    def evaluate(self, run: Run, model: torch.nn.Module, data: ImageData, write_figures: bool) -> dict[str, Any]:
+        return {"test_images": len(data.test)}
+
+    def report(self, metrics: dict[str, Any]) -> list[str]:
+        return [f"{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):"]
+
+
+def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: bool) -> dict[str, Any]:
+    """Sample quality (:mod:`aelab.frechet`) of 10,000 samples, and the sample grid (a row per class
+    for a conditional model; the decoded prior quantiles too for a 2-D latent)."""
+    name = run.config.model
+    started = time.perf_counter()
+    generated = torch.cat([model.sample(1000, torch.Generator().manual_seed(i)) for i in range(10)])
+    sampled = time.perf_counter() - started
+    metrics = sample_quality(generated, data)
+    metrics["fd_seconds"] = round(metrics.get("fd_seconds", 0.0) + sampled, 2)  # drawing the samples too
+    if write_figures and isinstance(model, Conditional):  # a row of samples per class
+        figures.grid(latent.class_samples(model, per_class=10), run.path / "samples.png", nrow=10,
+                     title=f"{name}: samples, a row per class")
+    elif write_figures:
+        figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{name}: samples")
+        if model.latent_dim == 2:
+            figures.grid(latent.manifold(model), run.path / "manifold.png", nrow=15,
+                         title=f"{name}: decoded prior quantiles")
+    return metrics
+
+
+def sample_report(metrics: dict[str, Any], m: dict[str, Any]) -> list[str]:
+    """The sample-quality lines: the Fréchet distance beside its floor, and what evaluation cost."""
+    if metrics.get("fd_classifier") is None:
+        return []
+    lines = [f"  fd_classifier {m['fd_classifier']:.2f} (floor, train vs test: {m['fd_classifier_floor']:.2f})"]
+    spent = [f"{name} {metrics[key]:.1f} s" for key, name in (("bounds_seconds", "ELBO/IWAE bounds"),
+                                                              ("fd_seconds", "10,000 samples and their distance"))
+             if metrics.get(key) is not None]
+    lines.append(f"  evaluation time: {', '.join(spent)}")
+    if metrics.get("fd_classifier_train_seconds"):
+        lines.append(f"  (plus {metrics['fd_classifier_train_seconds']:.1f} s, once per dataset: training the "
+                     "feature classifier behind fd_classifier; later runs reuse it)")
+    return lines

@@ -1,0 +1,89 @@
+"""Variational autoencoders (seed 3's VAE, and its conditional twin): trained on the negative
+ELBO; measured as autoencoders, by the ELBO and IWAE bounds, and by the quality of their samples."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from ..config import Dimension, RunConfig, TrainSettings
+from ..data import ImageData
+from ..errors import AelabError
+from ..losses import vae_loss
+from ..metrics import vae_bounds
+from ..nets.base import AEOutput, Conditional
+from ..nets.vae import ConvVAE
+from .autoencoder import AutoencoderFamily, AutoencoderSystem
+from .base import printable
+from .images import sample_metrics, sample_report
+
+if TYPE_CHECKING:
+    from ..registry import ModelEntry
+    from ..runs import Run
+
+
+class VAESystem(AutoencoderSystem):
+    """Trains a VAE on the negative ELBO (or seed 3's formulation); logs its two terms."""
+
+    honours = AutoencoderSystem.honours + ("kl_form", "kl_weight")
+
+    @classmethod
+    def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
+        super().check(model_name, settings, explicit)
+        if settings.loss != "bce":
+            raise AelabError(f"{model_name}: VAEs here use a Bernoulli decoder: train them with --loss bce")
+
+    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, recon, kl = vae_loss(out.logits, targets, out.mean, out.logvar, self.settings.kl_form,
+                                   self.settings.kl_weight)
+        return loss, {"recon": recon, "kl": kl}
+
+
+class VAEFamily(AutoencoderFamily):
+    """VAEs: the autoencoder's metrics, the ELBO and the IWAE bound on ``BOUND_IMAGES`` test images
+    (``BOUND_SAMPLES`` samples each), and the quality of 10,000 samples."""
+
+    name = "vae"
+    system = VAESystem
+    headline = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier")
+    BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
+
+    def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool) -> dict[str, Any]:
+        metrics = super().evaluate(run, model, data, write_figures)
+        labels = data.test_labels[:self.BOUND_IMAGES] if isinstance(model, Conditional) else None
+        started = time.perf_counter()
+        metrics.update(vae_bounds(model, data.test[:self.BOUND_IMAGES], samples=self.BOUND_SAMPLES, labels=labels))
+        metrics["bounds_seconds"] = round(time.perf_counter() - started, 2)
+        metrics.update(sample_metrics(run, model, data, write_figures))
+        return metrics
+
+    def report(self, metrics: dict[str, Any]) -> list[str]:
+        lines, m = super().report(metrics), printable(metrics)
+        iwae = next(k for k in metrics if k.startswith("test_iwae"))
+        lines.append(f"  test ELBO {m['test_elbo']:.1f} nats (reconstruction {m['test_recon_nats']:.1f}, "
+                     f"KL {m['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
+                     f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)")
+        return lines + sample_report(metrics, m)
+
+    def search_space(self, entry: ModelEntry) -> list[Dimension]:
+        return super().search_space(entry) + [Dimension("kl_weight", 0.25, 4.0, log=True)]
+
+
+class CVAEFamily(VAEFamily):
+    """Conditional VAEs: each batch's labels are the model's second input; every training image
+    needs one."""
+
+    name = "cvae"
+    needs_labels = True
+
+    def check_labels(self, config: RunConfig, data: ImageData) -> None:
+        super().check_labels(config, data)
+        if bool((data.train_labels < 0).any()):
+            missing = int((data.train_labels < 0).sum())
+            raise AelabError(f"{config.model} needs a label for every training image; {missing} of {data.name}'s "
+                             "have none")
+
+

@@ -1,0 +1,315 @@
+"""Using a trained run: every function takes the run (a :class:`~aelab.Run` or its folder) first,
+loads its model once, and says ``labels=`` for a conditional model's classes. The functions that
+end in ``_figure`` (and :func:`reconstruct_files`, :func:`encode_file`) write what the CLI
+commands of the same names write, so the CLI, the Python API and the web page share them.
+
+    import aelab
+    x_hat = aelab.reconstruct("runs/demo", x)     # x: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]
+    z = aelab.encode("runs/demo", x); images = aelab.decode("runs/demo", z)
+    aelab.sample_figure("runs/vae", n=100)        # runs/vae/samples.png
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import figures, latent_space as latent_tools
+from .accel import choose_precision
+from .data import add_noise, read_images
+from .errors import AelabError
+from .evaluation import run_data
+from .latent_space import require
+from .metrics import reconstruct as reconstruct_batches
+from .nets.base import Autoencoder, TextModel
+from .runs import Run, write_json
+from .text import decode as decode_text, encode as encode_text
+
+RunLike = Run | str | Path
+Split = Literal["train", "test", "all"]
+
+
+def _model(run: RunLike) -> tuple[Run, nn.Module]:
+    run = Run.of(run)
+    return run, run.model
+
+
+def _png(run: Run, out: str | Path | None, default: str) -> Path:
+    out = Path(out) if out is not None else run.path / default
+    if out.suffix.lower() != ".png":
+        raise AelabError(f"--out must name a .png file, got {out}")
+    return out
+
+
+# ------------------------------------------------------------------ autoencoders
+
+
+def _through(run: RunLike, x: Any, precision: str, labels: Any) -> tuple[Tensor, Tensor]:
+    run, model = _model(run)
+    require(model, Autoencoder, "a gan has no encoder")
+    x = model.check_images(x)
+    labels = model.check_labels(labels, len(x))
+    return reconstruct_batches(model, x, precision=choose_precision(precision, "cpu"),
+                               labels=labels[0].cpu() if labels else None)
+
+
+def reconstruct(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor:
+    """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]
+    (a conditional model, such as cvae, also takes their ``labels``: one int or one per image)."""
+    return _through(run, x, precision, labels)[0]
+
+
+def encode(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor:
+    """Codes of images ``x`` (see :func:`reconstruct`)."""
+    return _through(run, x, precision, labels)[1]
+
+
+@torch.no_grad()
+def decode(run: RunLike, z: Any, labels: Any = None) -> Tensor:
+    """Images in [0, 1] from codes ``z``."""
+    run, model = _model(run)
+    require(model, Autoencoder, "decoding needs an autoencoder (a gan generates from latent points: sample)")
+    return model.decode(torch.as_tensor(z, dtype=torch.float32), labels)
+
+
+def encoder(run: RunLike) -> nn.Module:
+    """The trained encoder as a plain module (images -> codes) to use in another network; it shares
+    the run's weights."""
+    run, model = _model(run)
+    require(model, Autoencoder, "a gan has no encoder")
+    return model.encoder_part()
+
+
+def decoder(run: RunLike) -> nn.Module:
+    """The trained decoder as a plain module (codes -> images in [0, 1])."""
+    run, model = _model(run)
+    require(model, Autoencoder, "a gan has no decoder: its generator is aelab.load(run).generator")
+    return model.decoder_part()
+
+
+def encode_split(run: RunLike, split: Split = "test", data: Any = None, precision: str = "32") -> np.ndarray:
+    """Flattened codes (N, code_size) of the run's dataset (or ``data``): split test, train or all."""
+    if split not in ("train", "test", "all"):
+        raise AelabError(f"unknown split {split!r}; choose train, test or all")
+    loaded = run_data(run, data)
+    images = {"train": loaded.train, "test": loaded.test}.get(split)
+    if images is None:
+        images = torch.cat([loaded.train, loaded.test])
+    return encode(run, images, precision=precision).flatten(1).numpy()
+
+
+def encode_file(run: RunLike, out: str | Path, split: Split = "test", data: Any = None,
+                precision: str = "32") -> tuple[Path, np.ndarray]:
+    """Write :func:`encode_split`'s codes to the .npy file ``out``; returns it and the codes."""
+    out = Path(out)
+    if out.suffix != ".npy":
+        raise AelabError(f"--out must name a .npy file, got {out}")
+    codes = encode_split(run, split, data, precision)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, codes)
+    return out, codes
+
+
+def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, noise: float = 0.0,
+                      precision: str = "auto", mode: str = "reconstruct", labels: int | None = None) -> list[Path]:
+    """Reconstruct image files (``mode="denoise"``: denoise them, after adding ``noise`` if given,
+    to try the model). Writes ``out/NAME_recon.png`` (``NAME_denoised.png``) for each and
+    ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files."""
+    from torchvision.utils import save_image
+
+    suffix = {"reconstruct": "recon", "denoise": "denoised"}.get(mode)
+    if suffix is None:
+        raise AelabError(f"unknown mode {mode!r}; choose reconstruct or denoise")
+    if noise < 0 or not math.isfinite(noise):
+        raise AelabError(f"--noise must be a finite number >= 0, got {noise}")
+    run, model = _model(run)
+    require(model, Autoencoder, "a gan has no encoder")
+    channels, size = model.input_shape[0], model.input_shape[1]
+    inputs = read_images(images, channels, size)  # every file checked before anything is written
+    if noise:
+        inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
+    outputs = reconstruct(run, inputs, labels=labels, precision=precision)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image, source in zip(outputs, images):
+        target = out / f"{Path(source).stem}_{suffix}.png"
+        save_image(image.clamp(0, 1), target)
+        written.append(target)
+    shown = "denoised" if mode == "denoise" else "reconstruction"
+    written.append(figures.image_rows([inputs, outputs], ["input", shown], out / f"{mode}.png"))
+    return written
+
+
+# ------------------------------------------------------------------ the latent space
+
+
+def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None) -> Tensor:
+    """``n`` new images from a generative run's prior (a cvae's: of class ``labels``)."""
+    run, model = _model(run)
+    return latent_tools.samples(model, n, seed, labels)
+
+
+def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, seed: int = 0,
+                  labels: int | None = None) -> Path:
+    """:func:`sample`'s images as a square grid in ``out`` (default RUN/samples.png)."""
+    run = Run.of(run)
+    out = _png(run, out, "samples.png")
+    images = sample(run, n, seed, labels)
+    return figures.grid(images, out, nrow=math.ceil(math.sqrt(n)))
+
+
+def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> Tensor:
+    """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images (a cvae's, of
+    class ``labels``)."""
+    if grid < 1:
+        raise AelabError(f"--grid must be at least 1, got {grid}")
+    run, model = _model(run)
+    return latent_tools.manifold(model, grid, labels=labels)
+
+
+def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15, labels: int | None = None) -> Path:
+    """:func:`manifold` as a grid in ``out`` (default RUN/manifold.png)."""
+    run = Run.of(run)
+    out = _png(run, out, "manifold.png")
+    return figures.grid(manifold(run, grid, labels), out, nrow=grid)
+
+
+def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
+    """Test-set codes in 2-D (principal components where the code is larger), their labels (or
+    None) and the axes' names."""
+    if limit < 1:
+        raise AelabError(f"--limit must be at least 1, got {limit}")
+    run, model = _model(run)
+    require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
+    return latent_tools.codes_2d(model, run_data(run, data), limit)
+
+
+def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None,
+                  limit: int = 5000) -> tuple[Path, int, tuple[str, str]]:
+    """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the
+    file, the number of codes and the axes' names."""
+    run = Run.of(run)
+    out = _png(run, out, "latent.png")
+    points, labels, axes = latent(run, data, limit)
+    figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes)
+    return out, len(points), axes
+
+
+def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0,
+                labels: int | None = None) -> Tensor:
+    """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files or
+    (1, C, H, W) tensors), framed by the two inputs; with no images, between two prior points."""
+    run, model = _model(run)
+    if (a is None) != (b is None):
+        raise AelabError("give two images to interpolate between (or none, for a generative model)")
+    if a is None:
+        return latent_tools.interpolate(model, steps=steps, seed=seed, labels=labels)
+    require(model, Autoencoder, "interpolating between images needs an encoder (a gan has none: give no images)")
+    ends = []
+    for end in (a, b):
+        if isinstance(end, (str, Path)):
+            end = read_images([end], model.input_shape[0], model.input_shape[1])
+        ends.append(model.check_images(end))
+    return torch.cat([ends[0], latent_tools.interpolate(model, ends[0], ends[1], steps=steps, seed=seed,
+                                                        labels=labels), ends[1]])
+
+
+def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Path | None = None, steps: int = 10,
+                       seed: int = 0, labels: int | None = None) -> Path:
+    """:func:`interpolate`'s path as one row in ``out`` (default RUN/interpolation.png)."""
+    run = Run.of(run)
+    out = _png(run, out, "interpolation.png")
+    path = interpolate(run, a, b, steps, seed, labels)
+    return figures.grid(path, out, nrow=len(path))
+
+
+# ------------------------------------------------------------------ text
+
+
+def generate(run: RunLike, prompt: str, length: int = 400, temperature: float = 1.0, seed: int = 0) -> str:
+    """A text run's continuation of ``prompt``: ``length`` characters drawn at ``temperature``
+    (0: always the likeliest; higher: more surprising). A fixed ``seed`` repeats the text."""
+    run, model = _model(run)
+    require(model, TextModel, "only text models generate text")
+    if not isinstance(prompt, str) or not prompt:
+        raise AelabError("give a prompt: at least one character of the model's alphabet")
+    if not isinstance(length, int) or length < 1:
+        raise AelabError(f"length must be a positive integer, got {length!r}")
+    indices = encode_text(prompt, model.alphabet)
+    drawn = model.generate(indices, length, temperature, torch.Generator().manual_seed(seed))
+    return decode_text(drawn, model.alphabet)
+
+
+# ------------------------------------------------------------------ features and looking inside
+
+
+def probe(run: RunLike, data: Any = None, write: bool = True) -> dict[str, Any]:
+    """How good the run's codes are as features: a linear classifier fitted on the training codes,
+    scored on the test codes, beside the same probe on PCA codes of the same size and on raw
+    pixels (:func:`aelab.probing.probe_run`). Adds the numbers to metrics.json (``write``, for the
+    run's own data only)."""
+    from .probing import probe_run
+
+    run = Run.of(run)
+    result = probe_run(run, run_data(run, data))
+    if write and data is None and run.metrics_path.is_file():
+        write_json(run.metrics_path, {**run.metrics, **result})
+    return result
+
+
+def activation_epochs(run: RunLike) -> list[int]:
+    """The epochs whose layer outputs ``log_activations`` saved (RUN/activations/epoch_NNN.npz)."""
+    run = Run.of(run)
+    stems = (p.stem.removeprefix("epoch_") for p in (run.path / "activations").glob("epoch_*.npz"))
+    return sorted(int(stem) for stem in stems if stem.isdigit())
+
+
+def activations(run: RunLike, epoch: int | None = None) -> dict[str, np.ndarray]:
+    """The layer outputs saved by ``log_activations`` after ``epoch`` (default: the last saved):
+    ``inputs`` (the fixed validation images) and one array per layer, by its name in the model."""
+    run = Run.of(run)
+    epochs = activation_epochs(run)
+    if not epochs:
+        raise AelabError(f"{run.path} has no saved activations: train it with --log-activations")
+    epoch = max(epochs) if epoch is None else epoch
+    if epoch not in epochs:
+        raise AelabError(f"no activations saved for epoch {epoch}; saved: epochs {min(epochs)} to {max(epochs)}")
+    path = run.path / "activations" / f"epoch_{epoch:03d}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise AelabError(f"{path} is damaged ({error})") from None
+
+
+def activation_figure(run: RunLike, out: str | Path | None = None, epoch: int | None = None,
+                      layer: str | None = None, image: int = 0) -> Path:
+    """Draw one layer's saved output for one of the fixed images as a PNG (default layer: the first
+    convolutional one; default ``out``: RUN/activations/epoch_NNN_LAYER.png)."""
+    run = Run.of(run)
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise AelabError(f"--out must name a .png file, got {out}")
+    arrays = activations(run, epoch)
+    epoch = max(activation_epochs(run)) if epoch is None else epoch
+    out = Path(out) if out is not None else run.path / "activations" / f"epoch_{epoch:03d}_{layer or 'first-conv'}.png"
+    layers = [name for name in arrays if name != "inputs"]
+    if layer is None:
+        layer = next((n for n in layers if arrays[n].ndim == 4 and arrays[n].shape[1] > 1), layers[0])
+    if layer not in arrays or layer == "inputs":
+        raise AelabError(f"no layer {layer!r} among the saved activations; the layers: {', '.join(layers)}"[:400])
+    count = len(arrays["inputs"])
+    if not 0 <= image < count:
+        raise AelabError(f"--image must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
+    return figures.feature_maps(arrays["inputs"][image], arrays[layer][image], out,
+                                f"{run.config.model}, epoch {epoch}: {layer} {tuple(arrays[layer].shape[1:])}")
+
+
+__all__ = ["activation_epochs", "activation_figure", "activations", "decode", "decoder", "encode", "encode_file",
+           "encode_split", "encoder", "generate", "interpolate", "interpolate_figure", "latent", "latent_figure",
+           "manifold", "manifold_figure", "probe", "reconstruct", "reconstruct_files", "sample", "sample_figure"]

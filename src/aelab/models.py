@@ -1,0 +1,85 @@
+"""Registered models by name: ``list_models``, ``create_model``, the parameters of a name and
+how a run's saved parameters map onto today's model. Importing this module imports ``nets/``,
+whose modules register themselves in :mod:`aelab.registry`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING, Any
+
+from . import nets  # noqa: F401  (importing the nets registers them)
+from .config import coerce, describe, from_text
+from .errors import AelabError
+from .registry import _ALIASES, _REGISTRY, ModelEntry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern, sorted: ``list_models("conv*")``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def aliases() -> dict[str, str]:
+    return dict(_ALIASES)
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[_ALIASES.get(name, name)]
+    except (KeyError, TypeError):
+        raise AelabError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
+
+
+def resolve_params(name: str, **overrides: Any) -> dict[str, Any]:
+    """The full parameter set for ``name`` with ``overrides`` applied; unknown names are refused."""
+    entry = get_entry(name)
+    values = entry.defaults()
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise AelabError(f"model {entry.name} has no parameter {unknown[0]!r}; "
+                         f"its parameters are: {', '.join(values)}")
+    values.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})  # JSON gives lists
+    return values
+
+
+def upgrade_params(name: str, raw: dict[str, Any], what: str = "") -> dict[str, Any]:
+    """A run's saved parameters as today's model takes them: old names and forms mapped, missing
+    ones filled, each value checked against the model's type hints (one line naming the key)."""
+    entry = get_entry(name)
+    params = {entry.renamed.get(k, k): v for k, v in raw.items()}
+    params = {k: entry.converters[k](v) if k in entry.converters else v for k, v in params.items()}
+    params = {**entry.added_later, **params}
+    defaults, hints = entry.defaults(), entry.annotations()
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise AelabError(f"{what}{unknown[0]} is not a parameter of {entry.name}")
+    return {**defaults, **{k: coerce(f"{what}{k}", v, hints.get(k, Any)) for k, v in params.items()}}
+
+
+def create_model(name: str, **params: Any) -> nn.Module:
+    """Build a registered model; bad parameter values become one-line :class:`AelabError`s."""
+    entry = get_entry(name)
+    values = resolve_params(name, **params)
+    try:
+        model = entry.builder(**values)
+    except (ValueError, TypeError) as error:
+        raise AelabError(f"model {entry.name}: {error}") from None
+    model.registry_name = entry.name
+    model.params = values
+    return model
+
+
+def parse_param(name: str, text: str) -> tuple[str, Any]:
+    """Parse ``--param key=value`` for model ``name`` using the model's type hints."""
+    if "=" not in text:
+        raise AelabError(f"--param expects key=value, got {text!r}")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    resolve_params(name, **{key: None})  # refuses unknown keys with the list of valid ones
+    hint = get_entry(name).annotations().get(key, str)
+    try:
+        return key, coerce(f"--param {key}", from_text(raw, hint), hint)
+    except AelabError:
+        raise AelabError(f"--param {key}: cannot read {raw!r} as {describe(hint)}") from None

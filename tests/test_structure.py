@@ -1,0 +1,124 @@
+"""The code's structure, checked: no import cycles (imports inside functions counted), the CLI
+calls only what ``import aelab`` exports, nothing outside ``families/`` branches on the family of a
+model or probes a model for what it can do, and ``aelab --help`` loads no torch."""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import aelab
+
+SRC = Path(aelab.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def imports(name: str, path: Path) -> set[str]:
+    """The aelab modules that ``name`` imports anywhere in its file, inside functions too."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in MODULES else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def cycles() -> list[list[str]]:
+    graph = {name: imports(name, path) for name, path in MODULES.items()}
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles():
+    assert cycles() == []
+
+
+def test_the_check_finds_a_cycle(monkeypatch):
+    """The walk sees an import inside a function: the check would fail on one."""
+    monkeypatch.setitem(MODULES, "aelab.errors", SRC / "errors.py")
+    original = imports
+
+    def with_a_loop(name, path):
+        found = original(name, path)
+        return found | {"aelab.cli"} if name == "aelab.errors" else found
+
+    monkeypatch.setattr(sys.modules[__name__], "imports", with_a_loop)
+    assert any("aelab.errors" in c and "aelab.cli" in c for c in cycles())
+
+
+def test_the_cli_imports_only_what_aelab_exports():
+    tree = ast.parse((SRC / "cli.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("aelab")):
+            assert node.module == "aelab" and not node.level, ast.unparse(node)
+            assert all(alias.name in aelab.__all__ for alias in node.names), ast.unparse(node)
+        elif isinstance(node, ast.Import):
+            assert not any(a.name.startswith("aelab.") for a in node.names), ast.unparse(node)
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "aelab"}
+    assert used and used <= set(aelab.__all__), sorted(used - set(aelab.__all__))
+
+
+def test_no_exported_name_is_also_a_module():
+    """``aelab.X`` must mean one thing: a submodule of the same name would replace the function once imported."""
+    assert not {m.name for m in pkgutil.iter_modules(aelab.__path__)} & set(aelab.__all__)
+
+
+def test_only_families_branch_on_the_family_and_nothing_probes_a_model():
+    branching = re.compile(r"kind ==|kind in \(|\.family ==|family in \(")
+    probing = re.compile(r"hasattr\((self\.)?model\b|getattr\((self\.)?model\b|getattr\(\w+, \"conditional\"")
+    for name, path in MODULES.items():
+        text = path.read_text()
+        if not name.startswith("aelab.families"):
+            assert not branching.search(text), f"{path} branches on the family"
+        assert not probing.search(text), f"{path} probes a model instead of asking its interface"
+
+
+def test_aelab_help_loads_no_torch():
+    code = ("import sys\nfrom aelab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nmain(['models'])\n"
+            "assert 'torch' not in sys.modules, 'aelab models imported torch'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
