@@ -122,3 +122,11 @@ def test_aelab_help_loads_no_torch():
             "assert 'torch' not in sys.modules, 'aelab models imported torch'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_readme_is_a_manual_whose_links_resolve():
+    readme = SRC.parent.parent / "README.md"
+    text = readme.read_text()
+    assert len(text.splitlines()) <= 300
+    for target in re.findall(r"\]\(([^)#:]+)\)", text):  # relative links and images
+        assert (readme.parent / target).exists(), target
