@@ -28,8 +28,8 @@ def load_benchmark(name: str):
     return module
 
 
-def load_speed():
-    return load_benchmark("speed")
+def load_speed(question: str = "training"):
+    return load_benchmark(f"speed_{question}")
 
 
 def test_plain_reference_is_the_seed_one_model():
@@ -50,9 +50,10 @@ def test_reference_and_fast_steps_train(tmp_path):
     for fast in (False, True):
         rate, faults = speed.plain_loop(x, epochs=1, fast=fast)
         assert rate > 0 and faults >= 0
-    rate, _ = speed.plain_loop(x, epochs=1, fast=True, model_name=speed.OVERHEAD_MODEL)  # Lightning's cost's baseline
+    rate, _ = speed.plain_loop(x, epochs=1, fast=True, model_name=load_speed("overhead").OVERHEAD_MODEL)  # Lightning's cost's baseline
     assert rate > 0
     results = tmp_path / "speed.md"
+    speed = load_speed("common")
     speed.write_results(results, [("a", "1"), ("b", "2")], "profile", ["--data", "mnist-sample"])
     speed.write_results(results, [("a", "3")], "profile", [])
     text = results.read_text()
@@ -60,7 +61,7 @@ def test_reference_and_fast_steps_train(tmp_path):
 
 
 def test_time_to_quality_text_takes_the_median_and_counts_misses_as_slowest():
-    speed = load_speed()
+    speed = load_speed("ttq")
     runs = [{"reached_at": t, "wall": 20.0, "trace": [(1.0, 12.0, 0.1)]} for t in (12.0, 11.0)]
     assert speed.ttq_text(runs + [{"reached_at": None, "wall": 99.0, "trace": []}], verdict=True).startswith(
         "12.0 s of training (runs: 12.0, 11.0, inf), goal < 20 s: met")
@@ -70,7 +71,7 @@ def test_time_to_quality_text_takes_the_median_and_counts_misses_as_slowest():
 
 
 def test_text_reference_is_the_char_lstm_and_trains():
-    speed = load_speed()
+    speed = load_speed("text")
     ours, plain = create_model("char-lstm", alphabet="abcdef"), speed.PlainCharLSTM(6)
     plain.load_state_dict(ours.state_dict())  # the same parameters, the same names
     x = torch.randint(0, 6, (3, 40))
@@ -161,7 +162,7 @@ def test_init_weights_comparison_trains_deep_32_from_either_start():
 
 
 def test_generative_references_train_aelabs_networks():
-    speed = load_speed()
+    speed = load_speed("generative")
     for name in speed.GENERATIVE_MODELS:
         for tuned in (False, True):
             model, step = speed.plain_generative_step(name, tuned)
@@ -316,3 +317,16 @@ def test_generative_ceiling_times_every_convolution_of_both_models():
     name, layer, shape, needs_grad = found[1]
     assert ceiling.describe(layer) == "3x3 32 -> 64, stride 2"
     assert ceiling.conv_ms(layer, shape, needs_grad, "32", True, repeats=1) > 0
+
+
+def test_the_speed_driver_runs_each_questions_script():
+    """speed.py asks every question that has a script of its own, and each script stands alone."""
+    driver = load_benchmark("speed")
+    scripts = sorted(p.stem.removeprefix("speed_") for p in BENCHMARKS.glob("speed_*.py"))
+    assert set(scripts) - {"common"} == {"training", "overhead", "inference", "quality", "ttq", "text", "generative",
+                                         "processes"}
+    for name in set(scripts) - {"common"}:
+        module = load_speed(name)
+        assert callable(module.rows) and callable(module.main) and "?" in module.__doc__.splitlines()[0] + \
+            module.__doc__.splitlines()[1], f"speed_{name}.py should open with its question"
+        assert getattr(driver, f"speed_{name}").rows.__module__ == f"speed_{name}"
