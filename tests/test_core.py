@@ -156,6 +156,15 @@ def test_a_setting_the_model_does_not_use_is_refused(model, flag, value, tmp_pat
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("model, schedule", [("conv-resize", ["--schedule", "cosine"]), ("best", []),
+                                             ("conv-resize", ["--no-reduce-lr"])])
+def test_lr_patience_is_refused_where_no_plateau_schedule_uses_it(model, schedule, tmp_path, capsys):
+    """`best` trains on a cosine schedule by default; --lr-patience would be recorded and ignored."""
+    assert run_cli("train", model, *schedule, "--lr-patience", "3", "--out", tmp_path / "r") == 2
+    assert "--lr-patience" in error_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("flag, value", [("--lr", "inf"), ("--lr", "nan"), ("--noise", "nan"),
                                          ("--noise", "inf"), ("--val-fraction", "1")])
 def test_non_finite_or_out_of_range_values_are_refused_up_front(flag, value, tmp_path, capsys):

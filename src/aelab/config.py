@@ -5,8 +5,8 @@ them, :class:`StyleSettings`, style transfer's settings, and the dataset names).
 :class:`TrainSettings` lists every training setting once, with its type, range and help text.
 A model's registered defaults are a :class:`TrainSettings` (``registry.register_model``); the CLI
 makes one flag per field (``cli.add_settings``); ``aelab.train(**settings)`` takes the same names;
-each system declares which settings it honours (``systems.*.honours``) and a setting it does not
-honour is refused. :class:`RunConfig` is config.json, validated field by field on load.
+each family's system declares which settings it honours (``families.*.honours``) and a setting it does not
+honour is refused. :class:`RunConfig` is config.json (``runs.read_config`` validates it field by field).
 
 This module imports nothing heavy: ``aelab --help`` is built from it without loading torch.
 """

@@ -6,7 +6,8 @@ whose modules register themselves in :mod:`aelab.registry`.
 from __future__ import annotations
 
 import fnmatch
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import nets  # noqa: F401  (importing the nets registers them)
 from .config import coerce, describe, from_text
@@ -82,4 +83,7 @@ def parse_param(name: str, text: str) -> tuple[str, Any]:
     try:
         return key, coerce(f"--param {key}", from_text(raw, hint), hint)
     except AelabError:
-        raise AelabError(f"--param {key}: cannot read {raw!r} as {describe(hint)}") from None
+        choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+        why = f"{raw!r} is not one of: {', '.join(map(str, choices))}" if choices else \
+            f"cannot read {raw!r} as {describe(hint)}"
+        raise AelabError(f"--param {key}: {why}") from None

@@ -11,7 +11,7 @@ import fnmatch
 import inspect
 import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import TRAIN_FIELDS, TrainSettings
 from .errors import AelabError
@@ -25,7 +25,6 @@ def validate_choice(what: str, value: Any, literal: Any) -> None:
         raise AelabError(f"unknown {what} {value!r}; choose one of: {', '.join(map(str, choices))}")
 
 
-FamilyName = Literal["autoencoder", "vae", "cvae", "classifier", "gan", "text"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class ModelEntry:
     description: str
     train: TrainSettings = field(default_factory=TrainSettings)
     preset: dict[str, Any] = field(default_factory=dict)
-    family: FamilyName = "autoencoder"  # the name of its aelab.families object
+    family: str = "autoencoder"  # the name of its aelab.families object (families.FAMILIES)
     # how config.json files written by earlier versions map onto today's parameters: old name ->
     # new name, and parameters added since with the value that rebuilds the runs saved before
     renamed: dict[str, str] = field(default_factory=dict)
@@ -66,7 +65,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register_model(name: str, description: str, train: TrainSettings | None = None, family: FamilyName = "autoencoder",
+def register_model(name: str, description: str, train: TrainSettings | None = None, family: str = "autoencoder",
                    renamed: dict[str, str] | None = None, added_later: dict[str, Any] | None = None,
                    converters: dict[str, Callable[[Any], Any]] | None = None):
     """Class decorator: register a model class under ``name`` with its training defaults.

@@ -8,6 +8,7 @@ Adding a family: one module here with a :class:`~aelab.families.base.Family` sub
 
 from __future__ import annotations
 
+from ..errors import AelabError
 from ..models import get_entry
 from .autoencoder import AutoencoderFamily
 from .base import Family, NonFiniteLoss
@@ -22,7 +23,12 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
 
 def family_of(model: str) -> Family:
     """The family of a registered model name (or alias)."""
-    return FAMILIES[get_entry(model).family]
+    entry = get_entry(model)
+    try:
+        return FAMILIES[entry.family]
+    except KeyError:
+        raise AelabError(f"model {entry.name} names the family {entry.family!r}, which aelab.families does not "
+                         f"have; the families: {', '.join(FAMILIES)}") from None
 
 
 __all__ = ["FAMILIES", "Family", "NonFiniteLoss", "family_of"]
