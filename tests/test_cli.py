@@ -82,8 +82,11 @@ def test_encode_writes_codes(trained_run, small_data, tmp_path):
     out = tmp_path / "codes.npy"
     assert run_cli("encode", trained_run, "--data-dir", small_data, "--split", "all", "--out", out) == 0
     assert np.load(out).shape == (400, 128)
+    # an existing file is replaced only with --overwrite (and left as it was without)
+    before = out.read_bytes()
+    assert run_cli("encode", trained_run, "--out", out) == 2 and out.read_bytes() == before
     # without --data: the run's own dataset (here its --data-dir), test split
-    assert run_cli("encode", trained_run, "--out", out) == 0
+    assert run_cli("encode", trained_run, "--out", out, "--overwrite") == 0
     from aelab.data import load_data
 
     assert np.load(out).shape[0] == len(load_data(None, str(small_data)).test) < 400

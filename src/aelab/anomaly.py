@@ -14,6 +14,7 @@ conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``,
 from __future__ import annotations
 
 from pathlib import Path
+import csv
 import typing
 from typing import Any, Literal
 
@@ -25,7 +26,8 @@ from .errors import AelabError
 from .evaluation import run_data
 from .inference import reconstruct as reconstruct_images
 from .nets.base import Autoencoder, Conditional
-from .runs import Run, atomic_write
+from .outputs import atomic_write, check_targets, drawn_by_aelab
+from .runs import Run
 
 
 Score = Literal["normalised", "mse"]
@@ -171,12 +173,13 @@ def _check_model(run) -> None:
 
 def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
                 contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
-                csv_out: str | Path | None = None, score: Score = "normalised") -> dict[str, Any]:
+                csv_out: str | Path | None = None, score: Score = "normalised", overwrite: bool = False) -> dict[str, Any]:
     """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
     or from the run's validation images at ``contamination``), and the error maps of the ``worst``
     images drawn to ``maps/worst.png`` (default folder: ``RUN/anomaly``). Every input is checked
-    before anything is written; ``csv_out`` gets one row per image. The normalised ``score`` needs
-    the run's validation images; ``score="mse"`` with a ``threshold`` needs no data."""
+    before anything is written; ``csv_out`` gets one row per image (a table or figure this command
+    wrote may be written again; another existing file only with ``overwrite``). The normalised
+    ``score`` needs the run's validation images; ``score="mse"`` with a ``threshold`` needs no data."""
     from . import figures
 
     run = Run(run_dir)
@@ -188,8 +191,14 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     if worst < 1:
         raise AelabError(f"--worst must be at least 1, got {worst}")
     csv_path = Path(csv_out) if csv_out is not None else None
+    folder = Path(maps) if maps is not None else run.path / "anomaly"
     if csv_path is not None:
-        _check_csv(csv_path)
+        if csv_path.is_file() and not overwrite and not _score_table(csv_path):
+            raise AelabError(f"{csv_path} exists and is not an aelab score table; choose another name or pass "
+                             "--overwrite to replace it")
+        check_targets([csv_path], overwrite=overwrite, inputs=images, suffixes=(".csv",), replaceable=_score_table)
+    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=images, what="--maps",
+                                replaceable=drawn_by_aelab)[0]
     _check_model(run)
     shape = run.model.input_shape
     x = read_images(list(images), shape[0], shape[1])  # every file checked before anything is written
@@ -206,13 +215,11 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     outlier = scores > detector.threshold_
     rows = [(str(path), float(score), bool(flag)) for path, score, flag in zip(images, scores, outlier)]
     if csv_path is not None:
-        atomic_write(csv_path, lambda tmp: tmp.write_text(
-            CSV_HEADER + "".join(f"{p},{s:.6g},{int(f)}\n" for p, s, f in rows)))
+        atomic_write(csv_path, lambda tmp: _write_table(tmp, rows))
     order = np.argsort(-scores)[:worst]
-    folder = Path(maps) if maps is not None else run.path / "anomaly"
     recon = detector.reconstruct(x[order])
     figure = figures.error_maps(x[order], recon, torch.from_numpy(errors[order]), [Path(images[i]).name for i in order],
-                                folder / "worst.png", title=f"{run.config.model}: the {len(order)} highest scores "
+                                figure_path, title=f"{run.config.model}: the {len(order)} highest scores "
                                                              f"(threshold {detector.threshold_:.4g})")
     return {"rows": rows, "threshold": detector.threshold_, "threshold_source": source, "figure": figure,
             "csv": csv_path}
@@ -221,13 +228,18 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
 CSV_HEADER = "file,score,outlier\n"
 
 
-def _check_csv(path: Path) -> None:
-    """--out is a .csv this command may write: new, or one it wrote before (its header)."""
-    if path.suffix.lower() != ".csv":
-        raise AelabError(f"--out must name a .csv file, got {path}")
-    if path.is_dir():
-        raise AelabError(f"--out {path} is a folder; name the .csv file to write")
-    if path.exists():
+def _score_table(path: Path) -> bool:
+    """Whether ``path`` is a score table this command wrote (its header), which it may write again."""
+    try:
         with open(path, errors="replace") as file:
-            if file.readline() != CSV_HEADER:
-                raise AelabError(f"{path} exists and is not an aelab score table; choose another name")
+            return file.readline() == CSV_HEADER
+    except OSError:
+        return False
+
+
+def _write_table(path: Path, rows: list[tuple[str, float, bool]]) -> None:
+    """The score table, quoted as CSV (a file named ``a, b.png`` stays one cell)."""
+    with open(path, "w", newline="") as file:
+        table = csv.writer(file, lineterminator="\n")
+        table.writerow(CSV_HEADER.strip().split(","))
+        table.writerows((p, f"{s:.6g}", int(f)) for p, s, f in rows)

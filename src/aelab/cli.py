@@ -186,7 +186,7 @@ cmd_eval.arguments = lambda p: p.add_argument("run_dir")
 
 @command("ensemble", "average several runs' reconstructions; metrics for the ensemble and each member")
 def cmd_ensemble(args: argparse.Namespace) -> None:
-    result = aelab.ensemble(args.run_dirs, _data(args), out=args.out)
+    result = aelab.ensemble(args.run_dirs, _data(args), out=args.out, overwrite=args.overwrite)
     print(aelab.ensemble_table(result))
     if args.out:
         print(f"wrote {args.out}")
@@ -195,7 +195,8 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def _ensemble_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     _data_arguments(p, "the first member's")
-    p.add_argument("--out", help="write the result as JSON here")
+    p.add_argument("--out", help="write the result to this .json file")
+    _overwrite_argument(p)
 
 
 cmd_ensemble.arguments = _ensemble_arguments
@@ -203,7 +204,7 @@ cmd_ensemble.arguments = _ensemble_arguments
 
 def _image_command(args: argparse.Namespace, mode: str) -> None:
     written = aelab.reconstruct_files(args.run_dir, args.images, args.out, noise=getattr(args, "noise", 0.0),
-                                      precision=args.precision, mode=mode, labels=args.label)
+                                      precision=args.precision, mode=mode, labels=args.label, overwrite=args.overwrite)
     print(f"wrote {len(written) - 1} image(s) and {written[-1]}")
 
 
@@ -216,6 +217,7 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="folder for the output PNGs")
+    _overwrite_argument(p, "PNGs of the same names in --out")
     p.add_argument("--precision", default=_default(aelab.reconstruct_files, "precision"),
                    help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32")
     _label_argument(p, "the images' class")
@@ -237,7 +239,8 @@ cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
 
 @command("encode", "write the codes of a dataset's images to a .npy file")
 def cmd_encode(args: argparse.Namespace) -> None:
-    out, codes = aelab.encode_file(args.run_dir, args.out, args.split, _data(args), precision=args.precision)
+    out, codes = aelab.encode_file(args.run_dir, args.out, args.split, _data(args), precision=args.precision,
+                                   overwrite=args.overwrite)
     print(f"wrote {out}: {len(codes)} codes of size {codes.shape[1]} ({args.split} split)")
 
 
@@ -246,15 +249,21 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p, "the run's")
     p.add_argument("--split", choices=_choices(aelab.encode_file, "split"), default=_default(aelab.encode_file, "split"))
     p.add_argument("--out", required=True, help="the .npy file to write")
+    _overwrite_argument(p)
     p.add_argument("--precision", default=_default(aelab.encode_file, "precision"), help="32 (exact codes, the default) or auto (bf16 where supported)")
 
 
 cmd_encode.arguments = _encode_arguments
 
 
+def _overwrite_argument(p: argparse.ArgumentParser, what: str = "--out") -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what} if it exists (never an input)")
+
+
 def _run_arguments(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("run_dir")
-    p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default})")
+    p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default}, redrawn each time)")
+    _overwrite_argument(p)
 
 
 def _label_argument(p: argparse.ArgumentParser, what: str) -> None:
@@ -263,7 +272,7 @@ def _label_argument(p: argparse.ArgumentParser, what: str) -> None:
 
 @command("sample", "draw new images from a generative run (vae, cvae, gan) as a grid")
 def cmd_sample(args: argparse.Namespace) -> None:
-    out = aelab.sample_figure(args.run_dir, args.out, args.n, args.seed, labels=args.label)
+    out = aelab.sample_figure(args.run_dir, args.out, args.n, args.seed, labels=args.label, overwrite=args.overwrite)
     print(f"wrote {out} ({args.n} samples{'' if args.label is None else f' of class {args.label}'})")
 
 
@@ -279,7 +288,7 @@ cmd_sample.arguments = _sample_arguments
 
 @command("manifold", "decode a grid over the prior's quantiles of a 2-D latent space")
 def cmd_manifold(args: argparse.Namespace) -> None:
-    out = aelab.manifold_figure(args.run_dir, args.out, args.grid, labels=args.label)
+    out = aelab.manifold_figure(args.run_dir, args.out, args.grid, labels=args.label, overwrite=args.overwrite)
     print(f"wrote {out} ({args.grid}x{args.grid} points)")
 
 
@@ -294,7 +303,7 @@ cmd_manifold.arguments = _manifold_arguments
 
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
-    out, count, axes = aelab.latent_figure(args.run_dir, args.out, _data(args), args.limit)
+    out, count, axes = aelab.latent_figure(args.run_dir, args.out, _data(args), args.limit, overwrite=args.overwrite)
     print(f"wrote {out} ({count} codes, axes: {axes[0]}, {axes[1]})")
 
 
@@ -313,7 +322,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     if len(args.images) not in (0, 2):
         raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
     out = aelab.interpolate_figure(args.run_dir, *args.images, out=args.out, steps=args.steps, seed=args.seed,
-                                   labels=args.label)
+                                   labels=args.label, overwrite=args.overwrite)
     print(f"wrote {out} ({args.steps} steps{', framed by the two inputs' if args.images else ''})")
 
 
@@ -395,7 +404,8 @@ cmd_probe.arguments = _probe_arguments
 @command("score", "anomaly scores of image files: each one's reconstruction error, against a threshold")
 def cmd_score(args: argparse.Namespace) -> None:
     result = aelab.score_files(args.run_dir, args.images, threshold=args.threshold, contamination=args.contamination,
-                         maps=args.maps, worst=args.worst, csv_out=args.out, score=args.score)
+                               maps=args.maps, worst=args.worst, csv_out=args.out, score=args.score,
+                               overwrite=args.overwrite)
     width = max(len(row[0]) for row in result["rows"])
     print(f"{'image':<{width}}  {'score':>10}  outlier")
     for path, score, flag in result["rows"]:
@@ -415,6 +425,7 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contamination", type=float, default=_default(aelab.score_files, "contamination"),
                    help="the share of outliers the default threshold expects among normal images (PyOD's)")
     p.add_argument("--maps", help="folder for the error-map figure of the highest scores (default RUN_DIR/anomaly)")
+    _overwrite_argument(p, "--out and --maps/worst.png")
     p.add_argument("--worst", type=int, default=_default(aelab.score_files, "worst"), help="how many of the highest scores to draw")
     p.add_argument("--score", default=_default(aelab.score_files, "score"), choices=_choices(aelab.score_files, "score"),
                    help="normalised: each pixel's squared error over its mean on the run's validation images "
@@ -465,7 +476,7 @@ def cmd_activations(args: argparse.Namespace) -> None:
         for name, array in aelab.activations(args.run_dir, args.epoch).items():
             print(f"{name:<40} {tuple(array.shape[1:])}")
         return
-    print(f"wrote {aelab.activation_figure(args.run_dir, args.out, args.epoch, args.layer, args.image)}")
+    print(f"wrote {aelab.activation_figure(args.run_dir, args.out, args.epoch, args.layer, args.image, args.overwrite)}")
 
 
 def _activations_arguments(p: argparse.ArgumentParser) -> None:
@@ -475,6 +486,7 @@ def _activations_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", type=int, default=_default(aelab.activation_figure, "image"), help="which of the saved validation images (0-7)")
     p.add_argument("--list", action="store_true", help="list the saved layers and their shapes")
     p.add_argument("--out", help="the PNG to write (default RUN_DIR/activations/epoch_NNN_LAYER.png)")
+    _overwrite_argument(p)
 
 
 cmd_activations.arguments = _activations_arguments
@@ -503,7 +515,7 @@ cmd_generate.arguments = _generate_arguments
 @command("style", "neural style transfer (seed 3): paint CONTENT in the manner of STYLE with VGG19 features")
 def cmd_style(args: argparse.Namespace) -> None:
     result, written = aelab.style_transfer_files(args.content, args.style, args.out, weights=args.weights,
-                                           download=args.download, progress=args.progress,
+                                                 download=args.download, progress=args.progress, overwrite=args.overwrite,
                                                  **_given(args, aelab.StyleSettings))
     print(f"style transfer with {result.weights} VGG19 weights: loss {result.losses[0]:.4g} after the first "
           f"iteration, {result.losses[-1]:.4g} after the last ({len(result.losses)})")
@@ -514,6 +526,7 @@ def _style_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("content", help="the image whose content is kept (any format and size)")
     p.add_argument("style", help="the image whose style is taken")
     p.add_argument("--out", required=True, help="the result, a .png (a -panel.png figure and a .json go beside it)")
+    _overwrite_argument(p, "--out and the files beside it")
     p.add_argument("--weights", help="a torchvision vgg19 state dict (.pth), read weights-only")
     p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)

@@ -14,6 +14,7 @@ from .data import ImageData, noisy_copy
 from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
+from .outputs import check_targets
 from .runs import Run, write_json
 from .streaming import FolderStream
 from .text import TextData
@@ -70,15 +71,18 @@ def run_report(run: Run | str | Path, metrics: dict[str, Any] | None = None) -> 
     return "\n".join(lines)
 
 
-def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | None = None) -> dict[str, Any]:
+def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | None = None,
+             overwrite: bool = False) -> dict[str, Any]:
     """Seed 3's model ensembling: average the members' reconstructions of the same test inputs
-    (and write the result as JSON to ``out``, if given).
+    (and write the result as JSON to ``out``, if given; an existing file only with ``overwrite``).
 
     Members must take the same input shape and noise. The ensemble's PCA floor uses as many
     components as the members' codes have values together (what the ensemble stores per image).
     """
     if len(run_dirs) < 2:
         raise AelabError("an ensemble needs at least two run folders")
+    if out is not None:
+        check_targets([out], overwrite=overwrite, suffixes=(".json",), inputs=run_dirs)
     runs = [Run(path) for path in run_dirs]
     configs = [run.config for run in runs]
     shapes = {c.input_shape for c in configs}

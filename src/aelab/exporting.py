@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .errors import AelabError
 from .nets.base import Autoencoder
+from .outputs import check_targets
 from .nets.gan import DCGAN
 from .runs import Run
 
@@ -59,12 +60,7 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
         raise AelabError(f"unknown export format {format!r}; choose {', '.join(FORMATS)}")
     if part not in PARTS:
         raise AelabError(f"unknown part {part!r}; choose {', '.join(PARTS)}")
-    if out.suffix.lower() != ".onnx":
-        raise AelabError(f"--out must name a .onnx file, got {out}")
-    if out.is_dir():
-        raise AelabError(f"--out {out} is a folder; name the .onnx file to write")
-    if out.exists() and not overwrite:
-        raise AelabError(f"{out} exists; choose another name or pass --overwrite to replace it")
+    out = check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=[run.path])[0]
     model = run.model.eval()
     example, names = _example(run, model, part)
     module = ExportedPart(model, part).eval()

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from .outputs import MARK, atomic_write  # noqa: E402
+
 
 def _show(ax, image: Tensor | np.ndarray, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0) -> None:
     array = image.detach().float().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
@@ -23,11 +25,12 @@ def _show(ax, image: Tensor | np.ndarray, cmap: str = "gray", vmin: float | None
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    """Write the figure as a PNG through a temporary sibling (:func:`aelab.outputs.atomic_write`)."""
+    try:
+        return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight",
+                                                               metadata={"Software": MARK}))
+    finally:
+        plt.close(fig)
 
 
 def image_rows(rows: list[Tensor], labels: list[str], path: Path, title: str | None = None) -> Path:

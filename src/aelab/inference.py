@@ -27,6 +27,7 @@ from .evaluation import run_data
 from .latent_space import require
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, TextModel
+from .outputs import atomic_write, check_targets
 from .runs import Run, write_json
 from .text import decode as decode_text, encode as encode_text
 
@@ -39,11 +40,12 @@ def _model(run: RunLike) -> tuple[Run, nn.Module]:
     return run, run.model
 
 
-def _png(run: Run, out: str | Path | None, default: str) -> Path:
-    out = Path(out) if out is not None else run.path / default
-    if out.suffix.lower() != ".png":
-        raise AelabError(f"--out must name a .png file, got {out}")
-    return out
+def _png(run: Run, out: str | Path | None, default: str, overwrite: bool) -> Path:
+    """The figure's target: ``out``, checked by the output policy, or the run's own ``default``
+    figure (which the command exists to redraw)."""
+    if out is None:
+        return check_targets([run.path / default], overwrite=True)[0]
+    return check_targets([out], overwrite=overwrite, suffixes=(".png",))[0]
 
 
 # ------------------------------------------------------------------ autoencoders
@@ -104,22 +106,26 @@ def encode_split(run: RunLike, split: Split = "test", data: Any = None, precisio
 
 
 def encode_file(run: RunLike, out: str | Path, split: Split = "test", data: Any = None,
-                precision: str = "32") -> tuple[Path, np.ndarray]:
-    """Write :func:`encode_split`'s codes to the .npy file ``out``; returns it and the codes."""
-    out = Path(out)
-    if out.suffix != ".npy":
-        raise AelabError(f"--out must name a .npy file, got {out}")
+                precision: str = "32", overwrite: bool = False) -> tuple[Path, np.ndarray]:
+    """Write :func:`encode_split`'s codes to the .npy file ``out`` (an existing one only with
+    ``overwrite``); returns it and the codes."""
+    out = check_targets([out], overwrite=overwrite, suffixes=(".npy",))[0]
     codes = encode_split(run, split, data, precision)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, codes)
-    return out, codes
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            np.save(file, codes)
+
+    return atomic_write(out, save), codes
 
 
 def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, noise: float = 0.0,
-                      precision: str = "auto", mode: str = "reconstruct", labels: int | None = None) -> list[Path]:
+                      precision: str = "auto", mode: str = "reconstruct", labels: int | None = None,
+                      overwrite: bool = False) -> list[Path]:
     """Reconstruct image files (``mode="denoise"``: denoise them, after adding ``noise`` if given,
     to try the model). Writes ``out/NAME_recon.png`` (``NAME_denoised.png``) for each and
-    ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files."""
+    ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files. Existing
+    files are replaced only with ``overwrite``, an input image never."""
     from torchvision.utils import save_image
 
     suffix = {"reconstruct": "recon", "denoise": "denoised"}.get(mode)
@@ -130,20 +136,20 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
     run, model = _model(run)
     require(model, Autoencoder, "a gan has no encoder")
     channels, size = model.input_shape[0], model.input_shape[1]
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AelabError(f"--out {out} is a file; name the folder to write the images into")
+    targets = check_targets([out / f"{Path(source).stem}_{suffix}.png" for source in images] + [out / f"{mode}.png"],
+                            overwrite=overwrite, inputs=images)
     inputs = read_images(images, channels, size)  # every file checked before anything is written
     if noise:
         inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
     outputs = reconstruct(run, inputs, labels=labels, precision=precision)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for image, source in zip(outputs, images):
-        target = out / f"{Path(source).stem}_{suffix}.png"
-        save_image(image.clamp(0, 1), target)
-        written.append(target)
+    for image, target in zip(outputs, targets):
+        atomic_write(target, lambda tmp, image=image: save_image(image.clamp(0, 1), tmp, format="png"))
     shown = "denoised" if mode == "denoise" else "reconstruction"
-    written.append(figures.image_rows([inputs, outputs], ["input", shown], out / f"{mode}.png"))
-    return written
+    figures.image_rows([inputs, outputs], ["input", shown], targets[-1])
+    return targets
 
 
 # ------------------------------------------------------------------ the latent space
@@ -156,10 +162,10 @@ def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None)
 
 
 def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, seed: int = 0,
-                  labels: int | None = None) -> Path:
+                  labels: int | None = None, overwrite: bool = False) -> Path:
     """:func:`sample`'s images as a square grid in ``out`` (default RUN/samples.png)."""
     run = Run.of(run)
-    out = _png(run, out, "samples.png")
+    out = _png(run, out, "samples.png", overwrite)
     images = sample(run, n, seed, labels)
     return figures.grid(images, out, nrow=math.ceil(math.sqrt(n)))
 
@@ -173,10 +179,11 @@ def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> Tensor:
     return latent_tools.manifold(model, grid, labels=labels)
 
 
-def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15, labels: int | None = None) -> Path:
+def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15, labels: int | None = None,
+                    overwrite: bool = False) -> Path:
     """:func:`manifold` as a grid in ``out`` (default RUN/manifold.png)."""
     run = Run.of(run)
-    out = _png(run, out, "manifold.png")
+    out = _png(run, out, "manifold.png", overwrite)
     return figures.grid(manifold(run, grid, labels), out, nrow=grid)
 
 
@@ -190,12 +197,12 @@ def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[Tensor, T
     return latent_tools.codes_2d(model, run_data(run, data), limit)
 
 
-def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None,
-                  limit: int = 5000) -> tuple[Path, int, tuple[str, str]]:
+def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None, limit: int = 5000,
+                  overwrite: bool = False) -> tuple[Path, int, tuple[str, str]]:
     """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the
     file, the number of codes and the axes' names."""
     run = Run.of(run)
-    out = _png(run, out, "latent.png")
+    out = _png(run, out, "latent.png", overwrite)
     points, labels, axes = latent(run, data, limit)
     figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes)
     return out, len(points), axes
@@ -221,10 +228,12 @@ def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, see
 
 
 def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Path | None = None, steps: int = 10,
-                       seed: int = 0, labels: int | None = None) -> Path:
-    """:func:`interpolate`'s path as one row in ``out`` (default RUN/interpolation.png)."""
+                       seed: int = 0, labels: int | None = None, overwrite: bool = False) -> Path:
+    """:func:`interpolate`'s path as one row in ``out`` (default RUN/interpolation.png); the two
+    images are inputs, never targets."""
     run = Run.of(run)
-    out = _png(run, out, "interpolation.png")
+    out = _png(run, out, "interpolation.png", overwrite)
+    check_targets([out], overwrite=True, inputs=[p for p in (a, b) if isinstance(p, (str, Path))])
     path = interpolate(run, a, b, steps, seed, labels)
     return figures.grid(path, out, nrow=len(path))
 
@@ -289,15 +298,15 @@ def activations(run: RunLike, epoch: int | None = None) -> dict[str, np.ndarray]
 
 
 def activation_figure(run: RunLike, out: str | Path | None = None, epoch: int | None = None,
-                      layer: str | None = None, image: int = 0) -> Path:
+                      layer: str | None = None, image: int = 0, overwrite: bool = False) -> Path:
     """Draw one layer's saved output for one of the fixed images as a PNG (default layer: the first
-    convolutional one; default ``out``: RUN/activations/epoch_NNN_LAYER.png)."""
+    convolutional one; default ``out``: RUN/activations/epoch_NNN_LAYER.png, redrawn each time)."""
     run = Run.of(run)
-    if out is not None and Path(out).suffix.lower() != ".png":
-        raise AelabError(f"--out must name a .png file, got {out}")
+    if out is not None:
+        out = check_targets([out], overwrite=overwrite, suffixes=(".png",))[0]
     arrays = activations(run, epoch)
     epoch = max(activation_epochs(run)) if epoch is None else epoch
-    out = Path(out) if out is not None else run.path / "activations" / f"epoch_{epoch:03d}_{layer or 'first-conv'}.png"
+    out = out if out is not None else run.path / "activations" / f"epoch_{epoch:03d}_{layer or 'first-conv'}.png"
     layers = [name for name in arrays if name != "inputs"]
     if layer is None:
         layer = next((n for n in layers if arrays[n].ndim == 4 and arrays[n].shape[1] > 1), layers[0])

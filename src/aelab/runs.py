@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
 from .errors import AelabError
+from .outputs import atomic_write
 from .models import create_model, get_entry, upgrade_params
 
 LOCK_NAME = ".aelab.lock"
@@ -193,27 +193,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write valid JSON atomically: a crash leaves the old file or the new one, never half of one."""
     text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
     atomic_write(Path(path), lambda tmp: tmp.write_text(text))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename it into place, with the
-    permissions a plain write would have had (the user's umask; a temporary file starts at 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------ config.json

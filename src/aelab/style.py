@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from .config import CONTENT_LAYER, STYLE_LAYERS, StyleSettings
 from .data import image_to_tensor, read_image
 from .errors import AelabError
+from .outputs import atomic_write, check_targets
 
 log = logging.getLogger("aelab")
 
@@ -269,9 +270,12 @@ def _resize(image: Tensor, height: int, width: int) -> Tensor:
 
 
 def style_transfer_files(content: str | Path, style: str | Path, out: str | Path, weights=None,
-                         download: bool = False, progress: bool = True, **options) -> tuple[StyleResult, list[Path]]:
+                         download: bool = False, progress: bool = True, overwrite: bool = False,
+                         **options) -> tuple[StyleResult, list[Path]]:
     """`aelab style`: write ``out`` (PNG), ``out``-panel.png (content, style, result and the loss per
-    iteration) and ``out``.json (the settings, the weights that ran, the losses)."""
+    iteration) and ``out``.json (the settings, the weights that ran, the losses). All three are
+    checked before the transfer: none may be an input, and an existing one is replaced only with
+    ``overwrite``."""
     from torchvision.utils import save_image
 
     from . import figures
@@ -280,18 +284,17 @@ def style_transfer_files(content: str | Path, style: str | Path, out: str | Path
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise AelabError(f"--out must name a .png file, got {out}")
+    out, panel_path, record = check_targets([out, out.with_name(f"{out.stem}-panel.png"), out.with_suffix(".json")],
+                                            overwrite=overwrite, inputs=[content, style, *([weights] if weights else [])])
     # each file read once: a missing or unreadable image fails here, before any work
     images = [_as_image(path, what)[0] for path, what in ((content, "content"), (style, "style"))]
     result = transfer(*images, None, weights, download, progress, **options)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(result.image, out)
+    atomic_write(out, lambda tmp: save_image(result.image, tmp, format="png"))
     h, w = result.image.shape[-2:]
     inputs = [_resize(image[None], h, w)[0] for image in images]
     what = "ImageNet VGG19" if result.weights == "imagenet" else (
         "random VGG19 filters (no pretrained weights)" if result.weights == "random" else f"VGG19 from {result.weights}")
-    panel = figures.style_panel([*inputs, result.image], result.losses, out.with_name(f"{out.stem}-panel.png"),
-                                f"style transfer, {what}")
-    record = out.with_suffix(".json")
+    panel = figures.style_panel([*inputs, result.image], result.losses, panel_path, f"style transfer, {what}")
     write_json(record, {"content": str(content), "style": str(style), "result": str(out), "weights": result.weights,
                         "settings": {**asdict(result.settings), "style_layers": list(result.settings.style_layers)},
                         "losses": result.losses})
