@@ -22,7 +22,7 @@ from PIL import Image
 
 import aelab
 from aelab.config import TRAIN_FIELDS, TrainSettings
-from aelab.runs import Run, RunLock, write_json
+from aelab.runs import MANIFEST, Run, RunLock, write_json
 from conftest import run_cli
 from test_bad_input import error_line
 
@@ -320,6 +320,59 @@ def test_a_successful_overwrite_replaces_the_run(old_run, small_data):
                    "--no-progress") == 0
     assert Run(old_run).config.model == "dense" and not (old_run / "codes.png").stat().st_size == 0
     assert sorted(p.name for p in old_run.parent.iterdir()) == ["old"]
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "written-before-records"])
+@pytest.mark.parametrize("mine", ["my-painting.png", "logs/notes.txt", "samples/favourite.png"])
+def test_overwrite_refuses_a_users_file_anywhere_in_the_run(old_run, mine, recorded, capsys):
+    """The run records what aelab wrote; a file of the user's, even among aelab's kinds of file, stays.
+    A run written before runs kept a record is judged by aelab's file names."""
+    if not recorded:
+        (old_run / MANIFEST).unlink()
+    (old_run / mine).parent.mkdir(parents=True, exist_ok=True)
+    (old_run / mine).write_bytes(b"mine")
+    before = snapshot(old_run)
+    assert run_cli("train", "dense", "--out", old_run, "--overwrite") == 2
+    assert mine in error_line(capsys)
+    assert snapshot(old_run) == before
+
+
+def test_a_run_written_before_records_is_still_replaced_by_overwrite(old_run, small_data):
+    (old_run / MANIFEST).unlink()
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", old_run, "--overwrite",
+                   "--no-progress") == 0
+    assert Run(old_run).config.model == "dense" and Run(old_run).written()
+
+
+def test_a_run_records_what_it_wrote_and_overwrite_keeps_the_folders_mode(small_data, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress") == 0
+    written = Run(out).written()
+    assert {"config.json", "model.safetensors", "metrics.json", "checkpoints/last.ckpt", "curves.png"} <= written
+    assert run_cli("sample", out) == 2  # a dense autoencoder draws no samples, and writes nothing
+    assert run_cli("latent", out) == 0 and "latent.png" in Run(out).written()  # a figure drawn later is recorded
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", out, "--overwrite",
+                   "--no-progress") == 0
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_the_next_command_removes_what_a_killed_overwrite_left(old_run, small_data, caplog):
+    leftover = old_run.parent / f".{old_run.name}.aelab-new-x1y2"
+    (leftover / "checkpoints").mkdir(parents=True)
+    (leftover / "checkpoints" / "last.ckpt").write_bytes(b"8 MB of a killed run")
+    with caplog.at_level("INFO", logger="aelab"):
+        assert run_cli("train", "--resume", "--epochs", "3", "--out", old_run, "--no-progress") == 0
+    assert not leftover.exists() and leftover.name in caplog.text
+
+
+def test_overwrite_through_a_link_is_refused_and_the_link_kept(old_run, tmp_path, capsys):
+    link = tmp_path / "latest"
+    link.symlink_to(old_run, target_is_directory=True)
+    before = snapshot(old_run)
+    assert run_cli("train", "dense", "--out", link, "--overwrite") == 2
+    assert "link" in error_line(capsys)
+    assert link.is_symlink() and snapshot(old_run) == before
 
 
 def test_a_second_writer_is_refused_naming_the_holder(old_run, capsys):

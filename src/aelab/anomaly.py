@@ -13,9 +13,10 @@ conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``,
 
 from __future__ import annotations
 
-from pathlib import Path
 import csv
 import typing
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +29,6 @@ from .inference import reconstruct as reconstruct_images
 from .nets.base import Autoencoder, Conditional
 from .outputs import atomic_write, check_targets, drawn_by_aelab
 from .runs import Run
-
 
 Score = Literal["normalised", "mse"]
 SCORES = typing.get_args(Score)
@@ -218,9 +218,11 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
         atomic_write(csv_path, lambda tmp: _write_table(tmp, rows))
     order = np.argsort(-scores)[:worst]
     recon = detector.reconstruct(x[order])
-    figure = figures.error_maps(x[order], recon, torch.from_numpy(errors[order]), [Path(images[i]).name for i in order],
-                                figure_path, title=f"{run.config.model}: the {len(order)} highest scores "
-                                                             f"(threshold {detector.threshold_:.4g})")
+    with run.recording() if maps is None else nullcontext():  # the default folder is in the run
+        figure = figures.error_maps(x[order], recon, torch.from_numpy(errors[order]),
+                                    [Path(images[i]).name for i in order], figure_path,
+                                    title=f"{run.config.model}: the {len(order)} highest scores "
+                                          f"(threshold {detector.threshold_:.4g})")
     return {"rows": rows, "threshold": detector.threshold_, "threshold_source": source, "figure": figure,
             "csv": csv_path}
 

@@ -4,6 +4,7 @@ lines the CLI prints about them, and seed 3's ensembling of several runs."""
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,12 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
     metrics: dict[str, Any] = {"model": config.model, "data": data.name}
     if stopped:
         metrics["stopped"] = stopped
-    metrics.update(family.evaluate(run, model, data, write_figures))
-    if write_figures and run.history:
-        figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}")
-    if write:
-        write_json(run.metrics_path, metrics)
+    with run.recording() if write or write_figures else nullcontext():
+        metrics.update(family.evaluate(run, model, data, write_figures))
+        if write_figures and run.history:
+            figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}")
+        if write:
+            write_json(run.metrics_path, metrics)
     return metrics
 
 

@@ -19,17 +19,20 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import figures, latent_space as latent_tools
+from . import figures
+from . import latent_space as latent_tools
 from .accel import choose_precision
 from .data import add_noise, read_images
 from .errors import AelabError
 from .evaluation import run_data
 from .latent_space import require
+from .limits import MAX_GRID, MAX_SAMPLES, MAX_STEPS, check_count, check_images
 from .metrics import reconstruct as reconstruct_batches
-from .nets.base import Autoencoder, TextModel
+from .nets.base import Autoencoder, Generative, TextModel
 from .outputs import atomic_write, check_targets
 from .runs import Run, write_json
-from .text import decode as decode_text, encode as encode_text
+from .text import decode as decode_text
+from .text import encode as encode_text
 
 RunLike = Run | str | Path
 Split = Literal["train", "test", "all"]
@@ -48,6 +51,13 @@ def _png(run: Run, out: str | Path | None, default: str, overwrite: bool) -> Pat
     return check_targets([out], overwrite=overwrite, suffixes=(".png",))[0]
 
 
+def _drawn(run: Run, path: Path) -> Path:
+    """``path`` just written: on the run's record where it lies in the run folder."""
+    if path.resolve().parent == run.path.resolve() or run.path.resolve() in path.resolve().parents:
+        run.record([path.resolve().relative_to(run.path.resolve())])
+    return path
+
+
 # ------------------------------------------------------------------ autoencoders
 
 
@@ -55,6 +65,8 @@ def _through(run: RunLike, x: Any, precision: str, labels: Any) -> tuple[Tensor,
     run, model = _model(run)
     require(model, Autoencoder, "a gan has no encoder")
     x = model.check_images(x)
+    if not len(x):
+        raise AelabError("no images: give at least one")
     labels = model.check_labels(labels, len(x))
     return reconstruct_batches(model, x, precision=choose_precision(precision, "cpu"),
                                labels=labels[0].cpu() if labels else None)
@@ -157,7 +169,10 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
 
 def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None) -> Tensor:
     """``n`` new images from a generative run's prior (a cvae's: of class ``labels``)."""
+    check_count("-n", n, 1, MAX_SAMPLES)
     run, model = _model(run)
+    if isinstance(model, Generative):
+        check_images(f"{n:,} samples", n, model.input_shape)
     return latent_tools.samples(model, n, seed, labels)
 
 
@@ -167,14 +182,13 @@ def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, see
     run = Run.of(run)
     out = _png(run, out, "samples.png", overwrite)
     images = sample(run, n, seed, labels)
-    return figures.grid(images, out, nrow=math.ceil(math.sqrt(n)))
+    return _drawn(run, figures.grid(images, out, nrow=math.ceil(math.sqrt(n))))
 
 
 def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> Tensor:
     """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images (a cvae's, of
     class ``labels``)."""
-    if grid < 1:
-        raise AelabError(f"--grid must be at least 1, got {grid}")
+    check_count("--grid", grid, 1, MAX_GRID)
     run, model = _model(run)
     return latent_tools.manifold(model, grid, labels=labels)
 
@@ -184,14 +198,13 @@ def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15,
     """:func:`manifold` as a grid in ``out`` (default RUN/manifold.png)."""
     run = Run.of(run)
     out = _png(run, out, "manifold.png", overwrite)
-    return figures.grid(manifold(run, grid, labels), out, nrow=grid)
+    return _drawn(run, figures.grid(manifold(run, grid, labels), out, nrow=grid))
 
 
 def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
     """Test-set codes in 2-D (principal components where the code is larger), their labels (or
     None) and the axes' names."""
-    if limit < 1:
-        raise AelabError(f"--limit must be at least 1, got {limit}")
+    check_count("--limit", limit, 1)
     run, model = _model(run)
     require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
     return latent_tools.codes_2d(model, run_data(run, data), limit)
@@ -204,7 +217,7 @@ def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None,
     run = Run.of(run)
     out = _png(run, out, "latent.png", overwrite)
     points, labels, axes = latent(run, data, limit)
-    figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes)
+    _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes))
     return out, len(points), axes
 
 
@@ -212,6 +225,7 @@ def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, see
                 labels: int | None = None) -> Tensor:
     """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files or
     (1, C, H, W) tensors), framed by the two inputs; with no images, between two prior points."""
+    check_count("--steps", steps, 2, MAX_STEPS)
     run, model = _model(run)
     if (a is None) != (b is None):
         raise AelabError("give two images to interpolate between (or none, for a generative model)")
@@ -235,7 +249,7 @@ def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Pa
     out = _png(run, out, "interpolation.png", overwrite)
     check_targets([out], overwrite=True, inputs=[p for p in (a, b) if isinstance(p, (str, Path))])
     path = interpolate(run, a, b, steps, seed, labels)
-    return figures.grid(path, out, nrow=len(path))
+    return _drawn(run, figures.grid(path, out, nrow=len(path)))
 
 
 # ------------------------------------------------------------------ text
@@ -315,8 +329,9 @@ def activation_figure(run: RunLike, out: str | Path | None = None, epoch: int | 
     count = len(arrays["inputs"])
     if not 0 <= image < count:
         raise AelabError(f"--image must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
-    return figures.feature_maps(arrays["inputs"][image], arrays[layer][image], out,
-                                f"{run.config.model}, epoch {epoch}: {layer} {tuple(arrays[layer].shape[1:])}")
+    return _drawn(run, figures.feature_maps(arrays["inputs"][image], arrays[layer][image], out,
+                                            f"{run.config.model}, epoch {epoch}: {layer} "
+                                            f"{tuple(arrays[layer].shape[1:])}"))
 
 
 __all__ = ["activation_epochs", "activation_figure", "activations", "decode", "decoder", "encode", "encode_file",

@@ -16,9 +16,11 @@ trained model is :mod:`aelab.inference`'s.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,29 @@ from safetensors.torch import load_file, save_file
 
 from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
 from .errors import AelabError
-from .outputs import atomic_write
 from .models import create_model, get_entry, upgrade_params
+from .outputs import atomic_write
 
 LOCK_NAME = ".aelab.lock"
-# what aelab itself writes into a run folder: --overwrite replaces a folder holding only these
+MANIFEST = ".aelab-files.json"  # the files aelab wrote in this run folder: --overwrite replaces only these
+# what aelab itself writes into a run folder (its top-level names)
 RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json", "checkpoints", "logs",
-              "samples", "samples.txt", "activations", "anomaly", LOCK_NAME}  # anomaly: `aelab anomaly RUN`'s maps
+              "samples", "samples.txt", "activations", "anomaly", LOCK_NAME, MANIFEST}
+# for a run written before manifests: the files that can only be aelab's, by name
+OLD_LAYOUT = ("config.json", "model.safetensors", "metrics.json", "history.json", "samples.txt",
+              *(f"{name}.png" for name in ("reconstructions", "codes", "denoising", "curves", "samples", "manifold",
+                                           "latent", "interpolation")),
+              "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/tensorboard/*", "logs/csv/metrics.csv",
+              "logs/csv/hparams.yaml", "samples/epoch-*.png", "activations/epoch_*", "anomaly/worst.png")
+
+
+def files_in(folder: Path) -> set[str]:
+    """Every file under ``folder`` as a relative path (the lock and the manifest aside)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return set()
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if (p.is_file() or p.is_symlink()) and p.name not in (LOCK_NAME, MANIFEST)}
 
 
 class Run:
@@ -63,6 +81,48 @@ class Run:
 
     def is_run(self) -> bool:
         return self.config_path.is_file()
+
+    # -------------------------------------------------------------- what aelab wrote here
+
+    def written(self) -> set[str] | None:
+        """The files aelab recorded writing in this folder (relative paths); None for a run written
+        before runs kept the record."""
+        path = self.path / MANIFEST
+        if not path.is_file():
+            return None
+        files = read_json(path).get("files")
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise AelabError(f"{path} is damaged (expected files: a list of paths)")
+        return set(files)
+
+    def record(self, paths) -> None:
+        """Add files aelab has written here (paths inside the folder, or relative to it) to the record."""
+        relative = {(Path(p).relative_to(self.path) if Path(p).is_absolute() else Path(p)).as_posix() for p in paths}
+        write_json(self.path / MANIFEST, {"files": sorted((self.written() or set()) | relative)})
+
+    @contextmanager
+    def recording(self):
+        """Record every file that appears in the folder while the block runs (even if it fails)."""
+        before = files_in(self.path)
+        # a run written before runs kept a record: what is aelab's by name goes on it first
+        adopted = before - set(self.foreign_files()) if before and self.written() is None else set()
+        try:
+            yield self
+        finally:
+            new = files_in(self.path) - before
+            if (new or adopted) and self.path.is_dir():
+                self.record(new | adopted)
+
+    def foreign_files(self) -> list[str]:
+        """Files in the folder that aelab did not write: by its record, or for an older run, by name."""
+        written = self.written()
+        files = files_in(self.path)
+        if written is not None:
+            foreign = files - written
+        else:
+            foreign = {f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in OLD_LAYOUT)}
+        top = {p.name for p in self.path.iterdir() if p.is_dir() and p.name not in RUN_LAYOUT}
+        return sorted(foreign | top)
 
     # -------------------------------------------------------------- what the folder holds
 
@@ -259,12 +319,6 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
 # ------------------------------------------------------------------------------ the out folder
 
 
-def foreign_files(path: Path) -> list[str]:
-    """What a folder holds besides an aelab run's layout and figures: --overwrite refuses it."""
-    return sorted(p.name for p in path.iterdir()
-                  if p.name not in RUN_LAYOUT and not (p.is_file() and p.suffix == ".png"))
-
-
 def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | None = None,
                      locked: bool = False) -> bool:
     """Refuse what could lose data; True where ``out`` holds a run that ``overwrite`` will replace.
@@ -274,6 +328,9 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
     """
     if out.exists() and not out.is_dir():
         raise AelabError(f"--out {out} is a file, not a folder")
+    if out.is_symlink() and overwrite:
+        raise AelabError(f"--out {out} is a link; --overwrite replaces a run folder itself: name the folder it "
+                         f"points to ({out.resolve()})")
     if not locked:
         RunLock(out).refuse_if_held()
     if data_dir is not None:
@@ -294,10 +351,10 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
     if not overwrite:
         raise AelabError(f"--out {out} already holds an aelab run; pass --resume to continue it or --overwrite "
                          "to replace it")
-    extra = foreign_files(out)
+    extra = Run(out).foreign_files()
     if extra:
         raise AelabError(f"--out {out} holds files aelab did not write ({', '.join(extra[:3])}); --overwrite "
-                         "replaces only a run folder: move them or choose another folder")
+                         "replaces only what aelab wrote: move them or choose another folder")
     return True
 
 

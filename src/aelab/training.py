@@ -25,16 +25,28 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from .accel import choose_precision, device_for, keep_freed_memory, skip_failing_nvml_check
+from .accel import (
+    choose_precision,
+    device_for,
+    keep_freed_memory,
+    skip_failing_nvml_check,
+)
 from .callbacks import History
 from .config import LAUNCH, TRAIN_FIELDS, RunConfig, settings_from
 from .data import ARRAYS, describe_source
-from .distributed import check_launch, end_process_group, lightning_strategy, local_rank, process_rank
+from .distributed import (
+    check_launch,
+    end_process_group,
+    lightning_strategy,
+    local_rank,
+    process_rank,
+)
 from .errors import AelabError
 from .evaluation import evaluate
 from .families import NonFiniteLoss, family_of
 from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
+from .outputs import umask
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .version import __version__
 
@@ -93,11 +105,14 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     plan_.out.mkdir(parents=True, exist_ok=True)
     with RunLock(plan_.out):
         check_out_folder(plan_.out, plan_.resume, overwrite, data_dir=plan_.config.data_dir, locked=True)
+        remove_leftovers(plan_.out)
         folder = plan_.out
         if plan_.replace:
-            folder = Path(tempfile.mkdtemp(prefix=f".{plan_.out.name}.aelab-new-", dir=plan_.out.parent))
+            folder = Path(tempfile.mkdtemp(prefix=f".{plan_.out.name}{NEW}", dir=plan_.out.parent))
+            os.chmod(folder, 0o777 & ~umask())  # a folder as a plain mkdir makes it, not mkdtemp's 0700
         try:
-            diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test)
+            with Run(folder).recording():  # every file this training writes goes on the run's record
+                diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test)
             if plan_.replace and not diverged:
                 _swap(folder, plan_.out)
         except BaseException:
@@ -269,9 +284,22 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
     return diverged
 
 
+NEW, OLD = ".aelab-new-", ".aelab-old-"  # the siblings of an --overwrite: the run in training, the one retired
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove (and name in the log) the siblings a killed --overwrite of ``out`` left behind; the
+    caller holds ``out``'s lock, so no process is still writing them."""
+    found = [p for marker in (NEW, OLD) for p in out.parent.glob(f".{out.name}{marker}*") if p.is_dir()]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed %s, left by an interrupted --overwrite of %s", path, out)
+    return found
+
+
 def _swap(new: Path, old: Path) -> None:
     """Put the finished run ``new`` where ``old`` is, then delete ``old`` (a run aelab wrote)."""
-    retired = Path(tempfile.mkdtemp(prefix=f".{old.name}.aelab-old-", dir=old.parent))
+    retired = Path(tempfile.mkdtemp(prefix=f".{old.name}{OLD}", dir=old.parent))
     os.rename(old, retired / old.name)
     os.rename(new, old)
     shutil.rmtree(retired, ignore_errors=True)
