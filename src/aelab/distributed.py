@@ -99,16 +99,25 @@ def lightning_strategy(strategy: str, processes: int, manual_optimization: bool)
 
 
 def check_launch(devices: int, num_nodes: int, device: str) -> None:
-    """One line where the launch cannot work: more GPUs asked for than this machine has, or a
-    launcher's process count that disagrees with ``--devices`` x ``--num-nodes``."""
+    """One line where the launch cannot work: more GPUs (or, on a CPU, more processes than cores)
+    asked for than this machine has, several machines without a launcher, or a launcher's process
+    count that disagrees with ``--devices`` x ``--num-nodes``."""
     if device == "cuda":
         import torch
 
         have = torch.cuda.device_count()
         if devices > have:
             raise AelabError(f"--devices {devices}: this machine has {have} GPU(s)")
+    else:  # each CPU process needs a core of its own; more only share them (and multiply the memory)
+        cores = os.cpu_count() or 1
+        if devices > cores:
+            raise AelabError(f"--devices {devices}: this machine has {cores} CPU core(s), and each training "
+                             f"process needs one; ask for at most {cores}")
     world = os.environ.get("WORLD_SIZE")
     launched = "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    if num_nodes > 1 and not launched:
+        raise AelabError(f"--num-nodes {num_nodes} needs a launcher that starts the command on every machine "
+                         "(torchrun or SLURM's srun; see Scaling out in the README)")
     if launched and world is not None and world.isdigit() and int(world) != devices * num_nodes:
         raise AelabError(f"the launcher started {world} processes, and --devices {devices} x --num-nodes "
                          f"{num_nodes} = {devices * num_nodes}; make them agree")

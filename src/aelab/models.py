@@ -9,9 +9,12 @@ import fnmatch
 import typing
 from typing import TYPE_CHECKING, Any, Literal
 
+import torch
+
 from . import nets  # noqa: F401  (importing the nets registers them)
 from .config import coerce, describe, from_text
 from .errors import AelabError
+from .limits import MAX_SIDE, check_count, check_memory
 from .registry import _ALIASES, _REGISTRY, ModelEntry
 
 if TYPE_CHECKING:
@@ -64,6 +67,17 @@ def create_model(name: str, **params: Any) -> nn.Module:
     """Build a registered model; bad parameter values become one-line :class:`AelabError`s."""
     entry = get_entry(name)
     values = resolve_params(name, **params)
+    if isinstance(values.get("in_size"), int) and not isinstance(values["in_size"], bool):
+        check_count(f"model {entry.name}: in_size", values["in_size"], 1, MAX_SIDE)
+    if _grown(values, entry.defaults()):  # a size above the registered one: measured first, on no memory
+        try:
+            with torch.device("meta"):
+                weights = sum(p.numel() * p.element_size() for p in entry.builder(**values).parameters())
+        except (ValueError, TypeError) as error:
+            raise AelabError(f"model {entry.name}: {error}") from None
+        except Exception:  # noqa: BLE001 - a layer that cannot be built on the meta device: built for real
+            weights = 0
+        check_memory(f"model {entry.name}'s weights, gradients and optimiser state", 4 * weights)
     try:
         model = entry.builder(**values)
     except (ValueError, TypeError) as error:
@@ -71,6 +85,15 @@ def create_model(name: str, **params: Any) -> nn.Module:
     model.registry_name = entry.name
     model.params = values
     return model
+
+
+def _grown(values: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """Whether a size-like parameter (a whole number, or a list of them) is above its registered value."""
+    def largest(value: Any) -> int:
+        items = value if isinstance(value, tuple) else (value,)
+        return max((v for v in items if isinstance(v, int) and not isinstance(v, bool)), default=0)
+
+    return any(largest(value) > largest(defaults.get(name)) for name, value in values.items())
 
 
 def parse_param(name: str, text: str) -> tuple[str, Any]:

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from .config import CONTENT_LAYER, STYLE_LAYERS, StyleSettings
 from .data import image_to_tensor, read_image
 from .errors import AelabError
+from .limits import STYLE_SIDES, check_count
 from .outputs import atomic_write, check_targets
 
 log = logging.getLogger("aelab")
@@ -204,8 +205,12 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     settings = StyleSettings(**{**asdict(settings), **options})
     settings.check(layer_names())
     content_image = _as_image(content, "content")
-    height = settings.height
-    width = max(1, round(content_image.shape[-1] * height / content_image.shape[-2]))
+    height = check_count("--height", settings.height, *STYLE_SIDES)
+    width = round(content_image.shape[-1] * height / content_image.shape[-2])
+    if not STYLE_SIDES[0] <= width <= STYLE_SIDES[1]:
+        raise AelabError(f"at --height {height} the content image ({content_image.shape[-1]}x{content_image.shape[-2]}) "
+                         f"would be {width} pixels wide; VGG19 takes {STYLE_SIDES[0]} to {STYLE_SIDES[1]} "
+                         "(choose another --height, or crop the image)")
     content_image = _resize(content_image, height, width)
     style_image = _resize(_as_image(style, "style"), height, width)
     features, source = load_vgg19(weights, download, settings.seed)
@@ -222,7 +227,8 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
                 style_targets[layer], outputs[layer][0], height * width)
         return loss + settings.tv_weight * total_variation_loss(x)
 
-    x = to_caffe(content_image).clone().requires_grad_(True)  # the seed starts from the content image
+    # the seed starts from the content image (contiguous: L-BFGS flattens its gradient in place)
+    x = to_caffe(content_image).contiguous().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     losses = []
     from tqdm.auto import tqdm
 

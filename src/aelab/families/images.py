@@ -11,12 +11,22 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 
-from .. import figures, latent_space as latent
+from .. import figures
+from .. import latent_space as latent
 from ..callbacks import ActivationLog, EmbeddingLog, SampleGrid
 from ..config import RunConfig, TrainSettings
-from ..data import (ARRAYS, ImageData, TensorBatches, hide_labels, noisy_copy, resolve_data, split_validation)
+from ..data import (
+    ARRAYS,
+    ImageData,
+    TensorBatches,
+    hide_labels,
+    noisy_copy,
+    resolve_data,
+    split_validation,
+)
 from ..errors import AelabError
 from ..frechet import sample_quality
+from ..limits import MAX_SIDE, check_count
 from ..models import get_entry, resolve_params
 from ..nets.base import Conditional, Generative
 from ..streaming import FolderStream, StreamBatches, default_workers
@@ -35,6 +45,8 @@ class ImageFamily(Family):
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData | FolderStream:
         """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
         defaults = get_entry(config.model).defaults()
+        if "in_size" in params:  # before the images are resized to it
+            check_count("in_size", params["in_size"], 1, MAX_SIDE)
         size = params.get("in_size") if "in_size" in params or config.data_dir else None
         loaded = resolve_data(data, channels=params.get("in_channels"), size=size, stream=config.train.stream)
         c, h, _ = loaded.shape

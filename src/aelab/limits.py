@@ -1,0 +1,58 @@
+"""The one limits check: sizes and counts that would reach the allocator (or draw nothing) are
+refused in one line before any work, each against a bound said here, and a request whose memory
+is known in advance is held against what the machine has free.
+
+Torch-free: the checks run before a model, a batch or a figure exists.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .errors import AelabError
+
+MAX_SIDE = 2048  # the largest image side a model takes (in_size)
+MAX_SAMPLES = 10_000  # images one `sample` call or figure draws
+MAX_GRID = 100  # points per side of a manifold
+MAX_STEPS = 1_000  # points on an interpolation path
+STYLE_SIDES = (16, 4096)  # style transfer's output sides: VGG19 pools 4 times before its last layers; above, minutes a step
+MEMORY_SHARE = 0.8  # the share of the available memory one request may take
+
+
+def check_count(name: str, value: int, low: int = 1, high: int | None = None) -> int:
+    """``value`` as a whole number in [low, high], or one line naming ``name`` and the bounds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AelabError(f"{name} must be a whole number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+        raise AelabError(f"{name} must be {bounds}, got {value:,}")
+    return value
+
+
+def available_memory() -> int:
+    """Bytes this machine can still give a process: MemAvailable, else the physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: no bound
+
+
+def check_memory(what: str, nbytes: float) -> None:
+    """Refuse ``what`` where it needs more than a share of the memory available now."""
+    have = available_memory()
+    if nbytes > MEMORY_SHARE * have:
+        raise AelabError(f"{what} would need about {nbytes / 2**30:,.1f} GiB of memory; this machine has "
+                         f"{have / 2**30:,.1f} GiB free")
+
+
+def check_images(what: str, n: int, shape: tuple[int, ...], copies: int = 3) -> None:
+    """``n`` float32 images of ``shape`` (with ``copies`` alive at once) against the free memory."""
+    check_memory(f"{what} ({n:,} images of {'x'.join(map(str, shape))})", 4 * copies * n * math.prod(shape))
