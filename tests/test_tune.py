@@ -65,6 +65,11 @@ def test_the_best_setting_trains_again_from_the_api_and_the_summary_command(stud
 def test_resume_adds_trials_to_the_same_study(study):
     assert run_cli("tune", "--resume", "--trials", "1", "--out", study) == 0
     assert [row["trial"] for row in rows(study)] == ["0", "1", "2", "3", "4"]
+
+    def point(row):
+        return {k: v for k, v in row.items() if k not in ("trial", "state", "value", "seconds", "run")}
+
+    assert point(rows(study)[4]) != point(rows(study)[0])  # the resumed sampler does not start over
     assert run_cli("tune", "dense", "--resume", "--trials", "1", "--out", study) == 2
     assert run_cli("tune", "--resume", "--trials", "1", "--out", study, "--space", "lr=1e-3:1e-2") == 2
     assert len(rows(study)) == 5
@@ -110,6 +115,7 @@ def test_the_space_is_checked_against_the_typed_configuration():
     (["--storage", "postgresql://aelab:secret@127.0.0.1:9/none"], "cannot open the study storage"),
     (["--sampler", "grid"], "unknown sampler"),
     (["--metric", "test_rmse"], "validation metric"),
+    (["--metric", "val_nosuch"], "conv-resize's runs log val_loss"),
     (["--trials", "0"], "positive integer"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, why):
@@ -118,6 +124,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, why):
     err = capsys.readouterr().err.strip()
     assert why in err and len(err.splitlines()) == 1 and "secret" not in err
     assert not out.exists()
+
+
+def test_a_diverging_trial_is_one_line_and_recorded_as_failed(small_data, tmp_path, capsys):
+    out = tmp_path / "study"
+    assert run_cli("tune", "dense", "--data-dir", small_data, "--trials", "1", "--epochs", "1", "--optimizer", "sgd",
+                   "--space", "lr=1e29:1e30:log", "--loss", "bce", "--out", out) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "trial 0 fail" in captured.err and "loss became" in captured.err
+    assert "no trial completed" in captured.out
+    assert [row["state"] for row in rows(out)] == ["fail"]
 
 
 def test_a_folder_that_holds_something_else_is_left_alone(tmp_path, capsys):

@@ -347,7 +347,13 @@ def cmd_tune(args: argparse.Namespace) -> None:
     print(aelab.summary_table(study))
     out = Path(args.out)
     if best is None:
-        print(f"no trial completed; see {out / 'trials.csv'}")
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        if done:  # the best trial ran on another machine, with its own --out
+            trial = study.best_trial
+            print(f"best: trial {trial.number} ({study.best_value:.5g}), trained on {trial.user_attrs.get('host')} in "
+                  f"{trial.user_attrs.get('folder')}; table {out / 'trials.csv'}")
+        else:
+            print(f"no trial completed; see {out / 'trials.csv'}")
         return
     print(f"best: {out / 'best'} -> {best.path.name} ({study.best_value:.5g}); table {out / 'trials.csv'}, "
           f"summary {out / 'summary.md'}")

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -256,8 +257,15 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         model, data, space, metric, settings = _stored_setup(stored, model, settings)
     elif not model:
         raise AelabError("name a model to tune (see `aelab models`)")
+    from .families import family_of
+
+    logged = family_of(model).val_metrics
+    if metric not in logged:
+        raise AelabError(f"--metric {metric}: {model}'s runs log {', '.join(logged)} each epoch; choose one of them")
     dims = merge_space(model, space, fixed=settings)
     seed = int(settings.get("seed", 0))
+    if resume:  # a resumed sampler starts a stream of its own: the same seed would propose trial 0's point again
+        seed += 1000 * len(stored.trials)
     # processes sharing a storage would otherwise propose the same points: each gets its own stream
     sampler_ = _sampler(sampler, seed if storage is None else seed + os.getpid())
     _check_trial(model, data, out, settings, dims)
@@ -278,7 +286,7 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     if workers == 1:
         _optimize(study, objective, total)
     else:
-        _run_workers(out, storage, sampler, pruning, objective, total, workers, int(settings.get("seed", 0)))
+        _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
         study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, out))
     return study, finish(study, out)
 
@@ -397,9 +405,15 @@ class Objective:
         sampled = {d.name: d.suggest(trial) for d in self.dims}
         folder = self.out / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("run", str(folder.relative_to(self.out)))
-        run = train(self.model, data=self.data, out=folder, progress=False, evaluate_test=False,
-                    callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
-                    **{**self.settings, **sampled})
+        trial.set_user_attr("host", socket.gethostname())  # workers on several machines: where each run is
+        trial.set_user_attr("folder", str(folder.resolve()))
+        try:
+            run = train(self.model, data=self.data, out=folder, progress=False, evaluate_test=False,
+                        callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
+                        **{**self.settings, **sampled})
+        except AelabError as error:  # a diverging or failing trial: one line, recorded as failed
+            trial.set_user_attr("error", " ".join(str(error).split()))
+            raise
         values = [row[self.metric] for row in run.history if row.get(self.metric) is not None]
         if not values:
             raise AelabError(f"the runs log no {self.metric}; choose --metric among "
@@ -433,7 +447,7 @@ def _optimize(study, objective: Objective, total: int) -> None:
     the total, which only a race between workers makes, is discarded without training."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is aelab's one line, not Optuna's traceback
     objective.total = total
     while not objective.full and len(study.get_trials(deepcopy=False)) < total:
         study.optimize(objective, n_trials=1, catch=(AelabError, Surplus), callbacks=[_log_trial])
@@ -444,7 +458,8 @@ def _log_trial(study, trial) -> None:
         return
     value = "-" if trial.value is None else f"{trial.value:.5g}"
     params = params_text(trial.params, ".3g")
-    log.info("trial %d %s: %s (%s)", trial.number, trial.state.name.lower(), value, params)
+    why = f"; {trial.user_attrs['error']}" if trial.user_attrs.get("error") else ""
+    log.info("trial %d %s: %s (%s)%s", trial.number, trial.state.name.lower(), value, params, why)
 
 
 def _worker(out: str, storage: str | None, sampler: str, pruning: bool, objective: Objective, total: int,
@@ -487,6 +502,13 @@ def finish(study, out: Path):
     if complete:
         best = study.best_trial
         best_run = Run(out / best.user_attrs["run"])
+        host = best.user_attrs.get("host")
+        if not best_run.path.is_dir() and host and host != socket.gethostname():
+            # a worker on another machine (its own --out) trained it: that worker evaluates it
+            log.info("the best trial, %d, ran on %s: its run folder is %s there", best.number, host,
+                     best.user_attrs.get("folder", best.user_attrs["run"]))
+            write_summary(study, out, None, draw_plots(study, out))
+            return None
         if not best_run.metrics_path.is_file():
             evaluate(best_run)
         staged = out / f".best-{os.getpid()}"  # replaced in one step: workers finishing together

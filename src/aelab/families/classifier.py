@@ -62,6 +62,7 @@ class ClassifierFamily(AutoencoderFamily):
     system = ClassifierSystem
     needs_labels = True
     headline = ("test_rmse", "pca_rmse", "test_accuracy")
+    val_metrics = ("val_loss", "val_recon", "val_label", "val_accuracy")
 
     @torch.no_grad()
     def evaluate(self, run: Run, model: Classifier, data: ImageData, write_figures: bool,

@@ -143,6 +143,7 @@ class GANFamily(ImageFamily):
     name = "gan"
     system = GANSystem
     headline = ("fd_classifier",)
+    val_metrics = ("val_d_loss", "val_g_loss")
 
     def evaluate(self, run: Run, model: DCGAN, data: ImageData, write_figures: bool) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures)

@@ -51,6 +51,7 @@ class TextFamily(Family):
     system = TextSystem
     data_kind = "text"
     headline = ("test_bits_per_char", "test_accuracy")
+    val_metrics = ("val_loss", "val_accuracy")
 
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
         """Load the text (its size checked against the window length as it loads); the model's

@@ -49,6 +49,7 @@ class VAEFamily(AutoencoderFamily):
     name = "vae"
     system = VAESystem
     headline = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier")
+    val_metrics = ("val_loss", "val_recon", "val_kl")
     BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
 
     def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool) -> dict[str, Any]:
