@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import typing
 import warnings
 from pathlib import Path
-import typing
 from typing import Any, Literal
 
 import torch
@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from .errors import AelabError
 from .nets.base import Autoencoder
-from .outputs import check_targets
 from .nets.gan import DCGAN
+from .outputs import check_targets
 from .runs import Run
 
 Part = Literal["encoder", "decoder", "both", "generator"]
