@@ -71,3 +71,15 @@ def test_a_one_pixel_image_is_styled(tmp_path):
     assert run_cli("style", content, style, "--out", tmp_path / "o.png", "--height", "16", "--iterations", "1",
                    "--evaluations", "2", "--no-progress") == 0
     assert Image.open(tmp_path / "o.png").size == (16, 16)
+
+
+@pytest.mark.parametrize("stream", [["--stream"], []])
+def test_an_image_over_pils_pixel_limit_is_one_line_streamed_or_not(stream, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((28, 28), i * 40, np.uint8)).save(folder / f"{i}.png")
+    Image.new("L", (13500, 13500)).save(folder / "huge.png")  # over twice PIL's 89,478,485 pixels: it refuses
+    assert run_cli("train", "dense", "--data-dir", folder, *stream, "--out", tmp_path / "r", "--no-progress") == 2
+    assert "huge.png has more pixels than PIL's safety limit" in error_line(capsys)
+    assert not (tmp_path / "r").exists()

@@ -178,6 +178,37 @@ def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path, requ
     assert sorted(int(line.split()[3]) for line in logged) == [0, 1, 2, 3]  # each trial ran in one process
 
 
+def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small_data, tmp_path, postgres_url):
+    """As on machines without a shared disk: each worker its own --out, one PostgreSQL study. Both
+    complete the trials between them and exit 0; the one without the best run says where it is."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    server, _, _ = postgres_url.rpartition("/")
+    with psycopg.connect(f"{server}/studies", autocommit=True) as connection:
+        connection.execute("CREATE DATABASE own_outs")  # a study of its own on the shared server
+    url = f"{server}/own_outs"
+
+    def command(out):
+        return [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
+                "tune", "dense", "--storage", url, "--trials", "4", "--epochs", "1", "--data-dir", str(small_data),
+                "--out", str(out)]
+
+    outs = [tmp_path / "node-a", tmp_path / "node-b"]
+    workers = [subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for out in outs]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert all([row["trial"] for row in rows(out)] == ["0", "1", "2", "3"] for out in outs)
+    trained = sorted(run.name for out in outs if (out / "trials").is_dir() for run in (out / "trials").iterdir())
+    assert trained == ["0000", "0001", "0002", "0003"]  # each trial once, in one worker's folder
+    assert sum((out / "best").is_symlink() for out in outs) >= 1
+    printed = "".join(out for out, _ in outputs)
+    assert printed.count("best:") == 2
+
+
 def test_a_worker_killed_mid_trial_leaves_the_study_usable(small_data, tmp_path, monkeypatch):
     """Kill a worker while its trial trains: the next worker marks that trial failed (no heartbeat)
     and completes its own; the study reports both."""

@@ -239,12 +239,14 @@ def folder_stream(name: str, files: list[Path], folder: Path, channels: int | No
     Channels: the model's, or colour where any file is not grayscale (as in memory)."""
     from PIL import Image
 
-
     colour = False
     for path in files:  # every file's header (not its pixels): a file that is no image fails here, not mid-run
         try:
             with Image.open(path) as img:
                 colour = colour or img.mode not in ("L", "1", "I", "I;16", "F")
+        except Image.DecompressionBombError:  # as read_image says it, for a folder held in memory
+            raise AelabError(f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); "
+                             "resize it first") from None
         except (OSError, SyntaxError, ValueError) as error:
             raise AelabError(f"{path} is not a readable image ({type(error).__name__})") from None
     if channels is None:

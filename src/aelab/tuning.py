@@ -287,7 +287,8 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         _optimize(study, objective, total)
     else:
         _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
-        study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, out))
+    # read afresh: the trials other processes finished are in the storage, not in this process's cache
+    study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, out))
     return study, finish(study, out)
 
 
@@ -496,17 +497,22 @@ def finish(study, out: Path):
     from .evaluation import evaluate
     from .runs import Run
 
+    import optuna
+
+    try:  # a trial whose worker died (no heartbeat for GRACE seconds) is failed, not "running", in the table
+        optuna.storages.fail_stale_trials(study)
+    except (ValueError, RuntimeError, AttributeError):  # a storage without heartbeats
+        pass
     write_trials(study, out / "trials.csv")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     best_run = None
     if complete:
         best = study.best_trial
         best_run = Run(out / best.user_attrs["run"])
-        host = best.user_attrs.get("host")
-        if not best_run.path.is_dir() and host and host != socket.gethostname():
-            # a worker on another machine (its own --out) trained it: that worker evaluates it
-            log.info("the best trial, %d, ran on %s: its run folder is %s there", best.number, host,
-                     best.user_attrs.get("folder", best.user_attrs["run"]))
+        if not best_run.path.is_dir():
+            # a worker with its own --out (another machine's disk) trained it: that worker evaluates it
+            log.info("the best trial, %d, ran on %s: its run folder is %s there", best.number,
+                     best.user_attrs.get("host", "another machine"), best.user_attrs.get("folder", best.user_attrs["run"]))
             write_summary(study, out, None, draw_plots(study, out))
             return None
         if not best_run.metrics_path.is_file():
