@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
-import aelab
 from conftest import run_cli
+from PIL import Image
 from test_bad_input import error_line
 from test_export import untrained_run
+
+import aelab
 
 
 @pytest.fixture(scope="module")
