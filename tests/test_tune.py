@@ -62,7 +62,9 @@ def test_the_best_setting_trains_again_from_the_api_and_the_summary_command(stud
         aelab.tuned_settings(tmp_path)
 
 
-def test_resume_adds_trials_to_the_same_study(study):
+def test_resume_adds_trials_to_the_same_study(study, capsys):
+    assert run_cli("tune", "--list", "--out", study) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 4  # the header and the study's trials
     assert run_cli("tune", "--resume", "--trials", "1", "--out", study) == 0
     assert [row["trial"] for row in rows(study)] == ["0", "1", "2", "3", "4"]
 
@@ -178,7 +180,8 @@ def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path, requ
     assert sorted(int(line.split()[3]) for line in logged) == [0, 1, 2, 3]  # each trial ran in one process
 
 
-def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small_data, tmp_path, postgres_url):
+def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small_data, tmp_path, postgres_url,
+                                                                          capsys):
     """As on machines without a shared disk: each worker its own --out, one PostgreSQL study. Both
     complete the trials between them and exit 0; the one without the best run says where it is."""
     import subprocess
@@ -207,6 +210,12 @@ def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small
     assert sum((out / "best").is_symlink() for out in outs) >= 1
     printed = "".join(out for out, _ in outputs)
     assert printed.count("best:") == 2
+    # any machine that reaches the storage lists the study, with where each run is
+    assert run_cli("tune", "--list", "--storage", url, "--out", tmp_path / "elsewhere") == 0
+    listed = capsys.readouterr().out
+    assert all(str(out / "trials") in listed for out in outs if (out / "trials").is_dir())
+    assert [line.split()[0] for line in listed.splitlines()[1:]] == ["0", "1", "2", "3"]
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_a_worker_killed_mid_trial_leaves_the_study_usable(small_data, tmp_path, monkeypatch):

@@ -36,6 +36,7 @@ _EXPORTS = {
     "resolve_data": "data",
     "style_transfer": "style", "style_transfer_files": "style",
     "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
+    "study_table": "tuning",
     "export": "exporting", "AnomalyDetector": "anomaly", "score_files": "anomaly",
     "serve": "webapp", "build_app": "webapp", "check_port": "webapp",
     "format_summary": "summary", "draw_graph": "summary",
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .style import style_transfer, style_transfer_files
     from .summary import draw_graph, format_summary
     from .training import TrainingDiverged, train
-    from .tuning import summary_table, tune, tuned_settings
+    from .tuning import study_table, summary_table, tune, tuned_settings
     from .webapp import build_app, check_port, serve
 
 

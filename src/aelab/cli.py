@@ -340,6 +340,9 @@ cmd_interpolate.arguments = _interpolate_arguments
 
 @command("tune", "search a model's hyperparameters with Optuna: each trial a run folder in STUDY_DIR/trials")
 def cmd_tune(args: argparse.Namespace) -> None:
+    if args.list:
+        print(aelab.study_table(args.out, args.storage))
+        return
     settings = {**_given(args, aelab.TrainSettings), **_params(args.model, args.param)}
     study, best = aelab.tune(args.model, out=args.out, trials=args.trials, data=_data(args), space=args.space,
                        metric=args.metric, sampler=args.sampler, pruning=args.pruning, storage=args.storage,
@@ -378,6 +381,8 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine, each with its share "
                    "of the CPU threads")
     p.add_argument("--resume", action="store_true", help="add --trials trials to the study in --out")
+    p.add_argument("--list", action="store_true", help="print the study's trials, with the machine and folder of "
+                   "each run, and stop (any machine that reaches its --storage)")
     _data_arguments(p, "the model's default")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a fixed model parameter for every trial")
     add_settings(p, aelab.TrainSettings, "fixed training settings for every trial (e.g. --epochs 3)")

@@ -621,6 +621,23 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
+def study_table(out: str | Path, storage: str | None = None) -> str:
+    """A study's trials as a table, from any machine that reaches its storage (``out``'s SQLite
+    file, or ``storage``): each trial's state, value, parameters, and the machine and folder of
+    its run (workers with their own --out keep their runs apart)."""
+    out = Path(out)
+    if storage is None and not (out / "study.db").is_file():
+        raise AelabError(f"{out} holds no study (no study.db; give the --storage it used)")
+    study = _load_study(_storage(storage, out))
+    rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  {'host':<16} run folder / params"]
+    for t in study_trials(study):
+        value = "" if t.value is None else f"{t.value:.5g}"
+        where = t.user_attrs.get("folder") or str(out / t.user_attrs.get("run", ""))
+        rows.append(f"{t.number:>5}  {t.state.name.lower():<9} {value:>10}  {t.user_attrs.get('host', '-'):<16} "
+                    f"{where}  {params_text(t.params)}")
+    return "\n".join(rows)
+
+
 def summary_table(study) -> str:
     """The trials as the CLI prints them."""
     rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  params"]
