@@ -18,9 +18,9 @@ import os
 import re
 import socket
 import time
+import typing
 import warnings
 from pathlib import Path
-import typing
 from typing import Any, Literal
 
 from .config import TRAIN_FIELDS, TRAIN_HINTS, Dimension, check_range, coerce
@@ -494,10 +494,10 @@ def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, ob
 def finish(study, out: Path):
     """The best trial evaluated on test once, ``out/best`` pointing to it, ``trials.csv``, the plots
     and ``summary.md``. Returns the best :class:`~aelab.Run` (None if no trial completed)."""
+    import optuna
+
     from .evaluation import evaluate
     from .runs import Run
-
-    import optuna
 
     try:  # a trial whose worker died (no heartbeat for GRACE seconds) is failed, not "running", in the table
         optuna.storages.fail_stale_trials(study)
