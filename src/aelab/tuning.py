@@ -32,8 +32,8 @@ STUDY_NAME = "aelab"
 # a running trial's worker writes a heartbeat every HEARTBEAT seconds; a trial without one for
 # GRACE seconds is marked failed (its worker died) when a worker next starts a trial
 HEARTBEAT, GRACE = 20, 60
-STUDY_FILES = {"study.db", "trials", "best", "trials.csv", "summary.md", "history.png", "importances.png",
-               "parallel.png"}
+STUDY_FILES = {"study.db", "study.journal", "study.journal.lock", "trials", "best", "trials.csv", "summary.md",
+               "history.png", "importances.png", "parallel.png"}
 
 
 def parse_dimension(text: str) -> Dimension:
@@ -162,14 +162,28 @@ def _sampler(name: str, seed: int):
     return make(seed=seed)
 
 
-def _storage(url: str | None, out: Path):
-    """Optuna's database storage for ``url`` (default: SQLite in ``out``), with a heartbeat, so
-    that a worker that dies mid-trial has its trial marked failed and the study goes on."""
+def has_local_study(out: Path) -> bool:
+    """Whether ``out`` holds its study's own storage (an SQLite file, or a journal file)."""
+    return (out / "study.db").is_file() or (out / "study.journal").is_file()
+
+
+def _storage(url: str | None, out: Path, journal: bool = False):
+    """Optuna's storage for ``url``: a database (default: SQLite in ``out``) with a heartbeat, so
+    that a worker that dies mid-trial has its trial marked failed and the study goes on; or, for
+    ``--workers`` on one machine (``journal``, or a study that has one), Optuna's journal file,
+    which Optuna advises over SQLite for processes writing at once."""
     import optuna
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
-    url = url or f"sqlite:///{(out / 'study.db').resolve()}"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
+    if url is None and (journal or (out / "study.journal").is_file()):
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        out.mkdir(parents=True, exist_ok=True)
+        path = str(out / "study.journal")
+        return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+    url = url or f"sqlite:///{(out / 'study.db').resolve()}"
     engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
@@ -271,7 +285,7 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     _check_trial(model, data, out, settings, dims)
     direction = "maximize" if metric.endswith(("accuracy", "elbo")) else "minimize"
     out.mkdir(parents=True, exist_ok=True)
-    study_storage = study_storage or _storage(storage, out)
+    study_storage = study_storage or _storage(storage, out, journal=workers > 1)
     pruner = _pruner(pruning)
     # workers that start at once race to create the study: each loads it if it exists by then
     study = optuna.create_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner,
@@ -289,6 +303,9 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
     # read afresh: the trials other processes finished are in the storage, not in this process's cache
     study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, out))
+    if workers > 1:  # every worker has exited: a trial still running is one whose worker died
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return study, finish(study, out)
 
 
@@ -300,8 +317,8 @@ def tuned_settings(out: str | Path, storage: str | None = None) -> tuple[str, di
         aelab.train(model, **{**settings, "epochs": 30}, out="runs/best-tuned")
     """
     out = Path(out)
-    if storage is None and not (out / "study.db").is_file():
-        raise AelabError(f"{out} holds no study (no study.db; give the --storage it used)")
+    if storage is None and not has_local_study(out):
+        raise AelabError(f"{out} holds no study (no study.db or study.journal; give the --storage it used)")
     study = _load_study(_storage(storage, out))
     model, data, space, _, settings = _stored_setup(study, None, {})
     if not any(t.state.name == "COMPLETE" for t in study.trials):
@@ -596,7 +613,7 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
         lines += [f"Best: trial {best.number} ({best.user_attrs['run']}, linked as `best`): "
                   f"{attrs.get('metric')} {best.value:.5g} with {params}. On the test split, once: {tested}.", ""]
         try:
-            model, settings = tuned_settings(out) if (out / "study.db").is_file() else (None, None)
+            model, settings = tuned_settings(out) if has_local_study(out) else (None, None)
         except AelabError:
             model = None
         if model is not None:
@@ -626,8 +643,8 @@ def study_table(out: str | Path, storage: str | None = None) -> str:
     file, or ``storage``): each trial's state, value, parameters, and the machine and folder of
     its run (workers with their own --out keep their runs apart)."""
     out = Path(out)
-    if storage is None and not (out / "study.db").is_file():
-        raise AelabError(f"{out} holds no study (no study.db; give the --storage it used)")
+    if storage is None and not has_local_study(out):
+        raise AelabError(f"{out} holds no study (no study.db or study.journal; give the --storage it used)")
     study = _load_study(_storage(storage, out))
     rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  {'host':<16} run folder / params"]
     for t in study_trials(study):
