@@ -29,6 +29,9 @@ import argparse
 import sys
 from pathlib import Path
 
+
+from aelab.data import load_data, split_validation
+
 import speed_generative
 import speed_inference
 import speed_overhead
@@ -37,7 +40,6 @@ import speed_quality
 import speed_text
 import speed_training
 import speed_ttq
-from aelab.data import load_data, split_validation
 from speed_common import RESULTS, default_data, write_results
 
 ONLY = {"text": "char-lstm rows", "generative": "VAE and GAN rows", "processes": "process-count rows"}
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternated rounds of the fresh-process measurements; medians are reported")
     parser.add_argument("--quality-epochs", type=int, default=5)
-    parser.add_argument("--quality-seeds", type=int, default=3, help="seeds of the quality check; the verdict is on their mean")
+    parser.add_argument("--quality-seeds", type=int, default=3,
+                        help="seeds of the quality check; the verdict is on their mean")
     parser.add_argument("--process-epochs", type=int, default=2, help="epochs per process-count measurement")
     parser.add_argument("--text-epochs", type=int, default=2, help="epochs per char-lstm throughput measurement")
     parser.add_argument("--text-quality-epochs", type=int, default=2)

@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -77,7 +77,7 @@ def parser(description: str, workers: list[str] | None = None, epochs: int = 3) 
 
 
 def run_question(rows_of: Callable[[argparse.Namespace, Report], None], args: argparse.Namespace,
-                 argv: list[str] | None, script: str, profile: str) -> int:
+                 argv: list[str] | None, script: str) -> int:
     """Run one question's rows, print them, and add them to the results file as a section."""
     rows: list[tuple[str, str]] = []
 
@@ -85,10 +85,26 @@ def run_question(rows_of: Callable[[argparse.Namespace, Report], None], args: ar
         rows.append((label, value))
         print(f"{label:<58} {value}", flush=True)
 
-    args.data = args.data or default_data()
     rows_of(args, report)
-    write_results(args.results, rows, profile, argv, script)
+    write_results(args.results, rows, "", argv, script)
     return 0
+
+
+def script_main(argv: list[str] | None, doc: str, script: str, rows_of: Callable[[argparse.Namespace, Report], None],
+                worker: Callable[[argparse.Namespace], dict] | None = None, workers: Iterable[str] = (),
+                epochs: int = 3, options: Iterable[tuple[str, dict]] = ()) -> int:
+    """A speed script's command line: its question's rows, added to speed.md; or, with the hidden
+    ``--worker KIND`` (``measure`` runs the script so), one fresh-process measurement as JSON.
+    ``options``: the script's own flags, as ``(flag, add_argument keywords)``."""
+    p = parser(doc, list(workers), epochs)
+    for flag, keywords in options:
+        p.add_argument(flag, **keywords)
+    args = p.parse_args(argv)
+    args.data = args.data or default_data()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    return run_question(rows_of, args, argv, script)
 
 
 def write_results(path: Path, rows: list[tuple[str, str]], profile: str, argv: list[str] | None,

@@ -16,7 +16,6 @@ middle layers timed in fp32 and in bf16.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -33,8 +32,9 @@ from aelab.accel import autocast, choose_precision, keep_freed_memory
 from aelab.data import load_data, split_validation
 from aelab.models import get_entry
 from aelab.training import train
+
 from generative_ceiling import conv_ms  # a sibling script: python benchmarks/x.py puts this folder on the path
-from speed_common import Report, default_data, goal, measure, parser, rate_text, run_question
+from speed_common import Report, goal, measure, rate_text, script_main
 
 # seed 3's generative models: `aelab train` against the same networks trained by a plain fp32 eager loop
 GENERATIVE_MODELS = ("vae", "gan")
@@ -155,12 +155,10 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, list(GENERATIVE_WORKERS), epochs=2)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(generative_worker(args.worker, args.data or default_data(), args.epochs)))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       lambda args: generative_worker(args.worker, args.data, args.epochs),
+                       workers=GENERATIVE_WORKERS,
+                       epochs=2)
 
 
 if __name__ == "__main__":

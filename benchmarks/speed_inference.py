@@ -9,7 +9,6 @@ inference path (channels-last, bf16 where the CPU has it), against speed_trainin
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -21,7 +20,8 @@ from aelab import create_model
 from aelab.accel import choose_precision
 from aelab.data import load_data
 from aelab.metrics import reconstruct
-from speed_common import MODEL, Report, default_data, goal, measure, parser, rate_text, run_question
+
+from speed_common import MODEL, Report, goal, measure, rate_text, script_main
 from speed_training import PlainSeedOne
 
 WORKERS = ("reference", "ours")
@@ -64,12 +64,9 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, list(WORKERS), epochs=3)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.data or default_data())))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       lambda args: worker(args.worker, args.data),
+                       workers=WORKERS)
 
 
 if __name__ == "__main__":

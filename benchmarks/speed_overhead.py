@@ -11,13 +11,13 @@ model's step in `aelab train`, measured in the same rounds.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
 
-from speed_common import BATCH, MODEL, Report, default_data, goal, measure, parser, run_question
+from speed_common import BATCH, MODEL, Report, goal, measure, script_main
 from speed_training import worker as training_worker
+
 
 OVERHEAD_MODEL, OVERHEAD_BATCH, OVERHEAD_EPOCHS = "dense", 10, 3
 WORKERS = {"overhead-ours": ("ours", OVERHEAD_MODEL, OVERHEAD_BATCH), "overhead-hand": ("hand", OVERHEAD_MODEL, OVERHEAD_BATCH),
@@ -45,12 +45,9 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, list(WORKERS), epochs=3)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.data or default_data(), args.epochs)))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       lambda args: worker(args.worker, args.data, args.epochs),
+                       workers=list(WORKERS))
 
 
 if __name__ == "__main__":

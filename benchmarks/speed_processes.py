@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from speed_common import Report, parser, rate_text, run_question
+from speed_common import Report, rate_text, script_main
+
 
 PROCESS_MODELS = {"conv-resize": 200, "best": 128}  # seed 1's model and aelab's own, at their default batches
 
@@ -61,12 +62,8 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, [], epochs=2)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps({}))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       epochs=2)
 
 
 if __name__ == "__main__":

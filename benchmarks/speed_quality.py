@@ -9,14 +9,14 @@ the trajectory).
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from speed_common import Report, goal, parser, run_question
+from speed_common import Report, goal, script_main
 from speed_training import ours
+
 
 
 def quality_check(data_name: str, epochs: int, seeds: int, workdir: Path) -> str:
@@ -41,13 +41,10 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, [], epochs=5)
-    p.add_argument("--seeds", type=int, default=3, help="seeds; the verdict is on their mean")
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps({}))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       epochs=5,
+                       options=[("--seeds", {"type": int, "default": 3,
+                                            "help": "seeds; the verdict is on their mean"})])
 
 
 if __name__ == "__main__":

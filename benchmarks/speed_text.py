@@ -10,7 +10,6 @@ Then held-out bits per character after a fixed number of epochs, defaults agains
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -23,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from aelab.training import train
-from speed_common import Report, goal, measure, parser, rate_text, run_question
+
+from speed_common import Report, goal, measure, rate_text, script_main
 
 TEXT_MODEL, TEXT_BATCH = "char-lstm", 128
 TEXT_WORKERS = {"text-reference": "char-lstm reference: plain fp32 eager nn.LSTM loop",
@@ -104,13 +104,11 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, list(TEXT_WORKERS), epochs=2)
-    p.add_argument("--quality-epochs", type=int, default=2)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(text_worker(args.worker, args.epochs)))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       lambda args: text_worker(args.worker, args.epochs),
+                       workers=TEXT_WORKERS,
+                       epochs=2,
+                       options=[("--quality-epochs", {"type": int, "default": 2})])
 
 
 if __name__ == "__main__":

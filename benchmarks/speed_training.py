@@ -31,8 +31,8 @@ from aelab.data import load_data, split_validation
 from aelab.families.base import make_optimizer
 from aelab.losses import bce_with_logits
 from aelab.training import train
-from speed_common import (BATCH, MODEL, Report, default_data, goal, measure, page_faults, parser, rate_text,
-                          run_question)
+
+from speed_common import BATCH, MODEL, Report, goal, measure, page_faults, rate_text, script_main
 
 WORKERS = {
     "reference": "reference: plain fp32 eager loop",
@@ -224,12 +224,9 @@ def profile_summary(train_x: torch.Tensor, steps: int = 20) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, list(WORKERS), epochs=3)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.data or default_data(), args.epochs)))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       lambda args: worker(args.worker, args.data, args.epochs),
+                       workers=list(WORKERS))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ show where it crosses). The verdict is on the default's median.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
@@ -26,7 +25,8 @@ from aelab.data import ImageData, load_data, split_validation
 from aelab.metrics import pca_rmse, reconstruct
 from aelab.models import get_entry
 from aelab.training import train
-from speed_common import Report, default_data, goal, measure, parser, run_question
+
+from speed_common import Report, goal, measure, script_main
 
 
 class StopAtQuality(L.Callback):
@@ -124,12 +124,9 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__, list(TTQ_RUNS), epochs=3)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(ttq_worker(args.worker, args.data or default_data(), args.target)))
-        return 0
-    return run_question(rows, args, argv, Path(__file__).name, "")
+    return script_main(argv, __doc__, Path(__file__).name, rows,
+                       lambda args: ttq_worker(args.worker, args.data, args.target),
+                       workers=TTQ_RUNS)
 
 
 if __name__ == "__main__":
