@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
@@ -43,12 +43,13 @@ def _model(run: RunLike) -> tuple[Run, nn.Module]:
     return run, run.model
 
 
-def _png(run: Run, out: str | Path | None, default: str, overwrite: bool) -> Path:
+def _png(run: Run, out: str | Path | None, default: str, overwrite: bool, inputs: Iterable[Any] = ()) -> Path:
     """The figure's target: ``out``, checked by the output policy, or the run's own ``default``
-    figure (which the command exists to redraw)."""
+    figure (which the command exists to redraw); never one of the command's ``inputs`` (paths)."""
+    inputs = [p for p in inputs if isinstance(p, (str, Path))]
     if out is None:
-        return check_targets([run.path / default], overwrite=True)[0]
-    return check_targets([out], overwrite=overwrite, suffixes=(".png",))[0]
+        return check_targets([run.path / default], overwrite=True, inputs=inputs)[0]
+    return check_targets([out], overwrite=overwrite, suffixes=(".png",), inputs=inputs)[0]
 
 
 def _drawn(run: Run, path: Path) -> Path:
@@ -246,8 +247,7 @@ def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Pa
     """:func:`interpolate`'s path as one row in ``out`` (default RUN/interpolation.png); the two
     images are inputs, never targets."""
     run = Run.of(run)
-    out = _png(run, out, "interpolation.png", overwrite)
-    check_targets([out], overwrite=True, inputs=[p for p in (a, b) if isinstance(p, (str, Path))])
+    out = _png(run, out, "interpolation.png", overwrite, inputs=(a, b))
     path = interpolate(run, a, b, steps, seed, labels)
     return _drawn(run, figures.grid(path, out, nrow=len(path)))
 

@@ -47,6 +47,12 @@ OLD_LAYOUT = ("config.json", "model.safetensors", "metrics.json", "history.json"
               "logs/csv/hparams.yaml", "samples/epoch-*.png", "activations/epoch_*", "anomaly/worst.png")
 
 
+def aelab_by_name(files: set[str]) -> set[str]:
+    """The ``files`` (relative paths) that can only be aelab's, by name: how a run written before
+    runs kept a record is judged."""
+    return {f for f in files if any(fnmatch.fnmatch(f, pattern) for pattern in OLD_LAYOUT)}
+
+
 def files_in(folder: Path) -> set[str]:
     """Every file under ``folder`` as a relative path (the lock and the manifest aside)."""
     folder = Path(folder)
@@ -105,7 +111,7 @@ class Run:
         """Record every file that appears in the folder while the block runs (even if it fails)."""
         before = files_in(self.path)
         # a run written before runs kept a record: what is aelab's by name goes on it first
-        adopted = before - set(self.foreign_files()) if before and self.written() is None else set()
+        adopted = aelab_by_name(before) if self.written() is None else set()
         try:
             yield self
         finally:
@@ -120,7 +126,7 @@ class Run:
         if written is not None:
             foreign = files - written
         else:
-            foreign = {f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in OLD_LAYOUT)}
+            foreign = files - aelab_by_name(files)
         top = {p.name for p in self.path.iterdir() if p.is_dir() and p.name not in RUN_LAYOUT}
         return sorted(foreign | top)
 

@@ -79,7 +79,6 @@ class Family:
 
     name: ClassVar[str]
     system: ClassVar[type[L.LightningModule]]
-    data_kind: ClassVar[str] = "images"  # "images" or "text": what `data=` names and how batches are cut
     needs_labels: ClassVar[bool] = False  # batches carry each image's class label
     headline: ClassVar[tuple[str, ...]] = ()  # the metrics a table of runs shows (web page, tuning)
     val_metrics: ClassVar[tuple[str, ...]] = ("val_loss",)  # what its system logs each epoch (tuning's --metric)

@@ -40,8 +40,6 @@ class ImageFamily(Family):
     """Models of images: the data are a dataset name, a folder or arrays; batches are
     (inputs, targets[, labels]) slices of tensors in memory, or shards of a streamed folder."""
 
-    data_kind = "images"
-
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData | FolderStream:
         """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
         defaults = get_entry(config.model).defaults()

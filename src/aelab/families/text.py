@@ -49,7 +49,6 @@ class TextFamily(Family):
 
     name = "text"
     system = TextSystem
-    data_kind = "text"
     headline = ("test_bits_per_char", "test_accuracy")
     val_metrics = ("val_loss", "val_accuracy")
 
