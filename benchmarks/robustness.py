@@ -108,6 +108,20 @@ def run_case(template: str) -> tuple[int, str, bool]:
         return code, (lines[0] if lines else "").replace(str(root) + "/", ""), kept
 
 
+# the cases that need a server, a killed process or many generated inputs: tests, not rows here
+ELSEWHERE = [
+    "Tested in `tests/`, not run here (they need a server, a killed process or generated inputs):",
+    "- a `tune` worker killed mid-trial: its trial is failed and trained again with the same parameters, "
+    "by the next worker on a database (heartbeat) or by the command itself with `--workers K` "
+    "(`tests/test_tune.py`);",
+    "- two `tune` workers with their own `--out` on one PostgreSQL study: both exit 0 (`tests/test_tune.py`);",
+    "- a killed `--overwrite` leaves a hidden sibling: the next command on the run removes and names it "
+    "(`tests/test_core.py`);",
+    "- every run-using command driven with generated arguments and files: exit 0, 1 or 2, no traceback, "
+    "nothing outside its folder changed (`tests/test_fuzz.py`; `AELAB_FUZZ_EXAMPLES` for a longer run).",
+]
+
+
 def main_(argv: list[str] | None = None) -> int:
     rows = ["| class | case | command | exit | says | files kept |", "|---|---|---|---|---|---|"]
     for kind, what, template in CASES:
@@ -117,7 +131,7 @@ def main_(argv: list[str] | None = None) -> int:
         print(rows[-1], flush=True)
     text = ["# Robustness: the careless user's cases", "",
             "Made by `python benchmarks/robustness.py`: each case run for real in a fresh folder. \"files kept\": every "
-            "file that existed before the command is byte-identical after it.", "", *rows, ""]
+            "file that existed before the command is byte-identical after it.", "", *rows, "", *ELSEWHERE, ""]
     (ROOT / "results" / "robustness.md").write_text("\n".join(text))
     return 0
 

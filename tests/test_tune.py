@@ -222,9 +222,9 @@ def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_worker_killed_mid_trial_leaves_the_study_usable(small_data, tmp_path, monkeypatch):
-    """Kill a worker while its trial trains: the next worker marks that trial failed (no heartbeat)
-    and completes its own; the study reports both."""
+def test_a_worker_killed_mid_trial_has_its_trial_run_again(small_data, tmp_path, monkeypatch):
+    """Kill a worker while its trial trains: the next worker marks that trial failed (no heartbeat),
+    runs it again with the same parameters (Optuna's RetryHeartbeatStaleTrialCallback), then its own."""
     import signal
     import subprocess
     import sys
@@ -259,6 +259,39 @@ def test_a_worker_killed_mid_trial_leaves_the_study_usable(small_data, tmp_path,
     time.sleep(2)
     study, best = aelab.tune(out=out, resume=True, trials=1)
     states = {t.number: t.state.name for t in study.trials}
-    assert states == {0: "FAIL", 1: "COMPLETE"}
-    assert best is not None and best.path.name == "0001"
-    assert [row["state"] for row in rows(out)] == ["fail", "complete"]
+    assert states == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}
+    assert study.trials[1].params == study.trials[0].params  # the dead worker's point, trained again
+    assert study.trials[2].params != study.trials[0].params  # and the one trial --resume added
+    table = rows(out)
+    assert [row["state"] for row in table] == ["fail", "complete", "complete"]
+    assert [row["retry_of"] for row in table] == ["", "0", ""]
+    assert best is not None and best.path.name in ("0001", "0002")
+
+
+def test_a_trial_left_running_by_a_dead_local_worker_runs_again(small_data, tmp_path, monkeypatch, caplog):
+    """`--workers K` shares the journal file, which has no heartbeat: once every worker has exited, a
+    trial still running lost its worker; it is failed and run again in the command's own process."""
+    import logging
+
+    import optuna
+
+    from aelab import tuning
+
+    def workers_one_of_which_dies(out, storage, sampler, pruning, objective, total, workers, seed):
+        study = optuna.load_study(study_name=tuning.STUDY_NAME, storage=tuning._storage(storage, out))
+        tuning._optimize(study, objective, 1)  # one worker completes a trial
+        trial = study.ask()  # the other samples its point and dies while training
+        for dim in objective.dims:
+            dim.suggest(trial)
+
+    monkeypatch.setattr(tuning, "_run_workers", workers_one_of_which_dies)
+    out = tmp_path / "study"
+    with caplog.at_level(logging.INFO, logger="aelab"):
+        study, best = aelab.tune("dense", out=out, trials=2, workers=2, data=small_data, epochs=1)
+    assert (out / "study.journal").is_file()
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE"}
+    assert study.trials[2].params == study.trials[1].params
+    assert [row["retry_of"] for row in rows(out)] == ["", "", "1"]
+    assert "trial 1 lost its worker" in caplog.text
+    assert (out / "trials" / "0002" / "model.safetensors").is_file() and best is not None

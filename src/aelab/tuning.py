@@ -30,8 +30,9 @@ log = logging.getLogger("aelab")
 
 STUDY_NAME = "aelab"
 # a running trial's worker writes a heartbeat every HEARTBEAT seconds; a trial without one for
-# GRACE seconds is marked failed (its worker died) when a worker next starts a trial
-HEARTBEAT, GRACE = 20, 60
+# GRACE seconds is marked failed (its worker died) when a worker next starts a trial, and queued
+# again with the same parameters, up to RETRIES times
+HEARTBEAT, GRACE, RETRIES = 20, 60, 1
 STUDY_FILES = {"study.db", "study.journal", "study.journal.lock", "trials", "best", "trials.csv", "summary.md",
                "history.png", "importances.png", "parallel.png"}
 
@@ -169,7 +170,8 @@ def has_local_study(out: Path) -> bool:
 
 def _storage(url: str | None, out: Path, journal: bool = False):
     """Optuna's storage for ``url``: a database (default: SQLite in ``out``) with a heartbeat, so
-    that a worker that dies mid-trial has its trial marked failed and the study goes on; or, for
+    that a worker that dies mid-trial has its trial marked failed and queued again (Optuna's
+    RetryHeartbeatStaleTrialCallback) and the study goes on; or, for
     ``--workers`` on one machine (``journal``, or a study that has one), Optuna's journal file,
     which Optuna advises over SQLite for processes writing at once."""
     import optuna
@@ -188,7 +190,7 @@ def _storage(url: str | None, out: Path, journal: bool = False):
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                                              engine_kwargs=engine)
+                                              heartbeat_stale_trial_callback=_retry(), engine_kwargs=engine)
         except (IntegrityError, OperationalError) as error:
             if isinstance(error, OperationalError) and "already exists" not in str(error):
                 raise AelabError(f"cannot open the study storage {_redact(url)}: "
@@ -198,6 +200,34 @@ def _storage(url: str | None, out: Path, journal: bool = False):
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise AelabError(f"cannot open the study storage {_redact(url)}: {first}"[:400]) from None
     raise AelabError(f"cannot open the study storage {_redact(url)}: its tables could not be created")
+
+
+def _retry():
+    """Optuna's callback that queues a dead worker's trial again, with its parameters."""
+    import optuna
+
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES)
+
+
+def counted(trials: list) -> list:
+    """The trials that count toward a study's total: neither surplus (a race between workers) nor a
+    dead worker's trial that was queued again (its retry counts instead)."""
+    retried = {number for t in trials for number in t.system_attrs.get("retry_history", ())}
+    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried]
+
+
+def requeue_orphans(study) -> list[int]:
+    """Fail the trials still running once every worker on this machine has exited (the journal
+    file has no heartbeat: each such trial's worker died) and queue each again with its
+    parameters, as the heartbeat does for a database. Returns the numbers of the trials failed."""
+    import optuna
+
+    orphans = study.get_trials(deepcopy=True, states=(optuna.trial.TrialState.RUNNING,))
+    retry = _retry()
+    for trial in orphans:
+        if study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
+            retry(study, trial)
+    return [t.number for t in orphans]
 
 
 def _redact(url: str) -> str:
@@ -294,18 +324,21 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         for key, value in (("model", model), ("data", _data_name(data)), ("data_value", data_value),
                            ("space", [str(d) for d in dims]), ("metric", metric), ("settings", settings)):
             study.set_user_attr(key, value)
-    # --trials: the study's total; with --resume, how many to add (numbers count every trial made)
-    total = len(study.trials) + trials if resume else trials
+    # --trials: the study's total; with --resume, how many to add
+    total = len(counted(study.get_trials(deepcopy=False))) + trials if resume else trials
     objective = Objective(model, data, out, dims, metric, settings)
     if workers == 1:
         _optimize(study, objective, total)
     else:
         _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
-    # read afresh: the trials other processes finished are in the storage, not in this process's cache
+        # read afresh: the trials the workers finished are in the storage, not in this process's cache
+        study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner)
+        orphans = requeue_orphans(study)  # every worker has exited: a trial still running lost its worker
+        for number in orphans:
+            log.info("trial %d lost its worker: running it again here", number)
+        if orphans:
+            _optimize(study, objective, total)
     study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, out))
-    if workers > 1:  # every worker has exited: a trial still running is one whose worker died
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return study, finish(study, out)
 
 
@@ -415,7 +448,8 @@ class Objective:
 
         from .training import train
 
-        if trial.number >= self.total:
+        before = [t for t in counted(trial.study.get_trials(deepcopy=False)) if t.number < trial.number]
+        if len(before) >= self.total:
             trial.set_user_attr("surplus", True)
             self.full = True
             raise Surplus(f"the study has its {self.total} trials")
@@ -460,14 +494,30 @@ def params_text(params: dict[str, Any], spec: str = ".4g") -> str:
 
 
 def _optimize(study, objective: Objective, total: int) -> None:
-    """Trials until the study (all processes sharing its storage) holds ``total``. Optuna numbers
-    trials in the storage's own transactions, so each number is one trial; a trial numbered past
-    the total, which only a race between workers makes, is discarded without training."""
+    """Trials until the study (all processes sharing its storage) holds ``total`` that count, and
+    none queued. Optuna numbers trials in the storage's own transactions, so each number is one
+    trial; a trial past the total, which only a race between workers makes, is discarded without
+    training. A trial queued again (its worker died) runs before a new one and takes its place."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is aelab's one line, not Optuna's traceback
     objective.total = total
-    while not objective.full and len(study.get_trials(deepcopy=False)) < total:
+    waiting, running = (optuna.trial.TrialState.WAITING,), (optuna.trial.TrialState.RUNNING,)
+    heartbeat = getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None  # not the journal
+    told = False
+    while not objective.full:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial, failed and queued again
+        if len(counted(study.get_trials(deepcopy=False))) >= total and not study.get_trials(False, states=waiting):
+            others = study.get_trials(deepcopy=False, states=running)
+            if not (heartbeat and others):
+                break
+            # another worker's trial: it finishes, or its worker died and it comes back queued
+            if not told:
+                log.info("waiting for trial%s %s, running elsewhere", "s"[:len(others) > 1],
+                         ", ".join(str(t.number) for t in others))
+                told = True
+            time.sleep(min(5, HEARTBEAT))
+            continue
         study.optimize(objective, n_trials=1, catch=(AelabError, Surplus), callbacks=[_log_trial])
 
 
@@ -477,6 +527,8 @@ def _log_trial(study, trial) -> None:
     value = "-" if trial.value is None else f"{trial.value:.5g}"
     params = params_text(trial.params, ".3g")
     why = f"; {trial.user_attrs['error']}" if trial.user_attrs.get("error") else ""
+    if "failed_trial" in trial.system_attrs:  # a dead worker's trial, queued again
+        why += f"; again for trial {trial.system_attrs['failed_trial']}, whose worker died"
     log.info("trial %d %s: %s (%s)%s", trial.number, trial.state.name.lower(), value, params, why)
 
 
@@ -511,15 +563,9 @@ def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, ob
 def finish(study, out: Path):
     """The best trial evaluated on test once, ``out/best`` pointing to it, ``trials.csv``, the plots
     and ``summary.md``. Returns the best :class:`~aelab.Run` (None if no trial completed)."""
-    import optuna
-
     from .evaluation import evaluate
     from .runs import Run
 
-    try:  # a trial whose worker died (no heartbeat for GRACE seconds) is failed, not "running", in the table
-        optuna.storages.fail_stale_trials(study)
-    except (ValueError, RuntimeError, AttributeError):  # a storage without heartbeats
-        pass
     write_trials(study, out / "trials.csv")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     best_run = None
@@ -558,12 +604,12 @@ def _write_trials(study, path: Path) -> None:
     names = sorted({name for t in study_trials(study) for name in t.params})
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["trial", "state", "value", *names, "seconds", "run"])
+        writer.writerow(["trial", "state", "value", *names, "seconds", "run", "retry_of"])
         for t in study_trials(study):
             seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
             writer.writerow([t.number, t.state.name.lower(), "" if t.value is None else t.value,
                              *[t.params.get(n, "") for n in names], f"{seconds:.1f}" if seconds != "" else "",
-                             t.user_attrs.get("run", "")])
+                             t.user_attrs.get("run", ""), t.system_attrs.get("failed_trial", "")])
 
 
 def draw_plots(study, out: Path) -> dict[str, str]:
