@@ -333,7 +333,9 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
         # read afresh: the trials the workers finished are in the storage, not in this process's cache
         study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner)
-        orphans = requeue_orphans(study)  # every worker has exited: a trial still running lost its worker
+        # every worker has exited: on this machine's journal file, a trial still running lost its
+        # worker (a database's heartbeat tells that itself, and other machines may be at work on it)
+        orphans = requeue_orphans(study) if storage is None else []
         for number in orphans:
             log.info("trial %d lost its worker: running it again here", number)
         if orphans:
