@@ -39,7 +39,7 @@ def test_gram_matrix_against_a_direct_sum():
 def test_style_loss_uses_the_seeds_normalisation():
     a, b = torch.randn(2, 3, 3), torch.randn(2, 3, 3)
     expected = ((gram_matrix(a) - gram_matrix(b)) ** 2).sum() / (4 * 3**2 * 100**2)
-    assert torch.allclose(style_loss(a, b, size=100), expected)
+    assert torch.allclose(style_loss(a, b, size=100), expected.double())
 
 
 def test_total_variation_against_a_direct_loop():
@@ -78,6 +78,34 @@ def test_total_loss_decreases_over_three_iterations():
     assert result.image.shape == (3, 24, 29) and 0 <= result.image.min() and result.image.max() <= 1
 
 
+def smooth_photo_and_texture():
+    """A smooth 600x400 'photo' (colour ramps) and a blurred-noise texture, 300x300."""
+    rows, cols = torch.meshgrid(torch.linspace(0, 1, 400), torch.linspace(0, 1, 600), indexing="ij")
+    photo = torch.stack([cols, rows, (rows + cols) / 2])
+    noise = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(0)),
+                                           9, 1, 4)[0]
+    return photo, (noise - noise.min()) / (noise.max() - noise.min())
+
+
+def test_photo_sized_inputs_make_progress_at_the_default_height():
+    """At the seed's 400 px, a plain port stalled on a 600x400 photo (the same loss every round, the
+    content returned unchanged): float32 could not see L-BFGS's first, tiny step."""
+    photo, texture = smooth_photo_and_texture()
+    result = transfer(photo, texture, iterations=2, evaluations=8, precision="32")
+    assert result.image.shape == (3, 400, 600)
+    trace = [result.initial_loss, *result.losses]
+    assert all(later < earlier for earlier, later in zip(trace, trace[1:])), trace  # falls every round
+    assert float((result.image - photo).abs().max()) > 0.05  # the result is not the content image
+
+
+def test_bf16_and_fp32_end_within_two_percent():
+    """bf16 (float32 once a bf16 round stalls) and float32 reach the same loss, to 2%."""
+    photo, texture = smooth_photo_and_texture()
+    ends = {p: transfer(photo, texture, height=48, iterations=10, precision=p) for p in ("bf16", "32")}
+    assert ends["bf16"].precision == "bf16" and ends["32"].precision == "32"
+    assert ends["bf16"].losses[-1] == pytest.approx(ends["32"].losses[-1], rel=0.02)
+
+
 def test_the_api_returns_the_image():
     image = aelab.style_transfer(torch.rand(3, 10, 20), torch.rand(3, 10, 10), iterations=1, **FAST)
     assert image.shape == (3, 24, 48)
@@ -87,12 +115,14 @@ def test_the_command_with_random_filters(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "out" / "c.png"
     assert run_cli("style", content, style, "--out", out, "--iterations", "2", "--height", "24", "--evaluations", "5",
-                   "--no-progress") == 0
-    assert "random filters" in capsys.readouterr().err
+                   "--no-progress", "--precision", "32") == 0
+    said = capsys.readouterr()
+    assert "random filters" in said.err and "(32)" in said.out and "s a round" in said.out
     with Image.open(out) as result:
         assert result.size == (32, 24)
     record = json.loads((tmp_path / "out" / "c.json").read_text())
-    assert record["weights"] == "random" and len(record["losses"]) == 2
+    assert record["weights"] == "random" and len(record["losses"]) == 2 and len(record["seconds"]) == 2
+    assert record["precision"] in ("32", "bf16") and record["losses"][-1] < record["initial_loss"]
     assert record["settings"]["content_weight"] == 0.025 and record["settings"]["tv_weight"] == 1e-4
     assert (tmp_path / "out" / "c-panel.png").is_file()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import pytest
 from conftest import run_cli
@@ -155,6 +156,9 @@ def test_workers_share_one_study_each_trial_once(small_data, tmp_path):
     runs = [t.user_attrs["run"] for t in study.trials if not t.user_attrs.get("surplus")]
     assert len(set(runs)) == 3 and all((out / run / "model.safetensors").is_file() for run in runs)
     assert best is not None and best.metrics["test_rmse"] > 0
+    # each worker trains with its share of the cores, not all of them (oversubscription)
+    assert {t.user_attrs["threads"] for t in study.trials if not t.user_attrs.get("surplus")} == {
+        max(1, (os.cpu_count() or 1) // 2)}
     # on one machine the workers share Optuna's journal file (which it advises over SQLite for this)
     assert (out / "study.journal").is_file() and not (out / "study.db").exists()
     study, _ = aelab.tune(out=out, resume=True, trials=1)  # and the study resumes from it

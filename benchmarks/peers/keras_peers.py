@@ -3,6 +3,25 @@ on TensorFlow-CPU; `benchmarks/peers.py` creates it and calls this script; aelab
 
     python keras_peers.py vae --latent 2 --data data.npz --epochs 10 --seed 0 --out DIR
     python keras_peers.py gan --data data.npz --epochs 10 --seed 0 --out DIR
+    python keras_peers.py conv-ae --data data.npz --epochs 3 --seed 0 --out DIR
+    python keras_peers.py seed-vae --data data.npz --epochs 3 --seed 0 --out DIR
+    python keras_peers.py char-lstm --data text.npz --epochs 2 --seed 0 --out DIR
+
+- ``seed-vae``: seed 3's VAE as aelab's `vae` builds it: 3x3 convs 32, 64 (stride 2), 64, 64 with
+  ReLU, dense 32, a 2-D code; decoder dense to 64x14x14, a 3x3 stride-2 transposed conv 32 and a
+  3x3 conv to one channel with a sigmoid; the ``vae`` loss (summed BCE plus KL), Adam 1e-3, batch 128.
+- ``char-lstm``: seed 3's text model: LSTM 128 over 40-character windows taken every 3rd
+  character, a softmax over the alphabet, RMSprop 0.01, batch 128; one-hot inputs made per batch
+  (``tf.one_hot`` in a tf.data pipeline, as a Keras user would rather than the seed's full one-hot
+  array). result.json: the seconds of each epoch, the windows a epoch, and the test bits per
+  character on every test character with 40 before it (as aelab measures it).
+
+- ``conv-ae``: seed 1's convolutional autoencoder, as aelab's `conv-resize` builds it: 3x3 convs
+  16, 8, 8 with ReLU, each followed by a 2x2 'same' max-pool (28 -> 14 -> 7 -> 4); the decoder
+  resizes (nearest) to 7, 14 and 28, each followed by a 3x3 conv 8, 8, 16 with ReLU, then a 3x3
+  conv to one channel giving logits; binary cross-entropy on the logits, Adam 1e-3, batch 200,
+  the data's validation images evaluated each epoch. result.json: the seconds of each epoch and
+  the test loss.
 
 - ``vae``: keras-io's "Variational AutoEncoder" example (https://keras.io/examples/generative/vae/)
   as its readers run it: conv 32 and 64 with stride 2, dense 16, a ``--latent``-D code, the
@@ -201,9 +220,61 @@ class GAN(keras.Model):
         return {"d_loss": self.d_tracker.result(), "g_loss": self.g_tracker.result()}
 
 
+def seed_vae_parts(latent: int = 2) -> tuple[keras.Model, keras.Model]:
+    """Seed 3's VAE, as aelab's `vae`."""
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu", padding="same")(inputs)
+    x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    x = layers.Dense(32, activation="relu")(layers.Flatten()(x))
+    z_mean, z_log_var = layers.Dense(latent, name="z_mean")(x), layers.Dense(latent, name="z_log_var")(x)
+    encoder = keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])], name="encoder")
+    latent_inputs = keras.Input(shape=(latent,))
+    x = layers.Reshape((14, 14, 64))(layers.Dense(14 * 14 * 64, activation="relu")(latent_inputs))
+    x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)
+    outputs = layers.Conv2D(1, 3, activation="sigmoid", padding="same")(x)
+    return encoder, keras.Model(latent_inputs, outputs, name="decoder")
+
+
+def char_lstm(args, times: EpochTimes) -> dict:
+    """Seed 3's char-LSTM on the text in ``args.data`` (train and test as alphabet indices)."""
+    data = np.load(args.data)
+    train, test, size = data["train"].astype(np.int32), data["test"].astype(np.int32), int(data["alphabet_size"])
+    maxlen, step = 40, 3
+    starts = np.arange(0, len(train) - maxlen, step)
+    windows = train[starts[:, None] + np.arange(maxlen + 1)]
+    dataset = (tf.data.Dataset.from_tensor_slices(windows).shuffle(len(windows), seed=args.seed).batch(128)
+               .map(lambda w: (tf.one_hot(w[:, :-1], size), w[:, -1]), num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    model = keras.Sequential([keras.Input((maxlen, size)), layers.LSTM(128), layers.Dense(size, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(dataset, epochs=args.epochs, callbacks=[times], verbose=2)
+    test_windows = test[np.arange(0, len(test) - maxlen)[:, None] + np.arange(maxlen + 1)]
+    nats = 0.0
+    for first in range(0, len(test_windows), 1000):
+        batch = test_windows[first:first + 1000]
+        p = model.predict(tf.one_hot(batch[:, :-1], size), verbose=0).astype(np.float64)
+        nats -= float(np.log(np.clip(p[np.arange(len(batch)), batch[:, -1]], 1e-12, 1)).sum())
+    return {"test_bits_per_char": nats / len(test_windows) / math.log(2), "train_windows": len(windows)}
+
+
+def conv_ae() -> keras.Model:
+    """Seed 1's model (aelab's `conv-resize`), logits out."""
+    image = keras.Input((28, 28, 1))
+    x = image
+    for width in (16, 8, 8):
+        x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+    for size, width in ((7, 8), (14, 8), (28, 16)):
+        x = layers.Resizing(size, size, interpolation="nearest")(x)
+        x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+    return keras.Model(image, layers.Conv2D(1, 3, padding="same")(x))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=["vae", "gan"])
+    parser.add_argument("model", choices=["vae", "gan", "conv-ae", "seed-vae", "char-lstm"])
     parser.add_argument("--latent", type=int, default=2, help="the VAE's code size")
     parser.add_argument("--data", type=Path, required=True, help=".npz with uint8 x_train and x_test (N, 28, 28)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -211,12 +282,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
+    times, result = EpochTimes(), {}
+    if args.model == "char-lstm":
+        result = char_lstm(args, times)
+        args.out.mkdir(parents=True, exist_ok=True)
+        result.update({"epoch_seconds": times.seconds, "keras": keras.__version__, "tensorflow": tf.__version__})
+        (args.out / "result.json").write_text(json.dumps(result, indent=1))
+        return
     data = np.load(args.data)
     x_train = (data["x_train"].astype(np.float32) / 255.0)[..., None]
     x_test = (data["x_test"].astype(np.float32) / 255.0)[..., None]
-    times, result = EpochTimes(), {}
-    if args.model == "vae":
-        encoder, decoder = vae_parts(args.latent)
+    if args.model == "conv-ae":
+        x_val = (data["x_val"].astype(np.float32) / 255.0)[..., None]
+        model = conv_ae()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        model.fit(x_train, x_train, epochs=args.epochs, batch_size=200, validation_data=(x_val, x_val),
+                  callbacks=[times], verbose=2)
+        result["test_loss"] = float(model.evaluate(x_test, x_test, batch_size=1000, verbose=0))
+        args.out.mkdir(parents=True, exist_ok=True)
+        result.update({"epoch_seconds": times.seconds, "train_images": len(x_train),
+                       "keras": keras.__version__, "tensorflow": tf.__version__})
+        (args.out / "result.json").write_text(json.dumps(result, indent=1))
+        return
+    if args.model in ("vae", "seed-vae"):
+        encoder, decoder = vae_parts(args.latent) if args.model == "vae" else seed_vae_parts(args.latent)
         result["forward_macs"] = forward_macs(encoder, decoder)
         model = VAE(encoder, decoder)
         model.compile(optimizer=keras.optimizers.Adam())

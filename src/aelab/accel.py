@@ -67,6 +67,18 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_has_amx() -> bool:
+    """True where the CPU has AMX tiles for bf16 (Sapphire Rapids and later): large convolutions
+    (VGG19's) then run several times faster in bf16; with AVX512-BF16 alone they ran slower than
+    in fp32 (benchmarks/results/style.md)."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def skip_failing_nvml_check() -> bool:
     """Stop each ``torch.cuda.is_available()`` from trying to load NVML where it cannot load;
     True where this changed anything.

@@ -26,6 +26,7 @@ OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
 ScheduleName = Literal["plateau", "cosine"]
 KLForm = Literal["elbo", "seed"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
+StylePrecision = Literal["auto", "bf16", "32"]
 InitName = Literal["torch", "glorot"]
 StrategyName = Literal["auto", "ddp"]
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
@@ -300,6 +301,9 @@ class StyleSettings:
     style_layers: tuple[str, ...] = setting(STYLE_LAYERS, "VGG19 layers of the style loss, comma-separated "
                                                           f"(seed: {','.join(STYLE_LAYERS)})")
     seed: int = setting(0, "seeds the random filters used where there are no pretrained weights")
+    precision: StylePrecision = setting("auto", "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
+                                                "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
+                                                "float64")
 
     def check(self, names: list[str]) -> None:
         """Each value in its range, and the layers among ``names`` (VGG19's, from :mod:`aelab.style`)."""

@@ -11,6 +11,22 @@ maxfun=20)``). The loss, with the seed's weights:
   size), the layers averaged, x 1.0;
 - total variation: sum((dx^2 + dy^2)^1.25) over the image, x 1e-4.
 
+Two things make it work at the seed's 400 px on photo-sized images, where a plain port stalls
+(the same loss after every round, the content image returned unchanged):
+
+- the loss is summed in float64. At 400x600 the style loss is ~4e5 while a first L-BFGS step
+  lowers it by ~0.05, under float32's resolution there (~0.03): the line search saw no decrease
+  and every round ended where it began;
+- the optimiser's variable is the image divided by ``c = ||g||_1 / ||g||_2`` (the first
+  gradient's norms): torch's L-BFGS takes a first step of ``1/||g||_1``, which shrinks with the
+  pixel count, where scipy's ``fmin_l_bfgs_b`` (the seed's) takes ``1/||g||_2``; in those units the
+  two agree whatever the image's size, and later steps are unchanged (L-BFGS scales them itself).
+
+VGG19 runs channels-last, in bf16 autocast where that pays: a GPU with bf16, or a CPU with AMX
+(on a CPU with AVX512-BF16 alone it ran 1.6x slower than fp32: benchmarks/results/style.md).
+Its features are read in float32 and the losses summed in float64; ``precision`` ("bf16", "32")
+overrides the choice.
+
 As in the seed, the image lives in VGG's "caffe" pixel space (BGR, 0-255, ImageNet mean
 removed), which sets the scale the total-variation weight was chosen for; the features come from
 torchvision's ``vgg19`` architecture, which gets the image converted to its own normalisation,
@@ -26,8 +42,10 @@ transfer. Which ran is said in a warning, the figure's title and RESULT.json.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -49,6 +67,9 @@ TORCHVISION_MEAN, TORCHVISION_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # network is close to linear in its input's scale) are this much smaller in torchvision's. The
 # features are multiplied back, so the seed's loss weights meet the magnitudes they were set for.
 KERAS_SCALE = 255.0 * sum(TORCHVISION_STD) / 3
+# a bf16 round that lowers the loss by less than this fraction hands the rest to float32: bf16's
+# rounding stalls L-BFGS's line search once steps get small (measured: no progress for 15 rounds)
+BF16_STALL = 1e-2
 
 
 @dataclass
@@ -57,8 +78,11 @@ class StyleResult:
 
     image: Tensor
     losses: list[float]  # the total loss after each outer iteration
+    initial_loss: float  # the content image's loss, where L-BFGS starts
     weights: str  # "imagenet", "random" or the weights file
     settings: StyleSettings = field(default_factory=StyleSettings)
+    seconds: list[float] = field(default_factory=list)  # each outer iteration's time
+    precision: str = "32"  # what VGG19 ran in: "bf16" or "32"
 
 
 def layer_names() -> list[str]:
@@ -98,7 +122,11 @@ class VGGFeatures(nn.Module):
         wanted = {index: name for name, index in self.at.items()}
         out = {}
         for index, layer in enumerate(self.layers):
-            x = layer(x)
+            if index < 2:  # the first conv and its ReLU in float32 (the image's small changes survive)
+                with torch.autocast(x.device.type, enabled=False):
+                    x = layer(x.float())
+            else:
+                x = layer(x)
             if index in wanted:
                 out[wanted[index]] = x * KERAS_SCALE
         return out
@@ -121,19 +149,35 @@ def gram_matrix(features: Tensor) -> Tensor:
 
 
 def content_loss(base: Tensor, combination: Tensor) -> Tensor:
-    return (combination - base).square().sum()
+    """The summed squared difference, in float64 (see the module's note)."""
+    return (combination.double() - base.double()).square().sum()
 
 
 def style_loss(style: Tensor, combination: Tensor, size: int, channels: int = 3) -> Tensor:
-    """The seed's normalisation: ``channels`` is 3 and ``size`` the image's height x width."""
-    return (gram_matrix(style) - gram_matrix(combination)).square().sum() / (4.0 * channels**2 * size**2)
+    """The seed's normalisation: ``channels`` is 3 and ``size`` the image's height x width. The Gram
+    matrices in float32, their difference summed in float64."""
+    return (gram_matrix(style).double() - gram_matrix(combination).double()).square().sum() / (
+        4.0 * channels**2 * size**2)
 
 
 def total_variation_loss(image: Tensor) -> Tensor:
-    """(1, C, H, W): sum over pixels of (dy^2 + dx^2)^1.25, the seed's ``total_variation_loss``."""
+    """(1, C, H, W): sum over pixels of (dy^2 + dx^2)^1.25, the seed's ``total_variation_loss``, in float64."""
+    image = image.double()
     a = (image[:, :, :-1, :-1] - image[:, :, 1:, :-1]).square()
     b = (image[:, :, :-1, :-1] - image[:, :, :-1, 1:]).square()
     return (a + b).pow(1.25).sum()
+
+
+def vgg_precision(requested: str, device: str) -> str:
+    """"bf16" where it pays for VGG19 (a GPU with bf16, a CPU with AMX) or where asked for, else "32"."""
+    from .accel import cpu_has_amx
+
+    if requested not in ("auto", "bf16", "32"):
+        raise AelabError(f"unknown precision {requested!r}; choose auto, bf16 or 32")
+    if requested != "auto":
+        return requested
+    fast = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_amx()
+    return "bf16" if fast else "32"
 
 
 def load_vgg19(weights: str | Path | None = None, download: bool = False, seed: int = 0) -> tuple[nn.Sequential, str]:
@@ -214,46 +258,74 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     content_image = _resize(content_image, height, width)
     style_image = _resize(_as_image(style, "style"), height, width)
     features, source = load_vgg19(weights, download, settings.seed)
-    net = VGGFeatures(features, [settings.content_layer, *settings.style_layers])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = vgg_precision(settings.precision, device)
+    net = VGGFeatures(features, [settings.content_layer, *settings.style_layers]).to(device)
+    layout = torch.channels_last  # faster for VGG19's convolutions in both precisions
+    net = net.to(memory_format=layout)
+    content_image, style_image = content_image.to(device), style_image.to(device)
+
+    arithmetic = [precision]  # the current round's: bf16 until it stalls, then float32
+
+    def features_of(caffe: Tensor) -> dict[str, Tensor]:
+        """VGG19's activations in float32, computed in the round's arithmetic."""
+        amp = torch.autocast(device, dtype=torch.bfloat16) if arithmetic[0] == "bf16" else contextlib.nullcontext()
+        with amp:
+            outputs = net(caffe.contiguous(memory_format=layout))
+        return {name: value.float() for name, value in outputs.items()}
+
     with torch.no_grad():
-        content_target = net(to_caffe(content_image))[settings.content_layer][0]
-        style_targets = {k: v[0] for k, v in net(to_caffe(style_image)).items() if k in settings.style_layers}
+        content_target = features_of(to_caffe(content_image))[settings.content_layer][0]
+        style_targets = {k: v[0] for k, v in features_of(to_caffe(style_image)).items() if k in settings.style_layers}
 
     def loss_of(x: Tensor) -> Tensor:
-        outputs = net(x)
+        outputs = features_of(x)
         loss = settings.content_weight * content_loss(content_target, outputs[settings.content_layer][0])
         for layer in settings.style_layers:
             loss = loss + settings.style_weight / len(settings.style_layers) * style_loss(
                 style_targets[layer], outputs[layer][0], height * width)
         return loss + settings.tv_weight * total_variation_loss(x)
 
-    # the seed starts from the content image (contiguous: L-BFGS flattens its gradient in place)
-    x = to_caffe(content_image).contiguous().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    losses = []
+    # the seed starts from the content image; L-BFGS moves z = x / scale (see the module's note)
+    start = to_caffe(content_image).contiguous()
+    probe = start.clone().requires_grad_(True)
+    initial = loss_of(probe)
+    initial.backward()
+    scale = float(probe.grad.abs().sum() / probe.grad.norm()) if float(probe.grad.norm()) > 0 else 1.0
+    z = (start / scale).requires_grad_(True)
+    losses, seconds = [], []
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(settings.iterations), desc="style transfer", disable=not progress, unit="iteration")
+    bar = tqdm(range(settings.iterations), desc=f"style transfer ({precision})", disable=not progress,
+               unit="round")
     for iteration in bar:
+        began = time.perf_counter()
         # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
-        optimizer = torch.optim.LBFGS([x], max_iter=settings.evaluations, max_eval=settings.evaluations,
+        optimizer = torch.optim.LBFGS([z], max_iter=settings.evaluations, max_eval=settings.evaluations,
                                       history_size=10, line_search_fn="strong_wolfe")
 
         def closure() -> Tensor:
             optimizer.zero_grad()
-            loss = loss_of(x)
+            loss = loss_of(z * scale)
             loss.backward()
             return loss
 
         optimizer.step(closure)
         with torch.no_grad():
-            losses.append(float(loss_of(x)))
+            losses.append(float(loss_of(z * scale)))
+        seconds.append(time.perf_counter() - began)
         if not math.isfinite(losses[-1]):
             raise AelabError(f"the loss became {losses[-1]} at iteration {iteration + 1}; lower the weights")
-        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        before = losses[-2] if len(losses) > 1 else float(initial.detach())
+        if arithmetic[0] == "bf16" and before - losses[-1] < BF16_STALL * before:
+            arithmetic[0] = "32"
+            log.info("style transfer: bf16 stalled at round %d; float32 from here on", iteration + 1)
+        bar.set_postfix(loss=f"{losses[-1]:.4g}", round=f"{seconds[-1]:.1f}s", arithmetic=arithmetic[0])
         if on_iteration:
             on_iteration(iteration + 1, losses[-1])
+    x = (z * scale).cpu()
     image = from_caffe(x.detach()).clamp(0, 1)[0]
-    return StyleResult(image, losses, source, settings)
+    return StyleResult(image, losses, float(initial.detach()), source, settings, seconds, precision)
 
 
 def _as_image(image: Tensor | str | Path, what: str) -> Tensor:
@@ -303,6 +375,7 @@ def style_transfer_files(content: str | Path, style: str | Path, out: str | Path
     panel = figures.style_panel([*inputs, result.image], result.losses, panel_path, f"style transfer, {what}")
     write_json(record, {"content": str(content), "style": str(style), "result": str(out), "weights": result.weights,
                         "settings": {**asdict(result.settings), "style_layers": list(result.settings.style_layers)},
-                        "losses": result.losses})
+                        "initial_loss": result.initial_loss, "losses": result.losses, "seconds": [round(t, 3) for t in result.seconds],
+                        "precision": result.precision})
     return result, [out, panel, record]
 

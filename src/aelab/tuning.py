@@ -446,6 +446,7 @@ class Objective:
     full: bool = False
 
     def __call__(self, trial) -> float:
+        import torch
         from optuna_integration import PyTorchLightningPruningCallback
 
         from .training import train
@@ -461,6 +462,7 @@ class Objective:
         trial.set_user_attr("run", str(folder.relative_to(self.out)))
         trial.set_user_attr("host", socket.gethostname())  # workers on several machines: where each run is
         trial.set_user_attr("folder", str(folder.resolve()))
+        trial.set_user_attr("threads", torch.get_num_threads())  # a worker's share of the cores
         try:
             run = train(self.model, data=self.data, out=folder, progress=False, evaluate_test=False,
                         callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],

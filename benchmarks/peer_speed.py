@@ -1,0 +1,257 @@
+"""aelab against the same networks written in Keras 3 (TensorFlow-CPU) and in plain PyTorch (fp32
+eager), each side trained for the same epochs on the same data in one run of this script.
+
+    python benchmarks/peer_speed.py                          # every row, Fashion-MNIST if installed
+    python benchmarks/peer_speed.py --only conv-resize --epochs 5
+
+Rows (the Keras networks are in peers/keras_peers.py, the plain PyTorch ones here and in
+speed_training.py / speed_text.py):
+- ``conv-resize``: seed 1's conv autoencoder, batch 200, Adam 1e-3, binary cross-entropy; every
+  side evaluates the validation images each epoch; quality: test BCE per pixel.
+- ``vae``: seed 3's VAE (aelab's `vae`), batch 128, Adam 1e-3, summed BCE + KL; quality: the test
+  ELBO in nats per image (100 draws, the first 2,000 test images; higher is better).
+- ``char-lstm``: seed 3's text model on pydoc-topics, batch 128, RMSprop 0.01; quality: test bits
+  per character (lower is better).
+Images train on aelab's training split less its 10% validation images. Throughput: training
+images (windows) per second, the median of the epochs after the first; wall: the whole process,
+start-up and evaluation included. The Keras side runs in .venv-peers (benchmarks/peers.py
+makes it). Writes its table on top of benchmarks/results/speed.md, naming the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peers import KERAS_SCRIPT, peer_python
+from speed_common import default_data
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results" / "speed.md"
+ROWS = {  # aelab model -> (Keras peer, batch, quality metric, its name, higher is better)
+    "conv-resize": ("conv-ae", 200, "test_bce", "test BCE", False),
+    "vae": ("seed-vae", 128, "test_elbo", "test ELBO (nats)", True),
+    "char-lstm": ("char-lstm", 128, "test_bits_per_char", "test bits/char", False),
+}
+BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
+
+
+def export_images(data_name: str, path: Path) -> None:
+    """aelab's training split (less validation), validation and test images, as uint8."""
+    from aelab.data import load_data, split_validation
+
+    data = load_data(data_name)
+    train, val = split_validation(data.train)
+    as_bytes = lambda x: (x[:, 0] * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    np.savez(path, x_train=as_bytes(train), x_val=as_bytes(val), x_test=as_bytes(data.test))
+
+
+def export_text(path: Path) -> None:
+    """The default corpus's training and test characters, as alphabet indices."""
+    from aelab.text import load_text
+
+    text = load_text(None)
+    np.savez(path, train=text.train.numpy(), val=text.val.numpy(), test=text.test.numpy(),
+             alphabet_size=len(text.alphabet))
+
+
+def steady(rates: list[float]) -> float:
+    return statistics.median(rates[1:] or rates)
+
+
+def run_aelab(model: str, data_name: str, epochs: int, tmp: Path) -> dict:
+    out = tmp / f"aelab-{model}"
+    data = [] if model == "char-lstm" else ["--data", data_name]
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "aelab", "train", model, *data, "--epochs", str(epochs),
+                    "--no-early-stopping", "--no-progress", "--out", str(out)], check=True, capture_output=True)
+    wall = time.perf_counter() - began
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"rate": steady([row["images_per_second"] for row in history]), "wall": wall,
+            "quality": metrics[ROWS[model][2]]}
+
+
+def run_keras(python: Path, model: str, data_file: Path, epochs: int, tmp: Path) -> dict:
+    peer = ROWS[model][0]
+    began = time.perf_counter()
+    subprocess.run([str(python), str(KERAS_SCRIPT), peer, "--data", str(data_file), "--epochs", str(epochs),
+                    "--out", str(tmp / f"keras-{peer}")], check=True, capture_output=True)
+    wall = time.perf_counter() - began
+    result = json.loads((tmp / f"keras-{peer}" / "result.json").read_text())
+    items = result.get("train_windows") or result["train_images"]
+    return {"rate": steady([items / s for s in result["epoch_seconds"]]), "wall": wall,
+            "quality": result[ROWS[model][2]]}
+
+
+class PlainSeedVAE(nn.Module):
+    """Seed 3's VAE as a user writes it in plain PyTorch (aelab's `vae`)."""
+
+    def __init__(self, latent: int = 2) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * 14 * 14, 32), nn.ReLU())
+        self.mean, self.logvar = nn.Linear(32, latent), nn.Linear(32, latent)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent, 64 * 14 * 14), nn.ReLU(), nn.Unflatten(1, (64, 14, 14)),
+            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            nn.Conv2d(32, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor):
+        h = self.features(x)
+        mean, logvar = self.mean(h), self.logvar(h)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        return self.decoder(z), mean, logvar
+
+
+def vae_loss(model: PlainSeedVAE, x: torch.Tensor) -> torch.Tensor:
+    logits, mean, logvar = model(x)
+    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+    kl = -0.5 * (1 + logvar - mean.square() - logvar.exp()).sum()
+    return (recon + kl) / len(x)
+
+
+@torch.no_grad()
+def plain_elbo(model: PlainSeedVAE, images: torch.Tensor) -> float:
+    """The ELBO in nats per image: the reconstruction's log-likelihood averaged over 100 draws, less the KL."""
+    total = 0.0
+    for x in images.split(100):
+        h = model.features(x)
+        mean, logvar = model.mean(h), model.logvar(h)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(BOUND_SAMPLES, *mean.shape)
+        logits = model.decoder(z.flatten(0, 1)).view(BOUND_SAMPLES, len(x), -1)
+        flat = x.flatten(1).expand(BOUND_SAMPLES, -1, -1)
+        log_px = -F.binary_cross_entropy_with_logits(logits, flat, reduction="none").sum(-1)
+        kl = -0.5 * (1 + logvar - mean.square() - logvar.exp()).sum(-1)
+        total += float((log_px.mean(0) - kl).sum())
+    return total / len(images)
+
+
+def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
+    """The plain PyTorch side, in a process of its own."""
+    data = np.load(data_file)
+    torch.manual_seed(0)
+    rates = []
+    if model_name == "char-lstm":
+        from speed_text import PlainCharLSTM
+
+        train, test, size = (torch.from_numpy(data[k]).long() for k in ("train", "test", "alphabet_size"))
+        size = int(size)
+        model = PlainCharLSTM(size)
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01, alpha=0.9, eps=1e-7)  # Keras' RMSprop
+        windows = train.unfold(0, 41, 3)
+        for _ in range(epochs):
+            began = time.perf_counter()
+            for batch in windows[torch.randperm(len(windows))].split(128):
+                loss = F.cross_entropy(model(F.one_hot(batch[:, :-1], size).float()), batch[:, -1])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            rates.append(len(windows) / (time.perf_counter() - began))
+        with torch.no_grad():
+            nats = sum(float(F.cross_entropy(model(F.one_hot(b[:, :-1], size).float()), b[:, -1], reduction="sum"))
+                       for b in test.unfold(0, 41, 1).split(1000))
+        return {"rate": steady(rates), "quality": nats / (len(test) - 40) / math.log(2)}
+    as_float = lambda key: torch.from_numpy(data[key]).float().div(255).unsqueeze(1)  # noqa: E731
+    train, val, test = as_float("x_train"), as_float("x_val"), as_float("x_test")
+    if model_name == "conv-resize":
+        from speed_training import PlainSeedOne
+
+        model, batch_size = PlainSeedOne(), 200
+
+        def loss_of(x):
+            return F.binary_cross_entropy_with_logits(model(x), x)
+    else:
+        model, batch_size = PlainSeedVAE(), 128
+
+        def loss_of(x):
+            return vae_loss(model, x)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        began = time.perf_counter()
+        model.train()
+        for batch in train[torch.randperm(len(train))].split(batch_size):
+            loss = loss_of(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            sum(float(loss_of(b)) for b in val.split(1000))
+        rates.append(len(train) / (time.perf_counter() - began))
+    if model_name == "vae":
+        return {"rate": steady(rates), "quality": plain_elbo(model, test[:BOUND_IMAGES])}
+    with torch.no_grad():
+        bce = sum(float(F.binary_cross_entropy_with_logits(model(b), b, reduction="sum")) for b in test.split(1000))
+    return {"rate": steady(rates), "quality": bce / test.numel()}
+
+
+def run_torch(model: str, data_file: Path, epochs: int) -> dict:
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--worker", model, "--data-file", str(data_file), "--epochs",
+                           str(epochs)], check=True, capture_output=True, text=True)
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": time.perf_counter() - began}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=default_data(), help="the image rows' dataset")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
+    parser.add_argument("--data-file", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(torch_worker(args.worker, args.data_file, args.epochs)))
+        return 0
+    from aelab.accel import cpu_has_amx, cpu_supports_bf16
+
+    cpu = (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
+           f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
+           f"{torch.get_num_threads()} threads")
+    print(cpu, flush=True)
+    python = peer_python(ROOT.parent / ".venv-peers")
+    options = (f" --data {args.data}" if args.data != default_data() else "") + (
+        f" --epochs {args.epochs}" if args.epochs != 3 else "") + (
+        f" --only {' '.join(args.only)}" if args.only != list(ROWS) else "")
+    lines = [f"## Peers, {datetime.date.today()}: {cpu}", "",
+             f"`python benchmarks/peer_speed.py{options}`: {args.epochs} epochs each side; images from {args.data}.", "",
+             "| model | side | training items/s (steady) | wall s | quality | aelab's speed over it |",
+             "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        export_images(args.data, tmp / "images.npz")
+        export_text(tmp / "text.npz")
+        for model in args.only:
+            data_file = tmp / ("text.npz" if model == "char-lstm" else "images.npz")
+            sides = {"aelab": run_aelab(model, args.data, args.epochs, tmp),
+                     "Keras 3 (TensorFlow)": run_keras(python, model, data_file, args.epochs, tmp),
+                     "plain PyTorch (fp32 eager)": run_torch(model, data_file, args.epochs)}
+            for name, side in sides.items():
+                ratio = "-" if name == "aelab" else f"{sides['aelab']['rate'] / side['rate']:.2f}x"
+                lines.append(f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
+                             f"{ROWS[model][3]} {side['quality']:.4f} | {ratio} |")
+                print(lines[-1], flush=True)
+    text = RESULTS.read_text()
+    head, marker, rest = text.partition("\n## ")
+    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n\n" + marker.lstrip("\n") + rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
