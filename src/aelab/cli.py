@@ -202,6 +202,22 @@ def _ensemble_arguments(p: argparse.ArgumentParser) -> None:
 cmd_ensemble.arguments = _ensemble_arguments
 
 
+@command("report", "one self-contained HTML page about runs: metrics beside PCA and the seeds' numbers, curves, "
+                   "figures")
+def cmd_report(args: argparse.Namespace) -> None:
+    print(f"wrote {aelab.report(args.run_dirs, args.out, overwrite=args.overwrite)}")
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default=_default(aelab.report, "out"), help="the page to write, a .html file (default: "
+                                                                         "%(default)s)")
+    _overwrite_argument(p)
+
+
+cmd_report.arguments = _report_arguments
+
+
 def _image_command(args: argparse.Namespace, mode: str) -> None:
     written = aelab.reconstruct_files(args.run_dir, args.images, args.out, noise=getattr(args, "noise", 0.0),
                                       precision=args.precision, mode=mode, labels=args.label, overwrite=args.overwrite)

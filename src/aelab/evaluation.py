@@ -16,6 +16,7 @@ from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
 from .outputs import check_targets
+from .published import published_for_run
 from .runs import Run, write_json
 from .streaming import FolderStream
 from .text import TextData
@@ -53,10 +54,19 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
     with run.recording() if write or write_figures else nullcontext():
         metrics.update(family.evaluate(run, model, data, write_figures))
         if write_figures and run.history:
-            figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}")
+            figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}",
+                           reference=_reference_line(config))
         if write:
             write_json(run.metrics_path, metrics)
     return metrics
+
+
+def _reference_line(config) -> tuple[float, str] | None:
+    """The seed's published BCE as a line on the loss curves, where the run's loss is that BCE."""
+    published = published_for_run(config)
+    if published is None or published.metric != "test_bce" or config.train.loss != "bce":
+        return None
+    return published.value, f"published ({published.source}): {published.value:g}"
 
 
 def run_report(run: Run | str | Path, metrics: dict[str, Any] | None = None) -> str:

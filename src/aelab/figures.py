@@ -109,25 +109,38 @@ def codes(originals: Tensor, codes_: Tensor, recons: Tensor, path: Path, n: int 
     return _save(fig, path)
 
 
-def curves(history: list[dict[str, float]], path: Path, title: str | None = None) -> Path:
-    """Train and validation losses per epoch (a GAN's: each player's), with learning-rate drops marked."""
+def curves(history: list[dict[str, float]], path: Path, title: str | None = None,
+           reference: tuple[float, str] | None = None) -> Path:
+    """Train and validation losses per epoch (a GAN's: each player's): a log scale where they span
+    more than a decade, learning-rate drops as small marks on the top edge (not a line each), and
+    ``reference`` (value, label), e.g. the seed's published number, as a dashed line."""
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
     keys = list(dict.fromkeys(k for row in history for k in row
                               if k.endswith("_loss") and k.startswith(("train_", "val_"))))
+    values = []
     for key in keys:
-        points = [(row["epoch"], row[key]) for row in history if key in row]
-        ax.plot(*zip(*points), "-o" if key.startswith("train_") else "-s", label=key.replace("_", " "), markersize=3)
-    for before, after in zip(history, history[1:]):
-        if after.get("lr", 0) < before.get("lr", 0):
-            ax.axvline(after["epoch"], color="gray", linestyle=":", linewidth=1)
+        points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+        if points:
+            values += [v for _, v in points]
+            ax.plot(*zip(*points), "-" if len(points) > 30 else "-o", label=key.replace("_", " "), markersize=3)
+    if reference is not None:
+        ax.axhline(reference[0], color="black", linestyle="--", linewidth=1, label=reference[1])
+        values.append(reference[0])
+    positive = [v for v in values if v > 0]
+    if positive and len(positive) == len(values) and max(positive) / min(positive) > 10:
+        ax.set_yscale("log")
+    drops = [after["epoch"] for before, after in zip(history, history[1:]) if after.get("lr", 0) < before.get("lr", 0)]
+    if drops:
+        ax.plot(drops, [1.0] * len(drops), "v", color="gray", markersize=5, transform=ax.get_xaxis_transform(),
+                clip_on=False, label="learning rate lowered")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if epochs:
         ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
-    if keys:
+    if keys or reference is not None:
         ax.legend()
-    ax.grid(alpha=0.3)
+    ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title)
     fig.tight_layout()

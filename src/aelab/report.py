@@ -1,0 +1,160 @@
+"""`aelab report`: one self-contained HTML page about one or more runs, to open in any browser.
+
+For each run: its metrics (ours beside PCA's where the family measures it, and the seed's
+published number where there is one for that model and its data), its curves, and every figure
+its folder holds (reconstructions, denoising, samples, manifold, ...), or its text samples; with
+several runs, a table comparing their headline metrics first. Images are embedded as data URIs:
+no server, no network, nothing else to copy. Every number is metrics.json's, printed to four
+significant digits, with the exact value in the cell's ``data-value``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import AelabError
+from .outputs import atomic_write, check_targets
+from .runs import Run
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.headline td { font-weight: bold; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; }
+pre { background: #f6f6f6; padding: 0.8em; white-space: pre-wrap; }
+section { border-top: 2px solid #ddd; margin-top: 2em; }
+.met { color: #1a7f37; } .missed { color: #b42318; }
+"""
+
+# figure files and their captions, in the order a reader wants them; any other PNG follows
+FIGURES = {
+    "curves.png": "loss per epoch",
+    "reconstructions.png": "test images (top) and their reconstructions",
+    "denoising.png": "noisy test images, denoised, and the originals",
+    "codes.png": "codes between images and reconstructions",
+    "samples.png": "samples drawn from the model",
+    "manifold.png": "the latent space decoded on a grid",
+    "latent.png": "test images' codes",
+    "interpolation.png": "walks between two test images",
+}
+
+
+def report(runs: Iterable[Run | str | Path], out: str | Path = "report.html", overwrite: bool = False) -> Path:
+    """Write ``out``, one HTML page about ``runs`` (run folders; evaluated, so that they hold
+    metrics.json), and return its path. An existing ``out`` is replaced only with ``overwrite``."""
+    runs = [Run.of(r) for r in runs]
+    if not runs:
+        raise AelabError("name at least one run folder")
+    for run in runs:
+        if not run.path.is_dir():
+            raise AelabError(f"run folder {run.path} does not exist")
+        if not run.is_run():
+            raise AelabError(f"{run.path} is not an aelab run (no config.json)")
+        if not run.metrics_path.is_file():
+            raise AelabError(f"{run.path} has no metrics.json yet; evaluate it first (aelab eval {run.path})")
+    (out,) = check_targets([Path(out)], overwrite=overwrite, suffixes=(".html",),
+                           inputs=[p for run in runs for p in run.path.iterdir()])
+    page = render(runs)
+    home = Run(out.parent)  # a page written into a run folder goes on that run's record of its files
+    if home.is_run():
+        with home.recording():
+            atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    else:
+        atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return out
+
+
+def render(runs: list[Run]) -> str:
+    """The page's HTML."""
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>aelab report: {html.escape(', '.join(r.path.name for r in runs))}</title>",
+             f"<style>{STYLE}</style></head><body>", "<h1>aelab report</h1>"]
+    if len(runs) > 1:
+        parts += ["<h2>Comparison</h2>", comparison(runs)]
+    parts += [run_section(run, i) for i, run in enumerate(runs)]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def number(key: str, value: Any, run_index: int) -> str:
+    """A table cell for one metric: four significant digits shown, the exact value kept."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"<td>{html.escape(str(value))}</td>"
+    shown = "-" if not math.isfinite(value) else f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+    return (f'<td class="num" data-run="{run_index}" data-key="{html.escape(key)}" '
+            f'data-value="{value!r}">{shown}</td>')
+
+
+def headline(run: Run) -> tuple[str, ...]:
+    from .families import family_of
+
+    return family_of(run.config.model).headline
+
+
+def comparison(runs: list[Run]) -> str:
+    keys = list(dict.fromkeys(k for run in runs for k in headline(run)))
+    rows = ["<table><tr><th>run</th><th>model</th><th>data</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+            + "</tr>"]
+    for i, run in enumerate(runs):
+        metrics = run.metrics
+        cells = "".join(number(k, metrics[k], i) if k in metrics else "<td>-</td>" for k in keys)
+        rows.append(f"<tr><td>{html.escape(run.path.name)}</td><td>{html.escape(run.config.model)}</td>"
+                    f"<td>{html.escape(str(metrics.get('data', run.config.data)))}</td>{cells}</tr>")
+    return "\n".join(rows) + "</table>"
+
+
+def published_row(run: Run) -> str:
+    """The seed's published number beside ours, met when ours is within 10% of it or better."""
+    from .published import SEED_DATA, published_for_run
+
+    published = published_for_run(run.config)
+    if published is None:
+        note = ("" if run.config.data in SEED_DATA else
+                " (the seeds published MNIST's numbers; this run is on another dataset)")
+        return f"<p>Published number: none for this model and its parameters{note}.</p>"
+    ours = run.metrics.get(published.metric)
+    verdict = ""
+    if isinstance(ours, (int, float)):
+        met = ours <= published.value * 1.10
+        verdict = (f' <span class="{"met" if met else "missed"}">{"met" if met else "missed"}: ours '
+                   f"{ours:.4g} against {published.value:g} (within 10% or better counts)</span>")
+    return (f"<p>Published ({html.escape(published.source)}): {html.escape(published.said)}; "
+            f"{html.escape(published.metric)} {published.value:g}.{verdict}</p>")
+
+
+def run_section(run: Run, index: int) -> str:
+    config, metrics = run.config, run.metrics
+    shown = headline(run)
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, (list, dict)):
+            continue
+        css = ' class="headline"' if key in shown else ""
+        rows.append(f"<tr{css}><td>{html.escape(key)}</td>{number(key, value, index)}</tr>")
+    parts = [f"<section><h2>{html.escape(run.path.name)}: {html.escape(config.model)} on "
+             f"{html.escape(str(metrics.get('data', config.data)))}</h2>",
+             f"<p>{html.escape(str(run.path))}; {len(run.history)} epochs.</p>", published_row(run),
+             "<table><tr><th>metric</th><th>value</th></tr>", *rows, "</table>"]
+    pngs = sorted(run.path.glob("*.png"), key=lambda p: (list(FIGURES).index(p.name) if p.name in FIGURES
+                                                          else len(FIGURES), p.name))
+    for png in pngs:
+        caption = FIGURES.get(png.name, png.stem.replace("_", " "))
+        if png.name == "reconstructions.png" and "test_rmse" in metrics:
+            pca = f", PCA {metrics['pca_rmse']:.4g}" if isinstance(metrics.get("pca_rmse"), float) else ""
+            caption += f": test RMSE {metrics['test_rmse']:.4g}{pca}"
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(png.name)}">'
+                     f"<figcaption>{html.escape(png.name)}: {html.escape(caption)}</figcaption></figure>")
+    samples = run.path / "samples.txt"
+    if samples.is_file():
+        parts.append(f"<h3>Text samples</h3><pre>{html.escape(samples.read_text(errors='replace')[:20_000])}</pre>")
+    parts.append("</section>")
+    return "\n".join(parts)
