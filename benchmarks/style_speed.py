@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "`aelab style photo.png texture.png --out result.png` at the seed's defaults (400 px, 20 rounds "
                   f"of 20 evaluations, precision auto): {wall:.0f} s in all; it said: {said}"]
         print(lines[-1], flush=True)
-    lines += ["", "Made by `python benchmarks/style_speed.py" + (" --full" if args.full else "") + "`.", ""]
+    lines += ["", "Made by `python benchmarks/style_speed.py" + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+              + (" --full" if args.full else "") + "`.", ""]
     old = RESULTS.read_text().split("\n", 2)[2] if RESULTS.is_file() else ""
     RESULTS.write_text("# Style transfer: speed and quality by arithmetic\n\n" + "\n".join(lines) + "\n" + old)
     return 0

@@ -108,20 +108,21 @@ def test_a_page_in_a_run_folder_goes_on_its_record(trained_run, tmp_path):
     assert "report.html" in aelab.Run(run).written() and not aelab.Run(run).foreign_files()
 
 
-def config(model: str, data: str = "mnist-sample", **params) -> RunConfig:
+def published(model: str, data: str = "mnist-sample", **params):
     from aelab.models import get_entry
 
-    return RunConfig(model, {**get_entry(model).defaults(), **params}, TrainSettings(), data)
+    defaults = get_entry(model).defaults()
+    return published_for_run(RunConfig(model, {**defaults, **params}, TrainSettings(), data), defaults)
 
 
 def test_the_published_number_belongs_to_its_exact_experiment():
     from aelab.models import get_entry
 
-    assert published_for_run(config("conv-resize")).value == 0.10
-    assert published_for_run(config("conv-unpool")).value == 0.223
-    assert published_for_run(config("conv-unpool", pool=2)).value == 0.131
-    assert published_for_run(config("conv-unpool", channels=[3])).value == 0.196  # (JSON gives lists)
-    assert published_for_run(config("conv-unpool", pool=2, channels=[3])) is None  # no such experiment
-    assert published_for_run(config("conv-resize", data="fashion-mnist")) is None  # MNIST's numbers only
-    assert published_for_run(config("best")) is None
+    assert published("conv-resize").value == 0.10
+    assert published("conv-unpool").value == 0.223
+    assert published("conv-unpool", pool=2).value == 0.131
+    assert published("conv-unpool", channels=[3]).value == 0.196  # (JSON gives lists)
+    assert published("conv-unpool", pool=2, channels=[3]) is None  # no such experiment
+    assert published("conv-resize", data="fashion-mnist") is None  # MNIST's numbers only
+    assert published("best") is None
     assert published_for("deep-32", {}, get_entry("deep-32").defaults()).value == 0.0885

@@ -21,7 +21,7 @@ on TensorFlow-CPU; `benchmarks/peers.py` creates it and calls this script; aelab
   resizes (nearest) to 7, 14 and 28, each followed by a 3x3 conv 8, 8, 16 with ReLU, then a 3x3
   conv to one channel giving logits; binary cross-entropy on the logits, Adam 1e-3, batch 200,
   the data's validation images evaluated each epoch. result.json: the seconds of each epoch and
-  the test loss.
+  the test BCE (test_bce).
 
 - ``vae``: keras-io's "Variational AutoEncoder" example (https://keras.io/examples/generative/vae/)
   as its readers run it: conv 32 and 64 with stride 2, dense 16, a ``--latent``-D code, the
@@ -298,7 +298,7 @@ def main() -> None:
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
         model.fit(x_train, x_train, epochs=args.epochs, batch_size=200, validation_data=(x_val, x_val),
                   callbacks=[times], verbose=2)
-        result["test_loss"] = float(model.evaluate(x_test, x_test, batch_size=1000, verbose=0))
+        result["test_bce"] = float(model.evaluate(x_test, x_test, batch_size=1000, verbose=0))
         args.out.mkdir(parents=True, exist_ok=True)
         result.update({"epoch_seconds": times.seconds, "train_images": len(x_train),
                        "keras": keras.__version__, "tensorflow": tf.__version__})

@@ -1,7 +1,9 @@
 """The fast path, chosen at run time from what the hardware supports: device, precision, memory format.
 
-Measured on a 2-core AVX512-BF16 CPU (benchmarks/speed.py): channels-last plus bf16 autocast
-trains the seed-1 model several times faster than fp32 eager PyTorch, at the same final RMSE.
+bf16 autocast on a CPU is chosen where the CPU has AMX (bf16 matrix tiles). With AVX512-BF16
+alone it was slower than float32 for every model measured (benchmarks/precision_speed.py, in
+benchmarks/results/speed.md: 0.93x seed 1's model, 0.72x the VAE, 0.81x the char-LSTM), and for
+style transfer's VGG19 (0.81x, benchmarks/results/style.md).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def choose_precision(requested: str, device: str) -> str:
     if requested == "auto":
         if device == "cuda":
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        return "bf16-mixed" if cpu_supports_bf16() else "32"
+        return "bf16-mixed" if cpu_has_amx() else "32"  # see the module's note
     if requested not in ("32", "bf16-mixed", "16-mixed"):
         raise AelabError(f"unknown precision {requested!r}; choose auto, 32, bf16-mixed or 16-mixed")
     if requested == "bf16-mixed" and device == "cuda" and not torch.cuda.is_bf16_supported():

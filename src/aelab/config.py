@@ -71,7 +71,7 @@ class TrainSettings:
                                       "with)")
     val_fraction: float = setting(0.1, "fraction of the training images held out for validation",
                                   low=0, high=1, open_low=True, open_high=True)
-    precision: Precision = setting("auto", "auto (bf16 autocast where the hardware has it), 32, bf16-mixed or "
+    precision: Precision = setting("auto", "auto (bf16 autocast where it pays: a bf16 GPU, an AMX CPU), 32, bf16-mixed or "
                                            "16-mixed")
     channels_last: bool | None = setting(None, "channels-last memory format (default: on for the CPU)")
     loss_weights: dict[str, float] | None = setting(None, "models with several outputs: each loss's weight, e.g. "

@@ -15,6 +15,7 @@ from .data import ImageData, noisy_copy
 from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
+from .models import get_entry
 from .outputs import check_targets
 from .published import published_for_run
 from .runs import Run, write_json
@@ -63,7 +64,7 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
 
 def _reference_line(config) -> tuple[float, str] | None:
     """The seed's published BCE as a line on the loss curves, where the run's loss is that BCE."""
-    published = published_for_run(config)
+    published = published_for_run(config, get_entry(config.model).defaults())
     if published is None or published.metric != "test_bce" or config.train.loss != "bce":
         return None
     return published.value, f"published ({published.source}): {published.value:g}"

@@ -53,11 +53,10 @@ def _same(a: Any, b: Any) -> bool:
 SEED_DATA = ("mnist", "mnist-sample")  # the published numbers are MNIST's; other data are not judged by them
 
 
-def published_for_run(config) -> Published | None:
-    """The published number for a run's :class:`~aelab.config.RunConfig`, where its data are
-    MNIST's (the digits the seeds trained on)."""
-    from .models import get_entry
-
+def published_for_run(config, defaults: dict[str, Any]) -> Published | None:
+    """The published number for a run's :class:`~aelab.config.RunConfig` (``defaults``: its model's
+    parameters, ``models.get_entry(model).defaults()``), where its data are MNIST's (the digits
+    the seeds trained on)."""
     if config.data not in SEED_DATA:
         return None
-    return published_for(config.model, config.params, get_entry(config.model).defaults())
+    return published_for(config.model, config.params, defaults)

@@ -113,9 +113,10 @@ def comparison(runs: list[Run]) -> str:
 
 def published_row(run: Run) -> str:
     """The seed's published number beside ours, met when ours is within 10% of it or better."""
+    from .models import get_entry
     from .published import SEED_DATA, published_for_run
 
-    published = published_for_run(run.config)
+    published = published_for_run(run.config, get_entry(run.config.model).defaults())
     if published is None:
         note = ("" if run.config.data in SEED_DATA else
                 " (the seeds published MNIST's numbers; this run is on another dataset)")

@@ -23,7 +23,7 @@ Two things make it work at the seed's 400 px on photo-sized images, where a plai
   two agree whatever the image's size, and later steps are unchanged (L-BFGS scales them itself).
 
 VGG19 runs channels-last, in bf16 autocast where that pays: a GPU with bf16, or a CPU with AMX
-(on a CPU with AVX512-BF16 alone it ran 1.6x slower than fp32: benchmarks/results/style.md).
+(on a CPU with AVX512-BF16 alone it ran at 0.81x float32's speed: benchmarks/results/style.md).
 Its features are read in float32 and the losses summed in float64; ``precision`` ("bf16", "32")
 overrides the choice.
 
