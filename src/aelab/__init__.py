@@ -32,7 +32,7 @@ _EXPORTS = {
     "Run": "runs", "load": "runs",
     "train": "training", "TrainingDiverged": "training",
     "evaluate": "evaluation", "ensemble": "evaluation", "ensemble_table": "evaluation", "run_data": "evaluation",
-    "run_report": "evaluation", "report": "report", "Published": "published", "PUBLISHED": "published",
+    "run_report": "evaluation", "report": "reporting", "Published": "published", "PUBLISHED": "published",
     "resolve_data": "data",
     "style_transfer": "style", "style_transfer_files": "style",
     "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .models import create_model, list_models, parse_param
     from .probing import linear_probe
     from .published import PUBLISHED, Published
-    from .report import report
+    from .reporting import report
     from .registry import catalog
     from .runs import Run, load
     from .style import style_transfer, style_transfer_files
