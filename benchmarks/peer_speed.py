@@ -36,27 +36,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peers import KERAS_SCRIPT, peer_python
-from speed_common import default_data
+from peers import KERAS_SCRIPT, export_data, peer_python
+from speed_common import cpu_line, default_data, prepend_section
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results" / "speed.md"
 ROWS = {  # aelab model -> (Keras peer, batch, quality metric, its name, higher is better)
     "conv-resize": ("conv-ae", 200, "test_bce", "test BCE", False),
     "vae": ("seed-vae", 128, "test_elbo", "test ELBO (nats)", True),
     "char-lstm": ("char-lstm", 128, "test_bits_per_char", "test bits/char", False),
 }
 BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
-
-
-def export_images(data_name: str, path: Path) -> None:
-    """aelab's training split (less validation), validation and test images, as uint8."""
-    from aelab.data import load_data, split_validation
-
-    data = load_data(data_name)
-    train, val = split_validation(data.train)
-    as_bytes = lambda x: (x[:, 0] * 255).round().to(torch.uint8).numpy()  # noqa: E731
-    np.savez(path, x_train=as_bytes(train), x_val=as_bytes(val), x_test=as_bytes(data.test))
 
 
 def export_text(path: Path) -> None:
@@ -72,12 +61,15 @@ def steady(rates: list[float]) -> float:
     return statistics.median(rates[1:] or rates)
 
 
-def run_aelab(model: str, data_name: str, epochs: int, tmp: Path) -> dict:
-    out = tmp / f"aelab-{model}"
+def run_aelab(model: str, data_name: str, epochs: int, tmp: Path, *options: str) -> dict:
+    """`python -m aelab train MODEL` as a user runs it (``options``: more flags): its steady rate,
+    wall time and quality (its row's metric)."""
+    out = tmp / f"aelab-{model}-{len(list(tmp.iterdir()))}"
     data = [] if model == "char-lstm" else ["--data", data_name]
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "aelab", "train", model, *data, "--epochs", str(epochs),
-                    "--no-early-stopping", "--no-progress", "--out", str(out)], check=True, capture_output=True)
+                    "--no-early-stopping", "--no-progress", "--out", str(out), *options], check=True,
+                   capture_output=True)
     wall = time.perf_counter() - began
     history = json.loads((out / "history.json").read_text())["epochs"]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -219,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(torch_worker(args.worker, args.data_file, args.epochs)))
         return 0
-    from aelab.accel import cpu_has_amx, cpu_supports_bf16
-
-    cpu = (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
-           f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
-           f"{torch.get_num_threads()} threads")
+    cpu = cpu_line()
     print(cpu, flush=True)
     python = peer_python(ROOT.parent / ".venv-peers")
     options = (f" --data {args.data}" if args.data != default_data() else "") + (
@@ -235,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        export_images(args.data, tmp / "images.npz")
+        export_data(args.data, tmp / "images.npz")
         export_text(tmp / "text.npz")
         for model in args.only:
             data_file = tmp / ("text.npz" if model == "char-lstm" else "images.npz")
@@ -247,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
                              f"{ROWS[model][3]} {side['quality']:.4f} | {ratio} |")
                 print(lines[-1], flush=True)
-    text = RESULTS.read_text()
-    head, marker, rest = text.partition("\n## ")
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n\n" + marker.lstrip("\n") + rest)
+    prepend_section(lines)
     return 0
 
 

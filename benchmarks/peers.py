@@ -54,13 +54,14 @@ def peer_python(venv: Path) -> Path:
 
 
 def export_data(data_name: str, path: Path):
-    """aelab's training images (less its validation split) and test images, as uint8 for Keras."""
+    """aelab's training images less its validation split, those validation images and the test
+    images, as uint8 for Keras."""
     data = load_data(data_name)
     if data.shape != (1, 28, 28):
         raise AelabError(f"the Keras peers are built for 28x28 grey images; {data_name}'s are shaped {data.shape}")
-    train, _ = split_validation(data.train)
+    train, val = split_validation(data.train)
     as_bytes = lambda x: (x[:, 0] * 255).round().to(torch.uint8).numpy()  # noqa: E731
-    np.savez(path, x_train=as_bytes(train), x_test=as_bytes(data.test))
+    np.savez(path, x_train=as_bytes(train), x_val=as_bytes(val), x_test=as_bytes(data.test))
     return data
 
 

@@ -15,42 +15,21 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from speed_common import default_data
-
-RESULTS = Path(__file__).resolve().parent / "results" / "speed.md"
-QUALITY = {"conv-resize": "test_bce", "vae": "test_elbo", "char-lstm": "test_bits_per_char"}
-
-
-def rate(model: str, data: str, epochs: int, precision: str, tmp: Path) -> tuple[float, float]:
-    out = tmp / f"{model}-{precision}"
-    options = [] if model == "char-lstm" else ["--data", data]
-    subprocess.run([sys.executable, "-m", "aelab", "train", model, *options, "--epochs", str(epochs), "--precision",
-                    precision, "--no-early-stopping", "--no-progress", "--out", str(out)], check=True,
-                   capture_output=True)
-    rates = [row["images_per_second"] for row in json.loads((out / "history.json").read_text())["epochs"]]
-    return statistics.median(rates[1:] or rates), json.loads((out / "metrics.json").read_text())[QUALITY[model]]
+from peer_speed import ROWS, run_aelab
+from speed_common import cpu_line, default_data, prepend_section
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=default_data())
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--models", nargs="+", choices=list(QUALITY), default=list(QUALITY))
+    parser.add_argument("--models", nargs="+", choices=list(ROWS), default=list(ROWS))
     args = parser.parse_args(argv)
-    from aelab.accel import cpu_has_amx, cpu_supports_bf16
-
-    cpu = (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
-           f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
-           f"{torch.get_num_threads()} threads")
+    cpu = cpu_line()
     print(cpu, flush=True)
     lines = [f"## Precision, {datetime.date.today()}: {cpu}", "",
              f"`python benchmarks/precision_speed.py --epochs {args.epochs}`, images from {args.data}:", "",
@@ -58,14 +37,12 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
-            fp32, q32 = rate(model, args.data, args.epochs, "32", Path(folder))
-            bf16, q16 = rate(model, args.data, args.epochs, "bf16-mixed", Path(folder))
-            lines.append(f"| {model} | {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x | {QUALITY[model]} {q32:.4f} | "
-                         f"{q16:.4f} |")
+            fp32, bf16 = (run_aelab(model, args.data, args.epochs, Path(folder), "--precision", precision)
+                          for precision in ("32", "bf16-mixed"))
+            lines.append(f"| {model} | {fp32['rate']:,.0f} | {bf16['rate']:,.0f} | {bf16['rate'] / fp32['rate']:.2f}x | "
+                         f"{ROWS[model][2]} {fp32['quality']:.4f} | {bf16['quality']:.4f} |")
             print(lines[-1], flush=True)
-    text = RESULTS.read_text()
-    head, marker, rest = text.partition("\n## ")
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n\n" + marker.lstrip("\n") + rest)
+    prepend_section(lines)
     return 0
 
 

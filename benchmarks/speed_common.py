@@ -107,6 +107,22 @@ def script_main(argv: list[str] | None, doc: str, script: str, rows_of: Callable
     return run_question(rows_of, args, argv, script)
 
 
+def cpu_line() -> str:
+    """The CPU a measurement ran on, as the results files name it: torch's capability, bf16 and AMX, threads."""
+    from aelab.accel import cpu_has_amx, cpu_supports_bf16
+
+    return (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
+            f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
+            f"{torch.get_num_threads()} threads")
+
+
+def prepend_section(lines: list[str], path: Path = RESULTS) -> None:
+    """Put a section (its lines, opening with a ``## `` heading) on top of a results file, above the
+    first section there."""
+    head, marker, rest = path.read_text().partition("\n## ")
+    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n\n" + marker.lstrip("\n") + rest)
+
+
 def write_results(path: Path, rows: list[tuple[str, str]], profile: str, argv: list[str] | None,
                   script: str = "speed.py") -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from aelab.accel import cpu_has_amx, cpu_supports_bf16
 from aelab.config import StyleSettings
-from aelab.style import (VGGFeatures, load_vgg19, style_loss, to_caffe, total_variation_loss, transfer)
+from aelab.style import VGGFeatures, load_vgg19, style_loss, to_caffe, total_variation_loss, transfer
+from speed_common import cpu_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "style.md"
 
@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 20 evaluations per precision")
     parser.add_argument("--full", action="store_true", help="also `aelab style` at the seed's defaults (20 rounds)")
     args = parser.parse_args(argv)
-    cpu = (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
-           f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
-           f"{torch.get_num_threads()} threads")
+    cpu = cpu_line()
     print(cpu, flush=True)
     lines = [f"## {datetime.date.today()}: {cpu}", "", "One loss evaluation (forward and backward) at 400x600:", "",
              "| VGG19 arithmetic | seconds | vs float32 contiguous |", "|---|---|---|"]

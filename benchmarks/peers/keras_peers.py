@@ -81,13 +81,17 @@ class Sampling(layers.Layer):
         return z_mean + tf.exp(0.5 * z_log_var) * eps
 
 
+def vae_encoder(inputs, features, latent: int) -> keras.Model:
+    """The encoder from its features: the two heads (mean, log-variance) and a sample, as keras-io's."""
+    z_mean, z_log_var = layers.Dense(latent, name="z_mean")(features), layers.Dense(latent, name="z_log_var")(features)
+    return keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])], name="encoder")
+
+
 def vae_parts(latent: int) -> tuple[keras.Model, keras.Model]:
     inputs = keras.Input(shape=(28, 28, 1))
     x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(inputs)
     x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
-    x = layers.Dense(16, activation="relu")(layers.Flatten()(x))
-    z_mean, z_log_var = layers.Dense(latent, name="z_mean")(x), layers.Dense(latent, name="z_log_var")(x)
-    encoder = keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])], name="encoder")
+    encoder = vae_encoder(inputs, layers.Dense(16, activation="relu")(layers.Flatten()(x)), latent)
     latent_inputs = keras.Input(shape=(latent,))
     x = layers.Reshape((7, 7, 64))(layers.Dense(7 * 7 * 64, activation="relu")(latent_inputs))
     x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(x)
@@ -227,9 +231,7 @@ def seed_vae_parts(latent: int = 2) -> tuple[keras.Model, keras.Model]:
     x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
     x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
     x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
-    x = layers.Dense(32, activation="relu")(layers.Flatten()(x))
-    z_mean, z_log_var = layers.Dense(latent, name="z_mean")(x), layers.Dense(latent, name="z_log_var")(x)
-    encoder = keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])], name="encoder")
+    encoder = vae_encoder(inputs, layers.Dense(32, activation="relu")(layers.Flatten()(x)), latent)
     latent_inputs = keras.Input(shape=(latent,))
     x = layers.Reshape((14, 14, 64))(layers.Dense(14 * 14 * 64, activation="relu")(latent_inputs))
     x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)

@@ -17,7 +17,7 @@ from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
 from .models import get_entry
 from .outputs import check_targets
-from .published import published_for_run
+from .published import Published, published_for_run
 from .runs import Run, write_json
 from .streaming import FolderStream
 from .text import TextData
@@ -62,9 +62,14 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
     return metrics
 
 
+def published_number(config) -> Published | None:
+    """The seed's published number for a run's config, where there is one (MNIST runs only)."""
+    return published_for_run(config, get_entry(config.model).defaults())
+
+
 def _reference_line(config) -> tuple[float, str] | None:
     """The seed's published BCE as a line on the loss curves, where the run's loss is that BCE."""
-    published = published_for_run(config, get_entry(config.model).defaults())
+    published = published_number(config)
     if published is None or published.metric != "test_bce" or config.train.loss != "bce":
         return None
     return published.value, f"published ({published.source}): {published.value:g}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -64,10 +65,7 @@ def report(runs: Iterable[Run | str | Path], out: str | Path = "report.html", ov
                            inputs=[p for run in runs for p in run.path.iterdir()])
     page = render(runs)
     home = Run(out.parent)  # a page written into a run folder goes on that run's record of its files
-    if home.is_run():
-        with home.recording():
-            atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    else:
+    with home.recording() if home.is_run() else nullcontext():
         atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out
 
@@ -113,10 +111,10 @@ def comparison(runs: list[Run]) -> str:
 
 def published_row(run: Run) -> str:
     """The seed's published number beside ours, met when ours is within 10% of it or better."""
-    from .models import get_entry
-    from .published import SEED_DATA, published_for_run
+    from .evaluation import published_number
+    from .published import SEED_DATA
 
-    published = published_for_run(run.config, get_entry(run.config.model).defaults())
+    published = published_number(run.config)
     if published is None:
         note = ("" if run.config.data in SEED_DATA else
                 " (the seeds published MNIST's numbers; this run is on another dataset)")

@@ -260,16 +260,15 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     features, source = load_vgg19(weights, download, settings.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = vgg_precision(settings.precision, device)
-    net = VGGFeatures(features, [settings.content_layer, *settings.style_layers]).to(device)
     layout = torch.channels_last  # faster for VGG19's convolutions in both precisions
-    net = net.to(memory_format=layout)
+    net = VGGFeatures(features, [settings.content_layer, *settings.style_layers]).to(device, memory_format=layout)
     content_image, style_image = content_image.to(device), style_image.to(device)
 
-    arithmetic = [precision]  # the current round's: bf16 until it stalls, then float32
+    arithmetic = precision  # the current round's: bf16 until it stalls, then float32
 
     def features_of(caffe: Tensor) -> dict[str, Tensor]:
         """VGG19's activations in float32, computed in the round's arithmetic."""
-        amp = torch.autocast(device, dtype=torch.bfloat16) if arithmetic[0] == "bf16" else contextlib.nullcontext()
+        amp = torch.autocast(device, dtype=torch.bfloat16) if arithmetic == "bf16" else contextlib.nullcontext()
         with amp:
             outputs = net(caffe.contiguous(memory_format=layout))
         return {name: value.float() for name, value in outputs.items()}
@@ -291,6 +290,7 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     probe = start.clone().requires_grad_(True)
     initial = loss_of(probe)
     initial.backward()
+    initial_loss = float(initial.detach())
     scale = float(probe.grad.abs().sum() / probe.grad.norm()) if float(probe.grad.norm()) > 0 else 1.0
     z = (start / scale).requires_grad_(True)
     losses, seconds = [], []
@@ -316,16 +316,16 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
         seconds.append(time.perf_counter() - began)
         if not math.isfinite(losses[-1]):
             raise AelabError(f"the loss became {losses[-1]} at iteration {iteration + 1}; lower the weights")
-        before = losses[-2] if len(losses) > 1 else float(initial.detach())
-        if arithmetic[0] == "bf16" and before - losses[-1] < BF16_STALL * before:
-            arithmetic[0] = "32"
+        before = losses[-2] if len(losses) > 1 else initial_loss
+        if arithmetic == "bf16" and before - losses[-1] < BF16_STALL * before:
+            arithmetic = "32"
             log.info("style transfer: bf16 stalled at round %d; float32 from here on", iteration + 1)
-        bar.set_postfix(loss=f"{losses[-1]:.4g}", round=f"{seconds[-1]:.1f}s", arithmetic=arithmetic[0])
+        bar.set_postfix(loss=f"{losses[-1]:.4g}", round=f"{seconds[-1]:.1f}s", arithmetic=arithmetic)
         if on_iteration:
             on_iteration(iteration + 1, losses[-1])
     x = (z * scale).cpu()
     image = from_caffe(x.detach()).clamp(0, 1)[0]
-    return StyleResult(image, losses, float(initial.detach()), source, settings, seconds, precision)
+    return StyleResult(image, losses, initial_loss, source, settings, seconds, precision)
 
 
 def _as_image(image: Tensor | str | Path, what: str) -> Tensor:
@@ -375,7 +375,7 @@ def style_transfer_files(content: str | Path, style: str | Path, out: str | Path
     panel = figures.style_panel([*inputs, result.image], result.losses, panel_path, f"style transfer, {what}")
     write_json(record, {"content": str(content), "style": str(style), "result": str(out), "weights": result.weights,
                         "settings": {**asdict(result.settings), "style_layers": list(result.settings.style_layers)},
-                        "initial_loss": result.initial_loss, "losses": result.losses, "seconds": [round(t, 3) for t in result.seconds],
-                        "precision": result.precision})
+                        "initial_loss": result.initial_loss, "losses": result.losses,
+                        "seconds": [round(t, 3) for t in result.seconds], "precision": result.precision})
     return result, [out, panel, record]
 
