@@ -16,6 +16,12 @@ Images train on aelab's training split less its 10% validation images. Throughpu
 images (windows) per second, the median of the epochs after the first; wall: the whole process,
 start-up and evaluation included. The Keras side runs in .venv-peers (benchmarks/peers.py
 makes it). Writes its table on top of benchmarks/results/speed.md, naming the CPU.
+
+The roofline beside the table says whether a ratio is reachable at all on the CPU at hand: each
+model's training FLOPs per item (forward and backward, counted by torch's FlopCounterMode on the
+plain PyTorch twin; the LSTM's, which it does not count, from its gates' matrix sizes), the
+CPU's peak measured in the same run (a 2048x2048 matrix product, float32 and bf16), and so the
+most any implementation could run over Keras here: peak / Keras' achieved FLOP/s.
 """
 
 from __future__ import annotations
@@ -55,6 +61,41 @@ def export_text(path: Path) -> None:
     text = load_text(None)
     np.savez(path, train=text.train.numpy(), val=text.val.numpy(), test=text.test.numpy(),
              alphabet_size=len(text.alphabet))
+
+
+def train_flops(model: str, alphabet_size: int) -> float:
+    """Training FLOPs per item (image or window): forward and backward of the plain PyTorch twin."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if model == "char-lstm":  # FlopCounterMode does not see inside nn.LSTM: 4 gates of (input + units) x units
+        from speed_text import PlainCharLSTM
+
+        units, steps = PlainCharLSTM(alphabet_size).lstm.hidden_size, 40
+        forward = 2 * steps * 4 * units * (alphabet_size + units) + 2 * units * alphabet_size
+        return 3.0 * forward  # backward: twice the forward's products (inputs' and weights' gradients)
+    if model == "conv-resize":
+        from speed_training import PlainSeedOne
+
+        net = PlainSeedOne()
+        loss_of = lambda x: F.binary_cross_entropy_with_logits(net(x), x)  # noqa: E731
+    else:
+        net = PlainSeedVAE()
+        loss_of = lambda x: vae_loss(net, x)  # noqa: E731
+    x = torch.rand(ROWS[model][1], 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        loss_of(x).backward()
+    return counter.get_total_flops() / len(x)
+
+
+def peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of one large matrix product on this CPU at torch's thread count: the roofline."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    began = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size ** 3 * repeats / (time.perf_counter() - began)
 
 
 def steady(rates: list[float]) -> float:
@@ -221,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
              f"`python benchmarks/peer_speed.py{options}`: {args.epochs} epochs each side; images from {args.data}.", "",
              "| model | side | training items/s (steady) | wall s | quality | aelab's speed over it |",
              "|---|---|---|---|---|---|"]
+    roofline = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         export_data(args.data, tmp / "images.npz")
         export_text(tmp / "text.npz")
+        alphabet_size = int(np.load(tmp / "text.npz")["alphabet_size"])
         for model in args.only:
             data_file = tmp / ("text.npz" if model == "char-lstm" else "images.npz")
             sides = {"aelab": run_aelab(model, args.data, args.epochs, tmp),
@@ -235,6 +278,20 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
                              f"{ROWS[model][3]} {side['quality']:.4f} | {ratio} |")
                 print(lines[-1], flush=True)
+            flops = train_flops(model, alphabet_size)
+            achieved = {name: side["rate"] * flops / 1e9 for name, side in sides.items()}
+            roofline.append((model, flops, achieved))
+    peaks = {"float32": peak_flops(torch.float32) / 1e9, "bf16": peak_flops(torch.bfloat16) / 1e9}
+    best = max(peaks.values())
+    lines += ["", f"Roofline: one 2048x2048 matrix product ran at {peaks['float32']:,.0f} GFLOP/s in float32 and "
+              f"{peaks['bf16']:,.0f} in bf16 on this CPU; no training step runs faster than that.", "",
+              "| model | training MFLOP per item | aelab GFLOP/s | Keras GFLOP/s | PyTorch GFLOP/s | "
+              "most any side could run over Keras here |", "|---|---|---|---|---|---|"]
+    for model, flops, achieved in roofline:
+        keras = achieved["Keras 3 (TensorFlow)"]
+        lines.append(f"| {model} | {flops / 1e6:,.1f} | {achieved['aelab']:,.0f} | {keras:,.0f} | "
+                     f"{achieved['plain PyTorch (fp32 eager)']:,.0f} | {best / keras:.1f}x |")
+        print(lines[-1], flush=True)
     prepend_section(lines)
     return 0
 

@@ -246,14 +246,14 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_again(small_data, tmp_path,
     worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     storage = f"sqlite:///{(out / 'study.db').resolve()}"
     try:
-        for _ in range(120):  # until its trial is running
-            time.sleep(0.5)
+        for _ in range(120):  # until its trial is running with its parameters drawn (a trial killed before
+            time.sleep(0.5)     # the draw has none to repeat: its retry draws new ones)
             if (out / "study.db").is_file():
                 try:
                     trials = optuna.load_study(study_name="aelab", storage=storage).trials
                 except Exception:  # the tables may not exist yet
                     continue
-                if trials and trials[0].state.name == "RUNNING":
+                if trials and trials[0].state.name == "RUNNING" and len(trials[0].params) == 3:
                     break
         else:
             pytest.fail("the worker's trial never started")
