@@ -127,3 +127,155 @@ def test_models_that_cannot_score_say_so(tmp_path):
     run.save_weights(model)
     with pytest.raises(AelabError, match="need an autoencoder"):
         aelab.AnomalyDetector.from_run(run)
+
+
+# ----------------------------------------------------------------------------- PyOD's whole API
+
+
+def test_a_detector_clones_and_takes_new_parameters(dense_run):
+    from sklearn.base import clone
+
+    detector = aelab.AnomalyDetector("dense", contamination=0.05, score="mse", epochs=2, batch_size=32)
+    copy = clone(detector)
+    assert copy is not detector and copy.get_params() == detector.get_params()
+    assert copy.get_params() == {"model": "dense", "contamination": 0.05, "out": None, "score": "mse",
+                                 "epochs": 2, "batch_size": 32}
+    assert copy.decision_scores_ is None  # a clone is unfitted
+    assert copy.set_params(epochs=4, contamination=0.2) is copy
+    assert copy.settings["epochs"] == 4 and copy.contamination == 0.2 and detector.settings["epochs"] == 2
+    for bad, why in (({"contamination": 0.9}, "contamination"), ({"score": "max"}, "unknown score")):
+        with pytest.raises(AelabError, match=why):
+            copy.set_params(**bad)
+    fitted = aelab.AnomalyDetector.from_run(dense_run)
+    assert clone(fitted).model_ is None and "AnomalyDetector(model='dense'" in repr(fitted)
+
+
+def test_predictions_come_with_confidence_probabilities_and_rejection(dense_run, digits):
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.1)
+    x = np.concatenate([digits[:20], noise_images(4)])
+    labels, confidence = detector.predict(x, return_confidence=True)
+    assert labels.shape == confidence.shape == (24,) and set(labels) <= {0, 1}
+    assert ((0 <= confidence) & (confidence <= 1)).all()
+    assert np.array_equal(confidence, detector.predict_confidence(x))
+    # noise scores above every fitted score: as sure as 32 validation scores allow (ExCeeD's p = 33/34)
+    n = len(detector.decision_scores_)
+    surest = 1 - __import__("scipy").stats.binom.cdf(n - int(n * 0.1), n, (n + 1) / (n + 2))
+    assert labels[20:].tolist() == [1] * 4 and np.allclose(confidence[20:], surest) and surest > 0.9
+    for method in ("linear", "unify"):
+        proba, same = detector.predict_proba(x, method=method, return_confidence=True)
+        assert proba.shape == (24, 2) and np.allclose(proba.sum(1), 1) and ((0 <= proba) & (proba <= 1)).all()
+        assert np.array_equal(same, confidence) and (proba[20:, 1] >= proba[:20, 1].max()).all()
+    with pytest.raises(AelabError, match="unknown method"):
+        detector.predict_proba(x, method="softmax")
+    # the reject option: -2 where the outlier probability is not within exp(-T) of 0 or 1
+    strict = detector.predict_with_rejection(x, T=32)
+    loose = detector.predict_with_rejection(x, T=2)
+    assert set(strict) <= {-2, 0, 1} and (strict == -2).sum() >= (loose == -2).sum()
+    kept = loose != -2
+    assert np.array_equal(loose[kept], labels[kept]) and loose[20:].tolist() == [1] * 4
+    assert (strict == -2).mean() > 0.5  # PyOD's default T=32 rejects nearly all with 32 fitted scores
+    rejected, expected, bound, cost = detector.predict_with_rejection(x, T=2, return_stats=True)
+    assert np.array_equal(rejected, loose)
+    assert 0 <= expected <= 1 and expected <= bound and cost >= 0
+    with pytest.raises(AelabError, match="delta"):
+        detector.compute_rejection_stats(delta=1.5)
+
+
+def test_flat_rows_are_images_when_square(dense_run, digits):
+    detector = aelab.AnomalyDetector.from_run(dense_run)
+    flat = digits[:6].reshape(6, -1)
+    assert np.allclose(detector.decision_function(flat), detector.decision_function(digits[:6]))
+    with pytest.raises(AelabError, match="not square images"):
+        detector.decision_function(np.zeros((2, 100 * 7), dtype=np.uint8))
+
+
+def test_calibration_without_anomalies_flags_the_contamination_share(dense_run, digits):
+    """The rule when the calibration images hold no anomalies: the threshold flags `contamination`
+    of them, never everything (a best-F1 threshold has nothing to learn from there)."""
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05)
+    normal = digits[:200]
+    for labels in (None, np.zeros(200, dtype=int)):
+        detector.calibrate(normal, labels)
+        assert detector.predict(normal).mean() == pytest.approx(0.05, abs=0.01)
+        assert detector.threshold_ == pytest.approx(np.quantile(detector.decision_function(normal), 0.95))
+    # both kinds: the threshold with the best F1, here the one that separates noise from digits
+    x = np.concatenate([normal, noise_images(10)])
+    y = np.r_[np.zeros(200, dtype=int), np.ones(10, dtype=int)]
+    detector.calibrate(x, y)
+    assert detector.predict(x).tolist() == y.tolist()
+    assert len(detector.decision_scores_) == 200  # the normal images' scores, for the confidence estimates
+    with pytest.raises(AelabError, match="all anomalies"):
+        detector.calibrate(noise_images(3), [1, 1, 1])
+    with pytest.raises(AelabError, match="calibration labels"):
+        detector.calibrate(normal[:3], [0, 2, 1])
+
+
+def test_a_saved_detector_loads_to_the_same_scores_without_its_run(dense_run, digits, tmp_path):
+    import shutil
+
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.1)
+    copied = tmp_path / "run"
+    shutil.copytree(dense_run, copied)
+    moved = aelab.AnomalyDetector.from_run(copied, contamination=0.1)
+    path = moved.save(tmp_path / "detector.safetensors")
+    shutil.rmtree(copied)  # the file stands alone
+    loaded = aelab.AnomalyDetector.load(path, device="cpu")
+    x = np.concatenate([digits[:10], noise_images(3)])
+    assert np.allclose(loaded.decision_function(x), detector.decision_function(x), rtol=1e-6)
+    assert loaded.threshold_ == detector.threshold_ and loaded.contamination == 0.1
+    assert np.array_equal(loaded.predict(x), detector.predict(x))
+    assert np.array_equal(loaded.decision_scores_, detector.decision_scores_)
+    with pytest.raises(AelabError, match="exists"):
+        loaded.save(path)
+    before = path.read_bytes()
+    with pytest.raises(AelabError, match="exists"):
+        loaded.save(path)
+    assert path.read_bytes() == before
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(before[:100])
+    not_ours = tmp_path / "weights.safetensors"
+    shutil.copy(dense_run / "model.safetensors", not_ours)
+    for bad, why in ((damaged, "damaged"), (not_ours, "not an aelab detector file"),
+                     (tmp_path / "none.safetensors", "missing")):
+        with pytest.raises(AelabError, match=why):
+            aelab.AnomalyDetector.load(bad)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_a_detector_saved_on_a_gpu_loads_on_the_cpu(dense_run, digits, tmp_path):
+    gpu = aelab.AnomalyDetector.load(aelab.AnomalyDetector.from_run(dense_run).save(tmp_path / "d.safetensors"),
+                                     device="cuda")
+    path = gpu.save(tmp_path / "from-gpu.safetensors")
+    cpu = aelab.AnomalyDetector.load(path)
+    assert np.allclose(cpu.decision_function(digits[:8]), gpu.decision_function(digits[:8]), rtol=1e-4)
+
+
+def test_the_detector_exports_to_onnx_with_its_threshold(dense_run, digits, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    out = tmp_path / "detector.onnx"
+    assert run_cli("export", dense_run, "--part", "detector", "--contamination", "0.05", "--out", out) == 0
+    assert "detector" in capsys.readouterr().out
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05)
+    x = np.concatenate([digits[:16], noise_images(4)]).astype(np.float32)[:, None] / 255
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    scores = session.run(None, {"images": x})[0]
+    assert scores.shape == (20,)
+    assert np.allclose(scores, detector.decision_function(x), rtol=1e-4, atol=1e-6)
+    metadata = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert float(metadata["aelab.threshold"]) == detector.threshold_
+    assert metadata["aelab.score"] == "normalised" and metadata["aelab.contamination"] == "0.05"
+    flagged = scores > float(metadata["aelab.threshold"])
+    assert flagged.tolist() == detector.predict(x).astype(bool).tolist()
+    own = aelab.export(detector, tmp_path / "own.onnx", part="detector")  # a fitted detector exports itself
+    assert np.allclose(ort.InferenceSession(str(own), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0],
+                       scores, rtol=1e-6)
+    with pytest.raises(AelabError, match="part 'detector'"):
+        aelab.export(detector, tmp_path / "enc.onnx", part="encoder")
+    before = out.read_bytes()
+    assert run_cli("export", dense_run, "--part", "detector", "--out", out) == 2  # exists: refused
+    assert out.read_bytes() == before
+    assert run_cli("export", dense_run, "--part", "detector", "--score", "mse", "--out", tmp_path / "m.onnx") == 0
+    plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    assert np.allclose(plain, ((detector.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)

@@ -9,11 +9,33 @@ counts more than one where they vary. ``"mse"`` is the plain mean squared error.
 conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``, ``predict(X)``
 (1 = outlier), ``predict_proba(X)``, and after fitting ``decision_scores_``, ``threshold_`` and
 ``labels_``, the threshold being the ``1 - contamination`` quantile of the fitted scores.
+
+The rest of PyOD's detector API is here too: ``predict(X, return_confidence=True)``,
+``predict_confidence`` and ``predict_with_rejection`` (ExCeeD, Perini et al., ECML PKDD 2020, and
+its reject option, Perini et al., AAAI 2023), ``predict_proba(method="linear"|"unify")``, and
+``get_params``/``set_params`` (``sklearn.base.clone`` works). Flat rows (N, D) are images when D
+is a square (one channel) or three times one (RGB).
+
+**The threshold rule.** The threshold is the ``1 - contamination`` quantile of the scores of the
+images it is set on (the training images after ``fit``, a run's validation images with
+``from_run``, or ``calibrate(X)``). Calibration images without anomalies, the usual case, are
+what that rule expects: ``contamination`` is then the share of normal images flagged (the false
+alarm rate you accept), never "everything above the lowest score". ``calibrate(X, y)`` with
+labels holding both kinds instead takes the score that maximises F1 on them; labels holding only
+anomalies are refused.
+
+**Saving.** ``save(path)`` writes one safetensors file (the weights, the normal images' errors
+and scores, the threshold, and the run's config as text); ``AnomalyDetector.load(path,
+device=...)`` rebuilds it on any device without executing code from the file, and reads files of
+earlier aelab versions through the same config reader as a run folder.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
+import json
+import math
 import typing
 from contextlib import nullcontext
 from pathlib import Path
@@ -25,7 +47,7 @@ import torch
 from .data import read_images, split_validation
 from .errors import AelabError
 from .evaluation import run_data
-from .inference import reconstruct as reconstruct_images
+from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Conditional
 from .outputs import atomic_write, check_targets, drawn_by_aelab
 from .runs import Run
@@ -33,6 +55,7 @@ from .runs import Run
 Score = Literal["normalised", "mse"]
 SCORES = typing.get_args(Score)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
+FILE_FORMAT = 1  # the detector file's layout (save/load)
 
 
 class AnomalyDetector:
@@ -56,10 +79,37 @@ class AnomalyDetector:
         self.model, self.contamination, self.out, self.settings = model, contamination, out, settings
         self.score = score
         self.run = None
+        self.model_: torch.nn.Module | None = None  # the trained autoencoder (the run's, or a loaded file's)
+        self.config_ = None  # its RunConfig
         self.pixel_errors_: np.ndarray | None = None  # (H, W): the normal images' mean squared error per pixel
         self.decision_scores_: np.ndarray | None = None
         self.threshold_: float | None = None
         self.labels_: np.ndarray | None = None
+
+    # ----------------------------------------------------------------------- parameters
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn's convention; ``deep`` has nothing to descend into)."""
+        del deep
+        return {"model": self.model, "contamination": self.contamination, "out": self.out, "score": self.score,
+                **self.settings}
+
+    def set_params(self, **params: Any) -> "AnomalyDetector":
+        """Change constructor arguments (any training setting included); they apply at the next ``fit``."""
+        if "contamination" in params:
+            check_contamination(params["contamination"])
+        if "score" in params and params["score"] not in SCORES:
+            raise AelabError(f"unknown score {params['score']!r}; choose {', '.join(SCORES)}")
+        for name, value in params.items():
+            if name in ("model", "contamination", "out", "score"):
+                setattr(self, name, value)
+            else:
+                self.settings[name] = value
+        return self
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"AnomalyDetector({given})"
 
     # ----------------------------------------------------------------------- fitting
 
@@ -73,9 +123,13 @@ class AnomalyDetector:
         # every image trains (less the validation hold-out); no test split to evaluate
         self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=False, evaluate_test=False,
                          **self.settings)
-        _check_model(self.run)
+        self._use(self.run)
         self._fit_normal(images)
         return self
+
+    def _use(self, run: Run) -> None:
+        _check_model(run)
+        self.model_, self.config_ = run.model, run.config
 
     @classmethod
     def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None,
@@ -86,7 +140,7 @@ class AnomalyDetector:
         config = run.config
         detector = cls(config.model, contamination, score=score)
         detector.run = run
-        _check_model(run)
+        detector._use(run)
         loaded = run_data(run, data)
         _, val = split_validation(loaded.train, config.train.val_fraction, seed=config.train.seed)
         detector._fit_normal(val)
@@ -100,6 +154,31 @@ class AnomalyDetector:
         self.decision_scores_ = scores
         self.threshold_ = float(np.quantile(scores, 1 - self.contamination))
         self.labels_ = (scores > self.threshold_).astype(int)
+
+    def calibrate(self, X: Any, y: Any = None) -> "AnomalyDetector":
+        """Set the threshold on calibration images ``X`` (see the module's threshold rule): with no
+        labels, or labels that are all 0 (no anomalies), the ``1 - contamination`` quantile of their
+        scores; with labels holding both 0 (normal) and 1 (anomaly), the score maximising F1 on them.
+        ``decision_scores_`` and ``labels_`` become the calibration images' (the normal ones', for
+        the confidence estimates). The normal images' per-pixel errors stay the training's."""
+        self._fitted()
+        scores = self.decision_function(X)
+        if y is None:
+            labels = np.zeros(len(scores), dtype=int)
+        else:
+            labels = np.asarray(y).reshape(-1)
+            if labels.shape != scores.shape or not np.isin(labels, (0, 1)).all():
+                raise AelabError(f"calibration labels must be {len(scores)} values of 0 (normal) or 1 (anomaly)")
+            if labels.all():
+                raise AelabError("the calibration images are all anomalies; the threshold needs normal images")
+        normal = scores[labels == 0]
+        if labels.any():  # both kinds: the threshold with the best F1 on them
+            self.threshold_ = best_f1_threshold(scores, labels)
+        else:  # no anomalies to learn from: the share of normal images flagged is contamination
+            self.threshold_ = float(np.quantile(normal, 1 - self.contamination))
+        self.decision_scores_ = normal
+        self.labels_ = (normal > self.threshold_).astype(int)
+        return self
 
     # ----------------------------------------------------------------------- scoring
 
@@ -117,34 +196,220 @@ class AnomalyDetector:
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared reconstruction errors (N, H, W), averaged over the channels."""
-        run = self._fitted()
-        images = run.model.check_images(_images(X))
-        recon = reconstruct_images(run, images)
-        return ((recon - images) ** 2).mean(dim=1).numpy()
+        model = self._fitted()
+        images = model.check_images(_images(X))
+        recon = reconstruct_batches(model, images)[0]
+        return ((recon - images.to(recon.device)) ** 2).mean(dim=1).cpu().numpy()
 
     def reconstruct(self, X: Any) -> torch.Tensor:
         """The reconstructions (N, C, H, W) the scores compare against."""
-        return reconstruct_images(self._fitted(), _images(X))
+        model = self._fitted()
+        return reconstruct_batches(model, model.check_images(_images(X)))[0].cpu()
 
-    def predict(self, X: Any) -> np.ndarray:
-        """1 for an outlier (score above ``threshold_``), 0 for an inlier."""
+    def predict(self, X: Any, return_confidence: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """1 for an outlier (score above ``threshold_``), 0 for an inlier; with ``return_confidence``
+        also :meth:`predict_confidence`'s values."""
         self._fitted()
-        return (self.decision_function(X) > self.threshold_).astype(int)
+        scores = self.decision_function(X)
+        labels = (scores > self.threshold_).astype(int)
+        return (labels, self._confidence(scores)) if return_confidence else labels
 
-    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
-        """(N, 2) probabilities of inlier and outlier: the scores scaled linearly by the fitted
-        scores' range and clipped to [0, 1] (PyOD's ``method="linear"``)."""
-        if method != "linear":
-            raise AelabError(f"unknown method {method!r}; aelab's detector has 'linear'")
+    def predict_proba(self, X: Any, method: str = "linear", return_confidence: bool = False) -> Any:
+        """(N, 2) probabilities of inlier and outlier. ``method="linear"``: the scores scaled by the
+        fitted scores' range, clipped to [0, 1]; ``"unify"``: the Gaussian scaling of Kriegel et al.
+        (SDM 2011), erf of the score's distance from the fitted scores' mean in their standard
+        deviations, clipped to [0, 1]. With ``return_confidence`` also :meth:`predict_confidence`'s."""
+        if method not in ("linear", "unify"):
+            raise AelabError(f"unknown method {method!r}; choose linear or unify")
         self._fitted()
-        low, high = float(self.decision_scores_.min()), float(self.decision_scores_.max())
-        outlier = np.clip((self.decision_function(X) - low) / max(high - low, 1e-12), 0, 1)
-        return np.stack([1 - outlier, outlier], axis=1)
+        scores = self.decision_function(X)
+        fitted = self.decision_scores_
+        if method == "linear":
+            low, high = float(fitted.min()), float(fitted.max())
+            outlier = np.clip((scores - low) / max(high - low, 1e-12), 0, 1)
+        else:
+            from scipy.special import erf
 
-    def _fitted(self):
-        if self.run is None:
+            outlier = np.clip(erf((scores - fitted.mean()) / (max(float(fitted.std()), 1e-12) * math.sqrt(2))), 0, 1)
+        proba = np.stack([1 - outlier, outlier], axis=1)
+        return (proba, self._confidence(scores)) if return_confidence else proba
+
+    def predict_confidence(self, X: Any) -> np.ndarray:
+        """How surely each prediction would stay the same had the detector seen another sample of
+        normal images, in [0, 1] (ExCeeD: Perini, Vercruyssen and Davis, ECML PKDD 2020). A score's
+        rank among the ``n`` fitted scores gives a Bayesian estimate ``p`` of the share of normal
+        images scoring below it; the chance that it would land above the threshold is then the chance
+        that more than ``n - n * contamination`` of ``n`` draws fall below it: 1 - Binomial(n, p)'s
+        CDF there. That is the confidence of an outlier prediction; an inlier's is its complement."""
+        self._fitted()
+        return self._confidence(self.decision_function(X))
+
+    def _outlier_probability(self, scores: np.ndarray) -> np.ndarray:
+        from scipy.stats import binom
+
+        fitted = np.sort(self.decision_scores_)
+        n = len(fitted)
+        below = np.searchsorted(fitted, scores, side="right")  # fitted scores <= each score
+        p = (1 + below) / (2 + n)
+        return 1 - binom.cdf(n - int(n * self.contamination), n, p)
+
+    def _confidence(self, scores: np.ndarray) -> np.ndarray:
+        outlier = self._outlier_probability(scores)
+        return np.where(scores > self.threshold_, outlier, 1 - outlier)
+
+    def predict_with_rejection(self, X: Any, T: float = 32, return_stats: bool = False, delta: float = 0.1,
+                               c_fp: float = 1, c_fn: float = 1, c_r: float | None = None) -> Any:
+        """:meth:`predict`, with -2 for the predictions the detector is not sure of: those whose
+        ExCeeD outlier probability lies within ``exp(-T)`` of neither 0 nor 1 (the reject option of
+        Perini, Buncak and Davis, AAAI 2023; a higher ``T`` rejects more). With ``return_stats``
+        also :meth:`compute_rejection_stats`'s three numbers."""
+        self._fitted()
+        scores = self.decision_function(X)
+        labels = (scores > self.threshold_).astype(int)
+        stability = 2 * np.abs(self._outlier_probability(scores) - 0.5)
+        labels[stability <= 1 - 2 * math.exp(-T)] = -2
+        if return_stats:
+            return (labels, *self.compute_rejection_stats(T, delta, c_fp, c_fn, c_r))
+        return labels
+
+    def compute_rejection_stats(self, T: float = 32, delta: float = 0.1, c_fp: float = 1, c_fn: float = 1,
+                                c_r: float | None = None) -> tuple[float, float, float]:
+        """The reject option's guarantees (Perini, Buncak and Davis, AAAI 2023, theorems 1-3): the
+        expected share of rejected predictions, an upper bound on that share holding with
+        probability ``1 - delta``, and an upper bound on the expected cost per prediction with costs
+        ``c_fp`` (false alarm), ``c_fn`` (missed anomaly) and ``c_r`` (rejection; default:
+        ``contamination``)."""
+        from scipy.optimize import brentq
+        from scipy.stats import binom
+
+        self._fitted()
+        if not 0 < delta < 1:
+            raise AelabError(f"delta must be in (0, 1), got {delta!r}")
+        gamma = self.contamination
+        c_r = gamma if c_r is None else c_r
+        n = len(self.decision_scores_)
+        k = int(n * gamma) - 1
+
+        def where_cdf(level: float) -> float:  # the p at which Binomial(n, p)'s CDF at k equals level
+            return brentq(lambda p: binom.cdf(k, n, p) - level, 0, 1)
+
+        low, high = where_cdf(1 - math.exp(-T)), where_cdf(math.exp(-T))
+        expected = high - low
+        right = min(1.0, (n + 1 - gamma * (n + 2)) / n + T * (n + 2) / math.sqrt(2 * n ** 3 * T))
+        spread = 0.5 * n ** 5 * (2 * n * (-3 * gamma ** 2 - 2 * n * (1 - gamma) ** 2 + 4 * gamma - 3)
+                                 + T * (n + 2) ** 2 - 8)
+        left = max(0.0, (2 + n * (1 - gamma) * (n + 1)) / n ** 2 - math.sqrt(max(spread, 0.0)) / n ** 4)
+        bound = right - left + 2 * math.sqrt(math.log(2 / delta) / (2 * n))
+        cost = min(gamma, low) * c_fp + min(1 - high, gamma) * c_fn + expected * c_r
+        return float(expected), float(bound), float(cost)
+
+    def _fitted(self) -> torch.nn.Module:
+        if self.model_ is None and self.run is not None:  # a run given by hand
+            self._use(Run.of(self.run))
+        if self.model_ is None:
             raise AelabError("the detector is not fitted yet: call fit(X) or use AnomalyDetector.from_run(RUN)")
-        return self.run
+        return self.model_
+
+    # ----------------------------------------------------------------------- files
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the fitted detector to one safetensors file (see the module's text); an existing
+        file is replaced only with ``overwrite``."""
+        from safetensors.torch import save_file
+
+        from .version import __version__
+
+        model = self._fitted()
+        path = check_targets([Path(path)], overwrite=overwrite, suffixes=(".safetensors",))[0]
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors["decision_scores"] = torch.from_numpy(np.ascontiguousarray(self.decision_scores_, dtype=np.float64))
+        if self.pixel_errors_ is not None:
+            tensors["pixel_errors"] = torch.from_numpy(np.ascontiguousarray(self.pixel_errors_, dtype=np.float32))
+        header = {"format": FILE_FORMAT, "aelab_version": __version__, "config": self.config_.to_json(),
+                  "contamination": self.contamination, "score": self.score, "threshold": self.threshold_}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"aelab_detector": json.dumps(header)}))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "AnomalyDetector":
+        """A detector from :meth:`save`'s file, on ``device``; nothing in the file is executed."""
+        from safetensors import SafetensorError, safe_open
+
+        from .models import create_model
+        from .runs import load_state, read_config
+
+        path = Path(path)
+        if not path.is_file():
+            raise AelabError(f"detector file {path} is missing")
+        try:
+            with safe_open(str(path), framework="pt") as file:
+                raw = (file.metadata() or {}).get("aelab_detector")
+                tensors = {key: file.get_tensor(key) for key in file.keys()}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise AelabError(f"detector file {path} is damaged ({error})") from None
+        try:
+            header = json.loads(raw)
+            config = read_config(header["config"], path)
+            contamination, score, threshold = header["contamination"], header["score"], float(header["threshold"])
+        except (TypeError, ValueError, KeyError) as error:
+            raise AelabError(f"{path} is not an aelab detector file ({type(error).__name__}: {error})") from None
+        if "decision_scores" not in tensors:
+            raise AelabError(f"{path} is not an aelab detector file (no decision scores)")
+        detector = cls(config.model, contamination, score=score)
+        model = create_model(config.model, **config.params)
+        load_state(model, {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}, path)
+        if not isinstance(model, Autoencoder) or isinstance(model, Conditional):
+            raise AelabError(f"{path} holds {config.model}, which does not score anomalies")
+        detector.model_, detector.config_ = model.to(device).eval(), config
+        detector.decision_scores_ = tensors["decision_scores"].numpy()
+        detector.pixel_errors_ = tensors["pixel_errors"].numpy() if "pixel_errors" in tensors else None
+        detector.threshold_ = threshold
+        detector.labels_ = (detector.decision_scores_ > threshold).astype(int)
+        return detector
+
+    def scoring_module(self) -> tuple[torch.nn.Module, dict[str, str]]:
+        """The fitted detector as one module (float32 images (N, C, H, W) in [0, 1] -> anomaly scores
+        (N,), as :meth:`decision_function`) and the metadata an exported file keeps with it (the
+        threshold, contamination, score kind and model): what ``aelab.export(detector, "d.onnx",
+        part="detector")`` writes."""
+        model = self._fitted()
+        pixel = None
+        if self.score == "normalised":
+            if self.pixel_errors_ is None:
+                raise AelabError("the normalised score needs the normal images' errors: fit the detector first")
+            pixel = torch.as_tensor(self.pixel_errors_, dtype=torch.float32)
+        module = DetectorScore(copy.deepcopy(model).cpu(), pixel).eval()
+        metadata = {"aelab.threshold": repr(float(self.threshold_)), "aelab.contamination": repr(self.contamination),
+                    "aelab.score": self.score, "aelab.model": self.config_.model}
+        return module, metadata
+
+
+class DetectorScore(torch.nn.Module):
+    """Images -> anomaly scores, as :meth:`AnomalyDetector.decision_function` computes them (for export)."""
+
+    def __init__(self, model: torch.nn.Module, pixel_errors: torch.Tensor | None) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("scale", None if pixel_errors is None else 1 / (pixel_errors + EPS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        errors = (self.model.layers(x).recon - x).square().mean(dim=1)
+        if self.scale is not None:
+            errors = errors * self.scale
+        return errors.flatten(1).mean(dim=1)
+
+
+def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The score above which flagging maximises F1 on labelled scores (1 = anomaly)."""
+    order = np.argsort(-scores, kind="stable")
+    ranked, truth = scores[order], labels[order]
+    flagged_true = np.cumsum(truth)  # flagging the top i+1
+    f1 = 2 * flagged_true / (np.arange(1, len(truth) + 1) + truth.sum())
+    last = len(ranked) - 1 - np.argmax(f1[::-1] == f1.max())  # the most flagged among the best
+    # between this score and the next lower one, so that every flagged score lies above it
+    below = ranked[last + 1] if last + 1 < len(ranked) else ranked[last] - 1e-12
+    return float((ranked[last] + below) / 2)
 
 
 def check_contamination(contamination: Any) -> None:
@@ -153,12 +418,22 @@ def check_contamination(contamination: Any) -> None:
 
 
 def _images(X: Any) -> torch.Tensor:
+    """Images as a tensor; flat rows (N, D) become (N, 1, s, s) where D = s * s, (N, 3, s, s)
+    where D = 3 * s * s."""
     if isinstance(X, np.ndarray):
         X = torch.from_numpy(X)
     if not isinstance(X, torch.Tensor):
         raise AelabError(f"images come as a tensor or numpy array, got {type(X).__name__}")
     if len(X) == 0:
         raise AelabError("no images to score")
+    if X.dim() == 2:
+        width = X.shape[1]
+        for channels in (1, 3):
+            side = math.isqrt(width // channels)
+            if channels * side * side == width:
+                return X.reshape(len(X), channels, side, side)
+        raise AelabError(f"flat rows of {width} values are not square images (one channel: s*s values; RGB: "
+                         "3*s*s); pass images shaped (N, H, W) or (N, C, H, W)")
     return X
 
 
@@ -208,6 +483,7 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     else:  # a plain error against a given threshold: nothing to learn from the run's data
         detector = AnomalyDetector(run.config.model, contamination, score=score)
         detector.run = run
+        detector._use(run)
     if threshold is not None:
         detector.threshold_, source = float(threshold), "given"
     errors = detector.error_maps(x)

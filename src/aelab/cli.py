@@ -478,9 +478,10 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
 cmd_serve.arguments = _serve_arguments
 
 
-@command("export", "write a run's encoder, decoder, whole autoencoder or generator as an ONNX file")
+@command("export", "write a run's encoder, decoder, whole autoencoder, generator or anomaly detector as an ONNX file")
 def cmd_export(args: argparse.Namespace) -> None:
-    out = aelab.export(args.run_dir, args.out, part=args.part, format=args.format, overwrite=args.overwrite)
+    out = aelab.export(args.run_dir, args.out, part=args.part, format=args.format, overwrite=args.overwrite,
+                       contamination=args.contamination, score=args.score)
     print(f"wrote {out} ({args.part}, {args.format}; batch size free, {out.stat().st_size / 1e6:.2f} MB)")
 
 
@@ -489,8 +490,13 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the file to write (.onnx)")
     p.add_argument("--part", default=_default(aelab.export, "part"), choices=_choices(aelab.export, "part"),
                    help="encoder (images -> codes), decoder (codes -> images), both (images -> reconstructions), "
-                        "or a GAN's generator (latent points -> images)")
+                        "or a GAN's generator (latent points -> images), or detector (images -> anomaly scores, "
+                        "the threshold in the file's metadata)")
     p.add_argument("--format", default=_default(aelab.export, "format"), choices=_choices(aelab.export, "format"))
+    p.add_argument("--contamination", type=float, default=_default(aelab.export, "contamination"),
+                   help="--part detector: the share of the run's validation images above the threshold")
+    p.add_argument("--score", default=_default(aelab.export, "score"), choices=_choices(aelab.export, "score"),
+                   help="--part detector: the anomaly score (see aelab score)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 

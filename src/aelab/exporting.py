@@ -1,8 +1,9 @@
 """`aelab export`: a trained run's network as an ONNX file, for runtimes without PyTorch or aelab.
 
-The file holds one part of the model (the encoder, the decoder, the whole autoencoder, or a
-GAN's generator), exported by ``torch.onnx`` with a dynamic batch axis; the channels and size of
-its input are the run's. Inputs are float32 images in [0, 1] shaped (N, C, H, W) (codes, for a
+The file holds one part of the model (the encoder, the decoder, the whole autoencoder, a GAN's
+generator, or the anomaly detector: images in, anomaly scores out, its threshold in the file's
+metadata), exported by ``torch.onnx`` with a dynamic batch axis; the channels and size of its
+input are the run's. Inputs are float32 images in [0, 1] shaped (N, C, H, W) (codes, for a
 decoder; latent points, for a generator), plus int64 class labels shaped (N,) for conditional
 models (cvae). The checks aelab's own methods make on their inputs (shapes, the value range) are
 the caller's job in another runtime.
@@ -20,13 +21,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from .anomaly import AnomalyDetector, Score
 from .errors import AelabError
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
 from .outputs import check_targets
 from .runs import Run
 
-Part = Literal["encoder", "decoder", "both", "generator"]
+Part = Literal["encoder", "decoder", "both", "generator", "detector"]
 Format = Literal["onnx"]
 PARTS, FORMATS = typing.get_args(Part), typing.get_args(Format)
 OPSET = 18
@@ -50,20 +52,42 @@ class ExportedPart(nn.Module):
         return self.model.layers(x)  # a GAN's generator: latent points -> images in [0, 1]
 
 
-def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "onnx", overwrite: bool = False) -> Path:
-    """Write ``run``'s ``part`` (encoder, decoder, both, or a GAN's generator) to ``out`` as ONNX;
-    returns the file. Everything is checked before the file is written; a failure leaves no file
-    (and an existing ``out`` as it was); an existing ``out`` is replaced only with ``overwrite``."""
-    run = Run.of(run)
+def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "onnx", overwrite: bool = False,
+           contamination: float = 0.1, score: Score = "normalised") -> Path:
+    """Write ``run``'s ``part`` (encoder, decoder, both, a GAN's generator, or ``detector``: the
+    anomaly score of :class:`aelab.AnomalyDetector`, its threshold set on the run's validation
+    images at ``contamination`` and kept in the file's metadata as ``aelab.threshold``) to ``out``
+    as ONNX; returns the file. ``run`` may also be a fitted AnomalyDetector (``part="detector"``).
+    Everything is checked before the file is written; a failure leaves no file (and an existing
+    ``out`` as it was); an existing ``out`` is replaced only with ``overwrite``."""
     out = Path(out)
     if format not in FORMATS:
         raise AelabError(f"unknown export format {format!r}; choose {', '.join(FORMATS)}")
     if part not in PARTS:
         raise AelabError(f"unknown part {part!r}; choose {', '.join(PARTS)}")
-    out = check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=[run.path])[0]
+    if isinstance(run, AnomalyDetector) or part == "detector":
+        if part != "detector":
+            raise AelabError(f"a detector exports as part 'detector', not {part!r}")
+        inputs = [] if isinstance(run, AnomalyDetector) else [Run.of(run).path]
+        check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=inputs)
+        detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run, contamination, score=score)
+        module, metadata = detector.scoring_module()
+        return export_module(module, (torch.rand(2, *module.model.input_shape),), ["images"], out, metadata=metadata,
+                             overwrite=overwrite, what=f"{detector.config_.model}'s detector", inputs=inputs)
+    run = Run.of(run)
+    check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=[run.path])
     model = run.model.eval()
     example, names = _example(run, model, part)
-    module = ExportedPart(model, part).eval()
+    return export_module(ExportedPart(model, part).eval(), example, names, out, overwrite=overwrite,
+                         what=f"{run.config.model}'s {part}", inputs=[run.path])
+
+
+def export_module(module: nn.Module, example: tuple[Tensor, ...], names: list[str], out: str | Path,
+                  metadata: dict[str, str] | None = None, overwrite: bool = False, what: str = "the model",
+                  inputs: list[Path] = ()) -> Path:
+    """``module`` as an ONNX file at ``out`` (batch axis dynamic, output named ``output``), with
+    ``metadata`` as the model's metadata properties; written whole or not at all."""
+    out = check_targets([Path(out)], overwrite=overwrite, suffixes=(".onnx",), inputs=list(inputs))[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
@@ -74,9 +98,16 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
             torch.onnx.export(module, example, str(staged), input_names=names, output_names=["output"],
                               dynamic_axes={name: {0: "batch"} for name in [*names, "output"]},
                               opset_version=OPSET, dynamo=False)
+        if metadata:
+            import onnx
+
+            graph = onnx.load(str(staged))
+            for key, value in metadata.items():
+                graph.metadata_props.add(key=key, value=value)
+            onnx.save(graph, str(staged))
         os.replace(staged, out)
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds; the user gets one line
-        raise AelabError(f"could not export {run.config.model}'s {part}: {type(error).__name__}: "
+        raise AelabError(f"could not export {what}: {type(error).__name__}: "
                          f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:400]) from None
     finally:
         staged.unlink(missing_ok=True)
