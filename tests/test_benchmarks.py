@@ -84,6 +84,8 @@ def test_reproduction_counts_steps_and_judges_each_published_number(tmp_path):
     batch on 60,000 images; "met" means within 10% of the published number, or better."""
     reproduce = load_benchmark("reproduce")
     assert reproduce.seed_steps("dense-32") == 50 * 235  # 50 epochs of batch 256 on 60,000 images
+    deep = next(e for e in reproduce.EXPERIMENTS if e.key == "deep-32")  # the blog's number: its run of 100 epochs
+    assert reproduce.source_steps(deep) == 100 * 235 and reproduce.epochs_for_seed_steps(deep, "mnist-sample") == 1567
     log = tmp_path / "logs" / "csv"
     log.mkdir(parents=True)
     (log / "metrics.csv").write_text("epoch,step,val_loss\n0,14,0.3\n1,29,0.2\n")

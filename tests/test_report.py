@@ -126,3 +126,36 @@ def test_the_published_number_belongs_to_its_exact_experiment():
     assert published("conv-resize", data="fashion-mnist") is None  # MNIST's numbers only
     assert published("best") is None
     assert published_for("deep-32", {}, get_entry("deep-32").defaults()).value == 0.0885
+
+
+def test_the_demo_trains_three_runs_and_prints_a_table_with_a_report(small_data, tmp_path, capsys):
+    """`aelab demo --quick` (2 epochs a run, so that it is a test and not the demo): three runs beside
+    each other, their page inside the first, a table with one row each; the seed-steps arithmetic."""
+    from aelab.published import epochs_for_steps, seed_steps
+
+    assert seed_steps(20, 200) == 6000 and epochs_for_steps(6000, 3600, 200) == 334  # seed 1 on mnist-sample
+    out = tmp_path / "demo"
+    assert run_cli("demo", "--out", out, "--data", small_data, "--quick", "--no-progress") == 0
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line.startswith(("conv-resize", "best"))]
+    assert [line.split()[0] for line in table] == ["conv-resize", "conv-resize-denoise", "best"]
+    for folder in (out, tmp_path / "demo-denoise", tmp_path / "demo-best"):
+        assert len(aelab.Run(folder).history) == 2 and (folder / "metrics.json").is_file()
+    assert aelab.Run(out).steps_done() == 2 * 2  # 2 epochs of 2 batches of 200 (288 training digits)
+    assert f"report: {out / 'report.html'}" in printed and (out / "report.html").is_file()
+    assert "report.html" in (out / ".aelab-files.json").read_text()  # on the run's record
+    # again: refused without --overwrite, before anything is trained; with it, replaced
+    before = (out / "metrics.json").read_bytes()
+    assert run_cli("demo", "--out", out, "--data", small_data, "--quick") == 2
+    assert "already holds an aelab run" in error_line(capsys)
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_the_demo_checks_every_folder_before_it_trains(small_data, tmp_path, capsys):
+    theirs = tmp_path / "demo-best"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    assert run_cli("demo", "--out", tmp_path / "demo", "--data", small_data, "--quick", "--overwrite") == 2
+    assert "not an aelab run" in error_line(capsys)
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "demo-denoise").exists()
+    assert (theirs / "notes.txt").read_text() == "mine"

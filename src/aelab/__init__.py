@@ -33,6 +33,7 @@ _EXPORTS = {
     "train": "training", "TrainingDiverged": "training",
     "evaluate": "evaluation", "ensemble": "evaluation", "ensemble_table": "evaluation", "run_data": "evaluation",
     "run_report": "evaluation", "report": "reporting", "Published": "published", "PUBLISHED": "published",
+    "demo": "demo_runs", "demo_table": "demo_runs",
     "resolve_data": "data",
     "style_transfer": "style", "style_transfer_files": "style",
     "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
     from .anomaly import AnomalyDetector, score_files
     from .config import RunConfig, StyleSettings, TrainSettings, list_datasets
+    from .demo_runs import demo, demo_table
     from .data import resolve_data
     from .distributed import is_main_process
     from .errors import AelabError, InputError

@@ -202,6 +202,27 @@ def _ensemble_arguments(p: argparse.ArgumentParser) -> None:
 cmd_ensemble.arguments = _ensemble_arguments
 
 
+@command("demo", "the seeds reproduced: seed 1's model at the seed's steps, its denoiser and best, beside PCA; "
+                 "a table and a report page")
+def cmd_demo(args: argparse.Namespace) -> None:
+    rows, page = aelab.demo(args.out, data=args.data, overwrite=args.overwrite, progress=not args.no_progress,
+                            quick=args.quick)
+    print(aelab.demo_table(rows))
+    print(f"report: {page}")
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=_default(aelab.demo, "out"),
+                   help="seed 1's run folder; the others go beside it (OUT-denoise, OUT-best) (default: %(default)s)")
+    p.add_argument("--data", default=_default(aelab.demo, "data"), help="a dataset name or folder (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="2 epochs a run: to try the command, not to reproduce")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _overwrite_argument(p)
+
+
+cmd_demo.arguments = _demo_arguments
+
+
 @command("report", "one self-contained HTML page about runs: metrics beside PCA and the seeds' numbers, curves, "
                    "figures")
 def cmd_report(args: argparse.Namespace) -> None:

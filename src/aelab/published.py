@@ -51,6 +51,17 @@ def _same(a: Any, b: Any) -> bool:
 
 
 SEED_DATA = ("mnist", "mnist-sample")  # the published numbers are MNIST's; other data are not judged by them
+SEED_TRAINING_IMAGES = 60_000  # the seeds trained on all of MNIST's training images, no hold-out
+
+
+def seed_steps(epochs: int, batch_size: int) -> int:
+    """Optimiser steps of a seed's training: its ``epochs`` of ``batch_size`` on 60,000 images."""
+    return epochs * -(-SEED_TRAINING_IMAGES // batch_size)
+
+
+def epochs_for_steps(steps: int, n_train: int, batch_size: int) -> int:
+    """Epochs over ``n_train`` images in batches of ``batch_size`` that make at least ``steps``."""
+    return -(-steps // -(-n_train // batch_size))
 
 
 def published_for_run(config, defaults: dict[str, Any]) -> Published | None:

@@ -17,6 +17,7 @@ trained model is :mod:`aelab.inference`'s.
 from __future__ import annotations
 
 import fnmatch
+import csv
 import json
 import math
 import os
@@ -158,6 +159,15 @@ class Run:
                 for row in rows):
             raise AelabError(f"{self.history_path} is damaged (expected epochs: a list of rows of numbers)")
         return rows
+
+    def steps_done(self) -> int | None:
+        """Optimiser steps the run took: the last step its CSV log recorded, plus one (None without a log)."""
+        log = self.path / "logs" / "csv" / "metrics.csv"
+        if not log.is_file():
+            return None
+        with open(log, newline="") as file:
+            steps = [int(row["step"]) for row in csv.DictReader(file) if (row.get("step") or "").isdigit()]
+        return max(steps) + 1 if steps else None
 
     def epochs_done(self) -> int:
         """Epochs finished in last.ckpt (0 without one)."""
