@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_cli
 from PIL import Image
 
@@ -139,7 +140,7 @@ def test_a_detector_clones_and_takes_new_parameters(dense_run):
     copy = clone(detector)
     assert copy is not detector and copy.get_params() == detector.get_params()
     assert copy.get_params() == {"model": "dense", "contamination": 0.05, "out": None, "score": "mse",
-                                 "epochs": 2, "batch_size": 32}
+                                 "method": "reconstruction", "epochs": 2, "batch_size": 32}
     assert copy.decision_scores_ is None  # a clone is unfitted
     assert copy.set_params(epochs=4, contamination=0.2) is copy
     assert copy.settings["epochs"] == 4 and copy.contamination == 0.2 and detector.settings["epochs"] == 2
@@ -279,3 +280,38 @@ def test_the_detector_exports_to_onnx_with_its_threshold(dense_run, digits, tmp_
     assert run_cli("export", dense_run, "--part", "detector", "--score", "mse", "--out", tmp_path / "m.onnx") == 0
     plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
     assert np.allclose(plain, ((detector.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)
+
+
+def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, tmp_path):
+    """method="neighbours": the reconstruction score plus the mean distance to the 5 nearest normal
+    images in pixels and in codes, each standardised on the normal images; saved, loaded and
+    exported with its reference."""
+    ort = pytest.importorskip("onnxruntime")
+    from sklearn.base import clone
+
+    from aelab.anomaly import neighbour_distance
+
+    reference = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    assert neighbour_distance(torch.tensor([[0.0, 0.0]]), reference, 2).tolist() == [0.5]
+    assert neighbour_distance(reference, reference, 1, leave_out=True).tolist() == [1.0, 1.0, 2.0]
+    detector = aelab.AnomalyDetector.from_run(dense_run, method="neighbours")
+    assert clone(detector).get_params()["method"] == "neighbours"
+    assert len(detector.references_[0]) == 288 and detector.standard_.shape == (3, 2)  # the run's training digits
+    x = np.concatenate([digits[:12], noise_images(4)])
+    scores = detector.decision_function(x)
+    assert scores[12:].min() > scores[:12].max() and detector.predict(noise_images(3)).tolist() == [1, 1, 1]
+    plain = aelab.AnomalyDetector.from_run(dense_run)
+    parts = detector._parts(plain.decision_function(x), torch.from_numpy(x).float()[:, None] / 255,
+                            aelab.encode(dense_run, x))
+    assert np.allclose(scores, ((parts - detector.standard_[:, :1]) / detector.standard_[:, 1:]).sum(0), rtol=1e-5)
+    loaded = aelab.AnomalyDetector.load(detector.save(tmp_path / "n.safetensors"))
+    assert loaded.method == "neighbours" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)
+    out = aelab.export(detector, tmp_path / "n.onnx", part="detector")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"images": x.astype(np.float32)[:, None] / 255})[0]
+    assert np.allclose(exported, scores, rtol=1e-4, atol=1e-4)
+    fitted = aelab.AnomalyDetector("dense", method="neighbours", epochs=1, batch_size=32).fit(digits[:100])
+    assert len(fitted.references_[0]) == 100  # fit: the normal images are the reference, each left out of its own
+    assert fitted.labels_.mean() == pytest.approx(0.1, abs=0.02)
+    with pytest.raises(AelabError, match="unknown method"):
+        aelab.AnomalyDetector(method="knn")

@@ -10,6 +10,14 @@ conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``,
 (1 = outlier), ``predict_proba(X)``, and after fitting ``decision_scores_``, ``threshold_`` and
 ``labels_``, the threshold being the ``1 - contamination`` quantile of the fitted scores.
 
+**Methods.** ``method="reconstruction"`` (default, the fastest) scores the reconstruction error
+alone. ``method="neighbours"`` adds two feature-space distances to it: the mean distance to the
+``NEIGHBOURS`` nearest normal images in pixels and in the autoencoder's codes (nearest-neighbour
+anomaly detection on learned features: Bergman, Cohen and Hoshen, "Deep Nearest Neighbor Anomaly
+Detection", 2020, who use pretrained features where aelab uses the autoencoder's own codes),
+each of the three standardised by its mean and spread on the normal images, then summed. It
+keeps the normal images as its reference (saved with it).
+
 The rest of PyOD's detector API is here too: ``predict(X, return_confidence=True)``,
 ``predict_confidence`` and ``predict_with_rejection`` (ExCeeD, Perini et al., ECML PKDD 2020, and
 its reject option, Perini et al., AAAI 2023), ``predict_proba(method="linear"|"unify")``, and
@@ -54,6 +62,9 @@ from .runs import Run
 
 Score = Literal["normalised", "mse"]
 SCORES = typing.get_args(Score)
+Method = Literal["reconstruction", "neighbours"]
+METHODS = typing.get_args(Method)
+NEIGHBOURS = 5  # k of the nearest-neighbour distances (chosen on validation images, see benchmarks/anomaly.py)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
 FILE_FORMAT = 1  # the detector file's layout (save/load)
 
@@ -66,18 +77,21 @@ class AnomalyDetector:
     training ``settings`` (``epochs=20``); ``out`` keeps the run folder (default: a temporary
     one). ``AnomalyDetector.from_run(RUN)`` uses a trained run instead, its threshold set on the
     run's validation images (held out from training, so their errors are honest). ``score``:
-    ``"normalised"`` (default) or ``"mse"`` (see the module's text). The default model is seed
+    ``"normalised"`` (default) or ``"mse"``; ``method``: ``"reconstruction"`` (default, the
+    fastest) or ``"neighbours"`` (the most accurate; see the module's text). The default model is seed
     2's dense autoencoder: on one-class Fashion-MNIST it scored the highest mean ROC-AUC of
     aelab's models, PCA and PyOD's AutoEncoder, and the fastest (benchmarks/results/anomaly.md).
     """
 
     def __init__(self, model: str = "dense", contamination: float = 0.1, out: str | Path | None = None,
-                 score: str = "normalised", **settings: Any) -> None:
+                 score: str = "normalised", method: str = "reconstruction", **settings: Any) -> None:
         check_contamination(contamination)
-        if score not in SCORES:
-            raise AelabError(f"unknown score {score!r}; choose {', '.join(SCORES)}")
+        check_choice("score", score, SCORES)
+        check_choice("method", method, METHODS)
         self.model, self.contamination, self.out, self.settings = model, contamination, out, settings
-        self.score = score
+        self.score, self.method = score, method
+        self.references_: tuple[torch.Tensor, torch.Tensor] | None = None  # neighbours: normal pixels, codes
+        self.standard_: np.ndarray | None = None  # neighbours: (3, 2) mean and spread of each part
         self.run = None
         self.model_: torch.nn.Module | None = None  # the trained autoencoder (the run's, or a loaded file's)
         self.config_ = None  # its RunConfig
@@ -92,16 +106,18 @@ class AnomalyDetector:
         """The constructor's arguments (scikit-learn's convention; ``deep`` has nothing to descend into)."""
         del deep
         return {"model": self.model, "contamination": self.contamination, "out": self.out, "score": self.score,
-                **self.settings}
+                "method": self.method, **self.settings}
 
     def set_params(self, **params: Any) -> "AnomalyDetector":
         """Change constructor arguments (any training setting included); they apply at the next ``fit``."""
         if "contamination" in params:
             check_contamination(params["contamination"])
-        if "score" in params and params["score"] not in SCORES:
-            raise AelabError(f"unknown score {params['score']!r}; choose {', '.join(SCORES)}")
+        if "score" in params:
+            check_choice("score", params["score"], SCORES)
+        if "method" in params:
+            check_choice("method", params["method"], METHODS)
         for name, value in params.items():
-            if name in ("model", "contamination", "out", "score"):
+            if name in ("model", "contamination", "out", "score", "method"):
                 setattr(self, name, value)
             else:
                 self.settings[name] = value
@@ -132,25 +148,38 @@ class AnomalyDetector:
         self.model_, self.config_ = run.model, run.config
 
     @classmethod
-    def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None,
-                 score: str = "normalised") -> "AnomalyDetector":
+    def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None, score: str = "normalised",
+                 method: str = "reconstruction") -> "AnomalyDetector":
         """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
-        scores of the run's validation images (its dataset, or ``data`` for a run trained on arrays)."""
+        scores of the run's validation images (its dataset, or ``data`` for a run trained on
+        arrays); ``method="neighbours"`` takes the run's training images as its reference."""
         run = Run.of(run)
         config = run.config
-        detector = cls(config.model, contamination, score=score)
+        detector = cls(config.model, contamination, score=score, method=method)
         detector.run = run
         detector._use(run)
         loaded = run_data(run, data)
-        _, val = split_validation(loaded.train, config.train.val_fraction, seed=config.train.seed)
-        detector._fit_normal(val)
+        train, val = split_validation(loaded.train, config.train.val_fraction, seed=config.train.seed)
+        detector._fit_normal(val, reference=train if method == "neighbours" else None)
         return detector
 
-    def _fit_normal(self, images: Any) -> None:
-        """The per-pixel errors, scores, threshold and labels of normal images."""
-        maps = self.error_maps(images)
+    def _fit_normal(self, images: Any, reference: Any = None) -> None:
+        """The per-pixel errors, scores, threshold and labels of normal images; for the neighbours
+        method also its reference (``reference``, or the images themselves, each then left out of
+        its own neighbours) and each part's mean and spread."""
+        images, maps, codes = self._through(images)
         self.pixel_errors_ = maps.mean(axis=0)
         scores = self.score_maps(maps)
+        if self.method == "neighbours":
+            if reference is None:
+                ref_images, ref_codes = images, codes
+            else:
+                ref_images, _, ref_codes = self._through(reference)
+            # clones: codes made in inference mode could not be a traced (exported) graph's constants
+            self.references_ = (ref_images.flatten(1).clone(), ref_codes.flatten(1).clone())
+            parts = self._parts(scores, images, codes, leave_out=reference is None)
+            self.standard_ = np.stack([parts.mean(axis=1), parts.std(axis=1) + 1e-12], axis=1)
+            scores = self._combined(parts)
         self.decision_scores_ = scores
         self.threshold_ = float(np.quantile(scores, 1 - self.contamination))
         self.labels_ = (scores > self.threshold_).astype(int)
@@ -183,8 +212,33 @@ class AnomalyDetector:
     # ----------------------------------------------------------------------- scoring
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Anomaly scores (N,), higher: more anomalous (``score``: normalised or plain mean squared error)."""
-        return self.score_maps(self.error_maps(X))
+        """Anomaly scores (N,), higher: more anomalous (``score``: normalised or plain mean squared
+        error; ``method``: the reconstruction error alone, or with the neighbours' distances)."""
+        images, maps, codes = self._through(X)
+        scores = self.score_maps(maps)
+        if self.method == "neighbours":
+            scores = self._combined(self._parts(scores, images, codes))
+        return scores
+
+    def _parts(self, recon: np.ndarray, images: torch.Tensor, codes: torch.Tensor,
+               leave_out: bool = False) -> np.ndarray:
+        """(3, N): the reconstruction score and the neighbours' distances in pixels and in codes."""
+        if self.references_ is None:
+            raise AelabError("the neighbours method needs its reference images: fit the detector first")
+        pixels, ref_codes = self.references_
+        return np.stack([recon, neighbour_distance(images.flatten(1), pixels, NEIGHBOURS, leave_out).numpy(),
+                         neighbour_distance(codes.flatten(1), ref_codes, NEIGHBOURS, leave_out).numpy()])
+
+    def _combined(self, parts: np.ndarray) -> np.ndarray:
+        return ((parts - self.standard_[:, :1]) / self.standard_[:, 1:]).sum(axis=0)
+
+    def _through(self, X: Any) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+        """Images (N, C, H, W) as checked, their squared-error maps (N, H, W) and their codes."""
+        model = self._fitted()
+        images = model.check_images(_images(X))
+        recon, codes = reconstruct_batches(model, images)
+        images = images.to(recon.device)
+        return images.cpu(), ((recon - images) ** 2).mean(dim=1).cpu().numpy(), codes.cpu()
 
     def score_maps(self, maps: np.ndarray) -> np.ndarray:
         """Scores (N,) of squared-error maps (N, H, W), as :meth:`decision_function` computes them."""
@@ -196,10 +250,7 @@ class AnomalyDetector:
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared reconstruction errors (N, H, W), averaged over the channels."""
-        model = self._fitted()
-        images = model.check_images(_images(X))
-        recon = reconstruct_batches(model, images)[0]
-        return ((recon - images.to(recon.device)) ** 2).mean(dim=1).cpu().numpy()
+        return self._through(X)[1]
 
     def reconstruct(self, X: Any) -> torch.Tensor:
         """The reconstructions (N, C, H, W) the scores compare against."""
@@ -325,8 +376,12 @@ class AnomalyDetector:
         tensors["decision_scores"] = torch.from_numpy(np.ascontiguousarray(self.decision_scores_, dtype=np.float64))
         if self.pixel_errors_ is not None:
             tensors["pixel_errors"] = torch.from_numpy(np.ascontiguousarray(self.pixel_errors_, dtype=np.float32))
+        if self.method == "neighbours":
+            tensors["reference_pixels"], tensors["reference_codes"] = (t.contiguous() for t in self.references_)
+            tensors["standard"] = torch.from_numpy(np.ascontiguousarray(self.standard_, dtype=np.float64))
         header = {"format": FILE_FORMAT, "aelab_version": __version__, "config": self.config_.to_json(),
-                  "contamination": self.contamination, "score": self.score, "threshold": self.threshold_}
+                  "contamination": self.contamination, "score": self.score, "threshold": self.threshold_,
+                  "method": self.method}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"aelab_detector": json.dumps(header)}))
         return path
@@ -352,11 +407,17 @@ class AnomalyDetector:
             header = json.loads(raw)
             config = read_config(header["config"], path)
             contamination, score, threshold = header["contamination"], header["score"], float(header["threshold"])
+            method = header.get("method", "reconstruction")
         except (TypeError, ValueError, KeyError) as error:
             raise AelabError(f"{path} is not an aelab detector file ({type(error).__name__}: {error})") from None
-        if "decision_scores" not in tensors:
-            raise AelabError(f"{path} is not an aelab detector file (no decision scores)")
-        detector = cls(config.model, contamination, score=score)
+        needed = ["decision_scores"] + (["reference_pixels", "reference_codes", "standard"] if method == "neighbours"
+                                        else [])
+        if any(key not in tensors for key in needed):
+            raise AelabError(f"{path} is not a whole aelab detector file (missing {', '.join(needed)})")
+        detector = cls(config.model, contamination, score=score, method=method)
+        if method == "neighbours":
+            detector.references_ = (tensors["reference_pixels"].float(), tensors["reference_codes"].float())
+            detector.standard_ = tensors["standard"].numpy()
         model = create_model(config.model, **config.params)
         load_state(model, {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}, path)
         if not isinstance(model, Autoencoder) or isinstance(model, Conditional):
@@ -379,25 +440,56 @@ class AnomalyDetector:
             if self.pixel_errors_ is None:
                 raise AelabError("the normalised score needs the normal images' errors: fit the detector first")
             pixel = torch.as_tensor(self.pixel_errors_, dtype=torch.float32)
-        module = DetectorScore(copy.deepcopy(model).cpu(), pixel).eval()
+        neighbours = None
+        if self.method == "neighbours":
+            neighbours = (*self.references_, torch.as_tensor(self.standard_, dtype=torch.float64))
+        module = DetectorScore(copy.deepcopy(model).cpu(), pixel, neighbours).eval()
         metadata = {"aelab.threshold": repr(float(self.threshold_)), "aelab.contamination": repr(self.contamination),
-                    "aelab.score": self.score, "aelab.model": self.config_.model}
+                    "aelab.score": self.score, "aelab.method": self.method, "aelab.model": self.config_.model}
         return module, metadata
 
 
 class DetectorScore(torch.nn.Module):
     """Images -> anomaly scores, as :meth:`AnomalyDetector.decision_function` computes them (for export)."""
 
-    def __init__(self, model: torch.nn.Module, pixel_errors: torch.Tensor | None) -> None:
+    def __init__(self, model: torch.nn.Module, pixel_errors: torch.Tensor | None,
+                 neighbours: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("scale", None if pixel_errors is None else 1 / (pixel_errors + EPS))
+        pixels, codes, standard = neighbours if neighbours is not None else (None, None, None)
+        self.register_buffer("pixels", pixels)
+        self.register_buffer("codes", codes)
+        self.register_buffer("standard", standard)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        errors = (self.model.layers(x).recon - x).square().mean(dim=1)
+        out = self.model.layers(x)
+        errors = (out.recon - x).square().mean(dim=1)
         if self.scale is not None:
             errors = errors * self.scale
-        return errors.flatten(1).mean(dim=1)
+        score = errors.flatten(1).mean(dim=1)
+        if self.pixels is None:
+            return score
+        parts = torch.stack([score.double(), neighbour_distance(x.flatten(1), self.pixels, NEIGHBOURS, chunk=0),
+                             neighbour_distance(out.z.flatten(1), self.codes, NEIGHBOURS, chunk=0)])
+        return ((parts - self.standard[:, :1]) / self.standard[:, 1:]).sum(dim=0).float()
+
+
+def neighbour_distance(queries: torch.Tensor, reference: torch.Tensor, k: int, leave_out: bool = False,
+                       chunk: int = 512) -> torch.Tensor:
+    """Each query's mean Euclidean distance to its ``k`` nearest rows of ``reference`` (in float64,
+    where the squared distances' expansion loses no digits that matter; in ``chunk``s of queries;
+    0: all at once, as an exported graph does); ``leave_out``: the queries are the reference, each
+    skipping itself."""
+    k = min(k, len(reference) - int(leave_out))
+    queries, reference = queries.double(), reference.double()
+    squared = reference.square().sum(dim=1)
+    means = []
+    for part in queries.split(chunk) if chunk else [queries]:
+        d2 = part.square().sum(dim=1, keepdim=True) - 2 * part @ reference.T + squared
+        nearest = (-d2).topk(k + int(leave_out), dim=1).values.neg().clamp(min=0).sqrt()
+        means.append(nearest[:, int(leave_out):].mean(dim=1))
+    return torch.cat(means)
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -410,6 +502,11 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     # between this score and the next lower one, so that every flagged score lies above it
     below = ranked[last + 1] if last + 1 < len(ranked) else ranked[last] - 1e-12
     return float((ranked[last] + below) / 2)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise AelabError(f"unknown {name} {value!r}; choose {', '.join(choices)}")
 
 
 def check_contamination(contamination: Any) -> None:
