@@ -91,6 +91,12 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
                    "--maps", maps) == 0
     plain = [line.split(",") for line in table.read_text().splitlines()[1:]]
     assert all(float(s) < 1 for _, s, _ in plain) and [f for _, _, f in plain][3:] == ["1", "1"]
+    # the neighbours method: the same scores as the API's detector
+    assert run_cli("score", dense_run, *files, "--method", "neighbours", "--out", table, "--maps", maps) == 0
+    near = [float(line.split(",")[1]) for line in table.read_text().splitlines()[1:]]
+    expected = aelab.AnomalyDetector.from_run(dense_run, method="neighbours").decision_function(
+        np.stack([np.asarray(Image.open(f)) for f in files]))
+    assert np.allclose(near, expected, rtol=1e-4) and min(near[3:]) > max(near[:3])
 
 
 def test_bad_score_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys):
@@ -277,6 +283,10 @@ def test_the_detector_exports_to_onnx_with_its_threshold(dense_run, digits, tmp_
     before = out.read_bytes()
     assert run_cli("export", dense_run, "--part", "detector", "--out", out) == 2  # exists: refused
     assert out.read_bytes() == before
+    assert run_cli("export", dense_run, "--part", "detector", "--method", "neighbours", "--out",
+                   tmp_path / "n.onnx") == 0
+    metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "n.onnx")).metadata_props}
+    assert metadata["aelab.method"] == "neighbours"
     assert run_cli("export", dense_run, "--part", "detector", "--score", "mse", "--out", tmp_path / "m.onnx") == 0
     plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
     assert np.allclose(plain, ((detector.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)

@@ -545,19 +545,22 @@ def _check_model(run) -> None:
 
 def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
                 contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
-                csv_out: str | Path | None = None, score: Score = "normalised", overwrite: bool = False) -> dict[str, Any]:
+                csv_out: str | Path | None = None, score: Score = "normalised", overwrite: bool = False,
+                method: Method = "reconstruction") -> dict[str, Any]:
     """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
     or from the run's validation images at ``contamination``), and the error maps of the ``worst``
     images drawn to ``maps/worst.png`` (default folder: ``RUN/anomaly``). Every input is checked
     before anything is written; ``csv_out`` gets one row per image (a table or figure this command
     wrote may be written again; another existing file only with ``overwrite``). The normalised
-    ``score`` needs the run's validation images; ``score="mse"`` with a ``threshold`` needs no data."""
+    ``score`` needs the run's validation images; ``score="mse"`` with a ``threshold`` needs no data.
+    ``method="neighbours"`` adds the distances to the nearest of the run's training images (see
+    :class:`AnomalyDetector`)."""
     from . import figures
 
     run = Run(run_dir)
     check_contamination(contamination)
-    if score not in SCORES:
-        raise AelabError(f"unknown score {score!r}; choose {', '.join(SCORES)}")
+    check_choice("score", score, SCORES)
+    check_choice("method", method, METHODS)
     if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 0):
         raise AelabError(f"--threshold must be a finite number >= 0, got {threshold!r}")
     if worst < 1:
@@ -574,8 +577,8 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     _check_model(run)
     shape = run.model.input_shape
     x = read_images(list(images), shape[0], shape[1])  # every file checked before anything is written
-    if threshold is None or score == "normalised":
-        detector = AnomalyDetector.from_run(run, contamination, score=score)
+    if threshold is None or score == "normalised" or method == "neighbours":
+        detector = AnomalyDetector.from_run(run, contamination, score=score, method=method)
         source = f"the {len(detector.decision_scores_)} validation images' {1 - contamination:.0%} quantile"
     else:  # a plain error against a given threshold: nothing to learn from the run's data
         detector = AnomalyDetector(run.config.model, contamination, score=score)
@@ -584,7 +587,7 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     if threshold is not None:
         detector.threshold_, source = float(threshold), "given"
     errors = detector.error_maps(x)
-    scores = detector.score_maps(errors)
+    scores = detector.decision_function(x) if method == "neighbours" else detector.score_maps(errors)
     outlier = scores > detector.threshold_
     rows = [(str(path), float(score), bool(flag)) for path, score, flag in zip(images, scores, outlier)]
     if csv_path is not None:

@@ -453,7 +453,7 @@ cmd_probe.arguments = _probe_arguments
 def cmd_score(args: argparse.Namespace) -> None:
     result = aelab.score_files(args.run_dir, args.images, threshold=args.threshold, contamination=args.contamination,
                                maps=args.maps, worst=args.worst, csv_out=args.out, score=args.score,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, method=args.method)
     width = max(len(row[0]) for row in result["rows"])
     print(f"{'image':<{width}}  {'score':>10}  outlier")
     for path, score, flag in result["rows"]:
@@ -478,6 +478,9 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score", default=_default(aelab.score_files, "score"), choices=_choices(aelab.score_files, "score"),
                    help="normalised: each pixel's squared error over its mean on the run's validation images "
                         "(default); mse: the plain mean squared error (with --threshold, needs no data)")
+    p.add_argument("--method", default=_default(aelab.score_files, "method"), choices=_choices(aelab.score_files, "method"),
+                   help="reconstruction: the error alone (default, fastest); neighbours: plus the distances to the "
+                        "5 nearest of the run's training images in pixels and codes (most accurate)")
 
 
 cmd_score.arguments = _score_arguments
@@ -502,7 +505,7 @@ cmd_serve.arguments = _serve_arguments
 @command("export", "write a run's encoder, decoder, whole autoencoder, generator or anomaly detector as an ONNX file")
 def cmd_export(args: argparse.Namespace) -> None:
     out = aelab.export(args.run_dir, args.out, part=args.part, format=args.format, overwrite=args.overwrite,
-                       contamination=args.contamination, score=args.score)
+                       contamination=args.contamination, score=args.score, method=args.method)
     print(f"wrote {out} ({args.part}, {args.format}; batch size free, {out.stat().st_size / 1e6:.2f} MB)")
 
 
@@ -518,6 +521,8 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
                    help="--part detector: the share of the run's validation images above the threshold")
     p.add_argument("--score", default=_default(aelab.export, "score"), choices=_choices(aelab.export, "score"),
                    help="--part detector: the anomaly score (see aelab score)")
+    p.add_argument("--method", default=_default(aelab.export, "method"), choices=_choices(aelab.export, "method"),
+                   help="--part detector: reconstruction or neighbours (see aelab score)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 

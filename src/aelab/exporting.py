@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from .anomaly import AnomalyDetector, Score
+from .anomaly import AnomalyDetector, Method, Score
 from .errors import AelabError
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
@@ -53,10 +53,11 @@ class ExportedPart(nn.Module):
 
 
 def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "onnx", overwrite: bool = False,
-           contamination: float = 0.1, score: Score = "normalised") -> Path:
+           contamination: float = 0.1, score: Score = "normalised", method: Method = "reconstruction") -> Path:
     """Write ``run``'s ``part`` (encoder, decoder, both, a GAN's generator, or ``detector``: the
     anomaly score of :class:`aelab.AnomalyDetector`, its threshold set on the run's validation
-    images at ``contamination`` and kept in the file's metadata as ``aelab.threshold``) to ``out``
+    images at ``contamination``, ``score`` and ``method`` as in :class:`aelab.AnomalyDetector`, and
+    kept in the file's metadata as ``aelab.threshold``) to ``out``
     as ONNX; returns the file. ``run`` may also be a fitted AnomalyDetector (``part="detector"``).
     Everything is checked before the file is written; a failure leaves no file (and an existing
     ``out`` as it was); an existing ``out`` is replaced only with ``overwrite``."""
@@ -70,7 +71,8 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
             raise AelabError(f"a detector exports as part 'detector', not {part!r}")
         inputs = [] if isinstance(run, AnomalyDetector) else [Run.of(run).path]
         check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=inputs)
-        detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run, contamination, score=score)
+        detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(
+            run, contamination, score=score, method=method)
         module, metadata = detector.scoring_module()
         return export_module(module, (torch.rand(2, *module.model.input_shape),), ["images"], out, metadata=metadata,
                              overwrite=overwrite, what=f"{detector.config_.model}'s detector", inputs=inputs)
