@@ -22,6 +22,7 @@ from pathlib import Path
 
 from aelab.data import resolve_data
 from aelab.errors import AelabError
+from aelab.images import held_out
 import aelab
 from aelab.models import get_entry
 from aelab import published
@@ -112,8 +113,7 @@ def epochs_for_seed_steps(exp: Experiment, data: str) -> int:
     """Epochs on ``data`` (less the validation hold-out) that make the source's number of steps."""
     settings = get_entry(exp.model).train
     n = len(resolve_data(data).train)
-    n_train = n - max(1, round(n * settings.val_fraction))
-    return published.epochs_for_steps(source_steps(exp), n_train, settings.batch_size)
+    return published.epochs_for_steps(source_steps(exp), n - held_out(n, settings.val_fraction), settings.batch_size)
 
 
 def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, overwrite: bool) -> None:
@@ -170,7 +170,7 @@ def verdict(exp: Experiment, m: dict, data: str | None = None, steps: int | None
     ours = m.get(key)
     if ours is None:
         return "n/a"
-    limit = value if exp.threshold else value * 1.10
+    limit = value if exp.threshold else value * (1 + published.TOLERANCE)
     if ours <= limit:
         return f"met ({key} {ours:.4f} vs {value:g})"
     train = m.get(key.replace("test_", "train_")) if key.startswith("test_") else None

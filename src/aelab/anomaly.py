@@ -214,7 +214,10 @@ class AnomalyDetector:
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly scores (N,), higher: more anomalous (``score``: normalised or plain mean squared
         error; ``method``: the reconstruction error alone, or with the neighbours' distances)."""
-        images, maps, codes = self._through(X)
+        return self._scores(*self._through(X))
+
+    def _scores(self, images: torch.Tensor, maps: np.ndarray, codes: torch.Tensor) -> np.ndarray:
+        """:meth:`decision_function` of what :meth:`_through` returns."""
         scores = self.score_maps(maps)
         if self.method == "neighbours":
             scores = self._combined(self._parts(scores, images, codes))
@@ -586,8 +589,8 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
         detector._use(run)
     if threshold is not None:
         detector.threshold_, source = float(threshold), "given"
-    errors = detector.error_maps(x)
-    scores = detector.decision_function(x) if method == "neighbours" else detector.score_maps(errors)
+    checked, errors, codes = detector._through(x)  # one pass: the scores and the error maps drawn below
+    scores = detector._scores(checked, errors, codes)
     outlier = scores > detector.threshold_
     rows = [(str(path), float(score), bool(flag)) for path, score, flag in zip(images, scores, outlier)]
     if csv_path is not None:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .published import epochs_for_steps, published_for_run, seed_steps
+from .images import held_out
+from .published import epochs_for_steps, seed_steps
 from .runs import Run, check_out_folder
 
 
@@ -81,28 +82,30 @@ def demo(out: str | Path = "runs/demo", data: str = "mnist-sample", overwrite: b
             from .data import resolve_data
 
             n = len(resolve_data(data).train)
-            n_train = n - max(1, round(n * entry.train.val_fraction))
             steps = seed_steps(entry.train.epochs, entry.train.batch_size)
-            settings.update(epochs=epochs_for_steps(steps, n_train, entry.train.batch_size),
+            settings.update(epochs=epochs_for_steps(steps, n - held_out(n, entry.train.val_fraction),
+                                                    entry.train.batch_size),
                             early_stopping=False, reduce_lr=False)
         if quick:
             settings["epochs"] = 2
         began = time.perf_counter()
         run = train(spec.model, data=data, out=folder, overwrite=overwrite, progress=progress, **settings)
-        rows.append(_row(spec, run, time.perf_counter() - began, entry.defaults()))
+        rows.append(_row(spec, run, time.perf_counter() - began))
     report([r.run for r in rows], page)  # the first run's folder is new: no page there yet
     return rows, page
 
 
-def _row(spec: DemoRun, run: Run, seconds: float, defaults: dict[str, Any]) -> DemoRow:
-    m, config = run.metrics, run.config
-    found = published_for_run(config, defaults)
+def _row(spec: DemoRun, run: Run, seconds: float) -> DemoRow:
+    from .evaluation import published_number
+
+    m = run.metrics
+    found = published_number(run.config)
     noisy = " (noisy inputs)" if m.get("noise") else ""
     ours = f"RMSE {m['test_rmse']:.4f}{noisy}"
     met = None
     if found is not None:
         ours = f"{found.metric.removeprefix('test_').upper()} {m[found.metric]:.4f}, {ours}"
-        met = m[found.metric] <= found.value * 1.1  # within 10%, as benchmarks/reproduce.py judges
+        met = found.met(m[found.metric])
     published = "-" if found is None else f"{found.metric.removeprefix('test_').upper()} ~{found.value:g} ({found.source})"
     return DemoRow(spec.model, spec.what, published, ours,
                    f"RMSE {m['pca_rmse']:.4f} ({m['code_size']} components)", m["test_rmse"] < m["pca_rmse"], met,

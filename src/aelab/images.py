@@ -24,8 +24,13 @@ def seeded_split(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     and the ``fraction`` held out (at least one), the same on every machine. Every split aelab
     makes (train/test, training/validation, a streamed folder's) is this one."""
     order = torch.from_numpy(np.random.default_rng(seed).permutation(n))
-    held = max(1, int(round(n * fraction)))
+    held = held_out(n, fraction)
     return order[held:], order[:held]
+
+
+def held_out(n: int, fraction: float) -> int:
+    """How many of ``n`` items :func:`seeded_split` holds out: ``fraction`` of them, at least one."""
+    return max(1, int(round(n * fraction)))
 
 
 def cache_dir() -> Path:

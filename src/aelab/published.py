@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+TOLERANCE = 0.10  # a published number is met by ours within 10% of it, or better
 
 @dataclass(frozen=True)
 class Published:
@@ -16,6 +17,10 @@ class Published:
     said: str  # as published
     source: str
     params: dict[str, Any] = field(default_factory=dict)  # the experiment's parameters beyond the model's defaults
+
+    def met(self, ours: float) -> bool:
+        """Whether ``ours`` meets the number: within ``TOLERANCE`` of it, or better (lower)."""
+        return ours <= self.value * (1 + TOLERANCE)
 
 
 PUBLISHED = [

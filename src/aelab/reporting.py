@@ -122,7 +122,7 @@ def published_row(run: Run) -> str:
     ours = run.metrics.get(published.metric)
     verdict = ""
     if isinstance(ours, (int, float)):
-        met = ours <= published.value * 1.10
+        met = published.met(ours)
         verdict = (f' <span class="{"met" if met else "missed"}">{"met" if met else "missed"}: ours '
                    f"{ours:.4g} against {published.value:g} (within 10% or better counts)</span>")
     return (f"<p>Published ({html.escape(published.source)}): {html.escape(published.said)}; "
