@@ -7,8 +7,7 @@ mean of each seed, and each detector's wall time (fit and scoring).
     python benchmarks/anomaly.py --classes 0 7 --seeds 0      # a quick look
 
 Detectors, with settings fixed before any test image was scored (the neighbours' k=5 was chosen
-on validation images: 600 held-out training images of the normal class against 600 training
-images of the others, see benchmarks/results/anomaly.md):
+on validation images from the training split alone: benchmarks/anomaly_validation.py):
 - aelab `dense` (seed 2's 784-64-784, 10 epochs): `AnomalyDetector(method="reconstruction")`,
   the normalised reconstruction error; and `method="neighbours"`, which adds the distances to the
   nearest normal images in pixels and in codes (the same trained model scores both ways);

@@ -158,6 +158,14 @@ def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
     assert scores[1] > scores[0]
 
 
+def test_anomaly_validation_sums_parts_standardised_on_the_training_images():
+    validation = load_benchmark("anomaly_validation")
+    parts = {"r": (np.array([3.0, 5.0]), np.array([1.0, 3.0])), "p5": (np.array([0.0, 10.0]), np.array([0.0, 10.0]))}
+    assert np.allclose(validation.score(parts, "r"), [1.0, 3.0])  # (x - 2) / 1
+    assert np.allclose(validation.score(parts, "r+p5"), [0.0, 4.0])  # plus (x - 5) / 5
+    assert [recipe for row, _, recipe, _ in validation.VARIANTS if "chosen" in row] == ["r+c5+p5"]
+
+
 def test_init_weights_comparison_trains_deep_32_from_either_start():
     init_weights = load_benchmark("init_weights")
     torch.manual_seed(1)

@@ -64,7 +64,7 @@ Score = Literal["normalised", "mse"]
 SCORES = typing.get_args(Score)
 Method = Literal["reconstruction", "neighbours"]
 METHODS = typing.get_args(Method)
-NEIGHBOURS = 5  # k of the nearest-neighbour distances (chosen on validation images, see benchmarks/anomaly.py)
+NEIGHBOURS = 5  # k of the nearest-neighbour distances (chosen on validation images: benchmarks/anomaly_validation.py)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
 FILE_FORMAT = 1  # the detector file's layout (save/load)
 
