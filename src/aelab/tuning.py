@@ -175,7 +175,7 @@ def _storage(url: str | None, out: Path, journal: bool = False):
     ``--workers`` on one machine (``journal``, or a study that has one), Optuna's journal file,
     which Optuna advises over SQLite for processes writing at once."""
     import optuna
-    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
     if url is None and (journal or (out / "study.journal").is_file()):
@@ -191,8 +191,10 @@ def _storage(url: str | None, out: Path, journal: bool = False):
         try:
             return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
                                               heartbeat_stale_trial_callback=_retry(), engine_kwargs=engine)
-        except (IntegrityError, OperationalError) as error:
-            if isinstance(error, OperationalError) and "already exists" not in str(error):
+        # the race shows as IntegrityError, or as "already exists": OperationalError on SQLite,
+        # ProgrammingError (DuplicateTable) on PostgreSQL
+        except (IntegrityError, OperationalError, ProgrammingError) as error:
+            if not isinstance(error, IntegrityError) and "already exists" not in str(error):
                 raise AelabError(f"cannot open the study storage {_redact(url)}: "
                                  f"{str(error).strip().splitlines()[0]}"[:400]) from None
             time.sleep(1 + attempt)  # workers started at once on a new database race to create its tables
