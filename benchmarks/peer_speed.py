@@ -12,6 +12,10 @@ speed_training.py / speed_text.py):
   ELBO in nats per image (100 draws, the first 2,000 test images; higher is better).
 - ``char-lstm``: seed 3's text model on pydoc-topics, batch 128, RMSprop 0.01; quality: test bits
   per character (lower is better).
+- ``gan``: seed 3's DCGAN (aelab's `gan`: Glorot-uniform weights, label noise 0.05, Adam 2e-4 with
+  beta1 0.5 and gradients clipped at 1.0 by value, batch 64); one discriminator step then one
+  generator step a batch; quality: aelab's ``fd_classifier`` of 10,000 samples against the test
+  images (lower is better), computed here for the Keras and PyTorch samples.
 Images train on aelab's training split less its 10% validation images. Throughput: training
 images (windows) per second, the median of the epochs after the first; wall: the whole process,
 start-up and evaluation included. The Keras side runs in .venv-peers (benchmarks/peers.py
@@ -50,6 +54,7 @@ ROWS = {  # aelab model -> (Keras peer, batch, quality metric, its name, higher 
     "conv-resize": ("conv-ae", 200, "test_bce", "test BCE", False),
     "vae": ("seed-vae", 128, "test_elbo", "test ELBO (nats)", True),
     "char-lstm": ("char-lstm", 128, "test_bits_per_char", "test bits/char", False),
+    "gan": ("gan", 64, "fd_classifier", "fd_classifier", False),
 }
 BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
 
@@ -78,6 +83,13 @@ def train_flops(model: str, alphabet_size: int) -> float:
 
         net = PlainSeedOne()
         loss_of = lambda x: F.binary_cross_entropy_with_logits(net(x), x)  # noqa: E731
+    elif model == "gan":  # a discriminator step and a generator step (the generator runs in both)
+        net = PlainDCGAN()
+        x = torch.rand(ROWS[model][1], 1, 28, 28)
+        with FlopCounterMode(display=False) as counter:
+            net.d_loss(x * 2 - 1, net.generator(net.latent(len(x))).detach()).backward()
+            net.g_loss(len(x)).backward()
+        return counter.get_total_flops() / len(x)
     else:
         net = PlainSeedVAE()
         loss_of = lambda x: vae_loss(net, x)  # noqa: E731
@@ -107,9 +119,10 @@ def run_aelab(model: str, data_name: str, epochs: int, tmp: Path, *options: str)
     wall time and quality (its row's metric)."""
     out = tmp / f"aelab-{model}-{len(list(tmp.iterdir()))}"
     data = [] if model == "char-lstm" else ["--data", data_name]
+    data += [] if model == "gan" else ["--no-early-stopping"]  # a GAN has no early stop to turn off
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "aelab", "train", model, *data, "--epochs", str(epochs),
-                    "--no-early-stopping", "--no-progress", "--out", str(out), *options], check=True,
+                    "--no-progress", "--out", str(out), *options], check=True,
                    capture_output=True)
     wall = time.perf_counter() - began
     history = json.loads((out / "history.json").read_text())["epochs"]
@@ -127,7 +140,7 @@ def run_keras(python: Path, model: str, data_file: Path, epochs: int, tmp: Path)
     result = json.loads((tmp / f"keras-{peer}" / "result.json").read_text())
     items = result.get("train_windows") or result["train_images"]
     return {"rate": steady([items / s for s in result["epoch_seconds"]]), "wall": wall,
-            "quality": result[ROWS[model][2]]}
+            "quality": result.get(ROWS[model][2]), "samples": tmp / f"keras-{peer}" / "samples.npy"}
 
 
 class PlainSeedVAE(nn.Module):
@@ -175,6 +188,71 @@ def plain_elbo(model: PlainSeedVAE, images: torch.Tensor) -> float:
     return total / len(images)
 
 
+class PlainDCGAN(nn.Module):
+    """Seed 3's DCGAN as aelab's `gan` builds it, written in plain PyTorch: generator dense to
+    64x7x7, 4x4 stride-2 transposed convs to 32 and 16 (batch norm, LeakyReLU 0.2), a 5x5 conv with
+    tanh; discriminator 4x4 stride-2 convs 32 and 64 (LeakyReLU 0.2), dropout 0.4, dense; Glorot-
+    uniform weights and zero biases (Keras' defaults, which the seed trained with)."""
+
+    LATENT, LABEL_NOISE = 32, 0.05
+
+    def __init__(self) -> None:
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.generator = nn.Sequential(
+            nn.Linear(self.LATENT, 64 * 7 * 7), nn.Unflatten(1, (64, 7, 7)), nn.BatchNorm2d(64), act(),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), act(),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.BatchNorm2d(16), act(),
+            nn.Conv2d(16, 1, 5, padding=2), nn.Tanh())
+        self.discriminator = nn.Sequential(
+            nn.Conv2d(1, 32, 4, stride=2, padding=1), act(), nn.Conv2d(32, 64, 4, stride=2, padding=1), act(),
+            nn.Flatten(), nn.Dropout(0.4), nn.Linear(64 * 7 * 7, 1))
+        for layer in self.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.LATENT)
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Generated images labelled 1, real ones 0, each label moved inward by 0.05 x U(0, 1)."""
+        labels = torch.cat([torch.ones(len(fake)), torch.zeros(len(real))])
+        labels = labels - self.LABEL_NOISE * torch.rand_like(labels) * (2 * labels - 1)
+        return F.binary_cross_entropy_with_logits(self.discriminator(torch.cat([fake, real])).squeeze(1), labels)
+
+    def g_loss(self, n: int) -> torch.Tensor:
+        logits = self.discriminator(self.generator(self.latent(n))).squeeze(1)
+        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+
+def train_plain_gan(train: torch.Tensor, epochs: int, samples_file: str) -> list[float]:
+    """Seed 3's loop, batch 64; the training rate of each epoch; 10,000 samples in [0, 1] to ``samples_file``."""
+    model = PlainDCGAN()
+    adam = lambda part: torch.optim.Adam(part.parameters(), lr=2e-4, betas=(0.5, 0.999))  # noqa: E731
+    opt_d, opt_g = adam(model.discriminator), adam(model.generator)
+    rates = []
+    for _ in range(epochs):
+        began = time.perf_counter()
+        model.train()
+        for real in train[torch.randperm(len(train))].split(64):
+            real = real * 2 - 1
+            for optimizer, player, loss_of in (
+                    (opt_d, model.discriminator, lambda: model.d_loss(real, model.generator(model.latent(len(real))).detach())),
+                    (opt_g, model.generator, lambda: model.g_loss(len(real)))):
+                loss = loss_of()
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_value_(player.parameters(), 1.0)  # Keras' clipvalue=1.0
+                optimizer.step()
+        rates.append(len(train) / (time.perf_counter() - began))
+    model.eval()
+    with torch.no_grad():
+        samples = torch.cat([model.generator(model.latent(1000)) for _ in range(10)])
+    np.save(samples_file, ((samples[:, 0] + 1) / 2).clamp(0, 1).numpy())
+    return rates
+
+
 def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
     """The plain PyTorch side, in a process of its own."""
     data = np.load(data_file)
@@ -202,6 +280,8 @@ def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
         return {"rate": steady(rates), "quality": nats / (len(test) - 40) / math.log(2)}
     as_float = lambda key: torch.from_numpy(data[key]).float().div(255).unsqueeze(1)  # noqa: E731
     train, val, test = as_float("x_train"), as_float("x_val"), as_float("x_test")
+    if model_name == "gan":  # its quality (the samples' fd_classifier) is measured by the calling process
+        return {"rate": steady(train_plain_gan(train, epochs, str(Path(data_file).with_name("torch-gan.npy"))))}
     if model_name == "conv-resize":
         from speed_training import PlainSeedOne
 
@@ -238,7 +318,16 @@ def run_torch(model: str, data_file: Path, epochs: int) -> dict:
     began = time.perf_counter()
     done = subprocess.run([sys.executable, __file__, "--worker", model, "--data-file", str(data_file), "--epochs",
                            str(epochs)], check=True, capture_output=True, text=True)
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": time.perf_counter() - began}
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": time.perf_counter() - began,
+            "samples": data_file.with_name("torch-gan.npy")}
+
+
+def sample_fd(samples_file: Path, data) -> float:
+    """aelab's fd_classifier of a peer's samples (N, 28, 28) in [0, 1] against the test images."""
+    from aelab.frechet import sample_quality
+
+    samples = torch.from_numpy(np.load(samples_file)).float().unsqueeze(1)
+    return sample_quality(samples, data)["fd_classifier"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     roofline = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        export_data(args.data, tmp / "images.npz")
+        images = export_data(args.data, tmp / "images.npz")
         export_text(tmp / "text.npz")
         alphabet_size = int(np.load(tmp / "text.npz")["alphabet_size"])
         for model in args.only:
@@ -273,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             sides = {"aelab": run_aelab(model, args.data, args.epochs, tmp),
                      "Keras 3 (TensorFlow)": run_keras(python, model, data_file, args.epochs, tmp),
                      "plain PyTorch (fp32 eager)": run_torch(model, data_file, args.epochs)}
+            for side in sides.values():
+                if side.get("quality") is None:  # the GAN's peers: their samples, measured as aelab measures its own
+                    side["quality"] = sample_fd(side["samples"], images)
             for name, side in sides.items():
                 ratio = "-" if name == "aelab" else f"{sides['aelab']['rate'] / side['rate']:.2f}x"
                 lines.append(f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
