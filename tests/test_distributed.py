@@ -98,6 +98,10 @@ def test_two_processes_take_the_step_one_process_takes_on_the_combined_batch(tmp
     run = aelab.Run(tmp_path / "two")
     assert run.config.train.devices == 2 and run.metrics["test_rmse"] > 0
     assert (run.path / "reconstructions.png").is_file() and run.history[0]["train_loss"] > 0
+    # each of the two processes took its share of the cores, not all of them
+    cores = distributed.cpu_cores()
+    assert run.history[0]["threads"] == max(1, cores // 2)
+    assert aelab.Run(tmp_path / "one").history[0]["threads"] >= run.history[0]["threads"]
     aelab.load(run.path)
     # a multi-process run resumes, in as many processes as it was set up with
     again = _aelab("train", "--resume", "--out", str(tmp_path / "two"), "--epochs", "2")

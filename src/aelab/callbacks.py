@@ -46,6 +46,7 @@ class History(L.Callback):
         row["train_seconds"] = self._ended - self._started
         # all processes together (each takes an equal share of the epoch)
         row["images_per_second"] = self._images * trainer.world_size / max(row["train_seconds"], 1e-9)
+        row["threads"] = torch.get_num_threads()  # this process's (several processes on a CPU share its cores)
         self.epochs = [r for r in self.epochs if r["epoch"] != row["epoch"]] + [row]
 
     def state_dict(self) -> dict[str, Any]:

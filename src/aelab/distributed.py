@@ -98,6 +98,26 @@ def lightning_strategy(strategy: str, processes: int, manual_optimization: bool)
     return DDPStrategy(find_unused_parameters=manual_optimization, process_group_backend=None)
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity: a container's or ``taskset``'s share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def share_cpu_threads(devices: int, device: str) -> int:
+    """Give this process its share of the CPU's cores when ``devices`` training processes share
+    one machine's CPU: torch's threads (and ``OMP_NUM_THREADS``, which the processes Lightning
+    starts inherit) become cores // devices, since processes that each take every core run
+    slower together than one (each thread then waits for a core). A GPU run, or one process,
+    keeps torch's threads. Returns the process's thread count."""
+    import torch
+
+    if device == "cpu" and devices > 1:
+        threads = max(1, cpu_cores() // devices)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    return torch.get_num_threads()
+
+
 def check_launch(devices: int, num_nodes: int, device: str) -> None:
     """One line where the launch cannot work: more GPUs (or, on a CPU, more processes than cores)
     asked for than this machine has, several machines without a launcher, or a launcher's process
@@ -109,7 +129,7 @@ def check_launch(devices: int, num_nodes: int, device: str) -> None:
         if devices > have:
             raise AelabError(f"--devices {devices}: this machine has {have} GPU(s)")
     else:  # each CPU process needs a core of its own; more only share them (and multiply the memory)
-        cores = os.cpu_count() or 1
+        cores = cpu_cores()
         if devices > cores:
             raise AelabError(f"--devices {devices}: this machine has {cores} CPU core(s), and each training "
                              f"process needs one; ask for at most {cores}")

@@ -40,6 +40,7 @@ from .distributed import (
     lightning_strategy,
     local_rank,
     process_rank,
+    share_cpu_threads,
 )
 from .errors import AelabError
 from .evaluation import evaluate
@@ -170,6 +171,7 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     family.check_data(config, data_)
     device = device_for(accelerator)
     check_launch(config.train.devices, config.train.num_nodes, device)
+    share_cpu_threads(config.train.devices, device)
     precision = choose_precision(config.train.precision, device)
     channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
     config.train = config.train.updated(precision=precision, channels_last=channels_last)

@@ -556,7 +556,9 @@ def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, ob
     """``workers`` processes against the same storage, each with its share of the CPU threads."""
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    from .distributed import cpu_cores
+
+    threads = max(1, cpu_cores() // workers)
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker, args=(str(out), storage, sampler, pruning, objective, total,
                                                        threads, seed + i)) for i in range(workers)]
