@@ -4,13 +4,16 @@ validation images, 600 training images of the other classes (a fixed draw) as an
 `dense` trains on the class's other 5,400. Mean validation ROC-AUC over the 10 classes for each
 way of scoring tried.
 
-    python benchmarks/anomaly_validation.py          # about 4 minutes on 2 cores
+    python benchmarks/anomaly_validation.py                          # the neighbours' rows, ~5 min on 2 cores
+    python benchmarks/anomaly_validation.py --rows transformations   # the transformations' rows, ~17 min
 
 Scores are sums of parts, each standardised by its mean and spread on the 5,400 training images
 (each left out of its own neighbours), as AnomalyDetector(method="neighbours") does: ``r`` the
 normalised reconstruction error; ``cK``/``pK`` the mean distance to the K nearest training images
 in codes / pixels; ``m`` the Mahalanobis distance of the codes; ``b3`` the largest 3x3 mean of the
-normalised error map. Writes its section on top of benchmarks/results/anomaly.md.
+normalised error map; ``gE`` the transformations' score (GEOM: aelab.transformations) of a
+network trained for E epochs on the same training images. Writes its section on top of
+benchmarks/results/anomaly.md.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ VARIANTS = [
     ("reconstruction", {}, "r", 1),
     ("+ codes, k=5", {}, "r+c5", 1),
     ("+ pixels, k=5", {}, "r+p5", 1),
-    ("+ codes and pixels, k=5 (chosen)", {}, "r+c5+p5", 1),
+    ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
     ("+ codes k=5 and pixels k=1", {}, "r+c5+p1", 1),
     ("+ codes, k=10", {}, "r+c10", 1),
     ("+ Mahalanobis distance of the codes", {}, "r+m", 1),
@@ -45,11 +48,21 @@ VARIANTS = [
     ("codes and pixels, 30 epochs", {"epochs": 30}, "r+c5+p5", 1),
     ("reconstruction, trained with noise 0.2", {"noise": 0.2}, "r", 1),
 ]
+TRANSFORMATION_VARIANTS = [
+    ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
+    ("transformations alone, 3 epochs", {}, "g3", 1),
+    ("transformations alone, 5 epochs", {}, "g5", 1),
+    ("reconstruction + transformations, 5 epochs", {}, "r+g5", 1),
+    ("codes, pixels and transformations, 3 epochs", {}, "r+c5+p5+g3", 1),
+    ("codes, pixels and transformations, 5 epochs", {}, "r+c5+p5+g5", 1),
+]
 
 
-def parts_of(detector, train: np.ndarray, val: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every part's (validation values, training values) for one trained detector."""
+def parts_of(detector, train: np.ndarray, val: np.ndarray, transformations: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every part's (validation values, training values) for one trained detector, and with
+    ``transformations`` those of the transformations' networks (seed 0)."""
     from aelab.anomaly import neighbour_distance
+    from aelab.transformations import fit_transformation_net, transformation_scores
 
     tr_images, tr_maps, tr_codes = detector._through(train)
     va_images, va_maps, va_codes = detector._through(val)
@@ -69,6 +82,9 @@ def parts_of(detector, train: np.ndarray, val: np.ndarray) -> dict[str, tuple[np
     scale = torch.from_numpy(1 / (detector.pixel_errors_ + 1e-4)).float()
     blurred = lambda maps: F.avg_pool2d(torch.from_numpy(maps).float()[:, None] * scale, 3, 1, 1).flatten(1).amax(1)  # noqa: E731
     found["b3"] = (blurred(va_maps).numpy(), blurred(tr_maps).numpy())
+    for epochs in (3, 5) if transformations else ():
+        net = fit_transformation_net(tr_images, seed=0, epochs=epochs)
+        found[f"g{epochs}"] = (transformation_scores(net, va_images).numpy(), transformation_scores(net, tr_images).numpy())
     return found
 
 
@@ -80,22 +96,30 @@ def score(parts: dict[str, tuple[np.ndarray, np.ndarray]], recipe: str) -> np.nd
     return total
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     import aelab
     from aelab.data import resolve_data
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", choices=["neighbours", "transformations"], default="neighbours",
+                        help="which choice's rows: the neighbours method's or the transformations'")
+    args = parser.parse_args(argv)
+    variants = VARIANTS if args.rows == "neighbours" else TRANSFORMATION_VARIANTS
 
     data = resolve_data("fashion-mnist")
     images = (data.train[:, 0].numpy() * 255).round().astype(np.uint8)
     labels = data.train_labels.numpy()
     rng = np.random.default_rng(0)
-    found = {row: [] for row, *_ in VARIANTS}
+    found = {row: [] for row, *_ in variants}
     for k in range(10):
         normal = images[labels == k]
         train, held = normal[:-HELD], normal[-HELD:]
         val = np.concatenate([held, images[rng.choice(np.flatnonzero(labels != k), ANOMALIES, replace=False)]])
         truth = np.r_[np.zeros(HELD), np.ones(ANOMALIES)]
         trained = {}
-        for row, settings, recipe, members in VARIANTS:
+        for row, settings, recipe, members in variants:
             total = 0
             for seed in range(members):
                 key = (tuple(sorted(settings.items())), seed)
@@ -103,12 +127,13 @@ def main() -> int:
                     with tempfile.TemporaryDirectory() as folder:
                         detector = aelab.AnomalyDetector("dense", out=Path(folder) / "run", seed=seed,
                                                          **{"epochs": 10, **settings}).fit(train)
-                        trained[key] = parts_of(detector, train, val)
+                        trained[key] = parts_of(detector, train, val, transformations=args.rows == "transformations")
                 total = total + score(trained[key], recipe)
             found[row].append(roc_auc(total, truth))
         print(f"class {k}: " + ", ".join(f"{row} {values[-1]:.4f}" for row, values in found.items()), flush=True)
-    lines = [f"## Choosing the neighbours method (validation only), {datetime.date.today()}: {cpu_line()}", "",
-             "`python benchmarks/anomaly_validation.py`: Fashion-MNIST's training split; each class's last "
+    command = "python benchmarks/anomaly_validation.py" + ("" if args.rows == "neighbours" else " --rows transformations")
+    lines = [f"## Choosing the {args.rows} method (validation only), {datetime.date.today()}: {cpu_line()}", "",
+             f"`{command}`: Fashion-MNIST's training split; each class's last "
              f"{HELD} training images are normal validation images against {ANOMALIES} training images of the "
              "other classes; `dense` (10 epochs unless said, seed 0) trains on the class's other images. "
              "No test image is scored.", "",

@@ -91,12 +91,13 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
                    "--maps", maps) == 0
     plain = [line.split(",") for line in table.read_text().splitlines()[1:]]
     assert all(float(s) < 1 for _, s, _ in plain) and [f for _, _, f in plain][3:] == ["1", "1"]
-    # the neighbours method: the same scores as the API's detector
-    assert run_cli("score", dense_run, *files, "--method", "neighbours", "--out", table, "--maps", maps) == 0
-    near = [float(line.split(",")[1]) for line in table.read_text().splitlines()[1:]]
-    expected = aelab.AnomalyDetector.from_run(dense_run, method="neighbours").decision_function(
-        np.stack([np.asarray(Image.open(f)) for f in files]))
-    assert np.allclose(near, expected, rtol=1e-4) and min(near[3:]) > max(near[:3])
+    # the other methods: the same scores as the API's detector
+    for method in ("neighbours", "combined"):
+        assert run_cli("score", dense_run, *files, "--method", method, "--out", table, "--maps", maps) == 0
+        near = [float(line.split(",")[1]) for line in table.read_text().splitlines()[1:]]
+        expected = aelab.AnomalyDetector.from_run(dense_run, method=method).decision_function(
+            np.stack([np.asarray(Image.open(f)) for f in files]))
+        assert np.allclose(near, expected, rtol=1e-4) and min(near[3:]) > max(near[:3])
 
 
 def test_bad_score_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys):
@@ -325,3 +326,65 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     assert fitted.labels_.mean() == pytest.approx(0.1, abs=0.02)
     with pytest.raises(AelabError, match="unknown method"):
         aelab.AnomalyDetector(method="knn")
+
+
+def test_the_transformations_are_rotations_and_reflected_quarter_shifts():
+    from aelab.transformations import TRANSFORMS, transform
+
+    x = torch.arange(64.0).reshape(1, 1, 8, 8)
+    assert len(TRANSFORMS) == 20 and len(set(TRANSFORMS)) == 20
+    for index, (rotation, (right, down)) in enumerate(TRANSFORMS):
+        if not (right or down):
+            assert torch.equal(transform(x, index), torch.rot90(x, rotation, (-2, -1)))
+    right = TRANSFORMS.index((0, (1, 0)))  # two pixels (a quarter of 8) to the right, reflected at the left edge
+    moved = transform(x, right)[0, 0]
+    assert torch.equal(moved[:, 2:], x[0, 0, :, :6]) and torch.equal(moved[:, 1], x[0, 0, :, 1])
+    down_rotated = TRANSFORMS.index((1, (0, 1)))
+    shifted = transform(x, TRANSFORMS.index((0, (0, 1))))
+    assert torch.equal(transform(x, down_rotated), torch.rot90(shifted, 1, (-2, -1)))
+
+
+def test_the_combined_method_adds_the_transformations_score(dense_run, digits, tmp_path):
+    """method="transformations": GEOM's score of a network that learnt which rotation and shift
+    normal images went through; method="combined": the neighbours' three parts and that score,
+    standardised and summed. Both are saved and loaded with the network, and exported to ONNX."""
+    ort = pytest.importorskip("onnxruntime")
+    from sklearn.base import clone
+
+    from aelab.transformations import transformation_scores
+
+    combined = aelab.AnomalyDetector.from_run(dense_run, method="combined")
+    alone = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
+    assert clone(combined).get_params()["method"] == "combined"
+    assert combined.standard_.shape == (4, 2) and alone.standard_.shape == (1, 2)
+    assert len(combined.references_[0]) == 288 and alone.references_ is None
+    x = np.concatenate([digits[:12], noise_images(4)])
+    images = torch.from_numpy(x).float()[:, None] / 255
+    # the network is seeded by the run's seed: the same weights however the detector is built
+    geom = transformation_scores(alone.transformer_, images).numpy()
+    assert np.allclose(transformation_scores(combined.transformer_, images).numpy(), geom)
+    assert np.allclose(alone.decision_function(x), (geom - alone.standard_[0, 0]) / alone.standard_[0, 1])
+    neighbours = aelab.AnomalyDetector.from_run(dense_run, method="neighbours")
+    expected = neighbours.decision_function(x) + (geom - combined.standard_[3, 0]) / combined.standard_[3, 1]
+    scores = combined.decision_function(x)
+    assert np.allclose(scores, expected, rtol=1e-5, atol=1e-5)
+    assert scores[12:].min() > np.median(scores[:12])  # noise is stranger than most digits
+    loaded = aelab.AnomalyDetector.load(combined.save(tmp_path / "c.safetensors"))
+    assert loaded.method == "combined" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)
+    out = aelab.export(loaded, tmp_path / "c.onnx", part="detector")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert np.allclose(session.run(None, {"images": images.numpy()})[0], scores, rtol=1e-4, atol=1e-4)
+    # a file whose network is missing is refused in one line
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "c.safetensors"), framework="pt") as file:
+        metadata = file.metadata()
+    tensors = {k: v for k, v in load_file(tmp_path / "c.safetensors").items() if not k.startswith("transformations.")}
+    save_file(tensors, str(tmp_path / "cut.safetensors"), metadata=metadata)
+    with pytest.raises(AelabError, match="transformations network"):
+        aelab.AnomalyDetector.load(tmp_path / "cut.safetensors")
+    with pytest.raises(AelabError, match="square images"):
+        from aelab.transformations import fit_transformation_net
+
+        fit_transformation_net(torch.rand(4, 1, 8, 12))

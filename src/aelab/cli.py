@@ -480,7 +480,9 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
                         "(default); mse: the plain mean squared error (with --threshold, needs no data)")
     p.add_argument("--method", default=_default(aelab.score_files, "method"), choices=_choices(aelab.score_files, "method"),
                    help="reconstruction: the error alone (default, fastest); neighbours: plus the distances to the "
-                        "5 nearest of the run's training images in pixels and codes (most accurate)")
+                        "5 nearest of the run's training images in pixels and codes; transformations: how badly a "
+                        "network trained on those images tells their rotations and shifts (GEOM); combined: "
+                        "neighbours and transformations (most accurate; trains the network first, ~15 s)")
 
 
 cmd_score.arguments = _score_arguments
@@ -522,7 +524,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score", default=_default(aelab.export, "score"), choices=_choices(aelab.export, "score"),
                    help="--part detector: the anomaly score (see aelab score)")
     p.add_argument("--method", default=_default(aelab.export, "method"), choices=_choices(aelab.export, "method"),
-                   help="--part detector: reconstruction or neighbours (see aelab score)")
+                   help="--part detector: reconstruction, neighbours, transformations or combined (see aelab score)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
