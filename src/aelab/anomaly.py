@@ -19,9 +19,10 @@ each of the three standardised by its mean and spread on the normal images, then
 keeps the normal images as its reference (saved with it). ``method="transformations"`` scores
 how badly a small network, trained on the normal images to tell which of 20 rotations and
 translations an image went through, tells them on the image (GEOM: Golan & El-Yaniv, NeurIPS
-2018; :mod:`aelab.transformations`). ``method="combined"`` (the most accurate, and the slowest
-to fit: about 20 s on 6,000 images on 2 cores) sums the neighbours' three standardised parts and
-the transformations' score, standardised the same way.
+2018; :mod:`aelab.transformations`). ``method="combined"`` (the most accurate, and the slowest:
+fitting on 6,000 images and scoring 10,000 took a minute on 2 cores, against 3.4 s for the
+neighbours) sums the neighbours' three standardised parts and the transformations' score,
+standardised the same way.
 
 The rest of PyOD's detector API is here too: ``predict(X, return_confidence=True)``,
 ``predict_confidence`` and ``predict_with_rejection`` (ExCeeD, Perini et al., ECML PKDD 2020, and
@@ -603,7 +604,7 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     ``score`` needs the run's validation images; ``score="mse"`` with a ``threshold`` needs no data.
     The other methods (see :class:`AnomalyDetector`) take the run's training images as their
     reference: ``neighbours`` their distances, ``transformations`` a network trained on them
-    (about 15 s on 6,000 images on 2 cores), ``combined`` both."""
+    first (the slower: tens of seconds for a few thousand images on 2 cores), ``combined`` both."""
     from . import figures
 
     run = Run(run_dir)

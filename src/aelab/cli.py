@@ -482,7 +482,7 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
                    help="reconstruction: the error alone (default, fastest); neighbours: plus the distances to the "
                         "5 nearest of the run's training images in pixels and codes; transformations: how badly a "
                         "network trained on those images tells their rotations and shifts (GEOM); combined: "
-                        "neighbours and transformations (most accurate; trains the network first, ~15 s)")
+                        "neighbours and transformations (most accurate; trains the network first: tens of seconds)")
 
 
 cmd_score.arguments = _score_arguments

@@ -9,8 +9,8 @@ an image is GEOM's simple one: minus the sum over the transformations of the log
 network gives the right one (higher: more anomalous).
 
 GEOM uses 72 transformations (flips too, and 8-pixel translations on 32x32 images) and a wide
-residual network; aelab's 20 and a three-conv network train in about 15 seconds on 5,400 images on
-a 2-core CPU. Flips are left out: most clothes look the same mirrored, so a flip cannot be told
+residual network; with aelab's 20 and a three-conv network, fitting on 6,000 images and scoring
+10,000 takes about a minute on a 2-core CPU (benchmarks/results/anomaly.md). Flips are left out: most clothes look the same mirrored, so a flip cannot be told
 from the upright image (a trial on validation images scored lower with them:
 benchmarks/results/anomaly.md).
 """
