@@ -10,9 +10,9 @@ network gives the right one (higher: more anomalous).
 
 GEOM uses 72 transformations (flips too, and 8-pixel translations on 32x32 images) and a wide
 residual network; with aelab's 20 and a three-conv network, fitting on 6,000 images and scoring
-10,000 takes about a minute on a 2-core CPU (benchmarks/results/anomaly.md). Flips are left out: most clothes look the same mirrored, so a flip cannot be told
-from the upright image (a trial on validation images scored lower with them:
-benchmarks/results/anomaly.md).
+10,000 takes about a minute on a 2-core CPU (benchmarks/results/anomaly.md). Flips are left
+out: most clothes look the same mirrored, so a flip cannot be told from the upright image (a
+trial on validation images scored lower with them: benchmarks/results/anomaly.md).
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ class TransformationNet(nn.Module):
         self.net = nn.Sequential(*block(channels, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2),
                                  *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                  nn.Linear(128, len(TRANSFORMS)))
-        self.channels = channels
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, s, s) -> (N, transformations)
         # channels-last: oneDNN's faster layout for these convolutions on a CPU (1.9x when scoring)
