@@ -2,7 +2,7 @@
 whole test set, that class being normal and the nine others anomalies; ROC-AUC per class, the
 mean of each seed, and each detector's wall time (fit and scoring).
 
-    python benchmarks/anomaly.py                              # Fashion-MNIST, seeds 0 1 2 (~35 min on 2 cores)
+    python benchmarks/anomaly.py                              # Fashion-MNIST, seeds 0 1 2 (~40 min on 2 cores)
     python benchmarks/anomaly.py --data mnist-sample          # the embedded digits (~400 training images a class)
     python benchmarks/anomaly.py --classes 0 7 --seeds 0      # a quick look
 
