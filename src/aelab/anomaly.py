@@ -257,8 +257,12 @@ class AnomalyDetector:
             parts.append(transformation_scores(self.transformer_, images).numpy())
         return np.stack(parts)
 
+    def _standardised(self, parts: np.ndarray) -> np.ndarray:
+        """Each part (a row) less its mean on normal images, over its spread there."""
+        return (parts - self.standard_[:, :1]) / self.standard_[:, 1:]
+
     def _combined(self, parts: np.ndarray) -> np.ndarray:
-        return ((parts - self.standard_[:, :1]) / self.standard_[:, 1:]).sum(axis=0)
+        return self._standardised(parts).sum(axis=0)
 
     def _through(self, X: Any) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
         """Images (N, C, H, W) as checked, their squared-error maps (N, H, W) and their codes."""
