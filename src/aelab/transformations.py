@@ -11,8 +11,7 @@ network gives the right one (higher: more anomalous).
 GEOM uses 72 transformations (flips too, and 8-pixel translations on 32x32 images) and a wide
 residual network; with aelab's 20 and a three-conv network, fitting on 6,000 images and scoring
 10,000 takes about a minute on a 2-core CPU (benchmarks/results/anomaly.md). Flips are left
-out: most clothes look the same mirrored, so a flip cannot be told from the upright image (a
-trial on validation images scored lower with them: benchmarks/results/anomaly.md).
+out: most clothes look the same mirrored, so a flip cannot be told from the upright image.
 """
 
 from __future__ import annotations
@@ -69,7 +68,7 @@ class TransformationNet(nn.Module):
                                  nn.Linear(128, len(TRANSFORMS)))
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, s, s) -> (N, transformations)
-        # channels-last: oneDNN's faster layout for these convolutions on a CPU (1.9x when scoring)
+        # channels-last: oneDNN's faster layout for these convolutions on a CPU
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
