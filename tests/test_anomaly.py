@@ -147,7 +147,7 @@ def test_a_detector_clones_and_takes_new_parameters(dense_run):
     copy = clone(detector)
     assert copy is not detector and copy.get_params() == detector.get_params()
     assert copy.get_params() == {"model": "dense", "contamination": 0.05, "out": None, "score": "mse",
-                                 "method": "reconstruction", "epochs": 2, "batch_size": 32}
+                                 "method": "reconstruction", "progress": None, "epochs": 2, "batch_size": 32}
     assert copy.decision_scores_ is None  # a clone is unfitted
     assert copy.set_params(epochs=4, contamination=0.2) is copy
     assert copy.settings["epochs"] == 4 and copy.contamination == 0.2 and detector.settings["epochs"] == 2

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -150,3 +151,32 @@ def test_seed_fixes_the_initial_weights(small_data, tmp_path):
         weights[name] = aelab.load(out).state_dict()
     assert all(torch.allclose(weights["a"][k], weights["b"][k], atol=1e-6) for k in weights["a"])
     assert not all(torch.allclose(weights["a"][k], weights["c"][k]) for k in weights["a"])
+
+
+def test_a_log_written_to_a_file_holds_one_line_per_epoch(small_data, tmp_path):
+    """Output to a file (not a terminal): no progress-bar frames, a line per epoch and per
+    evaluation stage, as Keras' verbose=2."""
+    log = tmp_path / "train.log"
+    with open(log, "w") as file:
+        done = subprocess.run([sys.executable, "-m", "aelab", "train", "dense", "--data-dir", small_data,
+                               "--epochs", "3", "--out", tmp_path / "run"], stdout=file, stderr=subprocess.STDOUT)
+    text = log.read_text()
+    assert done.returncode == 0, text
+    assert "\r" not in text
+    epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"]
+    assert all("val_loss" in line and "img/s" in line for line in epochs) and "ETA" in epochs[0]
+    assert "evaluating dense on" in text and "PCA with 64 components, the floor to beat ..." in text
+
+
+def test_progress_from_the_api_is_a_line_per_epoch_or_nothing(small_data, tmp_path, capsys):
+    x = np.load(small_data / "digits.npz")["x"]
+    aelab.train("dense", data=(x[:300], x[300:]), epochs=2, out=tmp_path / "quiet", progress=None)
+    assert capsys.readouterr().out == ""
+    aelab.train("dense", data=(x[:300], x[300:]), epochs=2, out=tmp_path / "lines", progress="epoch")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
+    with pytest.raises(aelab.AelabError, match="progress must be one of auto, bar, epoch"):
+        aelab.train("dense", data=x, epochs=1, progress="verbose")
+    detector = aelab.AnomalyDetector("dense", progress=False, epochs=1).fit(x[:200])  # quiet, as PyOD's verbose=0
+    assert detector.threshold_ is not None and capsys.readouterr().out == ""

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from aelab import create_model, list_models
+from aelab import create_model, evaluate, list_models
 from aelab.errors import AelabError
 from aelab.losses import vae_loss
 from aelab.metrics import vae_bounds
@@ -109,12 +109,44 @@ def vae_run(small_data, tmp_path_factory):
 
 def test_vae_run_metrics_and_figures(vae_run):
     metrics = json.loads((vae_run / "metrics.json").read_text())
-    for key in ("test_elbo", "test_recon_nats", "test_kl_nats", "test_iwae_k100", "fd_classifier",
+    for key in ("test_elbo", "test_recon_nats", "test_kl_nats", "test_iwae_k50", "fd_classifier",
                 "fd_classifier_floor", "test_rmse", "pca_rmse", "bounds_seconds", "fd_seconds"):
         assert metrics[key] is not None, key
     assert metrics["fid_inception"] is None and "skipped" in metrics["fid_note"]
     for png in ("samples.png", "manifold.png", "reconstructions.png", "curves.png"):
         assert (vae_run / png).is_file(), png
+
+
+def test_sample_writes_a_new_file_unless_overwrite_replaces_the_runs_own(vae_run, capsys):
+    own = (vae_run / "samples.png").read_bytes()  # the figure evaluation drew, which the report shows
+    assert run_cli("sample", vae_run, "-n", "4", "--seed", "1") == 0
+    assert (vae_run / "samples.png").read_bytes() == own and (vae_run / "samples-2.png").is_file()
+    assert "samples-2.png" in capsys.readouterr().out
+    assert run_cli("sample", vae_run, "-n", "4", "--seed", "1", "--overwrite") == 0
+    assert (vae_run / "samples.png").read_bytes() != own and not (vae_run / "samples-3.png").exists()
+
+
+def test_eval_says_each_stage_and_its_extras_can_be_chosen(vae_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "vae"
+    shutil.copytree(vae_run, copy)
+    capsys.readouterr()
+    assert run_cli("eval", copy, "--no-bounds", "--no-quality", "--progress", "epoch") == 0
+    out = capsys.readouterr().out
+    assert "test reconstructions" in out and "PCA with 2 components" in out and "drawing 100 samples" in out
+    assert "ELBO and IWAE" not in out and "bounds not measured" in out
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert not any(k.startswith("test_iwae") for k in metrics) and metrics["fd_classifier"] is None
+    assert run_cli("eval", copy, "--bound-samples", "7", "--bound-images", "30", "--quality-samples", "500",
+                   "--progress", "epoch") == 0
+    out = capsys.readouterr().out
+    assert "ELBO and IWAE bound (7 samples x 30 images)" in out and "from the cache" in out
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["bound_images"] == 30 and "test_iwae_k7" in metrics and metrics["fd_samples"] == 500
+    assert run_cli("eval", copy, "--bound-samples", "0") == 2  # checked like every setting
+    with pytest.raises(AelabError, match="unknown evaluation setting 'iwae'"):
+        evaluate(copy, iwae=False)
 
 
 def test_gan_trains_end_to_end(small_data, tmp_path):

@@ -26,7 +26,7 @@ _INFERENCE = ("reconstruct", "encode", "decode", "encoder", "decoder", "encode_s
 # public name -> the module that defines it
 _EXPORTS = {
     "AelabError": "errors", "InputError": "errors",
-    "TrainSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
+    "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
     "catalog": "registry",
     "create_model": "models", "list_models": "models", "parse_param": "models",
     "Run": "runs", "load": "runs",
@@ -50,7 +50,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
     from .anomaly import AnomalyDetector, score_files
-    from .config import RunConfig, StyleSettings, TrainSettings, list_datasets
+    from .config import EvalSettings, RunConfig, StyleSettings, TrainSettings, list_datasets
     from .demo_runs import demo, demo_table
     from .data import resolve_data
     from .distributed import is_main_process

@@ -64,6 +64,7 @@ from .evaluation import run_data
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Conditional
 from .outputs import atomic_write, check_targets, drawn_by_aelab
+from .progress import Progress, resolve
 from .runs import Run
 from .transformations import TransformationNet, fit_transformation_net, transformation_score, transformation_scores
 
@@ -86,7 +87,8 @@ class AnomalyDetector:
     training ``settings`` (``epochs=20``); ``out`` keeps the run folder (default: a temporary
     one). ``AnomalyDetector.from_run(RUN)`` uses a trained run instead, its threshold set on the
     run's validation images (held out from training, so their errors are honest). ``score``:
-    ``"normalised"`` (default) or ``"mse"``; ``method``: ``"reconstruction"`` (default, the
+    ``"normalised"`` (default) or ``"mse"``; ``progress``: how ``fit`` reports its training
+    (None, the default: quiet, as PyOD's ``verbose=0``; "epoch": a line per epoch; "bar"); ``method``: ``"reconstruction"`` (default, the
     fastest), ``"neighbours"``, ``"transformations"`` or ``"combined"`` (the most accurate; see
     the module's text). The default model is seed
     2's dense autoencoder: on one-class Fashion-MNIST it scored the highest mean ROC-AUC of
@@ -94,12 +96,14 @@ class AnomalyDetector:
     """
 
     def __init__(self, model: str = "dense", contamination: float = 0.1, out: str | Path | None = None,
-                 score: str = "normalised", method: str = "reconstruction", **settings: Any) -> None:
+                 score: str = "normalised", method: str = "reconstruction", progress: Progress = None,
+                 **settings: Any) -> None:
         check_contamination(contamination)
+        resolve(progress)  # a wrong value fails here, not in fit
         check_choice("score", score, SCORES)
         check_choice("method", method, METHODS)
         self.model, self.contamination, self.out, self.settings = model, contamination, out, settings
-        self.score, self.method = score, method
+        self.score, self.method, self.progress = score, method, progress
         self.references_: tuple[torch.Tensor, torch.Tensor] | None = None  # neighbours: normal pixels, codes
         self.transformer_: TransformationNet | None = None  # transformations: the trained network
         self.standard_: np.ndarray | None = None  # (parts, 2): each part's mean and spread on normal images
@@ -117,7 +121,7 @@ class AnomalyDetector:
         """The constructor's arguments (scikit-learn's convention; ``deep`` has nothing to descend into)."""
         del deep
         return {"model": self.model, "contamination": self.contamination, "out": self.out, "score": self.score,
-                "method": self.method, **self.settings}
+                "method": self.method, "progress": self.progress, **self.settings}
 
     def set_params(self, **params: Any) -> "AnomalyDetector":
         """Change constructor arguments (any training setting included); they apply at the next ``fit``."""
@@ -127,8 +131,10 @@ class AnomalyDetector:
             check_choice("score", params["score"], SCORES)
         if "method" in params:
             check_choice("method", params["method"], METHODS)
+        if "progress" in params:
+            resolve(params["progress"])
         for name, value in params.items():
-            if name in ("model", "contamination", "out", "score", "method"):
+            if name in ("model", "contamination", "out", "score", "method", "progress"):
                 setattr(self, name, value)
             else:
                 self.settings[name] = value
@@ -148,7 +154,7 @@ class AnomalyDetector:
         del y
         images = _images(X)
         # every image trains (less the validation hold-out); no test split to evaluate
-        self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=False, evaluate_test=False,
+        self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=self.progress, evaluate_test=False,
                          **self.settings)
         self._use(self.run)
         self._fit_normal(images)

@@ -56,6 +56,37 @@ class History(L.Callback):
         self.epochs = list(state_dict.get("epochs", []))
 
 
+class EpochLines(L.Callback):
+    """One line per epoch, as Keras' ``verbose=2`` prints it: the epoch, the optimiser steps so far,
+    the epoch's losses and validation metrics (``history``'s row, which must run first), the
+    training speed, the epoch's wall time and the time left. What a log captured to a file holds."""
+
+    def __init__(self, history: History, unit: str = "img") -> None:
+        self.history, self.unit = history, unit
+        self._started = 0.0
+        self._seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        from .progress import duration, say
+
+        if not self.history.epochs:
+            return
+        row = self.history.epochs[-1]
+        seconds = time.perf_counter() - self._started
+        self._seconds.append(seconds)
+        epoch, total = int(row["epoch"]), trainer.max_epochs or int(row["epoch"])
+        values = [f"{key.removeprefix('train_')} {row[key]:.4g}" for key in row if key.startswith("train_")
+                  and key != "train_seconds"]
+        values += [f"{key} {row[key]:.4g}" for key in row if key.startswith("val_")]
+        left = (total - epoch) * sum(self._seconds[-3:]) / len(self._seconds[-3:])
+        say(f"epoch {epoch}/{total}  step {trainer.global_step:,}  " + "  ".join(values)
+            + f"  {row['images_per_second']:,.0f} {self.unit}/s  {seconds:.1f}s"
+            + (f"  ETA {duration(left)}" if epoch < total else ""))
+
+
 class TextSamples(L.Callback):
     """After every epoch, ``length`` characters after a fixed prompt at each of seed 3's
     temperatures, as its training loop prints them: appended to ``path`` (RUN/samples.txt) and

@@ -86,6 +86,13 @@ def _choices(func: Callable, name: str) -> tuple[str, ...]:
     return typing.get_args(typing.get_type_hints(func)[name])
 
 
+def _progress_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=("auto", "bar", "epoch", "none"), default="auto",
+                   help="bar: a progress bar; epoch: a line per epoch and per evaluation stage (what a log file "
+                        "wants); none: quiet; auto (default): bar on a terminal, else epoch")
+    p.add_argument("--no-progress", dest="progress", action="store_const", const="none", help="same as --progress none")
+
+
 def _data(args: argparse.Namespace):
     """--data NAME, --data-dir DIR or --text FILE as the API's one ``data`` argument (None: the
     default, or the run's)."""
@@ -151,9 +158,10 @@ cmd_summary.arguments = _summary_arguments
 
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
-    settings = _given(args, aelab.TrainSettings)
+    settings = {**_given(args, aelab.TrainSettings), **_given(args, aelab.EvalSettings)}
     run = aelab.train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
-                progress=args.progress, accelerator=args.accelerator, **settings, **_params(args.model, args.param))
+                      progress=args.progress, accelerator=args.accelerator, **settings,
+                      **_params(args.model, args.param))
     if aelab.is_main_process():  # the other processes of a multi-process run leave the report to it
         print(aelab.run_report(run))
 
@@ -168,9 +176,10 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
                                                          "(only --epochs may change)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out, once the new one has trained (only an aelab run folder)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    _progress_arguments(p)
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
     add_settings(p, aelab.TrainSettings, "training settings (default: the model's own; see `aelab models`)")
+    add_settings(p, aelab.EvalSettings, "evaluation after training (default: sized to a small share of training)")
 
 
 cmd_train.arguments = _train_arguments
@@ -178,10 +187,17 @@ cmd_train.arguments = _train_arguments
 
 @command("eval", "measure a trained run on its test split; write metrics.json and figures")
 def cmd_eval(args: argparse.Namespace) -> None:
-    print(aelab.run_report(args.run_dir, aelab.evaluate(args.run_dir)))
+    metrics = aelab.evaluate(args.run_dir, progress=args.progress, **_given(args, aelab.EvalSettings))
+    print(aelab.run_report(args.run_dir, metrics))
 
 
-cmd_eval.arguments = lambda p: p.add_argument("run_dir")
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir")
+    _progress_arguments(p)
+    add_settings(p, aelab.EvalSettings, "what to measure (default: sized to a small share of training)")
+
+
+cmd_eval.arguments = _eval_arguments
 
 
 @command("ensemble", "average several runs' reconstructions; metrics for the ensemble and each member")
@@ -205,7 +221,7 @@ cmd_ensemble.arguments = _ensemble_arguments
 @command("demo", "the seeds reproduced: seed 1's model at the seed's steps, its denoiser and best, beside PCA; "
                  "a table and a report page")
 def cmd_demo(args: argparse.Namespace) -> None:
-    rows, page = aelab.demo(args.out, data=args.data, overwrite=args.overwrite, progress=not args.no_progress,
+    rows, page = aelab.demo(args.out, data=args.data, overwrite=args.overwrite, progress=args.progress,
                             quick=args.quick)
     print(aelab.demo_table(rows))
     print(f"report: {page}")
@@ -216,7 +232,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
                    help="seed 1's run folder; the others go beside it (OUT-denoise, OUT-best) (default: %(default)s)")
     p.add_argument("--data", default=_default(aelab.demo, "data"), help="a dataset name or folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="2 epochs a run: to try the command, not to reproduce")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _progress_arguments(p)
     _overwrite_argument(p)
 
 
@@ -299,7 +315,8 @@ def _overwrite_argument(p: argparse.ArgumentParser, what: str = "--out") -> None
 
 def _run_arguments(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("run_dir")
-    p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default}, redrawn each time)")
+    p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default}; if that exists, the next free "
+                                 f"{default.removesuffix('.png')}-2.png, -3, ... unless --overwrite replaces it)")
     _overwrite_argument(p)
 
 

@@ -243,6 +243,48 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
         raise AelabError(f"{what}{error}") from None
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """What evaluation measures beyond a model's test loss: the flags of ``aelab eval`` (and
+    ``aelab train``), the keyword arguments of ``aelab.evaluate`` (and ``aelab.train(evaluation=)``).
+    The defaults keep evaluation to a small share of the training it follows (measured in
+    benchmarks/results/evaluation.md); raise them for a paper's numbers."""
+
+    bounds: bool = setting(True, "VAEs: the test ELBO and the importance-weighted (IWAE) log-likelihood bound")
+    bound_samples: int = setting(50, "VAEs: importance samples per image for the IWAE bound (Burda et al. use "
+                                     "5,000)", low=1, high=5000)
+    bound_images: int = setting(1000, "VAEs: test images the bounds are measured on", low=1, high=100_000)
+    quality: bool = setting(True, "generative models: sample quality (fd_classifier: the Fréchet distance on a "
+                                  "small classifier's features, trained once per dataset and cached)")
+    quality_samples: int = setting(10_000, "generative models: samples drawn for the sample-quality distance",
+                                   low=2, high=100_000)
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(EvalSettings)
+        for f in fields(self):
+            value = coerce(f.name, getattr(self, f.name), hints[f.name])
+            check_range(f.name, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def of(cls, value: "EvalSettings | dict[str, Any] | None") -> "EvalSettings":
+        """``value`` as EvalSettings: itself, a dict of fields (unknown names refused) or None (defaults)."""
+        if isinstance(value, cls):
+            return value
+        if value is None:
+            return cls()
+        if not isinstance(value, dict):
+            raise AelabError(f"evaluation settings must be a dict or aelab.EvalSettings, got {type(value).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise AelabError(f"unknown evaluation setting {unknown[0]!r}; the settings are: {', '.join(names)}")
+        return cls(**value)
+
+
+EVAL_FIELDS = {f.name: f for f in fields(EvalSettings)}
+
+
 # ------------------------------------------------------------------------------------- search spaces
 
 

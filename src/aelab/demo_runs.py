@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .images import held_out
+from .progress import Progress
 from .published import epochs_for_steps, seed_steps
 from .runs import Run, check_out_folder
 
@@ -58,7 +59,7 @@ class DemoRow:
 
 
 def demo(out: str | Path = "runs/demo", data: str = "mnist-sample", overwrite: bool = False,
-         progress: bool = True, quick: bool = False) -> tuple[list[DemoRow], Path]:
+         progress: Progress = "auto", quick: bool = False) -> tuple[list[DemoRow], Path]:
     """Train the demo's three runs (``out``, ``out``-denoise, ``out``-best) and write
     ``out/report.html``; returns the table's rows and the page. ``overwrite`` replaces runs a
     previous demo left (only aelab runs, as ``aelab train --overwrite``) and its page.

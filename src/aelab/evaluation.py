@@ -12,11 +12,13 @@ import torch
 
 from . import figures
 from .data import ImageData, noisy_copy
+from .config import EvalSettings
 from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
 from .models import get_entry
 from .outputs import check_targets
+from .progress import Progress, reporting, say
 from .published import Published, published_for_run
 from .runs import Run, write_json
 from .streaming import FolderStream
@@ -34,31 +36,36 @@ def run_data(run: Run | str | Path, data: Any = None) -> Any:
 
 
 def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True, stopped: str | None = None,
-             write: bool = True) -> dict[str, Any]:
+             write: bool = True, progress: Progress = "auto", **evaluation: Any) -> dict[str, Any]:
     """Measure a trained run on its test split (its family's metrics: reconstruction beside PCA,
     ELBO and IWAE bounds, sample quality, accuracy, bits per character); write ``metrics.json`` and
     the figures. ``data`` (a name, folder, arrays or loaded data) measures on other data instead,
     and then nothing is written, so the run's own record stays as it was (``write=False`` and
     ``write_figures=False`` say the same for the run's own data). ``stopped``: why training
-    stopped early, recorded in the metrics.
+    stopped early, recorded in the metrics. ``evaluation``: :class:`~aelab.EvalSettings` fields
+    (``bounds=False``, ``bound_samples=``, ``bound_images=``, ``quality=False``,
+    ``quality_samples=``). ``progress``: "bar", "epoch" (a line per stage), None or "auto".
     """
+    options = EvalSettings.of(evaluation)
     run = Run.of(run)
     config = run.config
     family = family_of(config.model)
-    if data is not None and not isinstance(data, LOADED):  # a name, folder or arrays: measure, write nothing
-        data, write, write_figures = family.run_data(config, data), False, False
-    model = run.load_model()
-    data = data if data is not None else family.run_data(config)
-    metrics: dict[str, Any] = {"model": config.model, "data": data.name}
-    if stopped:
-        metrics["stopped"] = stopped
-    with run.recording() if write or write_figures else nullcontext():
-        metrics.update(family.evaluate(run, model, data, write_figures))
-        if write_figures and run.history:
-            figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}",
-                           reference=_reference_line(config))
-        if write:
-            write_json(run.metrics_path, metrics)
+    with reporting(progress):
+        if data is not None and not isinstance(data, LOADED):  # a name, folder or arrays: measure, write nothing
+            data, write, write_figures = family.run_data(config, data), False, False
+        model = run.load_model()
+        data = data if data is not None else family.run_data(config)
+        say(f"evaluating {config.model} on {data.name}")
+        metrics: dict[str, Any] = {"model": config.model, "data": data.name}
+        if stopped:
+            metrics["stopped"] = stopped
+        with run.recording() if write or write_figures else nullcontext():
+            metrics.update(family.evaluate(run, model, data, write_figures, options))
+            if write_figures and run.history:
+                figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}",
+                               reference=_reference_line(config))
+            if write:
+                write_json(run.metrics_path, metrics)
     return metrics
 
 

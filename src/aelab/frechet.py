@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -25,9 +24,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from .data import ImageData, cache_dir
 from .errors import AelabError
+from .progress import say, stage
 
 INCEPTION_WEIGHTS_ENV = "AELAB_INCEPTION_WEIGHTS"
-log = logging.getLogger("aelab")
 
 
 class SmallClassifier(nn.Module):
@@ -63,20 +62,25 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     weights, info_path = folder / f"{stem}.safetensors", folder / f"{stem}.json"
     if weights.is_file() and info_path.is_file():
         model.load_state_dict(load_file(str(weights)))
+        say(f"  fd_classifier: the feature classifier for {data.name} from the cache ({weights})")
         return model.eval(), {**json.loads(info_path.read_text()), "trained_now": False}
-    log.info("fd_classifier: training the feature classifier for %s once (%d epochs; later runs on these data "
-             "reuse it from %s)", data.name, epochs, folder)
+    say(f"  fd_classifier: training the feature classifier for {data.name}, once per dataset (later runs on "
+        f"these data reuse it from {folder})")
     started = time.perf_counter()
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     labels = data.train_labels.long()
-    for _ in range(epochs):
-        order = torch.randperm(len(data.train))
-        for idx in order.split(128):
-            loss = F.cross_entropy(model.head(model(data.train[idx])), labels[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    batches = -(-len(data.train) // 128)
+    with stage(f"feature classifier, {epochs} epochs of {len(data.train):,} images", total=epochs * batches,
+               unit="steps") as step:
+        for _ in range(epochs):
+            order = torch.randperm(len(data.train))
+            for idx in order.split(128):
+                loss = F.cross_entropy(model.head(model(data.train[idx])), labels[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step.advance()
     model.eval()
     with torch.no_grad():
         predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(1000)])
@@ -85,8 +89,7 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     folder.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), str(weights))
     info_path.write_text(json.dumps(info, indent=2))
-    log.info("fd_classifier: the feature classifier took %.1f s (test accuracy %.4f)", info["train_seconds"],
-             info["test_accuracy"])
+    say(f"  fd_classifier: cached the feature classifier (test accuracy {info['test_accuracy']:.4f}) in {weights}")
     return model, {**info, "trained_now": True}
 
 
@@ -114,8 +117,10 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
         return {**result, "fd_classifier": None, "fd_note": str(error)}
     started = time.perf_counter()
     n = min(len(data.train), len(data.test), len(samples))
-    result["fd_classifier"] = frechet_distance(data.test, samples, classifier)
-    result["fd_classifier_floor"] = frechet_distance(data.test[:n], data.train[:n], classifier)
+    with stage(f"fd_classifier: Fréchet distance of {len(samples):,} samples to {len(data.test):,} test images, "
+               "and its floor"):
+        result["fd_classifier"] = frechet_distance(data.test, samples, classifier)
+        result["fd_classifier_floor"] = frechet_distance(data.test[:n], data.train[:n], classifier)
     result["fd_classifier_accuracy"] = info["test_accuracy"]
     result["fd_classifier_train_seconds"] = info.get("train_seconds", 0.0) if info["trained_now"] else 0.0
     result["fd_seconds"] = round(time.perf_counter() - started, 2)

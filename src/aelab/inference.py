@@ -45,10 +45,15 @@ def _model(run: RunLike) -> tuple[Run, nn.Module]:
 
 def _png(run: Run, out: str | Path | None, default: str, overwrite: bool, inputs: Iterable[Any] = ()) -> Path:
     """The figure's target: ``out``, checked by the output policy, or the run's own ``default``
-    figure (which the command exists to redraw); never one of the command's ``inputs`` (paths)."""
+    figure: replaced with ``overwrite``, else (when it exists: the report shows it) the first free
+    ``NAME-2.png``, ``NAME-3.png``, ...; never one of the command's ``inputs`` (paths)."""
     inputs = [p for p in inputs if isinstance(p, (str, Path))]
     if out is None:
-        return check_targets([run.path / default], overwrite=True, inputs=inputs)[0]
+        target, number = run.path / default, 1
+        while not overwrite and (target.exists() or target.is_symlink()):
+            number += 1
+            target = run.path / f"{Path(default).stem}-{number}.png"
+        return check_targets([target], overwrite=overwrite, inputs=inputs)[0]
     return check_targets([out], overwrite=overwrite, suffixes=(".png",), inputs=inputs)[0]
 
 
@@ -179,7 +184,8 @@ def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None)
 
 def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, seed: int = 0,
                   labels: int | None = None, overwrite: bool = False) -> Path:
-    """:func:`sample`'s images as a square grid in ``out`` (default RUN/samples.png)."""
+    """:func:`sample`'s images as a square grid in ``out`` (default RUN/samples.png; when it exists and ``overwrite`` is
+    False, RUN/samples-2.png, -3, ...)."""
     run = Run.of(run)
     out = _png(run, out, "samples.png", overwrite)
     images = sample(run, n, seed, labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -85,7 +86,7 @@ def pca_rmse(train: Tensor, inputs: Tensor, targets: Tensor, components: int) ->
 
 @torch.inference_mode()
 def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100, seed: int = 0,
-               labels: Tensor | None = None) -> dict[str, float]:
+               labels: Tensor | None = None, on_batch: Callable[[], None] | None = None) -> dict[str, float]:
     """Test ELBO and the importance-weighted bound (IWAE, Burda et al. 2015, https://arxiv.org/abs/1509.00519)
     in nats per image, for a VAE with a Bernoulli decoder (a conditional one: given ``labels``,
     the bounds are on log p(x | label)).
@@ -118,6 +119,8 @@ def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100,
         totals["kl"] += kl.sum().item()
         totals["elbo"] += (log_px.mean(0) - kl).sum().item()
         totals["iwae"] += (torch.logsumexp(log_px + log_pz - log_qz, 0) - math.log(samples)).sum().item()
+        if on_batch is not None:
+            on_batch()
     n = len(images)
     return {"test_elbo": totals["elbo"] / n, "test_recon_nats": totals["recon"] / n, "test_kl_nats": totals["kl"] / n,
             f"test_iwae_k{samples}": totals["iwae"] / n, "bound_images": n}

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from .accel import (
     keep_freed_memory,
     skip_failing_nvml_check,
 )
-from .callbacks import History
-from .config import LAUNCH, TRAIN_FIELDS, RunConfig, settings_from
+from .callbacks import EpochLines, History
+from .config import EVAL_FIELDS, LAUNCH, TRAIN_FIELDS, EvalSettings, RunConfig, settings_from
 from .data import ARRAYS, describe_source
 from .distributed import (
     check_launch,
@@ -48,6 +48,7 @@ from .families import NonFiniteLoss, family_of
 from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
 from .outputs import umask
+from .progress import Progress, reporting, resolve
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .version import __version__
 
@@ -73,16 +74,19 @@ class Plan:
 
 
 def train(model: str | None = None, *, data: Any = None, out: str | Path | None = None, resume: bool = False,
-          overwrite: bool = False, progress: bool = True, accelerator: str = "auto",
+          overwrite: bool = False, progress: Progress = "auto", accelerator: str = "auto",
           callbacks: list[L.Callback] | None = None, evaluate_test: bool = True, **settings: Any) -> Run:
     """Train ``model`` (a registered name) and evaluate it; returns the :class:`~aelab.Run`.
 
     ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
     ``(x_train, x_test)`` (see :func:`aelab.data.resolve_data`). ``out``: the run folder; ``None``
     trains into a fresh temporary folder. ``settings``: any :class:`~aelab.config.TrainSettings`
-    field (``epochs``, ``lr``, ``noise``, ...) and any parameter of the model, by name. A setting
+    field (``epochs``, ``lr``, ``noise``, ...), any :class:`~aelab.EvalSettings` field (what the
+    evaluation after training measures: ``bounds=False``, ...) and any parameter of the model, by name. A setting
     the model's system does not use is refused. ``resume`` continues the run in ``out`` (only
     ``epochs`` and the launch settings may change: ``devices``, ``num_nodes``, ``strategy``, ``max_minutes``); ``overwrite`` replaces the run in ``out`` once the new one is done.
+    ``progress``: "bar" (a progress bar), "epoch" (one line per epoch and per evaluation stage,
+    as a log file wants), None (quiet), or "auto": "bar" on a terminal, else "epoch".
     ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
     test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
     ``aelab.evaluate(run)`` does it later.
@@ -93,6 +97,8 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     """
     if process_rank():
         return _train_helper(model, data, out, resume, accelerator, callbacks, settings)
+    progress = resolve(progress)
+    evaluation = EvalSettings.of({k: settings.pop(k) for k in list(settings) if k in EVAL_FIELDS})
     if out is None:
         if resume or overwrite:
             raise AelabError("--resume and --overwrite need an --out folder")
@@ -112,8 +118,8 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
             folder = Path(tempfile.mkdtemp(prefix=f".{plan_.out.name}{NEW}", dir=plan_.out.parent))
             os.chmod(folder, 0o777 & ~umask())  # a folder as a plain mkdir makes it, not mkdtemp's 0700
         try:
-            with Run(folder).recording():  # every file this training writes goes on the run's record
-                diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test)
+            with Run(folder).recording(), reporting(progress):  # every file it writes goes on the run's record
+                diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test, evaluation=evaluation)
             if plan_.replace and not diverged:
                 _swap(folder, plan_.out)
         except BaseException:
@@ -138,7 +144,7 @@ def _train_helper(model: str | None, data: Any, out: str | Path | None, resume: 
     logging.getLogger("aelab").setLevel(logging.WARNING)
     out = Path(out) if out is not None else Path(tempfile.gettempdir()) / "aelab-run-helper"  # rank 0 names the folder
     plan_ = plan(model, data, out, resume, False, accelerator, settings, main=False)
-    fit(plan_, out, False, callbacks or [], evaluate_test=False, main=False)
+    fit(plan_, out, None, callbacks or [], evaluate_test=False, main=False)
     return Run(out)
 
 
@@ -219,9 +225,10 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     return config, changes
 
 
-def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callback],
-        evaluate_test: bool = True, main: bool = True) -> str | None:
-    """Fit into ``folder``, keep the best (or last finite) weights, evaluate. Returns why training
+def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L.Callback],
+        evaluate_test: bool = True, main: bool = True, evaluation: EvalSettings | None = None) -> str | None:
+    """Fit into ``folder``, keep the best (or last finite) weights, evaluate; ``progress``: "bar",
+    "epoch" or None (resolved). Returns why training
     stopped early on a non-finite loss, or None. ``main=False`` (a helper process of a
     multi-process run) trains its share and writes nothing: no config, logs, figures or weights."""
     config, settings, model = plan_.config, plan_.config.train, plan_.model
@@ -246,8 +253,10 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
         callbacks += family.callbacks(run, model, plan_.data, settings, val_batches)
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
-    if progress:
+    if progress == "bar":
         callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
+    elif progress == "epoch":
+        callbacks.append(EpochLines(history, family.item))
     loggers = [TensorBoardLogger(run.path / "logs", name="tensorboard", version=""),
                AppendingCSVLogger(run.path / "logs", name="csv", version="")] if main else False
     diverged = None
@@ -259,7 +268,7 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
                             strategy=lightning_strategy(settings.strategy, processes,
                                                         not system.automatic_optimization),
                             precision=settings.precision, callbacks=callbacks, logger=loggers,
-                            enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+                            enable_progress_bar=progress == "bar", enable_model_summary=False, num_sanity_val_steps=0,
                             log_every_n_steps=steps)
         try:
             trainer.fit(system, train_batches, val_batches, ckpt_path=run.last_checkpoint if plan_.resume else None,
@@ -282,7 +291,7 @@ def fit(plan_: Plan, folder: Path, progress: bool, extra_callbacks: list[L.Callb
         load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
     if evaluate_test:
-        evaluate(folder, plan_.data, stopped=diverged)
+        evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(EvalSettings.of(evaluation)))
     return diverged
 
 

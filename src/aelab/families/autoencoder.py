@@ -11,11 +11,12 @@ import torch
 from torch import Tensor
 
 from .. import figures
-from ..config import Dimension, TrainSettings
+from ..config import Dimension, EvalSettings, TrainSettings
 from ..data import ImageData, add_noise, noisy_copy
 from ..losses import l1_activity, reconstruction_loss
 from ..metrics import error_metrics, image_metrics, pca_rmse, reconstruct
 from ..nets.base import AEOutput, Autoencoder, Conditional
+from ..progress import stage
 from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
 from .images import ImageFamily
 
@@ -114,19 +115,24 @@ class AutoencoderFamily(ImageFamily):
     system = AutoencoderSystem
     headline = ("test_rmse", "pca_rmse")
 
-    def evaluate(self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool) -> dict[str, Any]:
-        metrics = super().evaluate(run, model, data, write_figures)
+    def evaluate(self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool,
+                 options: EvalSettings) -> dict[str, Any]:
+        metrics = super().evaluate(run, model, data, write_figures, options)
         noise, name = run.config.train.noise, run.config.model
         test_inputs = noisy_copy(data.test, noise)
         conditional = isinstance(model, Conditional)
         test_labels, train_labels = (data.test_labels, data.train_labels) if conditional else (None, None)
-        recon, codes = reconstruct(model, test_inputs, labels=test_labels)
+        with stage(f"test reconstructions, RMSE/BCE/PSNR/SSIM ({len(data.test):,} images)"):
+            recon, codes = reconstruct(model, test_inputs, labels=test_labels)
+            metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
         code_size = int(math.prod(codes.shape[1:]))
-        metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
-        train_recon, _ = reconstruct(model, noisy_copy(data.train, noise), labels=train_labels)
-        metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, data.train).items()})
+        with stage(f"training-set reconstruction error ({len(data.train):,} images)"):
+            train_recon, _ = reconstruct(model, noisy_copy(data.train, noise), labels=train_labels)
+            metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, data.train).items()})
+        del train_recon
         metrics["code_size"] = code_size
-        metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
+        with stage(f"PCA with {code_size} components, the floor to beat"):
+            metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
         # a code as large as the image makes PCA lossless on clean inputs: there is no floor to divide by
         metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"] if metrics["pca_rmse"] > 1e-6 else None
         metrics["mean_code_activation"] = codes.abs().mean().item()
@@ -134,11 +140,12 @@ class AutoencoderFamily(ImageFamily):
             metrics["noise"] = noise
             metrics["noisy_input_rmse"] = math.sqrt(torch.nn.functional.mse_loss(test_inputs, data.test).item())
         if write_figures:
-            figures.reconstructions(data.test, recon, run.path / "reconstructions.png", f"{name}: test images")
-            figures.codes(test_inputs, codes, recon, run.path / "codes.png")
-            if noise > 0:
-                figures.denoising(data.test, test_inputs, recon, run.path / "denoising.png",
-                                  f"{name}: noise factor {noise}")
+            with stage("figures: reconstructions, codes" + (", denoising" if noise > 0 else "")):
+                figures.reconstructions(data.test, recon, run.path / "reconstructions.png", f"{name}: test images")
+                figures.codes(test_inputs, codes, recon, run.path / "codes.png")
+                if noise > 0:
+                    figures.denoising(data.test, test_inputs, recon, run.path / "denoising.png",
+                                      f"{name}: noise factor {noise}")
         return metrics
 
     def report(self, metrics: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..config import LAUNCH, Dimension, RunConfig, TrainSettings
+from ..config import LAUNCH, Dimension, EvalSettings, RunConfig, TrainSettings
 from ..errors import AelabError
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class Family:
     needs_labels: ClassVar[bool] = False  # batches carry each image's class label
     headline: ClassVar[tuple[str, ...]] = ()  # the metrics a table of runs shows (web page, tuning)
     val_metrics: ClassVar[tuple[str, ...]] = ("val_loss",)  # what its system logs each epoch (tuning's --metric)
+    item: ClassVar[str] = "img"  # what a training step counts, for the per-epoch line's speed
 
     # ------------------------------------------------------------------ training
 
@@ -115,8 +116,10 @@ class Family:
 
     # ------------------------------------------------------------------ evaluation and reports
 
-    def evaluate(self, run: Run, model: torch.nn.Module, data: Any, write_figures: bool) -> dict[str, Any]:
-        """The family's test metrics (and figures, with ``write_figures``)."""
+    def evaluate(self, run: Run, model: torch.nn.Module, data: Any, write_figures: bool,
+                 options: EvalSettings) -> dict[str, Any]:
+        """The family's test metrics (and figures, with ``write_figures``); ``options`` says which
+        of the costly extras to measure. Each stage reports through :func:`aelab.progress.stage`."""
         raise NotImplementedError
 
     def report(self, metrics: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import TrainSettings
+from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
 from ..errors import AelabError
 from ..losses import reconstruction_loss
@@ -66,8 +66,8 @@ class ClassifierFamily(AutoencoderFamily):
 
     @torch.no_grad()
     def evaluate(self, run: Run, model: Classifier, data: ImageData, write_figures: bool,
-                 batch_size: int = 1000) -> dict[str, Any]:
-        metrics = super().evaluate(run, model, data, write_figures)
+                 options: EvalSettings, batch_size: int = 1000) -> dict[str, Any]:
+        metrics = super().evaluate(run, model, data, write_figures, options)
         if data.test_labels is None:
             return metrics
         known = data.test_labels >= 0

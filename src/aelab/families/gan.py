@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainSettings
+from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
 from ..nets.gan import DCGAN
 from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
@@ -145,9 +145,10 @@ class GANFamily(ImageFamily):
     headline = ("fd_classifier",)
     val_metrics = ("val_d_loss", "val_g_loss")
 
-    def evaluate(self, run: Run, model: DCGAN, data: ImageData, write_figures: bool) -> dict[str, Any]:
-        metrics = super().evaluate(run, model, data, write_figures)
-        metrics.update(sample_metrics(run, model, data, write_figures))
+    def evaluate(self, run: Run, model: DCGAN, data: ImageData, write_figures: bool,
+                 options: EvalSettings) -> dict[str, Any]:
+        metrics = super().evaluate(run, model, data, write_figures, options)
+        metrics.update(sample_metrics(run, model, data, write_figures, options))
         return metrics
 
     def report(self, metrics: dict[str, Any]) -> list[str]:

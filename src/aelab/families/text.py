@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..callbacks import TextSamples
-from ..config import LAUNCH, Dimension, RunConfig, TrainSettings
+from ..config import LAUNCH, Dimension, EvalSettings, RunConfig, TrainSettings
 from ..models import get_entry, resolve_params
 from ..nets.base import TextModel
 from ..text import TextData, WindowBatches, load_text, ngram_baseline
 from .autoencoder import AutoencoderSystem
+from ..progress import stage
 from .base import Family, check_finite, printable
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class TextFamily(Family):
     system = TextSystem
     headline = ("test_bits_per_char", "test_accuracy")
     val_metrics = ("val_loss", "val_accuracy")
+    item = "windows"
 
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
         """Load the text (its size checked against the window length as it loads); the model's
@@ -81,7 +83,7 @@ class TextFamily(Family):
 
     @torch.no_grad()
     def evaluate(self, run: Run, model: TextModel, data: TextData, write_figures: bool,
-                 batch_size: int = 1000) -> dict[str, Any]:
+                 options: EvalSettings, batch_size: int = 1000) -> dict[str, Any]:
         """Next-character loss (nats), bits per character and accuracy on every character of the
         validation and test texts that has ``maxlen`` characters before it, beside the n-gram
         baseline's bits per character on the same characters."""
@@ -89,14 +91,18 @@ class TextFamily(Family):
         metrics: dict[str, Any] = {"alphabet_size": len(data.alphabet)}
         for split, text in (("val", data.val), ("test", data.test)):
             loss, correct, count = 0.0, 0, 0
-            for inputs, targets in WindowBatches(text, model.maxlen, 1, batch_size):
-                logits = model(inputs).float()
-                loss += F.cross_entropy(logits, targets, reduction="sum").item()
-                correct += int((logits.argmax(-1) == targets).sum())
-                count += len(targets)
+            batches = WindowBatches(text, model.maxlen, 1, batch_size)
+            with stage(f"{split} bits per character ({len(text):,} characters)", total=len(batches)) as step:
+                for inputs, targets in batches:
+                    logits = model(inputs).float()
+                    loss += F.cross_entropy(logits, targets, reduction="sum").item()
+                    correct += int((logits.argmax(-1) == targets).sum())
+                    count += len(targets)
+                    step.advance()
             metrics.update({f"{split}_loss": loss / count, f"{split}_bits_per_char": loss / count / math.log(2),
                             f"{split}_accuracy": correct / count, f"{split}_characters": count})
-        metrics.update(ngram_baseline(data, model.maxlen))
+        with stage("n-gram baseline"):
+            metrics.update(ngram_baseline(data, model.maxlen))
         metrics["bits_vs_ngram"] = metrics["test_bits_per_char"] / metrics["ngram_test_bits_per_char"]
         return metrics
 

@@ -3,12 +3,11 @@ ELBO; measured as autoencoders, by the ELBO and IWAE bounds, and by the quality 
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from ..config import Dimension, RunConfig, TrainSettings
+from ..config import Dimension, EvalSettings, RunConfig, TrainSettings
 from ..data import ImageData
 from ..errors import AelabError
 from ..losses import vae_loss
@@ -16,6 +15,7 @@ from ..metrics import vae_bounds
 from ..nets.base import AEOutput, Conditional
 from ..nets.vae import ConvVAE
 from .autoencoder import AutoencoderFamily, AutoencoderSystem
+from ..progress import stage
 from .base import printable
 from .images import sample_metrics, sample_report
 
@@ -43,27 +43,34 @@ class VAESystem(AutoencoderSystem):
 
 
 class VAEFamily(AutoencoderFamily):
-    """VAEs: the autoencoder's metrics, the ELBO and the IWAE bound on ``BOUND_IMAGES`` test images
-    (``BOUND_SAMPLES`` samples each), and the quality of 10,000 samples."""
+    """VAEs: the autoencoder's metrics, the ELBO and the IWAE bound on ``bound_images`` test images
+    (``bound_samples`` samples each), and the quality of ``quality_samples`` samples
+    (:class:`~aelab.EvalSettings`)."""
 
     name = "vae"
     system = VAESystem
     headline = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier")
     val_metrics = ("val_loss", "val_recon", "val_kl")
-    BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
 
-    def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool) -> dict[str, Any]:
-        metrics = super().evaluate(run, model, data, write_figures)
-        labels = data.test_labels[:self.BOUND_IMAGES] if isinstance(model, Conditional) else None
-        started = time.perf_counter()
-        metrics.update(vae_bounds(model, data.test[:self.BOUND_IMAGES], samples=self.BOUND_SAMPLES, labels=labels))
-        metrics["bounds_seconds"] = round(time.perf_counter() - started, 2)
-        metrics.update(sample_metrics(run, model, data, write_figures))
+    def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool,
+                 options: EvalSettings) -> dict[str, Any]:
+        metrics = super().evaluate(run, model, data, write_figures, options)
+        if options.bounds:
+            images = data.test[:options.bound_images]
+            labels = data.test_labels[:len(images)] if isinstance(model, Conditional) else None
+            what = f"ELBO and IWAE bound ({options.bound_samples} samples x {len(images):,} images)"
+            with stage(what, total=-(-len(images) // 100)) as step:
+                metrics.update(vae_bounds(model, images, samples=options.bound_samples, labels=labels,
+                                          on_batch=step.advance))
+            metrics["bounds_seconds"] = round(step.seconds, 2)
+        metrics.update(sample_metrics(run, model, data, write_figures, options))
         return metrics
 
     def report(self, metrics: dict[str, Any]) -> list[str]:
         lines, m = super().report(metrics), printable(metrics)
-        iwae = next(k for k in metrics if k.startswith("test_iwae"))
+        iwae = next((k for k in metrics if k.startswith("test_iwae")), None)
+        if iwae is None:
+            return lines + ["  ELBO/IWAE bounds not measured (bounds off)"] + sample_report(metrics, m)
         lines.append(f"  test ELBO {m['test_elbo']:.1f} nats (reconstruction {m['test_recon_nats']:.1f}, "
                      f"KL {m['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
                      f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)")
