@@ -34,7 +34,7 @@ _EXPORTS = {
     "evaluate": "evaluation", "ensemble": "evaluation", "ensemble_table": "evaluation", "run_data": "evaluation",
     "run_report": "evaluation", "report": "reporting", "Published": "published", "PUBLISHED": "published",
     "demo": "demo_runs", "demo_table": "demo_runs",
-    "resolve_data": "data",
+    "resolve_data": "data", "load_data": "arrays", "Dataset": "arrays",
     "style_transfer": "style", "style_transfer_files": "style",
     "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
     "study_table": "tuning",
@@ -49,6 +49,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
+    from .arrays import Dataset, load_data
     from .anomaly import AnomalyDetector, score_files
     from .config import EvalSettings, RunConfig, StyleSettings, TrainSettings, list_datasets
     from .demo_runs import demo, demo_table

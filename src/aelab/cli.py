@@ -357,8 +357,7 @@ cmd_manifold.arguments = _manifold_arguments
 
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
-    out, count, axes = aelab.latent_figure(args.run_dir, args.out, _data(args), args.limit, overwrite=args.overwrite)
-    print(f"wrote {out} ({count} codes, axes: {axes[0]}, {axes[1]})")
+    print(f"wrote {aelab.latent_figure(args.run_dir, args.out, _data(args), args.limit, overwrite=args.overwrite)}")
 
 
 def _latent_arguments(p: argparse.ArgumentParser) -> None:

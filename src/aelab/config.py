@@ -370,6 +370,17 @@ DATASETS = {
 }
 
 
+DIGITS = tuple("0123456789")
+# each named dataset's class names, by label number (figures, the report and the web page show them)
+CLASS_NAMES = {
+    "mnist-sample": DIGITS, "mnist": DIGITS,
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "kmnist": ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+
+
 # and the text corpora text models (char-lstm) accept
 CORPORA = {"pydoc-topics": "about 465,000 characters of English documentation that CPython ships (pydoc_data); "
                            "offline; the text models' default"}

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import DATASETS
+from .config import CLASS_NAMES, DATASETS
 from .distributed import shard
 from .errors import AelabError
-from .images import (IMAGE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, cache_dir, folder_layout, image_files,  # noqa: F401
-                     image_to_tensor, read_image, read_images, seeded_split)
+from .images import (IMAGE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, cache_dir, folder_classes, folder_layout,  # noqa: F401
+                     image_files, image_to_tensor, read_image, read_images, seeded_split)
 from .streaming import STREAM_BYTES, decoded_bytes, folder_stream
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -31,13 +31,15 @@ UNLABELLED = -1  # the label of an image that has none (semi-supervised training
 
 @dataclass
 class ImageData:
-    """A dataset held in memory: images (N, C, H, W) float32 in [0, 1], labels (N,) or None."""
+    """A dataset held in memory: images (N, C, H, W) float32 in [0, 1], labels (N,) or None, and
+    the classes' names by label number (None: unnamed)."""
 
     name: str
     train: Tensor
     test: Tensor
     train_labels: Tensor | None = None
     test_labels: Tensor | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -46,7 +48,7 @@ class ImageData:
     def fit_to(self, channels: int, size: int) -> "ImageData":
         """The same data converted to ``channels`` x ``size`` x ``size``."""
         return ImageData(self.name, fit_images(self.train, channels, size), fit_images(self.test, channels, size),
-                         self.train_labels, self.test_labels)
+                         self.train_labels, self.test_labels, self.classes)
 
 
 # ----------------------------------------------------------------------------- named datasets
@@ -135,6 +137,12 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
     ``stream=None`` when its decoded images would not fit comfortably in memory; other sources
     are held in memory, and ``stream=True`` is refused for them.
     """
+    from .arrays import Dataset
+
+    if isinstance(data, Dataset):  # aelab.load_data's arrays, labels and class names with them
+        loaded = resolve_data({k: v for k, v in data._asdict().items() if k.startswith(("x_", "y_")) and v is not None})
+        loaded.name, loaded.classes = data.name, data.classes
+        return resolve_data(loaded, channels, size)
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"x_train", "y_train", "x_test", "y_test"})
         if unknown or "x_train" not in data:
@@ -192,6 +200,7 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
             return data  # a stream: decoded at the model's input shape already
     elif name in LOADERS:
         data = LOADERS[name]()
+        data.classes = CLASS_NAMES.get(name)
     else:
         raise AelabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (or pass --data-dir DIR)")
     if channels is not None or size is not None:
@@ -335,7 +344,8 @@ def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
     x = torch.stack([image_to_tensor(img, channels, size) for img in images])
     train, test, labels = folder_layout(folder, files)
     pick = (lambda t, i: None if t is None else t[i])
-    return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test))
+    return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test),
+                     folder_classes(folder, files) if labels is not None else None)
 
 
 # ----------------------------------------------------------------------------- conversions

@@ -30,8 +30,13 @@ LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training
 def run_data(run: Run | str | Path, data: Any = None) -> Any:
     """The dataset a run was trained on, or ``data`` instead (a name, folder or arrays), in its
     model's input shape (a text model's: in its alphabet)."""
+    from .arrays import RUN_ARRAYS, read_run_arrays
+    from .data import ARRAYS
+
     run = Run.of(run)
     config = run.config
+    if data is None and config.data == ARRAYS and (run.path / RUN_ARRAYS).is_file():  # the arrays it kept
+        data = read_run_arrays(run.path / RUN_ARRAYS)
     return family_of(config.model).run_data(config, data)
 
 
@@ -54,7 +59,7 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
         if data is not None and not isinstance(data, LOADED):  # a name, folder or arrays: measure, write nothing
             data, write, write_figures = family.run_data(config, data), False, False
         model = run.load_model()
-        data = data if data is not None else family.run_data(config)
+        data = data if data is not None else run_data(run)
         say(f"evaluating {config.model} on {data.name}")
         metrics: dict[str, Any] = {"model": config.model, "data": data.name}
         if stopped:

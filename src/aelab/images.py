@@ -51,9 +51,7 @@ def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tens
     """An image folder's split and labels: the indices of its training and test files, and every
     file's class label (None unless all files lie in class sub-folders). Sub-folders ``train`` and
     ``test`` are the split; without them, a fixed 20% is held out for test, as :func:`_split` does."""
-    parts = [p.relative_to(folder).parts for p in files]
-    splits = [ps[0] if len(ps) > 1 and ps[0] in ("train", "test") else None for ps in parts]
-    classes = [ps[-2] if len(ps) > 1 + (s is not None) else None for ps, s in zip(parts, splits)]
+    splits, classes = _folder_parts(folder, files)
     labels = None
     if all(c is not None for c in classes):
         names = sorted(set(classes))
@@ -66,6 +64,19 @@ def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tens
     train, test = seeded_split(len(files), TEST_FRACTION, SPLIT_SEED)
     return train, test, labels
 
+
+
+def _folder_parts(folder: Path, files: list[Path]) -> tuple[list[str | None], list[str | None]]:
+    """Each file's split sub-folder (train/test, or None) and class sub-folder (or None)."""
+    parts = [p.relative_to(folder).parts for p in files]
+    splits = [ps[0] if len(ps) > 1 and ps[0] in ("train", "test") else None for ps in parts]
+    return splits, [ps[-2] if len(ps) > 1 + (s is not None) else None for ps, s in zip(parts, splits)]
+
+
+def folder_classes(folder: Path, files: list[Path]) -> tuple[str, ...] | None:
+    """The class names of an image folder, by label number (its class sub-folders, sorted), or None."""
+    classes = _folder_parts(folder, files)[1]
+    return tuple(sorted(set(classes))) if classes and all(c is not None for c in classes) else None
 
 
 def read_image(path: str | Path) -> Image.Image:

@@ -1,10 +1,12 @@
 """Using a trained run: every function takes the run (a :class:`~aelab.Run` or its folder) first,
 loads its model once, and says ``labels=`` for a conditional model's classes. The functions that
 end in ``_figure`` (and :func:`reconstruct_files`, :func:`encode_file`) write what the CLI
-commands of the same names write, so the CLI, the Python API and the web page share them.
+commands of the same names write, so the CLI, the Python API and the web page share them, and
+return the file they wrote. Arrays keep :mod:`aelab.arrays`' convention: numpy in, numpy out;
+a tensor in, a tensor out; numpy where nothing goes in.
 
     import aelab
-    x_hat = aelab.reconstruct("runs/demo", x)     # x: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]
+    x_hat = aelab.reconstruct("runs/demo", x)     # x: (N, H, W), (N, C, H, W) or (N, H, W, C), uint8 or in [0, 1]
     z = aelab.encode("runs/demo", x); images = aelab.decode("runs/demo", z)
     aelab.sample_figure("runs/vae", n=100)        # runs/vae/samples.png
 """
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 from . import figures
 from . import latent_space as latent_tools
 from .accel import choose_precision
+from .arrays import as_tensor, like
 from .data import add_noise, read_images
 from .errors import AelabError
 from .evaluation import run_data
@@ -70,7 +73,7 @@ def _drawn(run: Run, path: Path) -> Path:
 def _through(run: RunLike, x: Any, precision: str, labels: Any) -> tuple[Tensor, Tensor]:
     run, model = _model(run)
     require(model, Autoencoder, "a gan has no encoder")
-    x = model.check_images(x)
+    x = model.check_images(as_tensor(x, "images")[0])
     if not len(x):
         raise AelabError("no images: give at least one")
     labels = model.check_labels(labels, len(x))
@@ -78,23 +81,29 @@ def _through(run: RunLike, x: Any, precision: str, labels: Any) -> tuple[Tensor,
                                labels=labels[0].cpu() if labels else None)
 
 
-def reconstruct(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor:
-    """Reconstructions (N, C, H, W) of images ``x``: (N, H, W) or (N, C, H, W), uint8 or in [0, 1]
-    (a conditional model, such as cvae, also takes their ``labels``: one int or one per image)."""
-    return _through(run, x, precision, labels)[0]
+def reconstruct(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor | np.ndarray:
+    """Reconstructions (N, C, H, W) in [0, 1] of images ``x``: (N, H, W), (N, C, H, W) or
+    (N, H, W, C), uint8 or in [0, 1], numpy (numpy out) or torch (a tensor out); a conditional
+    model, such as cvae, also takes their ``labels``: one int or one per image."""
+    return like(_through(run, x, precision, labels)[0], as_tensor(x, "images")[1])
 
 
-def encode(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor:
-    """Codes of images ``x`` (see :func:`reconstruct`)."""
-    return _through(run, x, precision, labels)[1]
+def encode(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor | np.ndarray:
+    """Codes of images ``x`` (see :func:`reconstruct`), in the kind ``x`` came in."""
+    return like(_through(run, x, precision, labels)[1], as_tensor(x, "images")[1])
 
 
 @torch.no_grad()
-def decode(run: RunLike, z: Any, labels: Any = None) -> Tensor:
-    """Images in [0, 1] from codes ``z``."""
+def decode(run: RunLike, z: Any, labels: Any = None) -> Tensor | np.ndarray:
+    """Images (N, C, H, W) in [0, 1] from codes ``z``, in the kind ``z`` came in."""
     run, model = _model(run)
     require(model, Autoencoder, "decoding needs an autoencoder (a gan generates from latent points: sample)")
-    return model.decode(torch.as_tensor(z, dtype=torch.float32), labels)
+    codes, numpy = as_tensor(z, "codes")
+    if not codes.is_floating_point():
+        raise AelabError(f"codes must be floating-point numbers, got {codes.dtype}")
+    if not torch.isfinite(codes).all():
+        raise AelabError("codes must be finite numbers (got NaN or infinity)")
+    return like(model.decode(codes.float(), labels), numpy)
 
 
 def encoder(run: RunLike) -> nn.Module:
@@ -120,7 +129,7 @@ def encode_split(run: RunLike, split: Split = "test", data: Any = None, precisio
     images = {"train": loaded.train, "test": loaded.test}.get(split)
     if images is None:
         images = torch.cat([loaded.train, loaded.test])
-    return encode(run, images, precision=precision).flatten(1).numpy()
+    return _through(run, images, precision, None)[1].flatten(1).numpy()
 
 
 def encode_file(run: RunLike, out: str | Path, split: Split = "test", data: Any = None,
@@ -162,7 +171,7 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
     inputs = read_images(images, channels, size)  # every file checked before anything is written
     if noise:
         inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
-    outputs = reconstruct(run, inputs, labels=labels, precision=precision)
+    outputs = _through(run, inputs, precision, labels)[0]
     for image, target in zip(outputs, targets):
         atomic_write(target, lambda tmp, image=image: save_image(image.clamp(0, 1), tmp, format="png"))
     shown = "denoised" if mode == "denoise" else "reconstruction"
@@ -173,8 +182,13 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
 # ------------------------------------------------------------------ the latent space
 
 
-def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None) -> Tensor:
-    """``n`` new images from a generative run's prior (a cvae's: of class ``labels``)."""
+def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None) -> np.ndarray:
+    """``n`` new images (N, C, H, W) in [0, 1] from a generative run's prior (a cvae's: of class
+    ``labels``), as numpy."""
+    return _samples(run, n, seed, labels).numpy()
+
+
+def _samples(run: RunLike, n: int, seed: int, labels: int | None) -> Tensor:
     check_count("-n", n, 1, MAX_SAMPLES)
     run, model = _model(run)
     if isinstance(model, Generative):
@@ -188,13 +202,17 @@ def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, see
     False, RUN/samples-2.png, -3, ...)."""
     run = Run.of(run)
     out = _png(run, out, "samples.png", overwrite)
-    images = sample(run, n, seed, labels)
+    images = _samples(run, n, seed, labels)
     return _drawn(run, figures.grid(images, out, nrow=math.ceil(math.sqrt(n))))
 
 
-def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> Tensor:
+def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> np.ndarray:
     """A 2-D generative run's decoded prior quantiles, ``grid`` x ``grid`` images (a cvae's, of
-    class ``labels``)."""
+    class ``labels``), as numpy."""
+    return _manifold(run, grid, labels).numpy()
+
+
+def _manifold(run: RunLike, grid: int, labels: int | None) -> Tensor:
     check_count("--grid", grid, 1, MAX_GRID)
     run, model = _model(run)
     return latent_tools.manifold(model, grid, labels=labels)
@@ -205,12 +223,17 @@ def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15,
     """:func:`manifold` as a grid in ``out`` (default RUN/manifold.png)."""
     run = Run.of(run)
     out = _png(run, out, "manifold.png", overwrite)
-    return _drawn(run, figures.grid(manifold(run, grid, labels), out, nrow=grid))
+    return _drawn(run, figures.grid(_manifold(run, grid, labels), out, nrow=grid))
 
 
-def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
+def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
     """Test-set codes in 2-D (principal components where the code is larger), their labels (or
-    None) and the axes' names."""
+    None) and the axes' names, as numpy."""
+    points, labels, axes = _latent(run, data, limit)
+    return points.numpy(), None if labels is None else labels.numpy(), axes
+
+
+def _latent(run: RunLike, data: Any, limit: int) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
     check_count("--limit", limit, 1)
     run, model = _model(run)
     require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
@@ -218,20 +241,24 @@ def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[Tensor, T
 
 
 def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None, limit: int = 5000,
-                  overwrite: bool = False) -> tuple[Path, int, tuple[str, str]]:
-    """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the
-    file, the number of codes and the axes' names."""
+                  overwrite: bool = False) -> Path:
+    """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the file."""
     run = Run.of(run)
     out = _png(run, out, "latent.png", overwrite)
-    points, labels, axes = latent(run, data, limit)
-    _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: test codes", axes))
-    return out, len(points), axes
+    points, labels, axes = _latent(run, data, limit)
+    return _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: {len(points):,} test codes", axes))
 
 
 def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0,
-                labels: int | None = None) -> Tensor:
-    """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files or
-    (1, C, H, W) tensors), framed by the two inputs; with no images, between two prior points."""
+                labels: int | None = None) -> Tensor | np.ndarray:
+    """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files, or
+    one image each as an array or tensor), framed by the two inputs; with no images, between two
+    prior points. A tensor when the images came as tensors, else numpy."""
+    tensors = isinstance(a, Tensor) and isinstance(b, Tensor)
+    return like(_interpolate(run, a, b, steps, seed, labels), numpy=not tensors)
+
+
+def _interpolate(run: RunLike, a: Any, b: Any, steps: int, seed: int, labels: int | None) -> Tensor:
     check_count("--steps", steps, 2, MAX_STEPS)
     run, model = _model(run)
     if (a is None) != (b is None):
@@ -243,7 +270,8 @@ def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, see
     for end in (a, b):
         if isinstance(end, (str, Path)):
             end = read_images([end], model.input_shape[0], model.input_shape[1])
-        ends.append(model.check_images(end))
+        end = model.check_images(as_tensor(end, "image")[0])
+        ends.append(end if len(end) == 1 or end.dim() != 3 else end[None])
     return torch.cat([ends[0], latent_tools.interpolate(model, ends[0], ends[1], steps=steps, seed=seed,
                                                         labels=labels), ends[1]])
 
@@ -254,7 +282,7 @@ def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Pa
     images are inputs, never targets."""
     run = Run.of(run)
     out = _png(run, out, "interpolation.png", overwrite, inputs=(a, b))
-    path = interpolate(run, a, b, steps, seed, labels)
+    path = _interpolate(run, a, b, steps, seed, labels)
     return _drawn(run, figures.grid(path, out, nrow=len(path)))
 
 

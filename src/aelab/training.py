@@ -31,6 +31,7 @@ from .accel import (
     keep_freed_memory,
     skip_failing_nvml_check,
 )
+from .arrays import keep_run_arrays
 from .callbacks import EpochLines, History
 from .config import EVAL_FIELDS, LAUNCH, TRAIN_FIELDS, EvalSettings, RunConfig, settings_from
 from .data import ARRAYS, describe_source
@@ -235,6 +236,8 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     run = Run(folder)
     if main:
         write_json(run.config_path, config.to_json())
+        if config.data == ARRAYS and evaluate_test:  # the run's tools (encode_split, probe, latent) read them later
+            keep_run_arrays(folder, plan_.data)
     family = family_of(config.model)
     # on a GPU the data live on it, and batches are slices there (each process on its own GPU)
     device = torch.device("cuda", local_rank()) if plan_.device == "cuda" else None

@@ -218,7 +218,7 @@ class Explorer:
         from torchvision.utils import make_grid
 
         extra = {"labels": int(label)} if self.conditional and label is not None else {}
-        images = inference.sample(self.run, int(n), seed=int(seed), **extra)
+        images = torch.from_numpy(inference.sample(self.run, int(n), seed=int(seed), **extra))
         grid = make_grid(images.float().clamp(0, 1), nrow=int(np.ceil(np.sqrt(len(images)))), padding=1, pad_value=1)
         return shown(grid)
 

@@ -90,8 +90,8 @@ class ImageFamily(Family):
             raise AelabError("config.json has no input_shape: the run never started training")
         if data is None:
             if config.data == ARRAYS:
-                raise AelabError("this run was trained on arrays handed to aelab.train; pass the data to use "
-                                 "(--data / --data-dir, or data=...)")
+                raise AelabError("this run was trained on arrays handed to aelab.train, too large to keep a copy in "
+                                 "the run folder; pass the data to use (data=...)")
             data = Path(config.data_dir) if config.data_dir else config.data
         stream = config.train.stream if isinstance(data, (str, Path)) and Path(data).is_dir() else None
         return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1], stream=stream)

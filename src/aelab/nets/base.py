@@ -213,11 +213,14 @@ class Autoencoder(Network):
         c, h, w = self.input_shape
         if x.dim() == 3 and c == 1:
             x = x.unsqueeze(1)
+        if x.dim() == 4 and x.shape[-1] == c and x.shape[1] != c:  # (N, H, W, C), as training takes it
+            x = x.permute(0, 3, 1, 2)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise InputError(f"{self.model_name} takes images shaped (N, {c}, {h}, {w}), got {tuple(x.shape)}")
+            raise InputError(f"{self.model_name} takes images shaped (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}), "
+                             f"got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise InputError(f"{self.model_name} takes float images in [0, 1] or uint8 images, got {x.dtype}")
-        if x.dtype == torch.float64:  # numpy's default: the weights are float32
+        if x.dtype != torch.float32:  # numpy's float64, half precision: the weights are float32
             x = x.float()
         if not self.training and x.numel():
             low, high = torch.aminmax(x.detach())
