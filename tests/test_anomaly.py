@@ -313,7 +313,7 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     assert scores[12:].min() > scores[:12].max() and detector.predict(noise_images(3)).tolist() == [1, 1, 1]
     plain = aelab.AnomalyDetector.from_run(dense_run)
     parts = detector._parts(plain.decision_function(x), torch.from_numpy(x).float()[:, None] / 255,
-                            aelab.encode(dense_run, x))
+                            aelab.encode(dense_run, torch.from_numpy(x)))
     assert np.allclose(scores, ((parts - detector.standard_[:, :1]) / detector.standard_[:, 1:]).sum(0), rtol=1e-5)
     loaded = aelab.AnomalyDetector.load(detector.save(tmp_path / "n.safetensors"))
     assert loaded.method == "neighbours" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)

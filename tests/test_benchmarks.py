@@ -363,3 +363,19 @@ def test_the_plain_pytorch_dcgan_twin_is_aelabs_gan_layer_for_layer(tmp_path):
     assert len(rates) == 1 and rates[0] > 0
     assert samples.shape == (10_000, 28, 28) and samples.min() >= 0 and samples.max() <= 1
     assert peer_speed.train_flops("gan", 90) > 0
+
+
+def test_first_hour_reads_the_quick_start_and_the_evaluation_stages():
+    """benchmarks/first_hour.py times the README's Quick start lines as written and reads each
+    evaluation stage's seconds from `--progress epoch` output."""
+    first_hour = load_benchmark("first_hour")
+    lines = first_hour.quick_start_lines()
+    assert lines and all(line.startswith("aelab ") for line in lines)
+    output = ("  test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images) ... 3.4 s\n"
+              "  feature classifier, 3 epochs of 60,000 images ...\n    (20 s so far, 552 of 1,407 steps)\n"
+              "  feature classifier, 3 epochs of 60,000 images: done in 51.0 s\n"
+              "  test_rmse 0.1801   pca_rmse 0.2136   -> beats PCA with 2 components (0.84x)\n")
+    stages = first_hour.stage_seconds(output)
+    assert stages == {"test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images)": 3.4,
+                      "feature classifier, 3 epochs of 60,000 images": 51.0}
+    assert first_hour.result_of(output) == "beats PCA with 2 components (0.84x)"

@@ -199,18 +199,22 @@ def test_collapse_warning_names_the_seed_remedy(caplog):
 
 
 def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(small_data, tmp_path, monkeypatch,
-                                                                          caplog):
+                                                                          capsys):
     from aelab.data import resolve_data
     from aelab.frechet import classifier_for
+    from aelab.progress import reporting
 
     monkeypatch.setenv("AELAB_DATA_HOME", str(tmp_path))
     data = resolve_data(small_data)
-    with caplog.at_level("INFO", logger="aelab"):
+    with reporting("epoch"):
         _, first = classifier_for(data, epochs=1)
     assert first["trained_now"] and first["train_seconds"] > 0
-    assert "training the feature classifier" in caplog.text and "once" in caplog.text
-    _, again = classifier_for(data, epochs=1)
+    said = capsys.readouterr().out
+    assert "training the feature classifier" in said and "once per dataset" in said and "cached" in said
+    with reporting("epoch"):
+        _, again = classifier_for(data, epochs=1)
     assert not again["trained_now"] and again["test_accuracy"] == first["test_accuracy"]
+    assert "from the cache" in capsys.readouterr().out
 
 
 def test_a_gans_curves_show_each_players_losses(tmp_path, monkeypatch):

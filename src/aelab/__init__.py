@@ -28,13 +28,13 @@ _EXPORTS = {
     "AelabError": "errors", "InputError": "errors",
     "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
     "catalog": "registry",
-    "create_model": "models", "list_models": "models", "parse_param": "models",
+    "create_model": "models", "list_models": "models", "parse_param": "models", "model_info": "families",
     "Run": "runs", "load": "runs",
     "train": "training", "TrainingDiverged": "training",
     "evaluate": "evaluation", "ensemble": "evaluation", "ensemble_table": "evaluation", "run_data": "evaluation",
     "run_report": "evaluation", "report": "reporting", "Published": "published", "PUBLISHED": "published",
     "demo": "demo_runs", "demo_table": "demo_runs",
-    "resolve_data": "data", "load_data": "arrays", "Dataset": "arrays",
+    "resolve_data": "data", "load_data": "datasets", "Dataset": "arrays",
     "style_transfer": "style", "style_transfer_files": "style",
     "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
     "study_table": "tuning",
@@ -49,13 +49,15 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
-    from .arrays import Dataset, load_data
+    from .arrays import Dataset
+    from .datasets import load_data
     from .anomaly import AnomalyDetector, score_files
     from .config import EvalSettings, RunConfig, StyleSettings, TrainSettings, list_datasets
     from .demo_runs import demo, demo_table
     from .data import resolve_data
     from .distributed import is_main_process
     from .errors import AelabError, InputError
+    from .families import model_info
     from .evaluation import ensemble, ensemble_table, evaluate, run_data, run_report
     from .exporting import export
     from .inference import (activation_epochs, activation_figure, activations, decode, decoder, encode, encode_file,

@@ -110,8 +110,19 @@ def _data_arguments(p: argparse.ArgumentParser, default: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-@command("models", "list the registered models")
+@command("models", "list the registered models (--verbose: each one's training defaults and parameters)")
 def cmd_models(args: argparse.Namespace) -> None:
+    if args.verbose:
+        names = aelab.list_models(args.pattern)
+        if not names:
+            raise AelabError(f"no model matches {args.pattern!r}; see `aelab models`")
+        for name in names:
+            info = aelab.model_info(name)
+            print(f"{info['name']} ({info['family']}): {info['description']}")
+            for title, values in (("training defaults", info["train"]), ("parameters", info["params"])):
+                text = ", ".join(f"{k}={_plain(v)}" for k, v in values.items())
+                print(f"  {title}: {text}")
+        return
     models, aliases = aelab.catalog(args.pattern)
     width = max(map(len, [*models, *aliases]), default=0)
     for name, description in models.items():
@@ -120,7 +131,21 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{alias:<{width}}  another name for {name}")
 
 
-cmd_models.arguments = lambda p: p.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'conv*'")
+def _plain(value: Any) -> str:
+    """A setting's value as the command line writes it."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v:g}" for k, v in value.items())
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _models_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*", help="a model name or shell pattern, e.g. 'conv*'")
+    p.add_argument("--verbose", "-v", action="store_true", help="each model's training defaults and parameters")
+
+
+cmd_models.arguments = _models_arguments
 
 
 @command("datasets", "list the dataset names --data accepts")
@@ -178,7 +203,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace the run in --out, once the new one has trained (only an aelab run folder)")
     _progress_arguments(p)
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
-    add_settings(p, aelab.TrainSettings, "training settings (default: the model's own; see `aelab models`)")
+    add_settings(p, aelab.TrainSettings, "training settings (default: the model's own; `aelab models --verbose "
+                                         "MODEL` lists them)")
     add_settings(p, aelab.EvalSettings, "evaluation after training (default: sized to a small share of training)")
 
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .arrays import Dataset
 from .config import CLASS_NAMES, DATASETS
 from .distributed import shard
 from .errors import AelabError
@@ -137,8 +138,6 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
     ``stream=None`` when its decoded images would not fit comfortably in memory; other sources
     are held in memory, and ``stream=True`` is refused for them.
     """
-    from .arrays import Dataset
-
     if isinstance(data, Dataset):  # aelab.load_data's arrays, labels and class names with them
         loaded = resolve_data({k: v for k, v in data._asdict().items() if k.startswith(("x_", "y_")) and v is not None})
         loaded.name, loaded.classes = data.name, data.classes

@@ -30,7 +30,7 @@ LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training
 def run_data(run: Run | str | Path, data: Any = None) -> Any:
     """The dataset a run was trained on, or ``data`` instead (a name, folder or arrays), in its
     model's input shape (a text model's: in its alphabet)."""
-    from .arrays import RUN_ARRAYS, read_run_arrays
+    from .datasets import RUN_ARRAYS, read_run_arrays
     from .data import ARRAYS
 
     run = Run.of(run)

@@ -31,7 +31,7 @@ from .accel import (
     keep_freed_memory,
     skip_failing_nvml_check,
 )
-from .arrays import keep_run_arrays
+from .datasets import keep_run_arrays
 from .callbacks import EpochLines, History
 from .config import EVAL_FIELDS, LAUNCH, TRAIN_FIELDS, EvalSettings, RunConfig, settings_from
 from .data import ARRAYS, describe_source

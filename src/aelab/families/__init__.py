@@ -31,4 +31,15 @@ def family_of(model: str) -> Family:
                          f"have; the families: {', '.join(FAMILIES)}") from None
 
 
-__all__ = ["FAMILIES", "Family", "NonFiniteLoss", "family_of"]
+def model_info(model: str) -> dict:
+    """What a registered model is and how it trains by default: its name, description, family,
+    the training settings its family uses with the model's default for each, and its parameters
+    with their defaults (what `aelab models --verbose NAME` prints)."""
+    entry = get_entry(model)
+    family = family_of(entry.name)
+    train = entry.train.to_json()
+    return {"name": entry.name, "description": entry.description, "family": family.name,
+            "train": {k: train[k] for k in family.honours() if k in train}, "params": entry.defaults()}
+
+
+__all__ = ["FAMILIES", "Family", "NonFiniteLoss", "family_of", "model_info"]

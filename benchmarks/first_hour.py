@@ -1,0 +1,135 @@
+"""What a new user meets first, timed: each Quick start line of the README as a whole process, and
+what `aelab eval` costs beside the training it follows.
+
+    python benchmarks/first_hour.py                      # both parts; adds a section to results/first-hour.md
+    python benchmarks/first_hour.py --only quickstart    # or --only eval
+    python benchmarks/first_hour.py --only eval --epochs 30
+
+Quick start: each line runs in a fresh folder, exactly as the README writes it (a line with `&&`
+is timed as one); the table gives its wall time and the result line it printed (beats PCA, or
+the samples it wrote). The Fashion-MNIST feature classifier behind fd_classifier is trained once
+per machine: the first line that needs it pays for it, which the table says.
+
+Evaluation: `vae` on Fashion-MNIST for --epochs epochs (default 30, the model's own), then
+`aelab eval` on it twice (the feature classifier cached, as after any earlier run, and not), each
+stage's seconds from its output; the share is evaluation / training, the goal <= 20%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "first-hour.md"
+AELAB = [sys.executable, "-m", "aelab"]
+
+
+def quick_start_lines() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Quick start\n"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{shlex.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def result_of(output: str) -> str:
+    """The line a user reads first: beats PCA (or not), or what was written."""
+    for pattern in (r"-> (.*PCA.*)", r"(test ELBO .*?) \(", r"^(wrote .*)$"):
+        found = re.findall(pattern, output, flags=re.M)
+        if found:
+            return found[-1].strip()
+    return "-"
+
+
+def quick_start(cache: Path) -> list[str]:
+    rows = ["| Quick start line | seconds | result |", "|---|---|---|"]
+    env = {**os.environ, "AELAB_DATA_HOME": str(cache)}
+    with tempfile.TemporaryDirectory() as folder:
+        for line in quick_start_lines():
+            seconds, outputs, trained = 0.0, [], False
+            for command in line.split("&&"):
+                args = shlex.split(command)
+                spent, out = timed(AELAB + args[1:], Path(folder), env)
+                seconds, outputs = seconds + spent, outputs + [result_of(out)]
+                trained = trained or "training the feature classifier" in out
+            note = " (includes training the feature classifier once)" if trained else ""
+            rows.append(f"| `{line}` | {seconds:.0f}{note} | {'; '.join(outputs)} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def stage_seconds(output: str) -> dict[str, float]:
+    """Each evaluation stage's seconds, from the lines `--progress epoch` prints."""
+    pattern = r"^  (\S[^\n]*?)(?: \.\.\. |: done in )([\d.]+) s$"
+    return {name: float(seconds) for name, seconds in re.findall(pattern, output, flags=re.M)}
+
+
+def evaluation(epochs: int, cache: Path) -> list[str]:
+    env = {**os.environ, "AELAB_DATA_HOME": str(cache)}
+    with tempfile.TemporaryDirectory() as folder:
+        run = Path(folder) / "vae"
+        train_seconds, _ = timed(AELAB + ["train", "vae", "--data", "fashion-mnist", "--epochs", str(epochs),
+                                          "--out", str(run), "--progress", "epoch", "--no-bounds", "--no-quality"],
+                                 Path(folder), env)
+        history = json.loads((run / "history.json").read_text())["epochs"]
+        training = sum(row["train_seconds"] for row in history)
+        rows = [f"Training: `aelab train vae --data fashion-mnist --epochs {epochs}`: {len(history)} epochs, "
+                f"{training:.0f} s of training steps ({train_seconds:.0f} s for the whole command).", "",
+                "| `aelab eval` | seconds | share of training | stages (s) |", "|---|---|---|---|"]
+        for label, fresh in (("feature classifier not yet trained (the first run on a dataset)", True),
+                             ("feature classifier cached (every later run)", False)):
+            if fresh:
+                for stale in (cache / "classifiers").glob("1x28x28-60000-*"):
+                    stale.unlink()
+            seconds, out = timed(AELAB + ["eval", str(run), "--progress", "epoch"], Path(folder), env)
+            stages = ", ".join(f"{name} {value:.1f}" for name, value in stage_seconds(out).items())
+            rows.append(f"| {label} | {seconds:.0f} | {seconds / training:.1%} | {stages} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("quickstart", "eval"))
+    parser.add_argument("--epochs", type=int, default=30, help="the evaluated VAE's training epochs")
+    args = parser.parse_args(argv)
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from speed_common import cpu_line
+
+    torch.set_num_threads(torch.get_num_threads())
+    command = "python benchmarks/first_hour.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `{command.strip()}`", ""]
+    with tempfile.TemporaryDirectory() as cache:  # a new user's empty cache
+        if args.only in (None, "quickstart"):
+            lines += quick_start(Path(cache)) + [""]
+        if args.only in (None, "eval"):
+            lines += evaluation(args.epochs, Path(cache)) + [""]
+    head = "# The first hour\n\nWritten by `benchmarks/first_hour.py`; newest run first.\n"
+    old = RESULTS.read_text().partition("\n## ")[1:] if RESULTS.is_file() else ("", "")
+    RESULTS.write_text(head + "\n" + "\n".join(lines) + ("\n## " + old[1] if old[1] else ""))
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Every exported function keeps the API's one type convention (README, "Types"): numpy in, numpy
+out; a tensor in, a tensor out; numpy where nothing goes in; figures return their Path. Each name
+``aelab`` exports is sorted into one of the lists below, so a new export has to say which it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aelab
+from conftest import run_cli
+
+SAME_KIND = {"reconstruct", "encode", "decode", "interpolate"}  # array in -> the same kind out
+NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encode_file"}  # nothing in -> numpy
+FIGURES = {name for name in aelab.__all__ if name.endswith("_figure")}
+# the rest take and give no image arrays: runs, models, settings, files, tables, errors
+NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings",
+             "list_datasets", "catalog", "create_model", "list_models", "parse_param", "Run", "load", "train",
+             "TrainingDiverged", "evaluate", "ensemble", "ensemble_table", "run_data", "run_report", "report",
+             "Published", "PUBLISHED", "demo", "demo_table", "resolve_data", "Dataset", "style_transfer",
+             "style_transfer_files", "linear_probe", "tune", "tuned_settings", "summary_table", "study_table",
+             "export", "AnomalyDetector", "score_files", "serve", "build_app", "check_port", "format_summary",
+             "draw_graph", "is_main_process", "keep_freed_memory", "encoder", "decoder", "reconstruct_files",
+             "generate", "probe", "activation_epochs", "activations", "__version__"}
+
+
+def test_every_export_is_sorted_into_a_kind():
+    kinds = SAME_KIND | NUMPY_OUT | FIGURES | NO_ARRAYS
+    assert set(aelab.__all__) <= kinds, sorted(set(aelab.__all__) - kinds)
+
+
+@pytest.fixture(scope="module")
+def vae(small_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("types") / "vae"
+    assert run_cli("train", "vae", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress",
+                   "--no-bounds", "--no-quality") == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_an_array_comes_back_in_the_kind_it_went_in(kind, trained_run, vae, small_data):
+    digits = np.load(small_data / "digits.npz")["x"][:3]  # uint8 (N, H, W)
+    convert = (lambda a: a) if kind == "numpy" else torch.from_numpy
+    expected = np.ndarray if kind == "numpy" else torch.Tensor
+    for layout in (digits, digits[:, None], digits[..., None]):  # (N, H, W), (N, C, H, W), (N, H, W, C)
+        x = convert(layout)
+        recon = aelab.reconstruct(trained_run, x)
+        assert isinstance(recon, expected) and tuple(recon.shape) == (3, 1, 28, 28) and recon.dtype in (np.float32,
+                                                                                                      torch.float32)
+        codes = aelab.encode(trained_run, x)
+        assert isinstance(codes, expected) and isinstance(aelab.decode(trained_run, codes), expected)
+    floats = convert(digits.astype(np.float16) / 255)  # half precision in, float32 out
+    assert isinstance(aelab.reconstruct(trained_run, floats), expected)
+    path = aelab.interpolate(vae, convert(digits[:1]), convert(digits[1:2]), steps=3)
+    assert isinstance(path, expected) and tuple(path.shape) == (5, 1, 28, 28)
+
+
+def test_functions_without_an_array_in_give_numpy(trained_run, vae, tmp_path):
+    assert isinstance(aelab.sample(vae, 4), np.ndarray) and aelab.sample(vae, 4).shape == (4, 1, 28, 28)
+    assert isinstance(aelab.manifold(vae, 3), np.ndarray)
+    points, labels, axes = aelab.latent(trained_run)
+    assert isinstance(points, np.ndarray) and isinstance(labels, np.ndarray) and len(axes) == 2
+    assert isinstance(aelab.encode_split(trained_run, "test"), np.ndarray)
+    assert isinstance(aelab.interpolate(vae, steps=3), np.ndarray)  # no images: two prior points
+    data = aelab.load_data("mnist-sample")
+    assert isinstance(data.x_train, np.ndarray) and data.x_train.dtype == np.float32
+    assert data.x_train.shape[1:] == (1, 28, 28) and data.y_train.dtype == np.int64 and data.classes[3] == "3"
+    out, codes = aelab.encode_file(trained_run, tmp_path / "codes.npy")
+    assert isinstance(codes, np.ndarray) and isinstance(out, Path)
+
+
+def test_figure_functions_return_the_path_they_wrote(trained_run, vae, tmp_path):
+    written = [aelab.sample_figure(vae, tmp_path / "s.png", n=4), aelab.manifold_figure(vae, tmp_path / "m.png", 3),
+               aelab.latent_figure(trained_run, tmp_path / "l.png"),
+               aelab.interpolate_figure(vae, out=tmp_path / "i.png", steps=3)]
+    assert all(isinstance(p, Path) and p.is_file() and p.suffix == ".png" for p in written)
+    assert FIGURES == {"sample_figure", "manifold_figure", "latent_figure", "interpolate_figure", "activation_figure"}
+
+
+def test_fashion_mnist_and_class_folders_carry_class_names(tmp_path):
+    from aelab.config import CLASS_NAMES
+    from aelab.data import load_image_folder
+
+    assert CLASS_NAMES["fashion-mnist"][9] == "Ankle boot" and len(CLASS_NAMES["cifar10"]) == 10
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            from PIL import Image
+
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / name / f"{i}.png")
+    assert load_image_folder(tmp_path, "pets", 8).classes == ("cat", "dog")
