@@ -71,12 +71,12 @@ def test_each_python_block_runs(index, workdir):
     run([sys.executable, script.name], workdir)
 
 
-def test_each_quick_start_line_runs(workdir):
+def test_each_quick_start_line_runs(tmp_path):
     lines = [line.split("#")[0].strip() for line in blocks("bash")[1].splitlines()]
     assert blocks("bash")[1] in section("Quick start")
     for line in filter(None, lines):
         for command in line.split("&&"):
             args = shlex.split(smaller(command))
             assert args[0] == "aelab", line
-            done = run([sys.executable, "-m", "aelab", *args[1:]], workdir)
+            done = run([sys.executable, "-m", "aelab", *args[1:]], tmp_path)
             assert "error" not in done.stderr.lower(), done.stderr

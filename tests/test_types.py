@@ -18,7 +18,7 @@ NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encod
 FIGURES = {name for name in aelab.__all__ if name.endswith("_figure")}
 # the rest take and give no image arrays: runs, models, settings, files, tables, errors
 NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings",
-             "list_datasets", "catalog", "create_model", "list_models", "parse_param", "Run", "load", "train",
+             "list_datasets", "catalog", "model_info", "create_model", "list_models", "parse_param", "Run", "load", "train",
              "TrainingDiverged", "evaluate", "ensemble", "ensemble_table", "run_data", "run_report", "report",
              "Published", "PUBLISHED", "demo", "demo_table", "resolve_data", "Dataset", "style_transfer",
              "style_transfer_files", "linear_probe", "tune", "tuned_settings", "summary_table", "study_table",
