@@ -44,6 +44,17 @@ def test_each_part_of_an_autoencoder_matches_pytorch(trained_run, tmp_path):
         assert np.abs(got - output.numpy()).max() < 1e-4, part
 
 
+def test_a_run_used_in_python_first_still_exports(trained_run, tmp_path):
+    """Encoding runs the convolutions channels-last under inference mode; the run's cached model
+    keeps weights that can still be traced (they were inference tensors once: export failed)."""
+    run = Run(trained_run)
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    codes = aelab.encode(run, x)
+    out = aelab.export(run, tmp_path / "encoder.onnx", part="encoder")
+    assert np.abs(onnx_run(out, {"images": x}) - codes).max() < 1e-4
+    assert not any(p.is_inference() for p in run.model.parameters())
+
+
 def test_a_generator_and_a_conditional_model_export_with_their_inputs(tmp_path):
     gan = untrained_run("gan-sn", tmp_path / "gan")
     z = torch.randn(3, gan.model.latent_dim)
