@@ -49,17 +49,17 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
-    from .arrays import Dataset
-    from .datasets import load_data
     from .anomaly import AnomalyDetector, score_files
+    from .arrays import Dataset
     from .config import EvalSettings, RunConfig, StyleSettings, TrainSettings, list_datasets
     from .demo_runs import demo, demo_table
     from .data import resolve_data
+    from .datasets import load_data
     from .distributed import is_main_process
     from .errors import AelabError, InputError
-    from .families import model_info
     from .evaluation import ensemble, ensemble_table, evaluate, run_data, run_report
     from .exporting import export
+    from .families import model_info
     from .inference import (activation_epochs, activation_figure, activations, decode, decoder, encode, encode_file,
                             encode_split, encoder, generate, interpolate, interpolate_figure, latent, latent_figure,
                             manifold, manifold_figure, probe, reconstruct, reconstruct_files, sample, sample_figure)

@@ -62,11 +62,3 @@ def like(result: Tensor, numpy: bool) -> Tensor | np.ndarray:
     """``result`` in the kind the caller gave: numpy when ``numpy``, else a CPU tensor."""
     result = result.detach().cpu()
     return result.numpy() if numpy else result
-
-
-def channels_first(x: Tensor, channels: int) -> Tensor:
-    """Images (N, H, W, C) turned to (N, C, H, W) where the last axis is the model's channels and
-    the second is not (the layout training accepts); others as they are."""
-    if x.ndim == 4 and x.shape[-1] == channels and x.shape[1] != channels:
-        return x.permute(0, 3, 1, 2)
-    return x

@@ -32,6 +32,16 @@ StrategyName = Literal["auto", "ddp"]
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
 
+def validate_fields(settings: Any) -> None:
+    """Each field of a frozen settings dataclass coerced to its type hint and checked against its
+    range (one line naming the field); set once, already validated."""
+    hints = typing.get_type_hints(type(settings))
+    for f in fields(settings):
+        value = coerce(f.name, getattr(settings, f.name), hints[f.name])
+        check_range(f.name, value, f.metadata)
+        object.__setattr__(settings, f.name, value)
+
+
 def setting(default: Any, help_text: str, *, low: float | None = None, high: float | None = None,
             open_low: bool = False, open_high: bool = False) -> Any:
     """A field of :class:`TrainSettings`: default, help and range (``low``/``high``, inclusive
@@ -92,10 +102,7 @@ class TrainSettings:
     strategy: StrategyName = setting("auto", "auto (ddp when devices x num_nodes > 1) or ddp")
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = coerce(f.name, getattr(self, f.name), TRAIN_HINTS[f.name])
-            check_range(f.name, value, f.metadata)
-            object.__setattr__(self, f.name, value)  # frozen: set once, already validated
+        validate_fields(self)
 
     def updated(self, **changes: Any) -> "TrainSettings":
         """A copy with ``changes`` applied (validated)."""
@@ -246,9 +253,9 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
 @dataclass(frozen=True)
 class EvalSettings:
     """What evaluation measures beyond a model's test loss: the flags of ``aelab eval`` (and
-    ``aelab train``), the keyword arguments of ``aelab.evaluate`` (and ``aelab.train(evaluation=)``).
-    The defaults keep evaluation to a small share of the training it follows (measured in
-    benchmarks/results/evaluation.md); raise them for a paper's numbers."""
+    ``aelab train``), keyword arguments of ``aelab.evaluate`` and ``aelab.train``. The defaults
+    keep evaluation to a small share of the training it follows (measured in
+    benchmarks/results/first-hour.md); raise them for a paper's numbers."""
 
     bounds: bool = setting(True, "VAEs: the test ELBO and the importance-weighted (IWAE) log-likelihood bound")
     bound_samples: int = setting(50, "VAEs: importance samples per image for the IWAE bound (Burda et al. use "
@@ -260,11 +267,7 @@ class EvalSettings:
                                    low=2, high=100_000)
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(EvalSettings)
-        for f in fields(self):
-            value = coerce(f.name, getattr(self, f.name), hints[f.name])
-            check_range(f.name, value, f.metadata)
-            object.__setattr__(self, f.name, value)
+        validate_fields(self)
 
     @classmethod
     def of(cls, value: "EvalSettings | dict[str, Any] | None") -> "EvalSettings":

@@ -37,11 +37,12 @@ def keep_run_arrays(folder: Path, data: Any) -> Path | None:
     """Write a run's arrays (an ImageData) to ``folder``/data.npz, as uint8 where they came from 8-bit
     images, when they fit in :data:`RUN_ARRAYS_LIMIT`; returns the file, or None."""
     splits = {"x_train": data.train, "x_test": data.test}
-    exact = all(torch.equal((x * 255).round() / 255, x) for x in splits.values())
+    levels = {k: (x * 255).round() for k, x in splits.items()}  # 8-bit images are exactly these levels / 255
+    exact = all(torch.equal(levels[k] / 255, x) for k, x in splits.items())
     size = sum(x.numel() for x in splits.values()) * (1 if exact else 4)
     if size > RUN_ARRAYS_LIMIT:
         return None
-    arrays = {k: (x * 255).round().to(torch.uint8).numpy() if exact else x.numpy() for k, x in splits.items()}
+    arrays = {k: levels[k].to(torch.uint8).numpy() if exact else x.numpy() for k, x in splits.items()}
     for key, labels in (("y_train", data.train_labels), ("y_test", data.test_labels)):
         if labels is not None:
             arrays[key] = labels.numpy()

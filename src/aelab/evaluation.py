@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from . import figures
-from .data import ImageData, noisy_copy
 from .config import EvalSettings
+from .data import ImageData, noisy_copy
 from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
@@ -30,8 +30,8 @@ LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training
 def run_data(run: Run | str | Path, data: Any = None) -> Any:
     """The dataset a run was trained on, or ``data`` instead (a name, folder or arrays), in its
     model's input shape (a text model's: in its alphabet)."""
-    from .datasets import RUN_ARRAYS, read_run_arrays
     from .data import ARRAYS
+    from .datasets import RUN_ARRAYS, read_run_arrays
 
     run = Run.of(run)
     config = run.config

@@ -53,8 +53,8 @@ def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tens
     ``test`` are the split; without them, a fixed 20% is held out for test, as :func:`_split` does."""
     splits, classes = _folder_parts(folder, files)
     labels = None
-    if all(c is not None for c in classes):
-        names = sorted(set(classes))
+    names = _class_names(classes)
+    if names is not None:
         labels = torch.tensor([names.index(c) for c in classes])
     if all(s is not None for s in splits) and {"train", "test"} <= set(splits):
         train = torch.tensor([s == "train" for s in splits])
@@ -75,7 +75,11 @@ def _folder_parts(folder: Path, files: list[Path]) -> tuple[list[str | None], li
 
 def folder_classes(folder: Path, files: list[Path]) -> tuple[str, ...] | None:
     """The class names of an image folder, by label number (its class sub-folders, sorted), or None."""
-    classes = _folder_parts(folder, files)[1]
+    return _class_names(_folder_parts(folder, files)[1])
+
+
+def _class_names(classes: list[str | None]) -> tuple[str, ...] | None:
+    """The sorted class names when every file lies in a class sub-folder, else None."""
     return tuple(sorted(set(classes))) if classes and all(c is not None for c in classes) else None
 
 

@@ -73,7 +73,7 @@ def _drawn(run: Run, path: Path) -> Path:
 def _through(run: RunLike, x: Any, precision: str, labels: Any) -> tuple[Tensor, Tensor]:
     run, model = _model(run)
     require(model, Autoencoder, "a gan has no encoder")
-    x = model.check_images(as_tensor(x, "images")[0])
+    x = model.check_images(x)
     if not len(x):
         raise AelabError("no images: give at least one")
     labels = model.check_labels(labels, len(x))
@@ -85,12 +85,14 @@ def reconstruct(run: RunLike, x: Any, labels: Any = None, precision: str = "32")
     """Reconstructions (N, C, H, W) in [0, 1] of images ``x``: (N, H, W), (N, C, H, W) or
     (N, H, W, C), uint8 or in [0, 1], numpy (numpy out) or torch (a tensor out); a conditional
     model, such as cvae, also takes their ``labels``: one int or one per image."""
-    return like(_through(run, x, precision, labels)[0], as_tensor(x, "images")[1])
+    images, numpy = as_tensor(x, "images")
+    return like(_through(run, images, precision, labels)[0], numpy)
 
 
 def encode(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor | np.ndarray:
     """Codes of images ``x`` (see :func:`reconstruct`), in the kind ``x`` came in."""
-    return like(_through(run, x, precision, labels)[1], as_tensor(x, "images")[1])
+    images, numpy = as_tensor(x, "images")
+    return like(_through(run, images, precision, labels)[1], numpy)
 
 
 @torch.no_grad()
@@ -270,8 +272,7 @@ def _interpolate(run: RunLike, a: Any, b: Any, steps: int, seed: int, labels: in
     for end in (a, b):
         if isinstance(end, (str, Path)):
             end = read_images([end], model.input_shape[0], model.input_shape[1])
-        end = model.check_images(as_tensor(end, "image")[0])
-        ends.append(end if len(end) == 1 or end.dim() != 3 else end[None])
+        ends.append(model.check_images(as_tensor(end, "image")[0]))
     return torch.cat([ends[0], latent_tools.interpolate(model, ends[0], ends[1], steps=steps, seed=seed,
                                                         labels=labels), ends[1]])
 

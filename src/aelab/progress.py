@@ -49,11 +49,6 @@ def _is_terminal() -> bool:
         return False
 
 
-def current() -> str | None:
-    """The mode set by the innermost :func:`reporting` (None outside one: quiet)."""
-    return _mode.get()
-
-
 @contextlib.contextmanager
 def reporting(progress: Any) -> Iterator[str | None]:
     """Report stages inside this block in ``progress``'s mode (resolved)."""

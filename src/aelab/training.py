@@ -31,10 +31,10 @@ from .accel import (
     keep_freed_memory,
     skip_failing_nvml_check,
 )
-from .datasets import keep_run_arrays
 from .callbacks import EpochLines, History
 from .config import EVAL_FIELDS, LAUNCH, TRAIN_FIELDS, EvalSettings, RunConfig, settings_from
 from .data import ARRAYS, describe_source
+from .datasets import keep_run_arrays
 from .distributed import (
     check_launch,
     end_process_group,
@@ -227,7 +227,7 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
 
 
 def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L.Callback],
-        evaluate_test: bool = True, main: bool = True, evaluation: EvalSettings | None = None) -> str | None:
+        evaluate_test: bool = True, main: bool = True, evaluation: EvalSettings = EvalSettings()) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate; ``progress``: "bar",
     "epoch" or None (resolved). Returns why training
     stopped early on a non-finite loss, or None. ``main=False`` (a helper process of a
@@ -294,7 +294,7 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
     if evaluate_test:
-        evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(EvalSettings.of(evaluation)))
+        evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
     return diverged
 
 

@@ -10,13 +10,12 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from .. import figures
+from .. import figures, progress
 from ..config import Dimension, EvalSettings, TrainSettings
 from ..data import ImageData, add_noise, noisy_copy
 from ..losses import l1_activity, reconstruction_loss
 from ..metrics import error_metrics, image_metrics, pca_rmse, reconstruct
 from ..nets.base import AEOutput, Autoencoder, Conditional
-from ..progress import stage
 from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
 from .images import ImageFamily
 
@@ -123,20 +122,20 @@ class AutoencoderFamily(ImageFamily):
         test_inputs = noisy_copy(data.test, noise)
         conditional = isinstance(model, Conditional)
         test_labels, train_labels = (data.test_labels, data.train_labels) if conditional else (None, None)
-        with stage(f"test reconstructions, RMSE/BCE/PSNR/SSIM ({len(data.test):,} images)"):
+        with progress.stage(f"test reconstructions, RMSE/BCE/PSNR/SSIM ({len(data.test):,} images)"):
             recon, codes = reconstruct(model, test_inputs, labels=test_labels)
             metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
         code_size = int(math.prod(codes.shape[1:]))
         # the training error tells over-fitting from under-fitting: a fixed share estimates it as well
         train = data.train[:self.TRAIN_ERROR_IMAGES]
-        with stage(f"training-set reconstruction error ({len(train):,} images)"):
+        with progress.stage(f"training-set reconstruction error ({len(train):,} images)"):
             train_labels = None if train_labels is None else train_labels[:len(train)]
             train_recon, _ = reconstruct(model, noisy_copy(train, noise), labels=train_labels)
             metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, train).items()})
             metrics["train_error_images"] = len(train)
         del train_recon
         metrics["code_size"] = code_size
-        with stage(f"PCA with {code_size} components, the floor to beat"):
+        with progress.stage(f"PCA with {code_size} components, the floor to beat"):
             metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
         # a code as large as the image makes PCA lossless on clean inputs: there is no floor to divide by
         metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"] if metrics["pca_rmse"] > 1e-6 else None
@@ -145,7 +144,7 @@ class AutoencoderFamily(ImageFamily):
             metrics["noise"] = noise
             metrics["noisy_input_rmse"] = math.sqrt(torch.nn.functional.mse_loss(test_inputs, data.test).item())
         if write_figures:
-            with stage("figures: reconstructions, codes" + (", denoising" if noise > 0 else "")):
+            with progress.stage("figures: reconstructions, codes" + (", denoising" if noise > 0 else "")):
                 figures.reconstructions(data.test, recon, run.path / "reconstructions.png", f"{name}: test images")
                 figures.codes(test_inputs, codes, recon, run.path / "codes.png")
                 if noise > 0:

@@ -29,8 +29,8 @@ from ..frechet import sample_quality
 from ..limits import MAX_SIDE, check_count
 from ..models import get_entry, resolve_params
 from ..nets.base import Conditional, Generative
-from ..streaming import FolderStream, StreamBatches, default_workers
 from ..progress import stage
+from ..streaming import FolderStream, StreamBatches, default_workers
 from .base import Family
 
 if TYPE_CHECKING:

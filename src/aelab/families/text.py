@@ -16,9 +16,9 @@ from ..callbacks import TextSamples
 from ..config import LAUNCH, Dimension, EvalSettings, RunConfig, TrainSettings
 from ..models import get_entry, resolve_params
 from ..nets.base import TextModel
+from ..progress import stage
 from ..text import TextData, WindowBatches, load_text, ngram_baseline
 from .autoencoder import AutoencoderSystem
-from ..progress import stage
 from .base import Family, check_finite, printable
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from ..losses import vae_loss
 from ..metrics import vae_bounds
 from ..nets.base import AEOutput, Conditional
 from ..nets.vae import ConvVAE
-from .autoencoder import AutoencoderFamily, AutoencoderSystem
 from ..progress import stage
+from .autoencoder import AutoencoderFamily, AutoencoderSystem
 from .base import printable
 from .images import sample_metrics, sample_report
 
