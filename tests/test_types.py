@@ -92,3 +92,19 @@ def test_fashion_mnist_and_class_folders_carry_class_names(tmp_path):
 
             Image.new("L", (8, 8), 40 * i).save(tmp_path / name / f"{i}.png")
     assert load_image_folder(tmp_path, "pets", 8).classes == ("cat", "dog")
+
+
+def test_a_damaged_copy_of_a_runs_arrays_is_one_line(small_data, tmp_path, capsys):
+    x = np.load(small_data / "digits.npz")["x"]
+    run = aelab.train("dense", data=(x[:300], x[300:]), epochs=1, out=tmp_path / "r", progress=None)
+    kept = run.path / "data.npz"
+    assert kept.is_file() and run.path.joinpath(".aelab-files.json").read_text().count("data.npz") == 1
+    kept.write_bytes(kept.read_bytes()[:100])  # truncated
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    with pytest.raises(aelab.AelabError, match="data.npz is damaged"):
+        aelab.encode_split(run, "test")
+    assert run_cli("encode", run.path, "--out", tmp_path / "codes.npy") == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "codes.npy").exists()
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
+    with pytest.raises(aelab.AelabError, match="load_data takes a dataset name or a folder"):
+        aelab.load_data(5)
