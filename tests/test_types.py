@@ -17,7 +17,7 @@ SAME_KIND = {"reconstruct", "encode", "decode", "interpolate"}  # array in -> th
 NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encode_file"}  # nothing in -> numpy
 FIGURES = {name for name in aelab.__all__ if name.endswith("_figure")}
 # the rest take and give no image arrays: runs, models, settings, files, tables, errors
-NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings",
+NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings", "TrainConfig", "read_train_config",
              "list_datasets", "catalog", "model_info", "create_model", "list_models", "parse_param", "Run", "load", "train",
              "TrainingDiverged", "evaluate", "ensemble", "ensemble_table", "run_data", "run_report", "report",
              "Published", "PUBLISHED", "demo", "demo_table", "resolve_data", "Dataset", "style_transfer",

@@ -27,6 +27,7 @@ _INFERENCE = ("reconstruct", "encode", "decode", "encoder", "decoder", "encode_s
 _EXPORTS = {
     "AelabError": "errors", "InputError": "errors",
     "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
+    "TrainConfig": "config", "read_train_config": "config",
     "catalog": "registry",
     "create_model": "models", "list_models": "models", "parse_param": "models", "model_info": "families",
     "Run": "runs", "load": "runs",
@@ -51,7 +52,8 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
     from .anomaly import AnomalyDetector, score_files
     from .arrays import Dataset
-    from .config import EvalSettings, RunConfig, StyleSettings, TrainSettings, list_datasets
+    from .config import (EvalSettings, RunConfig, StyleSettings, TrainConfig, TrainSettings, list_datasets,
+                         read_train_config)
     from .demo_runs import demo, demo_table
     from .data import resolve_data
     from .datasets import load_data

@@ -38,7 +38,7 @@ class History(L.Callback):
         self._ended = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        row: dict[str, float] = {"epoch": trainer.current_epoch + 1}
+        row: dict[str, float] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train_", "val_")):
                 row[key] = float(value)

@@ -53,11 +53,14 @@ def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: s
             group.add_argument(flag, metavar="{" + ",".join(typing.get_args(base)) + "}", **kwargs)
         elif typing.get_origin(base) is dict:  # "name=number,..." parsed by the dataclass
             group.add_argument(flag, metavar="NAME=W,...", **kwargs)
-        elif typing.get_origin(base) is tuple:
-            group.add_argument(flag, type=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
-                               **kwargs)
+        elif typing.get_origin(base) is tuple:  # "a,b,c"; "none": an empty list
+            group.add_argument(flag, type=_listed, metavar="A,B,...", **kwargs)
         else:
             group.add_argument(flag, type=base, **kwargs)
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    return () if text.strip().lower() == "none" else tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _given(args: argparse.Namespace, settings_class: type) -> dict[str, Any]:
@@ -184,16 +187,20 @@ cmd_summary.arguments = _summary_arguments
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
     settings = {**_given(args, aelab.TrainSettings), **_given(args, aelab.EvalSettings)}
+    config = aelab.read_train_config(args.config) if args.config else None
+    model = args.model or (config.model if config else None)
     run = aelab.train(args.model, data=_data(args), out=args.out, resume=args.resume, overwrite=args.overwrite,
-                      progress=args.progress, accelerator=args.accelerator, **settings,
-                      **_params(args.model, args.param))
+                      progress=args.progress, accelerator=args.accelerator, config=config, **settings,
+                      **_params(model, args.param))
     if aelab.is_main_process():  # the other processes of a multi-process run leave the report to it
         print(aelab.run_report(run))
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", help="registered model name (optional with --resume)")
+    p.add_argument("model", nargs="?", help="registered model name (optional with --resume or --config)")
     p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--config", metavar="FILE", help="a .toml or .json file of model, data, [train], [eval] and "
+                                                    "[params] (a run's config.json trains it again); flags override it")
     _data_arguments(p, "mnist-sample (pydoc-topics for text models), or the run's with --resume")
     p.add_argument("--text", help="text models: a UTF-8 text file to train on")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter, e.g. channels=32,32,16")

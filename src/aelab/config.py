@@ -13,7 +13,10 @@ This module imports nothing heavy: ``aelab --help`` is built from it without loa
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import tomllib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -29,6 +32,7 @@ Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
 StylePrecision = Literal["auto", "bf16", "32"]
 InitName = Literal["torch", "glorot"]
 StrategyName = Literal["auto", "ddp"]
+LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 
 
@@ -100,9 +104,14 @@ class TrainSettings:
     num_nodes: int = setting(1, "machines taking part, each running the same command (see Scaling out in the "
                                 "README)", low=1)
     strategy: StrategyName = setting("auto", "auto (ddp when devices x num_nodes > 1) or ddp")
+    logger: tuple[LoggerName, ...] = setting(("tensorboard", "csv"), "where training logs its curves, through "
+                                             "Lightning's loggers: any of tensorboard, csv, mlflow, wandb, or none "
+                                             "(mlflow: RUN/logs/mlflow.db unless MLFLOW_TRACKING_URI is set; wandb: "
+                                             "offline in RUN/logs/wandb unless WANDB_MODE=online)")
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        object.__setattr__(self, "logger", tuple(dict.fromkeys(self.logger)))  # each logger once, in order
 
     def updated(self, **changes: Any) -> "TrainSettings":
         """A copy with ``changes`` applied (validated)."""
@@ -115,7 +124,7 @@ class TrainSettings:
 
 TRAIN_HINTS: dict[str, Any] = typing.get_type_hints(TrainSettings)
 # the settings that say how a run is launched and for how long, not what it learns: a resumed run may change them
-LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes")
+LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes", "logger")
 TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 
 
@@ -240,7 +249,10 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
     unknown = sorted(set(raw) - set(TRAIN_FIELDS))
     if unknown:
         raise AelabError(f"{what}unknown setting {unknown[0]!r}; the settings are: {', '.join(TRAIN_FIELDS)}")
-    values = {k: coerce(f"{what}{k}", v, TRAIN_HINTS[k]) for k, v in raw.items()}
+    try:
+        values = {k: coerce(k, v, TRAIN_HINTS[k]) for k, v in raw.items()}
+    except AelabError as error:
+        raise AelabError(f"{what}{error}") from None
     for key, value in values.items():  # a name=weight left out keeps the base's weight
         if isinstance(value, dict) and isinstance(getattr(base, key), dict):
             values[key] = {**getattr(base, key), **value}
@@ -417,3 +429,79 @@ class RunConfig:
                 "data": self.data, "data_dir": self.data_dir,
                 "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "user_params": list(self.user_params), "aelab_version": self.aelab_version}
+
+
+# ------------------------------------------------------------------------------------- config files
+
+# a config file's sections: config.json's own keys, so a run's config.json re-trains it
+CONFIG_KEYS = ("model", "data", "data_dir", "params", "train", "eval")
+CONFIG_RECORDS = ("input_shape", "user_params", "aelab_version")  # what config.json records beside them; not read
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training set-up read from a file (``aelab train --config FILE``, ``aelab.train(config=...)``):
+    the model, the data (a dataset name or a folder), training and evaluation settings and model
+    parameters, each checked as the flags and keyword arguments of the same names are."""
+
+    model: str | None = None
+    data: str | None = None
+    data_dir: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # TrainSettings and EvalSettings fields
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = "config"  # the file, for messages
+    folder: str | None = None  # the folder the file is in (a run's: its kept arrays)
+
+
+def read_train_config(source: TrainConfig | dict[str, Any] | str | os.PathLike[str]) -> TrainConfig:
+    """A training set-up from a ``.toml`` or ``.json`` file (or a dict of the same sections):
+
+    ``model``, ``data`` (a dataset name), ``data_dir`` (a folder), ``[train]`` (training
+    settings), ``[eval]`` (evaluation settings) and ``[params]`` (the model's parameters), all
+    optional. A run's config.json has these sections, so it trains the run again. Each name and
+    value is checked here, with a one-line error naming the file and the key."""
+    if isinstance(source, TrainConfig):
+        return source
+    folder = None
+    if isinstance(source, dict):
+        raw, where = source, "config"
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        where = path
+        if not os.path.isfile(path):
+            raise AelabError(f"config file {path} does not exist" if not os.path.exists(path)
+                             else f"config file {path} is not a file")
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in (".toml", ".json"):
+            raise AelabError(f"config file {path}: expected a .toml or .json file")
+        try:
+            with open(path, "rb") as file:
+                raw = tomllib.load(file) if suffix == ".toml" else json.loads(file.read().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+            kind = "TOML" if suffix == ".toml" else "JSON"
+            raise AelabError(f"config file {path} is not valid {kind}: {str(error).splitlines()[0]}"[:300]) from None
+        except OSError as error:
+            raise AelabError(f"config file {path} cannot be read: {error.strerror or error}") from None
+        folder = os.path.dirname(os.path.abspath(path))
+    else:
+        raise AelabError(f"config must be a .toml/.json path or a dict, got {type(source).__name__}")
+    if not isinstance(raw, dict):
+        raise AelabError(f"{where}: expected a table of sections ({', '.join(CONFIG_KEYS)}), got a {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(CONFIG_KEYS) - set(CONFIG_RECORDS))
+    if unknown:
+        hint = " (a training setting: put it under [train])" if unknown[0] in TRAIN_FIELDS else ""
+        raise AelabError(f"{where}: unknown key {unknown[0]!r}{hint}; a config has: {', '.join(CONFIG_KEYS)}")
+    for key in ("model", "data", "data_dir"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise AelabError(f"{where}: {key} must be a string, got {raw[key]!r}"[:300])
+    for key in ("params", "train", "eval"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            raise AelabError(f"{where}: {key} must be a table of name = value, got {raw[key]!r}"[:300])
+    train, evaluation = dict(raw.get("train") or {}), dict(raw.get("eval") or {})
+    settings_from(train, TrainSettings(), f"{where}: train.")  # names, types and ranges, as flags are checked
+    try:
+        EvalSettings.of(evaluation)
+    except AelabError as error:
+        raise AelabError(f"{where}: eval: {error}") from None
+    return TrainConfig(raw.get("model"), raw.get("data"), raw.get("data_dir"), {**train, **evaluation},
+                       dict(raw.get("params") or {}), where, folder)

@@ -161,7 +161,12 @@ class Run:
         return rows
 
     def steps_done(self) -> int | None:
-        """Optimiser steps the run took: the last step its CSV log recorded, plus one (None without a log)."""
+        """Optimiser steps the run took: history.json's last epoch's step, or for a run written
+        before history kept steps, the last step its CSV log recorded plus one (None without either)."""
+        if self.history_path.is_file():
+            rows = self.history
+            if rows and isinstance(rows[-1].get("step"), int):
+                return rows[-1]["step"]
         log = self.path / "logs" / "csv" / "metrics.csv"
         if not log.is_file():
             return None

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import urllib.parse
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -32,9 +33,18 @@ from .accel import (
     skip_failing_nvml_check,
 )
 from .callbacks import EpochLines, History
-from .config import EVAL_FIELDS, LAUNCH, TRAIN_FIELDS, EvalSettings, RunConfig, settings_from
+from .config import (
+    EVAL_FIELDS,
+    LAUNCH,
+    TRAIN_FIELDS,
+    EvalSettings,
+    RunConfig,
+    TrainConfig,
+    read_train_config,
+    settings_from,
+)
 from .data import ARRAYS, describe_source
-from .datasets import keep_run_arrays
+from .datasets import RUN_ARRAYS, keep_run_arrays, read_run_arrays
 from .distributed import (
     check_launch,
     end_process_group,
@@ -49,7 +59,7 @@ from .families import NonFiniteLoss, family_of
 from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
 from .outputs import umask
-from .progress import Progress, reporting, resolve
+from .progress import Progress, reporting, resolve, say
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .version import __version__
 
@@ -76,7 +86,8 @@ class Plan:
 
 def train(model: str | None = None, *, data: Any = None, out: str | Path | None = None, resume: bool = False,
           overwrite: bool = False, progress: Progress = "auto", accelerator: str = "auto",
-          callbacks: list[L.Callback] | None = None, evaluate_test: bool = True, **settings: Any) -> Run:
+          callbacks: list[L.Callback] | None = None, evaluate_test: bool = True,
+          config: TrainConfig | dict[str, Any] | str | Path | None = None, **settings: Any) -> Run:
     """Train ``model`` (a registered name) and evaluate it; returns the :class:`~aelab.Run`.
 
     ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
@@ -88,6 +99,9 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     ``epochs`` and the launch settings may change: ``devices``, ``num_nodes``, ``strategy``, ``max_minutes``); ``overwrite`` replaces the run in ``out`` once the new one is done.
     ``progress``: "bar" (a progress bar), "epoch" (one line per epoch and per evaluation stage,
     as a log file wants), None (quiet), or "auto": "bar" on a terminal, else "epoch".
+    ``config``: a ``.toml``/``.json`` file (or dict) with the same things by section (``model``,
+    ``data``/``data_dir``, ``[train]``, ``[eval]``, ``[params]``; :func:`aelab.read_train_config`);
+    a run's config.json trains that run again. Arguments given here override the file.
     ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
     test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
     ``aelab.evaluate(run)`` does it later.
@@ -96,6 +110,8 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     every process calls ``train``; the main one writes the run and the others return its
     :class:`~aelab.Run` without writing (``aelab.is_main_process()`` tells them apart).
     """
+    if config is not None:
+        model, data, settings = _from_config(read_train_config(config), model, data, resume, settings)
     if process_rank():
         return _train_helper(model, data, out, resume, accelerator, callbacks, settings)
     progress = resolve(progress)
@@ -137,6 +153,28 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     return Run(plan_.out)
 
 
+def _from_config(file: TrainConfig, model: str | None, data: Any, resume: bool,
+                 settings: dict[str, Any]) -> tuple[str | None, Any, dict[str, Any]]:
+    """The model, data and settings of a config file, under those given as arguments. A run's
+    config.json naming arrays (data "arrays") takes the arrays the run kept (RUN/data.npz)."""
+    if resume:
+        raise AelabError("config starts a new run; resume continues one with its own config.json (leave config out)")
+    if model and file.model and get_entry(model).name != get_entry(file.model).name:
+        raise AelabError(f"{file.source} trains {file.model}, not {model}: name no model, or edit the file")
+    if data is None:
+        if file.data_dir is not None:
+            data = Path(file.data_dir)
+        elif file.data == ARRAYS:
+            kept = Path(file.folder or ".") / RUN_ARRAYS
+            if not kept.is_file():
+                raise AelabError(f"{file.source} was trained on arrays given to aelab.train and no {RUN_ARRAYS} is "
+                                 "beside it; pass them again (data=...)")
+            data = read_run_arrays(kept)
+        else:
+            data = file.data
+    return model or file.model, data, {**file.settings, **file.params, **settings}
+
+
 def _train_helper(model: str | None, data: Any, out: str | Path | None, resume: bool, accelerator: str,
                   callbacks: list[L.Callback] | None, settings: dict[str, Any]) -> Run:
     """A process other than the main one in a multi-process run: the same plan, then its share of
@@ -170,6 +208,7 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
         changes, explicit = [], set(given)
     family = family_of(config.model)
     family.check(config.model, config.train, explicit)  # settings first: they cost nothing to check
+    check_loggers(config.train)
     config.honoured = tuple(k for k in TRAIN_FIELDS if k in family.honours())
     if resume:
         data_ = family.run_data(config, data if config.data == ARRAYS else None)
@@ -260,17 +299,16 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
     elif progress == "epoch":
         callbacks.append(EpochLines(history, family.item))
-    loggers = [TensorBoardLogger(run.path / "logs", name="tensorboard", version=""),
-               AppendingCSVLogger(run.path / "logs", name="csv", version="")] if main else False
     diverged = None
-    with quiet_lightning():
+    with quiet_lightning(mlflow="mlflow" in settings.logger and main):
+        loggers = make_loggers(settings.logger, run) if main else []
         trainer = L.Trainer(max_epochs=settings.epochs,
                             max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
                             accelerator="cpu" if plan_.device == "cpu" else "gpu",
                             devices=settings.devices, num_nodes=settings.num_nodes,
                             strategy=lightning_strategy(settings.strategy, processes,
                                                         not system.automatic_optimization),
-                            precision=settings.precision, callbacks=callbacks, logger=loggers,
+                            precision=settings.precision, callbacks=callbacks, logger=loggers or False,
                             enable_progress_bar=progress == "bar", enable_model_summary=False, num_sanity_val_steps=0,
                             log_every_n_steps=steps)
         try:
@@ -278,6 +316,8 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
                         weights_only=True)
         except NonFiniteLoss as error:
             diverged = str(error)
+        finally:
+            finish_loggers(loggers, run.path, plan_.out)
     if processes > 1:
         end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
     if not main:
@@ -296,6 +336,67 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     if evaluate_test:
         evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
     return diverged
+
+
+# the packages each logger needs beyond aelab's own, and the extra that installs them
+LOGGER_PACKAGES = {"mlflow": ("mlflow", "aelab[mlflow]"), "wandb": ("wandb", "aelab[wandb]")}
+
+
+def check_loggers(settings) -> None:
+    """Each chosen logger's package is installed, and the settings that write to TensorBoard have
+    it; one line otherwise, before anything is written."""
+    import importlib.util
+
+    for name in settings.logger:
+        if name in LOGGER_PACKAGES and importlib.util.find_spec(LOGGER_PACKAGES[name][0]) is None:
+            module, extra = LOGGER_PACKAGES[name]
+            raise AelabError(f"logger {name} needs the {module} package: pip install '{extra}' (or {module})")
+    for needs in ("log_activations", "log_embeddings"):
+        if getattr(settings, needs) and "tensorboard" not in settings.logger:
+            raise AelabError(f"{needs} writes to TensorBoard: add tensorboard to logger "
+                             f"(now {','.join(settings.logger) or 'none'})")
+
+
+def make_loggers(names: tuple[str, ...], run: Run) -> list:
+    """Lightning's own loggers, writing under RUN/logs: TensorBoard and CSV files; MLflow to
+    RUN/logs/mlflow.db (or the server MLFLOW_TRACKING_URI names); Weights & Biases offline in
+    RUN/logs/wandb (online when WANDB_MODE=online), named after the run folder."""
+    logs = run.path / "logs"
+    loggers: list = []
+    for name in names:
+        if name == "tensorboard":
+            loggers.append(TensorBoardLogger(logs, name="tensorboard", version=""))
+        elif name == "csv":
+            loggers.append(AppendingCSVLogger(logs, name="csv", version=""))
+        elif name == "mlflow":
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            logs.mkdir(parents=True, exist_ok=True)
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + urllib.parse.quote(str(logs.resolve() / "mlflow.db"))
+            loggers.append(MLFlowLogger(experiment_name="aelab", run_name=run.path.name, tracking_uri=uri,
+                                        artifact_location=(logs / "mlflow-artifacts").resolve().as_uri()))
+        elif name == "wandb":
+            import wandb
+            from lightning.pytorch.loggers import WandbLogger
+
+            logs.mkdir(parents=True, exist_ok=True)
+            online = os.environ.get("WANDB_MODE", "").lower() == "online"
+            logger = WandbLogger(save_dir=str(logs), project=os.environ.get("WANDB_PROJECT", "aelab"),
+                                 name=run.path.name, offline=not online, settings=wandb.Settings(silent=True))
+            logger._wandb_init.pop("anonymous", None)  # Lightning passes it; wandb >= 0.19 warns it does nothing
+            loggers.append(logger)
+    return loggers
+
+
+def finish_loggers(loggers: list, folder: Path, out: Path) -> None:
+    """End each logger's run: a W&B run left open would take the next training's curves in this
+    process; say where an offline W&B run is (in ``out``, where ``folder`` ends up), to upload it."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+            offline = out / Path(logger.experiment.dir).parent.relative_to(folder)
+            logger.experiment.finish()
+            if offline.name.startswith("offline-"):
+                say(f"wandb: an offline run in {offline}; upload it with `wandb sync {offline}`")
 
 
 NEW, OLD = ".aelab-new-", ".aelab-old-"  # the siblings of an --overwrite: the run in training, the one retired
@@ -395,13 +496,22 @@ class EpochProgressBar(TQDMProgressBar):
 class quiet_lightning:
     """Silence Lightning's start-up chatter (GPU available, LOCAL_RANK, tips) that buries our output."""
 
+    def __init__(self, mlflow: bool = False) -> None:
+        self.mlflow = mlflow  # MLflow logs too: its database's set-up lines are quietened as well
+
     def __enter__(self):
         self.levels = {}
-        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                     "lightning.fabric.utilities.seed", "lightning.pytorch.trainer.connectors.signal_connector"):
+        for name, level in (("lightning.pytorch.utilities.rank_zero", logging.WARNING),
+                            ("lightning.pytorch.accelerators.cuda", logging.WARNING),
+                            ("lightning.fabric.utilities.seed", logging.WARNING),
+                            ("lightning.pytorch.trainer.connectors.signal_connector", logging.WARNING),
+                            ("lightning.pytorch.loggers.mlflow", logging.ERROR),  # "Experiment ... Creating it."
+                            ("mlflow", logging.WARNING), ("alembic", logging.WARNING)):  # its database's set-up
+            if name == "mlflow" and self.mlflow:
+                import mlflow  # noqa: F401  (it sets its loggers' levels on import: import it before lowering them)
             logger = logging.getLogger(name)
             self.levels[name] = logger.level
-            logger.setLevel(logging.WARNING)
+            logger.setLevel(level)
         self.warnings = warnings.catch_warnings()
         self.warnings.__enter__()
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
