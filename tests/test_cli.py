@@ -180,3 +180,15 @@ def test_progress_from_the_api_is_a_line_per_epoch_or_nothing(small_data, tmp_pa
         aelab.train("dense", data=x, epochs=1, progress="verbose")
     detector = aelab.AnomalyDetector("dense", progress=False, epochs=1).fit(x[:200])  # quiet, as PyOD's verbose=0
     assert detector.threshold_ is not None and capsys.readouterr().out == ""
+
+
+def test_train_model_help_shows_that_models_defaults(capsys):
+    with pytest.raises(SystemExit):
+        run_cli("train", "vae", "--help")
+    shown = " ".join(capsys.readouterr().out.split())
+    epochs = aelab.model_info("vae")["train"]["epochs"]
+    assert f"number of epochs [vae: {epochs}]" in shown and "[not used by vae]" in shown
+    assert "vae's: in_channels=1" in shown and "latent_dim=2" in shown  # its parameters with their defaults
+    with pytest.raises(SystemExit):
+        run_cli("train", "--help")
+    assert "`aelab train MODEL --help` shows them" in " ".join(capsys.readouterr().out.split())

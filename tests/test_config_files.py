@@ -70,7 +70,7 @@ def test_a_run_trained_on_arrays_trains_again_from_its_kept_arrays(tmp_path):
     ("model = 'dense'\n[train]\nepochs = 'ten'\n", ".toml", "train.epochs must be an integer"),
     ("model = 'dense'\nepochs = 2\n", ".toml", "unknown key 'epochs' (a training setting: put it under [train])"),
     ("model = 'dense'\n[train]\nlr = -1\n", ".toml", "train.lr must be positive"),
-    ("model = 'dense'\n[train]\nlogger = ['tensorboard', 'neptune']\n", ".toml", "unknown logger 'neptune'"),
+    ("model = 'dense'\n[train]\nlogger = ['tensorboard', 'neptune']\n", ".toml", "unknown train.logger 'neptune'"),
     ("model = 'dense'\n[eval]\nbound_samples = 0\n", ".toml", "eval: bound_samples must lie between"),
     ("model = 'dense'\n[train\n", ".toml", "is not valid TOML"),
     ('{"model": "dense",', ".json", "is not valid JSON"),

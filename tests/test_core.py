@@ -562,7 +562,7 @@ def test_an_epoch_cut_short_records_the_time_and_images_of_its_batches():
 
     from aelab.callbacks import History
 
-    history, trainer = History(), SimpleNamespace(num_training_batches=10, world_size=1, current_epoch=0,
+    history, trainer = History(), SimpleNamespace(num_training_batches=10, world_size=1, current_epoch=0, global_step=0,
                                                   callback_metrics={}, optimizers=[SimpleNamespace(
                                                       param_groups=[{"lr": 0.1}])])
     module, batch = SimpleNamespace(device=torch.device("cpu")), (torch.zeros(4, 1),)

@@ -65,7 +65,7 @@ def test_the_launchers_environment_names_the_main_process(monkeypatch, env, rank
 def test_a_launch_that_disagrees_with_the_settings_is_one_line(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "4")
-    with pytest.raises(AelabError, match="started 4 processes, and --devices 2 x --num-nodes 1 = 2"):
+    with pytest.raises(AelabError, match="started 4 processes, and devices=2 x num_nodes=1 = 2"):
         distributed.check_launch(2, 1, "cpu")
     distributed.check_launch(2, 2, "cpu")
     with pytest.raises(AelabError, match="must be at least 1"):

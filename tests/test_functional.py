@@ -163,7 +163,7 @@ def test_cvae_draws_the_class_it_is_given(cvae_run):
 def test_cvae_label_errors(cvae_run, tmp_path, capsys):
     with pytest.raises(AelabError, match="0 to 9, got 10"):
         aelab.sample(cvae_run, 2, labels=10)
-    with pytest.raises(AelabError, match="give --label"):
+    with pytest.raises(AelabError, match="give labels"):
         aelab.manifold(cvae_run, 4)
     with pytest.raises(InputError, match="needs each image's class label"):
         aelab.reconstruct(cvae_run, aelab.run_data(cvae_run).test[:2])

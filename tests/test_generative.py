@@ -195,7 +195,7 @@ def test_collapse_warning_names_the_seed_remedy(caplog):
         with caplog.at_level("WARNING", logger="aelab"):
             system.on_train_epoch_end()
         assert bool(caplog.records) == warned
-    assert "--d-lr" in caplog.text and "dropout" in caplog.text
+    assert "(d_lr)" in caplog.text and "dropout=0.6" in caplog.text  # the API's names (the CLI's: --d-lr)
 
 
 def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(small_data, tmp_path, monkeypatch,

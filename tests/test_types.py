@@ -17,7 +17,7 @@ SAME_KIND = {"reconstruct", "encode", "decode", "interpolate"}  # array in -> th
 NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encode_file"}  # nothing in -> numpy
 FIGURES = {name for name in aelab.__all__ if name.endswith("_figure")}
 # the rest take and give no image arrays: runs, models, settings, files, tables, errors
-NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings", "TrainConfig", "read_train_config",
+NO_ARRAYS = {"AelabError", "InputError", "from_cli", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings", "TrainConfig", "read_train_config",
              "list_datasets", "catalog", "model_info", "create_model", "list_models", "parse_param", "Run", "load", "train",
              "TrainingDiverged", "evaluate", "ensemble", "ensemble_table", "run_data", "run_report", "report",
              "Published", "PUBLISHED", "demo", "demo_table", "resolve_data", "Dataset", "style_transfer",
@@ -108,3 +108,49 @@ def test_a_damaged_copy_of_a_runs_arrays_is_one_line(small_data, tmp_path, capsy
     assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
     with pytest.raises(aelab.AelabError, match="load_data takes a dataset name or a folder"):
         aelab.load_data(5)
+
+
+def test_errors_name_options_as_the_caller_spelled_them(trained_run, tmp_path, capsys):
+    """Through the API a message names keyword arguments (``resume=True``); through the CLI the
+    same message names flags (``--resume``)."""
+    with pytest.raises(aelab.AelabError) as caught:
+        aelab.train("conv-resize", out=trained_run)
+    assert "pass resume=True to continue it or overwrite=True" in str(caught.value) and "--" not in str(caught.value)
+    assert run_cli("train", "conv-resize", "--out", trained_run) == 2
+    assert "pass --resume to continue it or --overwrite" in capsys.readouterr().err
+    taken = tmp_path / "codes.png"
+    taken.write_bytes(b"mine")
+    with pytest.raises(aelab.AelabError, match="pass overwrite=True to replace it"):
+        aelab.latent_figure(trained_run, out=taken)
+    with pytest.raises(aelab.AelabError) as caught:
+        aelab.export(trained_run, tmp_path / "g.onnx", part="generator")
+    assert "choose part encoder, decoder or both" in str(caught.value)
+    assert run_cli("export", trained_run, "--part", "generator", "--out", tmp_path / "g.onnx") == 2
+    assert "choose --part encoder, decoder or both" in capsys.readouterr().err
+    with pytest.raises(aelab.AelabError, match=r"ask for more with epochs=N"):
+        aelab.train(out=trained_run, resume=True, epochs=1)
+    assert taken.read_bytes() == b"mine"
+
+
+def test_no_message_raised_by_the_library_spells_a_flag():
+    """Every ``raise`` outside the CLI names options through ``errors.opt`` (so the API's
+    messages speak its names); a literal ``--flag`` in one would reach Python users."""
+    import io
+    import re
+    import tokenize
+
+    src = Path(aelab.__file__).parent
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "cli.py":
+            continue
+        tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text()).readline))
+        inside = False
+        for token in tokens:
+            if token.type == tokenize.NAME and token.string == "raise":
+                inside = True
+            elif token.type == tokenize.NEWLINE:
+                inside = False
+            elif inside and token.type == tokenize.STRING and re.search(r"(?<![\w-])--[a-z]", token.string):
+                found.append(f"{path.relative_to(src)}:{token.start[0]}")
+    assert not found, found

@@ -25,7 +25,7 @@ _INFERENCE = ("reconstruct", "encode", "decode", "encoder", "decoder", "encode_s
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "AelabError": "errors", "InputError": "errors",
+    "AelabError": "errors", "InputError": "errors", "from_cli": "errors",
     "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
     "TrainConfig": "config", "read_train_config": "config",
     "catalog": "registry",
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .data import resolve_data
     from .datasets import load_data
     from .distributed import is_main_process
-    from .errors import AelabError, InputError
+    from .errors import AelabError, InputError, from_cli
     from .evaluation import ensemble, ensemble_table, evaluate, run_data, run_report
     from .exporting import export
     from .families import model_info

@@ -15,7 +15,7 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AelabError
+from .errors import AelabError, opt
 
 if TYPE_CHECKING:
     import torch
@@ -108,7 +108,7 @@ def device_for(accelerator: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise AelabError("--accelerator gpu was asked for but no CUDA device is available")
+            raise AelabError(f"{opt('accelerator', 'gpu')} was asked for but no CUDA device is available")
         return "cuda"
     if accelerator == "cpu":
         return "cpu"
@@ -126,9 +126,9 @@ def choose_precision(requested: str, device: str) -> str:
     if requested not in ("32", "bf16-mixed", "16-mixed"):
         raise AelabError(f"unknown precision {requested!r}; choose auto, 32, bf16-mixed or 16-mixed")
     if requested == "bf16-mixed" and device == "cuda" and not torch.cuda.is_bf16_supported():
-        raise AelabError("this GPU does not support bf16; use --precision 16-mixed or 32")
+        raise AelabError(f"this GPU does not support bf16; use {opt('precision', '16-mixed')} or 32")
     if requested == "16-mixed" and device != "cuda":
-        raise AelabError("--precision 16-mixed needs a GPU; use bf16-mixed or 32 on a CPU")
+        raise AelabError(f"{opt('precision', '16-mixed')} needs a GPU; use bf16-mixed or 32 on a CPU")
     return requested
 
 

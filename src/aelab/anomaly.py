@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from .data import read_images, split_validation
-from .errors import AelabError
+from .errors import AelabError, opt
 from .evaluation import run_data
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Conditional
@@ -622,17 +622,17 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     check_choice("score", score, SCORES)
     check_choice("method", method, METHODS)
     if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 0):
-        raise AelabError(f"--threshold must be a finite number >= 0, got {threshold!r}")
+        raise AelabError(f"{opt('threshold')} must be a finite number >= 0, got {threshold!r}")
     if worst < 1:
-        raise AelabError(f"--worst must be at least 1, got {worst}")
+        raise AelabError(f"{opt('worst')} must be at least 1, got {worst}")
     csv_path = Path(csv_out) if csv_out is not None else None
     folder = Path(maps) if maps is not None else run.path / "anomaly"
     if csv_path is not None:
         if csv_path.is_file() and not overwrite and not _score_table(csv_path):
             raise AelabError(f"{csv_path} exists and is not an aelab score table; choose another name or pass "
-                             "--overwrite to replace it")
+                             f"{opt('overwrite', True)} to replace it")
         check_targets([csv_path], overwrite=overwrite, inputs=images, suffixes=(".csv",), replaceable=_score_table)
-    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=images, what="--maps",
+    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=images, what=f"{opt('maps')}",
                                 replaceable=drawn_by_aelab)[0]
     _check_model(run)
     shape = run.model.input_shape

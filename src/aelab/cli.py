@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import aelab
-from aelab import AelabError
+from aelab import AelabError, from_cli
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -33,10 +33,13 @@ def command(name: str, help_text: str):
 # --------------------------------------------------------------------------- flags from TrainSettings
 
 
-def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: str) -> None:
+def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: str,
+                 model: dict[str, Any] | None = None) -> None:
     """One flag per field of a settings dataclass (:class:`~aelab.config.TrainSettings`,
     :class:`~aelab.config.StyleSettings`), typed and described there: the class is the only list.
-    Every flag defaults to None, "not given": the model's (or the seed's) own setting."""
+    Every flag defaults to None, "not given": the model's (or the seed's) own setting. ``model``
+    (``aelab.model_info``'s, for ``aelab train MODEL --help``): each flag's help ends with that
+    model's default, or says the model does not use it."""
     import dataclasses
 
     group = parser.add_argument_group(title)
@@ -46,7 +49,11 @@ def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: s
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = hint if typing.get_origin(hint) in (typing.Literal, tuple) or not args else args[0]
         flag = "--" + f.name.replace("_", "-")
-        kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": None, "dest": f.name}
+        text = f.metadata["help"]
+        if model is not None:
+            text += (f" [{model['name']}: {_plain(model['train'][f.name])}]" if f.name in model["train"]
+                     else f" [not used by {model['name']}]")
+        kwargs: dict[str, Any] = {"help": text.replace("%", "%%"), "default": None, "dest": f.name}
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(base) is typing.Literal:  # checked by the dataclass: one line, not argparse's two
@@ -197,21 +204,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", help="registered model name (optional with --resume or --config)")
+    info = getattr(p, "model_info", None)  # `aelab train MODEL --help`: that model's defaults
+    p.add_argument("model", nargs="?", help="registered model name (optional with --resume or --config); "
+                                            "`aelab train MODEL --help` shows its defaults")
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--config", metavar="FILE", help="a .toml or .json file of model, data, [train], [eval] and "
                                                     "[params] (a run's config.json trains it again); flags override it")
     _data_arguments(p, "mnist-sample (pydoc-topics for text models), or the run's with --resume")
     p.add_argument("--text", help="text models: a UTF-8 text file to train on")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter, e.g. channels=32,32,16")
+    params = (f"; {info['name']}'s: " + ", ".join(f"{k}={_plain(v)}" for k, v in info["params"].items())
+              if info else ", e.g. channels=32,32,16")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help=f"a model parameter{params}")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
                                                          "(only --epochs may change)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out, once the new one has trained (only an aelab run folder)")
     _progress_arguments(p)
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
-    add_settings(p, aelab.TrainSettings, "training settings (default: the model's own; `aelab models --verbose "
-                                         "MODEL` lists them)")
+    add_settings(p, aelab.TrainSettings, f"training settings ({info['name']}'s defaults in brackets)" if info else
+                 "training settings (default: the model's own; `aelab train MODEL --help` shows them)", info)
     add_settings(p, aelab.EvalSettings, "evaluation after training (default: sized to a small share of training)")
 
 
@@ -651,6 +662,17 @@ cmd_style.arguments = _style_arguments
 # --------------------------------------------------------------------------- entry point
 
 
+def _named_model(words: list[str]) -> dict[str, Any] | None:
+    """``aelab.model_info`` of the first registered model name among ``words``, or None."""
+    for word in words:
+        if not word.startswith("-"):
+            try:
+                return aelab.model_info(word)
+            except AelabError:
+                continue
+    return None
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the command line ``argv``, only the named command's flags are added (its
     defaults come from the API, whose modules load torch), else every command's."""
@@ -660,6 +682,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = None if argv is None else next((word for word in argv if word in COMMANDS), "")
     for name, (help_text, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen == "train" and {"-h", "--help"} & set(argv):
+            p.model_info = _named_model(argv[argv.index("train") + 1:])
         if chosen is None or name == chosen:
             func.arguments(p)
         p.set_defaults(func=func)
@@ -689,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
             handler.setFormatter(logging.Formatter(f"aelab {args.command}: %(message)s"))
     try:
         aelab.keep_freed_memory()  # a CLI command owns its process
-        args.func(args)
+        with from_cli():  # messages name options as flags
+            args.func(args)
     except AelabError as error:
         print(f"aelab {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -249,10 +249,7 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
     unknown = sorted(set(raw) - set(TRAIN_FIELDS))
     if unknown:
         raise AelabError(f"{what}unknown setting {unknown[0]!r}; the settings are: {', '.join(TRAIN_FIELDS)}")
-    try:
-        values = {k: coerce(k, v, TRAIN_HINTS[k]) for k, v in raw.items()}
-    except AelabError as error:
-        raise AelabError(f"{what}{error}") from None
+    values = {k: coerce(f"{what}{k}", v, TRAIN_HINTS[k]) for k, v in raw.items()}
     for key, value in values.items():  # a name=weight left out keeps the base's weight
         if isinstance(value, dict) and isinstance(getattr(base, key), dict):
             values[key] = {**getattr(base, key), **value}
@@ -498,7 +495,10 @@ def read_train_config(source: TrainConfig | dict[str, Any] | str | os.PathLike[s
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             raise AelabError(f"{where}: {key} must be a table of name = value, got {raw[key]!r}"[:300])
     train, evaluation = dict(raw.get("train") or {}), dict(raw.get("eval") or {})
-    settings_from(train, TrainSettings(), f"{where}: train.")  # names, types and ranges, as flags are checked
+    try:
+        settings_from(train, TrainSettings(), "train.")  # names, types and ranges, as flags are checked
+    except AelabError as error:
+        raise AelabError(f"{where}: {error}") from None
     try:
         EvalSettings.of(evaluation)
     except AelabError as error:

@@ -21,7 +21,7 @@ from torch import Tensor
 from .arrays import Dataset
 from .config import CLASS_NAMES, DATASETS
 from .distributed import shard
-from .errors import AelabError
+from .errors import AelabError, opt
 from .images import (IMAGE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, cache_dir, folder_classes, folder_layout,  # noqa: F401
                      image_files, image_to_tensor, read_image, read_images, seeded_split)
 from .streaming import STREAM_BYTES, decoded_bytes, folder_stream
@@ -87,7 +87,7 @@ def _torchvision(name: str, dataset_class: str, local: Path | None = None) -> Ca
                 except Exception as error:  # offline, proxy, disk: the message must say what to do
                     raise AelabError(
                         f"cannot download {name} to {root} ({type(error).__name__}); "
-                        f"put its files in a folder and pass --data-dir DIR") from None
+                        f"put its files in a folder and pass {opt('data_dir', 'DIR')}") from None
         return ImageData(name, _to_float(splits[True].data), _to_float(splits[False].data),
                          torch.as_tensor(splits[True].targets), torch.as_tensor(splits[False].targets))
 
@@ -162,13 +162,13 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
                                                                            size or data.shape[1])
     if data is None or isinstance(data, str) and (data in DATASETS or not Path(data).is_dir()):
         if stream:
-            raise AelabError("--stream reads a folder of image files (--data-dir); "
+            raise AelabError(f"{opt('stream')} reads a folder of image files ({opt('data_dir')}); "
                              f"{data or DEFAULT_DATASET} is held in memory")
         return load_data(data or DEFAULT_DATASET, None, channels, size)
     if isinstance(data, (str, Path)):
         return load_data(None, data, channels, size, stream)
     if stream:
-        raise AelabError("--stream reads a folder of image files (--data-dir); arrays are held in memory")
+        raise AelabError(f"{opt('stream')} reads a folder of image files ({opt('data_dir')}); arrays are held in memory")
     arrays = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     if len(arrays) not in (1, 2):
         raise AelabError(f"data as arrays: give x_train or (x_train, x_test), got {len(arrays)} arrays")
@@ -201,7 +201,7 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
         data = LOADERS[name]()
         data.classes = CLASS_NAMES.get(name)
     else:
-        raise AelabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (or pass --data-dir DIR)")
+        raise AelabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (or pass {opt('data_dir', 'DIR')})")
     if channels is not None or size is not None:
         c, h, w = data.shape
         data = data.fit_to(channels or c, size or h)
@@ -219,12 +219,12 @@ def load_local(folder: Path, name: str, size: int, channels: int | None = None, 
     if not folder.exists():
         raise AelabError(f"data folder {folder} does not exist")
     if not folder.is_dir():
-        raise AelabError(f"--data-dir must be a folder, got the file {folder}")
+        raise AelabError(f"{opt('data_dir')} must be a folder, got the file {folder}")
     packed = "IDX files" if any(folder.glob("*-idx3-ubyte*")) else None
     arrays = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz"))
     packed = packed or (".npy/.npz arrays" if arrays else None)
     if packed and stream:
-        raise AelabError(f"--stream reads a folder of image files; {folder} holds {packed}, which are held in memory")
+        raise AelabError(f"{opt('stream')} reads a folder of image files; {folder} holds {packed}, which are held in memory")
     if packed == "IDX files":
         return load_idx_dir(folder, name)
     if arrays:

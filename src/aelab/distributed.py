@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import AelabError
+from .errors import AelabError, opt
 
 
 def process_rank() -> int:
@@ -127,17 +127,17 @@ def check_launch(devices: int, num_nodes: int, device: str) -> None:
 
         have = torch.cuda.device_count()
         if devices > have:
-            raise AelabError(f"--devices {devices}: this machine has {have} GPU(s)")
+            raise AelabError(f"{opt('devices', devices)}: this machine has {have} GPU(s)")
     else:  # each CPU process needs a core of its own; more only share them (and multiply the memory)
         cores = cpu_cores()
         if devices > cores:
-            raise AelabError(f"--devices {devices}: this machine has {cores} CPU core(s), and each training "
+            raise AelabError(f"{opt('devices', devices)}: this machine has {cores} CPU core(s), and each training "
                              f"process needs one; ask for at most {cores}")
     world = os.environ.get("WORLD_SIZE")
     launched = "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1
     if num_nodes > 1 and not launched:
-        raise AelabError(f"--num-nodes {num_nodes} needs a launcher that starts the command on every machine "
+        raise AelabError(f"{opt('num_nodes', num_nodes)} needs a launcher that starts the command on every machine "
                          "(torchrun or SLURM's srun; see Scaling out in the README)")
     if launched and world is not None and world.isdigit() and int(world) != devices * num_nodes:
-        raise AelabError(f"the launcher started {world} processes, and --devices {devices} x --num-nodes "
-                         f"{num_nodes} = {devices * num_nodes}; make them agree")
+        raise AelabError(f"the launcher started {world} processes, and {opt('devices', devices)} x "
+                         f"{opt('num_nodes', num_nodes)} = {devices * num_nodes}; make them agree")

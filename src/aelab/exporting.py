@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .anomaly import AnomalyDetector, Method, Score
-from .errors import AelabError
+from .errors import AelabError, opt
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
 from .outputs import check_targets
@@ -122,14 +122,14 @@ def _example(run, model: nn.Module, part: str) -> tuple[tuple[Tensor, ...], list
     """An example input for ``part`` (batch of 2) and the input names; refuses what the model lacks."""
     if part == "generator":
         if not isinstance(model, DCGAN):
-            raise AelabError(f"{run.config.model} has no generator; export --part encoder, decoder or both")
+            raise AelabError(f"{run.config.model} has no generator; choose {opt('part')} encoder, decoder or both")
         return (torch.randn(2, model.latent_dim),), ["latent"]
     if not isinstance(model, Autoencoder):
-        what = "a GAN: export --part generator" if isinstance(model, DCGAN) else "not an image autoencoder"
+        what = f"a GAN: {opt('part', 'generator')}" if isinstance(model, DCGAN) else "not an image autoencoder"
         raise AelabError(f"{run.config.model} is {what}")
     if part == "decoder" and not model.decodes_from_code_alone:
         raise AelabError(f"{run.config.model}'s decoder needs more than the code (the encoder's pooling "
-                         "switches); export --part both or encoder")
+                         f"switches); choose {opt('part')} both or encoder")
     x = torch.rand(2, *model.input_shape) if part != "decoder" else torch.randn(2, *model.code_shape())
     names = ["images" if part != "decoder" else "codes"]
     if model.conditional:

@@ -26,7 +26,7 @@ from . import latent_space as latent_tools
 from .accel import choose_precision
 from .arrays import as_tensor, like
 from .data import add_noise, read_images
-from .errors import AelabError
+from .errors import AelabError, opt
 from .evaluation import run_data
 from .latent_space import require
 from .limits import MAX_GRID, MAX_SAMPLES, MAX_STEPS, check_count, check_images
@@ -161,13 +161,13 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
     if suffix is None:
         raise AelabError(f"unknown mode {mode!r}; choose reconstruct or denoise")
     if noise < 0 or not math.isfinite(noise):
-        raise AelabError(f"--noise must be a finite number >= 0, got {noise}")
+        raise AelabError(f"{opt('noise')} must be a finite number >= 0, got {noise}")
     run, model = _model(run)
     require(model, Autoencoder, "a gan has no encoder")
     channels, size = model.input_shape[0], model.input_shape[1]
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise AelabError(f"--out {out} is a file; name the folder to write the images into")
+        raise AelabError(f"{opt('out', out)} is a file; name the folder to write the images into")
     targets = check_targets([out / f"{Path(source).stem}_{suffix}.png" for source in images] + [out / f"{mode}.png"],
                             overwrite=overwrite, inputs=images)
     inputs = read_images(images, channels, size)  # every file checked before anything is written
@@ -215,7 +215,7 @@ def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> np.ndar
 
 
 def _manifold(run: RunLike, grid: int, labels: int | None) -> Tensor:
-    check_count("--grid", grid, 1, MAX_GRID)
+    check_count(f"{opt('grid')}", grid, 1, MAX_GRID)
     run, model = _model(run)
     return latent_tools.manifold(model, grid, labels=labels)
 
@@ -236,7 +236,7 @@ def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[np.ndarra
 
 
 def _latent(run: RunLike, data: Any, limit: int) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
-    check_count("--limit", limit, 1)
+    check_count(f"{opt('limit')}", limit, 1)
     run, model = _model(run)
     require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
     return latent_tools.codes_2d(model, run_data(run, data), limit)
@@ -261,7 +261,7 @@ def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, see
 
 
 def _interpolate(run: RunLike, a: Any, b: Any, steps: int, seed: int, labels: int | None) -> Tensor:
-    check_count("--steps", steps, 2, MAX_STEPS)
+    check_count(f"{opt('steps')}", steps, 2, MAX_STEPS)
     run, model = _model(run)
     if (a is None) != (b is None):
         raise AelabError("give two images to interpolate between (or none, for a generative model)")
@@ -334,7 +334,7 @@ def activations(run: RunLike, epoch: int | None = None) -> dict[str, np.ndarray]
     run = Run.of(run)
     epochs = activation_epochs(run)
     if not epochs:
-        raise AelabError(f"{run.path} has no saved activations: train it with --log-activations")
+        raise AelabError(f"{run.path} has no saved activations: train it with {opt('log_activations', True)}")
     epoch = max(epochs) if epoch is None else epoch
     if epoch not in epochs:
         raise AelabError(f"no activations saved for epoch {epoch}; saved: epochs {min(epochs)} to {max(epochs)}")
@@ -363,7 +363,7 @@ def activation_figure(run: RunLike, out: str | Path | None = None, epoch: int | 
         raise AelabError(f"no layer {layer!r} among the saved activations; the layers: {', '.join(layers)}"[:400])
     count = len(arrays["inputs"])
     if not 0 <= image < count:
-        raise AelabError(f"--image must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
+        raise AelabError(f"{opt('image')} must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
     return _drawn(run, figures.feature_maps(arrays["inputs"][image], arrays[layer][image], out,
                                             f"{run.config.model}, epoch {epoch}: {layer} "
                                             f"{tuple(arrays[layer].shape[1:])}"))

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import ImageData
-from .errors import AelabError
+from .errors import AelabError, opt
 from .metrics import pca_fit, reconstruct
 from .nets.base import Autoencoder, Conditional, Generative, TextModel
 
@@ -33,10 +33,10 @@ def label_arguments(model: nn.Module, labels: int | None, needed_to: str | None 
         return {}
     if labels is None:
         if needed_to:
-            raise AelabError(f"{name} {needed_to}: give --label (0 to {model.classes - 1})")
+            raise AelabError(f"{name} {needed_to}: give {opt('label')} (0 to {model.classes - 1})")
         return {}
     if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels < model.classes:
-        raise AelabError(f"--label must be a class of {name}: 0 to {model.classes - 1}, got {labels!r}")
+        raise AelabError(f"{opt('label')} must be a class of {name}: 0 to {model.classes - 1}, got {labels!r}")
     return {"labels": labels}
 
 
@@ -65,7 +65,7 @@ def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.9
     extra = label_arguments(model, labels, needed_to="draws one class's manifold")
     if model.latent_dim != 2:
         raise AelabError(f"the manifold needs a 2-D latent space; this model's has {model.latent_dim} dimensions "
-                         "(train with --param latent_dim=2)")
+                         f"(train with {opt('param', 'latent_dim=2')})")
     quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, n))
     zy, zx = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
@@ -97,7 +97,7 @@ def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = No
     through the encoder, or of two random prior points for a generative model given no images (a
     conditional model's, all of class ``labels``)."""
     if steps < 2:
-        raise AelabError(f"--steps must be at least 2, got {steps}")
+        raise AelabError(f"{opt('steps')} must be at least 2, got {steps}")
     extra = label_arguments(model, labels, needed_to="interpolates within one class")
     model.eval()
     if a is None or b is None:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import opt
+
 
 class _MeanBCEWithLogits(torch.autograd.Function):
     """Mean binary cross-entropy on logits, ``max(x, 0) - x*y + log(1 + exp(-|x|))``, with the
@@ -44,7 +46,7 @@ def reconstruction_loss(logits: Tensor, target: Tensor, loss: str, output: str =
     """
     if loss == "bce":
         if output != "sigmoid":
-            raise ValueError("binary cross-entropy needs a model with a sigmoid output; use --loss mse")
+            raise ValueError(f"binary cross-entropy needs a model with a sigmoid output; use {opt('loss', 'mse')}")
         return bce_with_logits(logits, target)
     if loss == "mse":
         logits = logits.float()  # the output and its error in fp32, whatever precision made the logits

@@ -13,7 +13,7 @@ import torch
 
 from . import nets  # noqa: F401  (importing the nets registers them)
 from .config import coerce, describe, from_text
-from .errors import AelabError
+from .errors import AelabError, opt
 from .limits import MAX_SIDE, check_count, check_memory
 from .registry import _ALIASES, _REGISTRY, ModelEntry
 
@@ -118,14 +118,14 @@ def _grown(values: dict[str, Any], defaults: dict[str, Any]) -> bool:
 def parse_param(name: str, text: str) -> tuple[str, Any]:
     """Parse ``--param key=value`` for model ``name`` using the model's type hints."""
     if "=" not in text:
-        raise AelabError(f"--param expects key=value, got {text!r}")
+        raise AelabError(f"{opt('param')} expects key=value, got {text!r}")
     key, raw = (part.strip() for part in text.split("=", 1))
     resolve_params(name, **{key: None})  # refuses unknown keys with the list of valid ones
     hint = get_entry(name).annotations().get(key, str)
     try:
-        return key, coerce(f"--param {key}", from_text(raw, hint), hint)
+        return key, coerce(f"{opt('param')} {key}", from_text(raw, hint), hint)
     except AelabError:
         choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
         why = f"{raw!r} is not one of: {', '.join(map(str, choices))}" if choices else \
             f"cannot read {raw!r} as {describe(hint)}"
-        raise AelabError(f"--param {key}: {why}") from None
+        raise AelabError(f"{opt('param')} {key}: {why}") from None

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import AelabError
+from .errors import AelabError, opt
 
 
 def umask() -> int:
@@ -53,11 +53,12 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inputs: Iterable[Path | str] = (),
-                  suffixes: tuple[str, ...] | None = None, what: str = "--out",
+                  suffixes: tuple[str, ...] | None = None, what: str | None = None,
                   replaceable: Callable[[Path], bool] | None = None) -> list[Path]:
     """Check every file a command will write, before it writes any (see the module's notes).
     ``suffixes``: the kinds of file the targets must be (e.g. ``(".png",)``); ``replaceable``:
     targets that may be replaced without ``overwrite`` (aelab's own files in a run folder)."""
+    what = what or opt("out")
     checked = []
     inputs = [Path(p) for p in inputs]
     for target in map(Path, targets):
@@ -72,7 +73,7 @@ def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inp
         if any(_same(target, source) for source in inputs):
             raise AelabError(f"{what} {target} is one of the command's inputs; write the result elsewhere")
         if target.exists() and not overwrite and not (replaceable and replaceable(target)):
-            raise AelabError(f"{target} exists; choose another name or pass --overwrite to replace it")
+            raise AelabError(f"{target} exists; choose another name or pass {opt('overwrite', True)} to replace it")
         checked.append(target)
     if len({p.resolve() for p in checked}) < len(checked):
         raise AelabError(f"{what}: the command would write one file twice; choose distinct names")

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
-from .errors import AelabError
+from .errors import AelabError, opt, resume_command
 from .models import create_model, get_entry, upgrade_params
 from .outputs import atomic_write
 
@@ -203,8 +203,8 @@ class Run:
     def load_model(self) -> torch.nn.Module:
         model = self.build_model()
         if not self.weights_path.is_file():
-            hint = (" (training was interrupted: continue it with `aelab train --resume --out "
-                    f"{self.path}`)") if self.last_checkpoint.is_file() else ""
+            hint = (f" (training was interrupted: continue it with {resume_command(self.path)})"
+                    if self.last_checkpoint.is_file() else "")
             raise AelabError(f"{self.weights_path} is missing{hint}")
         try:
             state = load_file(str(self.weights_path))
@@ -348,33 +348,33 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
     holds an aelab run and nothing else; ``out`` may not be, lie inside or contain the data folder.
     """
     if out.exists() and not out.is_dir():
-        raise AelabError(f"--out {out} is a file, not a folder")
+        raise AelabError(f"{opt('out', out)} is a file, not a folder")
     if out.is_symlink() and overwrite:
-        raise AelabError(f"--out {out} is a link; --overwrite replaces a run folder itself: name the folder it "
+        raise AelabError(f"{opt('out', out)} is a link; {opt('overwrite')} replaces a run folder itself: name the folder it "
                          f"points to ({out.resolve()})")
     if not locked:
         RunLock(out).refuse_if_held()
     if data_dir is not None:
         data, target = Path(data_dir).resolve(), out.resolve()
         if target == data or data in target.parents or target in data.parents:
-            raise AelabError(f"--out {out} is, lies inside or contains the data folder {data_dir}; "
+            raise AelabError(f"{opt('out', out)} is, lies inside or contains the data folder {data_dir}; "
                              "choose a run folder elsewhere")
     ancestor = out
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not os.access(ancestor, os.W_OK):
-        raise AelabError(f"--out {out}: cannot write in {ancestor} (permission denied)")
+        raise AelabError(f"{opt('out', out)}: cannot write in {ancestor} (permission denied)")
     entries = [p for p in out.iterdir() if not (locked and p.name == LOCK_NAME)] if out.is_dir() else []
     if resume or not entries:
         return False
     if not Run(out).is_run():
-        raise AelabError(f"--out {out} holds files that are not an aelab run; choose a new or empty folder")
+        raise AelabError(f"{opt('out', out)} holds files that are not an aelab run; choose a new or empty folder")
     if not overwrite:
-        raise AelabError(f"--out {out} already holds an aelab run; pass --resume to continue it or --overwrite "
+        raise AelabError(f"{opt('out', out)} already holds an aelab run; pass {opt('resume', True)} to continue it or {opt('overwrite', True)} "
                          "to replace it")
     extra = Run(out).foreign_files()
     if extra:
-        raise AelabError(f"--out {out} holds files aelab did not write ({', '.join(extra[:3])}); --overwrite "
+        raise AelabError(f"{opt('out', out)} holds files aelab did not write ({', '.join(extra[:3])}); {opt('overwrite')} "
                          "replaces only what aelab wrote: move them or choose another folder")
     return True
 
@@ -399,7 +399,7 @@ class RunLock:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise AelabError(f"run folder {self.path.parent} is in use: process {holder} is training there; "
-                             "wait for it or choose another --out") from None
+                             f"wait for it or choose another {opt('out')}") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd

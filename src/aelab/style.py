@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from .config import CONTENT_LAYER, STYLE_LAYERS, StyleSettings
 from .data import image_to_tensor, read_image
-from .errors import AelabError
+from .errors import AelabError, opt
 from .limits import STYLE_SIDES, check_count
 from .outputs import atomic_write, check_targets
 
@@ -208,10 +208,10 @@ def load_vgg19(weights: str | Path | None = None, download: bool = False, seed: 
         try:
             state = imagenet.get_state_dict(progress=True, weights_only=True)
         except Exception as error:  # offline, proxy, disk
-            raise AelabError(f"cannot download the VGG19 weights ({type(error).__name__}); pass --weights FILE") from None
+            raise AelabError(f"cannot download the VGG19 weights ({type(error).__name__}); pass {opt('weights', 'FILE')}") from None
         return _load_features(features, state, cached), "imagenet"
     log.warning("no VGG19 ImageNet weights in %s: running with random filters, a weaker transfer. For the real "
-                "one, pass --download (or --weights FILE, a torchvision vgg19 state dict)", cached.parent)
+                f"one, pass {opt('download', True)} (or {opt('weights', 'FILE')}, a torchvision vgg19 state dict)", cached.parent)
     return features, "random"
 
 
@@ -249,12 +249,12 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     settings = StyleSettings(**{**asdict(settings), **options})
     settings.check(layer_names())
     content_image = _as_image(content, "content")
-    height = check_count("--height", settings.height, *STYLE_SIDES)
+    height = check_count(f"{opt('height')}", settings.height, *STYLE_SIDES)
     width = round(content_image.shape[-1] * height / content_image.shape[-2])
     if not STYLE_SIDES[0] <= width <= STYLE_SIDES[1]:
-        raise AelabError(f"at --height {height} the content image ({content_image.shape[-1]}x{content_image.shape[-2]}) "
+        raise AelabError(f"at {opt('height', height)} the content image ({content_image.shape[-1]}x{content_image.shape[-2]}) "
                          f"would be {width} pixels wide; VGG19 takes {STYLE_SIDES[0]} to {STYLE_SIDES[1]} "
-                         "(choose another --height, or crop the image)")
+                         f"(choose another {opt('height')}, or crop the image)")
     content_image = _resize(content_image, height, width)
     style_image = _resize(_as_image(style, "style"), height, width)
     features, source = load_vgg19(weights, download, settings.seed)
@@ -361,7 +361,7 @@ def style_transfer_files(content: str | Path, style: str | Path, out: str | Path
 
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise AelabError(f"--out must name a .png file, got {out}")
+        raise AelabError(f"{opt('out')} must name a .png file, got {out}")
     out, panel_path, record = check_targets([out, out.with_name(f"{out.stem}-panel.png"), out.with_suffix(".json")],
                                             overwrite=overwrite, inputs=[content, style, *([weights] if weights else [])])
     # each file read once: a missing or unreadable image fails here, before any work

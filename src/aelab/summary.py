@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import AelabError
+from .errors import AelabError, opt
 from .nets.base import Autoencoder, Network
 
 
@@ -61,7 +61,7 @@ def draw_graph(model: Network, out: str | Path, title: str, depth: int = 3) -> P
 
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise AelabError(f"--graph must name a .png file, got {out}")
+        raise AelabError(f"{opt('graph')} must name a .png file, got {out}")
     if shutil.which("dot") is None:
         raise AelabError("drawing the graph needs Graphviz's dot program, which is not installed (Debian/Ubuntu: "
                          "apt-get install graphviz; macOS: brew install graphviz; conda: conda install graphviz)")

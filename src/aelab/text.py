@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .distributed import shard
-from .errors import AelabError
+from .errors import AelabError, opt
 
 DEFAULT_CORPUS = "pydoc-topics"
 HELD_OUT = 0.1  # the last 10% of the text: validation, then test (5% each)
@@ -75,7 +75,7 @@ def load_text(data=None, alphabet: str | None = None, min_length: int = 2) -> Te
     elif isinstance(data, Path) or isinstance(data, str) and len(data) < 4096 and Path(data).is_file():
         name, text = Path(data).name, read_text(Path(data))
     else:
-        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(LOADERS)} or pass a text file (--text FILE)")
+        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(LOADERS)} or pass a text file ({opt('text', 'FILE')})")
     alphabet = alphabet or "".join(sorted(set(text)))
     cut_val, cut_test = int(len(text) * (1 - HELD_OUT)), int(len(text) * (1 - HELD_OUT / 2))
     parts = text[:cut_val], text[cut_val:cut_test], text[cut_test:]

@@ -53,7 +53,7 @@ from .distributed import (
     process_rank,
     share_cpu_threads,
 )
-from .errors import AelabError
+from .errors import AelabError, opt, resume_command
 from .evaluation import evaluate
 from .families import NonFiniteLoss, family_of
 from .models import create_model, get_entry, resolve_params
@@ -118,7 +118,7 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     evaluation = EvalSettings.of({k: settings.pop(k) for k in list(settings) if k in EVAL_FIELDS})
     if out is None:
         if resume or overwrite:
-            raise AelabError("--resume and --overwrite need an --out folder")
+            raise AelabError(f"{opt('resume')} and {opt('overwrite')} need an {opt('out')} folder")
         out = Path(tempfile.gettempdir()) / f"aelab-run-{uuid.uuid4().hex[:12]}"  # made once the checks pass
     plan_ = plan(model, data, Path(out), resume, overwrite, accelerator, settings)
     keep_freed_memory()
@@ -148,8 +148,8 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
     if diverged:
         if plan_.replace:
             shutil.rmtree(folder, ignore_errors=True)
-            raise TrainingDiverged(f"{diverged}; the run in {plan_.out} was left as it was (lower --lr)")
-        raise TrainingDiverged(f"{diverged}; kept and evaluated the last finite weights in {plan_.out} (lower --lr)")
+            raise TrainingDiverged(f"{diverged}; the run in {plan_.out} was left as it was (lower {opt('lr')})")
+        raise TrainingDiverged(f"{diverged}; kept and evaluated the last finite weights in {plan_.out} (lower {opt('lr')})")
     return Run(plan_.out)
 
 
@@ -236,11 +236,11 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     any other change: a resumed run continues as it was set up."""
     run = Run(out)
     config = run.config
-    launch_flags = ["--" + k.replace("_", "-") for k in LAUNCH]
+    launch_flags = [opt(k) for k in LAUNCH]
     if model and get_entry(model).name != config.model:
-        raise AelabError(f"--resume: {out} trained {config.model}, not {model}")
+        raise AelabError(f"{opt('resume')}: {out} trained {config.model}, not {model}")
     if not run.last_checkpoint.is_file():
-        raise AelabError(f"--resume: {out} has no checkpoints/last.ckpt to continue from")
+        raise AelabError(f"{opt('resume')}: {out} has no checkpoints/last.ckpt to continue from")
     done = run.epochs_done()
     current = {**config.params, **config.train.to_json(), "data": config.data}
     requested = {**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
@@ -250,18 +250,18 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
     changed = sorted(k for k, v in requested.items() if current.get(k) != v)
     if changed:
         key = changed[0]
-        raise AelabError(f"--resume continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
-                         f"{requested[key]}); only --epochs (and {', '.join(launch_flags)}) can change. "
+        raise AelabError(f"{opt('resume')} continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
+                         f"{requested[key]}); only {opt('epochs')} (and {', '.join(launch_flags)}) can change. "
                          "Train a new run for other settings")
     epochs = given.get("epochs", config.train.epochs)
     if epochs <= done:
-        raise AelabError(f"--resume: {out} has trained {done} epoch(s) already; ask for more with --epochs N, N > {done}")
+        raise AelabError(f"{opt('resume')}: {out} has trained {done} epoch(s) already; ask for more with {opt('epochs', 'N')}, N > {done}")
     changes = [f"epochs {config.train.epochs} -> {epochs}"] if epochs != config.train.epochs else []
     launch = {k: given[k] for k in LAUNCH if k in given and given[k] != getattr(config.train, k)}
     changes += [f"{k} {getattr(config.train, k)} -> {v}" for k, v in launch.items()]
     config.train = config.train.updated(epochs=epochs, **launch)
     if config.data == ARRAYS and data is None:
-        raise AelabError(f"--resume: {out} was trained on arrays passed to aelab.train; pass them again (data=...)")
+        raise AelabError(f"{opt('resume')}: {out} was trained on arrays passed to aelab.train; pass them again (data=...)")
     return config, changes
 
 
@@ -325,7 +325,7 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     write_json(run.history_path, {"epochs": history.epochs})
     if trainer.interrupted and not diverged:
         raise AelabError(f"training interrupted after epoch {trainer.current_epoch}; "
-                         f"continue it with `aelab train --resume --out {plan_.out}`")
+                         f"continue it with {resume_command(plan_.out)}")
     model = model.cpu().to(memory_format=torch.contiguous_format)
     if diverged:
         load_state(model, finite.last_finite(model), run.path)
@@ -408,7 +408,7 @@ def remove_leftovers(out: Path) -> list[Path]:
     found = [p for marker in (NEW, OLD) for p in out.parent.glob(f".{out.name}{marker}*") if p.is_dir()]
     for path in found:
         shutil.rmtree(path, ignore_errors=True)
-        log.info("removed %s, left by an interrupted --overwrite of %s", path, out)
+        log.info(f"removed %s, left by an interrupted {opt('overwrite')} of %s", path, out)
     return found
 
 

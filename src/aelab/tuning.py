@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import TRAIN_FIELDS, TRAIN_HINTS, Dimension, check_range, coerce
-from .errors import AelabError
+from .errors import AelabError, opt
 
 log = logging.getLogger("aelab")
 
@@ -43,26 +43,26 @@ def parse_dimension(text: str) -> Dimension:
     name, sep, spec = text.partition("=")
     name, spec = name.strip(), spec.strip()
     if not sep or not name or not spec:
-        raise AelabError(f"--space takes name=low:high[:log] or name=a,b,c, got {text!r}")
+        raise AelabError(f"{opt('space')} takes name=low:high[:log] or name=a,b,c, got {text!r}")
     if ":" in spec:
         parts = spec.split(":")
         log_scale = parts[-1] == "log"
         bounds = parts[:-1] if log_scale else parts
         if len(bounds) != 2:
-            raise AelabError(f"--space {name}: a range is low:high or low:high:log, got {spec!r}")
+            raise AelabError(f"{opt('space')} {name}: a range is low:high or low:high:log, got {spec!r}")
         try:
             numbers = [_number(b) for b in bounds]
         except ValueError:
-            raise AelabError(f"--space {name}: the bounds must be numbers, got {spec!r}") from None
+            raise AelabError(f"{opt('space')} {name}: the bounds must be numbers, got {spec!r}") from None
         low, high = numbers
         if not low < high:
-            raise AelabError(f"--space {name}: the range {spec!r} is empty (low must be below high)")
+            raise AelabError(f"{opt('space')} {name}: the range {spec!r} is empty (low must be below high)")
         if log_scale and low <= 0:
-            raise AelabError(f"--space {name}: a log range needs a positive low end, got {low:g}")
+            raise AelabError(f"{opt('space')} {name}: a log range needs a positive low end, got {low:g}")
         return Dimension(name, low, high, log_scale, all(isinstance(n, int) for n in numbers))
     choices = tuple(_value(part.strip()) for part in spec.split(",") if part.strip())
     if not choices:
-        raise AelabError(f"--space {name}: no choices in {spec!r}")
+        raise AelabError(f"{opt('space')} {name}: no choices in {spec!r}")
     return Dimension(name, choices=choices)
 
 
@@ -104,21 +104,21 @@ def check_space(model: str, space: list[Dimension]) -> None:
         values = dim.choices if dim.choices is not None else (dim.low, dim.high)
         if dim.name in TRAIN_FIELDS:
             if dim.name not in system.honours:
-                raise AelabError(f"--space {dim.name}: {entry.name} does not use the setting {dim.name}")
+                raise AelabError(f"{opt('space')} {dim.name}: {entry.name} does not use the setting {dim.name}")
             for value in values:
                 hint = TRAIN_HINTS[dim.name]
                 try:
                     check_range(dim.name, coerce(dim.name, value, hint), TRAIN_FIELDS[dim.name].metadata)
                 except AelabError as error:
-                    raise AelabError(f"--space {dim.name}: {error}") from None
+                    raise AelabError(f"{opt('space')} {dim.name}: {error}") from None
         elif dim.name in params:
             for value in values:
                 try:
                     create_model(entry.name, **{dim.name: value})  # builds it: every value is one it takes
                 except AelabError as error:
-                    raise AelabError(f"--space {dim.name}: {error}") from None
+                    raise AelabError(f"{opt('space')} {dim.name}: {error}") from None
         else:
-            raise AelabError(f"--space: {entry.name} has no setting or parameter {dim.name!r}; the settings: "
+            raise AelabError(f"{opt('space')}: {entry.name} has no setting or parameter {dim.name!r}; the settings: "
                              f"{', '.join(n for n in TRAIN_FIELDS if n in system.honours)}; the parameters: "
                              f"{', '.join(params)}"[:500])
 
@@ -133,7 +133,7 @@ def merge_space(model: str, overrides: list[str] | None, fixed: Any = ()) -> lis
     for text in overrides or []:
         dim = _as_widths(parse_dimension(text), defaults.get(text.partition("=")[0].strip()))
         if dim.name in fixed:
-            raise AelabError(f"--space {dim.name}: {dim.name} is also fixed for every trial; search it or fix it")
+            raise AelabError(f"{opt('space')} {dim.name}: {dim.name} is also fixed for every trial; search it or fix it")
         space[dim.name] = dim
     result = list(space.values())
     check_space(model, result)
@@ -245,17 +245,17 @@ def check_study_folder(out: Path, resume: bool, shared: bool = False) -> None:
     """``out`` is new, or a study folder this command may add to (``resume``, or ``shared``: the
     study lives in a storage other workers share); nothing else."""
     if out.exists() and not out.is_dir():
-        raise AelabError(f"--out {out} is a file, not a study folder")
+        raise AelabError(f"{opt('out', out)} is a file, not a study folder")
     if not out.exists() or not any(out.iterdir()):
         if resume:
-            raise AelabError(f"--resume: {out} holds no study to add trials to")
+            raise AelabError(f"{opt('resume')}: {out} holds no study to add trials to")
         return
     foreign = sorted(p.name for p in out.iterdir()
                      if p.name not in STUDY_FILES and not p.name.startswith((".best-", ".trials.csv.", ".summary.md.")))
     if foreign:
-        raise AelabError(f"--out {out} holds files that are not an aelab study ({foreign[0]}); choose another folder")
+        raise AelabError(f"{opt('out', out)} holds files that are not an aelab study ({foreign[0]}); choose another folder")
     if not (resume or shared):
-        raise AelabError(f"--out {out} holds a study already; --resume adds trials to it")
+        raise AelabError(f"{opt('out', out)} holds a study already; {opt('resume')} adds trials to it")
 
 
 def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: Any = None,
@@ -276,11 +276,11 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # aelab logs each trial itself
     out = Path(out)
     if not isinstance(trials, int) or trials < 1:
-        raise AelabError(f"--trials must be a positive integer, got {trials!r}")
+        raise AelabError(f"{opt('trials')} must be a positive integer, got {trials!r}")
     if not isinstance(workers, int) or workers < 1:
-        raise AelabError(f"--workers must be a positive integer, got {workers!r}")
+        raise AelabError(f"{opt('workers')} must be a positive integer, got {workers!r}")
     if not metric.startswith("val_"):
-        raise AelabError(f"--metric must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
+        raise AelabError(f"{opt('metric')} must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
                          "the test split is used once, for the best trial")
     data_value = _data_value(data)
     study_storage, joining = None, False
@@ -291,13 +291,13 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
             if not model:
                 raise AelabError("name a model to tune (see `aelab models`)")
             if existing.user_attrs:  # (set just after creation: a worker starting then sees none yet)
-                _stored_setup(existing, model, settings, "joining the study in --storage")
+                _stored_setup(existing, model, settings, f"joining the study in {opt('storage')}")
             joining = True
     # with a shared storage, workers started at once may find the folder another one just made
     check_study_folder(out, resume, shared=storage is not None)
     if resume:
         if space:
-            raise AelabError("--resume continues the study's own search space; it cannot take --space")
+            raise AelabError(f"{opt('resume')} continues the study's own search space; it cannot take {opt('space')}")
         study_storage = _storage(storage, out)
         stored = _load_study(study_storage)
         model, data, space, metric, settings = _stored_setup(stored, model, settings)
@@ -307,7 +307,7 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
 
     logged = family_of(model).val_metrics
     if metric not in logged:
-        raise AelabError(f"--metric {metric}: {model}'s runs log {', '.join(logged)} each epoch; choose one of them")
+        raise AelabError(f"{opt('metric', metric)}: {model}'s runs log {', '.join(logged)} each epoch; choose one of them")
     dims = merge_space(model, space, fixed=settings)
     seed = int(settings.get("seed", 0))
     if resume:  # a resumed sampler starts a stream of its own: the same seed would propose trial 0's point again
@@ -355,7 +355,7 @@ def tuned_settings(out: str | Path, storage: str | None = None) -> tuple[str, di
     """
     out = Path(out)
     if storage is None and not has_local_study(out):
-        raise AelabError(f"{out} holds no study (no study.db or study.journal; give the --storage it used)")
+        raise AelabError(f"{out} holds no study (no study.db or study.journal; give the {opt('storage')} it used)")
     study = _load_study(_storage(storage, out))
     model, data, space, _, settings = _stored_setup(study, None, {})
     if not any(t.state.name == "COMPLETE" for t in study.trials):
@@ -401,9 +401,10 @@ def _find_study(storage):
     return optuna.load_study(study_name=STUDY_NAME, storage=storage) if STUDY_NAME in names else None
 
 
-def _stored_setup(study, model: str | None, settings: dict[str, Any], doing: str = "--resume"):
+def _stored_setup(study, model: str | None, settings: dict[str, Any], doing: str | None = None):
     """A stored study's model, data, space, metric and settings, as it was set up; a request
     for another model or other settings is refused."""
+    doing = doing or opt("resume")
     attrs = study.user_attrs
     if model and attrs.get("model") and model != attrs.get("model"):
         raise AelabError(f"{doing}: the study tunes {attrs.get('model')}, not {model}")
@@ -474,7 +475,7 @@ class Objective:
             raise
         values = [row[self.metric] for row in run.history if row.get(self.metric) is not None]
         if not values:
-            raise AelabError(f"the runs log no {self.metric}; choose --metric among "
+            raise AelabError(f"the runs log no {self.metric}; choose {opt('metric')} among "
                              f"{', '.join(k for k in run.history[-1] if k.startswith('val_'))}")
         best = max(values) if trial.study.direction.name == "MAXIMIZE" else min(values)
         if not math.isfinite(best):
@@ -698,7 +699,7 @@ def study_table(out: str | Path, storage: str | None = None) -> str:
     its run (workers with their own --out keep their runs apart)."""
     out = Path(out)
     if storage is None and not has_local_study(out):
-        raise AelabError(f"{out} holds no study (no study.db or study.journal; give the --storage it used)")
+        raise AelabError(f"{out} holds no study (no study.db or study.journal; give the {opt('storage')} it used)")
     study = _load_study(_storage(storage, out))
     rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  {'host':<16} run folder / params"]
     for t in study_trials(study):

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from . import inference
-from .errors import AelabError
+from .errors import AelabError, opt
 from .evaluation import run_data
 from .families import FAMILIES
 from .nets.base import Autoencoder, Conditional, Generative, TextModel
@@ -37,12 +37,12 @@ METRICS = tuple(dict.fromkeys(name for family in FAMILIES.values() for name in f
 def check_port(host: str, port: int) -> None:
     """A one-line error when ``port`` cannot be listened on (in use, or not a port)."""
     if not isinstance(port, int) or not 0 < port < 65536:
-        raise AelabError(f"--port must be a number from 1 to 65535, got {port!r}")
+        raise AelabError(f"{opt('port')} must be a number from 1 to 65535, got {port!r}")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise AelabError(f"cannot serve on {host}:{port}: {error.strerror or error} (choose another --port)") \
+            raise AelabError(f"cannot serve on {host}:{port}: {error.strerror or error} (choose another {opt('port')})") \
                 from None
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..config import LAUNCH, Dimension, EvalSettings, RunConfig, TrainSettings
-from ..errors import AelabError
+from ..errors import AelabError, opt
 
 if TYPE_CHECKING:
     import lightning as L
@@ -70,8 +70,8 @@ class SettingsCheck:
             raise AelabError(f"{model_name} does not use the setting {ignored[0]} (--{ignored[0].replace('_', '-')}); "
                              f"it uses: {', '.join(cls.honours)}")
         if "lr_patience" in explicit and not (settings.schedule == "plateau" and settings.reduce_lr):
-            why = "--schedule cosine" if settings.schedule != "plateau" else "--no-reduce-lr"
-            raise AelabError(f"{model_name}: --lr-patience is for the plateau schedule, which {why} turns off")
+            why = opt('schedule', 'cosine') if settings.schedule != "plateau" else opt('reduce_lr', False)
+            raise AelabError(f"{model_name}: {opt('lr_patience')} is for the plateau schedule, which {why} turns off")
 
 
 class Family:

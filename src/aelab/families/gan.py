@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
+from ..errors import opt
 from ..nets.gan import DCGAN
 from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
 from .images import ImageFamily, sample_metrics, sample_report
@@ -123,7 +124,7 @@ class GANSystem(SettingsCheck, L.LightningModule):
         if d_loss is not None and float(d_loss) < self.loss_floor + self.COLLAPSE_MARGIN:
             log.warning("epoch %d: the discriminator's loss (%.4f; %.4f is the least its noisy labels allow) is "
                         "collapsing toward zero: it dominates the generator. Seed 3's remedy: lower the "
-                        "discriminator's learning rate (--d-lr) and raise its dropout (--param dropout=0.6).",
+                        f"discriminator's learning rate ({opt('d_lr')}) and raise its dropout ({opt('param', 'dropout=0.6')}).",
                         self.current_epoch + 1, float(d_loss), self.loss_floor)
 
     def configure_optimizers(self):

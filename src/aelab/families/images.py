@@ -24,7 +24,7 @@ from ..data import (
     resolve_data,
     split_validation,
 )
-from ..errors import AelabError
+from ..errors import AelabError, opt
 from ..frechet import sample_quality
 from ..limits import MAX_SIDE, check_count
 from ..models import get_entry, resolve_params
@@ -83,7 +83,7 @@ class ImageFamily(Family):
         for split, labels in (("training", data.train_labels), ("test", data.test_labels)):
             if len(labels) and int(labels.max()) >= classes:
                 raise AelabError(f"{data.name}: {split} label {int(labels.max())} is outside the model's {classes} "
-                                 f"classes (0 to {classes - 1}); set --param classes")
+                                 f"classes (0 to {classes - 1}); set {opt('param', 'classes=N')}")
 
     def run_data(self, config: RunConfig, data: Any = None) -> ImageData:
         if config.input_shape is None:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..config import Dimension, EvalSettings, RunConfig, TrainSettings
 from ..data import ImageData
-from ..errors import AelabError
+from ..errors import AelabError, opt
 from ..losses import vae_loss
 from ..metrics import vae_bounds
 from ..nets.base import AEOutput, Conditional
@@ -33,7 +33,7 @@ class VAESystem(AutoencoderSystem):
     def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
         super().check(model_name, settings, explicit)
         if settings.loss != "bce":
-            raise AelabError(f"{model_name}: VAEs here use a Bernoulli decoder: train them with --loss bce")
+            raise AelabError(f"{model_name}: VAEs here use a Bernoulli decoder: train them with {opt('loss', 'bce')}")
 
     def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
                      ) -> tuple[Tensor, dict[str, Tensor]]:
