@@ -154,3 +154,20 @@ def test_no_message_raised_by_the_library_spells_a_flag():
             elif inside and token.type == tokenize.STRING and re.search(r"(?<![\w-])--[a-z]", token.string):
                 found.append(f"{path.relative_to(src)}:{token.start[0]}")
     assert not found, found
+
+
+def test_the_latent_scatter_names_the_classes_in_its_legend():
+    import matplotlib.pyplot as plt
+
+    from aelab.config import CLASS_NAMES
+    from aelab.figures import labelled_dots
+
+    fig, ax = plt.subplots()
+    labels = np.array([0, 3, 9, 3, -1])  # -1: an image without a label is drawn in no class
+    labelled_dots(ax, np.zeros((5, 2)), labels, CLASS_NAMES["fashion-mnist"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0: T-shirt/top", "3: Dress", "9: Ankle boot"]
+    fig2, ax2 = plt.subplots()
+    labelled_dots(ax2, np.zeros((3, 2)), np.array([1, 2, 2]))
+    assert [t.get_text() for t in ax2.get_legend().get_texts()] == ["1", "2"]
+    plt.close(fig)
+    plt.close(fig2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -180,21 +181,38 @@ def style_panel(images: list[Tensor], losses: list[float], path: Path, title: st
 
 
 def scatter(points: Tensor, labels: Tensor | None, path: Path, title: str | None = None,
-            axis_names: tuple[str, str] = ("z[0]", "z[1]")) -> Path:
-    """2-D codes as dots, coloured by class where labels are known (the keras-io VAE's latent plot)."""
-    fig, ax = plt.subplots(figsize=(7, 6))
-    xy = points.detach().float().cpu().numpy()
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.6)
-    else:
-        dots = ax.scatter(xy[:, 0], xy[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=3, alpha=0.7)
-        fig.colorbar(dots, ax=ax, label="label")
+            axis_names: tuple[str, str] = ("z[0]", "z[1]"), classes: Sequence[str] | None = None) -> Path:
+    """2-D codes as dots, coloured by class where labels are known (the keras-io VAE's latent plot),
+    with a legend naming the classes."""
+    fig, ax = plt.subplots(figsize=(8, 6))
+    labelled_dots(ax, points.detach().float().cpu().numpy(), None if labels is None else labels.cpu().numpy(),
+                  classes)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     if title:
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def labelled_dots(ax, xy: np.ndarray, labels: np.ndarray | None, classes: Sequence[str] | None = None,
+                  size: float = 3) -> None:
+    """Dots coloured by class with a legend beside the axes naming each class ("3: Dress" where the
+    data have class names, else the label); past 20 classes, a colour bar of the label instead."""
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6)
+        return
+    present = [int(k) for k in np.unique(labels) if k >= 0]
+    if len(present) > 20:
+        dots = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="viridis", s=size, alpha=0.7)
+        ax.figure.colorbar(dots, ax=ax, label="label")
+        return
+    palette = plt.get_cmap("tab10" if max(present, default=0) < 10 else "tab20")
+    for k in present:
+        name = f"{k}: {classes[k]}" if classes is not None and k < len(classes) else str(k)
+        ax.scatter(xy[labels == k, 0], xy[labels == k, 1], s=size, alpha=0.7, color=palette(k % palette.N), label=name)
+    ax.legend(title="class", markerscale=12 / max(size, 1), fontsize=8, title_fontsize=9, loc="center left",
+              bbox_to_anchor=(1.01, 0.5), frameon=False)
 
 
 def feature_maps(image: np.ndarray, activation: np.ndarray, path: Path, title: str, max_maps: int = 64) -> Path:

@@ -231,15 +231,17 @@ def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15,
 def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
     """Test-set codes in 2-D (principal components where the code is larger), their labels (or
     None) and the axes' names, as numpy."""
-    points, labels, axes = _latent(run, data, limit)
+    points, labels, axes, _ = _latent(run, data, limit)
     return points.numpy(), None if labels is None else labels.numpy(), axes
 
 
-def _latent(run: RunLike, data: Any, limit: int) -> tuple[Tensor, Tensor | None, tuple[str, str]]:
+def _latent(run: RunLike, data: Any, limit: int) -> tuple[Tensor, Tensor | None, tuple[str, str], tuple | None]:
+    """:func:`latent`'s points, labels and axes' names, and the data's class names."""
     check_count(f"{opt('limit')}", limit, 1)
     run, model = _model(run)
     require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
-    return latent_tools.codes_2d(model, run_data(run, data), limit)
+    data = run_data(run, data)
+    return (*latent_tools.codes_2d(model, data, limit), getattr(data, "classes", None))
 
 
 def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None, limit: int = 5000,
@@ -247,8 +249,9 @@ def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None,
     """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the file."""
     run = Run.of(run)
     out = _png(run, out, "latent.png", overwrite)
-    points, labels, axes = _latent(run, data, limit)
-    return _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: {len(points):,} test codes", axes))
+    points, labels, axes, classes = _latent(run, data, limit)
+    return _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: {len(points):,} test codes", axes,
+                                       classes))
 
 
 def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0,

@@ -162,6 +162,7 @@ class Explorer:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from .figures import labelled_dots
         from .metrics import pca_fit, reconstruct
 
         data = run_data(self.run)
@@ -178,9 +179,8 @@ class Explorer:
             basis = basis.flip(0)
             points = (flat - mean) @ basis.T
             axes_names = ("principal component 1", "principal component 2")
-        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-        xy = points.numpy()
-        ax.scatter(xy[:, 0], xy[:, 1], c=None if labels is None else labels.numpy(), cmap="tab10", s=4)
+        fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
+        labelled_dots(ax, points.numpy(), None if labels is None else labels.numpy(), data.classes, size=4)
         ax.set_xlabel(axes_names[0])
         ax.set_ylabel(axes_names[1])
         ax.set_title("click a point to decode it")
