@@ -21,6 +21,7 @@ data_dir = "{data}"
 epochs = 2
 batch_size = 100
 seed = 3
+threads = 2
 [eval]
 bounds = false
 [params]
@@ -39,6 +40,7 @@ def test_a_toml_file_trains_and_the_runs_config_json_trains_it_again(small_data,
     first = json.loads((tmp_path / "a" / "config.json").read_text())
     assert first["model"] == "dense" and first["params"]["code_size"] == 12
     assert first["train"]["epochs"] == 2 and first["train"]["batch_size"] == 100 and first["train"]["seed"] == 3
+    # the thread count fixed (threads = 2), so the second run repeats the first bit for bit
     # the run's own config.json trains it again: the same settings, the same weights, the same numbers
     assert run_cli("train", "--config", tmp_path / "a" / "config.json", "--out", tmp_path / "b", "--no-progress") == 0
     second = json.loads((tmp_path / "b" / "config.json").read_text())
@@ -61,7 +63,7 @@ def test_flags_and_arguments_override_the_file(small_data, tmp_path):
 def test_a_run_trained_on_arrays_trains_again_from_its_kept_arrays(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((120, 28, 28)).astype(np.float32)
-    run = aelab.train("dense", data=(x[:100], x[100:]), epochs=1, out=tmp_path / "a", progress=None)
+    run = aelab.train("dense", data=(x[:100], x[100:]), epochs=1, out=tmp_path / "a", progress=None, threads=1)
     again = aelab.train(config=run.config_path, out=tmp_path / "b", progress=None)
     assert again.metrics["test_rmse"] == run.metrics["test_rmse"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import lightning as L
@@ -25,10 +26,13 @@ class History(L.Callback):
         self.epochs: list[dict[str, float]] = []
         self._images = 0
         self._started = self._ended = 0.0
+        self._threads: Counter[int] = Counter()  # steps at each thread count this epoch (they may adapt)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if batch_idx == 0:
             self._started, self._images = time.perf_counter(), 0
+            self._threads.clear()
+        self._threads[torch.get_num_threads()] += 1
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self._images += len(batch[0])
@@ -46,7 +50,8 @@ class History(L.Callback):
         row["train_seconds"] = self._ended - self._started
         # all processes together (each takes an equal share of the epoch)
         row["images_per_second"] = self._images * trainer.world_size / max(row["train_seconds"], 1e-9)
-        row["threads"] = torch.get_num_threads()  # this process's (several processes on a CPU share its cores)
+        # this process's, for most of the epoch's steps (several processes on a CPU share its cores)
+        row["threads"] = self._threads.most_common(1)[0][0] if self._threads else torch.get_num_threads()
         self.epochs = [r for r in self.epochs if r["epoch"] != row["epoch"]] + [row]
 
     def state_dict(self) -> dict[str, Any]:
@@ -61,8 +66,8 @@ class EpochLines(L.Callback):
     the epoch's losses and validation metrics (``history``'s row, which must run first), the
     training speed, the epoch's wall time and the time left. What a log captured to a file holds."""
 
-    def __init__(self, history: History, unit: str = "img") -> None:
-        self.history, self.unit = history, unit
+    def __init__(self, history: History, unit: str = "img", cpu: bool = True) -> None:
+        self.history, self.unit, self.cpu = history, unit, cpu
         self._started = 0.0
         self._seconds: list[float] = []
 
@@ -82,8 +87,10 @@ class EpochLines(L.Callback):
                   and key != "train_seconds"]
         values += [f"{key} {row[key]:.4g}" for key in row if key.startswith("val_")]
         left = (total - epoch) * sum(self._seconds[-3:]) / len(self._seconds[-3:])
+        count = int(row.get("threads") or 0)
+        threads = f"  {count} thread{'s' if count != 1 else ''}" if self.cpu and count else ""
         say(f"epoch {epoch}/{total}  step {trainer.global_step:,}  " + "  ".join(values)
-            + f"  {row['images_per_second']:,.0f} {self.unit}/s  {seconds:.1f}s"
+            + f"  {row['images_per_second']:,.0f} {self.unit}/s{threads}  {seconds:.1f}s"
             + (f"  ETA {duration(left)}" if epoch < total else ""))
 
 

@@ -104,6 +104,9 @@ class TrainSettings:
     num_nodes: int = setting(1, "machines taking part, each running the same command (see Scaling out in the "
                                 "README)", low=1)
     strategy: StrategyName = setting("auto", "auto (ddp when devices x num_nodes > 1) or ddp")
+    threads: int | None = setting(None, "CPU threads per training process: a number fixes it (runs then repeat bit for "
+                                        "bit); default: adapt, choosing the count that trains fastest now and probing "
+                                        "again each minute (a shared CPU often runs faster on fewer)", low=1)
     logger: tuple[LoggerName, ...] = setting(("tensorboard", "csv"), "where training logs its curves, through "
                                              "Lightning's loggers: any of tensorboard, csv, mlflow, wandb, or none "
                                              "(mlflow: RUN/logs/mlflow.db unless MLFLOW_TRACKING_URI is set; wandb: "
@@ -124,7 +127,7 @@ class TrainSettings:
 
 TRAIN_HINTS: dict[str, Any] = typing.get_type_hints(TrainSettings)
 # the settings that say how a run is launched and for how long, not what it learns: a resumed run may change them
-LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes", "logger")
+LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes", "threads", "logger")
 TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 
 

@@ -60,6 +60,7 @@ from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
 from .outputs import umask
 from .progress import Progress, reporting, resolve, say
+from .threads import AdaptiveThreads
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .version import __version__
 
@@ -295,10 +296,15 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         callbacks += family.callbacks(run, model, plan_.data, settings, val_batches)
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
+    threads = torch.get_num_threads()
+    if plan_.device == "cpu" and settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    elif plan_.device == "cpu" and processes == 1:
+        callbacks.append(AdaptiveThreads())
     if progress == "bar":
         callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
     elif progress == "epoch":
-        callbacks.append(EpochLines(history, family.item))
+        callbacks.append(EpochLines(history, family.item, cpu=plan_.device == "cpu"))
     diverged = None
     with quiet_lightning(mlflow="mlflow" in settings.logger and main):
         loggers = make_loggers(settings.logger, run) if main else []
@@ -318,6 +324,7 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
             diverged = str(error)
         finally:
             finish_loggers(loggers, run.path, plan_.out)
+            torch.set_num_threads(threads)  # the process's own count again
     if processes > 1:
         end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
     if not main:

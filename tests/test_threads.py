@@ -1,0 +1,88 @@
+"""Threads that adapt (aelab.threads.AdaptiveThreads): the probe keeps the count whose steps run
+fastest, probes again when the steps slow down or a minute has passed, and gives the process its
+own count back; --threads N fixes the count."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import torch
+
+from aelab import threads
+from conftest import run_cli
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drive(callback, clock: Clock, seconds_per_item: dict[int, float], steps: int, batch: int = 100) -> None:
+    """``steps`` training steps whose time depends on the thread count in use, as a CPU's would."""
+    images = (torch.zeros(batch, 1),)
+    for i in range(steps):
+        callback.on_train_batch_start(None, None, images, i)
+        clock.now += seconds_per_item[torch.get_num_threads()] * batch
+        callback.on_train_batch_end(None, None, None, images, i)
+
+
+def test_the_probe_keeps_the_fastest_count_and_probes_again_when_the_cpu_changes(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    before = torch.get_num_threads()
+    callback = threads.AdaptiveThreads(most=4)
+    callback.on_fit_start(None, None)
+    assert threads.candidates(4) == [4, 3, 2]
+    loaded = {4: 4e-4, 3: 3e-4, 2: 1e-4}  # a busy neighbour: fewer threads run faster
+    drive(callback, clock, loaded, 60)
+    assert torch.get_num_threads() == 2 and callback.choices[-1][1] == 2
+    quiet = {4: 0.5e-4, 3: 0.7e-4, 2: 1e-4}  # the neighbour gone: all threads win again, at the next minute's probe
+    drive(callback, clock, quiet, 10)
+    assert torch.get_num_threads() == 2  # no probe yet: the steps did not slow down
+    clock.now += threads.RECHECK_SECONDS
+    drive(callback, clock, quiet, 300)
+    assert torch.get_num_threads() == 4 and len(callback.choices) == 2
+    drive(callback, clock, {4: 4e-4, 3: 3e-4, 2: 1e-4}, 100)  # slower by far: probed at once, well before a minute
+    assert torch.get_num_threads() == 2 and len(callback.choices) == 3
+    callback.on_fit_end(None, None)
+    assert torch.get_num_threads() == before
+
+
+def test_one_core_has_nothing_to_choose(monkeypatch):
+    callback = threads.AdaptiveThreads(most=1)
+    before = torch.get_num_threads()
+    callback.on_fit_start(None, None)
+    drive(callback, Clock(), {before: 1e-4}, 5)
+    assert callback.choices == [] and torch.get_num_threads() == before
+
+
+def test_threads_flag_fixes_the_count_and_history_records_it(small_data, tmp_path, capsys):
+    before = torch.get_num_threads()
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "2", "--threads", "1",
+                   "--out", tmp_path / "one", "--progress", "epoch", "--logger", "none") == 0
+    assert "1 thread " in capsys.readouterr().out  # the per-epoch line names it
+    rows = json.loads((tmp_path / "one" / "history.json").read_text())["epochs"]
+    assert [row["threads"] for row in rows] == [1, 1]
+    assert torch.get_num_threads() == before  # the process's own count again after training
+    config = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert config["train"]["threads"] == 1
+
+
+def test_history_records_the_count_most_steps_ran_at():
+    from aelab.callbacks import History
+
+    history, before = History(), torch.get_num_threads()
+    trainer = SimpleNamespace(num_training_batches=4, world_size=1, current_epoch=0, global_step=4,
+                              callback_metrics={}, optimizers=[SimpleNamespace(param_groups=[{"lr": 0.1}])])
+    module, batch = SimpleNamespace(device=torch.device("cpu")), (torch.zeros(2, 1),)
+    for i, count in enumerate((2, 1, 1, 1)):
+        torch.set_num_threads(count)
+        history.on_train_batch_start(trainer, module, batch, i)
+        history.on_train_batch_end(trainer, module, None, batch, i)
+    torch.set_num_threads(before)
+    history.on_train_epoch_end(trainer, module)
+    assert history.epochs[-1]["threads"] == 1
