@@ -5,8 +5,9 @@ A fixed "threads = cores" is the worst choice on a shared CPU: beside one busy p
 operation's barrier, and one thread runs faster (benchmarks/results/speed-shared.md). So
 :class:`AdaptiveThreads` measures its own steps: at the start it runs a few steps at each
 candidate count (all of this process's threads, one fewer, half), keeps the fastest, and probes
-again every minute or as soon as the steps slow down by a quarter. The probes cost well under
-1% of a run. ``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat
+again every minute or as soon as the steps slow down by a third. A probe starts with the count
+in use and drops a candidate after one step when that step is clearly slower, so the probes
+cost about 1% of a run. ``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat
 bit for bit (a different thread count changes the order of floating-point sums).
 """
 
@@ -23,6 +24,8 @@ PROBE_SECONDS = 0.3  # each candidate's share of a probe (at least PROBE_STEPS s
 PROBE_STEPS = 3
 RECHECK_SECONDS = 60.0  # a new probe this long after the last choice
 SLOWER = 1.33  # ... or as soon as the recent steps take this much longer than the chosen count's
+MIN_GAP_SECONDS = 10.0  # (but not sooner than this after a choice: a noisy CPU would keep it probing)
+CLEARLY_SLOWER = 1.5  # a candidate whose first step takes this much longer than the best so far is dropped
 
 
 def candidates(most: int) -> list[int]:
@@ -76,14 +79,19 @@ class AdaptiveThreads(L.Callback):
             self._skip = False
         elif self._queue:
             self._trial.append(per_item)
-            if len(self._trial) >= PROBE_STEPS and sum(self._trial) * len(batch[0]) >= PROBE_SECONDS:
+            fastest = min(self._tried.values(), default=None)
+            if fastest is not None and per_item > CLEARLY_SLOWER * fastest:  # one step says enough
+                self._tried[self._queue.pop(0)] = per_item
+                self._next(now)
+            elif len(self._trial) >= PROBE_STEPS and sum(self._trial) * len(batch[0]) >= PROBE_SECONDS:
                 self._tried[self._queue.pop(0)] = statistics.median(self._trial)
                 self._next(now)
         else:
             self._recent.append(per_item)
-            slowed = (len(self._recent) == self._recent.maxlen
+            since = now - self._chosen_at
+            slowed = (len(self._recent) == self._recent.maxlen and since > MIN_GAP_SECONDS
                       and statistics.median(self._recent) > SLOWER * self._per_item)
-            if slowed or now - self._chosen_at > RECHECK_SECONDS:
+            if slowed or since > RECHECK_SECONDS:
                 self._probe()
 
     # -------------------------------------------------------------- the probe
@@ -93,8 +101,11 @@ class AdaptiveThreads(L.Callback):
         if len(counts) < 2:
             self._chosen_at = float("inf")  # one core: nothing to choose
             return
-        self._queue, self._tried = counts, {}
-        self._switch(counts[0])
+        # the count in use first: the others are then measured against it, and one clearly slower
+        # costs a single step (a shared CPU makes the wrong count several times slower)
+        self._queue = sorted(counts, key=lambda n: n != self._chosen)
+        self._tried = {}
+        self._switch(self._queue[0])
 
     def _next(self, now: float) -> None:
         if self._queue:
