@@ -6,8 +6,8 @@ operation's barrier, and one thread runs faster (benchmarks/results/speed-shared
 :class:`AdaptiveThreads` measures its own steps: at the start it runs a few steps at each
 candidate count (all of this process's threads, one fewer, half), keeps the fastest, and probes
 again every minute or as soon as the steps slow down by a third. A probe starts with the count
-in use and drops a candidate after one step when that step is clearly slower, so the probes
-cost about 1% of a run. ``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat
+in use and drops a candidate after two steps when both are clearly slower, so the probes cost
+about 1% of a run. The first few steps of a fit (which build kernels and caches) are not timed. ``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat
 bit for bit (a different thread count changes the order of floating-point sums).
 """
 
@@ -25,7 +25,8 @@ PROBE_STEPS = 3
 RECHECK_SECONDS = 60.0  # a new probe this long after the last choice
 SLOWER = 1.33  # ... or as soon as the recent steps take this much longer than the chosen count's
 MIN_GAP_SECONDS = 10.0  # (but not sooner than this after a choice: a noisy CPU would keep it probing)
-CLEARLY_SLOWER = 1.5  # a candidate whose first step takes this much longer than the best so far is dropped
+CLEARLY_SLOWER = 1.5  # a candidate whose first two steps each take this much longer than the best is dropped
+WARM_STEPS = 5  # steps at the process's own count before the first probe
 
 
 def candidates(most: int) -> list[int]:
@@ -52,6 +53,7 @@ class AdaptiveThreads(L.Callback):
         self._recent: deque[float] = deque(maxlen=8)
         self._started = 0.0
         self._step_started = 0.0
+        self._warm = 0  # steps left before the first probe
 
     # -------------------------------------------------------------- Lightning's hooks
 
@@ -60,7 +62,7 @@ class AdaptiveThreads(L.Callback):
         self.most = self.most or self.original
         self._started = time.perf_counter()
         self._chosen = self.original
-        self._probe()
+        self._warm = WARM_STEPS
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         torch.set_num_threads(self.original)  # the process's own count again (evaluation, the caller's code)
@@ -75,13 +77,17 @@ class AdaptiveThreads(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
         per_item = (now - self._step_started) / max(1, len(batch[0]))
-        if self._skip:
+        if self._warm:  # the first steps of a fit build kernels and caches: not a rate to choose by
+            self._warm -= 1
+            if not self._warm:
+                self._probe()
+        elif self._skip:
             self._skip = False
         elif self._queue:
             self._trial.append(per_item)
             fastest = min(self._tried.values(), default=None)
-            if fastest is not None and per_item > CLEARLY_SLOWER * fastest:  # one step says enough
-                self._tried[self._queue.pop(0)] = per_item
+            if fastest is not None and len(self._trial) >= 2 and min(self._trial) > CLEARLY_SLOWER * fastest:
+                self._tried[self._queue.pop(0)] = statistics.median(self._trial)  # two steps say enough
                 self._next(now)
             elif len(self._trial) >= PROBE_STEPS and sum(self._trial) * len(batch[0]) >= PROBE_SECONDS:
                 self._tried[self._queue.pop(0)] = statistics.median(self._trial)
