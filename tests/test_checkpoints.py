@@ -1,0 +1,57 @@
+"""Checkpoints on a time interval (training.RunCheckpoint): short epochs do not each write two
+files, yet the end of training, an early stop and an interruption write what a resume needs."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
+import aelab
+
+
+class Writes:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+
+@pytest.fixture
+def writes(monkeypatch) -> Writes:
+    seen, real = Writes(), SingleDeviceStrategy.save_checkpoint
+
+    def counted(self, checkpoint, filepath, storage_options=None):
+        seen.paths.append(str(filepath))
+        return real(self, checkpoint, filepath, storage_options)
+
+    monkeypatch.setattr(SingleDeviceStrategy, "save_checkpoint", counted)
+    return seen
+
+
+def test_short_epochs_write_their_checkpoints_at_the_end_not_every_epoch(small_data, tmp_path, writes):
+    run = aelab.train("dense", data=small_data, epochs=6, out=tmp_path / "run", progress=None, early_stopping=False,
+                      logger=())
+    assert len(writes.paths) <= 3, writes.paths  # every epoch would write last.ckpt and (improving) best.ckpt: 12
+    last = torch.load(run.last_checkpoint, weights_only=True)
+    assert last["epoch"] == 5  # the 6th epoch, counted from 0
+    best = torch.load(run.best_checkpoint, weights_only=True)
+    val = [row["val_loss"] for row in run.history]
+    assert best["epoch"] == val.index(min(val))  # the best epoch's own weights, though written later
+
+
+class StopAt(L.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            raise KeyboardInterrupt  # Ctrl-C
+
+
+def test_an_interrupted_run_keeps_its_finished_epochs_and_resumes(small_data, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(aelab.AelabError, match="training interrupted"):
+        aelab.train("dense", data=small_data, epochs=6, out=out, progress=None, logger=(), callbacks=[StopAt(3)])
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # epochs 1 and 2 kept
+    run = aelab.train(out=out, resume=True, epochs=4, progress=None)
+    assert [row["epoch"] for row in run.history] == [1, 2, 3, 4]
