@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -379,3 +380,24 @@ def test_first_hour_reads_the_quick_start_and_the_evaluation_stages():
     assert stages == {"test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images)": 3.4,
                       "feature classifier, 3 epochs of 60,000 images": 51.0}
     assert first_hour.result_of(output) == "beats PCA with 2 components (0.84x)"
+
+
+def test_the_short_epochs_benchmark_times_a_fit_by_part(capsys):
+    """benchmarks/epochs_speed.py: the fit's wall, its training steps and validation, and their ratio."""
+    epochs_speed = load_benchmark("epochs_speed")
+    assert epochs_speed.demo_epochs() == 334  # the seed's 6,000 steps on the 3,600 embedded training digits
+    assert epochs_speed.main(["--epochs", "3", "--no-write"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 epochs" in printed and re.search(r"fit wall / training steps = \d\.\d{3}", printed)
+
+
+def test_the_shared_cpu_benchmark_measures_each_side(tmp_path):
+    """benchmarks/shared_speed.py's sides on the embedded digits: aelab adaptive and fixed, the
+    plain loop; each a positive rate and the thread counts it ran at; a load beside it is stopped after."""
+    shared = load_benchmark("shared_speed")
+    adaptive = shared.aelab_rate("mnist-sample", 2, tmp_path, None)
+    fixed = shared.aelab_rate("mnist-sample", 2, tmp_path, 1)
+    assert adaptive["rate"] > 0 and fixed["rate"] > 0 and fixed["threads"] == "1/1"
+    assert shared.plain_rate("mnist-sample", 2, 1)["rate"] > 0
+    seen = []
+    assert shared.under([], lambda: seen.append(1) or "done") == "done" and seen == [1]

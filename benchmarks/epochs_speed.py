@@ -1,8 +1,8 @@
 """What short epochs cost beyond their training steps: the demo's seed-1 run (334 epochs of 18
 steps on the embedded digits) timed whole and by part.
 
-    python benchmarks/speed_epochs.py                 # the demo's run: 334 epochs
-    python benchmarks/speed_epochs.py --epochs 60     # shorter, for a quick look
+    python benchmarks/epochs_speed.py                 # the demo's run: 334 epochs
+    python benchmarks/epochs_speed.py --epochs 60     # shorter, for a quick look
 
 The run is `aelab.train("conv-resize", data="mnist-sample", early_stopping=False,
 reduce_lr=False)` with the demo's epochs and every default (loggers, checkpoints, history).
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rest = clock.fit - steps - clock.validation
     ratio = clock.fit / steps
     given = "".join(" " + word for word in (argv if argv is not None else sys.argv[1:]))
-    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/speed_epochs.py{given}`", "",
+    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/epochs_speed.py{given}`", "",
              f"conv-resize on mnist-sample, {len(history)} epochs, {done:,} steps.", "",
              "| part | seconds | per epoch (ms) | share of the fit |", "|---|---|---|---|"]
     for name, seconds in (("training steps", steps), ("validation", clock.validation),
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if not args.no_write:
         if not RESULTS.exists():
-            RESULTS.write_text("# Short epochs\n\nWritten by `benchmarks/speed_epochs.py`; newest run first.\n")
+            RESULTS.write_text("# Short epochs\n\nWritten by `benchmarks/epochs_speed.py`; newest run first.\n")
         head, marker, rest_ = RESULTS.read_text().partition("\n## ")
         RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n\n" + marker.lstrip("\n") + rest_)
         print(f"wrote {RESULTS}")

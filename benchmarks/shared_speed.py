@@ -3,8 +3,8 @@ at each fixed thread count, the same model in a plain PyTorch loop at 1 thread a
 threads, and in Keras 3 (TensorFlow-CPU), each quiet, beside one busy process at normal
 priority, and beside one at nice 19.
 
-    python benchmarks/speed_shared.py                         # Fashion-MNIST if installed, 3 epochs
-    python benchmarks/speed_shared.py --only busy --epochs 2 --no-keras
+    python benchmarks/shared_speed.py                         # Fashion-MNIST if installed, 3 epochs
+    python benchmarks/shared_speed.py --only busy --epochs 2 --no-keras
 
 The model is seed 1's (`conv-resize`, batch 200, Adam 1e-3, BCE); the plain loop is
 speed_training.py's reference (fp32 eager); Keras is peers/keras_peers.py's `conv-ae`, in
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = torch.get_num_threads()
     fixed = sorted({cores, cores - 1, cores // 2} - {0}, reverse=True)
     given = "".join(" " + word for word in (argv if argv is not None else sys.argv[1:]))
-    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/speed_shared.py{given}`", "", f"Seed 1's model on {data}, {args.epochs} epochs a side, training images/s (the median of the epochs "
+    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/shared_speed.py{given}`", "", f"Seed 1's model on {data}, {args.epochs} epochs a side, training images/s (the median of the epochs "
              "after the first).", ""]
     verdicts = []
     with tempfile.TemporaryDirectory() as folder:
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if not args.no_write:
         if not RESULTS.exists():
-            RESULTS.write_text("# Training on a shared CPU\n\nWritten by `benchmarks/speed_shared.py`; newest run "
+            RESULTS.write_text("# Training on a shared CPU\n\nWritten by `benchmarks/shared_speed.py`; newest run "
                                "first.\n")
         head, marker, rest = RESULTS.read_text().partition("\n## ")
         RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip() + "\n\n" + marker.lstrip("\n") + rest)
