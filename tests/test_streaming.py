@@ -35,6 +35,7 @@ def test_a_streamed_folder_is_split_as_in_memory(folder):
     assert torch.equal(stream.test, memory.test) and torch.equal(stream.test_labels, memory.test_labels)
     assert torch.equal(stream.train, memory.train) and torch.equal(stream.train_labels, memory.train_labels)
     assert len(stream) == len(memory.train) == 240
+    assert stream.classes == memory.classes is not None  # the class sub-folders' names, as the latent legend shows
 
 
 def test_each_image_once_an_epoch_then_from_the_cache(folder, monkeypatch):

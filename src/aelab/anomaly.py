@@ -632,7 +632,7 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
             raise AelabError(f"{csv_path} exists and is not an aelab score table; choose another name or pass "
                              f"{opt('overwrite', True)} to replace it")
         check_targets([csv_path], overwrite=overwrite, inputs=images, suffixes=(".csv",), replaceable=_score_table)
-    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=images, what=f"{opt('maps')}",
+    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=images, what=opt("maps"),
                                 replaceable=drawn_by_aelab)[0]
     _check_model(run)
     shape = run.model.input_shape

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from .accel import cpu_has_amx
+from .accel import autocast, choose_precision
 from .data import ImageData, cache_dir
 from .errors import AelabError
 from .progress import say, stage
@@ -69,9 +69,9 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
         f"these data reuse it from {folder})")
     started = time.perf_counter()
     torch.manual_seed(seed)
-    # channels-last, and bf16 where it pays (an AMX CPU): 2.8x the plain float32 loop's images/s on one
-    # (benchmarks/results/first-hour.md); the weights are kept in float32
-    bf16 = cpu_has_amx()
+    # channels-last, and bf16 where it pays (training's rule, accel.choose_precision): 2.8x the plain
+    # float32 loop's images/s on an AMX CPU (benchmarks/results/first-hour.md); the weights stay float32
+    precision = choose_precision("auto", "cpu")
     model = model.to(memory_format=torch.channels_last)
     images = data.train.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -82,7 +82,7 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
         for _ in range(epochs):
             order = torch.randperm(len(data.train))
             for idx in order.split(128):
-                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                with autocast(precision, "cpu"):
                     loss = F.cross_entropy(model.head(model(images[idx])).float(), labels[idx])
                 optimizer.zero_grad()
                 loss.backward()
@@ -91,7 +91,7 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     model = model.to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(1000)])
-    info = {"dataset": data.name, "epochs": epochs, "precision": "bf16-mixed" if bf16 else "32",
+    info = {"dataset": data.name, "epochs": epochs, "precision": precision,
             "test_accuracy": (predictions == data.test_labels).float().mean().item(),
             "train_seconds": round(time.perf_counter() - started, 2)}
     folder.mkdir(parents=True, exist_ok=True)

@@ -215,7 +215,7 @@ def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> np.ndar
 
 
 def _manifold(run: RunLike, grid: int, labels: int | None) -> Tensor:
-    check_count(f"{opt('grid')}", grid, 1, MAX_GRID)
+    check_count(opt("grid"), grid, 1, MAX_GRID)
     run, model = _model(run)
     return latent_tools.manifold(model, grid, labels=labels)
 
@@ -237,11 +237,11 @@ def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[np.ndarra
 
 def _latent(run: RunLike, data: Any, limit: int) -> tuple[Tensor, Tensor | None, tuple[str, str], tuple | None]:
     """:func:`latent`'s points, labels and axes' names, and the data's class names."""
-    check_count(f"{opt('limit')}", limit, 1)
+    check_count(opt("limit"), limit, 1)
     run, model = _model(run)
     require(model, Autoencoder, "the latent plot needs an encoder (a gan has none)")
     data = run_data(run, data)
-    return (*latent_tools.codes_2d(model, data, limit), getattr(data, "classes", None))
+    return (*latent_tools.codes_2d(model, data, limit), data.classes)
 
 
 def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None, limit: int = 5000,
@@ -264,7 +264,7 @@ def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, see
 
 
 def _interpolate(run: RunLike, a: Any, b: Any, steps: int, seed: int, labels: int | None) -> Tensor:
-    check_count(f"{opt('steps')}", steps, 2, MAX_STEPS)
+    check_count(opt("steps"), steps, 2, MAX_STEPS)
     run, model = _model(run)
     if (a is None) != (b is None):
         raise AelabError("give two images to interpolate between (or none, for a generative model)")

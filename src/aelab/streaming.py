@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .distributed import rank_and_world
 from .errors import AelabError
-from .images import cache_dir, folder_layout, image_to_tensor, read_image, seeded_split
+from .images import cache_dir, folder_classes, folder_layout, image_to_tensor, read_image, seeded_split
 
 STREAM_BYTES = 2 * 1024 ** 3  # float32 bytes of decoded images above which a folder streams by default
 SHARD_SIZE = 1024  # images per cached shard
@@ -181,10 +181,12 @@ class FolderStream:
     :data:`HELD_IN_MEMORY` images."""
 
     def __init__(self, name: str, train_files: list[Path], test_files: list[Path], channels: int, size: int,
-                 train_labels: Tensor | None, test_labels: Tensor | None) -> None:
+                 train_labels: Tensor | None, test_labels: Tensor | None,
+                 classes: tuple[str, ...] | None = None) -> None:
         self.name, self.train_files, self.test_files = name, train_files, test_files
         self.channels, self.size = channels, size
         self.all_train_labels, self.all_test_labels = train_labels, test_labels
+        self.classes = classes  # the class sub-folders' names by label number, as ImageData's
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -254,7 +256,7 @@ def folder_stream(name: str, files: list[Path], folder: Path, channels: int | No
     train, test, labels = folder_layout(folder, files)
     pick = (lambda idx: None if labels is None else labels[idx])
     return FolderStream(name, [files[i] for i in train], [files[i] for i in test], channels, size,
-                        pick(train), pick(test))
+                        pick(train), pick(test), folder_classes(folder, files) if labels is not None else None)
 
 
 def default_workers() -> int:

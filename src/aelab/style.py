@@ -249,7 +249,7 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     settings = StyleSettings(**{**asdict(settings), **options})
     settings.check(layer_names())
     content_image = _as_image(content, "content")
-    height = check_count(f"{opt('height')}", settings.height, *STYLE_SIDES)
+    height = check_count(opt("height"), settings.height, *STYLE_SIDES)
     width = round(content_image.shape[-1] * height / content_image.shape[-2])
     if not STYLE_SIDES[0] <= width <= STYLE_SIDES[1]:
         raise AelabError(f"at {opt('height', height)} the content image ({content_image.shape[-1]}x{content_image.shape[-2]}) "

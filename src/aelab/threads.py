@@ -7,8 +7,9 @@ operation's barrier, and one thread runs faster (benchmarks/results/speed-shared
 candidate count (all of this process's threads, one fewer, half), keeps the fastest, and probes
 again every minute or as soon as the steps slow down by a third. A probe starts with the count
 in use and drops a candidate after two steps when both are clearly slower, so the probes cost
-about 1% of a run. The first few steps of a fit (which build kernels and caches) are not timed. ``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat
-bit for bit (a different thread count changes the order of floating-point sums).
+about 1% of a run. The first few steps of a fit (which build kernels and caches) are not timed.
+``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat bit for bit
+(a different thread count changes the order of floating-point sums).
 """
 
 from __future__ import annotations

@@ -399,8 +399,10 @@ def make_loggers(names: tuple[str, ...], run: Run) -> list:
 def finish_loggers(loggers: list, folder: Path, out: Path) -> None:
     """End each logger's run: a W&B run left open would take the next training's curves in this
     process; say where an offline W&B run is (in ``out``, where ``folder`` ends up), to upload it."""
+    from lightning.pytorch.loggers import WandbLogger  # Lightning's class, present without the wandb package
+
     for logger in loggers:
-        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
             offline = out / Path(logger.experiment.dir).parent.relative_to(folder)
             logger.experiment.finish()
             if offline.name.startswith("offline-"):
@@ -416,7 +418,7 @@ def remove_leftovers(out: Path) -> list[Path]:
     found = [p for marker in (NEW, OLD) for p in out.parent.glob(f".{out.name}{marker}*") if p.is_dir()]
     for path in found:
         shutil.rmtree(path, ignore_errors=True)
-        log.info(f"removed %s, left by an interrupted {opt('overwrite')} of %s", path, out)
+        log.info("removed %s, left by an interrupted %s of %s", path, opt("overwrite"), out)
     return found
 
 
