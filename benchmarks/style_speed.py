@@ -1,7 +1,8 @@
 """Style transfer's speed and quality by VGG19 arithmetic, on this machine, in one run.
 
     python benchmarks/style_speed.py                 # per-evaluation times and a few rounds of each
-    python benchmarks/style_speed.py --full          # also `aelab style` at the seed's defaults
+    python benchmarks/style_speed.py --full          # also `aelab style` at its defaults
+    python benchmarks/style_speed.py --schedules     # the seed's schedule against the pyramid, ~13 min
 
 Inputs: a smooth 600x400 'photo' (colour ramps) and a blurred-noise texture (300x300), drawn
 here; VGG19's filters are random unless torchvision's ImageNet weights are cached (offline
@@ -9,7 +10,11 @@ machines have none), which changes the loss's values but not the arithmetic's co
 Measured: one loss evaluation (VGG19 forward and backward through the image, the seed's losses)
 at 400x600, in float32 contiguous, float32 channels-last and bf16 autocast channels-last; then
 ``--rounds`` rounds of 20 evaluations in each precision from the same start, the loss after
-each. Writes benchmarks/results/style.md.
+each. ``--schedules`` instead runs the seed's schedule (20 rounds at full size) and the pyramid
+(aelab's default: rounds at 1/4 and 1/2 of the height first) at 400x600 with the same filters,
+and reports the loss at full size against seconds for each, how soon the pyramid reaches the
+seed's final loss, and both results side by side (results/figures/style-schedules.png).
+Writes benchmarks/results/style.md.
 """
 
 from __future__ import annotations
@@ -32,6 +37,62 @@ from aelab.style import VGGFeatures, load_vgg19, style_loss, to_caffe, total_var
 from speed_common import cpu_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "style.md"
+FIGURE = RESULTS.parent / "figures" / "style-schedules.png"
+
+
+def schedules() -> list[str]:
+    """The seed's schedule against the pyramid, at the defaults otherwise: the table's lines, and
+    the figure (the loss at full size against seconds; the two results beside the inputs)."""
+    photo, texture = inputs()
+    results = {name: transfer(photo, texture, schedule=name) for name in ("seed", "pyramid")}
+    curves = {}
+    for name, result in results.items():
+        clock, curve = 0.0, [(0.0, result.initial_loss)]
+        for loss, seconds, height in zip(result.losses, result.seconds, result.heights):
+            clock += seconds
+            if height == 400:  # the coarser levels' losses are of smaller images
+                curve.append((clock, loss))
+        curves[name] = curve
+    seed_end, seed_time = curves["seed"][-1][1], curves["seed"][-1][0]
+    reached = next((t for t, loss in curves["pyramid"][1:] if loss <= seed_end), None)
+    pyramid = results["pyramid"]
+    levels = ", ".join(f"{pyramid.heights.count(h)} at {h} px" for h in dict.fromkeys(pyramid.heights))
+    lines = ["The seed's schedule against the pyramid at 400x600 (the same inputs and filters; the loss "
+             "at full size):", "",
+             "| schedule | rounds | seconds | final loss | seconds to the seed's final loss |", "|---|---|---|---|---|",
+             f"| seed | 20 at 400 px | {seed_time:.0f} | {seed_end:.5g} | {seed_time:.0f} (1.00) |",
+             f"| pyramid (default) | {levels} | {curves['pyramid'][-1][0]:.0f} | {curves['pyramid'][-1][1]:.5g} | "
+             + (f"{reached:.0f} ({reached / seed_time:.2f})" if reached is not None else "not reached") + " |",
+             "", "Loss at full size after each round, against seconds:", "",
+             "| schedule | (seconds, loss) |", "|---|---|"]
+    lines += [f"| {name} | " + ", ".join(f"({t:.0f}, {loss:.4g})" for t, loss in curve) + " |"
+              for name, curve in curves.items()]
+    lines += ["", f"![the two schedules](figures/{FIGURE.name})"]
+    draw(curves, [photo, texture, results["seed"].image, pyramid.image])
+    return lines
+
+
+def draw(curves: dict[str, list[tuple[float, float]]], images: list[torch.Tensor]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4), gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1]})
+    for name, curve in curves.items():
+        axes[0].plot(*zip(*curve), "-o", markersize=3, label=f"{name} schedule")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("seconds")
+    axes[0].set_ylabel("total loss at 400x600")
+    axes[0].legend()
+    axes[0].grid(alpha=0.3)
+    for ax, image, title in zip(axes[1:], images, ("content", "style", "seed schedule", "pyramid")):
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(FIGURE, dpi=80)
+    plt.close(fig)
 
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,10 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 20 evaluations per precision")
-    parser.add_argument("--full", action="store_true", help="also `aelab style` at the seed's defaults (20 rounds)")
+    parser.add_argument("--full", action="store_true", help="also `aelab style` at its defaults")
+    parser.add_argument("--schedules", action="store_true", help="only the seed's schedule against the pyramid")
     args = parser.parse_args(argv)
     cpu = cpu_line()
     print(cpu, flush=True)
+    if args.schedules:
+        lines = [f"## Schedules, {datetime.date.today()}: {cpu}", "", *schedules(), "",
+                 "Made by `python benchmarks/style_speed.py --schedules`.", ""]
+        print("\n".join(lines), flush=True)
+        write(lines)
+        return 0
     lines = [f"## {datetime.date.today()}: {cpu}", "", "One loss evaluation (forward and backward) at 400x600:", "",
              "| VGG19 arithmetic | seconds | vs float32 contiguous |", "|---|---|---|"]
     base = None
@@ -83,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"{args.rounds} rounds of 20 evaluations at 400x600 from the content image (the loss after each):",
               "", "| precision | start | after each round | seconds a round |", "|---|---|---|---|"]
     for precision in ("32", "bf16"):
-        result = transfer(photo, texture, iterations=args.rounds, precision=precision)
+        result = transfer(photo, texture, schedule="seed", iterations=args.rounds, precision=precision)
         lines.append(f"| {precision} | {result.initial_loss:.4g} | {', '.join(f'{v:.4g}' for v in result.losses)} | "
                      f"{statistics.mean(result.seconds):.1f} |")
         print(lines[-1], flush=True)
@@ -98,14 +166,19 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run(command, capture_output=True, text=True)
             wall = time.perf_counter() - began
         said = done.stdout.strip().splitlines()[0] if done.returncode == 0 else done.stderr.strip()[-300:]
-        lines += ["", "`aelab style photo.png texture.png --out result.png` at the seed's defaults (400 px, 20 rounds "
-                  f"of 20 evaluations, precision auto): {wall:.0f} s in all; it said: {said}"]
+        lines += ["", "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
+                  f"precision auto): {wall:.0f} s in all; it said: {said}"]
         print(lines[-1], flush=True)
     lines += ["", "Made by `python benchmarks/style_speed.py" + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
               + (" --full" if args.full else "") + "`.", ""]
-    old = RESULTS.read_text().split("\n", 2)[2] if RESULTS.is_file() else ""
-    RESULTS.write_text("# Style transfer: speed and quality by arithmetic\n\n" + "\n".join(lines) + "\n" + old)
+    write(lines)
     return 0
+
+
+def write(lines: list[str]) -> None:
+    """The section on top of results/style.md."""
+    old = RESULTS.read_text().split("\n", 2)[2] if RESULTS.is_file() else ""
+    RESULTS.write_text("# Style transfer: speed, arithmetic and schedule\n\n" + "\n".join(lines) + "\n" + old)
 
 
 if __name__ == "__main__":

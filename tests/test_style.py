@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 import aelab
-from aelab.style import (KERAS_SCALE, VGGFeatures, from_caffe, gram_matrix, layer_names, load_vgg19, style_loss,
-                         to_caffe, total_variation_loss, transfer)
+from aelab.config import StyleSettings
+from aelab.style import (KERAS_SCALE, RoundClock, VGGFeatures, from_caffe, gram_matrix, layer_names, load_vgg19,
+                         pyramid, style_loss, to_caffe, total_variation_loss, transfer)
 from conftest import run_cli
 from test_bad_input import error_line
 
@@ -91,7 +92,7 @@ def test_photo_sized_inputs_make_progress_at_the_default_height():
     """At the seed's 400 px, a plain port stalled on a 600x400 photo (the same loss every round, the
     content returned unchanged): float32 could not see L-BFGS's first, tiny step."""
     photo, texture = smooth_photo_and_texture()
-    result = transfer(photo, texture, iterations=2, evaluations=8, precision="32")
+    result = transfer(photo, texture, schedule="seed", iterations=2, evaluations=8, precision="32")
     assert result.image.shape == (3, 400, 600)
     trace = [result.initial_loss, *result.losses]
     assert all(later < earlier for earlier, later in zip(trace, trace[1:])), trace  # falls every round
@@ -106,6 +107,32 @@ def test_bf16_and_fp32_end_within_two_percent():
     assert ends["bf16"].losses[-1] == pytest.approx(ends["32"].losses[-1], rel=0.02)
 
 
+def test_the_pyramids_levels_and_the_seeds_schedule():
+    assert pyramid(StyleSettings(), 400, 600) == [(100, 150, 10), (200, 300, 10), (400, 600, 3)]
+    assert pyramid(StyleSettings(schedule="seed"), 400, 600) == [(400, 600, 20)]
+    assert pyramid(StyleSettings(iterations=7, coarse_iterations=2), 100, 80) == [(50, 40, 2), (100, 80, 7)]
+    assert pyramid(StyleSettings(), 24, 32) == [(24, 32, 3)]  # no level under 32 pixels a side
+
+
+def test_the_time_left_scales_with_each_levels_pixels():
+    clock = RoundClock([(10, 10, 2), (20, 20, 1)])
+    assert clock.total == 3
+    assert clock.left(1, [2.0]) == pytest.approx(2.0 + 8.0)  # 2 s a 100-pixel round; the last has 400
+    assert clock.left(3, [2.0, 2.0, 8.0]) == 0
+
+
+def test_a_pyramid_runs_coarse_to_fine_and_says_how_long_is_left(capsys):
+    torch.manual_seed(0)
+    result = transfer(torch.rand(3, 64, 80), torch.rand(3, 32, 32), height=64, coarse_iterations=2, iterations=2,
+                      evaluations=4, precision="32", progress="epoch")
+    assert result.heights == [32, 32, 64, 64] and result.image.shape == (3, 64, 80)
+    assert result.settings.iterations == 2 and len(result.losses) == 4
+    assert result.losses[-1] < result.initial_loss  # the content image's loss at full size
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("style transfer: round 1/4 at 40x32: loss ")
+    assert "left" in lines[0] and "left" not in lines[-1]
+
+
 def test_the_api_returns_the_image():
     image = aelab.style_transfer(torch.rand(3, 10, 20), torch.rand(3, 10, 10), iterations=1, **FAST)
     assert image.shape == (3, 24, 48)
@@ -117,11 +144,12 @@ def test_the_command_with_random_filters(images, tmp_path, capsys):
     assert run_cli("style", content, style, "--out", out, "--iterations", "2", "--height", "24", "--evaluations", "5",
                    "--no-progress", "--precision", "32") == 0
     said = capsys.readouterr()
-    assert "random filters" in said.err and "(32)" in said.out and "s a round" in said.out
+    assert "random filters" in said.err and "(32)" in said.out and "2 rounds: 2 at 24 px" in said.out
     with Image.open(out) as result:
         assert result.size == (32, 24)
     record = json.loads((tmp_path / "out" / "c.json").read_text())
     assert record["weights"] == "random" and len(record["losses"]) == 2 and len(record["seconds"]) == 2
+    assert record["heights"] == [24, 24] and record["settings"]["schedule"] == "pyramid"
     assert record["precision"] in ("32", "bf16") and record["losses"][-1] < record["initial_loss"]
     assert record["settings"]["content_weight"] == 0.025 and record["settings"]["tv_weight"] == 1e-4
     assert (tmp_path / "out" / "c-panel.png").is_file()

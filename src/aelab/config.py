@@ -30,6 +30,10 @@ ScheduleName = Literal["plateau", "cosine"]
 KLForm = Literal["elbo", "seed"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
 StylePrecision = Literal["auto", "bf16", "32"]
+StyleSchedule = Literal["pyramid", "seed"]
+# style transfer's rounds at full size: the seed's; after the pyramid's coarser rounds (chosen by
+# benchmarks/style_speed.py: below the seed's final loss in a fifth of its time)
+SEED_ROUNDS, PYRAMID_ROUNDS = 20, 3
 InitName = Literal["torch", "glorot"]
 StrategyName = Literal["auto", "ddp"]
 LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
@@ -348,7 +352,13 @@ class StyleSettings:
     """Style transfer's settings, the seed's by default: the ``aelab style`` flags and
     ``aelab.style_transfer``'s keyword arguments."""
 
-    iterations: int = setting(20, "outer L-BFGS iterations (seed: 20)", low=1)
+    schedule: StyleSchedule = setting("pyramid", "pyramid: rounds at 1/4 and 1/2 of the height first, each result "
+                                                 "upsampled to start the next (a lower loss in a fifth of the "
+                                                 "time: benchmarks/results/style.md); seed: every round at full "
+                                                 "size")
+    iterations: int | None = setting(None, "outer L-BFGS rounds at full size (default: the seed's 20 with schedule "
+                                           f"seed, {PYRAMID_ROUNDS} after the pyramid's coarser rounds)", low=1)
+    coarse_iterations: int = setting(10, "the pyramid's rounds at each coarser size", low=1)
     evaluations: int = setting(20, "loss evaluations per iteration (the seed's maxfun: 20)", low=1)
     height: int = setting(400, "output height in pixels (seed: 400); the width keeps the content's aspect", low=1)
     content_weight: float = setting(0.025, "weight of the content loss (seed: 0.025)", low=0)
@@ -361,6 +371,13 @@ class StyleSettings:
     precision: StylePrecision = setting("auto", "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
                                                 "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
                                                 "float64")
+
+    @property
+    def full_rounds(self) -> int:
+        """The rounds at full size: ``iterations``, or its schedule's default."""
+        if self.iterations is not None:
+            return self.iterations
+        return SEED_ROUNDS if self.schedule == "seed" else PYRAMID_ROUNDS
 
     def check(self, names: list[str]) -> None:
         """Each value in its range, and the layers among ``names`` (VGG19's, from :mod:`aelab.style`)."""

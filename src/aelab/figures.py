@@ -164,16 +164,23 @@ def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None 
     return _save(fig, path)
 
 
-def style_panel(images: list[Tensor], losses: list[float], path: Path, title: str) -> Path:
-    """Content, style and result side by side, and the loss after each L-BFGS iteration."""
+def style_panel(images: list[Tensor], losses: list[float], path: Path, title: str,
+                heights: Sequence[int] | None = None) -> Path:
+    """Content, style and result side by side, and the loss after each L-BFGS round, a line a
+    size (the pyramid's coarser levels first: their losses are of smaller images)."""
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 1, 1, 0.9]})
     for ax, image, label in zip(axes, images, ("content", "style", "result")):
         _show(ax, image)
         ax.set_title(label)
-    axes[3].plot(range(1, len(losses) + 1), losses, "-o", markersize=3)
+    heights = np.asarray(heights or [images[-1].shape[-2]] * len(losses))
+    rounds = np.arange(1, len(losses) + 1)
+    for height in dict.fromkeys(heights.tolist()):
+        at = heights == height
+        axes[3].plot(rounds[at], np.asarray(losses)[at], "-o", markersize=3, label=f"{height} px high")
     axes[3].set_yscale("log")
-    axes[3].set_xlabel("iteration")
-    axes[3].set_ylabel("total loss")
+    axes[3].set_xlabel("L-BFGS round")
+    axes[3].set_ylabel("total loss (content + style + variation)")
+    axes[3].legend(title="image size")
     axes[3].grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
