@@ -6,13 +6,14 @@ way of scoring tried.
 
     python benchmarks/anomaly_validation.py                          # the neighbours' rows, ~5 min on 2 cores
     python benchmarks/anomaly_validation.py --rows transformations   # the transformations' rows, ~17 min
+    python benchmarks/anomaly_validation.py --rows fast              # the network's width, for speed, ~10 min
 
 Scores are sums of parts, each standardised by its mean and spread on the 5,400 training images
 (each left out of its own neighbours), as AnomalyDetector(method="neighbours") does: ``r`` the
 normalised reconstruction error; ``cK``/``pK`` the mean distance to the K nearest training images
 in codes / pixels; ``m`` the Mahalanobis distance of the codes; ``b3`` the largest 3x3 mean of the
 normalised error map; ``gE`` the transformations' score (GEOM: aelab.transformations) of a
-network trained for E epochs on the same training images. Writes its section on top of
+network trained for E epochs on the same training images (``gEwW``: a network of width W). Writes its section on top of
 benchmarks/results/anomaly.md.
 """
 
@@ -22,6 +23,7 @@ import datetime
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from anomaly import RESULTS, roc_auc
 from speed_common import cpu_line, prepend_section
 
 HELD, ANOMALIES = 600, 600
+SECONDS: dict[str, list[float]] = {}  # each transformations network's fit and scoring, by "gEwW"
 # (row, training settings, score parts, ensemble members)
 VARIANTS = [
     ("reconstruction", {}, "r", 1),
@@ -48,6 +51,18 @@ VARIANTS = [
     ("codes and pixels, 30 epochs", {"epochs": 30}, "r+c5+p5", 1),
     ("reconstruction, trained with noise 0.2", {"noise": 0.2}, "r", 1),
 ]
+# the transformations network's size and epochs, for a combined method fast enough to be the default
+FAST_VARIANTS = [
+    ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
+    ("codes, pixels and transformations, 5 epochs, width 32", {}, "r+c5+p5+g5w32", 1),
+    ("codes, pixels and transformations, 5 epochs, width 16", {}, "r+c5+p5+g5w16", 1),
+    ("codes, pixels and transformations, 3 epochs, width 16", {}, "r+c5+p5+g3w16", 1),
+    ("codes, pixels and transformations, 5 epochs, width 8", {}, "r+c5+p5+g5w8", 1),
+    ("transformations alone, 5 epochs, width 16", {}, "g5w16", 1),
+    ("transformations alone, 5 epochs, width 8", {}, "g5w8", 1),
+]
+NETWORKS = {"neighbours": [], "transformations": [(3, 32), (5, 32)],
+            "fast": [(5, 32), (5, 16), (3, 16), (5, 8)]}  # (epochs, width) of the networks each set trains
 TRANSFORMATION_VARIANTS = [
     ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
     ("transformations alone, 3 epochs", {}, "g3", 1),
@@ -58,11 +73,12 @@ TRANSFORMATION_VARIANTS = [
 ]
 
 
-def parts_of(detector, train: np.ndarray, val: np.ndarray, transformations: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every part's (validation values, training values) for one trained detector, and with
-    ``transformations`` those of the transformations' networks (seed 0)."""
+def parts_of(detector, train: np.ndarray, val: np.ndarray, networks: list[tuple[int, int]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every part's (validation values, training values) for one trained detector, and those of
+    the transformations' ``networks`` ((epochs, width) each; seed 0): ``gE`` at the default width,
+    ``gEwW`` at width W, with the seconds each took to fit and score in ``seconds``."""
     from aelab.anomaly import neighbour_distance
-    from aelab.transformations import fit_transformation_net, transformation_scores
+    from aelab.transformations import WIDTH, fit_transformation_net, transformation_scores
 
     tr_images, tr_maps, tr_codes = detector._through(train)
     va_images, va_maps, va_codes = detector._through(val)
@@ -82,9 +98,14 @@ def parts_of(detector, train: np.ndarray, val: np.ndarray, transformations: bool
     scale = torch.from_numpy(1 / (detector.pixel_errors_ + 1e-4)).float()
     blurred = lambda maps: F.avg_pool2d(torch.from_numpy(maps).float()[:, None] * scale, 3, 1, 1).flatten(1).amax(1)  # noqa: E731
     found["b3"] = (blurred(va_maps).numpy(), blurred(tr_maps).numpy())
-    for epochs in (3, 5) if transformations else ():
-        net = fit_transformation_net(tr_images, seed=0, epochs=epochs)
-        found[f"g{epochs}"] = (transformation_scores(net, va_images).numpy(), transformation_scores(net, tr_images).numpy())
+    for epochs, width in networks:
+        began = time.perf_counter()
+        net = fit_transformation_net(tr_images, seed=0, epochs=epochs, width=width)
+        values = (transformation_scores(net, va_images).numpy(), transformation_scores(net, tr_images).numpy())
+        found[f"g{epochs}w{width}"] = values
+        if width == WIDTH:
+            found[f"g{epochs}"] = values
+        SECONDS.setdefault(f"g{epochs}w{width}", []).append(time.perf_counter() - began)
     return found
 
 
@@ -103,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     from aelab.data import resolve_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", choices=["neighbours", "transformations"], default="neighbours",
-                        help="which choice's rows: the neighbours method's or the transformations'")
+    parser.add_argument("--rows", choices=["neighbours", "transformations", "fast"], default="neighbours",
+                        help="which choice's rows: the neighbours method's, the transformations', or the "
+                             "transformations network's size for a fast combined method")
     args = parser.parse_args(argv)
-    variants = VARIANTS if args.rows == "neighbours" else TRANSFORMATION_VARIANTS
+    variants = {"neighbours": VARIANTS, "transformations": TRANSFORMATION_VARIANTS, "fast": FAST_VARIANTS}[args.rows]
 
     data = resolve_data("fashion-mnist")
     images = (data.train[:, 0].numpy() * 255).round().astype(np.uint8)
@@ -127,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                     with tempfile.TemporaryDirectory() as folder:
                         detector = aelab.AnomalyDetector("dense", out=Path(folder) / "run", seed=seed,
                                                          **{"epochs": 10, **settings}).fit(train)
-                        trained[key] = parts_of(detector, train, val, transformations=args.rows == "transformations")
+                        trained[key] = parts_of(detector, train, val, NETWORKS[args.rows])
                 total = total + score(trained[key], recipe)
             found[row].append(roc_auc(total, truth))
         print(f"class {k}: " + ", ".join(f"{row} {values[-1]:.4f}" for row, values in found.items()), flush=True)
-    command = "python benchmarks/anomaly_validation.py" + ("" if args.rows == "neighbours" else " --rows transformations")
+    command = "python benchmarks/anomaly_validation.py" + ("" if args.rows == "neighbours" else f" --rows {args.rows}")
     lines = [f"## Choosing the {args.rows} method (validation only), {datetime.date.today()}: {cpu_line()}", "",
              f"`{command}`: Fashion-MNIST's training split; each class's last "
              f"{HELD} training images are normal validation images against {ANOMALIES} training images of the "
@@ -139,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
              "No test image is scored.", "",
              "| scoring | mean validation ROC-AUC |", "|---|---|"]
     lines += [f"| {row} | {statistics.mean(values):.4f} |" for row, values in found.items()]
+    if SECONDS:
+        lines += ["", f"Each transformations network's mean seconds to fit on the {len(train):,}-odd training images "
+                  f"and score them and the {HELD + ANOMALIES:,} validation images ({torch.get_num_threads()} threads, "
+                  "float32):", "", "| epochs, width | seconds |", "|---|---|"]
+        lines += [f"| {key[1:].replace('w', ', ')} | {statistics.mean(values):.1f} |" for key, values in SECONDS.items()]
     prepend_section(lines, RESULTS)
     print("\n".join(lines))
     return 0

@@ -31,7 +31,8 @@ def dense_run(small_data, tmp_path_factory):
 
 
 def test_detector_follows_pyod_conventions(digits, tmp_path):
-    detector = aelab.AnomalyDetector("dense", contamination=0.1, out=tmp_path / "run", epochs=3, batch_size=32)
+    detector = aelab.AnomalyDetector("dense", contamination=0.1, out=tmp_path / "run", method="reconstruction",
+                                     epochs=3, batch_size=32)
     with pytest.raises(AelabError, match="not fitted"):
         detector.predict(digits[:2])
     assert detector.fit(digits) is detector
@@ -51,13 +52,14 @@ def test_detector_follows_pyod_conventions(digits, tmp_path):
     normal = detector.error_maps(digits).mean(axis=0)
     assert np.allclose(detector.pixel_errors_, normal, rtol=1e-5)
     assert np.allclose((maps / (normal + 1e-4)).mean(axis=(1, 2)), detector.decision_function(noise), rtol=1e-4)
-    plain = aelab.AnomalyDetector("dense", score="mse")
+    plain = aelab.AnomalyDetector("dense", score="mse", method="reconstruction")
     plain.run, plain.pixel_errors_ = detector.run, detector.pixel_errors_
     assert np.allclose(maps.mean(axis=(1, 2)), plain.decision_function(noise), rtol=1e-5)
     with pytest.raises(AelabError, match="unknown score"):
         aelab.AnomalyDetector("dense", score="max")
     assert (tmp_path / "run" / "model.safetensors").is_file()  # out keeps the run
-    assert aelab.AnomalyDetector().model == "dense"  # the benchmark's best detector is the default
+    # the benchmark's best detector is the default: the combined method on seed 2's dense
+    assert aelab.AnomalyDetector().model == "dense" and aelab.AnomalyDetector().method == "combined"
 
 
 def test_detector_from_a_run_sets_its_threshold_on_validation_images(dense_run):
@@ -147,7 +149,7 @@ def test_a_detector_clones_and_takes_new_parameters(dense_run):
     copy = clone(detector)
     assert copy is not detector and copy.get_params() == detector.get_params()
     assert copy.get_params() == {"model": "dense", "contamination": 0.05, "out": None, "score": "mse",
-                                 "method": "reconstruction", "progress": None, "epochs": 2, "batch_size": 32}
+                                 "method": "combined", "progress": None, "epochs": 2, "batch_size": 32}
     assert copy.decision_scores_ is None  # a clone is unfitted
     assert copy.set_params(epochs=4, contamination=0.2) is copy
     assert copy.settings["epochs"] == 4 and copy.contamination == 0.2 and detector.settings["epochs"] == 2
@@ -344,6 +346,34 @@ def test_the_transformations_are_rotations_and_reflected_quarter_shifts():
     assert torch.equal(transform(x, down_rotated), torch.rot90(shifted, 1, (-2, -1)))
 
 
+def test_a_batch_is_transformed_in_one_gather_as_transform_does():
+    from aelab.transformations import TRANSFORMS, _transformed, transform
+
+    x = torch.rand(45, 2, 12, 12)
+    drawn = torch.arange(45) % len(TRANSFORMS)
+    moved, targets = _transformed(x, drawn)
+    assert torch.equal(targets, drawn)
+    for i in range(45):
+        assert torch.equal(moved[i:i + 1], transform(x[i:i + 1], int(drawn[i]))), i
+
+
+def test_the_networks_folded_evaluation_is_its_plain_one():
+    """Pooling before each ReLU and the batch norms folded into the convolutions change nothing:
+    the same outputs as conv, norm, ReLU, pool in evaluation; folded again after the weights move."""
+    from aelab.transformations import fit_transformation_net
+
+    net = fit_transformation_net(torch.rand(64, 1, 12, 12), epochs=1, width=4)
+    x = torch.rand(8, 1, 12, 12)
+    layers = list(net.net)
+    order = [layers[i] for i in (0, 1, 3, 2, 4, 5, 7, 6, 8, 9, 10, 11, 12, 13)]  # conv, norm, ReLU, pool
+    with torch.no_grad():
+        assert torch.allclose(net(x), torch.nn.Sequential(*order)(x), atol=1e-5)
+        first = net.inference()
+        assert net.inference() is first  # folded once
+        net.net[0].weight.add_(1.0)
+        assert net.inference() is not first and torch.allclose(net(x), torch.nn.Sequential(*order)(x), atol=1e-4)
+
+
 def test_the_combined_method_adds_the_transformations_score(dense_run, digits, tmp_path):
     """method="transformations": GEOM's score of a network that learnt which rotation and shift
     normal images went through; method="combined": the neighbours' three parts and that score,
@@ -351,7 +381,7 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
     ort = pytest.importorskip("onnxruntime")
     from sklearn.base import clone
 
-    from aelab.transformations import transformation_scores
+    from aelab.transformations import TransformationNet, transformation_scores
 
     combined = aelab.AnomalyDetector.from_run(dense_run, method="combined")
     alone = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
@@ -371,6 +401,10 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
     assert scores[12:].min() > np.median(scores[:12])  # noise is stranger than most digits
     loaded = aelab.AnomalyDetector.load(combined.save(tmp_path / "c.safetensors"))
     assert loaded.method == "combined" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)
+    assert loaded.transformer_.net[0].out_channels == 8  # the network's width comes from the file
+    wider = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
+    wider.transformer_ = TransformationNet(1, 32).eval()  # an earlier aelab's width
+    assert aelab.AnomalyDetector.load(wider.save(tmp_path / "w.safetensors")).transformer_.net[0].out_channels == 32
     out = aelab.export(loaded, tmp_path / "c.onnx", part="detector")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert np.allclose(session.run(None, {"images": images.numpy()})[0], scores, rtol=1e-4, atol=1e-4)

@@ -10,8 +10,8 @@ conventions (https://pyod.readthedocs.io): ``fit(X)``, ``decision_function(X)``,
 (1 = outlier), ``predict_proba(X)``, and after fitting ``decision_scores_``, ``threshold_`` and
 ``labels_``, the threshold being the ``1 - contamination`` quantile of the fitted scores.
 
-**Methods.** ``method="reconstruction"`` (default, the fastest) scores the reconstruction error
-alone. ``method="neighbours"`` adds two feature-space distances to it: the mean distance to the
+**Methods.** ``method="reconstruction"`` (the fastest) scores the reconstruction error alone.
+``method="neighbours"`` adds two feature-space distances to it: the mean distance to the
 ``NEIGHBOURS`` nearest normal images in pixels and in the autoencoder's codes (nearest-neighbour
 anomaly detection on learned features: Bergman, Cohen and Hoshen, "Deep Nearest Neighbor Anomaly
 Detection", 2020, who use pretrained features where aelab uses the autoencoder's own codes),
@@ -19,10 +19,11 @@ each of the three standardised by its mean and spread on the normal images, then
 keeps the normal images as its reference (saved with it). ``method="transformations"`` scores
 how badly a small network, trained on the normal images to tell which of 20 rotations and
 translations an image went through, tells them on the image (GEOM: Golan & El-Yaniv, NeurIPS
-2018; :mod:`aelab.transformations`). ``method="combined"`` (the most accurate, and the slowest:
-fitting on 6,000 images and scoring 10,000 took a minute on 2 cores, against 3.4 s for the
-neighbours) sums the neighbours' three standardised parts and the transformations' score,
-standardised the same way.
+2018; :mod:`aelab.transformations`). ``method="combined"``, the default of ``AnomalyDetector()``
+and the most accurate, sums the neighbours' three standardised parts and the transformations'
+score, standardised the same way (benchmarks/results/anomaly.md gives its accuracy and time a
+class). A detector built from a trained run (``from_run``, ``aelab score``, ``aelab export``)
+defaults to ``"reconstruction"``: the other methods train on the run's training images each time.
 
 The rest of PyOD's detector API is here too: ``predict(X, return_confidence=True)``,
 ``predict_confidence`` and ``predict_with_rejection`` (ExCeeD, Perini et al., ECML PKDD 2020, and
@@ -75,6 +76,7 @@ METHODS = typing.get_args(Method)
 USES_NEIGHBOURS = ("neighbours", "combined")  # the methods that keep normal images as their reference
 USES_TRANSFORMATIONS = ("transformations", "combined")  # those that train a TransformationNet
 NEIGHBOURS = 5  # k of the nearest-neighbour distances (chosen on validation images: benchmarks/anomaly_validation.py)
+EPOCHS = 10  # the default model's, unless given (validation: 10 epochs scored above 20 and 30, and the seed's 50 waits)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
 FILE_FORMAT = 1  # the detector file's layout (save/load)
 
@@ -88,15 +90,16 @@ class AnomalyDetector:
     one). ``AnomalyDetector.from_run(RUN)`` uses a trained run instead, its threshold set on the
     run's validation images (held out from training, so their errors are honest). ``score``:
     ``"normalised"`` (default) or ``"mse"``; ``progress``: how ``fit`` reports its training
-    (None, the default: quiet, as PyOD's ``verbose=0``; "epoch": a line per epoch; "bar"); ``method``: ``"reconstruction"`` (default, the
-    fastest), ``"neighbours"``, ``"transformations"`` or ``"combined"`` (the most accurate; see
-    the module's text). The default model is seed
-    2's dense autoencoder: on one-class Fashion-MNIST it scored the highest mean ROC-AUC of
-    aelab's models, PCA and PyOD's AutoEncoder, and the fastest (benchmarks/results/anomaly.md).
+    (None, the default: quiet, as PyOD's ``verbose=0``; "epoch": a line per epoch; "bar");
+    ``method``: ``"combined"`` (the default, the most accurate), ``"reconstruction"`` (the
+    fastest), ``"neighbours"`` or ``"transformations"`` (see the module's text). The default model
+    is seed 2's dense autoencoder, trained for :data:`EPOCHS` epochs unless ``epochs`` is given: on
+    one-class Fashion-MNIST it scored the highest mean ROC-AUC of aelab's models, PCA and PyOD's
+    AutoEncoder, and the fastest (benchmarks/results/anomaly.md).
     """
 
     def __init__(self, model: str = "dense", contamination: float = 0.1, out: str | Path | None = None,
-                 score: str = "normalised", method: str = "reconstruction", progress: Progress = None,
+                 score: str = "normalised", method: str = "combined", progress: Progress = None,
                  **settings: Any) -> None:
         check_contamination(contamination)
         resolve(progress)  # a wrong value fails here, not in fit
@@ -154,8 +157,9 @@ class AnomalyDetector:
         del y
         images = _images(X)
         # every image trains (less the validation hold-out); no test split to evaluate
+        settings = {"epochs": EPOCHS, **self.settings} if self.model == "dense" else self.settings
         self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=self.progress, evaluate_test=False,
-                         **self.settings)
+                         **settings)
         self._use(self.run)
         self._fit_normal(images)
         return self
@@ -472,7 +476,8 @@ class AnomalyDetector:
         if not isinstance(model, Autoencoder) or isinstance(model, Conditional):
             raise AelabError(f"{path} holds {config.model}, which does not score anomalies")
         if method in USES_TRANSFORMATIONS:
-            net = TransformationNet(model.input_shape[0])
+            first = transformations.get("net.0.weight")  # (width, channels, 3, 3): the network's width
+            net = TransformationNet(model.input_shape[0], first.shape[0] if first is not None and first.dim() else 1)
             load_state(net, transformations, path)
             detector.transformer_ = net.to(device, memory_format=torch.channels_last).eval()
         detector.model_, detector.config_ = model.to(device).eval(), config
@@ -641,7 +646,7 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
         detector = AnomalyDetector.from_run(run, contamination, score=score, method=method)
         source = f"the {len(detector.decision_scores_)} validation images' {1 - contamination:.0%} quantile"
     else:  # a plain error against a given threshold: nothing to learn from the run's data
-        detector = AnomalyDetector(run.config.model, contamination, score=score)
+        detector = AnomalyDetector(run.config.model, contamination, score=score, method="reconstruction")
         detector.run = run
         detector._use(run)
     if threshold is not None:
