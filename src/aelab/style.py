@@ -381,11 +381,12 @@ class StyleProblem:
                  on_round: Callable[[float, float], object]) -> Tensor:
         """``rounds`` rounds of L-BFGS from ``start`` (caffe space); ``on_round(loss, seconds)``
         after each. L-BFGS moves z = x / scale (see the module's note)."""
-        probe = start.detach().clone().requires_grad_(True)
+        start = start.detach().contiguous()  # L-BFGS flattens z and its gradient with view()
+        probe = start.clone().requires_grad_(True)
         self.loss(probe).backward()
         norm = float(probe.grad.norm())
         scale = float(probe.grad.abs().sum()) / norm if norm > 0 else 1.0
-        z = (start.detach() / scale).requires_grad_(True)
+        z = (start / scale).contiguous().requires_grad_(True)
         before = initial_loss
         for iteration in range(rounds):
             began = time.perf_counter()
