@@ -653,7 +653,7 @@ def _style_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="a torchvision vgg19 state dict (.pth), read weights-only")
     p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    add_settings(p, aelab.StyleSettings, "style-transfer settings (default: the seed's)")
+    add_settings(p, aelab.StyleSettings, "style-transfer settings (default: the seed's, run as a pyramid)")
 
 
 cmd_style.arguments = _style_arguments

@@ -358,7 +358,7 @@ class StyleSettings:
                                                  "size")
     iterations: int | None = setting(None, "outer L-BFGS rounds at full size (default: the seed's 20 with schedule "
                                            f"seed, {PYRAMID_ROUNDS} after the pyramid's coarser rounds)", low=1)
-    coarse_iterations: int = setting(10, "the pyramid's rounds at each coarser size", low=1)
+    coarse_iterations: int = setting(10, "the pyramid's rounds at each coarser size (default: 10)", low=1)
     evaluations: int = setting(20, "loss evaluations per iteration (the seed's maxfun: 20)", low=1)
     height: int = setting(400, "output height in pixels (seed: 400); the width keeps the content's aspect", low=1)
     content_weight: float = setting(0.025, "weight of the content loss (seed: 0.025)", low=0)
