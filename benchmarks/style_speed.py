@@ -56,7 +56,7 @@ def schedules() -> list[str]:
     seed_end, seed_time = curves["seed"][-1][1], curves["seed"][-1][0]
     reached = next((t for t, loss in curves["pyramid"][1:] if loss <= seed_end), None)
     pyramid = results["pyramid"]
-    levels = ", ".join(f"{pyramid.heights.count(h)} at {h} px" for h in dict.fromkeys(pyramid.heights))
+    levels = pyramid.rounds_by_height()
     lines = ["The seed's schedule against the pyramid at 400x600 (the same inputs and filters; the loss "
              "at full size):", "",
              "| schedule | rounds | seconds | final loss | seconds to the seed's final loss |", "|---|---|---|---|---|",

@@ -638,10 +638,9 @@ def cmd_style(args: argparse.Namespace) -> None:
     result, written = aelab.style_transfer_files(args.content, args.style, args.out, weights=args.weights,
                                                  download=args.download, progress=args.progress, overwrite=args.overwrite,
                                                  **_given(args, aelab.StyleSettings))
-    levels = ", ".join(f"{result.heights.count(h)} at {h} px" for h in dict.fromkeys(result.heights))
     print(f"style transfer with {result.weights} VGG19 weights ({result.precision}): loss {result.initial_loss:.4g} "
           f"for the content image, {result.losses[-1]:.4g} after the last round ({len(result.losses)} rounds: "
-          f"{levels}; {sum(result.seconds):.0f} s)")
+          f"{result.rounds_by_height()}; {sum(result.seconds):.0f} s)")
     print("wrote " + ", ".join(map(str, written)))
 
 

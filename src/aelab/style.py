@@ -52,7 +52,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -91,6 +91,10 @@ class StyleResult:
     seconds: list[float] = field(default_factory=list)  # each outer iteration's time
     precision: str = "32"  # what VGG19 ran in: "bf16" or "32"
     heights: list[int] = field(default_factory=list)  # each outer iteration's image height (the pyramid's levels)
+
+    def rounds_by_height(self) -> str:
+        """``10 at 100 px, 10 at 200 px, 3 at 400 px``: the rounds run at each size, coarse first."""
+        return ", ".join(f"{self.heights.count(h)} at {h} px" for h in dict.fromkeys(self.heights))
 
 
 def layer_names() -> list[str]:
@@ -256,7 +260,7 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
                          f"{', '.join(StyleSettings.__dataclass_fields__)}")
     settings = StyleSettings(**{**asdict(settings), **options})
     settings.check(layer_names())
-    settings = StyleSettings(**{**asdict(settings), "iterations": settings.full_rounds})  # the record says
+    settings = replace(settings, iterations=settings.full_rounds)  # the record says how many ran
     content_image = _as_image(content, "content")
     height = check_count(opt("height"), settings.height, *STYLE_SIDES)
     width = round(content_image.shape[-1] * height / content_image.shape[-2])
@@ -299,10 +303,10 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
         # the seed starts from the content image; a finer level from the coarser result, upsampled
         start = to_caffe(contents) if x is None else _resize_caffe(x, h, w)
         problem = StyleProblem(net, settings, contents, _resize(style_image, h, w).to(device), precision)
-        level_initial = problem.loss_value(start)
+        result, start_loss = problem.optimise(start, rounds, after_round)
         if (h, w) == (height, width):  # the record's start: the content image's loss at full size
-            initial_loss = level_initial if x is None else problem.loss_value(to_caffe(contents))
-        x = problem.optimise(start, rounds, level_initial, after_round)
+            initial_loss = start_loss if x is None else problem.loss_value(to_caffe(contents))
+        x = result
     if bar is not None:
         bar.close()
     image = from_caffe(x.detach().cpu()).clamp(0, 1)[0]
@@ -377,17 +381,18 @@ class StyleProblem:
         with torch.no_grad():
             return float(self.loss(x))
 
-    def optimise(self, start: Tensor, rounds: int, initial_loss: float,
-                 on_round: Callable[[float, float], object]) -> Tensor:
-        """``rounds`` rounds of L-BFGS from ``start`` (caffe space); ``on_round(loss, seconds)``
-        after each. L-BFGS moves z = x / scale (see the module's note)."""
+    def optimise(self, start: Tensor, rounds: int,
+                 on_round: Callable[[float, float], object]) -> tuple[Tensor, float]:
+        """``rounds`` rounds of L-BFGS from ``start`` (caffe space), and ``start``'s loss;
+        ``on_round(loss, seconds)`` after each. L-BFGS moves z = x / scale (see the module's note)."""
         start = start.detach().contiguous()  # L-BFGS flattens z and its gradient with view()
         probe = start.clone().requires_grad_(True)
-        self.loss(probe).backward()
+        start_loss = self.loss(probe)
+        start_loss.backward()
         norm = float(probe.grad.norm())
         scale = float(probe.grad.abs().sum()) / norm if norm > 0 else 1.0
         z = (start / scale).contiguous().requires_grad_(True)
-        before = initial_loss
+        before = float(start_loss.detach())
         for iteration in range(rounds):
             began = time.perf_counter()
             # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
@@ -409,7 +414,7 @@ class StyleProblem:
                 log.info("style transfer: bf16 stalled at round %d; float32 from here on", iteration + 1)
             before = loss
             on_round(loss, time.perf_counter() - began)
-        return (z * scale).detach()
+        return (z * scale).detach(), float(start_loss.detach())
 
 
 def _as_image(image: Tensor | str | Path, what: str) -> Tensor:
