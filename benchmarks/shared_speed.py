@@ -5,6 +5,8 @@ priority, and beside one at nice 19.
 
     python benchmarks/shared_speed.py                         # Fashion-MNIST if installed, 3 epochs
     python benchmarks/shared_speed.py --only busy --epochs 2 --no-keras
+    python benchmarks/shared_speed.py --inference             # evaluation, anomaly detection, style
+    python benchmarks/shared_speed.py --wait-policy --epochs 2  # OMP_WAIT_POLICY=PASSIVE against the default
 
 The model is seed 1's (`conv-resize`, batch 200, Adam 1e-3, BCE); the plain loop is
 speed_training.py's reference (fp32 eager); Keras is peers/keras_peers.py's `conv-ae`, in
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -44,12 +47,12 @@ def steady(rates: list[float]) -> float:
     return statistics.median(rates[1:] or rates)
 
 
-def aelab_rate(data: str, epochs: int, tmp: Path, threads: int | None) -> dict:
+def aelab_rate(data: str, epochs: int, tmp: Path, threads: int | None, env: dict[str, str] | None = None) -> dict:
     out = tmp / f"aelab-{threads or 'adaptive'}-{time.time_ns()}"
     options = ["--threads", str(threads)] if threads else []
     subprocess.run([sys.executable, "-m", "aelab", "train", "conv-resize", "--data", data, "--epochs", str(epochs),
                     "--no-early-stopping", "--out", str(out), "--progress", "none", "--no-bounds", "--no-quality",
-                    "--logger", "none", *options], check=True, capture_output=True)
+                    "--logger", "none", *options], check=True, capture_output=True, env={**os.environ, **(env or {})})
     history = json.loads((out / "history.json").read_text())["epochs"]
     return {"rate": steady([row["images_per_second"] for row in history]),
             "threads": "/".join(str(int(row["threads"])) for row in history)}
@@ -78,6 +81,106 @@ def keras_rate(data: str, epochs: int, tmp: Path) -> dict | None:
     return {"rate": steady([result["train_images"] / s for s in result["epoch_seconds"]]), "threads": "TF's"}
 
 
+INFERENCE = ("evaluation", "anomaly detector", "style transfer")
+
+
+def inference_work(name: str, folder: Path, data: str, threads: int | None) -> float:
+    """Seconds one long inference job took in this process: ``aelab.evaluate`` of a 1-epoch VAE
+    (the IWAE bound on 1,000 test images, the sample-quality distance of 10,000 samples; the
+    feature classifier cached), ``AnomalyDetector()`` fitted on one class's training images and
+    scoring the 10,000 test images, or a small style transfer (160 px high, pyramid 3+3+2 rounds,
+    random filters). ``threads``: fixed (``aelab.fixed_threads``), else adaptive."""
+    import contextlib
+
+    import aelab
+
+    fixed = aelab.fixed_threads(threads) if threads else contextlib.nullcontext()
+    if name == "evaluation":
+        with fixed:
+            began = time.perf_counter()
+            aelab.evaluate(folder / "vae", progress="none")
+            return time.perf_counter() - began
+    if name == "anomaly detector":
+        images = aelab.load_data(data)
+        normal = images.x_train[images.y_train == 0]
+        with fixed:
+            began = time.perf_counter()
+            aelab.AnomalyDetector(out=folder / f"detector-{time.time_ns()}", progress="none").fit(normal) \
+                .decision_function(images.x_test)
+            return time.perf_counter() - began
+    from style_speed import inputs
+
+    from aelab.style import transfer
+
+    photo, texture = inputs()
+    with fixed:
+        began = time.perf_counter()
+        transfer(photo, texture, height=160, coarse_iterations=3, iterations=2, progress=False)
+        return time.perf_counter() - began
+
+
+def inference_seconds(name: str, folder: Path, data: str, threads: int | None) -> dict:
+    """:func:`inference_work` in a fresh process."""
+    command = [sys.executable, __file__, "--work", name, "--folder", str(folder), "--data", data]
+    done = subprocess.run(command + (["--threads", str(threads)] if threads else []), check=True,
+                          capture_output=True, text=True)
+    return {"seconds": float(done.stdout.strip().splitlines()[-1]), "threads": str(threads or "adaptive")}
+
+
+def prepare_inference(folder: Path, data: str) -> None:
+    """The VAE the evaluation side measures (1 epoch), evaluated once so that the feature
+    classifier and the data are cached before any side is timed."""
+    subprocess.run([sys.executable, "-m", "aelab", "train", "vae", "--data", data, "--epochs", "1",
+                    "--out", str(folder / "vae"), "--progress", "none", "--logger", "none"], check=True,
+                   capture_output=True)
+
+
+def inference_tables(conditions: list[str], data: str, fixed: list[int], folder: Path) -> tuple[list[str], list[str]]:
+    """Per condition, each job's seconds adaptive and at each fixed count: the table's lines and the verdicts."""
+    prepare_inference(folder, data)
+    lines, verdicts = ["Long inference (`--inference`): seconds a job, each in a fresh process, lower is faster; "
+                       "the ratio is the best fixed count's seconds over the adaptive side's (>= 0.95 is the goal).",
+                       ""], []
+    for condition in conditions:
+        load = LOADS[condition]
+        lines += [f"### inference, {WHAT[condition]}", "", "| job | adaptive | " + " | ".join(
+            f"--threads {n}" for n in fixed) + " | best fixed / adaptive |", "|---" * (len(fixed) + 3) + "|"]
+        for name in INFERENCE:
+            ours = under(load, lambda: inference_seconds(name, folder, data, None))["seconds"]
+            times = {n: under(load, lambda n=n: inference_seconds(name, folder, data, n))["seconds"] for n in fixed}
+            ratio = min(times.values()) / ours
+            print(f"[{condition}] {name}: adaptive {ours:.1f} s, " + ", ".join(
+                f"{n} threads {t:.1f} s" for n, t in times.items()), flush=True)
+            lines.append(f"| {name} | {ours:.1f} s | " + " | ".join(f"{times[n]:.1f} s" for n in fixed)
+                         + f" | {ratio:.2f} |")
+            verdicts.append(f"{condition}, {name}: best fixed / adaptive = {ratio:.3f}")
+        lines.append("")
+    return lines, verdicts
+
+
+def wait_policy_tables(conditions: list[str], data: str, epochs: int, tmp: Path) -> list[str]:
+    """aelab's training at all threads and adaptive, with OpenMP's default wait policy and with
+    ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once instead of spinning first)."""
+    cores = torch.get_num_threads()
+    lines = ["OpenMP's wait policy (`--wait-policy`): training images/s with the runtime's default and with "
+             "`OMP_WAIT_POLICY=PASSIVE`.", "", "| condition | side | default | PASSIVE |", "|---|---|---|---|"]
+    for condition in conditions:
+        for threads in (cores, None):
+            rates = {}
+            for policy in ("default", "PASSIVE"):
+                env = {"OMP_WAIT_POLICY": policy} if policy != "default" else {}
+                rates[policy] = under(LOADS[condition], lambda: aelab_rate(data, epochs, tmp, threads, env))
+            side = f"aelab --threads {threads}" if threads else "aelab (adaptive)"
+            print(f"[{condition}] {side}: default {rates['default']['rate']:,.0f}, passive "
+                  f"{rates['PASSIVE']['rate']:,.0f} img/s", flush=True)
+            lines.append(f"| {condition} | {side} | {rates['default']['rate']:,.0f} ({rates['default']['threads']}) | "
+                         f"{rates['PASSIVE']['rate']:,.0f} ({rates['PASSIVE']['threads']}) |")
+    return lines + [""]
+
+
+WHAT = {"quiet": "quiet", "busy": "beside one busy process (normal priority)", "niced": "beside one busy process at nice 19"}
+
+
 def under(load: list[str] | None, measure):
     """``measure()`` with the load running beside it (None: quiet)."""
     if load is None:
@@ -98,17 +201,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="quiet,busy,niced", help="conditions, comma-separated")
     parser.add_argument("--no-keras", action="store_true", help="leave the Keras side out")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
+    parser.add_argument("--inference", action="store_true", help="long inference instead of training: evaluation, "
+                        "an anomaly detector's fit and scores, a style transfer; adaptive against each fixed count")
+    parser.add_argument("--wait-policy", action="store_true", help="training with OpenMP's default wait policy "
+                        "against OMP_WAIT_POLICY=PASSIVE instead")
+    parser.add_argument("--work", choices=INFERENCE, help=argparse.SUPPRESS)  # one inference job, in this process
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     data = args.data or default_data()
+    if args.work:
+        print(inference_work(args.work, args.folder, data, args.threads))
+        return 0
     cores = torch.get_num_threads()
     fixed = sorted({cores, cores - 1, cores // 2} - {0}, reverse=True)
     given = "".join(" " + word for word in (argv if argv is not None else sys.argv[1:]))
-    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/shared_speed.py{given}`", "", f"Seed 1's model on {data}, {args.epochs} epochs a side, training images/s (the median of the epochs "
-             "after the first).", ""]
+    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/shared_speed.py{given}`", ""]
     verdicts = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        for condition in args.only.split(","):
+        if args.inference:
+            table, verdicts = inference_tables(args.only.split(","), data, fixed, tmp)
+            lines += [*table, *verdicts]
+        elif args.wait_policy:
+            lines += wait_policy_tables(args.only.split(","), data, args.epochs, tmp)
+        else:
+            lines += [f"Seed 1's model on {data}, {args.epochs} epochs a side, training images/s (the median of the "
+                      "epochs after the first).", ""]
+        for condition in args.only.split(",") if not (args.inference or args.wait_policy) else []:
             load = LOADS[condition]
             sides = {"aelab (adaptive threads, the default)": lambda: aelab_rate(data, args.epochs, tmp, None)}
             for n in fixed:
@@ -124,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             ours = results["aelab (adaptive threads, the default)"]["rate"]
             best_fixed = max(results[f"aelab --threads {n}"]["rate"] for n in fixed)
-            what = {"quiet": "quiet", "busy": "beside one busy process (normal priority)",
-                    "niced": "beside one busy process at nice 19"}[condition]
-            lines += [f"### {what}", "", "| side | images/s | threads (per epoch) | x adaptive aelab |", "|---|---|---|---|"]
+            lines += [f"### {WHAT[condition]}", "", "| side | images/s | threads (per epoch) | x adaptive aelab |", "|---|---|---|---|"]
             for name, result in results.items():
                 lines.append(f"| {name} | {result['rate']:,.0f} | {result['threads']} | {ours / result['rate']:.2f}x |")
             verdict = f"{condition}: adaptive / best fixed = {ours / best_fixed:.3f} (goal >= 0.95)"

@@ -401,3 +401,17 @@ def test_the_shared_cpu_benchmark_measures_each_side(tmp_path):
     assert shared.plain_rate("mnist-sample", 2, 1)["rate"] > 0
     seen = []
     assert shared.under([], lambda: seen.append(1) or "done") == "done" and seen == [1]
+
+
+def test_shared_speed_times_long_inference_adaptive_against_each_fixed_count(tmp_path, monkeypatch):
+    """--inference: one job really run in a fresh process at a fixed count; the tables' ratio is
+    the best fixed count's seconds over the adaptive side's."""
+    shared = load_benchmark("shared_speed")
+    job = shared.inference_seconds("anomaly detector", tmp_path, "mnist-sample", 1)
+    assert job["seconds"] > 0 and job["threads"] == "1"
+    monkeypatch.setattr(shared, "prepare_inference", lambda folder, data: None)
+    monkeypatch.setattr(shared, "inference_seconds",
+                        lambda name, folder, data, threads: {"seconds": {None: 4.0, 2: 8.0, 1: 5.0}[threads]})
+    lines, verdicts = shared.inference_tables(["quiet"], "mnist-sample", [2, 1], tmp_path)
+    assert "| evaluation | 4.0 s | 8.0 s | 5.0 s | 1.25 |" in lines
+    assert verdicts[0] == "quiet, evaluation: best fixed / adaptive = 1.250" and len(verdicts) == 3

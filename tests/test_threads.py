@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from aelab import threads
+from aelab.errors import AelabError
 from conftest import run_cli
 
 
@@ -58,6 +60,7 @@ def test_one_core_has_nothing_to_choose(monkeypatch):
     callback.on_fit_start(None, None)
     drive(callback, Clock(), {before: 1e-4}, 5)
     assert callback.choices == [] and torch.get_num_threads() == before
+    callback.on_fit_end(None, None)
 
 
 def test_threads_flag_fixes_the_count_and_history_records_it(small_data, tmp_path, capsys):
@@ -70,6 +73,13 @@ def test_threads_flag_fixes_the_count_and_history_records_it(small_data, tmp_pat
     assert torch.get_num_threads() == before  # the process's own count again after training
     config = json.loads((tmp_path / "one" / "config.json").read_text())
     assert config["train"]["threads"] == 1
+    first = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert run_cli("eval", tmp_path / "one", "--threads", "1", "--progress", "none") == 0  # the same count: the same sums
+    again = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert again["test_rmse"] == first["test_rmse"] and torch.get_num_threads() == before
+    capsys.readouterr()
+    assert run_cli("eval", tmp_path / "one", "--threads", "0") == 2
+    assert capsys.readouterr().err.strip() == "aelab eval: error: --threads must be a whole number >= 1, got 0"
 
 
 def test_history_records_the_count_most_steps_ran_at():
@@ -86,3 +96,51 @@ def test_history_records_the_count_most_steps_ran_at():
     torch.set_num_threads(before)
     history.on_train_epoch_end(trainer, module)
     assert history.epochs[-1]["threads"] == 1
+
+
+def test_an_inference_loop_adapts_and_gives_its_count_back(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    loaded = {2: 4e-3, 1: 1e-3}  # beside a busy process one thread runs 4x faster
+    seen = []
+    for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
+        seen.append(torch.get_num_threads())
+        clock.now += loaded[torch.get_num_threads()] * len(batch)
+    assert seen[0] == 2 and seen[-8:] == [1] * 8  # probed early, then the faster count for the rest
+    assert torch.get_num_threads() == 2  # the loop's own count again
+    for i, _ in enumerate(threads.adaptive(range(50), size=lambda _: 1)):  # broken off: the count comes back too
+        clock.now += loaded[torch.get_num_threads()] * 100  # steps of 0.1-0.4 s
+        if i == 10:
+            assert torch.get_num_threads() == 1
+            break
+    assert torch.get_num_threads() == 2
+
+
+def test_inference_inside_a_fit_or_under_a_fixed_count_keeps_the_count(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+
+    def slow_at_two(loop):
+        counts = set()
+        for batch in loop:
+            counts.add(torch.get_num_threads())
+            clock.now += {2: 4e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
+        return counts
+
+    batches = [torch.zeros(100, 1)] * 20
+    with threads.fixed_threads(2):
+        assert slow_at_two(threads.adaptive(batches)) == {2}
+    fit = threads.AdaptiveThreads()
+    fit.on_fit_start(None, None)  # a fit's evaluation callbacks run at the fit's chosen count
+    assert slow_at_two(threads.adaptive(batches)) == {2}
+    fit.on_fit_end(None, None)
+    assert slow_at_two(threads.adaptive(batches)) == {2, 1}  # adapts again after the fit
+    with threads.fixed_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(AelabError, match="threads must be a whole number"):
+            with threads.fixed_threads(bad):
+                pass

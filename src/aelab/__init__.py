@@ -42,7 +42,7 @@ _EXPORTS = {
     "export": "exporting", "AnomalyDetector": "anomaly", "score_files": "anomaly",
     "serve": "webapp", "build_app": "webapp", "check_port": "webapp",
     "format_summary": "summary", "draw_graph": "summary",
-    "is_main_process": "distributed", "keep_freed_memory": "accel",
+    "is_main_process": "distributed", "keep_freed_memory": "accel", "fixed_threads": "threads",
     **{name: "inference" for name in _INFERENCE},
 }
 
@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .runs import Run, load
     from .style import style_transfer, style_transfer_files
     from .summary import draw_graph, format_summary
+    from .threads import fixed_threads
     from .training import TrainingDiverged, train
     from .tuning import study_table, summary_table, tune, tuned_settings
     from .webapp import build_app, check_port, serve

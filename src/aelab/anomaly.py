@@ -67,6 +67,7 @@ from .nets.base import Autoencoder, Conditional
 from .outputs import atomic_write, check_targets, drawn_by_aelab
 from .progress import Progress, resolve
 from .runs import Run
+from .threads import adaptive
 from .transformations import TransformationNet, fit_transformation_net, transformation_score, transformation_scores
 
 Score = Literal["normalised", "mse"]
@@ -549,7 +550,7 @@ def neighbour_distance(queries: torch.Tensor, reference: torch.Tensor, k: int, l
     queries, reference = queries.double(), reference.double()
     squared = reference.square().sum(dim=1)
     means = []
-    for part in queries.split(chunk) if chunk else [queries]:
+    for part in adaptive(queries.split(chunk) if chunk else [queries]):
         d2 = part.square().sum(dim=1, keepdim=True) - 2 * part @ reference.T + squared
         nearest = (-d2).topk(k + int(leave_out), dim=1).values.neg().clamp(min=0).sqrt()
         means.append(nearest[:, int(leave_out):].mean(dim=1))

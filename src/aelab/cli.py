@@ -8,6 +8,7 @@ Each sub-command's flags are added only when that command runs, so ``aelab --hel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import typing
@@ -235,9 +236,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(aelab.run_report(args.run_dir, metrics))
 
 
+def _threads_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, dest="inference_threads", metavar="N",
+                   help="CPU threads: a number fixes it (results then repeat bit for bit); default: the count that "
+                        "runs fastest, measured as it goes (fewer when another program keeps the CPU busy)")
+
+
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     _progress_arguments(p)
+    _threads_argument(p)
     add_settings(p, aelab.EvalSettings, "what to measure (default: sized to a small share of training)")
 
 
@@ -534,6 +542,7 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
                    help="the share of outliers the default threshold expects among normal images (PyOD's)")
     p.add_argument("--maps", help="folder for the error-map figure of the highest scores (default RUN_DIR/anomaly)")
     _overwrite_argument(p, "--out and --maps/worst.png")
+    _threads_argument(p)
     p.add_argument("--worst", type=int, default=_default(aelab.score_files, "worst"), help="how many of the highest scores to draw")
     p.add_argument("--score", default=_default(aelab.score_files, "score"), choices=_choices(aelab.score_files, "score"),
                    help="normalised: each pixel's squared error over its mean on the run's validation images "
@@ -652,6 +661,7 @@ def _style_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="a torchvision vgg19 state dict (.pth), read weights-only")
     p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    _threads_argument(p)
     add_settings(p, aelab.StyleSettings, "style-transfer settings (default: the seed's, run as a pyramid)")
 
 
@@ -712,8 +722,9 @@ def main(argv: list[str] | None = None) -> int:
             handler.setFormatter(logging.Formatter(f"aelab {args.command}: %(message)s"))
     try:
         aelab.keep_freed_memory()  # a CLI command owns its process
-        with from_cli():  # messages name options as flags
-            args.func(args)
+        threads = getattr(args, "inference_threads", None)  # eval, score, style: --threads N
+        with from_cli(), aelab.fixed_threads(threads) if threads is not None else contextlib.nullcontext():
+            args.func(args)  # (messages name options as flags)
     except AelabError as error:
         print(f"aelab {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

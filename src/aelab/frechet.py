@@ -26,6 +26,7 @@ from .accel import autocast, choose_precision
 from .data import ImageData, cache_dir
 from .errors import AelabError
 from .progress import say, stage
+from .threads import adaptive
 
 INCEPTION_WEIGHTS_ENV = "AELAB_INCEPTION_WEIGHTS"
 
@@ -79,15 +80,14 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     batches = -(-len(data.train) // 128)
     with stage(f"feature classifier, {epochs} epochs of {len(data.train):,} images", total=epochs * batches,
                unit="steps") as step:
-        for _ in range(epochs):
-            order = torch.randperm(len(data.train))
-            for idx in order.split(128):
-                with autocast(precision, "cpu"):
-                    loss = F.cross_entropy(model.head(model(images[idx])).float(), labels[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                step.advance()
+        shuffled = (idx for _ in range(epochs) for idx in torch.randperm(len(data.train)).split(128))
+        for idx in adaptive(shuffled):
+            with autocast(precision, "cpu"):
+                loss = F.cross_entropy(model.head(model(images[idx])).float(), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step.advance()
     model = model.to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(1000)])
@@ -106,10 +106,9 @@ def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048
     metric = FrechetInceptionDistance(feature=feature, normalize=True, **kwargs)
     metric.eval()
     with torch.no_grad():
-        for batch in real.split(1000):
-            metric.update(batch, real=True)
-        for batch in fake.split(1000):
-            metric.update(batch, real=False)
+        for batch, real_ in adaptive([(b, True) for b in real.split(1000)] + [(b, False) for b in fake.split(1000)],
+                                     size=lambda step: len(step[0])):
+            metric.update(batch, real=real_)
     return float(metric.compute())
 
 

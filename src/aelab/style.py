@@ -65,6 +65,7 @@ from .errors import AelabError, opt
 from .limits import STYLE_SIDES, check_count
 from .outputs import atomic_write, check_targets
 from .progress import Progress, duration, resolve
+from .threads import chosen_threads
 
 log = logging.getLogger("aelab")
 
@@ -392,29 +393,38 @@ class StyleProblem:
         norm = float(probe.grad.norm())
         scale = float(probe.grad.abs().sum()) / norm if norm > 0 else 1.0
         z = (start / scale).contiguous().requires_grad_(True)
-        before = float(start_loss.detach())
-        for iteration in range(rounds):
-            began = time.perf_counter()
-            # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
-            optimizer = torch.optim.LBFGS([z], max_iter=self.settings.evaluations, max_eval=self.settings.evaluations,
-                                          history_size=10, line_search_fn="strong_wolfe")
+        self._before = float(start_loss.detach())
+        with chosen_threads() as chooser:  # each evaluation a step of the thread choice, timed per pixel
+            for iteration in range(rounds):
+                began = time.perf_counter()
+                # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
+                optimizer = torch.optim.LBFGS([z], max_iter=self.settings.evaluations,
+                                              max_eval=self.settings.evaluations, history_size=10,
+                                              line_search_fn="strong_wolfe")
 
-            def closure() -> Tensor:
-                optimizer.zero_grad()
-                loss = self.loss(z * scale)
-                loss.backward()
-                return loss
+                def closure() -> Tensor:
+                    started = time.perf_counter()
+                    optimizer.zero_grad()
+                    loss = self.loss(z * scale)
+                    loss.backward()
+                    if chooser is not None:
+                        chooser.step(time.perf_counter() - started, self.size)
+                    return loss
 
-            optimizer.step(closure)
-            loss = self.loss_value(z * scale)
-            if not math.isfinite(loss):
-                raise AelabError(f"the loss became {loss} at iteration {iteration + 1}; lower the weights")
-            if self.arithmetic == "bf16" and before - loss < BF16_STALL * before:
-                self.arithmetic = "32"
-                log.info("style transfer: bf16 stalled at round %d; float32 from here on", iteration + 1)
-            before = loss
-            on_round(loss, time.perf_counter() - began)
+                optimizer.step(closure)
+                loss = self._checked(self.loss_value(z * scale), iteration)
+                on_round(loss, time.perf_counter() - began)
         return (z * scale).detach(), float(start_loss.detach())
+
+    def _checked(self, loss: float, iteration: int) -> float:
+        """A round's final loss, checked; bf16 gives way to float32 once it stalls."""
+        if not math.isfinite(loss):
+            raise AelabError(f"the loss became {loss} at iteration {iteration + 1}; lower the weights")
+        if self.arithmetic == "bf16" and self._before - loss < BF16_STALL * self._before:
+            self.arithmetic = "32"
+            log.info("style transfer: bf16 stalled at round %d; float32 from here on", iteration + 1)
+        self._before = loss
+        return loss
 
 
 def _as_image(image: Tensor | str | Path, what: str) -> Tensor:

@@ -1,15 +1,17 @@
-"""Threads that adapt: training on a CPU picks the thread count that runs fastest now.
+"""Threads that adapt: training and long inference on a CPU pick the thread count that runs fastest now.
 
 A fixed "threads = cores" is the worst choice on a shared CPU: beside one busy process, a
 2-thread training spends most of its time with one thread waiting for the other at every
 operation's barrier, and one thread runs faster (benchmarks/results/speed-shared.md). So
-:class:`AdaptiveThreads` measures its own steps: at the start it runs a few steps at each
-candidate count (all of this process's threads, one fewer, half), keeps the fastest, and probes
-again every minute or as soon as the steps slow down by a third. A probe starts with the count
-in use and drops a candidate after two steps when both are clearly slower, so the probes cost
-about 1% of a run. The first few steps of a fit (which build kernels and caches) are not timed.
-``threads=N`` (``--threads N``) fixes the count instead, for runs that must repeat bit for bit
-(a different thread count changes the order of floating-point sums).
+:class:`ThreadChooser` times the steps of a loop: after a few warm-up steps it runs a few steps
+at each candidate count (all of this process's threads, one fewer, half), keeps the fastest, and
+probes again every minute or as soon as the steps slow down by a third. A probe starts with the
+count in use and drops a candidate after two steps when both are clearly slower, so the probes
+cost about 1% of a run. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
+long inference (evaluation, anomaly scoring, style transfer's rounds) through :func:`adaptive`,
+which times each item of a loop. ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
+the count instead, for results that must repeat bit for bit (a different thread count changes
+the order of floating-point sums).
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
+
+from .errors import AelabError, opt
 
 PROBE_SECONDS = 0.3  # each candidate's share of a probe (at least PROBE_STEPS steps)
 PROBE_STEPS = 3
@@ -27,7 +34,11 @@ RECHECK_SECONDS = 60.0  # a new probe this long after the last choice
 SLOWER = 1.33  # ... or as soon as the recent steps take this much longer than the chosen count's
 MIN_GAP_SECONDS = 10.0  # (but not sooner than this after a choice: a noisy CPU would keep it probing)
 CLEARLY_SLOWER = 1.5  # a candidate whose first two steps each take this much longer than the best is dropped
-WARM_STEPS = 5  # steps at the process's own count before the first probe
+WARM_STEPS = 5  # steps at the process's own count before the first probe (training: kernels and caches)
+INFERENCE_WARM_STEPS = 1  # an inference loop's first item builds its caches; the rest are alike
+
+T = TypeVar("T")
+_state: dict[str, Any] = {"fixed": None, "busy": False}  # a fixed count (fixed_threads); a chooser at work
 
 
 def candidates(most: int) -> list[int]:
@@ -35,15 +46,17 @@ def candidates(most: int) -> list[int]:
     return sorted({most, most - 1, most // 2} - {0}, reverse=True)
 
 
-class AdaptiveThreads(L.Callback):
-    """Chooses torch's intra-op thread count from the measured time per training item (see the
-    module's notes). ``most``: the largest count tried (default: torch's count when training
-    starts). The count in use for most of an epoch's steps is what History records."""
+class ThreadChooser:
+    """Chooses torch's intra-op thread count from the measured time per item of a loop's steps
+    (see the module's notes): :meth:`start`, then :meth:`step` after each step, then :meth:`stop`,
+    which gives back the count the loop started with. ``most``: the largest count tried (default:
+    torch's count at :meth:`start`); ``warm``: steps before the first probe."""
 
-    def __init__(self, most: int | None = None) -> None:
+    def __init__(self, most: int | None = None, warm: int = WARM_STEPS) -> None:
         self.most = most
+        self.warm = warm
         self.original = 0
-        self.choices: list[tuple[float, int, dict[int, float]]] = []  # (seconds into fit, chosen, seconds per item)
+        self.choices: list[tuple[float, int, dict[int, float]]] = []  # (seconds in, chosen, seconds per item)
         self._queue: list[int] = []  # counts still to try in the probe under way
         self._trial: list[float] = []  # seconds per item of the count being tried
         self._skip = False  # the first step after a switch warms the new team of threads up: not counted
@@ -53,32 +66,25 @@ class AdaptiveThreads(L.Callback):
         self._chosen_at = 0.0
         self._recent: deque[float] = deque(maxlen=8)
         self._started = 0.0
-        self._step_started = 0.0
         self._warm = 0  # steps left before the first probe
 
-    # -------------------------------------------------------------- Lightning's hooks
-
-    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def start(self) -> None:
         self.original = torch.get_num_threads()
         self.most = self.most or self.original
         self._started = time.perf_counter()
         self._chosen = self.original
-        self._warm = WARM_STEPS
+        self._warm = self.warm
+        self._queue, self._recent = [], deque(maxlen=8)
 
-    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        torch.set_num_threads(self.original)  # the process's own count again (evaluation, the caller's code)
+    def stop(self) -> None:
+        if self.original and torch.get_num_threads() != self.original:
+            torch.set_num_threads(self.original)  # the count the loop started with (the caller's code, what follows)
 
-    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
-        if self.original:
-            torch.set_num_threads(self.original)
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self._step_started = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+    def step(self, seconds: float, items: int) -> None:
+        """One step took ``seconds`` for ``items`` items (images, pixels...) at the count in use."""
         now = time.perf_counter()
-        per_item = (now - self._step_started) / max(1, len(batch[0]))
-        if self._warm:  # the first steps of a fit build kernels and caches: not a rate to choose by
+        per_item = seconds / max(1, items)
+        if self._warm:  # the first steps build kernels and caches: not a rate to choose by
             self._warm -= 1
             if not self._warm:
                 self._probe()
@@ -90,7 +96,7 @@ class AdaptiveThreads(L.Callback):
             if fastest is not None and len(self._trial) >= 2 and min(self._trial) > CLEARLY_SLOWER * fastest:
                 self._tried[self._queue.pop(0)] = statistics.median(self._trial)  # two steps say enough
                 self._next(now)
-            elif len(self._trial) >= PROBE_STEPS and sum(self._trial) * len(batch[0]) >= PROBE_SECONDS:
+            elif len(self._trial) >= PROBE_STEPS and sum(self._trial) * items >= PROBE_SECONDS:
                 self._tried[self._queue.pop(0)] = statistics.median(self._trial)
                 self._next(now)
         else:
@@ -100,8 +106,6 @@ class AdaptiveThreads(L.Callback):
                       and statistics.median(self._recent) > SLOWER * self._per_item)
             if slowed or since > RECHECK_SECONDS:
                 self._probe()
-
-    # -------------------------------------------------------------- the probe
 
     def _probe(self) -> None:
         counts = candidates(self.most)
@@ -129,3 +133,86 @@ class AdaptiveThreads(L.Callback):
         if torch.get_num_threads() != count:
             torch.set_num_threads(count)
             self._skip = True
+
+
+class AdaptiveThreads(L.Callback):
+    """Training's :class:`ThreadChooser`: each training step timed per item. The count in use for
+    most of an epoch's steps is what History records; the process's own count comes back at the end."""
+
+    def __init__(self, most: int | None = None) -> None:
+        self.chooser = ThreadChooser(most)
+        self._step_started = 0.0
+
+    @property
+    def choices(self) -> list[tuple[float, int, dict[int, float]]]:
+        return self.chooser.choices
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.chooser.start()
+        _state["busy"] = True  # evaluation inside a fit (a callback's) keeps the fit's count
+
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._end()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        self.chooser.stop()
+        _state["busy"] = False
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.chooser.step(time.perf_counter() - self._step_started, len(batch[0]))
+
+
+def adaptive(steps: Iterable[T], size: Callable[[T], int] = len) -> Iterator[T]:
+    """``steps`` one by one, the thread count chosen (:class:`ThreadChooser`) from the time the
+    caller spends on each (``size(step)`` items: a batch's length by default). The count the loop
+    started with comes back when it ends, is broken off or fails. Within another chooser's loop
+    (a fit, an outer adaptive loop) or under :func:`fixed_threads`, the steps pass through as they are."""
+    with chosen_threads() as chooser:
+        for item in steps:
+            started = time.perf_counter()
+            yield item
+            if chooser is not None:
+                chooser.step(time.perf_counter() - started, size(item))
+
+
+@contextmanager
+def chosen_threads(warm: int = INFERENCE_WARM_STEPS) -> Iterator[ThreadChooser | None]:
+    """A :class:`ThreadChooser` for work that is not a loop of its own (style transfer's
+    evaluations inside L-BFGS): the caller times each step and calls ``step``; None within another
+    chooser's work or under :func:`fixed_threads` (the caller then times nothing)."""
+    if _state["busy"] or _state["fixed"] is not None:
+        yield None
+        return
+    chooser = ThreadChooser(warm=warm)
+    chooser.start()
+    _state["busy"] = True
+    try:
+        yield chooser
+    finally:
+        _state["busy"] = False
+        chooser.stop()
+
+
+@contextmanager
+def fixed_threads(count: int | None) -> Iterator[None]:
+    """Inference inside runs at ``count`` threads, without adapting (None: adapt, as by default);
+    the previous count comes back after. For results that repeat bit for bit."""
+    if count is None:
+        yield
+        return
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise AelabError(f"{opt('threads')} must be a whole number >= 1, got {count!r}")
+    before, fixed = torch.get_num_threads(), _state["fixed"]
+    torch.set_num_threads(count)
+    _state["fixed"] = count
+    try:
+        yield
+    finally:
+        _state["fixed"] = fixed
+        torch.set_num_threads(before)

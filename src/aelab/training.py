@@ -61,7 +61,7 @@ from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
 from .outputs import umask
 from .progress import Progress, reporting, resolve, say
-from .threads import AdaptiveThreads
+from .threads import AdaptiveThreads, fixed_threads
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .version import __version__
 
@@ -297,17 +297,15 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         callbacks += family.callbacks(run, model, plan_.data, settings, val_batches)
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
-    threads = torch.get_num_threads()
-    if plan_.device == "cpu" and settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    elif plan_.device == "cpu" and processes == 1:
+    fixed = settings.threads if plan_.device == "cpu" else None  # fixed for the fit and anything inside it
+    if plan_.device == "cpu" and fixed is None and processes == 1:
         callbacks.append(AdaptiveThreads())
     if progress == "bar":
         callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
     elif progress == "epoch":
         callbacks.append(EpochLines(history, family.item, cpu=plan_.device == "cpu"))
     diverged = None
-    with quiet_lightning(mlflow="mlflow" in settings.logger and main):
+    with quiet_lightning(mlflow="mlflow" in settings.logger and main), fixed_threads(fixed):
         loggers = make_loggers(settings.logger, run) if main else []
         trainer = L.Trainer(max_epochs=settings.epochs,
                             max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
@@ -325,7 +323,6 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
             diverged = str(error)
         finally:
             finish_loggers(loggers, run.path, plan_.out)
-            torch.set_num_threads(threads)  # the process's own count again
     if processes > 1:
         end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
     if not main:
@@ -342,7 +339,8 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
     if evaluate_test:
-        evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
+        with fixed_threads(fixed):
+            evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
     return diverged
 
 

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import AelabError
+from .threads import adaptive
 
 ROTATIONS = 4
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (right, down) in quarters of the side
@@ -119,15 +120,15 @@ def fit_transformation_net(images: Tensor, seed: int = 0, epochs: int = EPOCHS, 
         net = TransformationNet(images.shape[1], width).to(images.device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=LR)
     net.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(images), generator=generator).to(images.device)
-        for batch in images[order].split(BATCH):
-            drawn = torch.randint(len(TRANSFORMS), (len(batch),), generator=generator).to(images.device)
-            inputs, targets = _transformed(batch, drawn)
-            loss = F.cross_entropy(net(inputs), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    shuffled = (batch for _ in range(epochs)
+                for batch in images[torch.randperm(len(images), generator=generator).to(images.device)].split(BATCH))
+    for batch in adaptive(shuffled):
+        drawn = torch.randint(len(TRANSFORMS), (len(batch),), generator=generator).to(images.device)
+        inputs, targets = _transformed(batch, drawn)
+        loss = F.cross_entropy(net(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     return net.eval()
 
 
@@ -158,4 +159,4 @@ def transformation_scores(net: nn.Module, images: Tensor, chunk: int = 256) -> T
     """:func:`transformation_score` of many images, ``chunk`` at a time, on the network's device."""
     check_square(images)
     device = next(net.parameters()).device
-    return torch.cat([transformation_score(net, part.to(device)).cpu() for part in images.split(chunk)])
+    return torch.cat([transformation_score(net, part.to(device)).cpu() for part in adaptive(images.split(chunk))])
