@@ -15,6 +15,12 @@ from aelab.errors import AelabError
 from conftest import run_cli
 
 
+@pytest.fixture(autouse=True)
+def no_earlier_choice(monkeypatch):
+    """Each test starts as a fresh process does: no thread count chosen yet."""
+    monkeypatch.setattr(threads, "_last", {"count": 0, "most": 0, "at": float("-inf")})
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -144,3 +150,24 @@ def test_inference_inside_a_fit_or_under_a_fixed_count_keeps_the_count(monkeypat
         with pytest.raises(AelabError, match="threads must be a whole number"):
             with threads.fixed_threads(bad):
                 pass
+
+
+def test_a_recent_choice_carries_over_to_the_next_loop(monkeypatch):
+    """An evaluation is many short loops: the first one probes, the next ones within the minute
+    start at its choice (no probe) unless their steps slow down."""
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    loaded = {2: 4e-3, 1: 1e-3}
+
+    def loop(rates, steps=20):
+        seen = []
+        for batch in threads.adaptive([torch.zeros(100, 1)] * steps):
+            seen.append(torch.get_num_threads())
+            clock.now += rates[torch.get_num_threads()] * len(batch)
+        return seen
+
+    assert loop(loaded)[0] == 2  # probes: starts at the process's count
+    assert loop(loaded) == [1] * 20 and torch.get_num_threads() == 2  # carried: 1 thread throughout, then given back
+    clock.now += threads.RECHECK_SECONDS
+    assert loop(loaded)[0] == 2  # a minute later: probes again

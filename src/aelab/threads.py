@@ -7,7 +7,9 @@ operation's barrier, and one thread runs faster (benchmarks/results/speed-shared
 at each candidate count (all of this process's threads, one fewer, half), keeps the fastest, and
 probes again every minute or as soon as the steps slow down by a third. A probe starts with the
 count in use and drops a candidate after two steps when both are clearly slower, so the probes
-cost about 1% of a run. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
+cost about 1% of a run. A choice holds for the next minute in the whole process: the loops that
+follow (evaluation after training, an evaluation's many short loops) start at it and probe only when
+their steps slow down. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
 long inference (evaluation, anomaly scoring, style transfer's rounds) through :func:`adaptive`,
 which times each item of a loop. ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
 the count instead, for results that must repeat bit for bit (a different thread count changes
@@ -39,6 +41,7 @@ INFERENCE_WARM_STEPS = 1  # an inference loop's first item builds its caches; th
 
 T = TypeVar("T")
 _state: dict[str, Any] = {"fixed": None, "busy": False}  # a fixed count (fixed_threads); a chooser at work
+_last: dict[str, Any] = {"count": 0, "most": 0, "at": float("-inf")}  # the latest choice in this process
 
 
 def candidates(most: int) -> list[int]:
@@ -75,6 +78,14 @@ class ThreadChooser:
         self._chosen = self.original
         self._warm = self.warm
         self._queue, self._recent = [], deque(maxlen=8)
+        self._per_item, self._carried = 0.0, False
+        # a choice made less than a minute ago in this process (by training, or the loop before this
+        # one) holds: the loop starts at that count and probes only when its steps slow down or the
+        # minute is up, so a run of short loops (an evaluation's) pays for one probe, not one each
+        if _last["most"] == self.most and self._started - _last["at"] < RECHECK_SECONDS:
+            self._chosen, self._chosen_at, self._carried = _last["count"], _last["at"], True
+            self._switch(self._chosen)
+            self._skip = False
 
     def stop(self) -> None:
         if self.original and torch.get_num_threads() != self.original:
@@ -86,8 +97,10 @@ class ThreadChooser:
         per_item = seconds / max(1, items)
         if self._warm:  # the first steps build kernels and caches: not a rate to choose by
             self._warm -= 1
-            if not self._warm:
+            if not self._warm and not self._carried:
                 self._probe()
+        elif self._carried and not self._per_item and not self._queue:  # this loop's own rate at the carried count
+            self._per_item = per_item
         elif self._skip:
             self._skip = False
         elif self._queue:
@@ -125,6 +138,7 @@ class ThreadChooser:
         best = min(self._tried, key=self._tried.get)
         self._chosen, self._per_item, self._chosen_at = best, self._tried[best], now
         self.choices.append((round(now - self._started, 1), best, dict(self._tried)))
+        _last.update(count=best, most=self.most, at=now)
         self._recent.clear()
         self._switch(best)
 
