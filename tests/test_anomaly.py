@@ -85,17 +85,20 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
     assert [r[2] for r in rows][3:] == ["1", "1"]
     assert "above the threshold" in printed and "validation images" in printed
     assert (maps / "worst.png").read_bytes()[:4] == b"\x89PNG"
-    # a given threshold; the table may be written again (aelab wrote it)
-    assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps) == 0
+    # a given threshold; the table is written again with --overwrite (never without: it may be the user's by now)
+    assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps) == 2
+    assert "scores.csv exists" in capsys.readouterr().err
+    assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps, "--overwrite") == 0
     assert all(line.endswith(",1") for line in table.read_text().splitlines()[1:])
     # the plain mean squared error against a given threshold needs none of the run's data
     assert run_cli("score", dense_run, *files, "--score", "mse", "--threshold", "0.1", "--out", table,
-                   "--maps", maps) == 0
+                   "--maps", maps, "--overwrite") == 0
     plain = [line.split(",") for line in table.read_text().splitlines()[1:]]
     assert all(float(s) < 1 for _, s, _ in plain) and [f for _, _, f in plain][3:] == ["1", "1"]
     # the other methods: the same scores as the API's detector
     for method in ("neighbours", "combined"):
-        assert run_cli("score", dense_run, *files, "--method", method, "--out", table, "--maps", maps) == 0
+        assert run_cli("score", dense_run, *files, "--method", method, "--out", table, "--maps", maps,
+                       "--overwrite") == 0
         near = [float(line.split(",")[1]) for line in table.read_text().splitlines()[1:]]
         expected = aelab.AnomalyDetector.from_run(dense_run, method=method).decision_function(
             np.stack([np.asarray(Image.open(f)) for f in files]))
@@ -109,11 +112,14 @@ def test_bad_score_input_is_one_line_and_writes_nothing(trained_run, tmp_path, c
     text.write_text("not an image")
     foreign = tmp_path / "theirs.csv"
     foreign.write_text("a,b\n1,2\n")
+    like_ours = tmp_path / "like-ours.csv"  # a table with aelab's header is still the user's file
+    like_ours.write_text("file,score,outlier\nmine.png,1,0\n")
     maps = tmp_path / "maps"
     cases = [
         ((trained_run, text, "--maps", maps), "notes.txt"),
         ((trained_run, tmp_path / "missing.png", "--maps", maps), "missing.png"),
-        ((trained_run, image, "--out", foreign, "--maps", maps), "not an aelab score table"),
+        ((trained_run, image, "--out", foreign, "--maps", maps), "theirs.csv exists"),
+        ((trained_run, image, "--out", like_ours, "--maps", maps), "like-ours.csv exists"),
         ((trained_run, image, "--out", tmp_path / "s.txt", "--maps", maps), ".csv"),
         ((trained_run, image, "--contamination", "0.9", "--maps", maps), "contamination"),
         ((trained_run, image, "--threshold", "-1", "--maps", maps), "--threshold"),
@@ -123,7 +129,7 @@ def test_bad_score_input_is_one_line_and_writes_nothing(trained_run, tmp_path, c
         assert run_cli("score", *args) == 2
         err = capsys.readouterr().err.strip()
         assert why in err and len(err.splitlines()) == 1, err
-    assert foreign.read_text() == "a,b\n1,2\n"
+    assert foreign.read_text() == "a,b\n1,2\n" and like_ours.read_text() == "file,score,outlier\nmine.png,1,0\n"
     assert not maps.exists() and not (tmp_path / "s.txt").exists()
 
 

@@ -133,6 +133,20 @@ def test_damaged_weights(run_copy, capsys):
     assert "model.safetensors is damaged" in error_line(capsys)
 
 
+@pytest.mark.parametrize("text, says", [('{"test_rmse": "NaN"}', "test_rmse: expected a number"),
+                                         ("[1, 2]", "expected a JSON object"), ('{"test_rmse": 0.1', "damaged")])
+def test_damaged_metrics_are_one_line_in_the_report_and_a_row_of_the_web_page(run_copy, tmp_path, text, says, capsys):
+    (run_copy / "metrics.json").write_text(text)
+    assert run_cli("report", run_copy, "--out", tmp_path / "report.html") == 2
+    line = error_line(capsys)
+    assert "metrics.json is damaged" in line and says in line
+    assert not (tmp_path / "report.html").exists()
+    from aelab.webapp import load_runs, metrics_table
+
+    (row,) = metrics_table(load_runs([run_copy]))
+    assert row[-1].startswith("error: ") and "metrics.json is damaged" in row[-1]
+
+
 def test_weights_that_do_not_fit_the_config(run_copy, capsys):
     config = json.loads((run_copy / "config.json").read_text())
     config["params"]["channels"] = [4, 4, 4]

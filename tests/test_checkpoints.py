@@ -3,6 +3,11 @@ files, yet the end of training, an early stop and an interruption write what a r
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import lightning as L
 import pytest
 import torch
@@ -55,3 +60,27 @@ def test_an_interrupted_run_keeps_its_finished_epochs_and_resumes(small_data, tm
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1  # epochs 1 and 2 kept
     run = aelab.train(out=out, resume=True, epochs=4, progress=None)
     assert [row["epoch"] for row in run.history] == [1, 2, 3, 4]
+
+
+def test_ctrl_c_is_one_line_exit_130_and_the_run_resumes(small_data, tmp_path):
+    """A real SIGINT to `aelab train`: Lightning's handler keeps the finished epochs; aelab says how
+    to go on (not Lightning's bare exit 1), and the run continues from there."""
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "aelab", "train", "dense", "--data-dir", str(small_data),
+                                "--epochs", "500", "--out", str(out), "--progress", "epoch", "--logger", "none"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    while len(lines) < 3:  # three epochs finished
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        lines += [line] if line.startswith("epoch") else []
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    message = stderr.strip().splitlines()[-1]
+    assert message.startswith("aelab train: training interrupted in epoch ") and f"--resume --out {out}" in message
+    done = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 1
+    assert done >= 2 and f"in epoch {done + 1};" in message  # the epochs that finished are kept
+    run = aelab.train(out=out, resume=True, epochs=done + 1, progress=None)
+    assert [row["epoch"] for row in run.history][-1] == done + 1

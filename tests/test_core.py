@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import PIL.Image
 import pytest
@@ -322,26 +323,73 @@ def test_a_successful_overwrite_replaces_the_run(old_run, small_data):
     assert sorted(p.name for p in old_run.parent.iterdir()) == ["old"]
 
 
-@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "written-before-records"])
-@pytest.mark.parametrize("mine", ["my-painting.png", "logs/notes.txt", "samples/favourite.png"])
+@pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "without-a-record"])
+@pytest.mark.parametrize("mine", ["my-painting.png", "logs/notes.txt", "samples/favourite.png",
+                                  "logs/tensorboard/notes.txt"])
 def test_overwrite_refuses_a_users_file_anywhere_in_the_run(old_run, mine, recorded, capsys):
     """The run records what aelab wrote; a file of the user's, even among aelab's kinds of file, stays.
-    A run written before runs kept a record is judged by aelab's file names."""
+    A run without a record (killed before its first file, or older) is never judged by file names."""
     if not recorded:
         (old_run / MANIFEST).unlink()
     (old_run / mine).parent.mkdir(parents=True, exist_ok=True)
     (old_run / mine).write_bytes(b"mine")
     before = snapshot(old_run)
     assert run_cli("train", "dense", "--out", old_run, "--overwrite") == 2
-    assert mine in error_line(capsys)
+    assert mine in error_line(capsys) or not recorded
     assert snapshot(old_run) == before
 
 
-def test_a_run_written_before_records_is_still_replaced_by_overwrite(old_run, small_data):
+def test_a_run_without_a_record_is_never_replaced(old_run, small_data, capsys):
     (old_run / MANIFEST).unlink()
+    before = snapshot(old_run)
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", old_run, "--overwrite",
+                   "--no-progress") == 2
+    line = error_line(capsys)
+    assert "without aelab's record" in line and "checkpoints/best.ckpt" in line and "--resume" in line
+    assert snapshot(old_run) == before
+
+
+class WritesBeside(L.Callback):
+    """A user's program writing a file into a folder while a run trains."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("written while the run trained")
+
+
+def test_a_file_written_into_a_run_while_it_trains_stays_off_its_record(small_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    aelab.train("dense", data=small_data, epochs=1, out=out, progress="none",
+                callbacks=[WritesBeside(out / "logs" / "tensorboard" / "my-notes.txt")])
+    assert "logs/tensorboard/my-notes.txt" not in Run(out).written()
+    assert "config.json" in Run(out).written() and Run(out).foreign_files() == ["logs/tensorboard/my-notes.txt"]
+    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", out, "--overwrite",
+                   "--no-progress") == 2
+    assert "my-notes.txt" in error_line(capsys)
+    assert (out / "logs" / "tensorboard" / "my-notes.txt").is_file()
+
+
+def test_a_file_put_into_the_old_run_during_an_overwrite_keeps_both_runs(old_run, small_data):
+    before = snapshot(old_run)
+    with pytest.raises(aelab.AelabError, match="gained files aelab did not write .*late.txt.*the new run is in"):
+        aelab.train("dense", data=small_data, epochs=1, out=old_run, overwrite=True, progress="none",
+                    callbacks=[WritesBeside(old_run / "late.txt")])
+    after = snapshot(old_run)
+    assert after.pop("late.txt") and after == before  # the old run as it was, the user's file kept
+    new = old_run.with_name("old-new")
+    assert Run(new).config.model == "dense" and Run(new).metrics
+    assert sorted(p.name for p in old_run.parent.iterdir()) == ["old", "old-new"]
+
+
+def test_a_killed_writes_temporary_file_is_aelabs_not_the_users(old_run, small_data):
+    (old_run / ".metrics.json.ab12cd_9.tmp").write_text("{half")  # what a write killed midway leaves
+    assert Run(old_run).foreign_files() == []
     assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--out", old_run, "--overwrite",
                    "--no-progress") == 0
-    assert Run(old_run).config.model == "dense" and Run(old_run).written()
+    assert not list(old_run.glob(".*.tmp"))
 
 
 def test_a_run_records_what_it_wrote_and_overwrite_keeps_the_folders_mode(small_data, tmp_path):
@@ -427,6 +475,23 @@ def test_resume_lists_the_change_and_appends_to_the_logs(old_run, capsys):
     after = csv.read_text().splitlines()
     assert after[:len(rows)] == rows and len(after) > len(rows)
     assert [row["epoch"] for row in Run(old_run).history] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_resume_appends_to_its_own_copy_of_a_linked_log(old_run, tmp_path, link):
+    """A backup made with `cp -al` (hard links), or a log linked in from elsewhere, stays as it was."""
+    csv = old_run / "logs" / "csv" / "metrics.csv"
+    backup = tmp_path / "backup.csv"
+    if link == "hard":
+        os.link(csv, backup)
+    else:
+        csv.rename(backup)
+        csv.symlink_to(backup)
+    before = backup.read_bytes()
+    assert run_cli("train", "--resume", "--epochs", "3", "--out", old_run, "--no-progress") == 0
+    assert backup.read_bytes() == before
+    assert not csv.is_symlink() and csv.stat().st_nlink == 1
+    assert csv.read_bytes().startswith(before) and len(csv.read_bytes()) > len(before)
 
 
 def test_a_copied_run_keeps_its_best_score(trained_run, tmp_path):

@@ -3,6 +3,7 @@ data, the launcher's environment, and a real 2-process run against one process o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -16,6 +17,9 @@ from aelab import distributed
 from aelab.data import TensorBatches
 from aelab.errors import AelabError
 from aelab.text import WindowBatches
+
+LAUNCHER = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_NTASKS_PER_NODE",
+            "SLURM_JOB_NAME")
 
 
 def test_each_process_takes_its_share_of_the_same_shuffled_order(monkeypatch):
@@ -54,7 +58,7 @@ def test_text_windows_are_shared_out_too(monkeypatch):
                                        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, 2),
                                        ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, 0)])
 def test_the_launchers_environment_names_the_main_process(monkeypatch, env, rank):
-    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_NTASKS", "SLURM_PROCID", "WORLD_SIZE"):
+    for name in LAUNCHER:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -70,6 +74,31 @@ def test_a_launch_that_disagrees_with_the_settings_is_one_line(monkeypatch):
     distributed.check_launch(2, 2, "cpu")
     with pytest.raises(AelabError, match="must be at least 1"):
         aelab.TrainSettings(devices=0)
+
+
+@pytest.mark.parametrize("env, devices, nodes, message", [
+    ({"RANK": "1"}, 1, 1, "this process 1 of a launch"),  # a stray RANK: not a helper of a one-process run
+    ({"LOCAL_RANK": "x"}, 1, 1, "LOCAL_RANK='x' is not a whole number"),
+    ({"WORLD_SIZE": "0", "RANK": "0"}, 1, 1, "WORLD_SIZE='0' is not a whole number >= 1"),
+    ({"SLURM_NTASKS": "2"}, 1, 2, "without SLURM_NTASKS_PER_NODE"),
+    ({"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "0"}, 1, 2, "SLURM started 4 tasks"),
+])
+def test_launcher_variables_that_cannot_work_are_one_line(monkeypatch, env, devices, nodes, message):
+    for name in LAUNCHER:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(AelabError, match=message):
+        distributed.check_launch(devices, nodes, "cpu")
+
+
+def test_a_stray_rank_writes_nothing(small_data, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "aelab", "train", "dense", "--data-dir", str(small_data), "--epochs",
+                           "1", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RANK": "1"})
+    assert done.returncode == 2 and "this process 1 of a launch" in done.stderr.strip().splitlines()[-1]
+    assert not out.exists()
 
 
 def _aelab(*args: str) -> subprocess.CompletedProcess:

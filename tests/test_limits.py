@@ -23,6 +23,8 @@ def vae(tmp_path_factory):
     (["best", "--param", "code_size=1000000000"], "GiB"),
     (["dense", "--devices", "64"], "CPU core"),
     (["dense", "--num-nodes", "2"], "launcher"),
+    (["dense", "--seed", "-1"], "seed must lie between 0 and 4,294,967,295"),
+    (["dense", "--seed", "99999999999999"], "seed must lie between 0 and 4,294,967,295"),
 ])
 def test_training_sizes_and_launches_beyond_the_machine_are_refused(args, says, tmp_path, capsys):
     assert run_cli("train", *args, "--out", tmp_path / "r") == 2
@@ -37,6 +39,8 @@ def test_training_sizes_and_launches_beyond_the_machine_are_refused(args, says, 
     ("manifold", ["--grid", "5000"], "--grid must be from 1 to 100"),
     ("latent", ["--limit", "0", "--data", "mnist-sample"], "--limit must be at least 1"),
     ("interpolate", ["--steps", "1000000"], "--steps must be from 2 to 1,000"),
+    ("sample", ["--seed", "-1"], "--seed must be from 0 to 4,294,967,295"),
+    ("interpolate", ["--seed", "99999999999999"], "--seed must be from 0 to 4,294,967,295"),
 ])
 def test_counts_beyond_their_bounds_are_one_line(vae, command, args, says, capsys):
     before = sorted(p.name for p in vae.iterdir())
@@ -83,3 +87,18 @@ def test_an_image_over_pils_pixel_limit_is_one_line_streamed_or_not(stream, tmp_
     assert run_cli("train", "dense", "--data-dir", folder, *stream, "--out", tmp_path / "r", "--no-progress") == 2
     assert "huge.png has more pixels than PIL's safety limit" in error_line(capsys)
     assert not (tmp_path / "r").exists()
+
+
+def test_text_generation_and_tuning_counts_are_bounded(tmp_path, capsys):
+    text = untrained_run("char-lstm", tmp_path / "text").path
+    for args, says in ((["--length", "100000000"], "--length must be from 1 to 100,000"),
+                       (["--seed", "-3"], "--seed must be from 0"),
+                       (["--temperature", "nan"], "--temperature must be a finite number >= 0")):
+        assert run_cli("generate", text, "--prompt", "the", *args) == 2
+        assert says in error_line(capsys)
+    with pytest.raises(aelab.AelabError, match="temperature must be a finite number >= 0, got 'hot'"):
+        aelab.generate(text, "the", temperature="hot")
+    with pytest.raises(aelab.AelabError, match="seed must be a whole number, got 'x'"):
+        aelab.sample(untrained_run("vae", tmp_path / "vae").path, seed="x")
+    assert run_cli("tune", "dense", "--workers", "64", "--out", tmp_path / "study") == 2
+    assert "--workers must be from 1 to" in error_line(capsys) and not (tmp_path / "study").exists()

@@ -158,3 +158,30 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, fails)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+
+
+def test_no_output_is_or_lies_inside_what_the_command_reads(trained_run, small_data, tmp_path, capsys):
+    """The data folder, the run's own files (config, weights, checkpoints), and hard links to them:
+    refused even with --overwrite, nothing written."""
+    import os
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    other = tmp_path / "other"
+    shutil.copytree(trained_run, other)
+    linked = tmp_path / "weights.npy"
+    os.link(trained_run / "model.safetensors", linked)  # the run's weights under another name
+    before = {**digest(data), **{f"other/{k}": v for k, v in digest(other).items()}, "linked": digest(tmp_path)["weights.npy"]}
+    cases = [
+        (("encode", trained_run, "--data-dir", data, "--out", data / "codes.npy"), "lies inside"),
+        (("latent", trained_run, "--data-dir", data, "--out", data / "latent.png"), "lies inside"),
+        (("ensemble", trained_run, other, "--out", other / "config.json"), "inputs"),
+        (("encode", trained_run, "--out", linked), "inputs"),
+        (("manifold", trained_run, "--out", trained_run / "checkpoints" / "grid.png"), "lies inside"),
+    ]
+    for args, why in cases:
+        assert run_cli(*args, "--overwrite") == 2, args
+        assert why in error_line(capsys), args
+    after = {**digest(data), **{f"other/{k}": v for k, v in digest(other).items()}, "linked": digest(tmp_path)["weights.npy"]}
+    assert after == before and not (trained_run / "checkpoints" / "grid.png").exists()

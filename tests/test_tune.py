@@ -300,3 +300,32 @@ def test_a_trial_left_running_by_a_dead_local_worker_runs_again(small_data, tmp_
     assert [row["retry_of"] for row in rows(out)] == ["", "", "1"]
     assert "trial 1 lost its worker" in caplog.text
     assert (out / "trials" / "0002" / "model.safetensors").is_file() and best is not None
+
+
+def test_a_study_folder_named_with_url_characters_keeps_its_database_inside(small_data, tmp_path):
+    out = tmp_path / "p?x#1 %"
+    assert run_cli("tune", "dense", "--trials", "1", "--epochs", "1", "--data-dir", small_data, "--out", out) == 0
+    assert (out / "study.db").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["p?x#1 %"]
+
+
+def test_ctrl_c_records_the_trial_as_failed_and_writes_trials_csv(small_data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "study"
+    process = subprocess.Popen([sys.executable, "-m", "aelab", "tune", "dense", "--trials", "50", "--epochs", "5",
+                                "--data-dir", str(small_data), "--out", str(out), "--param", "code_size=4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in process.stderr:  # the first trial's line: the next one starts
+        if line.startswith("aelab tune: trial 0 "):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    message = stderr.strip().splitlines()[-1]
+    states = [row["state"] for row in rows(out)]  # the trial under way, if one had started, failed: none left running
+    assert message.startswith(f"aelab tune: tuning interrupted after {len(states)} trial") and "--resume" in message
+    assert set(states[:-1]) <= {"complete", "pruned"} and states[-1] in ("complete", "pruned", "fail")
+    assert len(states) < 50, states

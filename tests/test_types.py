@@ -23,7 +23,7 @@ NO_ARRAYS = {"AelabError", "InputError", "from_cli", "TrainSettings", "EvalSetti
              "Published", "PUBLISHED", "demo", "demo_table", "resolve_data", "Dataset", "style_transfer",
              "style_transfer_files", "linear_probe", "tune", "tuned_settings", "summary_table", "study_table",
              "export", "AnomalyDetector", "score_files", "serve", "build_app", "check_port", "format_summary",
-             "draw_graph", "is_main_process", "keep_freed_memory", "encoder", "decoder", "reconstruct_files",
+             "draw_graph", "is_main_process", "keep_freed_memory", "fixed_threads", "encoder", "decoder", "reconstruct_files",
              "generate", "probe", "activation_epochs", "activations", "__version__"}
 
 

@@ -633,12 +633,10 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
         raise AelabError(f"{opt('worst')} must be at least 1, got {worst}")
     csv_path = Path(csv_out) if csv_out is not None else None
     folder = Path(maps) if maps is not None else run.path / "anomaly"
-    if csv_path is not None:
-        if csv_path.is_file() and not overwrite and not _score_table(csv_path):
-            raise AelabError(f"{csv_path} exists and is not an aelab score table; choose another name or pass "
-                             f"{opt('overwrite', True)} to replace it")
-        check_targets([csv_path], overwrite=overwrite, inputs=images, suffixes=(".csv",), replaceable=_score_table)
-    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=images, what=opt("maps"),
+    sources = [*images, *run.sources()]
+    if csv_path is not None:  # an existing table is replaced only with overwrite, whatever its first line says
+        check_targets([csv_path], overwrite=overwrite, inputs=sources, suffixes=(".csv",))
+    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=sources, what=opt("maps"),
                                 replaceable=drawn_by_aelab)[0]
     _check_model(run)
     shape = run.model.input_shape
@@ -672,18 +670,12 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
 CSV_HEADER = "file,score,outlier\n"
 
 
-def _score_table(path: Path) -> bool:
-    """Whether ``path`` is a score table this command wrote (its header), which it may write again."""
-    try:
-        with open(path, errors="replace") as file:
-            return file.readline() == CSV_HEADER
-    except OSError:
-        return False
-
-
 def _write_table(path: Path, rows: list[tuple[str, float, bool]]) -> None:
     """The score table, quoted as CSV (a file named ``a, b.png`` stays one cell)."""
-    with open(path, "w", newline="") as file:
-        table = csv.writer(file, lineterminator="\n")
-        table.writerow(CSV_HEADER.strip().split(","))
-        table.writerows((p, f"{s:.6g}", int(f)) for p, s, f in rows)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as file:
+            table = csv.writer(file, lineterminator="\n")
+            table.writerow(CSV_HEADER.strip().split(","))
+            table.writerows((p, f"{s:.6g}", int(f)) for p, s, f in rows)
+
+    atomic_write(path, write)

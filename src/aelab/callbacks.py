@@ -10,6 +10,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from .outputs import created
+
 log = logging.getLogger("aelab")
 
 
@@ -142,7 +144,9 @@ class SampleGrid(L.Callback):
         model.train(was_training)
         grid = make_grid(images, nrow=8, padding=1, pad_value=1.0)
         self.folder.mkdir(parents=True, exist_ok=True)
-        save_image(grid, self.folder / f"epoch-{trainer.current_epoch + 1:03d}.png")
+        path = self.folder / f"epoch-{trainer.current_epoch + 1:03d}.png"
+        save_image(grid, path)
+        created(path)
         for logger in trainer.loggers:
             if hasattr(logger.experiment, "add_image"):
                 logger.experiment.add_image("samples", grid, trainer.current_epoch + 1)
@@ -171,7 +175,9 @@ class ActivationLog(L.Callback):
         epoch = trainer.current_epoch + 1
         self.folder.mkdir(parents=True, exist_ok=True)
         arrays = {name: value.float().cpu().numpy().astype(np.float16) for name, value in outputs.items()}
-        np.savez_compressed(self.folder / f"epoch_{epoch:03d}.npz", inputs=self.images.cpu().numpy(), **arrays)
+        path = self.folder / f"epoch_{epoch:03d}.npz"
+        np.savez_compressed(path, inputs=self.images.cpu().numpy(), **arrays)
+        created(path)
         writer = _tensorboard(trainer)
         if writer is not None:
             for name, value in outputs.items():

@@ -731,8 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a full disk, a folder made read-only while the command ran
         print(f"aelab {args.command}: error: {error.strerror or error} ({error.filename or ''})", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"aelab {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # Interrupted says what was kept and how to go on
+        print(f"aelab {args.command}: {' '.join(str(error).split()) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from .errors import AelabError
+from .limits import MAX_SEED
 
 LossName = Literal["bce", "mse"]
 OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
@@ -83,7 +84,8 @@ class TrainSettings:
     kl_weight: float = setting(1.0, "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)", low=0)
     d_lr: float | None = setting(None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's "
                                        "ratio)", low=0, open_low=True)
-    seed: int = setting(0, "random seed: fixes the initial weights, the validation split and the batches")
+    seed: int = setting(0, "random seed: fixes the initial weights, the validation split and the batches", low=0,
+                        high=MAX_SEED)
     init: InitName = setting("torch", "initial weights: torch (PyTorch's layer defaults) or glorot (Glorot-uniform "
                                       "weights and zero biases: Keras' and CNTK's defaults, which the seeds trained "
                                       "with)")
@@ -243,11 +245,16 @@ def check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     too_high = high is not None and (value >= high if meta.get("open_high") else value > high)
     if not (too_low or too_high):
         return
+    def shown(bound: float) -> str:
+        return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
     if low is not None and high is not None:
-        raise AelabError(f"{name} must lie between {low:g} and {high:g}, got {value!r}")
+        raise AelabError(f"{name} must lie between {shown(low)} and {shown(high)}, got {value!r}")
+    if high is not None:
+        raise AelabError(f"{name} must be at most {shown(high)}, got {value!r}")
     if low == 0 and meta.get("open_low"):
         raise AelabError(f"{name} must be positive, got {value!r}")
-    raise AelabError(f"{name} must be at least {low:g}, got {value!r}")
+    raise AelabError(f"{name} must be at least {shown(low)}, got {value!r}")
 
 
 def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> TrainSettings:
@@ -367,7 +374,7 @@ class StyleSettings:
     content_layer: str = setting(CONTENT_LAYER, f"VGG19 layer of the content loss (seed: {CONTENT_LAYER})")
     style_layers: tuple[str, ...] = setting(STYLE_LAYERS, "VGG19 layers of the style loss, comma-separated "
                                                           f"(seed: {','.join(STYLE_LAYERS)})")
-    seed: int = setting(0, "seeds the random filters used where there are no pretrained weights")
+    seed: int = setting(0, "seeds the random filters used where there are no pretrained weights", low=0, high=MAX_SEED)
     precision: StylePrecision = setting("auto", "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
                                                 "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
                                                 "float64")

@@ -13,6 +13,7 @@ import torch
 from .arrays import Dataset
 from .data import ImageData, _array_images, _labels, resolve_data
 from .errors import AelabError
+from .outputs import created
 
 
 def load_data(name: str | Path = "mnist-sample") -> Dataset:
@@ -51,7 +52,7 @@ def keep_run_arrays(folder: Path, data: Any) -> Path | None:
     arrays["name"] = np.array(data.name)
     path = folder / RUN_ARRAYS
     np.savez_compressed(path, **arrays)
-    return path
+    return created(path)
 
 
 def read_run_arrays(path: Path):

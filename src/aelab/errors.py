@@ -8,6 +8,11 @@ class AelabError(Exception):
     """A problem with what the user asked for (a name, a file, a run folder), not a bug."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept and how to go on: the CLI prints the message and exits 130. A
+    KeyboardInterrupt still, so whatever catches that (Optuna's trial loop) stops as it would."""
+
+
 class InputError(AelabError, ValueError):
     """Tensors a model cannot take: wrong shape, channels or size, or pixel values outside [0, 1]."""
 
@@ -45,6 +50,11 @@ def resume_command(out: object) -> str:
     if _FROM_CLI.get():
         return f"`aelab train --resume --out {out}`"
     return f"`aelab.train(resume=True, out={str(out)!r})`"
+
+
+def eval_command(run: object) -> str:
+    """How to evaluate the run in ``run`` later, as the caller would write it."""
+    return f"`aelab eval {run}`" if _FROM_CLI.get() else f"`aelab.evaluate({str(run)!r})`"
 
 
 class from_cli:

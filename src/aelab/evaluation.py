@@ -111,9 +111,10 @@ def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | Non
     """
     if len(run_dirs) < 2:
         raise AelabError("an ensemble needs at least two run folders")
-    if out is not None:
-        check_targets([out], overwrite=overwrite, suffixes=(".json",), inputs=run_dirs)
     runs = [Run(path) for path in run_dirs]
+    if out is not None:
+        check_targets([out], overwrite=overwrite, suffixes=(".json",),
+                      inputs=[path for run in runs for path in run.sources(data)])
     configs = [run.config for run in runs]
     shapes = {c.input_shape for c in configs}
     noises = {c.train.noise for c in configs}

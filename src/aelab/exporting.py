@@ -25,7 +25,7 @@ from .anomaly import AnomalyDetector, Method, Score
 from .errors import AelabError, opt
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
-from .outputs import check_targets
+from .outputs import check_targets, created
 from .runs import Run
 
 Part = Literal["encoder", "decoder", "both", "generator", "detector"]
@@ -69,7 +69,7 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
     if isinstance(run, AnomalyDetector) or part == "detector":
         if part != "detector":
             raise AelabError(f"a detector exports as part 'detector', not {part!r}")
-        inputs = [] if isinstance(run, AnomalyDetector) else [Run.of(run).path]
+        inputs = [] if isinstance(run, AnomalyDetector) else Run.of(run).sources()
         check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=inputs)
         detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(
             run, contamination, score=score, method=method)
@@ -77,11 +77,11 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
         return export_module(module, (torch.rand(2, *module.model.input_shape),), ["images"], out, metadata=metadata,
                              overwrite=overwrite, what=f"{detector.config_.model}'s detector", inputs=inputs)
     run = Run.of(run)
-    check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=[run.path])
+    check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=run.sources())
     model = run.model.eval()
     example, names = _example(run, model, part)
     return export_module(ExportedPart(model, part).eval(), example, names, out, overwrite=overwrite,
-                         what=f"{run.config.model}'s {part}", inputs=[run.path])
+                         what=f"{run.config.model}'s {part}", inputs=run.sources())
 
 
 def export_module(module: nn.Module, example: tuple[Tensor, ...], names: list[str], out: str | Path,
@@ -108,6 +108,7 @@ def export_module(module: nn.Module, example: tuple[Tensor, ...], names: list[st
                 graph.metadata_props.add(key=key, value=value)
             onnx.save(graph, str(staged))
         os.replace(staged, out)
+        created(out)
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds; the user gets one line
         raise AelabError(f"could not export {what}: {type(error).__name__}: "
                          f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:400]) from None

@@ -29,7 +29,7 @@ from .data import add_noise, read_images
 from .errors import AelabError, opt
 from .evaluation import run_data
 from .latent_space import require
-from .limits import MAX_GRID, MAX_SAMPLES, MAX_STEPS, check_count, check_images
+from .limits import MAX_GRID, MAX_LENGTH, MAX_SAMPLES, MAX_STEPS, check_count, check_images, check_number, check_seed
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Generative, TextModel
 from .outputs import atomic_write, check_targets
@@ -46,11 +46,13 @@ def _model(run: RunLike) -> tuple[Run, nn.Module]:
     return run, run.model
 
 
-def _png(run: Run, out: str | Path | None, default: str, overwrite: bool, inputs: Iterable[Any] = ()) -> Path:
+def _png(run: Run, out: str | Path | None, default: str, overwrite: bool, inputs: Iterable[Any] = (),
+         data: Any = None) -> Path:
     """The figure's target: ``out``, checked by the output policy, or the run's own ``default``
     figure: replaced with ``overwrite``, else (when it exists: the report shows it) the first free
-    ``NAME-2.png``, ``NAME-3.png``, ...; never one of the command's ``inputs`` (paths)."""
-    inputs = [p for p in inputs if isinstance(p, (str, Path))]
+    ``NAME-2.png``, ``NAME-3.png``, ...; never one of the command's ``inputs`` (paths), the run's
+    files or the ``data`` it reads (:meth:`Run.sources`)."""
+    inputs = [*run.sources(data), *(p for p in inputs if isinstance(p, (str, Path)))]
     if out is None:
         target, number = run.path / default, 1
         while not overwrite and (target.exists() or target.is_symlink()):
@@ -138,7 +140,7 @@ def encode_file(run: RunLike, out: str | Path, split: Split = "test", data: Any 
                 precision: str = "32", overwrite: bool = False) -> tuple[Path, np.ndarray]:
     """Write :func:`encode_split`'s codes to the .npy file ``out`` (an existing one only with
     ``overwrite``); returns it and the codes."""
-    out = check_targets([out], overwrite=overwrite, suffixes=(".npy",))[0]
+    out = check_targets([out], overwrite=overwrite, suffixes=(".npy",), inputs=Run.of(run).sources(data))[0]
     codes = encode_split(run, split, data, precision)
 
     def save(tmp: Path) -> None:
@@ -169,7 +171,7 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
     if out.exists() and not out.is_dir():
         raise AelabError(f"{opt('out', out)} is a file; name the folder to write the images into")
     targets = check_targets([out / f"{Path(source).stem}_{suffix}.png" for source in images] + [out / f"{mode}.png"],
-                            overwrite=overwrite, inputs=images)
+                            overwrite=overwrite, inputs=[*images, *run.sources()])
     inputs = read_images(images, channels, size)  # every file checked before anything is written
     if noise:
         inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
@@ -192,6 +194,7 @@ def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None)
 
 def _samples(run: RunLike, n: int, seed: int, labels: int | None) -> Tensor:
     check_count("-n", n, 1, MAX_SAMPLES)
+    check_seed(opt("seed"), seed)
     run, model = _model(run)
     if isinstance(model, Generative):
         check_images(f"{n:,} samples", n, model.input_shape)
@@ -248,7 +251,7 @@ def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None,
                   overwrite: bool = False) -> Path:
     """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the file."""
     run = Run.of(run)
-    out = _png(run, out, "latent.png", overwrite)
+    out = _png(run, out, "latent.png", overwrite, data=data)
     points, labels, axes, classes = _latent(run, data, limit)
     return _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: {len(points):,} test codes", axes,
                                        classes))
@@ -265,6 +268,7 @@ def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, see
 
 def _interpolate(run: RunLike, a: Any, b: Any, steps: int, seed: int, labels: int | None) -> Tensor:
     check_count(opt("steps"), steps, 2, MAX_STEPS)
+    check_seed(opt("seed"), seed)
     run, model = _model(run)
     if (a is None) != (b is None):
         raise AelabError("give two images to interpolate between (or none, for a generative model)")
@@ -300,8 +304,9 @@ def generate(run: RunLike, prompt: str, length: int = 400, temperature: float = 
     require(model, TextModel, "only text models generate text")
     if not isinstance(prompt, str) or not prompt:
         raise AelabError("give a prompt: at least one character of the model's alphabet")
-    if not isinstance(length, int) or length < 1:
-        raise AelabError(f"length must be a positive integer, got {length!r}")
+    check_count(opt("length"), length, 1, MAX_LENGTH)
+    temperature = check_number(opt("temperature"), temperature)
+    check_seed(opt("seed"), seed)
     indices = encode_text(prompt, model.alphabet)
     drawn = model.generate(indices, length, temperature, torch.Generator().manual_seed(seed))
     return decode_text(drawn, model.alphabet)

@@ -18,6 +18,8 @@ MAX_GRID = 100  # points per side of a manifold
 MAX_STEPS = 1_000  # points on an interpolation path
 STYLE_SIDES = (16, 4096)  # style transfer's output sides: VGG19 pools 4 times before its last layers; above, minutes a step
 MEMORY_SHARE = 0.8  # the share of the available memory one request may take
+MAX_SEED = 2**32 - 1  # seeds numpy and torch both take (numpy's generators stop at 2**32 - 1)
+MAX_LENGTH = 100_000  # characters one `generate` call draws (one step each: ~a minute at this bound on a CPU)
 
 
 def check_count(name: str, value: int, low: int = 1, high: int | None = None) -> int:
@@ -28,6 +30,18 @@ def check_count(name: str, value: int, low: int = 1, high: int | None = None) ->
         bounds = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
         raise AelabError(f"{name} must be {bounds}, got {value:,}")
     return value
+
+
+def check_seed(name: str, value: int) -> int:
+    """A seed: a whole number from 0 to :data:`MAX_SEED`."""
+    return check_count(name, value, 0, MAX_SEED)
+
+
+def check_number(name: str, value: float, low: float = 0.0) -> float:
+    """``value`` as a finite real number >= ``low``, or one line naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+        raise AelabError(f"{name} must be a finite number >= {low:g}, got {value!r}")
+    return float(value)
 
 
 def available_memory() -> int:

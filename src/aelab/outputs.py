@@ -2,8 +2,9 @@
 
 - :func:`check_targets` looks at every file a command will write before the first is written:
   an existing target is refused unless ``overwrite`` (or it is aelab's own figure in a run
-  folder, which the command exists to redraw); a target that is one of the command's inputs is
-  always refused; a link, a folder where a file belongs, or a file of the wrong kind is refused.
+  folder, which the command exists to redraw); a target that is one of the command's inputs (the
+  same path, a link to it or a hard link to its inode) or lies inside an input folder (a data
+  folder) is always refused; a link, a folder where a file belongs, or a file of the wrong kind is refused.
   Each refusal is one line, and a refused command writes nothing.
 - :func:`atomic_write` writes through a temporary sibling and renames it into place, with the
   permissions a plain write would have had, so a crash leaves the old file or the new one.
@@ -14,9 +15,11 @@ Torch-free: the figures, the run folder and every tool write through it.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .errors import AelabError, opt
 
@@ -28,9 +31,37 @@ def umask() -> int:
     return mask
 
 
+_listeners: list[Callable[[Path], None]] = []  # what each run recording in progress does with a new file
+
+
+def created(path: Path | str) -> Path:
+    """Say that aelab has just written ``path``: each run folder recording its files
+    (:meth:`aelab.runs.Run.recording`) adds it to its record at once. Every writer calls it
+    (:func:`atomic_write` does), so a run's record lists what aelab wrote, never what else
+    appeared in the folder meanwhile."""
+    path = Path(path)
+    for listener in list(_listeners):
+        listener(path)
+    return path
+
+
+@contextmanager
+def listening(listener: Callable[[Path], None]) -> Iterator[None]:
+    """``listener(path)`` for each file :func:`created` names while the block runs."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # atomic_write's temporary files: .NAME.XXXXXXXX.tmp
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Write ``path`` through ``write(temporary_path)`` in the same folder, then rename it into
-    place with the user's umask (a temporary file starts at 0600); returns ``path``."""
+    place with the user's umask (a temporary file starts at 0600); returns ``path``, noted as
+    :func:`created`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -42,12 +73,23 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+    return created(path)
 
 
 def _same(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same path once links are followed, or hard links
+    to the same inode."""
     try:
-        return a.resolve() == b.resolve()
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(target: Path, folder: Path) -> bool:
+    try:
+        return folder.is_dir() and target.resolve().is_relative_to(folder.resolve())
     except OSError:
         return False
 
@@ -72,6 +114,10 @@ def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inp
             raise AelabError(f"{what}: {target.parent} is a file, not a folder")
         if any(_same(target, source) for source in inputs):
             raise AelabError(f"{what} {target} is one of the command's inputs; write the result elsewhere")
+        folder = next((source for source in inputs if _inside(target, source)), None)
+        if folder is not None:
+            raise AelabError(f"{what} {target} lies inside {folder}, which the command reads; write the result "
+                             "elsewhere")
         if target.exists() and not overwrite and not (replaceable and replaceable(target)):
             raise AelabError(f"{target} exists; choose another name or pass {opt('overwrite', True)} to replace it")
         checked.append(target)

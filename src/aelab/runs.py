@@ -33,25 +33,29 @@ from safetensors.torch import load_file, save_file
 from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
 from .errors import AelabError, opt, resume_command
 from .models import create_model, get_entry, upgrade_params
-from .outputs import atomic_write
+from .outputs import TEMPORARY, atomic_write, listening
 
+MEASUREMENTS = ("test_", "train_", "val_", "pca_", "fd_", "fid", "rmse", "bits", "mean_", "code_size")  # metrics.json's numbers
 LOCK_NAME = ".aelab.lock"
 MANIFEST = ".aelab-files.json"  # the files aelab wrote in this run folder: --overwrite replaces only these
 # what aelab itself writes into a run folder (its top-level names)
 RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json", "checkpoints", "logs",
               "samples", "samples.txt", "activations", "anomaly", LOCK_NAME, MANIFEST}
-# for a run written before manifests: the files that can only be aelab's, by name
-OLD_LAYOUT = ("config.json", "model.safetensors", "metrics.json", "history.json", "samples.txt",
-              *(f"{name}.png" for name in ("reconstructions", "codes", "denoising", "curves", "samples", "manifold",
-                                           "latent", "interpolation")),
-              "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/tensorboard/*", "logs/csv/metrics.csv",
-              "logs/csv/hparams.yaml", "samples/epoch-*.png", "activations/epoch_*", "anomaly/worst.png")
+# what the libraries aelab drives write in a run folder, by their own names (Lightning's loggers;
+# its checkpoints are noted as written): recorded when aelab next writes a file, and at the end
+LIBRARY_FILES = ("logs/tensorboard/events.out.tfevents.*", "logs/tensorboard/hparams.yaml", "logs/csv/metrics.csv",
+                 "logs/csv/hparams.yaml", "logs/mlflow.db", "logs/mlflow.db-journal", "logs/mlflow-artifacts/*",
+                 "logs/wandb/*")
 
 
-def aelab_by_name(files: set[str]) -> set[str]:
-    """The ``files`` (relative paths) that can only be aelab's, by name: how a run written before
-    runs kept a record is judged."""
-    return {f for f in files if any(fnmatch.fnmatch(f, pattern) for pattern in OLD_LAYOUT)}
+def by_libraries(files: set[str]) -> set[str]:
+    """The ``files`` (relative paths) named as the loggers name what they write."""
+    return {f for f in files if any(fnmatch.fnmatch(f, pattern) for pattern in LIBRARY_FILES)}
+
+
+def leftovers(files: set[str]) -> set[str]:
+    """The ``files`` that are temporary files of aelab's, left by a killed write (never a result)."""
+    return {f for f in files if TEMPORARY.match(Path(f).name)}
 
 
 def files_in(folder: Path) -> set[str]:
@@ -89,6 +93,19 @@ class Run:
     def is_run(self) -> bool:
         return self.config_path.is_file()
 
+    def sources(self, data: Any = None) -> list[Path]:
+        """What a command reading this run (and ``data``) reads, which none of its outputs may be or
+        lie inside: the run's config, weights, metrics, history, kept arrays and checkpoints, and the
+        data (``data`` when it is a path, else the folder the run was trained on, if any)."""
+        read = [self.config_path, self.weights_path, self.metrics_path, self.history_path, self.path / "data.npz",
+                self.checkpoint_dir]
+        if isinstance(data, (str, Path)) and not isinstance(data, bool):
+            read.append(Path(data))
+        elif data is None and self.is_run():
+            folder = self.config.data_dir
+            read += [Path(folder)] if folder else []
+        return read
+
     # -------------------------------------------------------------- what aelab wrote here
 
     def written(self) -> set[str] | None:
@@ -105,29 +122,44 @@ class Run:
     def record(self, paths) -> None:
         """Add files aelab has written here (paths inside the folder, or relative to it) to the record."""
         relative = {(Path(p).relative_to(self.path) if Path(p).is_absolute() else Path(p)).as_posix() for p in paths}
-        write_json(self.path / MANIFEST, {"files": sorted((self.written() or set()) | relative)})
+        written = self.written() or set()
+        if not relative <= written:
+            write_json(self.path / MANIFEST, {"files": sorted(written | relative)})
 
     @contextmanager
     def recording(self):
-        """Record every file that appears in the folder while the block runs (even if it fails)."""
+        """Record each file aelab writes in the folder while the block runs, as it is written
+        (:func:`aelab.outputs.created`), and the loggers' files by their names; a file anything
+        else puts in the folder meanwhile stays off the record (and ``--overwrite`` then refuses)."""
+        root = self.path.resolve()
         before = files_in(self.path)
-        # a run written before runs kept a record: what is aelab's by name goes on it first
-        adopted = aelab_by_name(before) if self.written() is None else set()
+        recorded = {"busy": False}
+
+        def note(path: Path) -> None:
+            if recorded["busy"]:  # the record's own file
+                return
+            path = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
+            if path.is_relative_to(root) and path != root and path.name not in (LOCK_NAME, MANIFEST):
+                recorded["busy"] = True
+                try:
+                    self.record([path.relative_to(root), *by_libraries(files_in(self.path) - before)])
+                finally:
+                    recorded["busy"] = False
+
         try:
-            yield self
+            with listening(note):
+                yield self
         finally:
-            new = files_in(self.path) - before
-            if (new or adopted) and self.path.is_dir():
-                self.record(new | adopted)
+            libraries = by_libraries(files_in(self.path) - before)
+            if libraries and self.path.is_dir():
+                self.record(libraries)
 
     def foreign_files(self) -> list[str]:
-        """Files in the folder that aelab did not write: by its record, or for an older run, by name."""
-        written = self.written()
+        """Files in the folder that aelab did not write, by its record (every file, for a folder
+        without one); aelab's own temporary files, left by a killed write, are not foreign."""
+        written = self.written() or set()
         files = files_in(self.path)
-        if written is not None:
-            foreign = files - written
-        else:
-            foreign = files - aelab_by_name(files)
+        foreign = files - written - leftovers(files)
         top = {p.name for p in self.path.iterdir() if p.is_dir() and p.name not in RUN_LAYOUT}
         return sorted(foreign | top)
 
@@ -144,7 +176,14 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return read_json(self.metrics_path)
+        """metrics.json, checked: a measurement (test_*, train_*, pca_*, fd_*, ...) is a number or
+        null (a damaged one is a one-line error naming the key)."""
+        metrics = read_json(self.metrics_path)
+        for key, value in metrics.items():
+            measured = key.startswith(MEASUREMENTS) and not key.endswith("_note")
+            if measured and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise AelabError(f"{self.metrics_path} is damaged ({key}: expected a number, got {str(value)[:40]!r})")
+        return metrics
 
     @property
     def history(self) -> list[dict[str, float | None]]:
@@ -373,6 +412,11 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
         raise AelabError(f"{opt('out', out)} already holds an aelab run; pass {opt('resume', True)} to continue it or {opt('overwrite', True)} "
                          "to replace it")
     extra = Run(out).foreign_files()
+    if Run(out).written() is None:
+        raise AelabError(f"{opt('out', out)} holds a run without aelab's record of the files it wrote ({MANIFEST}: "
+                         f"killed before it finished, or written by an older aelab), so {opt('overwrite')} cannot "
+                         f"tell them from yours ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); "
+                         f"continue it with {opt('resume')}, or delete it yourself")
     if extra:
         raise AelabError(f"{opt('out', out)} holds files aelab did not write ({', '.join(extra[:3])}); {opt('overwrite')} "
                          "replaces only what aelab wrote: move them or choose another folder")

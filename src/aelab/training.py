@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -54,12 +56,12 @@ from .distributed import (
     process_rank,
     share_cpu_threads,
 )
-from .errors import AelabError, opt, resume_command
+from .errors import AelabError, Interrupted, eval_command, opt, resume_command
 from .evaluation import evaluate
 from .families import NonFiniteLoss, family_of
 from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
-from .outputs import umask
+from .outputs import atomic_write, created, umask
 from .progress import Progress, reporting, resolve, say
 from .threads import AdaptiveThreads, fixed_threads
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
@@ -141,11 +143,15 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
                 diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test, evaluation=evaluation)
             if plan_.replace and not diverged:
                 _swap(folder, plan_.out)
-        except BaseException:
+        except BaseException as error:
             if plan_.replace:
                 shutil.rmtree(folder, ignore_errors=True)
-            elif created and not Run(plan_.out).last_checkpoint.is_file():
-                shutil.rmtree(plan_.out, ignore_errors=True)  # ours, and nothing in it to resume
+                if isinstance(error, KeyboardInterrupt):
+                    raise Interrupted(f"training interrupted; the run in {plan_.out} is as it was") from None
+            elif created and not Run(plan_.out).last_checkpoint.is_file() and not Run(plan_.out).foreign_files():
+                shutil.rmtree(plan_.out, ignore_errors=True)  # ours alone, and nothing in it to resume
+                if isinstance(error, KeyboardInterrupt):
+                    raise Interrupted("training interrupted before its first epoch ended; nothing was kept") from None
             raise
     if diverged:
         if plan_.replace:
@@ -316,12 +322,18 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
                             precision=settings.precision, callbacks=callbacks, logger=loggers or False,
                             enable_progress_bar=progress == "bar", enable_model_summary=False, num_sanity_val_steps=0,
                             log_every_n_steps=steps)
+        sigint = signal.getsignal(signal.SIGINT)
         try:
             trainer.fit(system, train_batches, val_batches, ckpt_path=run.last_checkpoint if plan_.resume else None,
                         weights_only=True)
         except NonFiniteLoss as error:
             diverged = str(error)
+        except SystemExit:  # Lightning answers Ctrl-C by exiting (after its callbacks kept the finished epochs)
+            if not trainer.interrupted:
+                raise
         finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
             finish_loggers(loggers, run.path, plan_.out)
     if processes > 1:
         end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
@@ -329,8 +341,8 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         return diverged
     write_json(run.history_path, {"epochs": history.epochs})
     if trainer.interrupted and not diverged:
-        raise AelabError(f"training interrupted after epoch {trainer.current_epoch}; "
-                         f"continue it with {resume_command(plan_.out)}")
+        raise Interrupted(f"training interrupted in epoch {trainer.current_epoch + 1}; the finished epochs are kept: "
+                          f"continue with {resume_command(plan_.out)}")
     model = model.cpu().to(memory_format=torch.contiguous_format)
     if diverged:
         load_state(model, finite.last_finite(model), run.path)
@@ -340,7 +352,11 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     run.save_weights(model)
     if evaluate_test:
         with fixed_threads(fixed):
-            evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
+            try:
+                evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
+            except KeyboardInterrupt:
+                raise Interrupted(f"evaluation interrupted; the trained run is kept: measure it with "
+                                  f"{eval_command(plan_.out)}") from None
     return diverged
 
 
@@ -421,9 +437,21 @@ def remove_leftovers(out: Path) -> list[Path]:
 
 
 def _swap(new: Path, old: Path) -> None:
-    """Put the finished run ``new`` where ``old`` is, then delete ``old`` (a run aelab wrote)."""
+    """Put the finished run ``new`` where ``old`` is, then delete ``old``. ``old`` is moved aside
+    first and checked against its record again: if a file aelab did not write appeared in it while
+    the new run trained, both are kept (``old`` as it was, ``new`` in a visible sibling) and the
+    error names them."""
     retired = Path(tempfile.mkdtemp(prefix=f".{old.name}{OLD}", dir=old.parent))
-    os.rename(old, retired / old.name)
+    aside = retired / old.name
+    os.rename(old, aside)
+    extra = Run(aside).foreign_files()
+    if extra:
+        os.rename(aside, old)
+        retired.rmdir()
+        kept = next(p for i in range(1, 10_000) if not (p := old.with_name(f"{old.name}-new{'' if i == 1 else f'-{i}'}")).exists())
+        os.rename(new, kept)
+        raise AelabError(f"{old} gained files aelab did not write while the new run trained ({', '.join(extra[:3])}); "
+                         f"it is left as it was, and the new run is in {kept}")
     os.rename(new, old)
     shutil.rmtree(retired, ignore_errors=True)
 
@@ -482,12 +510,14 @@ class RunCheckpoint(ModelCheckpoint):
             return
         self._pending.pop(filepath, None)
         super()._save_checkpoint(trainer, filepath)
+        created(filepath)
         self.write_pending(trainer)
 
     def write_pending(self, trainer: L.Trainer) -> None:
         """Write the checkpoints kept in memory."""
         for path, checkpoint in list(self._pending.items()):
             trainer.strategy.save_checkpoint(checkpoint, path)
+            created(path)
             del self._pending[path]
         self._written_at = time.monotonic()
 
@@ -531,6 +561,12 @@ class _AppendingWriter(ExperimentWriter):
     appends to it instead."""
 
     def _check_log_dir_exists(self) -> None:
+        path = self.metrics_file_path
+        if os.path.islink(path) or (os.path.isfile(path) and os.stat(path).st_nlink > 1):
+            # a link (or a hard link, as `cp -al` makes for a backup): the run gets its own copy to
+            # append to, and the file the link shares is left as it was
+            content = Path(path).read_bytes() if os.path.exists(path) else b""
+            atomic_write(Path(path), lambda tmp: tmp.write_bytes(content))
         if os.path.isfile(self.metrics_file_path):
             with open(self.metrics_file_path) as file:
                 header = file.readline().strip()

@@ -19,12 +19,15 @@ import re
 import socket
 import time
 import typing
+import urllib.parse
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from .config import TRAIN_FIELDS, TRAIN_HINTS, Dimension, check_range, coerce
-from .errors import AelabError, opt
+from .distributed import cpu_cores
+from .errors import AelabError, Interrupted, opt
+from .limits import check_count
 
 log = logging.getLogger("aelab")
 
@@ -185,7 +188,8 @@ def _storage(url: str | None, out: Path, journal: bool = False):
         path = str(out / "study.journal")
         return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
-    url = url or f"sqlite:///{(out / 'study.db').resolve()}"
+    # the path quoted: a folder named with ? or # would otherwise end the URL's path early
+    url = url or "sqlite:///" + urllib.parse.quote(str((out / "study.db").resolve()))
     engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
@@ -254,6 +258,8 @@ def check_study_folder(out: Path, resume: bool, shared: bool = False) -> None:
                      if p.name not in STUDY_FILES and not p.name.startswith((".best-", ".trials.csv.", ".summary.md.")))
     if foreign:
         raise AelabError(f"{opt('out', out)} holds files that are not an aelab study ({foreign[0]}); choose another folder")
+    if (out / "best").exists() and not (out / "best").is_symlink():  # aelab's is a link to the best trial's run
+        raise AelabError(f"{out / 'best'} is not the link to the best trial aelab writes there; move it elsewhere")
     if not (resume or shared):
         raise AelabError(f"{opt('out', out)} holds a study already; {opt('resume')} adds trials to it")
 
@@ -277,8 +283,8 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     out = Path(out)
     if not isinstance(trials, int) or trials < 1:
         raise AelabError(f"{opt('trials')} must be a positive integer, got {trials!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise AelabError(f"{opt('workers')} must be a positive integer, got {workers!r}")
+    # each worker trains on a core of its own: more only share the cores (and multiply the memory)
+    check_count(opt("workers"), workers, 1, cpu_cores())
     if not metric.startswith("val_"):
         raise AelabError(f"{opt('metric')} must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
                          "the test split is used once, for the best trial")
@@ -330,7 +336,13 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     total = len(counted(study.get_trials(deepcopy=False))) + trials if resume else trials
     objective = Objective(model, data, out, dims, metric, settings)
     if workers == 1:
-        _optimize(study, objective, total)
+        try:
+            _optimize(study, objective, total)
+        except KeyboardInterrupt:  # Optuna has recorded the trial under way as failed
+            write_trials(study, out / "trials.csv")
+            done = len(counted(study.get_trials(deepcopy=False)))
+            raise Interrupted(f"tuning interrupted after {done} trial{'s'[:done != 1]}; the study and trials.csv are "
+                              f"kept: add more with {opt('resume', True)}") from None
     else:
         _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
         # read afresh: the trials the workers finished are in the storage, not in this process's cache
@@ -556,8 +568,6 @@ def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, ob
                  workers: int, seed: int) -> None:
     """``workers`` processes against the same storage, each with its share of the CPU threads."""
     import multiprocessing
-
-    from .distributed import cpu_cores
 
     threads = max(1, cpu_cores() // workers)
     context = multiprocessing.get_context("spawn")

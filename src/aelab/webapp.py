@@ -10,7 +10,6 @@ tab shows the runs' metrics side by side. A run that fails to load shows its err
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import socket
@@ -236,7 +235,11 @@ def metrics_table(runs: list[tuple[str, Any, str | None]]) -> list[list[Any]]:
         if run is None:
             rows.append([name, "-", "-", *["-"] * len(METRICS), f"error: {error}"])
             continue
-        metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.is_file() else {}
+        try:
+            metrics = run.metrics if run.metrics_path.is_file() else {}
+        except AelabError as damaged:
+            rows.append([name, run.config.model, run.config.data, *["-"] * len(METRICS), f"error: {damaged}"])
+            continue
         cells = [f"{metrics[k]:.4g}" if isinstance(metrics.get(k), (int, float)) else "-" for k in METRICS]
         rows.append([name, run.config.model, run.config.data, *cells, ""])
     return rows
