@@ -40,6 +40,13 @@ CASES = [
     ("data kept", "`reconstruct` whose output is one of its inputs", "reconstruct {ae} {recon/digit_recon.png} {digit.png} --out {recon} --overwrite"),
     ("data kept", "`--overwrite` a run holding the user's `my-painting.png`", "train dense --out {ae-mine} --overwrite"),
     ("data kept", "`--overwrite` through a link to a run", "train dense --out {link} --overwrite"),
+    ("data kept", "`--overwrite` a run without aelab's record of its files", "train dense --out {ae-norecord} --overwrite"),
+    ("data kept", "`--overwrite` a run whose note sits among its logs", "train dense --out {ae-note} --overwrite"),
+    ("data kept", "`encode --out` inside the data folder it reads", "encode {ae} --data-dir {np2} --out {np2/x_test.npy} --overwrite"),
+    ("data kept", "`latent --out` an image of the folder it reads", "latent {ae} --data-dir {imgs} --out {imgs/00.png} --overwrite"),
+    ("data kept", "`ensemble --out` an input run's config", "ensemble {ae} {vae-ae} --out {vae-ae/config.json} --overwrite"),
+    ("data kept", "`encode --out` a hard link to the run's weights", "encode {ae} --data mnist-sample --out {weights.npy} --overwrite"),
+    ("data kept", "`score --out` a CSV that begins with aelab's header", "score {ae} {digit.png} --out {scores.csv}"),
     ("no traceback", "`--param in_size=100000`", "train dense --param in_size=100000 --out {new-run}"),
     ("no traceback", "`--param code_size=1000000000`", "train best --param code_size=1000000000 --out {new-run}"),
     ("no traceback", "`sample -n 100000000`", "sample {vae} -n 100000000"),
@@ -50,6 +57,11 @@ CASES = [
     ("no traceback", "`latent --limit 0`", "latent {ae} --limit 0 --data mnist-sample"),
     ("no traceback", "`interpolate --steps 1000000`", "interpolate {vae} --steps 1000000"),
     ("no traceback", "`tune --metric val_nosuch`", "tune dense --metric val_nosuch --out {study}"),
+    ("no traceback", "`train --seed -1`", "train dense --seed -1 --out {new-run}"),
+    ("no traceback", "`sample --seed 99999999999999`", "sample {vae} --seed 99999999999999"),
+    ("no traceback", "`generate --length 100000000`", "generate {text} --prompt the --length 100000000"),
+    ("no traceback", "`report` of a run whose metrics.json says \"NaN\"", "report {ae-nan} --out {report.html}"),
+    ("not harmful", "`tune --workers 64` on this CPU", "tune dense --workers 64 --out {study}"),
     ("not harmful", "`train --devices 64` on this CPU", "train dense --devices 64 --out {new-run}"),
     ("not harmful", "`train --num-nodes 2` without a launcher", "train dense --num-nodes 2 --out {new-run}"),
     ("not harmful", "`--lr-patience` under `--schedule cosine`", "train dense --schedule cosine --lr-patience 3 --out {new-run}"),
@@ -57,11 +69,13 @@ CASES = [
 
 
 def untrained(name: str, folder: Path) -> Path:
+    """A run folder holding a freshly initialised model, with aelab's record of its files."""
     torch.manual_seed(0)
     model = create_model(name).eval()
     run = Run(folder)
-    write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
-    run.save_weights(model)
+    with run.recording():
+        write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
+        run.save_weights(model)
     return folder
 
 
@@ -71,9 +85,26 @@ def lay_out(root: Path) -> None:
     untrained("vae", root / "vae")
     untrained("conv-resize", root / "ae-mine")
     (root / "ae-mine" / "my-painting.png").write_bytes(b"the user's painting")
+    untrained("conv-resize", root / "ae-norecord")
+    (root / "ae-norecord" / ".aelab-files.json").unlink()
+    untrained("conv-resize", root / "ae-note")
+    (root / "ae-note" / "logs" / "tensorboard").mkdir(parents=True)
+    (root / "ae-note" / "logs" / "tensorboard" / "notes.txt").write_text("what I tried")
+    untrained("conv-resize", root / "vae-ae")
+    untrained("char-lstm", root / "text")
+    untrained("conv-resize", root / "ae-nan")
+    (root / "ae-nan" / "metrics.json").write_text('{"test_rmse": "NaN"}')
+    (root / "np2").mkdir()
+    np.save(root / "np2" / "x_test.npy", np.zeros((8, 28, 28), np.float32))
+    np.save(root / "np2" / "x_train.npy", np.zeros((8, 28, 28), np.float32))
+    (root / "imgs").mkdir()
+    (root / "weights.npy").hardlink_to(root / "ae" / "model.safetensors")
+    (root / "scores.csv").write_text("file,score,outlier\nmy-scan.png,0.1,0\n")
     (root / "link").symlink_to(root / "ae", target_is_directory=True)
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(root / "digit.png")
+    for i in range(12):
+        Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(root / "imgs" / f"{i:02d}.png")
     for name in ("photo.png", "painting.png"):
         Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(root / name)
     Image.fromarray(np.zeros((1, 300, 3), np.uint8)).save(root / "wide.png")
@@ -117,8 +148,21 @@ ELSEWHERE = [
     "- two `tune` workers with their own `--out` on one PostgreSQL study: both exit 0 (`tests/test_tune.py`);",
     "- a killed `--overwrite` leaves a hidden sibling: the next command on the run removes and names it "
     "(`tests/test_core.py`);",
-    "- every run-using command driven with generated arguments and files: exit 0, 1 or 2, no traceback, "
-    "nothing outside its folder changed (`tests/test_fuzz.py`; `AELAB_FUZZ_EXAMPLES` for a longer run).",
+    "- every run-using command driven with generated arguments and files (links and hard links to inputs, paths "
+    "inside the run and the data folder among them): exit 0 or 2, no traceback, no input changed even with "
+    "--overwrite, nothing outside its folder changed (`tests/test_fuzz.py`; `AELAB_FUZZ_EXAMPLES` for a longer run);",
+    "- a file written into a run folder while it trains stays off the run's record, and `--overwrite` then refuses; "
+    "a file put into the old run while `--overwrite` trains the new one keeps both runs (`tests/test_core.py`);",
+    "- Ctrl-C (a real SIGINT) in `train`: exit 130, one line with the `--resume` command, the finished epochs "
+    "kept (`tests/test_checkpoints.py`); in `tune`: the trial under way recorded as failed, trials.csv written "
+    "(`tests/test_tune.py`);",
+    "- `--resume` of a run whose CSV log is a hard link (`cp -al` backup) or a symbolic link: the other copy "
+    "unchanged (`tests/test_core.py`);",
+    "- two commands writing one new file at once: one result, and the other refuses (`tests/test_nothing_lost.py`);",
+    "- `RANK=1`, `SLURM_NTASKS=2` and other launcher variables that cannot work: one line, nothing written "
+    "(`tests/test_distributed.py`); a pipe or `/dev/urandom` as an image, an eval of a run still training, a "
+    "detector file with a NaN threshold or 2-D scores, the process's cgroup and `ulimit -v` limits "
+    "(`tests/test_nothing_lost.py`).",
 ]
 
 

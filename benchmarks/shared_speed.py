@@ -146,8 +146,9 @@ def inference_tables(conditions: list[str], data: str, fixed: list[int], folder:
         lines += [f"### inference, {WHAT[condition]}", "", "| job | adaptive | " + " | ".join(
             f"--threads {n}" for n in fixed) + " | best fixed / adaptive |", "|---" * (len(fixed) + 3) + "|"]
         for name in INFERENCE:
-            ours = under(load, lambda: inference_seconds(name, folder, data, None))["seconds"]
-            times = {n: under(load, lambda n=n: inference_seconds(name, folder, data, n))["seconds"] for n in fixed}
+            ours = under(load, lambda name=name: inference_seconds(name, folder, data, None))["seconds"]
+            times = {n: under(load, lambda n=n, name=name: inference_seconds(name, folder, data, n))["seconds"]
+                     for n in fixed}
             ratio = min(times.values()) / ours
             print(f"[{condition}] {name}: adaptive {ours:.1f} s, " + ", ".join(
                 f"{n} threads {t:.1f} s" for n, t in times.items()), flush=True)
@@ -169,7 +170,8 @@ def wait_policy_tables(conditions: list[str], data: str, epochs: int, tmp: Path)
             rates = {}
             for policy in ("default", "PASSIVE"):
                 env = {"OMP_WAIT_POLICY": policy} if policy != "default" else {}
-                rates[policy] = under(LOADS[condition], lambda: aelab_rate(data, epochs, tmp, threads, env))
+                rates[policy] = under(LOADS[condition],
+                                      lambda threads=threads, env=env: aelab_rate(data, epochs, tmp, threads, env))
             side = f"aelab --threads {threads}" if threads else "aelab (adaptive)"
             print(f"[{condition}] {side}: default {rates['default']['rate']:,.0f}, passive "
                   f"{rates['PASSIVE']['rate']:,.0f} img/s", flush=True)

@@ -76,7 +76,7 @@ def test_ctrl_c_is_one_line_exit_130_and_the_run_resumes(small_data, tmp_path):
         assert line, process.stderr.read()
         lines += [line] if line.startswith("epoch") else []
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     message = stderr.strip().splitlines()[-1]
     assert message.startswith("aelab train: training interrupted in epoch ") and f"--resume --out {out}" in message

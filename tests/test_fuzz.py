@@ -1,7 +1,9 @@
 """Every command that uses a trained run, driven with generated arguments (sizes, counts, seeds,
-paths: new, existing, inputs, folders, the run itself): never a traceback, exit code 0 or 2 only,
-and no file outside the test's folder changed, nor any file it did not create inside it unless
---overwrite asked for it. Bounded to about a minute in `make test`; AELAB_FUZZ_EXAMPLES=N runs N
+paths: new, existing, inputs, folders, the run itself, links and hard links to inputs, paths
+inside the run and inside the data folder): never a traceback, exit code 0 or 2 only, no input
+(the runs' config and weights, the data, the images) changed even with --overwrite, and no file
+outside the test's folder changed, nor any file it did not create inside it unless --overwrite
+asked for it. Bounded to about a minute in `make test`; AELAB_FUZZ_EXAMPLES=N runs N
 examples of each command."""
 
 from __future__ import annotations
@@ -35,8 +37,14 @@ def place(tmp_path_factory) -> dict[str, Path]:
     (root / "mine.png").write_bytes(b"the user's file")
     (root / "mine.csv").write_text("a,b\n")
     (root / "folder").mkdir()
+    (root / "data").mkdir()
+    np.savez(root / "data" / "digits.npz", x=(rng.random((60, 28, 28)) * 255).astype(np.uint8))
+    (root / "link.png").symlink_to(root / "digit.png")
+    os.link(root / "ae" / "model.safetensors", root / "hard.npy")  # the run's weights under another name
     paths.update({name: root / name for name in ("digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv",
-                                                   "folder", "new.png", "new.npy", "new.csv", "new.onnx", "new")})
+                                                   "folder", "new.png", "new.npy", "new.csv", "new.onnx", "new",
+                                                   "data", "link.png", "hard.npy", "data/new.npy", "data/new.png",
+                                                   "ae/config.json", "ae/new.png", "ae/checkpoints/new.png")})
     paths["root"] = root
     return paths
 
@@ -48,9 +56,14 @@ def run(args: list[str]) -> int:
         return stop.code
 
 
+INPUTS = ("digit.png", "colour.jpg", "data/digits.npz", "ae/config.json", "ae/model.safetensors", "vae/config.json",
+          "vae/model.safetensors", "gan/model.safetensors")
+
+
 def check(place: dict[str, Path], args: list, capsys) -> None:
     root = place["root"]
     users = {name: (root / name).read_bytes() for name in ("digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv")}
+    inputs = {name: (root / name).read_bytes() for name in INPUTS}
     here = sorted(os.listdir("."))  # the only folder a command could reach besides ours: where it runs
     code = run(args)
     err = capsys.readouterr().err
@@ -59,12 +72,15 @@ def check(place: dict[str, Path], args: list, capsys) -> None:
     if "--overwrite" not in map(str, args):
         for name, content in users.items():
             assert (root / name).read_bytes() == content, (args, name)
+    for name, content in inputs.items():  # never, whatever the flags
+        assert (root / name).read_bytes() == content, (args, name)
     assert sorted(os.listdir(".")) == here, args
     assert not [p for p in root.rglob("*") if p.name.endswith((".tmp", ".partial"))], args  # no half-written file
 
 
 PATH_NAMES = ["digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv", "folder", "new.png", "new.npy",
-              "new.csv", "new.onnx", "new", "ae", "vae"]
+              "new.csv", "new.onnx", "new", "ae", "vae", "link.png", "hard.npy", "data/new.npy", "data/new.png",
+              "ae/config.json", "ae/new.png", "ae/checkpoints/new.png"]
 
 
 def paths(place: dict[str, Path]):
@@ -83,7 +99,7 @@ def test_latent_commands(place, capsys, command):
         flag = {"sample": "-n", "manifold": "--grid", "interpolate": "--steps", "latent": "--limit"}[command]
         args = [command, place[run_name], flag, number]
         if command == "latent":
-            args += ["--data", "mnist-sample"]
+            args += ["--data-dir", place["data"]]
         args += [] if out is None else ["--out", out]
         args += [] if label is None else ["--label", label]
         check(place, args + (["--overwrite"] if overwrite else []), capsys)
@@ -113,7 +129,7 @@ def test_file_commands(place, capsys):
            run_name=st.sampled_from(["ae", "gan", "vae"]), out=paths(place), overwrite=st.booleans(),
            number=NUMBERS)
     def one(command, run_name, out, overwrite, number):
-        args = {"encode": ["encode", place[run_name], "--data", "mnist-sample", "--out", out],
+        args = {"encode": ["encode", place[run_name], "--data-dir", place["data"], "--out", out],
                 "export": ["export", place[run_name], "--out", out],
                 "ensemble": ["ensemble", place[run_name], place["ae"], "--data", "mnist-sample", "--out", out],
                 "activations": ["activations", place[run_name], "--epoch", number, "--out", out]}[command]

@@ -147,9 +147,8 @@ def test_inference_inside_a_fit_or_under_a_fixed_count_keeps_the_count(monkeypat
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == 2
     for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(AelabError, match="threads must be a whole number"):
-            with threads.fixed_threads(bad):
-                pass
+        with pytest.raises(AelabError, match="threads must be a whole number"), threads.fixed_threads(bad):
+            pass
 
 
 def test_a_recent_choice_carries_over_to_the_next_loop(monkeypatch):
@@ -171,3 +170,19 @@ def test_a_recent_choice_carries_over_to_the_next_loop(monkeypatch):
     assert loop(loaded) == [1] * 20 and torch.get_num_threads() == 2  # carried: 1 thread throughout, then given back
     clock.now += threads.RECHECK_SECONDS
     assert loop(loaded)[0] == 2  # a minute later: probes again
+
+
+def test_a_small_difference_is_not_carried_to_the_next_loop(monkeypatch):
+    """One thread slightly faster on one loop's work (a small net) says nothing of the next loop's:
+    the next loop starts at all threads, without probing."""
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    seen = []
+    for rates in ({2: 1.1e-3, 1: 1e-3}, {2: 0.5e-3, 1: 1e-3}):
+        seen.append([])
+        for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
+            seen[-1].append(torch.get_num_threads())
+            clock.now += rates[torch.get_num_threads()] * len(batch)
+    assert seen[0][-1] == 1  # the first loop's own choice
+    assert seen[1] == [2] * 20  # the next loop: all threads throughout

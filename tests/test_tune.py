@@ -132,10 +132,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, why):
 def test_a_diverging_trial_is_one_line_and_recorded_as_failed(small_data, tmp_path, capsys):
     out = tmp_path / "study"
     assert run_cli("tune", "dense", "--data-dir", small_data, "--trials", "1", "--epochs", "1", "--optimizer", "sgd",
-                   "--space", "lr=1e29:1e30:log", "--loss", "bce", "--out", out) == 0
+                   "--space", "lr=1e29:1e30:log", "--loss", "bce", "--out", out) == 2  # no trial completed
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "trial 0 fail" in captured.err and "loss became" in captured.err
-    assert "no trial completed" in captured.out
+    assert captured.err.strip().splitlines()[-1].startswith("aelab tune: error: no trial completed")
     assert [row["state"] for row in rows(out)] == ["fail"]
 
 

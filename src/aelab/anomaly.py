@@ -60,7 +60,8 @@ import numpy as np
 import torch
 
 from .data import read_images, split_validation
-from .errors import AelabError, opt
+from .errors import AelabError, check_file, opt
+from .limits import check_number
 from .evaluation import run_data
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Conditional
@@ -357,6 +358,9 @@ class AnomalyDetector:
         ExCeeD outlier probability lies within ``exp(-T)`` of neither 0 nor 1 (the reject option of
         Perini, Buncak and Davis, AAAI 2023; a higher ``T`` rejects more). With ``return_stats``
         also :meth:`compute_rejection_stats`'s three numbers."""
+        check_number("T", T, low=0)
+        if T == 0:
+            raise AelabError("T must be positive (a higher T rejects more), got 0")
         self._fitted()
         scores = self.decision_function(X)
         labels = (scores > self.threshold_).astype(int)
@@ -441,9 +445,7 @@ class AnomalyDetector:
         from .models import create_model
         from .runs import load_state, read_config
 
-        path = Path(path)
-        if not path.is_file():
-            raise AelabError(f"detector file {path} is missing")
+        path = check_file(Path(path), "detector file")
         try:
             with safe_open(str(path), framework="pt") as file:
                 raw = (file.metadata() or {}).get("aelab_detector")
@@ -460,6 +462,7 @@ class AnomalyDetector:
         if method not in METHODS:
             raise AelabError(f"{path} holds a detector of method {method!r}, which this aelab does not know "
                              f"({', '.join(METHODS)}): a newer aelab wrote it")
+        _check_stored(path, threshold, contamination, score, tensors)
         needed = (["decision_scores"] + (["reference_pixels", "reference_codes"] if method in USES_NEIGHBOURS else [])
                   + (["standard"] if method != "reconstruction" else []))
         transformations = {k.removeprefix("transformations."): v for k, v in tensors.items()
@@ -476,6 +479,9 @@ class AnomalyDetector:
         load_state(model, {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}, path)
         if not isinstance(model, Autoencoder) or isinstance(model, Conditional):
             raise AelabError(f"{path} holds {config.model}, which does not score anomalies")
+        if method in USES_NEIGHBOURS and tensors["reference_pixels"].shape[1] != math.prod(model.input_shape):
+            raise AelabError(f"{path} is damaged (reference_pixels: rows of {tensors['reference_pixels'].shape[1]} "
+                             f"values, and the model takes {math.prod(model.input_shape)})")
         if method in USES_TRANSFORMATIONS:
             first = transformations.get("net.0.weight")  # (width, channels, 3, 3): the network's width
             net = TransformationNet(model.input_shape[0], first.shape[0] if first is not None and first.dim() else 1)
@@ -567,6 +573,32 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     # between this score and the next lower one, so that every flagged score lies above it
     below = ranked[last + 1] if last + 1 < len(ranked) else ranked[last] - 1e-12
     return float((ranked[last] + below) / 2)
+
+
+def _check_stored(path: Path, threshold: float, contamination: Any, score: Any,
+                  tensors: dict[str, torch.Tensor]) -> None:
+    """A detector file's numbers, before they are used: a finite threshold, a contamination in its
+    range, known choices, and each array of its expected shape with finite values (a NaN threshold
+    would flag nothing, silently)."""
+    if not math.isfinite(threshold):
+        raise AelabError(f"{path} is damaged (its threshold is {threshold})")
+    try:
+        check_contamination(contamination)
+        check_choice("score", score, SCORES)
+    except AelabError as error:
+        raise AelabError(f"{path} is damaged ({error})") from None
+    shapes = {"decision_scores": 1, "standard": 2, "reference_pixels": 2, "reference_codes": 2, "pixel_errors": None}
+    for key, dims in shapes.items():
+        value = tensors.get(key)
+        if value is None:
+            continue
+        if (dims is not None and value.dim() != dims) or value.numel() == 0 or not value.is_floating_point() \
+                or not torch.isfinite(value).all():
+            raise AelabError(f"{path} is damaged ({key}: expected finite numbers in {dims or 'any number of'} "
+                             f"dimension(s), got {value.dtype} shaped {tuple(value.shape)})")
+    if "standard" in tensors and tensors["standard"].shape[1] != 2:
+        raise AelabError(f"{path} is damaged (standard: expected a mean and a spread per part, got "
+                         f"{tuple(tensors['standard'].shape)})")
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

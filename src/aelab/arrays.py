@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .errors import AelabError
+from .limits import check_memory
 
 
 class Dataset(NamedTuple):
@@ -49,6 +50,8 @@ def as_tensor(x: Any, what: str = "x") -> tuple[Tensor, bool]:
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "uif":
             raise AelabError(f"{what} must hold numbers, got an array of {x.dtype}")
+        # a broadcast view takes no memory until copied: its copy, and the float32 result beside it
+        check_memory(f"{what} shaped {x.shape}", x.size * (x.itemsize * (not x.flags.c_contiguous) + 4))
         return torch.from_numpy(np.ascontiguousarray(x)), True
     if isinstance(x, (list, tuple)):
         try:

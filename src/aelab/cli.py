@@ -460,8 +460,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
             trial = study.best_trial
             print(f"best: trial {trial.number} ({study.best_value:.5g}), trained on {trial.user_attrs.get('host')} in "
                   f"{trial.user_attrs.get('folder')}; table {out / 'trials.csv'}")
-        else:
-            print(f"no trial completed; see {out / 'trials.csv'}")
+        else:  # a study of failures is not a success: exit 2, the reasons in the table
+            raise AelabError(f"no trial completed; each one's error is in {out / 'trials.csv'}")
         return
     print(f"best: {out / 'best'} -> {best.path.name} ({study.best_value:.5g}); table {out / 'trials.csv'}, "
           f"summary {out / 'summary.md'}")

@@ -22,6 +22,7 @@ from .arrays import Dataset
 from .config import CLASS_NAMES, DATASETS
 from .distributed import shard
 from .errors import AelabError, opt
+from .limits import check_images
 from .images import (IMAGE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, cache_dir, folder_classes, folder_layout,  # noqa: F401
                      image_files, image_to_tensor, read_image, read_images, seeded_split)
 from .streaming import STREAM_BYTES, decoded_bytes, folder_stream
@@ -330,9 +331,18 @@ def _array_images(array: np.ndarray, path: Path | str) -> Tensor:
         raise AelabError(f"{path}: expected numeric pixel values, got {array.dtype}")
     if array.dtype == np.uint8:
         return torch.from_numpy(array.astype(np.float32) / 255.0)
+    if array.dtype.kind in "ui":  # whole numbers of any width: 8-bit levels (0-255), or 0/1
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise AelabError(f"{path}: whole-number pixel values must be 8-bit levels from 0 to 255, got {low} to "
+                             f"{high} ({array.dtype})")
+        return torch.from_numpy(array.astype(np.float32) / (255.0 if high > 1 else 1.0))
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise AelabError(f"{path}: float images must lie in [0, 1] (or be uint8 0-255)")
+    if not torch.isfinite(x).all():
+        raise AelabError(f"{path}: the images hold NaN or infinite values")
+    if x.min() < 0 or x.max() > 1:
+        raise AelabError(f"{path}: {array.dtype} pixel values must lie in [0, 1], got {float(x.min()):.4g} to "
+                         f"{float(x.max()):.4g} (8-bit levels: give whole numbers 0-255)")
     return x
 
 
@@ -386,6 +396,9 @@ def fit_images(x: Tensor, channels: int, size: int) -> Tensor:
         else:
             raise AelabError(f"cannot convert {c}-channel images to the model's {channels} channels")
     if x.shape[-2:] != (size, size):
+        # the resized images live on in training's copies (channels-last, the validation split, the
+        # batches): about four at once, as measured on a run that filled the memory
+        check_images(f"the data resized to {size}x{size}", len(x), (channels, size, size), copies=4)
         x = torch.cat([F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
                        for chunk in x.split(4096)]).clamp_(0, 1)
     return x.contiguous()

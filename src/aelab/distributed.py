@@ -140,8 +140,7 @@ def check_launch(devices: int, num_nodes: int, device: str) -> None:
                              f"process needs one; ask for at most {cores}")
     env = os.environ
     for name in LAUNCHER_NUMBERS:
-        if name in env and not (env[name].strip().isdigit() and (name.endswith("RANK") or name.endswith("ID")
-                                                                 or int(env[name]) >= 1)):
+        if name in env and not (env[name].strip().isdigit() and (name.endswith(("RANK", "ID")) or int(env[name]) >= 1)):
             raise AelabError(f"the launcher's {name}={env[name]!r} is not a whole number"
                              + ("" if name.endswith(("RANK", "ID")) else " >= 1"))
     processes = devices * num_nodes

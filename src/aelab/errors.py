@@ -2,6 +2,8 @@
 its messages name options as the caller spelled them (:func:`opt`)."""
 
 import contextvars
+import os
+from pathlib import Path
 
 
 class AelabError(Exception):
@@ -50,6 +52,28 @@ def resume_command(out: object) -> str:
     if _FROM_CLI.get():
         return f"`aelab train --resume --out {out}`"
     return f"`aelab.train(resume=True, out={str(out)!r})`"
+
+
+def as_path(value: object, what: str) -> Path:
+    """``value`` as a Path when it is a str or an os.PathLike; else one line naming ``what``."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise AelabError(f"{what} must be a path (a str or pathlib.Path), got {type(value).__name__}")
+    return Path(value)
+
+
+def check_file(path: Path, what: str) -> Path:
+    """``path`` when it is a regular file (a link to one counts); else one line saying what it is
+    instead: missing, a folder, or a device or pipe (which reading would block on or never end)."""
+    path = as_path(path, what)
+    if path.is_file():
+        return path
+    if not os.path.lexists(path):
+        raise AelabError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise AelabError(f"{what} {path} is a folder, not a file")
+    if not path.exists():
+        raise AelabError(f"{what} {path} is a broken link")
+    raise AelabError(f"{what} {path} is not a regular file (a device, a pipe or a socket)")
 
 
 def eval_command(run: object) -> str:

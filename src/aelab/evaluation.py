@@ -17,6 +17,7 @@ from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
 from .models import get_entry
+from .nets.base import Autoencoder
 from .outputs import check_targets
 from .progress import Progress, reporting, say
 from .published import Published, published_for_run
@@ -116,6 +117,10 @@ def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | Non
         check_targets([out], overwrite=overwrite, suffixes=(".json",),
                       inputs=[path for run in runs for path in run.sources(data)])
     configs = [run.config for run in runs]
+    for run, config in zip(runs, configs):
+        if not isinstance(run.model, Autoencoder):
+            raise AelabError(f"{run.path} holds {config.model}, which does not reconstruct images; an ensemble "
+                             "averages autoencoders' reconstructions")
     shapes = {c.input_shape for c in configs}
     noises = {c.train.noise for c in configs}
     if len(shapes) > 1:
@@ -127,7 +132,7 @@ def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | Non
     test_inputs = noisy_copy(data.test, noise)
     members, recons, total_code = [], [], 0
     for run, config in zip(runs, configs):
-        recon, codes = reconstruct(run.load_model(), test_inputs)
+        recon, codes = reconstruct(run.model, test_inputs)
         code_size = int(math.prod(codes.shape[1:]))
         total_code += code_size
         row = {"run": str(run.path), "model": config.model, "code_size": code_size}

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .anomaly import AnomalyDetector, Method, Score
-from .errors import AelabError, opt
+from .errors import AelabError, as_path, opt
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
 from .outputs import check_targets, created
@@ -61,7 +61,7 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
     as ONNX; returns the file. ``run`` may also be a fitted AnomalyDetector (``part="detector"``).
     Everything is checked before the file is written; a failure leaves no file (and an existing
     ``out`` as it was); an existing ``out`` is replaced only with ``overwrite``."""
-    out = Path(out)
+    out = as_path(out, opt("out"))
     if format not in FORMATS:
         raise AelabError(f"unknown export format {format!r}; choose {', '.join(FORMATS)}")
     if part not in PARTS:

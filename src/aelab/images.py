@@ -12,7 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from .errors import AelabError
+from .errors import AelabError, check_file
 
 TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a source has no test split
 SPLIT_SEED = 0
@@ -85,9 +85,7 @@ def _class_names(classes: list[str | None]) -> tuple[str, ...] | None:
 
 def read_image(path: str | Path) -> Image.Image:
     """Open an image file as 'L' (grayscale) or 'RGB'; alpha is composited onto black."""
-    path = Path(path)
-    if not path.is_file():
-        raise AelabError(f"image {path} does not exist")
+    path = check_file(path, "image")
     try:
         with Image.open(path) as img:
             img.load()

@@ -29,7 +29,16 @@ from .data import add_noise, read_images
 from .errors import AelabError, opt
 from .evaluation import run_data
 from .latent_space import require
-from .limits import MAX_GRID, MAX_LENGTH, MAX_SAMPLES, MAX_STEPS, check_count, check_images, check_number, check_seed
+from .limits import (
+    MAX_GRID,
+    MAX_LENGTH,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    check_count,
+    check_images,
+    check_number,
+    check_seed,
+)
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Generative, TextModel
 from .outputs import atomic_write, check_targets
@@ -107,7 +116,11 @@ def decode(run: RunLike, z: Any, labels: Any = None) -> Tensor | np.ndarray:
         raise AelabError(f"codes must be floating-point numbers, got {codes.dtype}")
     if not torch.isfinite(codes).all():
         raise AelabError("codes must be finite numbers (got NaN or infinity)")
-    return like(model.decode(codes.float(), labels), numpy)
+    images = model.decode(codes.float(), labels)
+    if not torch.isfinite(images).all():
+        raise AelabError(f"the decoder's output is not finite for these codes (largest magnitude "
+                         f"{float(codes.abs().max()):.3g}): they lie far outside the codes it was trained on")
+    return like(images, numpy)
 
 
 def encoder(run: RunLike) -> nn.Module:

@@ -85,6 +85,9 @@ def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tens
         return codes.float(), labels, ("z[0]", "z[1]")
     if codes.shape[1] < 2:
         raise AelabError("the code has a single dimension; nothing to scatter in 2-D")
+    if len(codes) < 3:  # two principal components need three points
+        raise AelabError(f"the data's test split holds {len(codes)} image(s): too few to place {codes.shape[1]}-number "
+                         "codes in 2-D by principal components (give a folder of at least 15 images)")
     mean, basis = pca_fit(codes, 2)
     points = (codes - mean) @ basis.flip(0).T  # largest component first
     return points.float(), labels, ("principal component 1", "principal component 2")

@@ -45,7 +45,14 @@ def check_number(name: str, value: float, low: float = 0.0) -> float:
 
 
 def available_memory() -> int:
-    """Bytes this machine can still give a process: MemAvailable, else the physical memory."""
+    """Bytes this process can still get: the least of the machine's available memory
+    (MemAvailable, else the physical memory), its control group's limit less its use (a
+    container's, a batch job's), and its address-space limit (``ulimit -v``) less its size."""
+    bounds = [_machine_memory(), _cgroup_memory(), _address_space()]
+    return min(b for b in bounds if b is not None)
+
+
+def _machine_memory() -> int:
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -59,12 +66,49 @@ def available_memory() -> int:
         return 1 << 62  # unknown: no bound
 
 
+def _read_number(path: str) -> int | None:
+    try:
+        with open(path) as file:
+            text = file.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # "max": no limit
+
+
+def _cgroup_memory() -> int | None:
+    """The control group's memory limit less its use (cgroup v2, else v1), or None without a limit."""
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        most, used = _read_number(limit), _read_number(usage)
+        if most is not None and most < 1 << 60:  # v1 writes a huge number for "no limit"
+            return max(0, most - (used or 0))
+    return None
+
+
+def _address_space() -> int | None:
+    """``ulimit -v`` less the process's virtual size, or None without a limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        size = 0
+    return max(0, soft - size)
+
+
 def check_memory(what: str, nbytes: float) -> None:
     """Refuse ``what`` where it needs more than a share of the memory available now."""
     have = available_memory()
     if nbytes > MEMORY_SHARE * have:
-        raise AelabError(f"{what} would need about {nbytes / 2**30:,.1f} GiB of memory; this machine has "
-                         f"{have / 2**30:,.1f} GiB free")
+        raise AelabError(f"{what} would need about {nbytes / 2**30:,.1f} GiB of memory; this process can have "
+                         f"{have / 2**30:,.1f} GiB more")
 
 
 def check_images(what: str, n: int, shape: tuple[int, ...], copies: int = 3) -> None:

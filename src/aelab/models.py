@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern, sorted: ``list_models("conv*")``."""
+    if not isinstance(pattern, str):
+        raise AelabError(f"the pattern must be a string such as 'conv*', got {type(pattern).__name__}")
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
-from .errors import AelabError, opt
+from .errors import AelabError, as_path, opt
 
 
 def umask() -> int:
@@ -38,9 +39,10 @@ def created(path: Path | str) -> Path:
     """Say that aelab has just written ``path``: each run folder recording its files
     (:meth:`aelab.runs.Run.recording`) adds it to its record at once. Every writer calls it
     (:func:`atomic_write` does), so a run's record lists what aelab wrote, never what else
-    appeared in the folder meanwhile."""
+    appeared in the folder meanwhile. A folder: the libraries aelab drives (its loggers) have
+    written in it, and their files (by their own names) go on the record."""
     path = Path(path)
-    for listener in list(_listeners):
+    for listener in _listeners:
         listener(path)
     return path
 
@@ -53,6 +55,11 @@ def listening(listener: Callable[[Path], None]) -> Iterator[None]:
         yield
     finally:
         _listeners.remove(listener)
+
+
+# targets checked as new (no overwrite), each time: committed only if still absent (a count: two
+# threads of one program that checked the same new file are two writers too)
+_fresh: Counter[str] = Counter()
 
 
 TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # atomic_write's temporary files: .NAME.XXXXXXXX.tmp
@@ -69,11 +76,33 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
+        _commit(Path(tmp), path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return created(path)
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path``; a target checked as new (:func:`check_targets` without
+    overwrite) is created only if it is still absent, so of two commands writing one file at once
+    the second refuses instead of replacing the first one's result."""
+    key = os.path.abspath(path)
+    if not _fresh[key]:
+        _fresh.pop(key, None)
+        os.replace(tmp, path)
+        return
+    _fresh[key] -= 1
+    try:
+        os.link(tmp, path)  # fails if the file exists by now; atomic
+    except FileExistsError:
+        raise AelabError(f"{path} appeared while this command ran (another command wrote it); kept that one, "
+                         "this result was not written") from None
+    except OSError:  # a file system without hard links: the check just before the rename
+        if os.path.lexists(path):
+            raise AelabError(f"{path} appeared while this command ran (another command wrote it); kept that one, "
+                             "this result was not written") from None
+        os.replace(tmp, path)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -103,7 +132,7 @@ def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inp
     what = what or opt("out")
     checked = []
     inputs = [Path(p) for p in inputs]
-    for target in map(Path, targets):
+    for target in [as_path(target, what) for target in targets]:
         if suffixes and target.suffix.lower() not in suffixes:
             raise AelabError(f"{what} must name a {' or '.join(suffixes)} file, got {target}")
         if target.is_symlink():
@@ -121,6 +150,11 @@ def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inp
         if target.exists() and not overwrite and not (replaceable and replaceable(target)):
             raise AelabError(f"{target} exists; choose another name or pass {opt('overwrite', True)} to replace it")
         checked.append(target)
+    for target in checked:  # new files stay new: another command's file appearing meanwhile is not replaced
+        if overwrite or target.exists():
+            _fresh.pop(os.path.abspath(target), None)
+        else:
+            _fresh[os.path.abspath(target)] += 1
     if len({p.resolve() for p in checked}) < len(checked):
         raise AelabError(f"{what}: the command would write one file twice; choose distinct names")
     return checked

@@ -71,6 +71,11 @@ class Run:
     """A trained run folder: its config, metrics, history and weights (``model``, loaded once)."""
 
     def __init__(self, path: str | Path) -> None:
+        if isinstance(path, torch.nn.Module):
+            raise AelabError(f"expected a run folder (a path or aelab.Run), got a model ({type(path).__name__}); "
+                             "pass the folder it was trained in")
+        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+            raise AelabError(f"expected a run folder (a path or aelab.Run), got {type(path).__name__}")
         self.path = Path(path)
         self._model: torch.nn.Module | None = None
 
@@ -139,10 +144,11 @@ class Run:
             if recorded["busy"]:  # the record's own file
                 return
             path = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
-            if path.is_relative_to(root) and path != root and path.name not in (LOCK_NAME, MANIFEST):
+            if path.is_relative_to(root) and path.name not in (LOCK_NAME, MANIFEST):
+                mine = [path.relative_to(root)] if path.is_file() else []  # a folder: the libraries wrote in it
                 recorded["busy"] = True
                 try:
-                    self.record([path.relative_to(root), *by_libraries(files_in(self.path) - before)])
+                    self.record([*mine, *by_libraries(files_in(self.path) - before)])
                 finally:
                     recorded["busy"] = False
 
@@ -242,6 +248,10 @@ class Run:
     def load_model(self) -> torch.nn.Module:
         model = self.build_model()
         if not self.weights_path.is_file():
+            training = RunLock(self.path).holder()
+            if training:
+                raise AelabError(f"the run in {self.path} is still training (process {training}); its weights are "
+                                 "written when it finishes")
             hint = (f" (training was interrupted: continue it with {resume_command(self.path)})"
                     if self.last_checkpoint.is_file() else "")
             raise AelabError(f"{self.weights_path} is missing{hint}")
@@ -408,6 +418,9 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
         return False
     if not Run(out).is_run():
         raise AelabError(f"{opt('out', out)} holds files that are not an aelab run; choose a new or empty folder")
+    if not overwrite and not Run(out).last_checkpoint.is_file():  # stopped before its first checkpoint
+        raise AelabError(f"{opt('out', out)} holds a run stopped before its first checkpoint (nothing to resume); "
+                         f"pass {opt('overwrite', True)} to start it again")
     if not overwrite:
         raise AelabError(f"{opt('out', out)} already holds an aelab run; pass {opt('resume', True)} to continue it or {opt('overwrite', True)} "
                          "to replace it")
@@ -448,6 +461,24 @@ class RunLock:
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
         return self
+
+    def holder(self) -> str | None:
+        """The PID of the process training in the folder now, or None (no lock, or a stale one)."""
+        try:
+            import fcntl
+
+            fd = os.open(self.path, os.O_RDONLY)
+        except (ImportError, OSError):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def refuse_if_held(self) -> None:
         """The one-line error a second writer gets, before it writes anything."""

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from .config import StyleSettings
 from .data import image_to_tensor, read_image
-from .errors import AelabError, opt
+from .errors import AelabError, check_file, opt
 from .limits import STYLE_SIDES, check_count
 from .outputs import atomic_write, check_targets
 from .progress import Progress, duration, resolve
@@ -207,9 +207,7 @@ def load_vgg19(weights: str | Path | None = None, download: bool = False, seed: 
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(module.bias)
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise AelabError(f"weights file {path} does not exist")
+        path = check_file(Path(weights), "weights file")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # unpickling errors come in many types

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .distributed import shard
-from .errors import AelabError, opt
+from .errors import AelabError, check_file, opt
 
 DEFAULT_CORPUS = "pydoc-topics"
 HELD_OUT = 0.1  # the last 10% of the text: validation, then test (5% each)
@@ -51,8 +51,7 @@ class TextData:
 
 def read_text(path: Path) -> str:
     """A UTF-8 text file; a missing, binary or empty file is a one-line error."""
-    if not path.is_file():
-        raise AelabError(f"text file {path} does not exist")
+    check_file(path, "text file")
     raw = path.read_bytes()
     if b"\x00" in raw:
         raise AelabError(f"{path} is a binary file, not text")

@@ -7,9 +7,10 @@ operation's barrier, and one thread runs faster (benchmarks/results/speed-shared
 at each candidate count (all of this process's threads, one fewer, half), keeps the fastest, and
 probes again every minute or as soon as the steps slow down by a third. A probe starts with the
 count in use and drops a candidate after two steps when both are clearly slower, so the probes
-cost about 1% of a run. A choice holds for the next minute in the whole process: the loops that
-follow (evaluation after training, an evaluation's many short loops) start at it and probe only when
-their steps slow down. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
+cost about 1% of a run. For the next minute the whole process keeps what the probe learnt of the
+CPU: the loops that follow (evaluation after training, an evaluation's many short loops) start at
+fewer threads if all of them ran far slower (another program busy), else at all of them, and probe
+only when their steps slow down. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
 long inference (evaluation, anomaly scoring, style transfer's rounds) through :func:`adaptive`,
 which times each item of a loop. ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
 the count instead, for results that must repeat bit for bit (a different thread count changes
@@ -138,7 +139,11 @@ class ThreadChooser:
         best = min(self._tried, key=self._tried.get)
         self._chosen, self._per_item, self._chosen_at = best, self._tried[best], now
         self.choices.append((round(now - self._started, 1), best, dict(self._tried)))
-        _last.update(count=best, most=self.most, at=now)
+        # what holds for the next loops: fewer threads only where all of them ran far slower (a CPU
+        # shared with another program, whatever the work); a small difference belongs to this
+        # loop's work alone, and the next loop's may differ (a small dense net against a conv net)
+        contended = self._tried.get(self.most, 0) >= CLEARLY_SLOWER * self._tried[best]
+        _last.update(count=best if contended else self.most, most=self.most, at=now)
         self._recent.clear()
         self._switch(best)
 

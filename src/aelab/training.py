@@ -300,7 +300,7 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     if settings.early_stopping and system.monitor:
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
     if main:  # the callbacks above decide together across processes; these only write
-        callbacks += family.callbacks(run, model, plan_.data, settings, val_batches)
+        callbacks += [RecordLogs(run.path), *family.callbacks(run, model, plan_.data, settings, val_batches)]
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
     fixed = settings.threads if plan_.device == "cpu" else None  # fixed for the fit and anything inside it
@@ -454,6 +454,20 @@ def _swap(new: Path, old: Path) -> None:
                          f"it is left as it was, and the new run is in {kept}")
     os.rename(new, old)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+class RecordLogs(L.Callback):
+    """The loggers' files go on the run's record as soon as they exist (at the start, then after
+    each epoch), so a run killed midway holds no file its record does not know."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        created(self.folder / "logs")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        created(self.folder / "logs")
 
 
 class FiniteWeights(L.Callback):

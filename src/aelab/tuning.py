@@ -290,6 +290,9 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
                          "the test split is used once, for the best trial")
     data_value = _data_value(data)
     study_storage, joining = None, False
+    if storage is not None and not (isinstance(storage, str) and storage.strip()):
+        raise AelabError(f"{opt('storage')} is empty; give a database URL (postgresql://user:pw@host/db) or leave it "
+                         "out for SQLite in the study folder")
     if storage is not None and not resume:  # a server is reached before anything is written
         study_storage = _storage(storage, out)
         existing = _find_study(study_storage)

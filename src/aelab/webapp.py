@@ -9,6 +9,7 @@ tab shows the runs' metrics side by side. A run that fails to load shows its err
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -37,12 +38,19 @@ def check_port(host: str, port: int) -> None:
     """A one-line error when ``port`` cannot be listened on (in use, or not a port)."""
     if not isinstance(port, int) or not 0 < port < 65536:
         raise AelabError(f"{opt('port')} must be a number from 1 to 65535, got {port!r}")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise AelabError(f"{opt('host')} {host!r} is not an address or a known host name "
+                         f"({getattr(error, 'strerror', None) or error})") from None
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise AelabError(f"cannot serve on {host}:{port}: {error.strerror or error} (choose another {opt('port')})") \
-                from None
+            why = (f"choose another {opt('port')}" if error.errno == errno.EADDRINUSE
+                   else f"{host} is not an address of this machine: choose one with {opt('host')}"
+                   if error.errno == errno.EADDRNOTAVAIL else f"check {opt('host')} and {opt('port')}")
+            raise AelabError(f"cannot serve on {host}:{port}: {error.strerror or error} ({why})") from None
 
 
 # ------------------------------------------------------------------------------ images in and out

@@ -210,6 +210,12 @@ class Autoencoder(Network):
             raise InputError(f"{self.model_name} takes images as a tensor or numpy array, got {type(x).__name__}")
         if x.dtype == torch.uint8:
             x = x.float() / 255.0
+        elif not x.is_floating_point() and x.dtype != torch.bool and x.numel():  # whole numbers of any width
+            low, high = torch.aminmax(x)
+            if int(low) < 0 or int(high) > 255:
+                raise InputError(f"{self.model_name} takes whole-number pixels as 8-bit levels from 0 to 255, got "
+                                 f"{int(low)} to {int(high)} ({x.dtype})")
+            x = x.float() / (255.0 if int(high) > 1 else 1.0)  # 0-255 levels, or 0/1
         c, h, w = self.input_shape
         if x.dim() == 3 and c == 1:
             x = x.unsqueeze(1)
@@ -219,7 +225,8 @@ class Autoencoder(Network):
             raise InputError(f"{self.model_name} takes images shaped (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}), "
                              f"got {tuple(x.shape)}")
         if not x.is_floating_point():
-            raise InputError(f"{self.model_name} takes float images in [0, 1] or uint8 images, got {x.dtype}")
+            raise InputError(f"{self.model_name} takes images as numbers: floats in [0, 1] or whole numbers 0-255, "
+                             f"got {x.dtype}")
         if x.dtype != torch.float32:  # numpy's float64, half precision: the weights are float32
             x = x.float()
         if not self.training and x.numel():
