@@ -79,6 +79,7 @@ def test_a_run_trained_on_arrays_trains_again_from_its_kept_arrays(tmp_path):
     ('["dense"]', ".json", "expected a table of sections"),
     ("model = 'dense'", ".yaml", "expected a .toml or .json file"),
     ("model = 3\n", ".toml", "model must be a string"),
+    ("model = 'dense'\ndata_dir = '/no/such/folder'\n", ".toml", "its data_dir /no/such/folder does not exist"),
 ])
 def test_a_bad_config_file_is_one_line_and_writes_nothing(tmp_path, capsys, text, suffix, message):
     config = write(tmp_path / f"run{suffix}", text)

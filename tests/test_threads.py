@@ -186,3 +186,26 @@ def test_a_small_difference_is_not_carried_to_the_next_loop(monkeypatch):
             clock.now += rates[torch.get_num_threads()] * len(batch)
     assert seen[0][-1] == 1  # the first loop's own choice
     assert seen[1] == [2] * 20  # the next loop: all threads throughout
+
+
+def test_a_jobs_loops_share_its_choice_and_the_code_between_them_runs_at_it(monkeypatch):
+    """An evaluation or a style transfer is one job: its first loop probes, the code between its
+    loops and the loops after run at the chosen count, and the caller's count comes back at the end."""
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    loaded = {2: 4e-3, 1: 1e-3}
+
+    def loop():
+        seen = []
+        for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
+            seen.append(torch.get_num_threads())
+            clock.now += loaded[torch.get_num_threads()] * len(batch)
+        return seen
+
+    with threads.chosen_threads() as job:
+        first = loop()
+        assert first[0] == 2 and first[-1] == 1 and len(job.choices) == 1
+        assert torch.get_num_threads() == 1  # between the loops: the job's count, not the caller's
+        assert loop() == [1] * 12 and len(job.choices) == 1  # no second probe
+    assert torch.get_num_threads() == 2

@@ -68,7 +68,7 @@ from .nets.base import Autoencoder, Conditional
 from .outputs import atomic_write, check_targets, drawn_by_aelab
 from .progress import Progress, resolve
 from .runs import Run
-from .threads import adaptive
+from .threads import adaptive, chosen_threads
 from .transformations import TransformationNet, fit_transformation_net, transformation_score, transformation_scores
 
 Score = Literal["normalised", "mse"]
@@ -160,10 +160,11 @@ class AnomalyDetector:
         images = _images(X)
         # every image trains (less the validation hold-out); no test split to evaluate
         settings = {"epochs": EPOCHS, **self.settings} if self.model == "dense" else self.settings
-        self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=self.progress, evaluate_test=False,
-                         **settings)
-        self._use(self.run)
-        self._fit_normal(images)
+        with chosen_threads():  # the fit's training chooses its own count; what follows, the job's
+            self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=self.progress,
+                             evaluate_test=False, **settings)
+            self._use(self.run)
+            self._fit_normal(images)
         return self
 
     def _use(self, run: Run) -> None:
@@ -187,6 +188,7 @@ class AnomalyDetector:
         detector._fit_normal(val, reference=train if method != "reconstruction" else None)
         return detector
 
+    @chosen_threads()  # (from_run's fit: the network, the neighbours and the standardisation)
     def _fit_normal(self, images: Any, reference: Any = None) -> None:
         """The per-pixel errors, scores, threshold and labels of normal images; for the other
         methods also their reference (``reference``, or the images themselves, each then left out
@@ -243,7 +245,8 @@ class AnomalyDetector:
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly scores (N,), higher: more anomalous (``score``: normalised or plain mean squared
         error; ``method``: the reconstruction error alone, or the standardised sum of its parts)."""
-        return self._scores(*self._through(X))
+        with chosen_threads():
+            return self._scores(*self._through(X))
 
     def _scores(self, images: torch.Tensor, maps: np.ndarray, codes: torch.Tensor) -> np.ndarray:
         """:meth:`decision_function` of what :meth:`_through` returns."""
@@ -640,6 +643,7 @@ def _check_model(run) -> None:
                          "without labels")
 
 
+@chosen_threads()  # one thread count for the job (the detector's fit on the run's data, the scores)
 def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
                 contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
                 csv_out: str | Path | None = None, score: Score = "normalised", overwrite: bool = False,
@@ -694,7 +698,8 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
         figure = figures.error_maps(x[order], recon, torch.from_numpy(errors[order]),
                                     [Path(images[i]).name for i in order], figure_path,
                                     title=f"{run.config.model}: the {len(order)} highest scores "
-                                          f"(threshold {detector.threshold_:.4g})")
+                                          f"(threshold {detector.threshold_:.4g})",
+                                    scores=[float(scores[i]) for i in order])
     return {"rows": rows, "threshold": detector.threshold_, "threshold_source": source, "figure": figure,
             "csv": csv_path}
 
@@ -704,10 +709,7 @@ CSV_HEADER = "file,score,outlier\n"
 
 def _write_table(path: Path, rows: list[tuple[str, float, bool]]) -> None:
     """The score table, quoted as CSV (a file named ``a, b.png`` stays one cell)."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as file:
-            table = csv.writer(file, lineterminator="\n")
-            table.writerow(CSV_HEADER.strip().split(","))
-            table.writerows((p, f"{s:.6g}", int(f)) for p, s, f in rows)
-
-    atomic_write(path, write)
+    with open(path, "w", newline="") as file:  # (the caller writes it through atomic_write)
+        table = csv.writer(file, lineterminator="\n")
+        table.writerow(CSV_HEADER.strip().split(","))
+        table.writerows((p, f"{s:.6g}", int(f)) for p, s, f in rows)

@@ -24,6 +24,7 @@ from .published import Published, published_for_run
 from .runs import Run, write_json
 from .streaming import FolderStream
 from .text import TextData
+from .threads import chosen_threads
 
 LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training): measured as they are
 
@@ -56,7 +57,7 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
     run = Run.of(run)
     config = run.config
     family = family_of(config.model)
-    with reporting(progress):
+    with reporting(progress), chosen_threads():  # one thread count for the job, its loops sharing the choice
         if data is not None and not isinstance(data, LOADED):  # a name, folder or arrays: measure, write nothing
             data, write, write_figures = family.run_data(config, data), False, False
         model = run.load_model()
@@ -69,7 +70,7 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
             metrics.update(family.evaluate(run, model, data, write_figures, options))
             if write_figures and run.history:
                 figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}",
-                               reference=_reference_line(config))
+                               reference=_reference_line(config), loss_label=family.loss_label(config.train))
             if write:
                 write_json(run.metrics_path, metrics)
     return metrics

@@ -1,7 +1,13 @@
-"""Every PNG the CLI writes. Each function takes tensors in [0, 1] and a path, and returns the path."""
+"""Every PNG the CLI writes. Each function takes tensors in [0, 1] and a path, and returns the path.
+
+One style for all (:data:`STYLE`: text at least 9 pt at the written size, light grids), and each
+PNG says what it shows in its own metadata (``aelab:figure``: the titles, axis labels, colour
+bars and legends of its panels), so a figure stands alone and a test can check it without pixels.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,27 +17,59 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from .outputs import MARK, atomic_write  # noqa: E402
 
+DPI = 100  # at this resolution a 9-point label is 12-13 pixels high
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+         "legend.fontsize": 9, "legend.title_fontsize": 9, "figure.titlesize": 12, "grid.alpha": 0.3}
+plt.rcParams.update(STYLE)
 
-def _show(ax, image: Tensor | np.ndarray, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0) -> None:
+
+def _show(ax, image: Tensor | np.ndarray, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0):
     array = image.detach().float().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
     if array.ndim == 3:
         array = array[0] if array.shape[0] == 1 else np.clip(array.transpose(1, 2, 0), 0, 1)
-    ax.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
+    shown = ax.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+    return shown
+
+
+def described(fig) -> dict:
+    """What the figure shows, as its PNG's ``aelab:figure`` entry: its title, per panel that has
+    any, the panel's title, axis labels and legend entries, and each colour bar's label."""
+    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    panels, bars = [], []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            bars.append(ax.get_ylabel() or ax.get_xlabel())
+            continue
+        legend = ax.get_legend()
+        panel = {"title": ax.get_title(), "x": ax.get_xlabel(), "y": ax.get_ylabel(),
+                 "legend": [t.get_text() for t in legend.get_texts()] if legend is not None else []}
+        if any(panel.values()):
+            panels.append(panel)
+    return {"title": title, "panels": panels, "colorbars": bars}
 
 
 def _save(fig, path: Path) -> Path:
-    """Write the figure as a PNG through a temporary sibling (:func:`aelab.outputs.atomic_write`)."""
+    """Write the figure as a PNG through a temporary sibling (:func:`aelab.outputs.atomic_write`),
+    with what it shows in its metadata (:func:`described`)."""
+    metadata = {"Software": MARK, "aelab:figure": json.dumps(described(fig))}
     try:
-        return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight",
-                                                               metadata={"Software": MARK}))
+        return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight",
+                                                               metadata=metadata))
     finally:
         plt.close(fig)
+
+
+def _colorbar(fig, mappable, ax, label: str) -> None:
+    """A colour bar for what the colour of ``mappable`` means, with its unit in ``label``."""
+    bar = fig.colorbar(mappable, ax=ax, fraction=0.03, pad=0.02)
+    bar.set_label(label)
 
 
 def image_rows(rows: list[Tensor], labels: list[str], path: Path, title: str | None = None) -> Path:
@@ -49,23 +87,27 @@ def image_rows(rows: list[Tensor], labels: list[str], path: Path, title: str | N
 
 
 def error_maps(images: Tensor, recons: Tensor, errors: Tensor, names: list[str], path: Path,
-               title: str | None = None) -> Path:
+               title: str | None = None, scores: Sequence[float] | None = None) -> Path:
     """Anomaly evidence, a column per image: the input, its reconstruction, and the squared error
-    per pixel as a heat map (one colour scale for all, so columns compare)."""
+    per pixel as a heat map (one colour scale for all, so columns compare, with its colour bar);
+    under each map the image's anomaly score (the detector's, as the table gives it)."""
     n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(1.7 * n + 0.6, 5.4), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(1.8 * n + 1.2, 5.8), squeeze=False)
     top = float(errors.max()) or 1.0
+    heat = None
     for c in range(n):
         _show(axes[0, c], images[c])
-        axes[0, c].set_title(names[c][:14], fontsize=8)
+        axes[0, c].set_title(names[c][:14], fontsize=9)
         _show(axes[1, c], recons[c])
-        _show(axes[2, c], errors[c], cmap="inferno", vmin=0.0, vmax=top)
-        axes[2, c].set_xlabel(f"{float(errors[c].mean()):.4f}", fontsize=8)
+        heat = _show(axes[2, c], errors[c], cmap="inferno", vmin=0.0, vmax=top)
+        shown = float(errors[c].mean()) if scores is None else scores[c]
+        axes[2, c].set_xlabel(f"{'score' if scores is not None else 'MSE'} {shown:.4g}", fontsize=9)
     for r, label in enumerate(("input", "reconstruction", "squared error")):
-        axes[r, 0].set_ylabel(label, fontsize=9)
+        axes[r, 0].set_ylabel(label)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 0.94))
+    fig.tight_layout(pad=0.2, rect=(0, 0, 0.92, 0.94))
+    _colorbar(fig, heat, list(axes[2]), "squared error per pixel")
     return _save(fig, path)
 
 
@@ -97,34 +139,46 @@ def codes(originals: Tensor, codes_: Tensor, recons: Tensor, path: Path, n: int 
     k = maps[0].shape[0]
     fig, axes = plt.subplots(n, k + 2, figsize=(1.4 * (k + 2), 1.5 * n), squeeze=False)
     top = max(float(m.max()) for m in maps) or 1.0
+    heat = None
     for r in range(n):
         _show(axes[r, 0], originals[r])
         for j in range(k):
-            _show(axes[r, 1 + j], maps[r][j], cmap="viridis", vmin=float(codes_.min().clamp(max=0)), vmax=top)
+            heat = _show(axes[r, 1 + j], maps[r][j], cmap="viridis", vmin=float(codes_.min().clamp(max=0)), vmax=top)
         _show(axes[r, k + 1], recons[r])
     axes[0, 0].set_title("input", fontsize=9)
     for j in range(k):
         axes[0, 1 + j].set_title(f"code {j}" if k > 1 else f"code {tuple(codes_.shape[1:])}", fontsize=9)
     axes[0, k + 1].set_title("output", fontsize=9)
-    fig.tight_layout(pad=0.2)
+    fig.suptitle(f"{n} test images, their codes and reconstructions")
+    fig.tight_layout(pad=0.2, rect=(0, 0, 0.9, 0.95))
+    _colorbar(fig, heat, axes.ravel().tolist(), "code value")  # at the right of every panel
     return _save(fig, path)
 
 
+PARTS = {"_recon": "reconstruction term", "_kl": "KL term"}  # a loss's parts, drawn dashed beside it
+
+
 def curves(history: list[dict[str, float]], path: Path, title: str | None = None,
-           reference: tuple[float, str] | None = None) -> Path:
-    """Train and validation losses per epoch (a GAN's: each player's): a log scale where they span
-    more than a decade, learning-rate drops as small marks on the top edge (not a line each), and
-    ``reference`` (value, label), e.g. the seed's published number, as a dashed line."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+           reference: tuple[float, str] | None = None, loss_label: str = "loss") -> Path:
+    """Train and validation losses per epoch (a GAN's: each player's; a VAE's with its
+    reconstruction and KL terms, dashed) against whole epochs, ``loss_label`` naming the loss and
+    its unit: a log scale where they span more than a decade, learning-rate drops as small marks
+    on the top edge (not a line each), and ``reference`` (value, label), e.g. the seed's
+    published number, as a dashed line."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     epochs = [row["epoch"] for row in history]
     keys = list(dict.fromkeys(k for row in history for k in row
                               if k.endswith("_loss") and k.startswith(("train_", "val_"))))
+    parts = list(dict.fromkeys(k for row in history for k in row if k.startswith("val_") and k.endswith(tuple(PARTS))))
     values = []
-    for key in keys:
+    for key in keys + parts:
         points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
         if points:
             values += [v for _, v in points]
-            ax.plot(*zip(*points), "-" if len(points) > 30 else "-o", label=key.replace("_", " "), markersize=3)
+            part = next((name for end, name in PARTS.items() if key.endswith(end)), None)
+            label = f"validation {part}" if part else key.replace("_", " ").replace("val ", "validation ")
+            ax.plot(*zip(*points), ("--" if part else "-") + ("" if len(points) > 30 else "o"), label=label,
+                    markersize=3)
     if reference is not None:
         ax.axhline(reference[0], color="black", linestyle="--", linewidth=1, label=reference[1])
         values.append(reference[0])
@@ -136,7 +190,8 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
         ax.plot(drops, [1.0] * len(drops), "v", color="gray", markersize=5, transform=ax.get_xaxis_transform(),
                 clip_on=False, label="learning rate lowered")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(loss_label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs: no 0.5, 1.5
     if epochs:
         ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     if keys or reference is not None:
@@ -148,8 +203,10 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
     return _save(fig, path)
 
 
-def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None) -> Path:
-    """Images (N, C, H, W) in a grid of ``nrow`` columns, no gaps: samples, manifolds, interpolations."""
+def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None,
+         row_labels: Sequence[str] | None = None) -> Path:
+    """Images (N, C, H, W) in a grid of ``nrow`` columns, no gaps: samples, interpolations;
+    ``row_labels`` name the rows (a conditional model's classes)."""
     from torchvision.utils import make_grid
 
     nrow = nrow or math.ceil(math.sqrt(len(images)))
@@ -158,9 +215,37 @@ def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None 
     fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * nrow * images.shape[-1] / 28 + 0.6),
                                     max(1.2, 0.45 * rows * images.shape[-2] / 28 + (0.4 if title else 0.1))))
     _show(ax, canvas if images.shape[1] == 3 else canvas[:1])
+    if row_labels is not None:
+        tile = (canvas.shape[-2] - 1) / rows
+        ax.set_yticks([tile * (r + 0.5) for r in range(rows)], list(row_labels)[:rows])
+        ax.set_ylabel("class")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     fig.tight_layout(pad=0.2)
+    return _save(fig, path)
+
+
+def manifold(images: Tensor, values: Tensor, path: Path, title: str | None = None) -> Path:
+    """A 2-D latent's decoded grid (``len(values)`` x ``len(values)`` images, top row the highest
+    z[1]) with the latent values on its axes."""
+    from torchvision.utils import make_grid
+
+    n = len(values)
+    canvas = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=n, padding=0)
+    side = 0.42 * n * images.shape[-1] / 28 + 1.2
+    fig, ax = plt.subplots(figsize=(side, side))
+    array = canvas.numpy()
+    ax.imshow(array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1,
+              extent=(-0.5, n - 0.5, n - 0.5, -0.5), interpolation="nearest")
+    step = max(1, n // 7)
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks, [f"{float(values[i]):.2g}" for i in ticks])
+    ax.set_yticks(ticks, [f"{float(values.flip(0)[i]):.2g}" for i in ticks])
+    ax.set_xlabel("z[0] (prior quantiles 5% to 95%)")
+    ax.set_ylabel("z[1]")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout(pad=0.3)
     return _save(fig, path)
 
 

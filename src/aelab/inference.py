@@ -221,7 +221,9 @@ def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, see
     run = Run.of(run)
     out = _png(run, out, "samples.png", overwrite)
     images = _samples(run, n, seed, labels)
-    return _drawn(run, figures.grid(images, out, nrow=math.ceil(math.sqrt(n))))
+    which = "" if labels is None else f" of class {labels}"
+    return _drawn(run, figures.grid(images, out, nrow=math.ceil(math.sqrt(n)),
+                                    title=f"{run.config.model}: {n} samples{which} (seed {seed})"))
 
 
 def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> np.ndarray:
@@ -241,7 +243,9 @@ def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15,
     """:func:`manifold` as a grid in ``out`` (default RUN/manifold.png)."""
     run = Run.of(run)
     out = _png(run, out, "manifold.png", overwrite)
-    return _drawn(run, figures.grid(_manifold(run, grid, labels), out, nrow=grid))
+    return _drawn(run, figures.manifold(_manifold(run, grid, labels), latent_tools.quantile_grid(grid), out,
+                                        title=f"{run.config.model}: the decoded latent grid"
+                                              + ("" if labels is None else f", class {labels}")))
 
 
 def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
@@ -304,7 +308,9 @@ def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Pa
     run = Run.of(run)
     out = _png(run, out, "interpolation.png", overwrite, inputs=(a, b))
     path = _interpolate(run, a, b, steps, seed, labels)
-    return _drawn(run, figures.grid(path, out, nrow=len(path)))
+    ends = ("the two images" if a is not None else f"two prior points (seed {seed})")
+    return _drawn(run, figures.grid(path, out, nrow=len(path),
+                                    title=f"{run.config.model}: {steps} steps on the line between {ends}"))
 
 
 # ------------------------------------------------------------------ text

@@ -66,10 +66,16 @@ def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.9
     if model.latent_dim != 2:
         raise AelabError(f"the manifold needs a 2-D latent space; this model's has {model.latent_dim} dimensions "
                          f"(train with {opt('param', 'latent_dim=2')})")
-    quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, n))
+    quantiles = quantile_grid(n, low, high)
     zy, zx = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
     return model.decode_latent(z.to(next(model.parameters()).device), **extra).cpu()
+
+
+def quantile_grid(n: int = 15, low: float = 0.05, high: float = 0.95) -> Tensor:
+    """The latent values on each axis of :func:`manifold`'s grid: the standard normal prior's
+    quantiles from ``low`` to ``high``."""
+    return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, n))
 
 
 @torch.no_grad()

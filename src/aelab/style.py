@@ -297,15 +297,16 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
         if on_iteration:
             on_iteration(len(losses), loss)
 
-    for h, w, rounds in levels:
-        contents = _resize(content_image, h, w).to(device)
-        # the seed starts from the content image; a finer level from the coarser result, upsampled
-        start = to_caffe(contents) if x is None else _resize_caffe(x, h, w)
-        problem = StyleProblem(net, settings, contents, _resize(style_image, h, w).to(device), precision)
-        result, start_loss = problem.optimise(start, rounds, after_round)
-        if (h, w) == (height, width):  # the record's start: the content image's loss at full size
-            initial_loss = start_loss if x is None else problem.loss_value(to_caffe(contents))
-        x = result
+    with chosen_threads():  # one thread count for the whole transfer, its targets and probes too
+        for h, w, rounds in levels:
+            contents = _resize(content_image, h, w).to(device)
+            # the seed starts from the content image; a finer level from the coarser result, upsampled
+            start = to_caffe(contents) if x is None else _resize_caffe(x, h, w)
+            problem = StyleProblem(net, settings, contents, _resize(style_image, h, w).to(device), precision)
+            result, start_loss = problem.optimise(start, rounds, after_round)
+            if (h, w) == (height, width):  # the record's start: the content image's loss at full size
+                initial_loss = start_loss if x is None else problem.loss_value(to_caffe(contents))
+            x = result
     if bar is not None:
         bar.close()
     image = from_caffe(x.detach().cpu()).clamp(0, 1)[0]

@@ -41,7 +41,9 @@ WARM_STEPS = 5  # steps at the process's own count before the first probe (train
 INFERENCE_WARM_STEPS = 1  # an inference loop's first item builds its caches; the rest are alike
 
 T = TypeVar("T")
-_state: dict[str, Any] = {"fixed": None, "busy": False}  # a fixed count (fixed_threads); a chooser at work
+# a fixed count (fixed_threads); a fit choosing its own (AdaptiveThreads); the chooser of the
+# inference job under way (chosen_threads), which the loops inside it share
+_state: dict[str, Any] = {"fixed": None, "busy": False, "chooser": None}
 _last: dict[str, Any] = {"count": 0, "most": 0, "at": float("-inf")}  # the latest choice in this process
 
 
@@ -71,6 +73,9 @@ class ThreadChooser:
         self._recent: deque[float] = deque(maxlen=8)
         self._started = 0.0
         self._warm = 0  # steps left before the first probe
+        self._rebase = False  # the next counted step sets the rate a slowdown is measured against
+        self._pending_probe = False  # a probe broken off by new work: it starts again after the warm-up
+        self._has_choice = False  # a count chosen (or carried over) that the steps run at
 
     def start(self) -> None:
         self.original = torch.get_num_threads()
@@ -79,14 +84,27 @@ class ThreadChooser:
         self._chosen = self.original
         self._warm = self.warm
         self._queue, self._recent = [], deque(maxlen=8)
-        self._per_item, self._carried = 0.0, False
+        self._per_item, self._rebase, self._has_choice, self._pending_probe = 0.0, False, False, False
         # a choice made less than a minute ago in this process (by training, or the loop before this
         # one) holds: the loop starts at that count and probes only when its steps slow down or the
         # minute is up, so a run of short loops (an evaluation's) pays for one probe, not one each
         if _last["most"] == self.most and self._started - _last["at"] < RECHECK_SECONDS:
-            self._chosen, self._chosen_at, self._carried = _last["count"], _last["at"], True
+            self._chosen, self._chosen_at, self._rebase, self._has_choice = _last["count"], _last["at"], True, True
             self._switch(self._chosen)
             self._skip = False
+
+    def new_work(self) -> None:
+        """The steps from here on are other work (the next loop of a job): rates measured so far do
+        not compare with theirs. A probe under way starts again on the new work; else the first
+        step of it sets the rate that a slowdown is measured against."""
+        self._recent.clear()
+        self._warm = max(self._warm, INFERENCE_WARM_STEPS)
+        if self._queue:
+            self._queue = []
+            self._rebase = False
+            self._pending_probe = True
+        else:
+            self._rebase = self._has_choice  # (without a choice yet, the first probe comes after the warm-up)
 
     def stop(self) -> None:
         if self.original and torch.get_num_threads() != self.original:
@@ -98,10 +116,11 @@ class ThreadChooser:
         per_item = seconds / max(1, items)
         if self._warm:  # the first steps build kernels and caches: not a rate to choose by
             self._warm -= 1
-            if not self._warm and not self._carried:
+            if not self._warm and (self._pending_probe or not self._has_choice):
+                self._pending_probe = False
                 self._probe()
-        elif self._carried and not self._per_item and not self._queue:  # this loop's own rate at the carried count
-            self._per_item = per_item
+        elif self._rebase and not self._queue:  # this work's own rate at the count in use
+            self._per_item, self._rebase = per_item, False
         elif self._skip:
             self._skip = False
         elif self._queue:
@@ -137,7 +156,7 @@ class ThreadChooser:
             self._switch(self._queue[0])
             return
         best = min(self._tried, key=self._tried.get)
-        self._chosen, self._per_item, self._chosen_at = best, self._tried[best], now
+        self._chosen, self._per_item, self._chosen_at, self._has_choice = best, self._tried[best], now, True
         self.choices.append((round(now - self._started, 1), best, dict(self._tried)))
         # what holds for the next loops: fewer threads only where all of them ran far slower (a CPU
         # shared with another program, whatever the work); a small difference belongs to this
@@ -169,6 +188,7 @@ class AdaptiveThreads(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.chooser.start()
         _state["busy"] = True  # evaluation inside a fit (a callback's) keeps the fit's count
+        self._job, _state["chooser"] = _state["chooser"], None  # (a detector's fit inside its job)
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._end()
@@ -179,6 +199,7 @@ class AdaptiveThreads(L.Callback):
     def _end(self) -> None:
         self.chooser.stop()
         _state["busy"] = False
+        _state["chooser"] = getattr(self, "_job", None)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self._step_started = time.perf_counter()
@@ -202,19 +223,24 @@ def adaptive(steps: Iterable[T], size: Callable[[T], int] = len) -> Iterator[T]:
 
 @contextmanager
 def chosen_threads(warm: int = INFERENCE_WARM_STEPS) -> Iterator[ThreadChooser | None]:
-    """A :class:`ThreadChooser` for work that is not a loop of its own (style transfer's
-    evaluations inside L-BFGS): the caller times each step and calls ``step``; None within another
-    chooser's work or under :func:`fixed_threads` (the caller then times nothing)."""
+    """A :class:`ThreadChooser` for an inference job (an evaluation, a detector's fit, a style
+    transfer): everything inside runs at its count, between the loops too, and the loops inside
+    (:func:`adaptive`, or a caller timing its own steps with ``step``) share it, each as new
+    work. None inside a fit (which chooses its own) or under :func:`fixed_threads`."""
     if _state["busy"] or _state["fixed"] is not None:
         yield None
         return
+    if _state["chooser"] is not None:  # a loop of the job under way
+        _state["chooser"].new_work()
+        yield _state["chooser"]
+        return
     chooser = ThreadChooser(warm=warm)
     chooser.start()
-    _state["busy"] = True
+    _state["chooser"] = chooser
     try:
         yield chooser
     finally:
-        _state["busy"] = False
+        _state["chooser"] = None
         chooser.stop()
 
 

@@ -172,6 +172,10 @@ def _from_config(file: TrainConfig, model: str | None, data: Any, resume: bool,
     if data is None:
         if file.data_dir is not None:
             data = Path(file.data_dir)
+            if not data.is_dir():  # the file's setting, not a flag the user gave
+                raise AelabError(f"{file.source}: its data_dir {data} "
+                                 f"{'is not a folder' if data.exists() else 'does not exist'}; edit the file or "
+                                 f"give the data ({opt('data_dir')})")
         elif file.data == ARRAYS:
             kept = Path(file.folder or ".") / RUN_ARRAYS
             if not kept.is_file():

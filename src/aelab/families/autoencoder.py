@@ -115,6 +115,10 @@ class AutoencoderFamily(ImageFamily):
     headline = ("test_rmse", "pca_rmse")
     TRAIN_ERROR_IMAGES = 10_000  # the first this many training images measure the training error
 
+    def loss_label(self, settings: TrainSettings) -> str:
+        return {"bce": "binary cross-entropy (nats per pixel)",
+                "mse": "mean squared error per pixel"}.get(settings.loss, "loss")
+
     def evaluate(self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool,
                  options: EvalSettings) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)

@@ -126,6 +126,10 @@ class Family:
         """The lines ``aelab train`` and ``aelab eval`` print about these metrics."""
         return []
 
+    def loss_label(self, settings: TrainSettings) -> str:
+        """What the training loss is, with its unit: curves.png's y-axis."""
+        return "loss"
+
     # ------------------------------------------------------------------ tuning
 
     def search_space(self, entry: ModelEntry) -> list[Dimension]:

@@ -146,6 +146,9 @@ class GANFamily(ImageFamily):
     headline = ("fd_classifier",)
     val_metrics = ("val_d_loss", "val_g_loss")
 
+    def loss_label(self, settings: TrainSettings) -> str:
+        return "each player's loss (d: discriminator, g: generator)"
+
     def evaluate(self, run: Run, model: DCGAN, data: ImageData, write_figures: bool,
                  options: EvalSettings) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)

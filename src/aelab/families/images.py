@@ -31,6 +31,7 @@ from ..models import get_entry, resolve_params
 from ..nets.base import Conditional, Generative
 from ..progress import stage
 from ..streaming import FolderStream, StreamBatches, default_workers
+from ..threads import adaptive
 from .base import Family
 
 if TYPE_CHECKING:
@@ -158,7 +159,8 @@ def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: 
     started = time.perf_counter()
     with stage(f"drawing {count:,} samples", total=-(-count // 1000)) as step:
         generated = []
-        for i, start in enumerate(range(0, count, 1000)):  # seeded per thousand: the same samples at any count
+        starts = adaptive(enumerate(range(0, count, 1000)), size=lambda step: min(1000, count - step[1]))
+        for i, start in starts:  # seeded per thousand: the same samples at any count
             generated.append(model.sample(min(1000, count - start), torch.Generator().manual_seed(i)))
             step.advance()
         generated = torch.cat(generated)
@@ -169,13 +171,14 @@ def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: 
     else:
         metrics = {"fd_classifier": None, "fd_note": "sample quality not measured (quality off)"}
     if write_figures and isinstance(model, Conditional):  # a row of samples per class
-        figures.grid(latent.class_samples(model, per_class=10), run.path / "samples.png", nrow=10,
+        names = [f"{k}: {name_}" for k, name_ in enumerate(data.classes)] if data.classes else None
+        figures.grid(latent.class_samples(model, per_class=10), run.path / "samples.png", nrow=10, row_labels=names,
                      title=f"{name}: samples, a row per class")
     elif write_figures:
         figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{name}: samples")
         if model.latent_dim == 2:
-            figures.grid(latent.manifold(model), run.path / "manifold.png", nrow=15,
-                         title=f"{name}: decoded prior quantiles")
+            figures.manifold(latent.manifold(model), latent.quantile_grid(15), run.path / "manifold.png",
+                             title=f"{name}: the decoded latent grid")
     return metrics
 
 

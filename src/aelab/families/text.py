@@ -54,6 +54,9 @@ class TextFamily(Family):
     val_metrics = ("val_loss", "val_accuracy")
     item = "windows"
 
+    def loss_label(self, settings: TrainSettings) -> str:
+        return "cross-entropy of the next character (nats)"
+
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> TextData:
         """Load the text (its size checked against the window length as it loads); the model's
         alphabet is the text's characters unless the user gave one."""

@@ -52,6 +52,12 @@ class VAEFamily(AutoencoderFamily):
     headline = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier")
     val_metrics = ("val_loss", "val_recon", "val_kl")
 
+    def loss_label(self, settings: TrainSettings) -> str:
+        if settings.kl_form == "seed":
+            return "seed 3's loss (mean BCE per pixel + weighted KL)"
+        weight = "" if settings.kl_weight == 1 else f" with the KL term x {settings.kl_weight:g}"
+        return f"-ELBO (nats per image){weight}"
+
     def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool,
                  options: EvalSettings) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
