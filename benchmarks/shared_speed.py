@@ -10,7 +10,7 @@ priority, and beside one at nice 19.
 
 The model is seed 1's (`conv-resize`, batch 200, Adam 1e-3, BCE); the plain loop is
 speed_training.py's reference (fp32 eager); Keras is peers/keras_peers.py's `conv-ae`, in
-.venv-peers (benchmarks/peers.py creates it). The load is `python3 -c 'while 1: pass'`, started
+.venv-peers (benchmarks/peers.py creates it). The load is a Python busy loop (`while 1: pass`, ending with the script), started
 before a side and stopped after it: what a browser tab, a compiler or a second job does. Each
 side runs in a fresh process; its rate is training images per second, the median of the epochs
 after the first. Goals (issue 43): aelab within 5% of its best fixed thread count in every
@@ -40,7 +40,8 @@ from speed_common import cpu_line, default_data  # noqa: E402
 
 RESULTS = ROOT / "results" / "speed-shared.md"
 LOADS = {"quiet": None, "busy": [], "niced": ["nice", "-n", "19"]}
-SPIN = [sys.executable, "-c", "while 1: pass"]
+# a busy loop that ends with this script (a killed run must not leave it spinning under the next one)
+SPIN = [sys.executable, "-c", "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"]
 
 
 def steady(rates: list[float]) -> float:

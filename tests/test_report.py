@@ -159,3 +159,30 @@ def test_the_demo_checks_every_folder_before_it_trains(small_data, tmp_path, cap
     assert "not an aelab run" in error_line(capsys)
     assert not (tmp_path / "demo").exists() and not (tmp_path / "demo-denoise").exists()
     assert (theirs / "notes.txt").read_text() == "mine"
+
+
+def test_runs_on_different_data_get_a_table_each_and_every_metric_its_meaning(trained_run, tmp_path):
+    import shutil
+
+    from aelab.reporting import meaning, render
+
+    other = tmp_path / "other"
+    shutil.copytree(trained_run, other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    (other / "metrics.json").write_text(json.dumps({**metrics, "data": "fashion-mnist"}))
+    text = render([aelab.Run(trained_run), aelab.Run(other)])
+    assert text.count("<h3>on ") == 2 and "2 datasets: one table each" in text
+    assert meaning("test_rmse").startswith("root mean squared error") and "nats per image" in meaning("test_iwae_k50")
+    assert meaning("fd_classifier_train_seconds") == "seconds" and meaning("fid_note").startswith("why")
+    for key in metrics:
+        assert meaning(key), key  # every key the run wrote is in words
+
+
+def test_the_glossary_in_the_docs_is_the_reports():
+    from pathlib import Path
+
+    from aelab.reporting import GLOSSARY
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "run-folder.md").read_text()
+    for key, words in GLOSSARY.items():
+        assert words in docs, key

@@ -22,9 +22,10 @@ from .outputs import atomic_write, check_targets
 from .runs import Run
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; display: block; max-width: 100%; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; overflow-wrap: anywhere; }
+td.what { color: #555; font-size: 0.9em; min-width: 12em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.headline td { font-weight: bold; }
 figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
@@ -46,6 +47,50 @@ FIGURES = {
     "latent.png": "test images' codes",
     "interpolation.png": "walks between two test images",
 }
+
+
+# what each key of metrics.json means, with its unit: the report's third column (a key matches
+# the first entry that it equals or, for a name ending in "_", starts with)
+GLOSSARY = {
+    "model": "the model measured", "data": "the dataset it was measured on",
+    "stopped": "why training stopped early",
+    "test_rmse": "root mean squared error per pixel on the test images (pixels 0-1; lower is better)",
+    "test_mse": "mean squared error per pixel on the test images",
+    "test_bce": "binary cross-entropy per pixel on the test images (nats)",
+    "test_psnr": "peak signal-to-noise ratio of the reconstructions (dB; higher is better)",
+    "test_ssim": "structural similarity of the reconstructions (0-1; higher is better)",
+    "train_rmse": "root mean squared error per pixel on training images (against test: overfitting)",
+    "train_mse": "mean squared error per pixel on training images",
+    "train_bce": "binary cross-entropy per pixel on training images (nats)",
+    "pca_rmse": "PCA's error with as many components as the code has numbers: the floor to beat",
+    "rmse_vs_pca": "test RMSE over PCA's (below 1: the model beats PCA)",
+    "code_size": "numbers in one image's code",
+    "mean_code_activation": "mean absolute code value (sparsity: lower is sparser)",
+    "test_elbo": "evidence lower bound on log p(x) (nats per image; higher is better)",
+    "test_recon_nats": "the ELBO's reconstruction term (nats per image)",
+    "test_kl_nats": "the ELBO's KL term (nats per image)",
+    "test_iwae_": "importance-weighted bound on log p(x) with k samples (nats per image; higher is better)",
+    "bound_images": "test images the bounds were measured on",
+    "fd_classifier": "Fréchet distance of samples to the test images on a small classifier's features (lower is better)",
+    "fd_floor": "the same distance between training and test images: the best a model can reach",
+    "fid": "Fréchet Inception distance (lower is better)",
+    "test_bits_per_char": "bits per character on the test text (lower is better)",
+    "test_accuracy": "share of test items predicted right",
+    "test_images": "test images measured",
+    "train_error_images": "training images the training error was measured on",
+    "_seconds": "seconds",
+    "_note": "why a measurement is missing or how it was made",
+}
+
+
+def meaning(key: str) -> str:
+    """The glossary's words for a metrics.json key ("" when it has none)."""
+    if key in GLOSSARY:
+        return GLOSSARY[key]
+    for name, words in GLOSSARY.items():
+        if (name.endswith("_") and key.startswith(name)) or (name.startswith("_") and key.endswith(name)):
+            return words
+    return ""
 
 
 def report(runs: Iterable[Run | str | Path], out: str | Path = "report.html", overwrite: bool = False) -> Path:
@@ -98,15 +143,25 @@ def headline(run: Run) -> tuple[str, ...]:
 
 
 def comparison(runs: list[Run]) -> str:
-    keys = list(dict.fromkeys(k for run in runs for k in headline(run)))
-    rows = ["<table><tr><th>run</th><th>model</th><th>data</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-            + "</tr>"]
+    """A table of the runs' headline metrics per dataset: numbers of different data never side
+    by side."""
+    by_data: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
-        metrics = run.metrics
-        cells = "".join(number(k, metrics[k], i) if k in metrics else "<td>-</td>" for k in keys)
-        rows.append(f"<tr><td>{html.escape(run.path.name)}</td><td>{html.escape(run.config.model)}</td>"
-                    f"<td>{html.escape(str(metrics.get('data', run.config.data)))}</td>{cells}</tr>")
-    return "\n".join(rows) + "</table>"
+        by_data.setdefault(str(run.metrics.get("data", run.config.data)), []).append(i)
+    parts = [] if len(by_data) == 1 else [f"<p>These runs were measured on {len(by_data)} datasets: one table each "
+                                          "(their numbers do not compare across datasets).</p>"]
+    for data, members in by_data.items():
+        keys = list(dict.fromkeys(k for i in members for k in headline(runs[i])))
+        rows = [f"<h3>on {html.escape(data)}</h3>",
+                "<table><tr><th>run</th><th>model</th>" + "".join(
+                    f'<th title="{html.escape(meaning(k))}">{html.escape(k)}</th>' for k in keys) + "</tr>"]
+        for i in members:
+            metrics = runs[i].metrics
+            cells = "".join(number(k, metrics[k], i) if k in metrics else "<td>-</td>" for k in keys)
+            rows.append(f"<tr><td>{html.escape(runs[i].path.name)}</td><td>{html.escape(runs[i].config.model)}</td>"
+                        f"{cells}</tr>")
+        parts.append("\n".join(rows) + "</table>")
+    return "\n".join(parts)
 
 
 def published_row(run: Run) -> str:
@@ -137,11 +192,12 @@ def run_section(run: Run, index: int) -> str:
         if isinstance(value, (list, dict)):
             continue
         css = ' class="headline"' if key in shown else ""
-        rows.append(f"<tr{css}><td>{html.escape(key)}</td>{number(key, value, index)}</tr>")
+        rows.append(f"<tr{css}><td>{html.escape(key)}</td>{number(key, value, index)}"
+                    f'<td class="what">{html.escape(meaning(key))}</td></tr>')
     parts = [f"<section><h2>{html.escape(run.path.name)}: {html.escape(config.model)} on "
              f"{html.escape(str(metrics.get('data', config.data)))}</h2>",
              f"<p>{html.escape(str(run.path))}; {len(run.history)} epochs.</p>", published_row(run),
-             "<table><tr><th>metric</th><th>value</th></tr>", *rows, "</table>"]
+             "<table><tr><th>metric</th><th>value</th><th>meaning</th></tr>", *rows, "</table>"]
     pngs = sorted(run.path.glob("*.png"), key=lambda p: (list(FIGURES).index(p.name) if p.name in FIGURES
                                                           else len(FIGURES), p.name))
     for png in pngs:

@@ -76,6 +76,7 @@ class ThreadChooser:
         self._rebase = False  # the next counted step sets the rate a slowdown is measured against
         self._pending_probe = False  # a probe broken off by new work: it starts again after the warm-up
         self._has_choice = False  # a count chosen (or carried over) that the steps run at
+        self._decisive = False  # the choice won by far (1.5x): it holds for the job's next loops too
 
     def start(self) -> None:
         self.original = torch.get_num_threads()
@@ -85,11 +86,13 @@ class ThreadChooser:
         self._warm = self.warm
         self._queue, self._recent = [], deque(maxlen=8)
         self._per_item, self._rebase, self._has_choice, self._pending_probe = 0.0, False, False, False
+        self._decisive = False
         # a choice made less than a minute ago in this process (by training, or the loop before this
         # one) holds: the loop starts at that count and probes only when its steps slow down or the
         # minute is up, so a run of short loops (an evaluation's) pays for one probe, not one each
         if _last["most"] == self.most and self._started - _last["at"] < RECHECK_SECONDS:
             self._chosen, self._chosen_at, self._rebase, self._has_choice = _last["count"], _last["at"], True, True
+            self._decisive = True  # (only a contended CPU's choice, or all threads, is carried)
             self._switch(self._chosen)
             self._skip = False
 
@@ -99,7 +102,9 @@ class ThreadChooser:
         step of it sets the rate that a slowdown is measured against."""
         self._recent.clear()
         self._warm = max(self._warm, INFERENCE_WARM_STEPS)
-        if self._queue:
+        if self._has_choice and not self._decisive and not self._queue:
+            self._pending_probe = True  # a close call on the last work says little of this one: probe it
+        elif self._queue:
             self._queue = []
             self._rebase = False
             self._pending_probe = True
@@ -157,6 +162,7 @@ class ThreadChooser:
             return
         best = min(self._tried, key=self._tried.get)
         self._chosen, self._per_item, self._chosen_at, self._has_choice = best, self._tried[best], now, True
+        self._decisive = max(self._tried.values()) >= CLEARLY_SLOWER * self._tried[best]
         self.choices.append((round(now - self._started, 1), best, dict(self._tried)))
         # what holds for the next loops: fewer threads only where all of them ran far slower (a CPU
         # shared with another program, whatever the work); a small difference belongs to this
