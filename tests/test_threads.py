@@ -179,7 +179,7 @@ def test_a_small_difference_is_not_carried_to_the_next_loop(monkeypatch):
     monkeypatch.setattr(threads.time, "perf_counter", clock)
     torch.set_num_threads(2)
     seen = []
-    for rates in ({2: 1.1e-3, 1: 1e-3}, {2: 0.5e-3, 1: 1e-3}):
+    for rates in ({2: 1.3e-3, 1: 1e-3}, {2: 0.5e-3, 1: 1e-3}):
         seen.append([])
         for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
             seen[-1].append(torch.get_num_threads())
@@ -209,3 +209,15 @@ def test_a_jobs_loops_share_its_choice_and_the_code_between_them_runs_at_it(monk
         assert torch.get_num_threads() == 1  # between the loops: the job's count, not the caller's
         assert loop() == [1] * 12 and len(job.choices) == 1  # no second probe
     assert torch.get_num_threads() == 2
+
+
+def test_a_close_call_keeps_the_count_in_use(monkeypatch):
+    """Steps within 10% of each other are noise, not a reason to switch."""
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    seen = []
+    for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
+        seen.append(torch.get_num_threads())
+        clock.now += {2: 1.05e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
+    assert seen[-8:] == [2] * 8

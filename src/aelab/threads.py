@@ -37,6 +37,7 @@ RECHECK_SECONDS = 60.0  # a new probe this long after the last choice
 SLOWER = 1.33  # ... or as soon as the recent steps take this much longer than the chosen count's
 MIN_GAP_SECONDS = 10.0  # (but not sooner than this after a choice: a noisy CPU would keep it probing)
 CLEARLY_SLOWER = 1.5  # a candidate whose first two steps each take this much longer than the best is dropped
+SWITCH = 1.1  # the count in use is kept unless another runs this much faster (a close call is noise)
 WARM_STEPS = 5  # steps at the process's own count before the first probe (training: kernels and caches)
 INFERENCE_WARM_STEPS = 1  # an inference loop's first item builds its caches; the rest are alike
 
@@ -161,6 +162,8 @@ class ThreadChooser:
             self._switch(self._queue[0])
             return
         best = min(self._tried, key=self._tried.get)
+        if self._tried.get(self._chosen, float("inf")) <= SWITCH * self._tried[best]:
+            best = self._chosen  # (the count in use when the probe began)
         self._chosen, self._per_item, self._chosen_at, self._has_choice = best, self._tried[best], now, True
         self._decisive = max(self._tried.values()) >= CLEARLY_SLOWER * self._tried[best]
         self.choices.append((round(now - self._started, 1), best, dict(self._tried)))
