@@ -26,7 +26,7 @@ from .accel import autocast, choose_precision
 from .data import ImageData, cache_dir
 from .errors import AelabError
 from .progress import say, stage
-from .threads import adaptive
+from .threads import WARM_STEPS, adaptive
 
 INCEPTION_WEIGHTS_ENV = "AELAB_INCEPTION_WEIGHTS"
 
@@ -81,7 +81,7 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     with stage(f"feature classifier, {epochs} epochs of {len(data.train):,} images", total=epochs * batches,
                unit="steps") as step:
         shuffled = (idx for _ in range(epochs) for idx in torch.randperm(len(data.train)).split(128))
-        for idx in adaptive(shuffled):
+        for idx in adaptive(shuffled, warm=WARM_STEPS):  # a training loop: its first steps build caches
             with autocast(precision, "cpu"):
                 loss = F.cross_entropy(model.head(model(images[idx])).float(), labels[idx])
             optimizer.zero_grad()

@@ -97,12 +97,12 @@ class ThreadChooser:
             self._switch(self._chosen)
             self._skip = False
 
-    def new_work(self) -> None:
+    def new_work(self, warm: int = INFERENCE_WARM_STEPS) -> None:
         """The steps from here on are other work (the next loop of a job): rates measured so far do
         not compare with theirs. A probe under way starts again on the new work; else the first
         step of it sets the rate that a slowdown is measured against."""
         self._recent.clear()
-        self._warm = max(self._warm, INFERENCE_WARM_STEPS)
+        self._warm = max(self._warm, warm)
         if self._has_choice and not self._decisive and not self._queue:
             self._pending_probe = True  # a close call on the last work says little of this one: probe it
         elif self._queue:
@@ -217,12 +217,13 @@ class AdaptiveThreads(L.Callback):
         self.chooser.step(time.perf_counter() - self._step_started, len(batch[0]))
 
 
-def adaptive(steps: Iterable[T], size: Callable[[T], int] = len) -> Iterator[T]:
+def adaptive(steps: Iterable[T], size: Callable[[T], int] = len, warm: int = INFERENCE_WARM_STEPS) -> Iterator[T]:
     """``steps`` one by one, the thread count chosen (:class:`ThreadChooser`) from the time the
-    caller spends on each (``size(step)`` items: a batch's length by default). The count the loop
+    caller spends on each (``size(step)`` items: a batch's length by default; ``warm``: steps not
+    timed at first, more for a training loop, whose first steps build caches). The count the loop
     started with comes back when it ends, is broken off or fails. Within another chooser's loop
     (a fit, an outer adaptive loop) or under :func:`fixed_threads`, the steps pass through as they are."""
-    with chosen_threads() as chooser:
+    with chosen_threads(warm) as chooser:
         for item in steps:
             started = time.perf_counter()
             yield item
@@ -240,7 +241,7 @@ def chosen_threads(warm: int = INFERENCE_WARM_STEPS) -> Iterator[ThreadChooser |
         yield None
         return
     if _state["chooser"] is not None:  # a loop of the job under way
-        _state["chooser"].new_work()
+        _state["chooser"].new_work(warm)
         yield _state["chooser"]
         return
     chooser = ThreadChooser(warm=warm)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import AelabError
-from .threads import adaptive
+from .threads import WARM_STEPS, adaptive
 
 ROTATIONS = 4
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (right, down) in quarters of the side
@@ -122,7 +122,7 @@ def fit_transformation_net(images: Tensor, seed: int = 0, epochs: int = EPOCHS, 
     net.train()
     shuffled = (batch for _ in range(epochs)
                 for batch in images[torch.randperm(len(images), generator=generator).to(images.device)].split(BATCH))
-    for batch in adaptive(shuffled):
+    for batch in adaptive(shuffled, warm=WARM_STEPS):  # a training loop: its first steps build caches
         drawn = torch.randint(len(TRANSFORMS), (len(batch),), generator=generator).to(images.device)
         inputs, targets = _transformed(batch, drawn)
         loss = F.cross_entropy(net(inputs), targets)
