@@ -4,15 +4,18 @@ A fixed "threads = cores" is the worst choice on a shared CPU: beside one busy p
 2-thread training spends most of its time with one thread waiting for the other at every
 operation's barrier, and one thread runs faster (benchmarks/results/speed-shared.md). So
 :class:`ThreadChooser` times the steps of a loop: after a few warm-up steps it runs a few steps
-at each candidate count (all of this process's threads, one fewer, half), keeps the fastest, and
-probes again every minute or as soon as the steps slow down by a third. A probe starts with the
+at each candidate count (all of this process's threads, one fewer, half) and keeps the fastest,
+but leaves the count in use only for more threads 10% faster or fewer threads 1.5x faster (fewer
+threads win by that much on a CPU another program keeps busy; a smaller gain is noise or one
+loop's work, not worth rebuilding the team of threads); it probes again every minute or as soon as
+the steps slow down by a third. A probe starts with the
 count in use and drops a candidate after two steps when both are clearly slower, so the probes
 cost about 1% of a run. For the next minute the whole process keeps what the probe learnt of the
 CPU: the loops that follow (evaluation after training, an evaluation's many short loops) start at
 fewer threads if all of them ran far slower (another program busy), else at all of them, and probe
 only when their steps slow down. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
-long inference (evaluation, anomaly scoring, style transfer's rounds) through :func:`adaptive`,
-which times each item of a loop. ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
+long inference through :func:`chosen_threads`, one chooser a job (an evaluation, a detector's fit
+or scores, a style transfer) that the job's loops share (:func:`adaptive` times each step of one). ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
 the count instead, for results that must repeat bit for bit (a different thread count changes
 the order of floating-point sums).
 """
@@ -37,7 +40,9 @@ RECHECK_SECONDS = 60.0  # a new probe this long after the last choice
 SLOWER = 1.33  # ... or as soon as the recent steps take this much longer than the chosen count's
 MIN_GAP_SECONDS = 10.0  # (but not sooner than this after a choice: a noisy CPU would keep it probing)
 CLEARLY_SLOWER = 1.5  # a candidate whose first two steps each take this much longer than the best is dropped
-SWITCH = 1.1  # the count in use is kept unless another runs this much faster (a close call is noise)
+SWITCH = 1.1  # the count in use is kept unless more threads run this much faster (a close call is noise),
+# or fewer CLEARLY_SLOWER times faster: fewer threads win by that much only on a CPU another program
+# keeps busy, and a smaller gain is one loop's work or noise, not worth a team of threads rebuilt
 WARM_STEPS = 5  # steps at the process's own count before the first probe (training: kernels and caches)
 INFERENCE_WARM_STEPS = 1  # an inference loop's first item builds its caches; the rest are alike
 
@@ -77,7 +82,6 @@ class ThreadChooser:
         self._rebase = False  # the next counted step sets the rate a slowdown is measured against
         self._pending_probe = False  # a probe broken off by new work: it starts again after the warm-up
         self._has_choice = False  # a count chosen (or carried over) that the steps run at
-        self._decisive = False  # the choice won by far (1.5x): it holds for the job's next loops too
 
     def start(self) -> None:
         self.original = torch.get_num_threads()
@@ -87,13 +91,11 @@ class ThreadChooser:
         self._warm = self.warm
         self._queue, self._recent = [], deque(maxlen=8)
         self._per_item, self._rebase, self._has_choice, self._pending_probe = 0.0, False, False, False
-        self._decisive = False
         # a choice made less than a minute ago in this process (by training, or the loop before this
         # one) holds: the loop starts at that count and probes only when its steps slow down or the
         # minute is up, so a run of short loops (an evaluation's) pays for one probe, not one each
         if _last["most"] == self.most and self._started - _last["at"] < RECHECK_SECONDS:
             self._chosen, self._chosen_at, self._rebase, self._has_choice = _last["count"], _last["at"], True, True
-            self._decisive = True  # (only a contended CPU's choice, or all threads, is carried)
             self._switch(self._chosen)
             self._skip = False
 
@@ -103,9 +105,7 @@ class ThreadChooser:
         step of it sets the rate that a slowdown is measured against."""
         self._recent.clear()
         self._warm = max(self._warm, warm)
-        if self._has_choice and not self._decisive and not self._queue:
-            self._pending_probe = True  # a close call on the last work says little of this one: probe it
-        elif self._queue:
+        if self._queue:
             self._queue = []
             self._rebase = False
             self._pending_probe = True
@@ -162,10 +162,12 @@ class ThreadChooser:
             self._switch(self._queue[0])
             return
         best = min(self._tried, key=self._tried.get)
-        if self._tried.get(self._chosen, float("inf")) <= SWITCH * self._tried[best]:
-            best = self._chosen  # (the count in use when the probe began)
+        current = self._chosen  # (the count in use when the probe began)
+        if best != current and current in self._tried:
+            needed = CLEARLY_SLOWER if best < current else SWITCH
+            if self._tried[current] < needed * self._tried[best]:
+                best = current
         self._chosen, self._per_item, self._chosen_at, self._has_choice = best, self._tried[best], now, True
-        self._decisive = max(self._tried.values()) >= CLEARLY_SLOWER * self._tried[best]
         self.choices.append((round(now - self._started, 1), best, dict(self._tried)))
         # what holds for the next loops: fewer threads only where all of them ran far slower (a CPU
         # shared with another program, whatever the work); a small difference belongs to this
@@ -252,6 +254,11 @@ def chosen_threads(warm: int = INFERENCE_WARM_STEPS) -> Iterator[ThreadChooser |
     finally:
         _state["chooser"] = None
         chooser.stop()
+
+
+def fixed_count() -> int | None:
+    """The count :func:`fixed_threads` set for the code running now, or None (adapting)."""
+    return _state["fixed"]
 
 
 @contextmanager

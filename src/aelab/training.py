@@ -63,7 +63,7 @@ from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
 from .outputs import atomic_write, created, umask
 from .progress import Progress, reporting, resolve, say
-from .threads import AdaptiveThreads, fixed_threads
+from .threads import AdaptiveThreads, fixed_count, fixed_threads
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
 from .version import __version__
 
@@ -307,7 +307,8 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         callbacks += [RecordLogs(run.path), *family.callbacks(run, model, plan_.data, settings, val_batches)]
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
-    fixed = settings.threads if plan_.device == "cpu" else None  # fixed for the fit and anything inside it
+    # fixed for the fit and anything inside it: --threads, or an aelab.fixed_threads() around the call
+    fixed = (settings.threads if settings.threads is not None else fixed_count()) if plan_.device == "cpu" else None
     if plan_.device == "cpu" and fixed is None and processes == 1:
         callbacks.append(AdaptiveThreads())
     if progress == "bar":
