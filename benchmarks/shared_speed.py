@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if not args.no_write:
         if not RESULTS.exists():
-            RESULTS.write_text("# Training on a shared CPU\n\nWritten by `benchmarks/shared_speed.py`; newest run "
+            RESULTS.write_text("# Training and inference on a shared CPU\n\nWritten by `benchmarks/shared_speed.py`; newest run "
                                "first.\n")
         head, marker, rest = RESULTS.read_text().partition("\n## ")
         RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip() + "\n\n" + marker.lstrip("\n") + rest)

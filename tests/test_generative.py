@@ -230,4 +230,4 @@ def test_a_gans_curves_show_each_players_losses(tmp_path, monkeypatch):
         warnings.simplefilter("error")  # an empty legend warns
         figures.curves(history, tmp_path / "curves.png")
     labels = [line.get_label() for line in drawn[0].axes[0].get_lines()]
-    assert labels == ["train d loss", "train g loss", "val d loss", "val g loss"]
+    assert labels == ["train d loss", "train g loss", "validation d loss", "validation g loss"]
