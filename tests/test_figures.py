@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 from test_export import untrained_run
 
 
