@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import AelabError
+from .errors import AelabError, InputError
 from .limits import check_memory
 
 
@@ -59,6 +59,18 @@ def as_tensor(x: Any, what: str = "x") -> tuple[Tensor, bool]:
         except (TypeError, ValueError):
             pass
     raise AelabError(f"{what} must be a numpy array or a torch tensor, got {type(x).__name__}")
+
+
+def whole_number_pixels(x: Tensor, what: str) -> Tensor:
+    """Whole-number pixels of any width as float32 in [0, 1]: uint8 divided by 255; other integers
+    8-bit levels (0-255, divided by 255) or 0/1 (as they are); anything else one line naming ``what``."""
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    low, high = (int(v) for v in torch.aminmax(x)) if x.numel() else (0, 0)
+    if low < 0 or high > 255:
+        raise InputError(f"{what}: whole-number pixel values must be 8-bit levels from 0 to 255, got {low} to "
+                         f"{high} ({x.dtype})")
+    return x.float() / (255.0 if high > 1 else 1.0)
 
 
 def like(result: Tensor, numpy: bool) -> Tensor | np.ndarray:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .arrays import Dataset
+from .arrays import Dataset, whole_number_pixels
 from .config import CLASS_NAMES, DATASETS
 from .distributed import shard
 from .errors import AelabError, opt
@@ -329,14 +329,8 @@ def _array_images(array: np.ndarray, path: Path | str) -> Tensor:
                          f"got {array.shape[1]} in {array.shape}")
     if array.dtype.kind not in "uif":
         raise AelabError(f"{path}: expected numeric pixel values, got {array.dtype}")
-    if array.dtype == np.uint8:
-        return torch.from_numpy(array.astype(np.float32) / 255.0)
     if array.dtype.kind in "ui":  # whole numbers of any width: 8-bit levels (0-255), or 0/1
-        low, high = int(array.min()), int(array.max())
-        if low < 0 or high > 255:
-            raise AelabError(f"{path}: whole-number pixel values must be 8-bit levels from 0 to 255, got {low} to "
-                             f"{high} ({array.dtype})")
-        return torch.from_numpy(array.astype(np.float32) / (255.0 if high > 1 else 1.0))
+        return whole_number_pixels(torch.from_numpy(np.ascontiguousarray(array)), str(path))
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     if not torch.isfinite(x).all():
         raise AelabError(f"{path}: the images hold NaN or infinite values")

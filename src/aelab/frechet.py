@@ -106,8 +106,7 @@ def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048
     metric = FrechetInceptionDistance(feature=feature, normalize=True, **kwargs)
     metric.eval()
     with torch.no_grad():
-        for batch, real_ in adaptive([(b, True) for b in real.split(1000)] + [(b, False) for b in fake.split(1000)],
-                                     size=lambda step: len(step[0])):
+        for batch, real_ in adaptive([(b, True) for b in real.split(1000)] + [(b, False) for b in fake.split(1000)]):
             metric.update(batch, real=real_)
     return float(metric.compute())
 

@@ -41,7 +41,7 @@ from .limits import (
 )
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Generative, TextModel
-from .outputs import atomic_write, check_targets
+from .outputs import atomic_write, check_targets, first_free
 from .runs import Run, write_json
 from .text import decode as decode_text
 from .text import encode as encode_text
@@ -63,10 +63,7 @@ def _png(run: Run, out: str | Path | None, default: str, overwrite: bool, inputs
     files or the ``data`` it reads (:meth:`Run.sources`)."""
     inputs = [*run.sources(data), *(p for p in inputs if isinstance(p, (str, Path)))]
     if out is None:
-        target, number = run.path / default, 1
-        while not overwrite and (target.exists() or target.is_symlink()):
-            number += 1
-            target = run.path / f"{Path(default).stem}-{number}.png"
+        target = run.path / default if overwrite else first_free(run.path / default)
         return check_targets([target], overwrite=overwrite, inputs=inputs)[0]
     return check_targets([out], overwrite=overwrite, suffixes=(".png",), inputs=inputs)[0]
 

@@ -30,7 +30,7 @@ def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000, prec
     recons, codes = [], []
     with autocast(precision, device.type), channels_last(model):
         label_batches = labels.split(batch_size) if isinstance(labels, Tensor) else [labels] * len(inputs)
-        for batch, batch_labels in adaptive(zip(inputs.split(batch_size), label_batches), size=lambda b: len(b[0])):
+        for batch, batch_labels in adaptive(zip(inputs.split(batch_size), label_batches)):
             given = () if batch_labels is None else (batch_labels,)
             out = model(batch.to(device).contiguous(memory_format=torch.channels_last), *given)
             recons.append(out.recon.float().cpu())
@@ -48,7 +48,7 @@ def error_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
 def image_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
     """:func:`error_metrics` plus PSNR and SSIM, for (N, C, H, W) images in [0, 1]."""
     psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
-    for r, t in adaptive(zip(recon.clamp(0, 1).split(1000), target.split(1000)), size=lambda b: len(b[0])):
+    for r, t in adaptive(zip(recon.clamp(0, 1).split(1000), target.split(1000))):
         psnr.update(r, t)
         ssim.update(r, t)
     return {**error_metrics(recon, target), "psnr": psnr.compute().item(), "ssim": ssim.compute().item()}
@@ -101,7 +101,7 @@ def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100,
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
     label_batches = labels.split(batch_size) if labels is not None else [None] * len(images)
     with channels_last(model):  # float32 still (a bound in nats): channels-last halves the decoder's time on a CPU
-        for x, y in adaptive(zip(images.split(batch_size), label_batches), size=lambda b: len(b[0])):
+        for x, y in adaptive(zip(images.split(batch_size), label_batches)):
             _bound_batch(model, x, y, samples, generator, totals)
             if on_batch is not None:
                 on_batch()

@@ -95,14 +95,28 @@ def _commit(tmp: Path, path: Path) -> None:
     _fresh[key] -= 1
     try:
         os.link(tmp, path)  # fails if the file exists by now; atomic
+        appeared = False
     except FileExistsError:
-        raise AelabError(f"{path} appeared while this command ran (another command wrote it); kept that one, "
-                         "this result was not written") from None
+        appeared = True
     except OSError:  # a file system without hard links: the check just before the rename
-        if os.path.lexists(path):
-            raise AelabError(f"{path} appeared while this command ran (another command wrote it); kept that one, "
-                             "this result was not written") from None
-        os.replace(tmp, path)
+        appeared = os.path.lexists(path)
+        if not appeared:
+            os.replace(tmp, path)
+    if appeared:
+        raise AelabError(f"{path} appeared while this command ran (another command wrote it); kept that one, "
+                         "this result was not written")
+
+
+def first_free(path: Path, suffix: str | None = None) -> Path:
+    """``path`` if nothing is there, else the first free ``STEM-2SUFFIX``, ``STEM-3SUFFIX``, ...
+    beside it (``suffix``: the path's own by default; "" for a folder)."""
+    suffix = path.suffix if suffix is None else suffix
+    stem = path.name[:len(path.name) - len(suffix)]
+    candidate, number = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = path.with_name(f"{stem}-{number}{suffix}")
+    return candidate
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -49,8 +49,8 @@ FIGURES = {
 }
 
 
-# what each key of metrics.json means, with its unit: the report's third column (a key matches
-# the first entry that it equals or, for a name ending in "_", starts with)
+# what each key of metrics.json means, with its unit: the report's third column (a key matches the
+# entry it equals, else one ending in "_" that it starts with or one starting with "_" that it ends with)
 GLOSSARY = {
     "model": "the model measured", "data": "the dataset it was measured on",
     "stopped": "why training stopped early",
@@ -145,9 +145,10 @@ def headline(run: Run) -> tuple[str, ...]:
 def comparison(runs: list[Run]) -> str:
     """A table of the runs' headline metrics per dataset: numbers of different data never side
     by side."""
+    metrics = [run.metrics for run in runs]  # each file read once
     by_data: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
-        by_data.setdefault(str(run.metrics.get("data", run.config.data)), []).append(i)
+        by_data.setdefault(str(metrics[i].get("data", run.config.data)), []).append(i)
     parts = [] if len(by_data) == 1 else [f"<p>These runs were measured on {len(by_data)} datasets: one table each "
                                           "(their numbers do not compare across datasets).</p>"]
     for data, members in by_data.items():
@@ -156,8 +157,7 @@ def comparison(runs: list[Run]) -> str:
                 "<table><tr><th>run</th><th>model</th>" + "".join(
                     f'<th title="{html.escape(meaning(k))}">{html.escape(k)}</th>' for k in keys) + "</tr>"]
         for i in members:
-            metrics = runs[i].metrics
-            cells = "".join(number(k, metrics[k], i) if k in metrics else "<td>-</td>" for k in keys)
+            cells = "".join(number(k, metrics[i][k], i) if k in metrics[i] else "<td>-</td>" for k in keys)
             rows.append(f"<tr><td>{html.escape(runs[i].path.name)}</td><td>{html.escape(runs[i].config.model)}</td>"
                         f"{cells}</tr>")
         parts.append("\n".join(rows) + "</table>")

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
-from .errors import AelabError, opt, resume_command
+from .errors import AelabError, as_path, opt, resume_command
 from .models import create_model, get_entry, upgrade_params
 from .outputs import TEMPORARY, atomic_write, listening
 
@@ -74,9 +74,7 @@ class Run:
         if isinstance(path, torch.nn.Module):
             raise AelabError(f"expected a run folder (a path or aelab.Run), got a model ({type(path).__name__}); "
                              "pass the folder it was trained in")
-        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-            raise AelabError(f"expected a run folder (a path or aelab.Run), got {type(path).__name__}")
-        self.path = Path(path)
+        self.path = as_path(path, "a run folder")
         self._model: torch.nn.Module | None = None
 
     def __repr__(self) -> str:
@@ -104,7 +102,7 @@ class Run:
         data (``data`` when it is a path, else the folder the run was trained on, if any)."""
         read = [self.config_path, self.weights_path, self.metrics_path, self.history_path, self.path / "data.npz",
                 self.checkpoint_dir]
-        if isinstance(data, (str, Path)) and not isinstance(data, bool):
+        if isinstance(data, (str, os.PathLike)):
             read.append(Path(data))
         elif data is None and self.is_run():
             folder = self.config.data_dir
@@ -138,19 +136,19 @@ class Run:
         else puts in the folder meanwhile stays off the record (and ``--overwrite`` then refuses)."""
         root = self.path.resolve()
         before = files_in(self.path)
-        recorded = {"busy": False}
+        busy = False  # writing the record itself
 
         def note(path: Path) -> None:
-            if recorded["busy"]:  # the record's own file
+            nonlocal busy
+            path = path.resolve()
+            if busy or not path.is_relative_to(root) or path.name in (LOCK_NAME, MANIFEST):
                 return
-            path = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
-            if path.is_relative_to(root) and path.name not in (LOCK_NAME, MANIFEST):
-                mine = [path.relative_to(root)] if path.is_file() else []  # a folder: the libraries wrote in it
-                recorded["busy"] = True
-                try:
-                    self.record([*mine, *by_libraries(files_in(self.path) - before)])
-                finally:
-                    recorded["busy"] = False
+            mine = [path.relative_to(root)] if path.is_file() else []  # a folder: the libraries wrote in it
+            busy = True
+            try:
+                self.record([*mine, *by_libraries(files_in(self.path) - before)])
+            finally:
+                busy = False
 
         try:
             with listening(note):

@@ -191,6 +191,7 @@ class AdaptiveThreads(L.Callback):
     def __init__(self, most: int | None = None) -> None:
         self.chooser = ThreadChooser(most)
         self._step_started = 0.0
+        self._job: ThreadChooser | None = None  # an inference job's chooser, set aside while the fit runs
 
     @property
     def choices(self) -> list[tuple[float, int, dict[int, float]]]:
@@ -210,7 +211,7 @@ class AdaptiveThreads(L.Callback):
     def _end(self) -> None:
         self.chooser.stop()
         _state["busy"] = False
-        _state["chooser"] = getattr(self, "_job", None)
+        _state["chooser"] = self._job
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self._step_started = time.perf_counter()
@@ -219,12 +220,19 @@ class AdaptiveThreads(L.Callback):
         self.chooser.step(time.perf_counter() - self._step_started, len(batch[0]))
 
 
-def adaptive(steps: Iterable[T], size: Callable[[T], int] = len, warm: int = INFERENCE_WARM_STEPS) -> Iterator[T]:
+def batch_size(step: Any) -> int:
+    """A loop step's items: a batch's length, or its first member's for a tuple of batches."""
+    return len(step[0]) if isinstance(step, tuple) else len(step)
+
+
+def adaptive(steps: Iterable[T], size: Callable[[T], int] = batch_size,
+             warm: int = INFERENCE_WARM_STEPS) -> Iterator[T]:
     """``steps`` one by one, the thread count chosen (:class:`ThreadChooser`) from the time the
-    caller spends on each (``size(step)`` items: a batch's length by default; ``warm``: steps not
-    timed at first, more for a training loop, whose first steps build caches). The count the loop
-    started with comes back when it ends, is broken off or fails. Within another chooser's loop
-    (a fit, an outer adaptive loop) or under :func:`fixed_threads`, the steps pass through as they are."""
+    caller spends on each (``size(step)`` items; ``warm``: steps not timed at first, more for a
+    training loop, whose first steps build caches). On its own the loop is a job of its own and
+    gives back the count it started with when it ends, is broken off or fails; inside a job
+    (:func:`chosen_threads`) it is the job's next work; inside a fit or under
+    :func:`fixed_threads` the steps pass through as they are."""
     with chosen_threads(warm) as chooser:
         for item in steps:
             started = time.perf_counter()

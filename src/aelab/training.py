@@ -61,7 +61,7 @@ from .evaluation import evaluate
 from .families import NonFiniteLoss, family_of
 from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
-from .outputs import atomic_write, created, umask
+from .outputs import atomic_write, created, first_free, umask
 from .progress import Progress, reporting, resolve, say
 from .threads import AdaptiveThreads, fixed_count, fixed_threads
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
@@ -453,7 +453,7 @@ def _swap(new: Path, old: Path) -> None:
     if extra:
         os.rename(aside, old)
         retired.rmdir()
-        kept = next(p for i in range(1, 10_000) if not (p := old.with_name(f"{old.name}-new{'' if i == 1 else f'-{i}'}")).exists())
+        kept = first_free(old.with_name(f"{old.name}-new"), suffix="")
         os.rename(new, kept)
         raise AelabError(f"{old} gained files aelab did not write while the new run trained ({', '.join(extra[:3])}); "
                          f"it is left as it was, and the new run is in {kept}")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..arrays import whole_number_pixels
 from ..errors import InputError
 
 
@@ -208,14 +209,8 @@ class Autoencoder(Network):
             x = torch.from_numpy(x)
         if not isinstance(x, Tensor):
             raise InputError(f"{self.model_name} takes images as a tensor or numpy array, got {type(x).__name__}")
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        elif not x.is_floating_point() and x.dtype != torch.bool and x.numel():  # whole numbers of any width
-            low, high = torch.aminmax(x)
-            if int(low) < 0 or int(high) > 255:
-                raise InputError(f"{self.model_name} takes whole-number pixels as 8-bit levels from 0 to 255, got "
-                                 f"{int(low)} to {int(high)} ({x.dtype})")
-            x = x.float() / (255.0 if int(high) > 1 else 1.0)  # 0-255 levels, or 0/1
+        if not x.is_floating_point() and x.dtype != torch.bool:  # whole numbers of any width
+            x = whole_number_pixels(x, self.model_name)
         c, h, w = self.input_shape
         if x.dim() == 3 and c == 1:
             x = x.unsqueeze(1)
