@@ -4,6 +4,7 @@ own count back; --threads N fixes the count."""
 
 from __future__ import annotations
 
+import io
 import json
 from types import SimpleNamespace
 
@@ -14,11 +15,15 @@ from aelab import threads
 from aelab.errors import AelabError
 from conftest import run_cli
 
+others_busy, cpu_ticks = threads.others_busy, threads._cpu_ticks  # (each test but one sees a quiet CPU)
+
 
 @pytest.fixture(autouse=True)
 def no_earlier_choice(monkeypatch):
-    """Each test starts as a fresh process does: no thread count chosen yet."""
+    """Each test starts as a fresh process does on a quiet CPU: no thread count chosen yet."""
     monkeypatch.setattr(threads, "_last", {"count": 0, "most": 0, "at": float("-inf")})
+    monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
+    monkeypatch.setattr(threads, "others_busy", lambda: 0.0)
 
 
 class Clock:
@@ -229,3 +234,63 @@ def test_a_fit_inside_fixed_threads_keeps_that_count(small_data, tmp_path):
     with aelab.fixed_threads(1):
         run = aelab.train("dense", data=small_data, epochs=1, out=tmp_path / "run", progress="none", logger=())
     assert [row["threads"] for row in run.history] == [1]
+
+
+def test_a_cpu_others_keep_busy_starts_at_the_cores_left(monkeypatch):
+    """With no choice to go by, a chooser looks at the CPU first: beside a busy program its first
+    steps run at the cores left, not at a count that runs several times slower until the probe."""
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    for others, expected in ((0.0, 2), (0.4, 2), (0.9, 1), (1.6, 1), (2.0, 1)):
+        monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
+        monkeypatch.setattr(threads, "others_busy", lambda others=others: others)
+        assert threads.start_count(2) == expected, others
+    assert threads.start_count(4) == 2  # two of four cores busy: two left
+    monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
+    monkeypatch.setattr(threads, "others_busy", lambda: 1.0)
+    seen = []
+    for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
+        seen.append(torch.get_num_threads())
+        clock.now += {2: 4e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
+    assert seen[0] == 1 and seen.count(2) <= 3 and seen[-1] == 1  # 2 threads: a warm-up and two probe steps, dropped
+    assert torch.get_num_threads() == 2
+
+
+def test_others_busy_reads_the_cpu_less_this_process(monkeypatch):
+    """The CPUs' busy ticks less this process's own time, per second watched; niced programs left out."""
+    ticks = iter([1000, 1000 + 150])  # 1.5 s of busy ticks at 100 a second ...
+    monkeypatch.setattr(threads, "_cpu_ticks", lambda cpus, with_niced: next(ticks))
+    times = iter([SimpleNamespace(user=1.0, system=0.0), SimpleNamespace(user=1.5, system=0.0)])  # ... 0.5 s ours
+    monkeypatch.setattr(threads, "os", SimpleNamespace(
+        sysconf=lambda name: 100, times=lambda: next(times), sched_getaffinity=lambda pid: {0, 1},
+        name="posix", nice=lambda step: 0))
+    monotonic = iter([10.0, 11.0])
+    monkeypatch.setattr(threads, "time", SimpleNamespace(monotonic=lambda: next(monotonic), sleep=lambda s: None))
+    assert others_busy() == pytest.approx(1.0)
+    stat = "cpu  9 9 9 9 0 0 0 0 0 0\ncpu0 10 5 2 100 1 1 1 1 0 0\ncpu1 20 7 3 100 0 0 0 0 0 0\nctxt 5\n"
+    monkeypatch.setattr(threads, "open", lambda *a, **k: io.StringIO(stat), raising=False)
+    assert cpu_ticks({0, 1}, with_niced=False) == 10 + 2 + 1 + 1 + 1 + 20 + 3
+    assert cpu_ticks({1}, with_niced=True) == 20 + 7 + 3
+
+
+def test_a_fit_inside_a_job_hands_its_choice_to_the_job(monkeypatch):
+    """A detector's fit probes and learns that one thread runs faster: the job's loops after the
+    fit run at one thread, not at the count the job started with."""
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    torch.set_num_threads(2)
+    loaded = {2: 4e-3, 1: 1e-3}
+    with threads.chosen_threads():
+        fit = threads.AdaptiveThreads()
+        fit.on_fit_start(None, None)
+        drive(fit, clock, loaded, 20)
+        assert fit.choices[-1][1] == 1
+        fit.on_fit_end(None, None)
+        assert torch.get_num_threads() == 1
+        seen = []
+        for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
+            seen.append(torch.get_num_threads())
+            clock.now += loaded[torch.get_num_threads()] * len(batch)
+        assert seen == [1] * 12
+    assert torch.get_num_threads() == 2

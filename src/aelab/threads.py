@@ -13,7 +13,10 @@ count in use and drops a candidate after two steps when both are clearly slower,
 cost about 1% of a run. For the next minute the whole process keeps what the probe learnt of the
 CPU: the loops that follow (evaluation after training, an evaluation's many short loops) start at
 fewer threads if all of them ran far slower (another program busy), else at all of them, and probe
-only when their steps slow down. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
+only when their steps slow down. A chooser with no recent choice to start from first looks at the
+CPU for a twentieth of a second (:func:`others_busy`): where other programs at normal priority keep
+cores busy, its first steps run at fewer threads (the cores left), not at a count that runs several
+times slower until the first probe; a fit inside a job hands its choice on to the job. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
 long inference through :func:`chosen_threads`, one chooser a job (an evaluation, a detector's fit
 or scores, a style transfer) that the job's loops share (:func:`adaptive` times each step of one). ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
 the count instead, for results that must repeat bit for bit (a different thread count changes
@@ -22,6 +25,8 @@ the order of floating-point sums).
 
 from __future__ import annotations
 
+import math
+import os
 import statistics
 import time
 from collections import deque
@@ -45,12 +50,58 @@ SWITCH = 1.1  # the count in use is kept unless more threads run this much faste
 # keeps busy, and a smaller gain is one loop's work or noise, not worth a team of threads rebuilt
 WARM_STEPS = 5  # steps at the process's own count before the first probe (training: kernels and caches)
 INFERENCE_WARM_STEPS = 1  # an inference loop's first item builds its caches; the rest are alike
+LONG_STEP = 0.15  # the first step after a switch (a new team of threads warming up) counts only if this long
+LOOK_SECONDS = 0.05  # how long others_busy watches the CPU
+BUSY_CORES = 0.5  # other programs using this much of the cores' time: start at fewer threads
+LOOK_HOLDS = 5.0
 
 T = TypeVar("T")
 # a fixed count (fixed_threads); a fit choosing its own (AdaptiveThreads); the chooser of the
 # inference job under way (chosen_threads), which the loops inside it share
 _state: dict[str, Any] = {"fixed": None, "busy": False, "chooser": None}
 _last: dict[str, Any] = {"count": 0, "most": 0, "at": float("-inf")}  # the latest choice in this process
+_look: dict[str, float] = {"others": 0.0, "at": float("-inf")}  # the latest look at the CPU (start_count)
+
+
+def _cpu_ticks(cpus: set[int], with_niced: bool) -> int | None:
+    """Clock ticks the CPUs ``cpus`` spent busy so far (Linux's /proc/stat), or None elsewhere."""
+    try:
+        lines = open("/proc/stat").read().splitlines()
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, niced, system, _idle, _wait, irq, softirq, steal = (int(f) for f in fields[:8])
+            total += user + system + irq + softirq + steal + (niced if with_niced else 0)
+    return total
+
+
+def others_busy(seconds: float = LOOK_SECONDS) -> float:
+    """How many of this process's cores other programs keep busy now (0.0 to their count),
+    watched for ``seconds``: the CPUs' busy time less this process's own. Programs at a lower
+    priority (nice) are left out, as they give way at once (unless this process runs niced too).
+    0.0 where the system does not say (not Linux)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    with_niced = os.name == "posix" and os.nice(0) > 0
+    ticks, own, began = _cpu_ticks(cpus, with_niced), os.times(), time.monotonic()
+    if ticks is None:
+        return 0.0
+    time.sleep(seconds)
+    after, own_after, elapsed = _cpu_ticks(cpus, with_niced), os.times(), time.monotonic() - began
+    busy = (after - ticks) / os.sysconf("SC_CLK_TCK")
+    mine = own_after.user + own_after.system - own.user - own.system
+    return min(len(cpus), max(0.0, (busy - mine) / elapsed))
+
+
+def start_count(most: int) -> int:
+    """The count to start at with no choice to go by: the cores other programs leave free (at
+    least one), at most ``most``. A look holds for LOOK_HOLDS seconds (a fit, then its evaluation)."""
+    now = time.monotonic()
+    if now - _look["at"] > LOOK_HOLDS:
+        _look.update(others=others_busy(), at=now)
+    return max(1, min(most, most - math.floor(_look["others"] + 1 - BUSY_CORES)))
 
 
 def candidates(most: int) -> list[int]:
@@ -71,7 +122,7 @@ class ThreadChooser:
         self.choices: list[tuple[float, int, dict[int, float]]] = []  # (seconds in, chosen, seconds per item)
         self._queue: list[int] = []  # counts still to try in the probe under way
         self._trial: list[float] = []  # seconds per item of the count being tried
-        self._skip = False  # the first step after a switch warms the new team of threads up: not counted
+        self._skip = False  # the first step after a switch warms the new team of threads up: counted only if long
         self._tried: dict[int, float] = {}
         self._chosen = 0
         self._per_item = 0.0  # the chosen count's time per item, from its probe
@@ -98,6 +149,10 @@ class ThreadChooser:
             self._chosen, self._chosen_at, self._rebase, self._has_choice = _last["count"], _last["at"], True, True
             self._switch(self._chosen)
             self._skip = False
+        elif len(candidates(self.most)) > 1:  # nothing to go by: the cores other programs leave free
+            self._chosen = start_count(self.most)
+            self._switch(self._chosen)
+            self._skip = False
 
     def new_work(self, warm: int = INFERENCE_WARM_STEPS) -> None:
         """The steps from here on are other work (the next loop of a job): rates measured so far do
@@ -111,6 +166,15 @@ class ThreadChooser:
             self._pending_probe = True
         else:
             self._rebase = self._has_choice  # (without a choice yet, the first probe comes after the warm-up)
+
+    def adopt(self) -> None:
+        """Take up the process's latest choice (a fit's inside this job) when it is newer than
+        this chooser's own: the job's next steps run at it and probe only when they slow down."""
+        if _last["most"] == self.most and _last["at"] > self._chosen_at and not self._queue:
+            self._chosen, self._chosen_at, self._has_choice, self._rebase = _last["count"], _last["at"], True, True
+            self._pending_probe, self._warm = False, 0
+            self._switch(self._chosen)
+            self._skip = False
 
     def stop(self) -> None:
         if self.original and torch.get_num_threads() != self.original:
@@ -127,9 +191,10 @@ class ThreadChooser:
                 self._probe()
         elif self._rebase and not self._queue:  # this work's own rate at the count in use
             self._per_item, self._rebase = per_item, False
-        elif self._skip:
+        elif self._skip and seconds < LONG_STEP:
             self._skip = False
         elif self._queue:
+            self._skip = False
             self._trial.append(per_item)
             fastest = min(self._tried.values(), default=None)
             if fastest is not None and len(self._trial) >= 2 and min(self._trial) > CLEARLY_SLOWER * fastest:
@@ -139,6 +204,7 @@ class ThreadChooser:
                 self._tried[self._queue.pop(0)] = statistics.median(self._trial)
                 self._next(now)
         else:
+            self._skip = False
             self._recent.append(per_item)
             since = now - self._chosen_at
             slowed = (len(self._recent) == self._recent.maxlen and since > MIN_GAP_SECONDS
@@ -212,6 +278,8 @@ class AdaptiveThreads(L.Callback):
         self.chooser.stop()
         _state["busy"] = False
         _state["chooser"] = self._job
+        if self._job is not None:  # the job goes on at what the fit learnt of the CPU
+            self._job.adopt()
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self._step_started = time.perf_counter()
