@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import run_cli
 
 from aelab import threads
 from aelab.errors import AelabError
-from conftest import run_cli
 
 others_busy, cpu_ticks = threads.others_busy, threads._cpu_ticks  # (each test but one sees a quiet CPU)
 

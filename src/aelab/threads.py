@@ -66,7 +66,8 @@ _look: dict[str, float] = {"others": 0.0, "at": float("-inf")}  # the latest loo
 def _cpu_ticks(cpus: set[int], with_niced: bool) -> int | None:
     """Clock ticks the CPUs ``cpus`` spent busy so far (Linux's /proc/stat), or None elsewhere."""
     try:
-        lines = open("/proc/stat").read().splitlines()
+        with open("/proc/stat") as stat:
+            lines = stat.read().splitlines()
     except OSError:
         return None
     total = 0
