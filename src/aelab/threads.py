@@ -16,7 +16,7 @@ fewer threads if all of them ran far slower (another program busy), else at all 
 only when their steps slow down. A chooser with no recent choice to start from first looks at the
 CPU for a twentieth of a second (:func:`others_busy`): where other programs at normal priority keep
 cores busy, its first steps run at fewer threads (the cores left), not at a count that runs several
-times slower until the first probe; a fit inside a job hands its choice on to the job. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
+times slower until the first probe. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
 long inference through :func:`chosen_threads`, one chooser a job (an evaluation, a detector's fit
 or scores, a style transfer) that the job's loops share (:func:`adaptive` times each step of one). ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
 the count instead, for results that must repeat bit for bit (a different thread count changes
@@ -168,15 +168,6 @@ class ThreadChooser:
         else:
             self._rebase = self._has_choice  # (without a choice yet, the first probe comes after the warm-up)
 
-    def adopt(self) -> None:
-        """Take up the process's latest choice (a fit's inside this job) when it is newer than
-        this chooser's own: the job's next steps run at it and probe only when they slow down."""
-        if _last["most"] == self.most and _last["at"] > self._chosen_at and not self._queue:
-            self._chosen, self._chosen_at, self._has_choice, self._rebase = _last["count"], _last["at"], True, True
-            self._pending_probe, self._warm = False, 0
-            self._switch(self._chosen)
-            self._skip = False
-
     def stop(self) -> None:
         if self.original and torch.get_num_threads() != self.original:
             torch.set_num_threads(self.original)  # the count the loop started with (the caller's code, what follows)
@@ -265,9 +256,11 @@ class AdaptiveThreads(L.Callback):
         return self.chooser.choices
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._job, _state["chooser"] = _state["chooser"], None  # (a detector's fit inside its job)
+        if self._job is not None and self.chooser.most is None:  # the job's threads to choose from, not
+            self.chooser.most = self._job.most  # the count it runs at now (one, beside a busy program)
         self.chooser.start()
         _state["busy"] = True  # evaluation inside a fit (a callback's) keeps the fit's count
-        self._job, _state["chooser"] = _state["chooser"], None  # (a detector's fit inside its job)
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._end()
@@ -279,8 +272,6 @@ class AdaptiveThreads(L.Callback):
         self.chooser.stop()
         _state["busy"] = False
         _state["chooser"] = self._job
-        if self._job is not None:  # the job goes on at what the fit learnt of the CPU
-            self._job.adopt()
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self._step_started = time.perf_counter()
