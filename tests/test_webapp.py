@@ -40,18 +40,23 @@ def test_a_drawing_becomes_a_centred_digit():
     assert from_sketch({"composite": white}, 1, 28).max() > 0.9
 
 
-def test_the_explorer_reconstructs_scores_and_decodes_clicks(trained_run):
+def test_the_explorer_reconstructs_scores_and_decodes_clicks(trained_run, denoising_run):
     explorer = Explorer(Run(trained_run), "plain")
     x = torch.rand(1, 28, 28)
-    noisy, recon, denoised, text = explorer.analyse(x, 0.3)
-    assert recon.shape == (196, 196) and denoised.shape == (196, 196)
-    assert "Anomaly score" in text and "threshold" in text
+    seen, recon, denoised, text, distribution = explorer.analyse(x, 0.3)
+    assert seen.shape == recon.shape == (196, 196) and denoised is None  # not trained to denoise: no such panel
+    assert "Anomaly score" in text and "threshold" in text and distribution.ndim == 3
+    images, gallery = explorer.test_images()
+    assert len(images) == len(gallery) == 24 and gallery[0][0].shape == (84, 84) and gallery[0][1].startswith("0: ")
     picture = explorer.latent_picture()
     assert picture.ndim == 3 and picture.shape[2] == 3
-    image, where = explorer.decode_point(picture.shape[1] / 2, picture.shape[0] / 2)
+    marked, image, where = explorer.decode_point(picture.shape[1] / 2, picture.shape[0] / 2)
     assert image.shape == (196, 196) and "decoded the point" in where
+    assert marked.shape == picture.shape and not np.array_equal(marked, picture)  # the clicked point marked
     # the click maps through the figure's axes: the same pixel decodes to the same image
-    assert np.array_equal(explorer.decode_point(picture.shape[1] / 2, picture.shape[0] / 2)[0], image)
+    assert np.array_equal(explorer.decode_point(picture.shape[1] / 2, picture.shape[0] / 2)[1], image)
+    noisy, recon, denoised, _, _ = Explorer(Run(denoising_run), "denoise").analyse(x, 0.5)
+    assert denoised.shape == (196, 196) and not np.array_equal(noisy, recon)
 
 
 def test_runs_that_fail_to_load_and_ports_in_use_are_one_line(trained_run, tmp_path, capsys):
@@ -79,16 +84,17 @@ def chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def page_server(trained_run, tmp_path_factory):
-    """`aelab serve` on the tiny trained run and a broken folder, in its own process."""
+def page_server(trained_run, denoising_run, tmp_path_factory):
+    """`aelab serve` on the tiny trained runs (plain, denoising) and a broken folder, in its own process."""
     pytest.importorskip("playwright", reason="playwright is not installed (pip install -e .[dev])")
     if chromium() is None:
         pytest.skip("no Chromium for Playwright (apt-get install chromium, or set AELAB_CHROMIUM)")
     broken = tmp_path_factory.mktemp("serve") / "broken"
     broken.mkdir()
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "aelab.cli", "serve", str(trained_run), str(broken),
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "aelab.cli", "serve", str(trained_run), str(denoising_run),
+                                str(broken), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -106,30 +112,81 @@ def page_server(trained_run, tmp_path_factory):
     process.wait(timeout=30)
 
 
-def test_the_page_in_a_browser(page_server, small_data, tmp_path):
+def overflow(page) -> int:
+    """How many pixels the page is wider than the window (0: no horizontal scrolling)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_page_in_a_browser(page_server, small_data, tmp_path, width):
+    """Each tab's elements at a wide and a phone-sized window: no horizontal overflow, no console
+    errors, a screenshot per tab in the test's folder (tab-*.png)."""
     from playwright.sync_api import expect, sync_playwright
 
     digit = tmp_path / "digit.png"
     Image.fromarray(np.load(small_data / "digits.npz")["x"][0]).save(digit)
+    errors, shots = [], []
+
+    def shot(page, name):
+        page.wait_for_function("() => !document.body.innerText.includes('processing |')", timeout=60_000)  # all drawn
+        assert overflow(page) <= 0, f"{name}: the page is {overflow(page)} px wider than a {width} px window"
+        shots.append(tmp_path / f"tab-{width}-{name}.png")
+        page.screenshot(path=shots[-1], full_page=True)
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page = browser.new_page(viewport={"width": width, "height": 1000})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(page_server)
         expect(page.locator("#overview")).to_contain_text("conv-resize", timeout=60_000)
+        shot(page, "overview")
         page.get_by_role("tab", name="broken").click()
-        expect(page.locator("#error-1")).to_contain_text("Could not load this run")
-        page.get_by_role("tab", name="plain").click()
-        page.locator("#upload-0 input[type=file]").set_input_files(str(digit))
+        expect(page.locator("#error-2")).to_contain_text("Could not load this run")
+        shot(page, "broken")
+
+        page.get_by_role("tab", name="plain").click()  # a plain autoencoder: no denoising panels
+        gallery = page.locator("#gallery-0 img")
+        expect(gallery.first).to_be_visible(timeout=60_000)
+        assert gallery.count() == 24  # the run's own test images to pick from
+        gallery.nth(3).click()
         expect(page.locator("#recon-0 img")).to_be_visible(timeout=60_000)
-        expect(page.locator("#denoised-0 img")).to_be_visible()
+        expect(page.locator("#input-0 img")).to_be_visible()
         expect(page.locator("#score-0")).to_contain_text("Anomaly score", timeout=60_000)
-        if os.environ.get("AELAB_SCREENSHOT"):
-            page.screenshot(path=os.environ["AELAB_SCREENSHOT"], full_page=True)
-        page.get_by_role("tab", name="Latent space").click()
+        expect(page.locator("#distribution-0 img")).to_be_visible()  # the scores' histogram, threshold marked
+        assert not page.locator("#denoised-0 img").is_visible()
+        assert page.locator("#recon-0 img").bounding_box()["width"] >= min(150, width / 3)  # not a thumbnail
+        picked = page.locator("#score-0").inner_text()
+        page.locator("#upload-0 input[type=file]").set_input_files(str(digit))
+        expect(page.locator("#score-0")).not_to_have_text(picked, timeout=60_000)  # the upload's own score
+        expect(page.locator("#distribution-0 img")).to_be_visible()
+        assert page.locator("#upload-0 img").bounding_box()["height"] >= 150  # the 28-pixel upload drawn large
+        shot(page, "reconstruct")
+
+        page.get_by_role("tab", name="Latent space").first.click()
         scatter = page.locator("#latent-0 img")
         expect(scatter).to_be_visible()
+        first = scatter.get_attribute("src")
         box = scatter.bounding_box()
-        scatter.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+        scatter.click(position={"x": box["width"] * 0.45, "y": box["height"] / 2})
         expect(page.locator("#decoded-0 img")).to_be_visible(timeout=60_000)
         expect(page.locator("#where-0")).to_contain_text("decoded the point")
+        expect(scatter).not_to_have_attribute("src", first, timeout=30_000)  # redrawn with the point marked
+        shot(page, "latent")
+
+        page.get_by_role("tab", name="Path").first.click()
+        expect(page.locator("#from-0 img")).to_be_visible()  # two test images to start from
+        assert page.locator("#from-0 img").bounding_box()["height"] > 100  # not a thin strip
+        page.locator("#interpolate-0").click()
+        expect(page.locator("#path-0 img")).to_be_visible(timeout=60_000)
+        shot(page, "path")
+
+        page.get_by_role("tab", name="denoise").click()  # a denoising run: its panels
+        page.locator("#gallery-1 img").nth(0).click()
+        expect(page.locator("#denoised-1 img")).to_be_visible(timeout=60_000)
+        shot(page, "denoise")
+        if os.environ.get("AELAB_SCREENSHOT"):
+            page.screenshot(path=os.environ["AELAB_SCREENSHOT"], full_page=True)
         browser.close()
+    assert not errors, errors
+    assert all(path.stat().st_size > 0 for path in shots) and len(shots) == 6

@@ -30,6 +30,8 @@ from .nets.base import Autoencoder, Conditional, Generative, TextModel
 
 log = logging.getLogger("aelab")
 SHOWN = 196  # images are drawn at this many pixels a side (nearest neighbour: the pixels stay visible)
+GRID_SHOWN = 560  # a grid of samples or a gallery picture
+GALLERY = 24  # test images to pick from
 # the overview table's columns: each family's headline metrics, once each, in the families' order
 METRICS = tuple(dict.fromkeys(name for family in FAMILIES.values() for name in family.headline))
 
@@ -56,11 +58,12 @@ def check_port(host: str, port: int) -> None:
 # ------------------------------------------------------------------------------ images in and out
 
 
-def shown(image: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [0, 1] as a uint8 picture SHOWN pixels wide (nearest neighbour)."""
+def shown(image: torch.Tensor, side: int = SHOWN) -> np.ndarray:
+    """(C, H, W) in [0, 1] as a uint8 picture about ``side`` pixels wide, each pixel a block
+    (nearest neighbour: a 28-pixel digit is drawn at 196 pixels, not blurred, not as a thumbnail)."""
     array = (image.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
     picture = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
-    scale = max(1, SHOWN // max(picture.size))
+    scale = max(1, side // max(picture.size))
     return np.asarray(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
 
 
@@ -132,41 +135,85 @@ class Explorer:
             return {}
         return {"labels": int(label or 0)}
 
-    def analyse(self, x: torch.Tensor | None, noise: float, label: Any = None) -> tuple[Any, Any, Any, str]:
-        """Input, reconstruction, denoised noisy copy and the anomaly score's sentence."""
+    @property
+    def denoising(self) -> bool:
+        """Trained to denoise (noise added to its inputs): only then does a denoised panel mean something."""
+        return bool(getattr(self.run.config.train, "noise", 0))
+
+    def test_images(self) -> tuple[torch.Tensor, list[tuple[np.ndarray, str]]]:
+        """The first GALLERY test images of the run's data and the gallery's (picture, caption) pairs,
+        captioned with their class; an empty gallery when the run has no dataset to read."""
+        if "gallery" not in self._latent:
+            try:
+                data = run_data(self.run)
+            except AelabError:  # e.g. a run trained on arrays it did not keep
+                self._latent["gallery"], self._latent["classes"] = (torch.zeros(0, *self.shape), []), None
+                return self._latent["gallery"]
+            self._latent["classes"] = data.classes
+            images = data.test[:GALLERY]
+            labels = data.test_labels[:GALLERY].tolist() if data.test_labels is not None else [None] * len(images)
+            captions = [f"{i}: {data.classes[k]}" if data.classes and k is not None and k < len(data.classes)
+                        else f"{i}" if k is None else f"{i}: class {k}" for i, k in enumerate(labels)]
+            self._latent["gallery"] = (images, [(shown(image, 84), caption) for image, caption in zip(images, captions)])
+        return self._latent["gallery"]
+
+    def analyse(self, x: torch.Tensor | None, noise: float, label: Any = None) -> tuple[Any, Any, Any, str, Any]:
+        """The input as the model sees it (with the noise added, for a denoising run), its
+        reconstruction, the denoised copy (a denoising run only, else None), the anomaly score's
+        sentence and the validation scores' distribution with this image's score marked."""
         from .data import add_noise
 
         if x is None:
-            return None, None, None, "Draw a digit or upload an image."
+            return None, None, None, "Pick a test image, draw a digit or upload an image.", None
         x = x[None]
         extra = self.label_argument(label)
         recon = inference.reconstruct(self.run, x, **extra)[0]
+        if not self.denoising:
+            return (shown(x[0]), shown(recon), None, *self.score(x, recon))
         noisy = add_noise(x, float(noise), torch.Generator().manual_seed(0)) if noise else x
         denoised = inference.reconstruct(self.run, noisy, **extra)[0]
-        return shown(noisy[0]), shown(recon), shown(denoised), self.score_text(x, recon)
+        return (shown(noisy[0]), shown(recon), shown(denoised), *self.score(x, recon))
 
-    def score_text(self, x: torch.Tensor, recon: torch.Tensor) -> str:
+    def score(self, x: torch.Tensor, recon: torch.Tensor) -> tuple[str, np.ndarray | None]:
+        """The anomaly score's sentence and the picture of where it falls among the validation
+        images' scores (None where the run has no detector: a conditional model)."""
         mse = float(((recon - x[0]) ** 2).mean())
         if self.conditional:
-            return f"Mean squared reconstruction error: {mse:.5f}"
+            return f"Mean squared reconstruction error: {mse:.5f}", None
         try:
             if self._detector is None:
                 from .anomaly import AnomalyDetector
 
                 self._detector = AnomalyDetector.from_run(self.run)
         except AelabError as error:
-            return f"Mean squared reconstruction error: {mse:.5f} (no anomaly threshold: {error})"
+            return f"Mean squared reconstruction error: {mse:.5f} (no anomaly threshold: {error})", None
         score = float(self._detector.score_maps(((recon - x[0]) ** 2).mean(dim=0, keepdim=True).numpy())[0])
         threshold = self._detector.threshold_
         verdict = "**unusual**" if score > threshold else "normal"
-        return (f"Anomaly score: {score:.5f}, {verdict} (threshold {threshold:.5f}, the 90% quantile of the "
-                f"validation images' scores)")
+        text = (f"Anomaly score: {score:.5f}, {verdict} (threshold {threshold:.5f}, the "
+                f"{1 - self._detector.contamination:.0%} quantile of the validation images' scores)")
+        return text, self.score_picture(score)
 
-    # the latent scatter: drawn once, a click maps back to a code through the figure's axes
+    def score_picture(self, score: float) -> np.ndarray:
+        """The validation images' anomaly scores as a histogram, the threshold and ``score`` as lines."""
+        import matplotlib.pyplot as plt
+
+        from . import figures  # noqa: F401 - its backend (Agg) and style for every figure
+
+        scores = np.asarray(self._detector.decision_scores_, dtype=np.float64)
+        fig, ax = plt.subplots(figsize=(7.5, 2.8), dpi=100)
+        ax.hist(scores, bins=40, color="#9bb7d4", label=f"validation images ({len(scores):,})")
+        ax.axvline(self._detector.threshold_, color="black", linestyle="--", label="threshold")
+        ax.axvline(score, color="#d62728", linewidth=2, label=f"this image: {score:.3g}")
+        ax.set_xlabel("anomaly score (higher: more unusual)")
+        ax.set_ylabel("images")
+        ax.set_title("where this image falls among the validation images")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        fig.tight_layout()
+        return _picture(fig)
+
+    # the latent scatter: drawn once, a click maps back to a code through the figure's axes and is marked
     def latent_picture(self) -> np.ndarray:
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         from .figures import labelled_dots
@@ -180,37 +227,37 @@ class Explorer:
         flat = codes.flatten(1).double()
         if flat.shape[1] == 2:
             mean, basis, points = torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), flat
-            axes_names = ("z[0]", "z[1]")
+            axes_names = ("z[0] (code value)", "z[1] (code value)")
         else:
             mean, basis = pca_fit(flat, 2)
             basis = basis.flip(0)
             points = (flat - mean) @ basis.T
-            axes_names = ("principal component 1", "principal component 2")
-        fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
+            axes_names = ("principal component 1 of the codes", "principal component 2 of the codes")
+        fig, ax = plt.subplots(figsize=(7.5, 5), dpi=100)
         labelled_dots(ax, points.numpy(), None if labels is None else labels.numpy(), data.classes, size=4)
         ax.set_xlabel(axes_names[0])
         ax.set_ylabel(axes_names[1])
-        ax.set_title("click a point to decode it")
+        ax.set_title(f"{len(points):,} test images' codes: click a point to decode it")
         fig.tight_layout()
         fig.canvas.draw()
         height = fig.canvas.get_width_height()[1]
         to_data = ax.transData.inverted()
-        self._latent = {"mean": mean, "basis": basis, "code_shape": tuple(codes.shape[1:]),
-                        "to_data": lambda px, py: to_data.transform((px, height - py))}
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        return np.asarray(Image.open(buffer).convert("RGB"))
+        marker, = ax.plot([], [], "x", color="black", markersize=14, markeredgewidth=3, zorder=5)
+        self._latent.update(mean=mean, basis=basis, code_shape=tuple(codes.shape[1:]), figure=fig, marker=marker,
+                            to_data=lambda px, py: to_data.transform((px, height - py)))
+        return _picture(fig, close=False)
 
-    def decode_point(self, px: float, py: float, label: Any = None) -> tuple[np.ndarray, str]:
-        """The decoding of the scatter's point under pixel (px, py) of its picture."""
-        if not self._latent:
+    def decode_point(self, px: float, py: float, label: Any = None) -> tuple[np.ndarray, np.ndarray, str]:
+        """The scatter with the point under pixel (px, py) of its picture marked, that point's
+        decoding, and where it is."""
+        if "figure" not in self._latent:
             self.latent_picture()
         x, y = self._latent["to_data"](px, py)
         flat = self._latent["mean"] + torch.tensor([x, y], dtype=torch.float64) @ self._latent["basis"]
         z = flat.float().reshape(1, *self._latent["code_shape"])
         image = inference.decode(self.run, z, **self.label_argument(label))[0]
-        return shown(image), f"decoded the point ({x:.3g}, {y:.3g})"
+        self._latent["marker"].set_data([x], [y])
+        return _picture(self._latent["figure"], close=False), shown(image), f"decoded the point ({x:.3g}, {y:.3g}), marked x"
 
     def path(self, a: Any, b: Any, steps: int, label: Any = None) -> np.ndarray | None:
         if a is None or b is None:
@@ -227,7 +274,7 @@ class Explorer:
         extra = {"labels": int(label)} if self.conditional and label is not None else {}
         images = torch.from_numpy(inference.sample(self.run, int(n), seed=int(seed), **extra))
         grid = make_grid(images.float().clamp(0, 1), nrow=int(np.ceil(np.sqrt(len(images)))), padding=1, pad_value=1)
-        return shown(grid)
+        return shown(grid, GRID_SHOWN)
 
     def generate(self, prompt: str, temperature: float, length: int, seed: int) -> str:
         try:
@@ -235,6 +282,17 @@ class Explorer:
                                       seed=int(seed))
         except AelabError as error:
             return f"error: {error}"
+
+
+def _picture(fig, close: bool = True) -> np.ndarray:
+    """A matplotlib figure as an RGB array (closed after, unless ``close`` is False: the scatter is drawn again)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    if close:
+        plt.close(fig)
+    return np.asarray(Image.open(buffer).convert("RGB"))
 
 
 def metrics_table(runs: list[tuple[str, Any, str | None]]) -> list[list[Any]]:
@@ -296,25 +354,42 @@ def build_app(paths: list[str | Path]):
 
 def _run_tabs(gr, explorer: Explorer, index: int) -> None:
     model, config = explorer.model, explorer.run.config
-    gr.Markdown(f"`{config.model}` trained on {config.data}")
+    gr.Markdown(f"`{config.model}` trained on {config.data}"
+                + (f", to denoise (noise {config.train.noise:g})" if explorer.denoising else ""))
     conditional = explorer.conditional
-    label = gr.Dropdown(list(range(model.classes)), value=0, label="class", visible=conditional) \
-        if conditional else gr.State(None)
+    images, pictures = explorer.test_images() if explorer.is_autoencoder() or conditional else ([], [])
+    classes = explorer._latent.get("classes")
+    if conditional:
+        names = [f"{k}: {classes[k]}" if classes and k < len(classes) else str(k) for k in range(model.classes)]
+        label = gr.Dropdown(list(zip(names, range(model.classes))), value=0, label="class")
+    else:
+        label = gr.State(None)
     c, size, _ = explorer.shape
+    pixelated, upscaled = ["pixelated"], ["pixelated", "upscaled"]  # (an upload of 28 pixels shown at 196 and more)
     if explorer.is_autoencoder():
         with gr.Tab("Reconstruct"):
+            if pictures:
+                gallery = gr.Gallery(pictures, label="the run's own test images: click one", columns=8, rows=3,
+                                     height=300, allow_preview=False, object_fit="contain",
+                                     elem_id=f"gallery-{index}", elem_classes=pixelated)
             with gr.Row():
-                sketch = gr.Sketchpad(label="draw", type="numpy", canvas_size=(280, 280), elem_id=f"sketch-{index}")
+                sketch = gr.Sketchpad(label="or draw", type="numpy", canvas_size=(280, 280), elem_id=f"sketch-{index}")
                 upload = gr.Image(label="or upload an image", type="numpy", sources=["upload", "clipboard"],
-                                  height=300, elem_id=f"upload-{index}")
-            noise = gr.Slider(0, 1, value=0.3, step=0.05, label="noise added before denoising")
+                                  height=300, elem_id=f"upload-{index}", elem_classes=upscaled)
+            noise = (gr.Slider(0, 1, value=config.train.noise, step=0.05, label="noise added before denoising")
+                     if explorer.denoising else gr.State(0.0))
             current = gr.State(None)
             with gr.Row():
-                seen = gr.Image(label="noisy input", interactive=False, elem_id=f"noisy-{index}")
-                recon = gr.Image(label="reconstruction", interactive=False, elem_id=f"recon-{index}")
-                denoised = gr.Image(label="denoised", interactive=False, elem_id=f"denoised-{index}")
+                seen = gr.Image(label="noisy input" if explorer.denoising else "input, as the model sees it",
+                                interactive=False, elem_id=f"input-{index}", elem_classes=pixelated)
+                recon = gr.Image(label="reconstruction", interactive=False, elem_id=f"recon-{index}",
+                                 elem_classes=pixelated)
+                denoised = gr.Image(label="denoised", interactive=False, visible=explorer.denoising,
+                                    elem_id=f"denoised-{index}", elem_classes=pixelated)
             score = gr.Markdown(elem_id=f"score-{index}")
-            outputs = [seen, recon, denoised, score]
+            distribution = gr.Image(label="anomaly score", interactive=False, visible=not conditional,
+                                    elem_id=f"distribution-{index}")
+            outputs = [seen, recon, denoised, score, distribution]
 
             def use(convert: Callable) -> Callable:
                 def handler(value, level, lab):
@@ -322,9 +397,17 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                     return (x, *explorer.analyse(x, level, lab))
                 return handler
 
+            def pick(level, lab, event):
+                x = images[event.index]
+                return (x, *explorer.analyse(x, level, lab))
+
+            pick.__annotations__["event"] = gr.SelectData  # Gradio injects the click by this type
+            if pictures:
+                gallery.select(pick, [noise, label], [current, *outputs])
             sketch.change(use(from_sketch), [sketch, noise, label], [current, *outputs])
             upload.change(use(from_upload), [upload, noise, label], [current, *outputs])
-            noise.release(lambda x, level, lab: explorer.analyse(x, level, lab), [current, noise, label], outputs)
+            if explorer.denoising:
+                noise.release(lambda x, level, lab: explorer.analyse(x, level, lab), [current, noise, label], outputs)
         if model.decodes_from_code_alone:
             with gr.Tab("Latent space"):
                 try:
@@ -334,32 +417,38 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                 if why:
                     gr.Markdown(f"No latent view: {why}")
                 with gr.Row():
-                    scatter = gr.Image(picture, label="test codes, coloured by class", interactive=False,
+                    scatter = gr.Image(picture, label="test codes, coloured by class", interactive=False, scale=3,
                                        elem_id=f"latent-{index}")
-                    with gr.Column():
-                        decoded = gr.Image(label="decoded", interactive=False, elem_id=f"decoded-{index}")
+                    with gr.Column(scale=1, min_width=200):
+                        decoded = gr.Image(label="decoded", interactive=False, elem_id=f"decoded-{index}",
+                                           elem_classes=pixelated)
                         where = gr.Markdown(elem_id=f"where-{index}")
 
                 def click(lab, event):
                     return explorer.decode_point(event.index[0], event.index[1], lab)
 
-                click.__annotations__["event"] = gr.SelectData  # Gradio injects the click by this type
+                click.__annotations__["event"] = gr.SelectData
 
-                scatter.select(click, [label], [decoded, where])
-        with gr.Tab("Path between two images"):
+                scatter.select(click, [label], [scatter, decoded, where])
+        with gr.Tab("Path"):
+            gr.Markdown("The decodings along a straight path between two images' codes.")
+            ends = [images[0], next((image for image in images[1:] if not torch.equal(image, images[0])), images[0])] \
+                if len(images) else [None, None]
             with gr.Row():
-                a = gr.Image(label="from", type="numpy", sources=["upload"])
-                b = gr.Image(label="to", type="numpy", sources=["upload"])
+                a = gr.Image(None if ends[0] is None else shown(ends[0]), label="from", type="numpy",
+                             sources=["upload"], height=220, elem_id=f"from-{index}", elem_classes=upscaled)
+                b = gr.Image(None if ends[1] is None else shown(ends[1]), label="to", type="numpy",
+                             sources=["upload"], height=220, elem_id=f"to-{index}", elem_classes=upscaled)
             steps = gr.Slider(2, 16, value=8, step=1, label="steps")
-            strip = gr.Image(label="path", interactive=False)
-            gr.Button("Interpolate").click(explorer.path, [a, b, steps, label], strip)
+            strip = gr.Image(label="path", interactive=False, elem_id=f"path-{index}", elem_classes=pixelated)
+            gr.Button("Interpolate", elem_id=f"interpolate-{index}").click(explorer.path, [a, b, steps, label], strip)
     if isinstance(model, Generative):
         with gr.Tab("Samples"):
             with gr.Row():
                 n = gr.Slider(1, 100, value=36, step=1, label="samples")
                 seed = gr.Number(0, precision=0, label="seed")
-            gallery = gr.Image(label="samples", interactive=False, elem_id=f"samples-{index}")
-            gr.Button("Draw samples").click(explorer.samples, [n, seed, label], gallery)
+            gallery = gr.Image(label="samples", interactive=False, elem_id=f"samples-{index}", elem_classes=pixelated)
+            gr.Button("Draw samples", elem_id=f"draw-{index}").click(explorer.samples, [n, seed, label], gallery)
     if isinstance(model, TextModel):
         with gr.Tab("Generate text"):
             prompt = gr.Textbox("The object ", label="prompt")
@@ -371,6 +460,12 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
             gr.Button("Generate").click(explorer.generate, [prompt, temperature, length, seed_t], text)
 
 
+# pixels drawn as blocks (a 28-pixel digit scaled up stays sharp); images never wider than the page
+CSS = """.pixelated img, .pixelated canvas { image-rendering: pixelated; }
+.upscaled img { min-width: min(196px, 100%); min-height: 196px; object-fit: contain; }
+img { max-width: 100%; }"""
+
+
 def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     """Start the page for the runs in ``paths`` on ``host:port`` (127.0.0.1: this machine only);
     with ``block=False`` return the running app (``.close()`` it)."""
@@ -379,5 +474,5 @@ def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 7860, bl
     check_port(host, port)
     app = build_app(paths)
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True, quiet=True,
-               ssr_mode=False, inbrowser=False)
+               ssr_mode=False, inbrowser=False, css=CSS)
     return app
