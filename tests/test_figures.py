@@ -27,6 +27,8 @@ def test_a_runs_figures_have_titles_units_and_colour_bars(trained_run, tmp_path)
     (panel,) = curves["panels"]
     assert panel["x"] == "epoch" and panel["y"] == "binary cross-entropy (nats per pixel)"
     assert "validation loss" in panel["legend"] and panel["title"]
+    pca = json.loads((trained_run / "metrics.json").read_text())["pca_bce"]
+    assert f"PCA, 128 components (test): {pca:.4g}" in panel["legend"]  # the floor to beat, in the loss's terms
     codes = shows(trained_run / "codes.png")
     assert titled(codes) and codes["colorbars"] == ["code value"]
     rows = [panel["y"] for panel in shows(trained_run / "reconstructions.png")["panels"] if panel["y"]]

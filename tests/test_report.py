@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 
 import pytest
 from conftest import run_cli
+from PIL import Image
 from test_bad_input import error_line
 from test_webapp import chromium
 
@@ -37,12 +40,20 @@ def test_the_page_holds_every_number_of_metrics_json_and_every_figure(page, trai
         numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         assert shown == pytest.approx(numeric) and numeric  # every number, exactly (repr), in its row
     figures = sum(len(list(run.glob("*.png"))) for run in runs)
-    assert text.count('<img src="data:image/png;base64,') == figures > 0
+    assert text.count('<img src="data:image/png;base64,') == figures + 1 > 1  # and the runs' curves overlaid
+    overlaid = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="validation curves on ([^"]+)"', text)
+    described = json.loads(Image.open(io.BytesIO(base64.b64decode(overlaid.group(1)))).text["aelab:figure"])
+    (panel,) = described["panels"]
+    assert panel["title"] == f"validation loss per epoch on {overlaid.group(2)}" and panel["x"] == "epoch"
+    assert panel["y"].startswith("validation ") and panel["legend"] == ["plain", "denoise"]
     assert "http://" not in text and "https://" not in text  # nothing to fetch
     assert "Comparison" in text  # two runs: a table of their headline metrics first
 
 
-def test_the_page_in_chromium_without_a_network(page, trained_run, denoising_run):
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_page_in_chromium_without_a_network(page, trained_run, denoising_run, width, tmp_path):
+    """Every image rendered from the page itself, every number as in metrics.json, and a layout
+    that reads in a wide and a phone-sized window: no horizontal overflow, no console errors."""
     pytest.importorskip("playwright", reason="playwright is not installed (pip install -e .[dev])")
     if chromium() is None:
         pytest.skip("no Chromium for Playwright (apt-get install chromium, or set AELAB_CHROMIUM)")
@@ -51,7 +62,10 @@ def test_the_page_in_chromium_without_a_network(page, trained_run, denoising_run
     fetched = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        view = browser.new_page()
+        view = browser.new_page(viewport={"width": width, "height": 900})
+        errors = []
+        view.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        view.on("pageerror", lambda error: errors.append(str(error)))
 
         def refuse(route):  # only the page itself and its data: images may load
             url = route.request.url
@@ -67,7 +81,11 @@ def test_the_page_in_chromium_without_a_network(page, trained_run, denoising_run
         widths = view.eval_on_selector_all("img", "images => images.map(i => i.complete ? i.naturalWidth : 0)")
         values = view.eval_on_selector_all(
             "td[data-key]", "cells => cells.map(c => [+c.dataset.run, c.dataset.key, +c.dataset.value, c.textContent])")
+        wider = view.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        view.screenshot(path=tmp_path / f"report-{width}.png", full_page=True)
         browser.close()
+    assert wider <= 0, f"the page is {wider} px wider than a {width} px window"
+    assert not errors, errors
     assert widths and all(w > 0 for w in widths), widths  # every image rendered
     assert not fetched
     for index, run in enumerate([trained_run, denoising_run]):

@@ -70,7 +70,8 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
             metrics.update(family.evaluate(run, model, data, write_figures, options))
             if write_figures and run.history:
                 figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}",
-                               reference=_reference_line(config), loss_label=family.loss_label(config.train))
+                               references=[*_reference_line(config), *family.curve_lines(config.train, metrics)],
+                               loss_label=family.loss_label(config.train))
             if write:
                 write_json(run.metrics_path, metrics)
     return metrics
@@ -81,12 +82,12 @@ def published_number(config) -> Published | None:
     return published_for_run(config, get_entry(config.model).defaults())
 
 
-def _reference_line(config) -> tuple[float, str] | None:
+def _reference_line(config) -> list[tuple[float, str]]:
     """The seed's published BCE as a line on the loss curves, where the run's loss is that BCE."""
     published = published_number(config)
     if published is None or published.metric != "test_bce" or config.train.loss != "bce":
-        return None
-    return published.value, f"published ({published.source}): {published.value:g}"
+        return []
+    return [(published.value, f"published ({published.source}): {published.value:g}")]
 
 
 def run_report(run: Run | str | Path, metrics: dict[str, Any] | None = None) -> str:

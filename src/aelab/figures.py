@@ -159,12 +159,12 @@ PARTS = {"_recon": "reconstruction term", "_kl": "KL term"}  # a loss's parts, d
 
 
 def curves(history: list[dict[str, float]], path: Path, title: str | None = None,
-           reference: tuple[float, str] | None = None, loss_label: str = "loss") -> Path:
+           references: Sequence[tuple[float, str]] = (), loss_label: str = "loss") -> Path:
     """Train and validation losses per epoch (a GAN's: each player's; a VAE's with its
     reconstruction and KL terms, dashed) against whole epochs, ``loss_label`` naming the loss and
     its unit: a log scale where they span more than a decade, learning-rate drops as small marks
-    on the top edge (not a line each), and ``reference`` (value, label), e.g. the seed's
-    published number, as a dashed line."""
+    on the top edge (not a line each), and ``references`` (value, label), e.g. the seed's
+    published number and PCA's test loss, as dashed and dotted lines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     epochs = [row["epoch"] for row in history]
     keys = list(dict.fromkeys(k for row in history for k in row
@@ -179,9 +179,9 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
             label = f"validation {part}" if part else key.replace("_", " ").replace("val ", "validation ")
             ax.plot(*zip(*points), ("--" if part else "-") + ("" if len(points) > 30 else "o"), label=label,
                     markersize=3)
-    if reference is not None:
-        ax.axhline(reference[0], color="black", linestyle="--", linewidth=1, label=reference[1])
-        values.append(reference[0])
+    for (value, label), style in zip(references, ("--", ":", "-.")):
+        ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
+        values.append(value)
     positive = [v for v in values if v > 0]
     if positive and len(positive) == len(values) and max(positive) / min(positive) > 10:
         ax.set_yscale("log")
@@ -194,13 +194,46 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs: no 0.5, 1.5
     if epochs:
         ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
-    if keys or reference is not None:
+    if keys or references:
         ax.legend()
     ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def overlaid_curves(curves: dict[str, list[tuple[int, float]]], loss_label: str, title: str):
+    """Several runs' validation loss per epoch on one axes (``curves``: run name -> (epoch, loss)
+    points), for :func:`aelab.report`'s comparison; returns the figure (:func:`png_bytes` it)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    values = []
+    for name, points in curves.items():
+        ax.plot(*zip(*points), "-" if len(points) > 30 else "-o", markersize=3, label=name)
+        values += [v for _, v in points]
+    if values and min(values) > 0 and max(values) / min(values) > 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {loss_label}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="run", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes, with what it shows in its metadata (as :func:`_save` writes it), closed after."""
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight",
+                    metadata={"Software": MARK, "aelab:figure": json.dumps(described(fig))})
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None,

@@ -79,10 +79,18 @@ def pca_rmse(train: Tensor, inputs: Tensor, targets: Tensor, components: int) ->
 
     The reconstruction is clipped to the pixel range [0, 1], as every autoencoder's output is.
     """
+    return pca_errors(train, inputs, targets, components)["rmse"]
+
+
+def pca_errors(train: Tensor, inputs: Tensor, targets: Tensor, components: int) -> dict[str, float]:
+    """:func:`pca_rmse`'s RMSE and the same reconstruction's binary cross-entropy per pixel
+    (clipped to [1e-7, 1 - 1e-7]: PCA reaches 0 and 1 exactly), the losses an autoencoder trains on."""
     mean, basis = pca_fit(train, components)
     x = inputs.flatten(1).double() - mean
     recon = ((x @ basis.T) @ basis + mean).clamp(0, 1)
-    return math.sqrt(F.mse_loss(recon, targets.flatten(1).double()).item())
+    target = targets.flatten(1).double()
+    return {"rmse": math.sqrt(F.mse_loss(recon, target).item()),
+            "bce": F.binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), target).item()}
 
 
 @torch.inference_mode()

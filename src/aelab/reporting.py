@@ -23,17 +23,21 @@ from .runs import Run
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+h1, h2, h3, p, figcaption { overflow-wrap: anywhere; }
+img { max-width: 100%; height: auto; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; display: block; max-width: 100%; overflow-x: auto; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; overflow-wrap: anywhere; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; overflow-wrap: break-word; }
 td.what { color: #555; font-size: 0.9em; min-width: 12em; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.headline td { font-weight: bold; }
-figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #eee; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; max-width: 100%; }
+figure img { border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #555; }
-pre { background: #f6f6f6; padding: 0.8em; white-space: pre-wrap; }
+pre { background: #f6f6f6; padding: 0.8em; white-space: pre-wrap; overflow-wrap: anywhere; }
 section { border-top: 2px solid #ddd; margin-top: 2em; }
 .met { color: #1a7f37; } .missed { color: #b42318; }
+@media (max-width: 600px) { body { margin: 1em auto; } td.what { min-width: 7em; } th, td { padding: 0.2em 0.4em; }
+                            td:first-child { overflow-wrap: anywhere; } }
 """
 
 # figure files and their captions, in the order a reader wants them; any other PNG follows
@@ -63,6 +67,7 @@ GLOSSARY = {
     "train_mse": "mean squared error per pixel on training images",
     "train_bce": "binary cross-entropy per pixel on training images (nats)",
     "pca_rmse": "PCA's error with as many components as the code has numbers: the floor to beat",
+    "pca_bce": "the same PCA reconstruction's binary cross-entropy per pixel (nats)",
     "rmse_vs_pca": "test RMSE over PCA's (below 1: the model beats PCA)",
     "code_size": "numbers in one image's code",
     "mean_code_activation": "mean absolute code value (sparsity: lower is sparser)",
@@ -161,7 +166,31 @@ def comparison(runs: list[Run]) -> str:
             rows.append(f"<tr><td>{html.escape(runs[i].path.name)}</td><td>{html.escape(runs[i].config.model)}</td>"
                         f"{cells}</tr>")
         parts.append("\n".join(rows) + "</table>")
+        parts += curves_figures(data, [runs[i] for i in members])
     return "\n".join(parts)
+
+
+def curves_figures(data: str, runs: list[Run]) -> list[str]:
+    """The runs' validation curves on one dataset, overlaid: one figure per kind of loss (a VAE's
+    nats and an autoencoder's BCE never share an axis), for runs that record a validation loss."""
+    from . import figures
+    from .families import family_of
+
+    by_loss: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for run in runs:
+        points = [(row["epoch"], row["val_loss"]) for row in run.history if isinstance(row.get("val_loss"), float)]
+        if points:
+            label = family_of(run.config.model).loss_label(run.config.train)
+            by_loss.setdefault(label, {})[run.path.name] = points
+    parts = []
+    for label, curves in by_loss.items():
+        png = figures.png_bytes(figures.overlaid_curves(curves, label, f"validation loss per epoch on {data}"))
+        encoded = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure><img src="data:image/png;base64,{encoded}" '
+                     f'alt="validation curves on {html.escape(data)}"><figcaption>validation {html.escape(label)} '
+                     f"per epoch, {len(curves)} run{'s' if len(curves) > 1 else ''} on {html.escape(data)}"
+                     "</figcaption></figure>")
+    return parts
 
 
 def published_row(run: Run) -> str:

@@ -14,7 +14,7 @@ from .. import figures, progress
 from ..config import Dimension, EvalSettings, TrainSettings
 from ..data import ImageData, add_noise, noisy_copy
 from ..losses import l1_activity, reconstruction_loss
-from ..metrics import error_metrics, image_metrics, pca_rmse, reconstruct
+from ..metrics import error_metrics, image_metrics, pca_errors, reconstruct
 from ..nets.base import AEOutput, Autoencoder, Conditional
 from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
 from .images import ImageFamily
@@ -119,6 +119,13 @@ class AutoencoderFamily(ImageFamily):
         return {"bce": "binary cross-entropy (nats per pixel)",
                 "mse": "mean squared error per pixel"}.get(settings.loss, "loss")
 
+    def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
+        """PCA's test loss at the code's size, the floor to beat, in the training loss's own terms."""
+        size = metrics.get("code_size")
+        value = {"bce": metrics.get("pca_bce"),
+                 "mse": metrics["pca_rmse"] ** 2 if isinstance(metrics.get("pca_rmse"), float) else None}.get(settings.loss)
+        return [(value, f"PCA, {size} components (test): {value:.4g}")] if isinstance(value, float) else []
+
     def evaluate(self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool,
                  options: EvalSettings) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
@@ -140,7 +147,8 @@ class AutoencoderFamily(ImageFamily):
         del train_recon
         metrics["code_size"] = code_size
         with progress.stage(f"PCA with {code_size} components, the floor to beat"):
-            metrics["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, code_size)
+            pca = pca_errors(data.train, test_inputs, data.test, code_size)
+            metrics["pca_rmse"], metrics["pca_bce"] = pca["rmse"], pca["bce"]
         # a code as large as the image makes PCA lossless on clean inputs: there is no floor to divide by
         metrics["rmse_vs_pca"] = metrics["test_rmse"] / metrics["pca_rmse"] if metrics["pca_rmse"] > 1e-6 else None
         metrics["mean_code_activation"] = codes.abs().mean().item()

@@ -130,6 +130,10 @@ class Family:
         """What the training loss is, with its unit: curves.png's y-axis."""
         return "loss"
 
+    def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
+        """Reference lines for curves.png, in the loss's terms, from the run's metrics: (value, label)."""
+        return []
+
     # ------------------------------------------------------------------ tuning
 
     def search_space(self, entry: ModelEntry) -> list[Dimension]:

@@ -65,6 +65,9 @@ class ClassifierFamily(AutoencoderFamily):
     val_metrics = ("val_loss", "val_recon", "val_label", "val_accuracy")
 
     @torch.no_grad()
+    def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
+        return []  # its loss adds the head's cross-entropy: PCA's error is not on that scale
+
     def evaluate(self, run: Run, model: Classifier, data: ImageData, write_figures: bool,
                  options: EvalSettings, batch_size: int = 1000) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)

@@ -58,6 +58,9 @@ class VAEFamily(AutoencoderFamily):
         weight = "" if settings.kl_weight == 1 else f" with the KL term x {settings.kl_weight:g}"
         return f"-ELBO (nats per image){weight}"
 
+    def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
+        return []  # PCA has no ELBO
+
     def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool,
                  options: EvalSettings) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
