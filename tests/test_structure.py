@@ -130,3 +130,18 @@ def test_the_readme_is_a_manual_whose_links_resolve():
     assert len(text.splitlines()) <= 300
     for target in re.findall(r"\]\(([^)#:]+)\)", text):  # relative links and images
         assert (readme.parent / target).exists(), target
+
+
+def test_the_pictures_in_the_docs_are_made_by_docs_figures_py():
+    """Every PNG in docs/ is one docs/figures.py makes (so it is made again, not drawn by hand
+    and left to drift), and every picture README.md and docs/*.md show exists."""
+    root = SRC.parent.parent
+    sys.path.insert(0, str(root / "docs"))
+    try:
+        import figures as maker
+    finally:
+        sys.path.remove(str(root / "docs"))
+    assert {p.name for p in (root / "docs").glob("*.png")} == set(maker.FIGURES.values())
+    for page in [root / "README.md", *(root / "docs").glob("*.md")]:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} shows {target}, which does not exist"
