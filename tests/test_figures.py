@@ -53,3 +53,34 @@ def test_the_error_maps_show_the_detectors_score_and_a_colour_bar(trained_run, t
     figure = shows(tmp_path / "maps" / "worst.png")
     assert "highest scores" in figure["title"] and figure["colorbars"] == ["squared error per pixel"]
     assert any(panel["x"].startswith("score ") for panel in figure["panels"])
+
+
+def test_every_figure_function_titles_labels_and_colour_bars(tmp_path):
+    """Each figure function, as the commands call it: a title, row or axis labels, colour bars
+    where colour is a number (feature maps: one scale per map, titled by channel)."""
+    import torch
+
+    from aelab import figures
+
+    images = torch.rand(6, 1, 28, 28)
+    figures.denoising(images, images, images, tmp_path / "d.png", "seed 1: denoising")
+    shown = shows(tmp_path / "d.png")
+    assert titled(shown) and [p["y"] for p in shown["panels"] if p["y"]] == ["original", "noisy", "denoised"]
+    figures.image_rows([images, images], ["input", "reconstruction"], tmp_path / "r.png", "dense: 6 images")
+    assert titled(shows(tmp_path / "r.png"))
+    many = torch.randint(0, 30, (200,))
+    figures.scatter(torch.randn(200, 2), many, tmp_path / "s.png", "codes", classes=None)
+    shown = shows(tmp_path / "s.png")
+    assert titled(shown) and shown["colorbars"] == ["label"] and shown["panels"][0]["x"] == "z[0]"
+    names = [f"class {k}" for k in range(10)]
+    figures.scatter(torch.randn(50, 2), torch.arange(50) % 10, tmp_path / "n.png", "codes", classes=names)
+    assert "3: class 3" in shows(tmp_path / "n.png")["panels"][0]["legend"]
+    figures.feature_maps(np.random.rand(28, 28), np.random.rand(4, 7, 7), tmp_path / "f.png", "layer conv1")
+    figures.feature_maps(np.random.rand(28, 28), np.random.rand(16), tmp_path / "g.png", "layer dense")
+    assert shows(tmp_path / "f.png")["title"] == "layer conv1" and shows(tmp_path / "g.png")["panels"][-1]["x"] == "unit"
+    figures.style_panel([torch.rand(3, 20, 20)] * 3, [3.0, 2.0, 1.0], tmp_path / "p.png", "style transfer", [10, 10, 20])
+    shown = shows(tmp_path / "p.png")
+    assert shown["panels"][-1]["y"].startswith("total loss") and shown["panels"][-1]["legend"] == ["10 px high",
+                                                                                                    "20 px high"]
+    figures.grid(images, tmp_path / "c.png", nrow=3, title="cvae: a row per class", row_labels=["0: T-shirt", "1: Trouser"])
+    assert titled(shows(tmp_path / "c.png"))

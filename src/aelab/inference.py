@@ -189,7 +189,9 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
     for image, target in zip(outputs, targets):
         atomic_write(target, lambda tmp, image=image: save_image(image.clamp(0, 1), tmp, format="png"))
     shown = "denoised" if mode == "denoise" else "reconstruction"
-    figures.image_rows([inputs, outputs], ["input", shown], targets[-1])
+    what = f", noise {noise:g} added" if noise else ""
+    figures.image_rows([inputs, outputs], ["input" + (" (noisy)" if noise else ""), shown], targets[-1],
+                       f"{run.config.model}: {len(outputs)} image{'s' if len(outputs) != 1 else ''}{what}")
     return targets
 
 
