@@ -92,11 +92,15 @@ def inference_work(name: str, folder: Path, data: str, threads: int | None) -> f
     scoring the 10,000 test images, or a small style transfer (160 px high, pyramid 3+3+2 rounds,
     random filters). ``threads``: fixed (``aelab.fixed_threads``), else adaptive."""
     import contextlib
+    import importlib
 
     import aelab
-    from aelab import anomaly, evaluation, style, threads as _  # noqa: F401 - imported before any side's clock
-    # starts: the adaptive side used to import Lightning inside its timed job, the fixed sides
-    # (aelab.fixed_threads) before it, which cost it 1.5-2 s of the gap measured on 2026-12-03
+
+    # every side imports these before its clock starts: the adaptive side used to import Lightning inside
+    # its timed job, the fixed sides (aelab.fixed_threads) before it, 1.5-2 s of the gap measured on 2026-12-03
+    importlib.import_module("aelab.threads")
+    for name in ("anomaly", "evaluation", "style"):
+        importlib.import_module(f"aelab.{name}")
 
     fixed = aelab.fixed_threads(threads) if threads else contextlib.nullcontext()
     if name == "evaluation":
