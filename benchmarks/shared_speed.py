@@ -98,9 +98,8 @@ def inference_work(name: str, folder: Path, data: str, threads: int | None) -> f
 
     # every side imports these before its clock starts: the adaptive side used to import Lightning inside
     # its timed job, the fixed sides (aelab.fixed_threads) before it, 1.5-2 s of the gap measured on 2026-12-03
-    importlib.import_module("aelab.threads")
-    for name in ("anomaly", "evaluation", "style"):
-        importlib.import_module(f"aelab.{name}")
+    for module in ("aelab.threads", "aelab.anomaly", "aelab.evaluation", "aelab.style"):
+        importlib.import_module(module)
 
     fixed = aelab.fixed_threads(threads) if threads else contextlib.nullcontext()
     if name == "evaluation":
