@@ -237,8 +237,9 @@ def test_a_fit_inside_fixed_threads_keeps_that_count(small_data, tmp_path):
 
 
 def test_a_cpu_others_keep_busy_starts_at_the_cores_left(monkeypatch):
-    """With no choice to go by, a chooser looks at the CPU first: beside a busy program its first
-    steps run at the cores left, not at a count that runs several times slower until the probe."""
+    """With no choice to go by, a chooser looks at the CPU first: beside a busy program its steps
+    run at the cores left, not at a count that runs several times slower, and its probes do not try
+    more; once the program has ended, they do."""
     clock = Clock()
     monkeypatch.setattr(threads.time, "perf_counter", clock)
     torch.set_num_threads(2)
@@ -253,7 +254,15 @@ def test_a_cpu_others_keep_busy_starts_at_the_cores_left(monkeypatch):
     for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
         seen.append(torch.get_num_threads())
         clock.now += {2: 4e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
-    assert seen[0] == 1 and seen.count(2) <= 3 and seen[-1] == 1  # 2 threads: a warm-up and two probe steps, dropped
+    assert seen == [1] * 12  # 2 threads not even tried: each of its steps would cost four
+    monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
+    monkeypatch.setattr(threads, "others_busy", lambda: 0.0)  # the program ended: a minute later, 2 again
+    clock.now += threads.RECHECK_SECONDS
+    seen = []
+    for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
+        seen.append(torch.get_num_threads())
+        clock.now += {2: 0.5e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
+    assert seen[0] == 2 and seen[-1] == 2
     assert torch.get_num_threads() == 2
 
 

@@ -16,7 +16,8 @@ fewer threads if all of them ran far slower (another program busy), else at all 
 only when their steps slow down. A chooser with no recent choice to start from first looks at the
 CPU for a twentieth of a second (:func:`others_busy`): where other programs at normal priority keep
 cores busy, its first steps run at fewer threads (the cores left), not at a count that runs several
-times slower until the first probe. Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
+times slower until the first probe, and no probe tries more threads than the cores left (each of
+its steps would cost several). Training uses it as a Lightning callback (:class:`AdaptiveThreads`);
 long inference through :func:`chosen_threads`, one chooser a job (an evaluation, a detector's fit
 or scores, a style transfer) that the job's loops share (:func:`adaptive` times each step of one). ``threads=N`` (``--threads N``) or :func:`fixed_threads` fixes
 the count instead, for results that must repeat bit for bit (a different thread count changes
@@ -208,6 +209,17 @@ class ThreadChooser:
         counts = candidates(self.most)
         if len(counts) < 2:
             self._chosen_at = float("inf")  # one core: nothing to choose
+            return
+        # counts above the cores other programs leave free run several times slower: not tried (their
+        # steps would cost more than the whole probe), until a later look finds the cores free again
+        free = start_count(self.most)
+        counts = [n for n in counts if n <= free] or [free]
+        if len(counts) == 1:
+            now = time.perf_counter()
+            self._chosen, self._chosen_at, self._has_choice, self._rebase = counts[0], now, True, True
+            _last.update(count=counts[0], most=self.most, at=now)
+            self._switch(counts[0])
+            self._skip = False
             return
         # the count in use first: the others are then measured against it, and one clearly slower
         # costs a single step (a shared CPU makes the wrong count several times slower)
