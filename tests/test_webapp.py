@@ -47,7 +47,7 @@ def test_the_explorer_reconstructs_scores_and_decodes_clicks(trained_run, denois
     assert seen.shape == recon.shape == (196, 196) and denoised is None  # not trained to denoise: no such panel
     assert "Anomaly score" in text and "threshold" in text and distribution.ndim == 3
     images, gallery = explorer.test_images()
-    assert len(images) == len(gallery) == 24 and gallery[0][0].shape == (84, 84) and gallery[0][1].startswith("0: ")
+    assert len(images) == len(gallery) == 24 and gallery[0][0].shape == (84, 84) and gallery[0][1].startswith("class ")
     picture = explorer.latent_picture()
     assert picture.ndim == 3 and picture.shape[2] == 3
     marked, image, where = explorer.decode_point(picture.shape[1] / 2, picture.shape[0] / 2)

@@ -152,8 +152,8 @@ class Explorer:
             self._latent["classes"] = data.classes
             images = data.test[:GALLERY]
             labels = data.test_labels[:GALLERY].tolist() if data.test_labels is not None else [None] * len(images)
-            captions = [f"{i}: {data.classes[k]}" if data.classes and k is not None and k < len(data.classes)
-                        else f"{i}" if k is None else f"{i}: class {k}" for i, k in enumerate(labels)]
+            captions = [data.classes[k] if data.classes and k is not None and k < len(data.classes)
+                        else "" if k is None else f"class {k}" for k in labels]
             self._latent["gallery"] = (images, [(shown(image, 84), caption) for image, caption in zip(images, captions)])
         return self._latent["gallery"]
 
