@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("runs") / "anomaly-benchmark.json")
     args = parser.parse_args(argv)
     cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
-    from aelab.transformations import EPOCHS as NETWORK_EPOCHS, WIDTH
+    from aelab.transformations import EPOCHS as NETWORK_EPOCHS
+    from aelab.transformations import WIDTH
 
     setup = {"detectors": list(DETECTORS), "epochs": EPOCHS, "network": [NETWORK_EPOCHS, WIDTH]}
     if any(cache.get(key) != value for key, value in setup.items()):

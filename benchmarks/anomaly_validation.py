@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from anomaly import RESULTS, roc_auc
 from speed_common import cpu_line, prepend_section
 

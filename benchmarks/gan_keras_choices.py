@@ -31,14 +31,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from gan_sn_recipe import fd_of
 from torch import nn
 
 import aelab
 from aelab.data import load_data
 from aelab.errors import AelabError
-from aelab.nets import gan as gan_nets
 from aelab.families.gan import GANSystem
-from gan_sn_recipe import fd_of
+from aelab.nets import gan as gan_nets
 
 ROOT = Path(__file__).resolve().parent
 VARIANTS = ["torch", "glorot", "labels", "bn", "glorot+labels+bn"]  # "torch": PyTorch's weights, nothing else

@@ -24,11 +24,11 @@ import sys
 from pathlib import Path
 
 import torch
+from gan_sn_recipe import fd_of
 
 import aelab
 from aelab.data import load_data
 from aelab.errors import AelabError
-from gan_sn_recipe import fd_of
 
 ROOT = Path(__file__).resolve().parent
 # name -> gan-sn's settings; each names its rates, so the table keeps its meaning when the defaults change

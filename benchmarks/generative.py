@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 
 import torch
+from reproduce import wall_file
 from scipy import stats
 from torch.utils.flop_counter import FlopCounterMode
 
 from aelab.errors import AelabError
 from aelab.models import create_model
 from aelab.training import train
-from reproduce import wall_file
 
 ROOT = Path(__file__).resolve().parent
 RUNS = [("vae-2d", "vae", {"latent_dim": 2}), ("keras-vae-2d", "keras-io VAE", {"latent_dim": 2}),

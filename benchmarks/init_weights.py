@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from aelab.data import resolve_data, split_validation
-from aelab.nets.blocks import initialise
-from aelab.models import create_model
 from aelab.families.autoencoder import AutoencoderSystem
+from aelab.models import create_model
+from aelab.nets.blocks import initialise
 
 # PyTorch's Adadelta defaults, or the options the seed presets train with (Keras': rho 0.95, epsilon 1e-7)
 ADADELTA = {"torch": {}, "keras": AutoencoderSystem.optimizer_options["adadelta"]}

@@ -16,9 +16,10 @@ import argparse
 import sys
 
 import torch
+from generative_ceiling import (
+    median_ms,  # a sibling script: python benchmarks/lstm_ceiling.py puts this folder on the path
+)
 from torch import nn
-
-from generative_ceiling import median_ms  # a sibling script: python benchmarks/lstm_ceiling.py puts this folder on the path
 
 
 def step_ms(batch: int, width: int, steps: int, units: int = 128, maxlen: int = 40) -> float:

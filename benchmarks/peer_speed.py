@@ -44,10 +44,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from peers import KERAS_SCRIPT, export_data, peer_python
 from speed_common import cpu_line, default_data, prepend_section
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent
 ROWS = {  # aelab model -> (Keras peer, batch, quality metric, its name, higher is better)
@@ -238,8 +237,8 @@ def train_plain_gan(train: torch.Tensor, epochs: int, samples_file: str) -> list
         for real in train[torch.randperm(len(train))].split(64):
             real = real * 2 - 1
             for optimizer, player, loss_of in (
-                    (opt_d, model.discriminator, lambda: model.d_loss(real, model.generator(model.latent(len(real))).detach())),
-                    (opt_g, model.generator, lambda: model.g_loss(len(real)))):
+                    (opt_d, model.discriminator, lambda: model.d_loss(real, model.generator(model.latent(len(real))).detach())),  # noqa: B023, E501
+                    (opt_g, model.generator, lambda: model.g_loss(len(real)))):  # noqa: B023 - each called in this step
                 loss = loss_of()
                 optimizer.zero_grad()
                 loss.backward()

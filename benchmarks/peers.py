@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from generative import ledger_key, read_ledger, record, run_arguments
+from reproduce import wall_file
 
 from aelab import figures
 from aelab.data import load_data, split_validation
 from aelab.errors import AelabError
 from aelab.frechet import sample_quality
-from generative import ledger_key, read_ledger, record, run_arguments
-from reproduce import wall_file
 
 ROOT = Path(__file__).resolve().parent
 KERAS_SCRIPT = ROOT / "peers" / "keras_peers.py"

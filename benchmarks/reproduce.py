@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aelab
+from aelab import published
 from aelab.data import resolve_data
 from aelab.errors import AelabError
 from aelab.images import held_out
-import aelab
 from aelab.models import get_entry
-from aelab import published
 from aelab.published import published_for
 from aelab.runs import Run
 from aelab.training import train

@@ -60,10 +60,9 @@ def aelab_rate(data: str, epochs: int, tmp: Path, threads: int | None, env: dict
 
 
 def plain_rate(data: str, epochs: int, threads: int) -> dict:
-    code = ("import json, sys, torch; sys.path.insert(0, %r); torch.set_num_threads(%d)\n"
+    code = (f"import json, sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads:d})\n"
             "from speed_training import plain_loop\nfrom aelab.data import load_data, split_validation\n"
-            "x, _ = split_validation(load_data(%r).train)\nprint(json.dumps(plain_loop(x, %d, fast=False)[0]))"
-            % (str(ROOT), threads, data, epochs))
+            f"x, _ = split_validation(load_data({data!r}).train)\nprint(json.dumps(plain_loop(x, {epochs:d}, fast=False)[0]))")
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return {"rate": float(done.stdout.strip().splitlines()[-1]), "threads": str(threads)}
 

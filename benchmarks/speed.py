@@ -29,9 +29,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
-from aelab.data import load_data, split_validation
-
 import speed_generative
 import speed_inference
 import speed_overhead
@@ -41,6 +38,8 @@ import speed_text
 import speed_training
 import speed_ttq
 from speed_common import RESULTS, default_data, write_results
+
+from aelab.data import load_data, split_validation
 
 ONLY = {"text": "char-lstm rows", "generative": "VAE and GAN rows", "processes": "process-count rows"}
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from generative_ceiling import conv_ms  # a sibling script: python benchmarks/x.py puts this folder on the path
+from speed_common import Report, goal, measure, rate_text, script_main
 from torch import nn
 
 from aelab import create_model
@@ -32,9 +34,6 @@ from aelab.accel import autocast, choose_precision, keep_freed_memory
 from aelab.data import load_data, split_validation
 from aelab.models import get_entry
 from aelab.training import train
-
-from generative_ceiling import conv_ms  # a sibling script: python benchmarks/x.py puts this folder on the path
-from speed_common import Report, goal, measure, rate_text, script_main
 
 # seed 3's generative models: `aelab train` against the same networks trained by a plain fp32 eager loop
 GENERATIVE_MODELS = ("vae", "gan")

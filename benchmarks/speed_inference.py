@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 import torch
+from speed_common import MODEL, Report, goal, measure, rate_text, script_main
+from speed_training import PlainSeedOne
 
 from aelab import create_model
 from aelab.accel import choose_precision
 from aelab.data import load_data
 from aelab.metrics import reconstruct
-
-from speed_common import MODEL, Report, goal, measure, rate_text, script_main
-from speed_training import PlainSeedOne
 
 WORKERS = ("reference", "ours")
 

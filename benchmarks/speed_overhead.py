@@ -18,7 +18,6 @@ from pathlib import Path
 from speed_common import BATCH, MODEL, Report, goal, measure, script_main
 from speed_training import worker as training_worker
 
-
 OVERHEAD_MODEL, OVERHEAD_BATCH, OVERHEAD_EPOCHS = "dense", 10, 3
 WORKERS = {"overhead-ours": ("ours", OVERHEAD_MODEL, OVERHEAD_BATCH), "overhead-hand": ("hand", OVERHEAD_MODEL, OVERHEAD_BATCH),
            "seed-one-ours": ("ours", MODEL, BATCH)}

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from speed_common import Report, rate_text, script_main
 
-
 PROCESS_MODELS = {"conv-resize": 200, "best": 128}  # seed 1's model and aelab's own, at their default batches
 
 

@@ -18,7 +18,6 @@ from speed_common import Report, goal, script_main
 from speed_training import ours
 
 
-
 def quality_check(data_name: str, epochs: int, seeds: int, workdir: Path) -> str:
     """Final test RMSE with the defaults vs fp32 contiguous, same model, epochs and seed, for
     ``seeds`` seeds. One seed's gap mixes precision with trajectory noise (two fp32 runs with

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from speed_common import Report, goal, measure, rate_text, script_main
 from torch import nn
 
 from aelab.training import train
-
-from speed_common import Report, goal, measure, rate_text, script_main
 
 TEXT_MODEL, TEXT_BATCH = "char-lstm", 128
 TEXT_WORKERS = {"text-reference": "char-lstm reference: plain fp32 eager nn.LSTM loop",

@@ -22,6 +22,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+from speed_common import BATCH, MODEL, Report, goal, measure, page_faults, rate_text, script_main
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -31,8 +32,6 @@ from aelab.data import load_data, split_validation
 from aelab.families.base import make_optimizer
 from aelab.losses import bce_with_logits
 from aelab.training import train
-
-from speed_common import BATCH, MODEL, Report, goal, measure, page_faults, rate_text, script_main
 
 WORKERS = {
     "reference": "reference: plain fp32 eager loop",

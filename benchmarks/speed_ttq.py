@@ -20,13 +20,12 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+from speed_common import Report, goal, measure, script_main
 
 from aelab.data import ImageData, load_data, split_validation
 from aelab.metrics import pca_rmse, reconstruct
 from aelab.models import get_entry
 from aelab.training import train
-
-from speed_common import Report, goal, measure, script_main
 
 
 class StopAtQuality(L.Callback):

@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 import torch
+from speed_common import cpu_line
 from torchvision.utils import save_image
 
 from aelab.config import StyleSettings
 from aelab.style import VGGFeatures, load_vgg19, style_loss, to_caffe, total_variation_loss, transfer
-from speed_common import cpu_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "style.md"
 FIGURE = RESULTS.parent / "figures" / "style-schedules.png"

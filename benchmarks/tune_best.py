@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             done = 0
             if (args.study / "study.db").is_file():
                 import optuna
+
                 from aelab.tuning import STUDY_NAME, _storage
                 done = len(study_trials(optuna.load_study(study_name=STUDY_NAME,
                                                           storage=_storage(None, args.study))))

@@ -419,8 +419,8 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert np.allclose(session.run(None, {"images": images.numpy()})[0], scores, rtol=1e-4, atol=1e-4)
     # a file whose network is missing is refused in one line
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(tmp_path / "c.safetensors"), framework="pt") as file:
         metadata = file.metadata()

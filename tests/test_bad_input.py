@@ -11,9 +11,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 
 
 def error_line(capsys) -> str:

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
 import aelab
-from conftest import run_cli
 
 EXPECTED_METRICS = {"test_rmse", "test_mse", "test_bce", "test_psnr", "test_ssim", "code_size", "pca_rmse"}
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import aelab
 from aelab.errors import AelabError
-
-from conftest import run_cli
 
 TOML = """model = "dense"
 data_dir = "{data}"

@@ -19,13 +19,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
+from test_bad_input import error_line
 
 import aelab
 from aelab.config import TRAIN_FIELDS, TrainSettings
-from aelab.runs import MANIFEST, Run, RunLock, write_json
-from conftest import run_cli
-from test_bad_input import error_line
+from aelab.runs import MANIFEST, Run, RunLock
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -184,8 +184,8 @@ def test_config_json_records_only_what_the_system_uses(small_data, tmp_path):
 def test_seed_models_start_from_keras_initial_weights(digits, tmp_path):
     """The seeds' Keras and CNTK layers start from Glorot-uniform weights and zero biases: the seed
     presets do too (init=glorot), aelab's own models keep PyTorch's; the run records which."""
-    from aelab.nets.blocks import initialise
     from aelab.models import get_entry
+    from aelab.nets.blocks import initialise
 
     assert get_entry("deep-32").train.init == "glorot" and get_entry("conv-unpool").train.init == "glorot"
     assert get_entry("gan").train.init == "glorot"  # seed 3's DCGAN (benchmarks/results/gan-keras-choices.md)

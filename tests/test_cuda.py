@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import run_cli
 
 from aelab.accel import choose_precision
-from conftest import run_cli
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -15,11 +15,11 @@ from torch import nn
 import aelab
 from aelab import create_model
 from aelab.errors import AelabError, InputError
+from aelab.families.base import make_optimizer
+from aelab.families.classifier import ClassifierSystem
+from aelab.models import get_entry
 from aelab.nets.blocks import Inception, conv_block
 from aelab.probing import linear_probe
-from aelab.families.base import make_optimizer
-from aelab.models import get_entry
-from aelab.families.classifier import ClassifierSystem
 
 
 def digits(n: int = 300, labels: bool = True, seed: int = 0) -> dict:

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_export import untrained_run
 
 from aelab.cli import main
-from test_export import untrained_run
 
 EXAMPLES = int(os.environ.get("AELAB_FUZZ_EXAMPLES", "40"))
 NUMBERS = st.one_of(st.integers(-3, 3), st.sampled_from([0, 1, 2, 7, 100, 10**5, 10**9, -(10**9)]))

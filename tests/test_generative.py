@@ -6,15 +6,15 @@ import json
 
 import pytest
 import torch
+from conftest import run_cli
 
 from aelab import create_model, evaluate, list_models
 from aelab.errors import AelabError
+from aelab.families.gan import GANSystem
 from aelab.losses import vae_loss
 from aelab.metrics import vae_bounds
 from aelab.models import get_entry
 from aelab.runs import Run, write_json
-from aelab.families.gan import GANSystem
-from conftest import run_cli
 
 GANS = [name for name in list_models() if get_entry(name).family == "gan"]
 

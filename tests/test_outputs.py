@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
+from test_bad_input import error_line
+from test_export import untrained_run
 
 import aelab
 from aelab.outputs import atomic_write, check_targets, drawn_by_aelab
-from conftest import run_cli
-from test_bad_input import error_line
-from test_export import untrained_run
 
 FAST_STYLE = ("--height", "24", "--evaluations", "2", "--iterations", "1", "--no-progress")
 

@@ -262,8 +262,8 @@ def test_renamed_parameters_map_from_old_runs(tmp_path, name, old, new, value):
 def test_the_catalog_aelab_models_prints_is_the_registry():
     """`aelab models` reads the registrations without importing torch; it must list what the
     registry holds, with the same descriptions and aliases."""
-    from aelab.registry import catalog
     from aelab.models import aliases
+    from aelab.registry import catalog
 
     models, alias_names = catalog()
     assert models == {name: get_entry(name).description for name in list_models()}

@@ -8,14 +8,26 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
+from test_bad_input import error_line
 
 import aelab
 from aelab.config import StyleSettings
-from aelab.style import (KERAS_SCALE, RoundClock, VGGFeatures, from_caffe, gram_matrix, layer_names, load_vgg19,
-                         pyramid, style_loss, to_caffe, total_variation_loss, transfer)
-from conftest import run_cli
-from test_bad_input import error_line
+from aelab.style import (
+    KERAS_SCALE,
+    RoundClock,
+    VGGFeatures,
+    from_caffe,
+    gram_matrix,
+    layer_names,
+    load_vgg19,
+    pyramid,
+    style_loss,
+    to_caffe,
+    total_variation_loss,
+    transfer,
+)
 
 FAST = {"height": 24, "evaluations": 5}
 

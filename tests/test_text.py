@@ -8,11 +8,11 @@ import math
 
 import pytest
 import torch
+from conftest import run_cli
+from test_bad_input import error_line
 
 import aelab
 from aelab.text import NGram, TextData, WindowBatches, encode, load_text, pydoc_topics, sample_index, windows
-from conftest import run_cli
-from test_bad_input import error_line
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 import aelab
-from conftest import run_cli
 
 SAME_KIND = {"reconstruct", "encode", "decode", "interpolate"}  # array in -> the same kind out
 NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encode_file"}  # nothing in -> numpy

@@ -47,9 +47,8 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 

@@ -52,24 +52,51 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .accel import keep_freed_memory
     from .anomaly import AnomalyDetector, score_files
     from .arrays import Dataset
-    from .config import (EvalSettings, RunConfig, StyleSettings, TrainConfig, TrainSettings, list_datasets,
-                         read_train_config)
-    from .demo_runs import demo, demo_table
+    from .config import (
+        EvalSettings,
+        RunConfig,
+        StyleSettings,
+        TrainConfig,
+        TrainSettings,
+        list_datasets,
+        read_train_config,
+    )
     from .data import resolve_data
     from .datasets import load_data
+    from .demo_runs import demo, demo_table
     from .distributed import is_main_process
     from .errors import AelabError, InputError, from_cli
     from .evaluation import ensemble, ensemble_table, evaluate, run_data, run_report
     from .exporting import export
     from .families import model_info
-    from .inference import (activation_epochs, activation_figure, activations, decode, decoder, encode, encode_file,
-                            encode_split, encoder, generate, interpolate, interpolate_figure, latent, latent_figure,
-                            manifold, manifold_figure, probe, reconstruct, reconstruct_files, sample, sample_figure)
+    from .inference import (
+        activation_epochs,
+        activation_figure,
+        activations,
+        decode,
+        decoder,
+        encode,
+        encode_file,
+        encode_split,
+        encoder,
+        generate,
+        interpolate,
+        interpolate_figure,
+        latent,
+        latent_figure,
+        manifold,
+        manifold_figure,
+        probe,
+        reconstruct,
+        reconstruct_files,
+        sample,
+        sample_figure,
+    )
     from .models import create_model, list_models, parse_param
     from .probing import linear_probe
     from .published import PUBLISHED, Published
-    from .reporting import report
     from .registry import catalog
+    from .reporting import report
     from .runs import Run, load
     from .style import style_transfer, style_transfer_files
     from .summary import draw_graph, format_summary

@@ -61,8 +61,8 @@ import torch
 
 from .data import read_images, split_validation
 from .errors import AelabError, check_file, opt
-from .limits import check_number
 from .evaluation import run_data
+from .limits import check_number
 from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Conditional
 from .outputs import atomic_write, check_targets, drawn_by_aelab
@@ -128,7 +128,7 @@ class AnomalyDetector:
         return {"model": self.model, "contamination": self.contamination, "out": self.out, "score": self.score,
                 "method": self.method, "progress": self.progress, **self.settings}
 
-    def set_params(self, **params: Any) -> "AnomalyDetector":
+    def set_params(self, **params: Any) -> AnomalyDetector:
         """Change constructor arguments (any training setting included); they apply at the next ``fit``."""
         if "contamination" in params:
             check_contamination(params["contamination"])
@@ -151,7 +151,7 @@ class AnomalyDetector:
 
     # ----------------------------------------------------------------------- fitting
 
-    def fit(self, X: Any, y: Any = None) -> "AnomalyDetector":
+    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
         """Train the autoencoder on ``X`` (normal images; ``y`` is ignored, as in PyOD) and set the
         threshold from the training scores."""
         from .training import train
@@ -173,7 +173,7 @@ class AnomalyDetector:
 
     @classmethod
     def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None, score: str = "normalised",
-                 method: str = "reconstruction") -> "AnomalyDetector":
+                 method: str = "reconstruction") -> AnomalyDetector:
         """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
         scores of the run's validation images (its dataset, or ``data`` for a run trained on
         arrays); the neighbours take the run's training images as their reference, and the
@@ -215,7 +215,7 @@ class AnomalyDetector:
         self.threshold_ = float(np.quantile(scores, 1 - self.contamination))
         self.labels_ = (scores > self.threshold_).astype(int)
 
-    def calibrate(self, X: Any, y: Any = None) -> "AnomalyDetector":
+    def calibrate(self, X: Any, y: Any = None) -> AnomalyDetector:
         """Set the threshold on calibration images ``X`` (see the module's threshold rule): with no
         labels, or labels that are all 0 (no anomalies), the ``1 - contamination`` quantile of their
         scores; with labels holding both 0 (normal) and 1 (anomaly), the score maximising F1 on them.
@@ -441,7 +441,7 @@ class AnomalyDetector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "AnomalyDetector":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> AnomalyDetector:
         """A detector from :meth:`save`'s file, on ``device``; nothing in the file is executed."""
         from safetensors import SafetensorError, safe_open
 

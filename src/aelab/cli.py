@@ -12,8 +12,9 @@ import contextlib
 import logging
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aelab
 from aelab import AelabError, from_cli

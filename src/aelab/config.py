@@ -122,7 +122,7 @@ class TrainSettings:
         validate_fields(self)
         object.__setattr__(self, "logger", tuple(dict.fromkeys(self.logger)))  # each logger once, in order
 
-    def updated(self, **changes: Any) -> "TrainSettings":
+    def updated(self, **changes: Any) -> TrainSettings:
         """A copy with ``changes`` applied (validated)."""
         return replace(self, **changes)
 
@@ -293,7 +293,7 @@ class EvalSettings:
         validate_fields(self)
 
     @classmethod
-    def of(cls, value: "EvalSettings | dict[str, Any] | None") -> "EvalSettings":
+    def of(cls, value: EvalSettings | dict[str, Any] | None) -> EvalSettings:
         """``value`` as EvalSettings: itself, a dict of fields (unknown names refused) or None (defaults)."""
         if isinstance(value, cls):
             return value

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,9 +22,20 @@ from .arrays import Dataset, whole_number_pixels
 from .config import CLASS_NAMES, DATASETS
 from .distributed import shard
 from .errors import AelabError, opt
+from .images import (  # noqa: F401
+    IMAGE_SUFFIXES,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    cache_dir,
+    folder_classes,
+    folder_layout,
+    image_files,
+    image_to_tensor,
+    read_image,
+    read_images,
+    seeded_split,
+)
 from .limits import check_images
-from .images import (IMAGE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, cache_dir, folder_classes, folder_layout,  # noqa: F401
-                     image_files, image_to_tensor, read_image, read_images, seeded_split)
 from .streaming import STREAM_BYTES, decoded_bytes, folder_stream
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -47,7 +58,7 @@ class ImageData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.train.shape[1:])
 
-    def fit_to(self, channels: int, size: int) -> "ImageData":
+    def fit_to(self, channels: int, size: int) -> ImageData:
         """The same data converted to ``channels`` x ``size`` x ``size``."""
         return ImageData(self.name, fit_images(self.train, channels, size), fit_images(self.test, channels, size),
                          self.train_labels, self.test_labels, self.classes)
@@ -346,7 +357,10 @@ def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
     channels = 3 if any(img.mode != "L" for img in images) else 1
     x = torch.stack([image_to_tensor(img, channels, size) for img in images])
     train, test, labels = folder_layout(folder, files)
-    pick = (lambda t, i: None if t is None else t[i])
+
+    def pick(t, i):
+        return None if t is None else t[i]
+
     return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test),
                      folder_classes(folder, files) if labels is not None else None)
 
@@ -368,7 +382,10 @@ def _split(name: str, x: Tensor, labels: Tensor | None) -> ImageData:
     if len(x) < 2:
         raise AelabError(f"{name}: need at least 2 images to make a train/test split, found {len(x)}")
     train, test = seeded_split(len(x), TEST_FRACTION, SPLIT_SEED)
-    pick = (lambda t, i: None if t is None else t[i])
+
+    def pick(t, i):
+        return None if t is None else t[i]
+
     return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test))
 
 

@@ -14,8 +14,9 @@ a tensor in, a tensor out; numpy where nothing goes in.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch

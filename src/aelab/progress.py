@@ -19,7 +19,8 @@ import contextlib
 import contextvars
 import sys
 import time
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from .errors import AelabError
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .config import TRAIN_FIELDS, TrainSettings
 from .errors import AelabError

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import AelabError
 from .outputs import atomic_write, check_targets

@@ -16,8 +16,8 @@ trained model is :mod:`aelab.inference`'s.
 
 from __future__ import annotations
 
-import fnmatch
 import csv
+import fnmatch
 import json
 import math
 import os
@@ -81,7 +81,7 @@ class Run:
         return f"Run({str(self.path)!r})"
 
     @classmethod
-    def of(cls, run: "Run | str | Path") -> "Run":
+    def of(cls, run: Run | str | Path) -> Run:
         """``run`` itself, or the run in the folder ``run``."""
         return run if isinstance(run, Run) else cls(run)
 
@@ -442,7 +442,7 @@ class RunLock:
         self.path = Path(folder) / LOCK_NAME
         self.fd: int | None = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         try:
             import fcntl
         except ImportError:  # not a POSIX system: no lock

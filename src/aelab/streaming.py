@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -254,7 +254,10 @@ def folder_stream(name: str, files: list[Path], folder: Path, channels: int | No
     if channels is None:
         channels = 3 if colour else 1
     train, test, labels = folder_layout(folder, files)
-    pick = (lambda idx: None if labels is None else labels[idx])
+
+    def pick(idx):
+        return None if labels is None else labels[idx]
+
     return FolderStream(name, [files[i] for i in train], [files[i] for i in test], channels, size,
                         pick(train), pick(test), folder_classes(folder, files) if labels is not None else None)
 

@@ -52,9 +52,9 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -403,7 +403,7 @@ class StyleProblem:
 
                 def closure() -> Tensor:
                     started = time.perf_counter()
-                    optimizer.zero_grad()
+                    optimizer.zero_grad()  # noqa: B023 - called by this round's optimizer.step only
                     loss = self.loss(z * scale)
                     loss.backward()
                     if chooser is not None:

@@ -63,8 +63,8 @@ from .models import create_model, get_entry, resolve_params
 from .nets.blocks import initialise
 from .outputs import atomic_write, created, first_free, umask
 from .progress import Progress, reporting, resolve, say
-from .threads import AdaptiveThreads, fixed_count, fixed_threads
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
+from .threads import AdaptiveThreads, fixed_count, fixed_threads
 from .version import __version__
 
 log = logging.getLogger("aelab")
@@ -278,7 +278,7 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
 
 
 def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L.Callback],
-        evaluate_test: bool = True, main: bool = True, evaluation: EvalSettings = EvalSettings()) -> str | None:
+        evaluate_test: bool = True, main: bool = True, evaluation: EvalSettings | None = None) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate; ``progress``: "bar",
     "epoch" or None (resolved). Returns why training
     stopped early on a non-finite loss, or None. ``main=False`` (a helper process of a
@@ -358,7 +358,7 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     if evaluate_test:
         with fixed_threads(fixed):
             try:
-                evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation))
+                evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation or EvalSettings()))
             except KeyboardInterrupt:
                 raise Interrupted(f"evaluation interrupted; the trained run is kept: measure it with "
                                   f"{eval_command(plan_.out)}") from None

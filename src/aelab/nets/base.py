@@ -189,12 +189,12 @@ class Autoencoder(Network):
                              f"{int(labels.min())} to {int(labels.max())}")
         return (labels.long().to(device),)
 
-    def encoder_part(self) -> "EncoderPart":
+    def encoder_part(self) -> EncoderPart:
         """The encoder as a module of its own (images -> codes), sharing this model's weights: a
         layer to put in another network."""
         return EncoderPart(self)
 
-    def decoder_part(self) -> "DecoderPart":
+    def decoder_part(self) -> DecoderPart:
         """The decoder as a module of its own (codes -> images in [0, 1]), sharing the weights."""
         if not self.decodes_from_code_alone:
             raise InputError(f"{self.model_name}'s decoder needs more than the code (the encoder's pooling switches)")

@@ -11,7 +11,6 @@ from ..registry import register_model, register_preset
 from .base import AEOutput, Autoencoder
 from .blocks import check_positive
 
-
 CNTK = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="glorot")  # CNTK's default init
 
 
