@@ -89,12 +89,16 @@ def page_server(trained_run, denoising_run, tmp_path_factory):
     pytest.importorskip("playwright", reason="playwright is not installed (pip install -e .[dev])")
     if chromium() is None:
         pytest.skip("no Chromium for Playwright (apt-get install chromium, or set AELAB_CHROMIUM)")
-    broken = tmp_path_factory.mktemp("serve") / "broken"
+    from test_export import untrained_run
+
+    folder = tmp_path_factory.mktemp("serve")
+    broken = folder / "broken"
     broken.mkdir()
+    cvae = untrained_run("cvae", folder / "cvae").path  # a generative, conditional model: samples per class
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "aelab.cli", "serve", str(trained_run), str(denoising_run),
-                                str(broken), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                                str(broken), str(cvae), "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -115,6 +119,27 @@ def page_server(trained_run, denoising_run, tmp_path_factory):
 def overflow(page) -> int:
     """How many pixels the page is wider than the window (0: no horizontal scrolling)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def open_tab(page, name: str) -> None:
+    """Click the tab ``name`` (a run's, or one of a run's own), through its tab bar's overflow
+    menu ("...") where a narrow window has put it there."""
+    tabs = page.get_by_role("tab", name=name, exact=True)
+    for i in range(tabs.count()):
+        if tabs.nth(i).is_visible():
+            tabs.nth(i).click()
+            return
+    menus = page.locator(".overflow-menu")
+    for i in range(menus.count()):
+        if not menus.nth(i).is_visible():
+            continue
+        menus.nth(i).locator("button").first.click()
+        item = menus.nth(i).locator(".overflow-dropdown button", has_text=name)
+        if item.count() and item.first.is_visible():
+            item.first.click()
+            return
+        menus.nth(i).locator("button").first.click()  # closed again
+    raise AssertionError(f"no tab {name!r} on the page")
 
 
 @pytest.mark.parametrize("width", [1400, 400])
@@ -141,11 +166,11 @@ def test_the_page_in_a_browser(page_server, small_data, tmp_path, width):
         page.goto(page_server)
         expect(page.locator("#overview")).to_contain_text("conv-resize", timeout=60_000)
         shot(page, "overview")
-        page.get_by_role("tab", name="broken").click()
+        open_tab(page, "broken")
         expect(page.locator("#error-2")).to_contain_text("Could not load this run")
         shot(page, "broken")
 
-        page.get_by_role("tab", name="plain").click()  # a plain autoencoder: no denoising panels
+        open_tab(page, "plain")  # a plain autoencoder: no denoising panels
         gallery = page.locator("#gallery-0 img")
         expect(gallery.first).to_be_visible(timeout=60_000)
         assert gallery.count() == 24  # the run's own test images to pick from
@@ -163,7 +188,7 @@ def test_the_page_in_a_browser(page_server, small_data, tmp_path, width):
         assert page.locator("#upload-0 img").bounding_box()["height"] >= 150  # the 28-pixel upload drawn large
         shot(page, "reconstruct")
 
-        page.get_by_role("tab", name="Latent space").first.click()
+        open_tab(page, "Latent space")
         scatter = page.locator("#latent-0 img")
         expect(scatter).to_be_visible()
         first = scatter.get_attribute("src")
@@ -174,19 +199,26 @@ def test_the_page_in_a_browser(page_server, small_data, tmp_path, width):
         expect(scatter).not_to_have_attribute("src", first, timeout=30_000)  # redrawn with the point marked
         shot(page, "latent")
 
-        page.get_by_role("tab", name="Path").first.click()
+        open_tab(page, "Path")
         expect(page.locator("#from-0 img")).to_be_visible()  # two test images to start from
         assert page.locator("#from-0 img").bounding_box()["height"] > 100  # not a thin strip
         page.locator("#interpolate-0").click()
         expect(page.locator("#path-0 img")).to_be_visible(timeout=60_000)
         shot(page, "path")
 
-        page.get_by_role("tab", name="denoise").click()  # a denoising run: its panels
+        open_tab(page, "denoise")  # a denoising run: its panels
         page.locator("#gallery-1 img").nth(0).click()
         expect(page.locator("#denoised-1 img")).to_be_visible(timeout=60_000)
         shot(page, "denoise")
+
+        open_tab(page, "cvae")  # a conditional VAE: its samples, a class to pick
+        open_tab(page, "Samples")
+        page.locator("#draw-3").click()
+        expect(page.locator("#samples-3 img")).to_be_visible(timeout=60_000)
+        assert page.locator("#samples-3 img").bounding_box()["width"] >= min(300, width - 80)  # not a thumbnail
+        shot(page, "samples")
         if os.environ.get("AELAB_SCREENSHOT"):
             page.screenshot(path=os.environ["AELAB_SCREENSHOT"], full_page=True)
         browser.close()
     assert not errors, errors
-    assert all(path.stat().st_size > 0 for path in shots) and len(shots) == 6
+    assert all(path.stat().st_size > 0 for path in shots) and len(shots) == 7
