@@ -95,9 +95,10 @@ def page_server(trained_run, denoising_run, tmp_path_factory):
     broken = folder / "broken"
     broken.mkdir()
     cvae = untrained_run("cvae", folder / "cvae").path  # a generative, conditional model: samples per class
+    text = untrained_run("char-lstm", folder / "text").path  # a character model: text
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "aelab.cli", "serve", str(trained_run), str(denoising_run),
-                                str(broken), str(cvae), "--port", str(port)], stdout=subprocess.PIPE,
+                                str(broken), str(cvae), str(text), "--port", str(port)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -217,8 +218,13 @@ def test_the_page_in_a_browser(page_server, small_data, tmp_path, width):
         expect(page.locator("#samples-3 img")).to_be_visible(timeout=60_000)
         assert page.locator("#samples-3 img").bounding_box()["width"] >= min(300, width - 80)  # not a thumbnail
         shot(page, "samples")
+
+        open_tab(page, "text")  # a character model: text from a prompt
+        page.locator("#generate-4").click()
+        expect(page.locator("#text-4 textarea")).not_to_have_value("", timeout=60_000)
+        shot(page, "text")
         if os.environ.get("AELAB_SCREENSHOT"):
             page.screenshot(path=os.environ["AELAB_SCREENSHOT"], full_page=True)
         browser.close()
     assert not errors, errors
-    assert all(path.stat().st_size > 0 for path in shots) and len(shots) == 7
+    assert all(path.stat().st_size > 0 for path in shots) and len(shots) == 8

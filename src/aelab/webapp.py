@@ -458,7 +458,8 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                 length = gr.Slider(20, 1000, value=300, step=10, label="characters")
                 seed_t = gr.Number(0, precision=0, label="seed")
             text = gr.Textbox(label="generated", lines=8, elem_id=f"text-{index}")
-            gr.Button("Generate").click(explorer.generate, [prompt, temperature, length, seed_t], text)
+            gr.Button("Generate", elem_id=f"generate-{index}").click(explorer.generate, [prompt, temperature, length, seed_t],
+                                                                   text)
 
 
 # pixels drawn as blocks (a 28-pixel digit scaled up stays sharp); images never wider than the page
