@@ -320,6 +320,12 @@ def scatter(points: Tensor, labels: Tensor | None, path: Path, title: str | None
     return _save(fig, path)
 
 
+def class_label(k: int, classes: Sequence[str] | None) -> str:
+    """Class ``k`` as figures and the web page name it: "3: Dress" where the data name their
+    classes, else "3"."""
+    return f"{k}: {classes[k]}" if classes is not None and k < len(classes) else str(k)
+
+
 def labelled_dots(ax, xy: np.ndarray, labels: np.ndarray | None, classes: Sequence[str] | None = None,
                   size: float = 3) -> None:
     """Dots coloured by class with a legend beside the axes naming each class ("3: Dress" where the
@@ -334,8 +340,8 @@ def labelled_dots(ax, xy: np.ndarray, labels: np.ndarray | None, classes: Sequen
         return
     palette = plt.get_cmap("tab10" if max(present, default=0) < 10 else "tab20")
     for k in present:
-        name = f"{k}: {classes[k]}" if classes is not None and k < len(classes) else str(k)
-        ax.scatter(xy[labels == k, 0], xy[labels == k, 1], s=size, alpha=0.7, color=palette(k % palette.N), label=name)
+        ax.scatter(xy[labels == k, 0], xy[labels == k, 1], s=size, alpha=0.7, color=palette(k % palette.N),
+                   label=class_label(k, classes))
     ax.legend(title="class", markerscale=12 / max(size, 1), fontsize=8, title_fontsize=9, loc="center left",
               bbox_to_anchor=(1.01, 0.5), frameon=False)
 

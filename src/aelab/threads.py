@@ -149,12 +149,10 @@ class ThreadChooser:
         # minute is up, so a run of short loops (an evaluation's) pays for one probe, not one each
         if _last["most"] == self.most and self._started - _last["at"] < RECHECK_SECONDS:
             self._chosen, self._chosen_at, self._rebase, self._has_choice = _last["count"], _last["at"], True, True
-            self._switch(self._chosen)
-            self._skip = False
+            self._switch(self._chosen, warm_up=False)
         elif len(candidates(self.most)) > 1:  # nothing to go by: the cores other programs leave free
             self._chosen = start_count(self.most)
-            self._switch(self._chosen)
-            self._skip = False
+            self._switch(self._chosen, warm_up=False)
 
     def new_work(self, warm: int = INFERENCE_WARM_STEPS) -> None:
         """The steps from here on are other work (the next loop of a job): rates measured so far do
@@ -218,8 +216,7 @@ class ThreadChooser:
             now = time.perf_counter()
             self._chosen, self._chosen_at, self._has_choice, self._rebase = counts[0], now, True, True
             _last.update(count=counts[0], most=self.most, at=now)
-            self._switch(counts[0])
-            self._skip = False
+            self._switch(counts[0], warm_up=False)
             return
         # the count in use first: the others are then measured against it, and one clearly slower
         # costs a single step (a shared CPU makes the wrong count several times slower)
@@ -247,11 +244,15 @@ class ThreadChooser:
         self._recent.clear()
         self._switch(best)
 
-    def _switch(self, count: int) -> None:
+    def _switch(self, count: int, warm_up: bool = True) -> None:
+        """Run at ``count`` threads from the next step; with ``warm_up``, that step (a new team of
+        threads warming up) is not measured unless long. Without: no step is measured yet."""
         self._trial = []
         if torch.get_num_threads() != count:
             torch.set_num_threads(count)
             self._skip = True
+        if not warm_up:
+            self._skip = False
 
 
 class AdaptiveThreads(L.Callback):

@@ -114,7 +114,9 @@ class Explorer:
     run: Any
     name: str
     _detector: Any = None
-    _latent: dict = field(default_factory=dict)
+    _latent: dict = field(default_factory=dict)  # the scatter's figure and its mapping back to codes
+    _data: Any = None  # the run's data, read once (AelabError: a run without data to read)
+    _gallery: tuple[torch.Tensor, list[tuple[np.ndarray, str]]] | None = None
 
     @property
     def model(self):
@@ -139,24 +141,42 @@ class Explorer:
     @property
     def denoising(self) -> bool:
         """Trained to denoise (noise added to its inputs): only then does a denoised panel mean something."""
-        return bool(getattr(self.run.config.train, "noise", 0))
+        return self.run.config.train.noise > 0
+
+    def data(self):
+        """The run's data (:func:`~aelab.evaluation.run_data`), read once for the gallery and the scatter."""
+        if self._data is None:
+            try:
+                self._data = run_data(self.run)
+            except AelabError as error:  # e.g. a run trained on arrays it did not keep
+                self._data = error
+        if isinstance(self._data, AelabError):
+            raise self._data
+        return self._data
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The data's class names (None: unnamed, or no data to read)."""
+        try:
+            return self.data().classes
+        except AelabError:
+            return None
 
     def test_images(self) -> tuple[torch.Tensor, list[tuple[np.ndarray, str]]]:
         """The first GALLERY test images of the run's data and the gallery's (picture, caption) pairs,
         captioned with their class; an empty gallery when the run has no dataset to read."""
-        if "gallery" not in self._latent:
+        if self._gallery is None:
             try:
-                data = run_data(self.run)
-            except AelabError:  # e.g. a run trained on arrays it did not keep
-                self._latent["gallery"], self._latent["classes"] = (torch.zeros(0, *self.shape), []), None
-                return self._latent["gallery"]
-            self._latent["classes"] = data.classes
+                data = self.data()
+            except AelabError:
+                self._gallery = (torch.zeros(0, *self.shape), [])
+                return self._gallery
             images = data.test[:GALLERY]
             labels = data.test_labels[:GALLERY].tolist() if data.test_labels is not None else [None] * len(images)
             captions = [data.classes[k] if data.classes and k is not None and k < len(data.classes)
                         else "" if k is None else f"class {k}" for k in labels]
-            self._latent["gallery"] = (images, [(shown(image, 84), caption) for image, caption in zip(images, captions)])
-        return self._latent["gallery"]
+            self._gallery = (images, [(shown(image, 84), caption) for image, caption in zip(images, captions)])
+        return self._gallery
 
     def analyse(self, x: torch.Tensor | None, noise: float, label: Any = None) -> tuple[Any, Any, Any, str, Any]:
         """The input as the model sees it (with the noise added, for a denoising run), its
@@ -220,7 +240,7 @@ class Explorer:
         from .figures import labelled_dots
         from .metrics import pca_fit, reconstruct
 
-        data = run_data(self.run)
+        data = self.data()
         images = data.test[:2000]
         labels = data.test_labels[:2000] if data.test_labels is not None else None
         given = {"labels": labels} if self.conditional and labels is not None else {}
@@ -354,14 +374,15 @@ def build_app(paths: list[str | Path]):
 
 
 def _run_tabs(gr, explorer: Explorer, index: int) -> None:
+    from .figures import class_label
+
     model, config = explorer.model, explorer.run.config
     gr.Markdown(f"`{config.model}` trained on {config.data}"
                 + (f", to denoise (noise {config.train.noise:g})" if explorer.denoising else ""))
     conditional = explorer.conditional
-    images, pictures = explorer.test_images() if explorer.is_autoencoder() or conditional else ([], [])
-    classes = explorer._latent.get("classes")
+    images, pictures = explorer.test_images() if explorer.is_autoencoder() else ([], [])
     if conditional:
-        names = [f"{k}: {classes[k]}" if classes and k < len(classes) else str(k) for k in range(model.classes)]
+        names = [class_label(k, explorer.classes) for k in range(model.classes)]
         label = gr.Dropdown(list(zip(names, range(model.classes))), value=0, label="class")
     else:
         label = gr.State(None)

@@ -171,7 +171,7 @@ def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: 
     else:
         metrics = {"fd_classifier": None, "fd_note": "sample quality not measured (quality off)"}
     if write_figures and isinstance(model, Conditional):  # a row of samples per class
-        names = [f"{k}: {name_}" for k, name_ in enumerate(data.classes)] if data.classes else None
+        names = [figures.class_label(k, data.classes) for k in range(len(data.classes))] if data.classes else None
         figures.grid(latent.class_samples(model, per_class=10), run.path / "samples.png", nrow=10, row_labels=names,
                      title=f"{name}: samples, a row per class")
     elif write_figures:
