@@ -66,7 +66,7 @@ def aelab_detector(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, 
     """One `dense` fitted by the combined method, scored four ways from its standardised parts;
     each with the seconds its method takes (the transformations network's share timed apart)."""
     import aelab
-    from aelab import anomaly
+    from aelab.anomaly import as_images, parts
 
     spent = {"network": 0.0}
 
@@ -81,13 +81,16 @@ def aelab_detector(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, 
 
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, \
-            mock.patch.multiple(anomaly, fit_transformation_net=timed(anomaly.fit_transformation_net),
-                                transformation_scores=timed(anomaly.transformation_scores)):
+            mock.patch.multiple(parts, fit_transformation_net=timed(parts.fit_transformation_net),
+                                transformation_scores=timed(parts.transformation_scores)):
         detector = aelab.AnomalyDetector(out=Path(folder) / "run", seed=seed).fit(train)  # the defaults
         assert detector.method == "combined" and detector.run.config.train.epochs == EPOCHS
-        images, maps, codes = detector._through(test)
-        recon = detector.score_maps(maps)
-        z = detector._standardised(detector._parts(recon, images, codes))  # the combined score is their sum
+        scorer = detector.scorer()
+        seen = scorer.see(scorer.model.check_images(as_images(test)))
+        standard = scorer.standard
+        # each part standardised on the normal images: the combined score is their sum
+        z = ((scorer.part_scores(seen) - standard[:, :1]) / standard[:, 1:]).numpy()
+        recon = scorer.score_errors(seen.errors).numpy()
     total = time.perf_counter() - began
     autoencoder = total - spent["network"]
     return {"aelab dense (combined, default)": (z.sum(0), total), "aelab dense (neighbours)": (z[:3].sum(0), autoencoder),

@@ -76,11 +76,13 @@ def parts_of(detector, train: np.ndarray, val: np.ndarray, networks: list[tuple[
     """Every part's (validation values, training values) for one trained detector, and those of
     the transformations' ``networks`` ((epochs, width) each; seed 0): ``gE`` at the default width,
     ``gEwW`` at width W, with the seconds each took to fit and score in ``seconds``."""
-    from aelab.anomaly import neighbour_distance
+    from aelab.anomaly import as_images, neighbour_distance
     from aelab.transformations import WIDTH, fit_transformation_net, transformation_scores
 
-    tr_images, tr_maps, tr_codes = detector._through(train)
-    va_images, va_maps, va_codes = detector._through(val)
+    scorer = detector.scorer()
+    tr_images, tr_maps, tr_codes = scorer.see(scorer.model.check_images(as_images(train)))
+    va_images, va_maps, va_codes = scorer.see(scorer.model.check_images(as_images(val)))
+    tr_maps, va_maps = tr_maps.numpy(), va_maps.numpy()
     tr_pixels, va_pixels = tr_images.flatten(1), va_images.flatten(1)
     tr_codes, va_codes = tr_codes.flatten(1).double(), va_codes.flatten(1).double()
     found = {"r": (detector.score_maps(va_maps), detector.score_maps(tr_maps))}
@@ -94,7 +96,7 @@ def parts_of(detector, train: np.ndarray, val: np.ndarray, networks: list[tuple[
     inverse = torch.linalg.inv(torch.cov(tr_codes.T) + 1e-3 * torch.eye(tr_codes.shape[1], dtype=torch.float64))
     mahalanobis = lambda c: (((c - mean) @ inverse) * (c - mean)).sum(1).numpy()  # noqa: E731
     found["m"] = (mahalanobis(va_codes), mahalanobis(tr_codes))
-    scale = torch.from_numpy(1 / (detector.pixel_errors_ + 1e-4)).float()
+    scale = 1 / (scorer.error.pixel_errors + 1e-4)
     blurred = lambda maps: F.avg_pool2d(torch.from_numpy(maps).float()[:, None] * scale, 3, 1, 1).flatten(1).amax(1)  # noqa: E731
     found["b3"] = (blurred(va_maps).numpy(), blurred(tr_maps).numpy())
     for epochs, width in networks:

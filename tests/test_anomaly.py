@@ -50,10 +50,10 @@ def test_detector_follows_pyod_conventions(digits, tmp_path):
     assert maps.shape == (4, 28, 28)
     # the default score: each pixel's error over its mean on the training images, averaged
     normal = detector.error_maps(digits).mean(axis=0)
-    assert np.allclose(detector.pixel_errors_, normal, rtol=1e-5)
+    assert np.allclose(detector.scorer_.error.pixel_errors.numpy(), normal, rtol=1e-5)
     assert np.allclose((maps / (normal + 1e-4)).mean(axis=(1, 2)), detector.decision_function(noise), rtol=1e-4)
     plain = aelab.AnomalyDetector("dense", score="mse", method="reconstruction")
-    plain.run, plain.pixel_errors_ = detector.run, detector.pixel_errors_
+    plain.run = detector.run  # a run given by hand: the plain error needs nothing fitted
     assert np.allclose(maps.mean(axis=(1, 2)), plain.decision_function(noise), rtol=1e-5)
     with pytest.raises(AelabError, match="unknown score"):
         aelab.AnomalyDetector("dense", score="max")
@@ -317,14 +317,18 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     assert neighbour_distance(reference, reference, 1, leave_out=True).tolist() == [1.0, 1.0, 2.0]
     detector = aelab.AnomalyDetector.from_run(dense_run, method="neighbours")
     assert clone(detector).get_params()["method"] == "neighbours"
-    assert len(detector.references_[0]) == 288 and detector.standard_.shape == (3, 2)  # the run's training digits
+    scorer = detector.scorer_
+    assert [type(part).__name__ for part in scorer.parts] == ["Reconstruction", "PixelNeighbours", "CodeNeighbours"]
+    assert len(scorer.parts[1].reference) == 288 and scorer.standard.shape == (3, 2)  # the run's training digits
     x = np.concatenate([digits[:12], noise_images(4)])
     scores = detector.decision_function(x)
     assert scores[12:].min() > scores[:12].max() and detector.predict(noise_images(3)).tolist() == [1, 1, 1]
     plain = aelab.AnomalyDetector.from_run(dense_run)
-    parts = detector._parts(plain.decision_function(x), torch.from_numpy(x).float()[:, None] / 255,
-                            aelab.encode(dense_run, torch.from_numpy(x)))
-    assert np.allclose(scores, ((parts - detector.standard_[:, :1]) / detector.standard_[:, 1:]).sum(0), rtol=1e-5)
+    images, codes = torch.from_numpy(x).float()[:, None] / 255, aelab.encode(dense_run, torch.from_numpy(x))
+    parts = np.stack([plain.decision_function(x), neighbour_distance(images.flatten(1), scorer.parts[1].reference, 5),
+                      neighbour_distance(codes.flatten(1), scorer.parts[2].reference, 5)])
+    standard = scorer.standard.numpy()
+    assert np.allclose(scores, ((parts - standard[:, :1]) / standard[:, 1:]).sum(0), rtol=1e-5)
     loaded = aelab.AnomalyDetector.load(detector.save(tmp_path / "n.safetensors"))
     assert loaded.method == "neighbours" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)
     out = aelab.export(detector, tmp_path / "n.onnx", part="detector")
@@ -332,7 +336,7 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     exported = session.run(None, {"images": x.astype(np.float32)[:, None] / 255})[0]
     assert np.allclose(exported, scores, rtol=1e-4, atol=1e-4)
     fitted = aelab.AnomalyDetector("dense", method="neighbours", epochs=1, batch_size=32).fit(digits[:100])
-    assert len(fitted.references_[0]) == 100  # fit: the normal images are the reference, each left out of its own
+    assert len(fitted.scorer_.parts[1].reference) == 100  # fit: the normal images are the reference, each left out of its own
     assert fitted.labels_.mean() == pytest.approx(0.1, abs=0.02)
     with pytest.raises(AelabError, match="unknown method"):
         aelab.AnomalyDetector(method="knn")
@@ -395,26 +399,29 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
         combined = aelab.AnomalyDetector.from_run(dense_run, method="combined")
         alone = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
     assert clone(combined).get_params()["method"] == "combined"
-    assert combined.standard_.shape == (4, 2) and alone.standard_.shape == (1, 2)
-    assert len(combined.references_[0]) == 288 and alone.references_ is None
+    assert combined.scorer_.standard.shape == (4, 2) and alone.scorer_.standard.shape == (1, 2)
+    assert len(combined.scorer_.parts[1].reference) == 288 and len(alone.scorer_.parts) == 1
+    alone_net, combined_net = alone.scorer_.parts[0].net, combined.scorer_.parts[3].net
+    alone_standard, combined_standard = alone.scorer_.standard.numpy(), combined.scorer_.standard.numpy()
     x = np.concatenate([digits[:12], noise_images(4)])
     images = torch.from_numpy(x).float()[:, None] / 255
     # the network is seeded by the run's seed: the same weights however the detector is built (at
     # one thread count: another count sums in another order)
-    geom = transformation_scores(alone.transformer_, images).numpy()
-    assert np.allclose(transformation_scores(combined.transformer_, images).numpy(), geom)
-    assert np.allclose(alone.decision_function(x), (geom - alone.standard_[0, 0]) / alone.standard_[0, 1])
+    geom = transformation_scores(alone_net, images).numpy()
+    assert np.allclose(transformation_scores(combined_net, images).numpy(), geom)
+    assert np.allclose(alone.decision_function(x), (geom - alone_standard[0, 0]) / alone_standard[0, 1])
     neighbours = aelab.AnomalyDetector.from_run(dense_run, method="neighbours")
-    expected = neighbours.decision_function(x) + (geom - combined.standard_[3, 0]) / combined.standard_[3, 1]
+    expected = neighbours.decision_function(x) + (geom - combined_standard[3, 0]) / combined_standard[3, 1]
     scores = combined.decision_function(x)
     assert np.allclose(scores, expected, rtol=1e-5, atol=1e-5)
     assert scores[12:].min() > np.median(scores[:12])  # noise is stranger than most digits
     loaded = aelab.AnomalyDetector.load(combined.save(tmp_path / "c.safetensors"))
     assert loaded.method == "combined" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)
-    assert loaded.transformer_.net[0].out_channels == 8  # the network's width comes from the file
+    assert loaded.scorer_.parts[3].net.net[0].out_channels == 8  # the network's width comes from the file
     wider = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
-    wider.transformer_ = TransformationNet(1, 32).eval()  # an earlier aelab's width
-    assert aelab.AnomalyDetector.load(wider.save(tmp_path / "w.safetensors")).transformer_.net[0].out_channels == 32
+    wider.scorer_.parts[0].net = TransformationNet(1, 32).eval()  # an earlier aelab's width
+    loaded_wider = aelab.AnomalyDetector.load(wider.save(tmp_path / "w.safetensors"))
+    assert loaded_wider.scorer_.parts[0].net.net[0].out_channels == 32
     out = aelab.export(loaded, tmp_path / "c.onnx", part="detector")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert np.allclose(session.run(None, {"images": images.numpy()})[0], scores, rtol=1e-4, atol=1e-4)

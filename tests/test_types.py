@@ -17,13 +17,13 @@ SAME_KIND = {"reconstruct", "encode", "decode", "interpolate"}  # array in -> th
 NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encode_file"}  # nothing in -> numpy
 FIGURES = {name for name in aelab.__all__ if name.endswith("_figure")}
 # the rest take and give no image arrays: runs, models, settings, files, tables, errors
-NO_ARRAYS = {"AelabError", "InputError", "from_cli", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings", "TrainConfig", "read_train_config",
-             "list_datasets", "catalog", "model_info", "create_model", "list_models", "parse_param", "Run", "load", "train",
-             "TrainingDiverged", "evaluate", "ensemble", "ensemble_table", "run_data", "run_report", "report",
-             "Published", "PUBLISHED", "demo", "demo_table", "resolve_data", "Dataset", "style_transfer",
-             "style_transfer_files", "linear_probe", "tune", "tuned_settings", "summary_table", "study_table",
-             "export", "AnomalyDetector", "score_files", "serve", "build_app", "check_port", "format_summary",
-             "draw_graph", "is_main_process", "keep_freed_memory", "fixed_threads", "encoder", "decoder", "reconstruct_files",
+NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings", "TrainConfig", "read_train_config",
+             "list_datasets", "catalog", "model_info", "create_model", "list_models", "Run", "load", "train",
+             "TrainingDiverged", "evaluate", "ensemble", "run_data", "run_report", "report",
+             "Published", "PUBLISHED", "demo", "resolve_data", "Dataset", "style_transfer",
+             "style_transfer_files", "linear_probe", "tune", "tuned_settings", "load_study",
+             "export", "AnomalyDetector", "score_files", "serve", "build_app", "format_summary",
+             "draw_graph", "is_main_process", "fixed_threads", "encoder", "decoder", "reconstruct_files",
              "generate", "probe", "activation_epochs", "activations", "__version__"}
 
 
@@ -142,7 +142,7 @@ def test_no_message_raised_by_the_library_spells_a_flag():
     src = Path(aelab.__file__).parent
     found = []
     for path in sorted(src.rglob("*.py")):
-        if path.name == "cli.py":
+        if path.parent.name == "cli":  # (the CLI speaks of flags)
             continue
         tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text()).readline))
         inside = False

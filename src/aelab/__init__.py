@@ -25,31 +25,29 @@ _INFERENCE = ("reconstruct", "encode", "decode", "encoder", "decoder", "encode_s
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "AelabError": "errors", "InputError": "errors", "from_cli": "errors",
+    "AelabError": "errors", "InputError": "errors",
     "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "config",
     "TrainConfig": "config", "read_train_config": "config",
     "catalog": "registry",
-    "create_model": "models", "list_models": "models", "parse_param": "models", "model_info": "families",
+    "create_model": "models", "list_models": "models", "model_info": "families",
     "Run": "runs", "load": "runs",
     "train": "training", "TrainingDiverged": "training",
-    "evaluate": "evaluation", "ensemble": "evaluation", "ensemble_table": "evaluation", "run_data": "evaluation",
+    "evaluate": "evaluation", "ensemble": "evaluation", "run_data": "evaluation",
     "run_report": "evaluation", "report": "reporting", "Published": "published", "PUBLISHED": "published",
-    "demo": "demo_runs", "demo_table": "demo_runs",
+    "demo": "demo_runs",
     "resolve_data": "data", "load_data": "datasets", "Dataset": "arrays",
     "style_transfer": "style", "style_transfer_files": "style",
-    "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "summary_table": "tuning",
-    "study_table": "tuning",
+    "linear_probe": "probing", "tune": "tuning", "tuned_settings": "tuning", "load_study": "tuning",
     "export": "exporting", "AnomalyDetector": "anomaly", "score_files": "anomaly",
-    "serve": "webapp", "build_app": "webapp", "check_port": "webapp",
+    "serve": "webapp", "build_app": "webapp",
     "format_summary": "summary", "draw_graph": "summary",
-    "is_main_process": "distributed", "keep_freed_memory": "accel", "fixed_threads": "threads",
+    "is_main_process": "distributed", "fixed_threads": "threads",
     **{name: "inference" for name in _INFERENCE},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for editors and type checkers
-    from .accel import keep_freed_memory
     from .anomaly import AnomalyDetector, score_files
     from .arrays import Dataset
     from .config import (
@@ -63,10 +61,10 @@ if TYPE_CHECKING:  # for editors and type checkers
     )
     from .data import resolve_data
     from .datasets import load_data
-    from .demo_runs import demo, demo_table
+    from .demo_runs import demo
     from .distributed import is_main_process
-    from .errors import AelabError, InputError, from_cli
-    from .evaluation import ensemble, ensemble_table, evaluate, run_data, run_report
+    from .errors import AelabError, InputError
+    from .evaluation import ensemble, evaluate, run_data, run_report
     from .exporting import export
     from .families import model_info
     from .inference import (
@@ -92,7 +90,7 @@ if TYPE_CHECKING:  # for editors and type checkers
         sample,
         sample_figure,
     )
-    from .models import create_model, list_models, parse_param
+    from .models import create_model, list_models
     from .probing import linear_probe
     from .published import PUBLISHED, Published
     from .registry import catalog
@@ -102,8 +100,8 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .summary import draw_graph, format_summary
     from .threads import fixed_threads
     from .training import TrainingDiverged, train
-    from .tuning import study_table, summary_table, tune, tuned_settings
-    from .webapp import build_app, check_port, serve
+    from .tuning import load_study, tune, tuned_settings
+    from .webapp import build_app, serve
 
 
 def __getattr__(name: str):

@@ -111,16 +111,3 @@ def _row(spec: DemoRun, run: Run, seconds: float) -> DemoRow:
     return DemoRow(spec.model, spec.what, published, ours,
                    f"RMSE {m['pca_rmse']:.4f} ({m['code_size']} components)", m["test_rmse"] < m["pca_rmse"], met,
                    run.steps_done(), seconds, run.path)
-
-
-def demo_table(rows: list[DemoRow]) -> str:
-    """The rows as a plain-text table (what `aelab demo` prints)."""
-    head = ("model", "seed's published number", "ours (test)", "PCA, same code size", "beats PCA", "steps",
-            "seconds")
-    body = [(r.model, r.published, r.ours + {True: " met", False: " missed"}.get(r.met, ""),
-             r.pca, "yes" if r.beats_pca else "no", f"{r.steps:,}" if r.steps else "-", f"{r.seconds:.0f}")
-            for r in rows]
-    widths = [max(len(line[i]) for line in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in (head, *body)]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

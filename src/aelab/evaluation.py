@@ -150,14 +150,3 @@ def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | Non
     if out is not None:
         write_json(Path(out), result)
     return result
-
-
-def ensemble_table(result: dict[str, Any]) -> str:
-    """The ensemble's result as the table ``aelab ensemble`` prints: each member, then the mean."""
-    lines = [f"{'member':<40} {'code':>6} {'test_rmse':>10} {'test_bce':>9} {'pca_rmse':>9}"]
-    rows = [(row["run"][-40:], row) for row in result["members"]]
-    rows.append(("ensemble (mean of reconstructions)", result))
-    for label, row in rows:
-        lines.append(f"{label:<40} {row['code_size']:>6} {row['test_rmse']:>10.4f} {row['test_bce']:>9.4f} "
-                     f"{row['pca_rmse']:>9.4f}")
-    return "\n".join(lines)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from .anomaly import AnomalyDetector, Method, Score
+from .anomaly import AnomalyDetector, MethodName, Score
 from .errors import AelabError, as_path, opt
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
@@ -53,7 +53,7 @@ class ExportedPart(nn.Module):
 
 
 def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "onnx", overwrite: bool = False,
-           contamination: float = 0.1, score: Score = "normalised", method: Method = "reconstruction") -> Path:
+           contamination: float = 0.1, score: Score = "normalised", method: MethodName = "reconstruction") -> Path:
     """Write ``run``'s ``part`` (encoder, decoder, both, a GAN's generator, or ``detector``: the
     anomaly score of :class:`aelab.AnomalyDetector`, its threshold set on the run's validation
     images at ``contamination``, ``score`` and ``method`` as in :class:`aelab.AnomalyDetector`, and

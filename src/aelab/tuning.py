@@ -254,8 +254,9 @@ def check_study_folder(out: Path, resume: bool, shared: bool = False) -> None:
         if resume:
             raise AelabError(f"{opt('resume')}: {out} holds no study to add trials to")
         return
-    foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in STUDY_FILES and not p.name.startswith((".best-", ".trials.csv.", ".summary.md.")))
+    # (another worker's files being written: atomic_write's ".NAME.*.tmp" of a study file, the ".best-" link)
+    ours = (".best-", *(f".{name}." for name in STUDY_FILES))
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES and not p.name.startswith(ours))
     if foreign:
         raise AelabError(f"{opt('out', out)} holds files that are not an aelab study ({foreign[0]}); choose another folder")
     if (out / "best").exists() and not (out / "best").is_symlink():  # aelab's is a link to the best trial's run
@@ -706,28 +707,11 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
-def study_table(out: str | Path, storage: str | None = None) -> str:
-    """A study's trials as a table, from any machine that reaches its storage (``out``'s SQLite
-    file, or ``storage``): each trial's state, value, parameters, and the machine and folder of
-    its run (workers with their own --out keep their runs apart)."""
+def load_study(out: str | Path, storage: str | None = None):
+    """The Optuna study of ``aelab tune --out OUT``, from any machine that reaches its storage
+    (``out``'s SQLite or journal file, or ``storage``): its trials, their states, values,
+    parameters, and each trial's ``host`` and run ``folder`` in ``user_attrs``."""
     out = Path(out)
     if storage is None and not has_local_study(out):
         raise AelabError(f"{out} holds no study (no study.db or study.journal; give the {opt('storage')} it used)")
-    study = _load_study(_storage(storage, out))
-    rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  {'host':<16} run folder / params"]
-    for t in study_trials(study):
-        value = "" if t.value is None else f"{t.value:.5g}"
-        where = t.user_attrs.get("folder") or str(out / t.user_attrs.get("run", ""))
-        rows.append(f"{t.number:>5}  {t.state.name.lower():<9} {value:>10}  {t.user_attrs.get('host', '-'):<16} "
-                    f"{where}  {params_text(t.params)}")
-    return "\n".join(rows)
-
-
-def summary_table(study) -> str:
-    """The trials as the CLI prints them."""
-    rows = [f"{'trial':>5}  {'state':<9} {'value':>10}  params"]
-    for t in study_trials(study):
-        value = "" if t.value is None else f"{t.value:.5g}"
-        params = params_text(t.params)
-        rows.append(f"{t.number:>5}  {t.state.name.lower():<9} {value:>10}  {params}")
-    return "\n".join(rows)
+    return _load_study(_storage(storage, out))
