@@ -53,7 +53,7 @@ class Clock(L.Callback):
 
 def demo_epochs() -> int:
     from aelab.data import resolve_data
-    from aelab.images import held_out
+    from aelab.data.images import held_out
     from aelab.models import get_entry
     from aelab.published import epochs_for_steps, seed_steps
 

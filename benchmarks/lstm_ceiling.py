@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
     args = parser.parse_args(argv)
-    from aelab.text import load_text
+    from aelab.data.text import load_text
 
     alphabet = len(load_text().alphabet)
     flags = set(open("/proc/cpuinfo").read().split()) if sys.platform == "linux" else set()

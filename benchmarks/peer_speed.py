@@ -60,7 +60,7 @@ BOUND_IMAGES, BOUND_SAMPLES = 2000, 100
 
 def export_text(path: Path) -> None:
     """The default corpus's training and test characters, as alphabet indices."""
-    from aelab.text import load_text
+    from aelab.data.text import load_text
 
     text = load_text(None)
     np.savez(path, train=text.train.numpy(), val=text.val.numpy(), test=text.test.numpy(),

@@ -23,8 +23,8 @@ from pathlib import Path
 import aelab
 from aelab import published
 from aelab.data import resolve_data
+from aelab.data.images import held_out
 from aelab.errors import AelabError
-from aelab.images import held_out
 from aelab.models import get_entry
 from aelab.published import published_for
 from aelab.runs import Run

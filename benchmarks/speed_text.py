@@ -65,7 +65,7 @@ def text_plain_loop(train: torch.Tensor, alphabet_size: int, epochs: int, maxlen
 
 
 def text_worker(kind: str, epochs: int) -> dict[str, float]:
-    from aelab.text import load_text
+    from aelab.data.text import load_text
 
     data = load_text()
     if kind == "text-reference":

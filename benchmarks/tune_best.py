@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             if (args.study / "study.db").is_file():
                 import optuna
 
-                from aelab.tuning import STUDY_NAME, _storage
+                from aelab.tuning.storage import STUDY_NAME, _storage
                 done = len(study_trials(optuna.load_study(study_name=STUDY_NAME,
                                                           storage=_storage(None, args.study))))
             if done < args.trials:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(args, default: Path, tuned: Path) -> str:
     import optuna
 
-    from aelab.tuning import STUDY_NAME, _storage
+    from aelab.tuning.storage import STUDY_NAME, _storage
 
     lines = [f"# Tuning `{MODEL}` on Fashion-MNIST at code size {CODE}", "",
              f"Produced by `python benchmarks/tune_best.py` ({datetime.date.today()}), 2 CPU cores: an Optuna study "

@@ -1,4 +1,4 @@
-"""Checkpoints on a time interval (training.RunCheckpoint): short epochs do not each write two
+"""Checkpoints on a time interval (trainer.RunCheckpoint): short epochs do not each write two
 files, yet the end of training, an early stop and an interruption write what a resume needs."""
 
 from __future__ import annotations

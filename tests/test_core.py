@@ -496,7 +496,7 @@ def test_resume_appends_to_its_own_copy_of_a_linked_log(old_run, tmp_path, link)
 
 def test_a_copied_run_keeps_its_best_score(trained_run, tmp_path):
     """A resumed copy must not forget the best score: else a worse epoch would become model.safetensors."""
-    from aelab.training import RunCheckpoint
+    from aelab.trainer import RunCheckpoint
 
     state = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
     key = next(k for k in state if k.startswith("ModelCheckpoint"))

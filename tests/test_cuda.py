@@ -30,10 +30,12 @@ def test_train_on_gpu(model, small_data, tmp_path):
 
 
 def test_training_batches_are_slices_of_data_on_the_gpu(small_data, tmp_path):
-    from aelab.training import _batches, plan
+    from aelab.families import family_of
+    from aelab.training import plan
 
     plan_ = plan("conv-resize", small_data, tmp_path / "run", False, False, "gpu", {})
-    train_batches, val_batches = _batches(plan_, plan_.config.train)
+    train_batches, val_batches = family_of("conv-resize").batches(plan_.data, plan_.model, plan_.config.train,
+                                                                  torch.device("cuda", 0))
     assert train_batches.inputs.device.type == "cuda" and val_batches.inputs.device.type == "cuda"
     assert next(iter(train_batches))[0].device.type == "cuda"  # no copy from the host per step
 

@@ -116,8 +116,32 @@ def test_tensor_batches_cover_every_image_once():
     assert all(torch.equal(i, t) for i, t in batches)
 
 
-def test_every_listed_dataset_has_a_loader():
-    from aelab import data, text
-    from aelab.config import CORPORA, DATASETS
+def test_the_dataset_registry_lists_without_torch_and_each_name_loads_through_it(monkeypatch):
+    """Every name ``aelab datasets`` lists is one registered loader of its kind; listing them loads
+    no torch; a dataset registered in a test is listed, loaded by name and refused twice."""
+    import subprocess
+    import sys
 
-    assert set(data.LOADERS) == set(DATASETS) and set(text.LOADERS) == set(CORPORA)
+    import aelab
+    from aelab.data import registry, resolve_data
+    from aelab.data.registry import dataset_names, list_datasets, loader, register_dataset
+
+    code = "import sys, aelab; aelab.list_datasets(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"
+    assert list(list_datasets()) == [*dataset_names("images"), *dataset_names("text")]
+    assert "mnist-sample" in dataset_names() and dataset_names("text") == ("pydoc-topics",)
+    assert all(loader(name) is not None for name in dataset_names()) and loader("pydoc-topics") is None
+    monkeypatch.setattr(registry, "_DATASETS", dict(registry._entries()))
+    x = torch.rand(10, 1, 8, 8)
+
+    @register_dataset("tiny-test", "ten random 8x8 images", classes=("a", "b"))
+    def tiny():
+        return aelab.data.ImageData("tiny-test", x[:8], x[8:], torch.zeros(8, dtype=torch.long),
+                                    torch.ones(2, dtype=torch.long))
+
+    assert list_datasets()["tiny-test"] == "ten random 8x8 images"
+    loaded = resolve_data("tiny-test")
+    assert loaded.classes == ("a", "b") and torch.equal(loaded.test, x[8:])
+    with pytest.raises(AelabError, match="registered twice"):
+        register_dataset("tiny-test", "again")(lambda: None)

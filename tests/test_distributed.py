@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 import aelab
 from aelab import distributed
 from aelab.data import TensorBatches
+from aelab.data.text import WindowBatches
 from aelab.errors import AelabError
-from aelab.text import WindowBatches
 
 LAUNCHER = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_NTASKS_PER_NODE",
             "SLURM_JOB_NAME")

@@ -262,7 +262,13 @@ def test_summary_draws_the_graph(tmp_path, monkeypatch, capsys):
 
     if shutil.which("dot"):
         assert run_cli("summary", "cvae", "--graph", tmp_path / "g.png") == 0
-        assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+        drawn = (tmp_path / "g.png").read_bytes()
+        assert drawn[:4] == b"\x89PNG"
+        # an existing file is kept unless --overwrite (the output policy every command follows)
+        assert run_cli("summary", "conv", "--graph", tmp_path / "g.png") == 2
+        assert "--overwrite" in capsys.readouterr().err and (tmp_path / "g.png").read_bytes() == drawn
+        assert run_cli("summary", "conv", "--graph", tmp_path / "g.png", "--overwrite") == 0
+        assert (tmp_path / "g.png").read_bytes() != drawn
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert run_cli("summary", "conv", "--graph", tmp_path / "h.png") == 2
     err = capsys.readouterr().err.strip()

@@ -86,15 +86,15 @@ def test_a_pipe_or_a_device_is_not_called_missing(tmp_path, capsys, trained_run)
 
 
 def test_whole_number_pixels_of_any_width_are_8_bit_levels(tmp_path, capsys):
-    from aelab.data import _array_images
+    from aelab.data import array_images
 
     levels = np.array([[[0, 128], [255, 64]]], dtype=np.int64)
-    assert torch.allclose(_array_images(levels, "x")[0, 0], torch.tensor([[0, 128], [255, 64]]) / 255.0)
-    assert _array_images(np.array([[[0, 1], [1, 0]]], dtype=np.int32), "x").max() == 1.0  # 0/1: as they are
+    assert torch.allclose(array_images(levels, "x")[0, 0], torch.tensor([[0, 128], [255, 64]]) / 255.0)
+    assert array_images(np.array([[[0, 1], [1, 0]]], dtype=np.int32), "x").max() == 1.0  # 0/1: as they are
     with pytest.raises(AelabError, match="whole-number pixel values must be 8-bit levels from 0 to 255, got 0 to 300"):
-        _array_images(np.array([[[0, 300]]], dtype=np.int64), "x")
+        array_images(np.array([[[0, 300]]], dtype=np.int64), "x")
     with pytest.raises(AelabError, match=r"float64 pixel values must lie in \[0, 1\], got -0.5 to 2"):
-        _array_images(np.array([[[-0.5, 2.0]]]), "x")
+        array_images(np.array([[[-0.5, 2.0]]]), "x")
 
 
 def test_a_detector_file_with_damaged_numbers_is_refused(trained_run, tmp_path):

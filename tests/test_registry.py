@@ -51,7 +51,8 @@ def training_batch(name: str, model, real: bool = False) -> tuple[torch.Tensor, 
     next characters) of text."""
     torch.manual_seed(0)
     if isinstance(model, TextModel):
-        from aelab.text import encode, pydoc_topics
+        from aelab.data.sources import pydoc_topics
+        from aelab.data.text import encode
 
         text = encode(pydoc_topics()[:2000], model.alphabet) if real else torch.randint(len(model.alphabet), (400,))
         starts = torch.arange(0, 32 * 7, 7)

@@ -12,8 +12,8 @@ import aelab
 from aelab import distributed, streaming
 from aelab.cli import main as cli
 from aelab.data import resolve_data
+from aelab.data.streaming import FolderStream, StreamBatches
 from aelab.errors import AelabError
-from aelab.streaming import FolderStream, StreamBatches
 
 
 @pytest.fixture()

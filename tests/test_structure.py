@@ -1,5 +1,6 @@
-"""The code's structure, checked: no import cycles (imports inside functions counted), the CLI
-calls only what ``import aelab`` exports, nothing outside ``families/`` branches on the family of a
+"""The code's structure, checked: no import cycles (imports inside functions counted), every
+import level or down the layers docs/architecture.md draws, the CLI calls only what ``import aelab``
+exports, nothing outside ``families/`` branches on the family of a
 model or probes a model for what it can do, and ``aelab --help`` loads no torch."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import aelab
 
@@ -73,6 +76,47 @@ def cycles() -> list[list[str]]:
 
 def test_no_import_cycles():
     assert cycles() == []
+
+
+def layers() -> dict[str, int]:
+    """docs/architecture.md's layer block: each name's line, 0 the highest ("pkg/": a package)."""
+    text = (SRC.parents[1] / "docs" / "architecture.md").read_text()
+    block = text.split("```")[1]
+    found = {}
+    for index, line in enumerate(row for row in block.splitlines() if "|" in row):
+        for name in line.split("|")[0].split():
+            found[name] = index
+    return found
+
+
+def layer_of(module: str, placed: dict[str, int]) -> int | None:
+    parts = module.split(".")[1:]
+    if not parts:
+        return placed.get("__init__")
+    return placed[parts[0] + "/"] if parts[0] + "/" in placed else placed.get(parts[0])
+
+
+def test_every_import_goes_level_or_down_the_layers_the_architecture_page_draws():
+    placed = layers()
+    assert len(placed) > 30
+    unplaced = sorted(m for m in MODULES if layer_of(m, placed) is None)
+    assert not unplaced, f"modules missing from docs/architecture.md's layers: {unplaced}"
+    upward = []
+    for name, path in MODULES.items():
+        mine = layer_of(name, placed)
+        for target in imports(name, path):
+            if layer_of(target, placed) < mine:
+                upward.append(f"{name} -> {target}")
+    assert not upward, upward
+
+
+def test_the_layer_check_finds_an_upward_import(monkeypatch):
+    """An import from a lower layer up (errors importing training) is caught."""
+    original = imports
+    monkeypatch.setattr(sys.modules[__name__], "imports",
+                        lambda name, path: original(name, path) | ({"aelab.training"} if name == "aelab.errors" else set()))
+    with pytest.raises(AssertionError, match="aelab.errors -> aelab.training"):
+        test_every_import_goes_level_or_down_the_layers_the_architecture_page_draws()
 
 
 def test_the_check_finds_a_cycle(monkeypatch):

@@ -12,7 +12,9 @@ from conftest import run_cli
 from test_bad_input import error_line
 
 import aelab
-from aelab.text import NGram, TextData, WindowBatches, encode, load_text, pydoc_topics, sample_index, windows
+from aelab.data.sources import pydoc_topics
+from aelab.data.text import NGram, TextData, WindowBatches, encode, load_text, windows
+from aelab.nets.text import sample_index
 
 
 @pytest.fixture(scope="module")

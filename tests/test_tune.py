@@ -260,7 +260,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_again(small_data, tmp_path,
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    monkeypatch.setattr(tuning, "GRACE", 1)
+    monkeypatch.setattr(tuning.storage, "GRACE", 1)
     time.sleep(2)
     study, best = aelab.tune(out=out, resume=True, trials=1)
     states = {t.number: t.state.name for t in study.trials}
@@ -283,13 +283,13 @@ def test_a_trial_left_running_by_a_dead_local_worker_runs_again(small_data, tmp_
     from aelab import tuning
 
     def workers_one_of_which_dies(out, storage, sampler, pruning, objective, total, workers, seed):
-        study = optuna.load_study(study_name=tuning.STUDY_NAME, storage=tuning._storage(storage, out))
-        tuning._optimize(study, objective, 1)  # one worker completes a trial
+        study = optuna.load_study(study_name=tuning.STUDY_NAME, storage=tuning.storage._storage(storage, out))
+        tuning.search._optimize(study, objective, 1)  # one worker completes a trial
         trial = study.ask()  # the other samples its point and dies while training
         for dim in objective.dims:
             dim.suggest(trial)
 
-    monkeypatch.setattr(tuning, "_run_workers", workers_one_of_which_dies)
+    monkeypatch.setattr(tuning.search, "_run_workers", workers_one_of_which_dies)
     out = tmp_path / "study"
     with caplog.at_level(logging.INFO, logger="aelab"):
         study, best = aelab.tune("dense", out=out, trials=2, workers=2, data=small_data, epochs=1)

@@ -81,10 +81,9 @@ def test_figure_functions_return_the_path_they_wrote(trained_run, vae, tmp_path)
 
 
 def test_fashion_mnist_and_class_folders_carry_class_names(tmp_path):
-    from aelab.config import CLASS_NAMES
-    from aelab.data import load_image_folder
+    from aelab.data import class_names, load_image_folder
 
-    assert CLASS_NAMES["fashion-mnist"][9] == "Ankle boot" and len(CLASS_NAMES["cifar10"]) == 10
+    assert class_names("fashion-mnist")[9] == "Ankle boot" and len(class_names("cifar10")) == 10
     for name in ("cat", "dog"):
         (tmp_path / name).mkdir()
         for i in range(2):
@@ -159,12 +158,12 @@ def test_no_message_raised_by_the_library_spells_a_flag():
 def test_the_latent_scatter_names_the_classes_in_its_legend():
     import matplotlib.pyplot as plt
 
-    from aelab.config import CLASS_NAMES
+    from aelab.data import class_names
     from aelab.figures import labelled_dots
 
     fig, ax = plt.subplots()
     labels = np.array([0, 3, 9, 3, -1])  # -1: an image without a label is drawn in no class
-    labelled_dots(ax, np.zeros((5, 2)), labels, CLASS_NAMES["fashion-mnist"])
+    labelled_dots(ax, np.zeros((5, 2)), labels, class_names("fashion-mnist"))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0: T-shirt/top", "3: Dress", "9: Ankle boot"]
     fig2, ax2 = plt.subplots()
     labelled_dots(ax2, np.zeros((3, 2)), np.array([1, 2, 2]))

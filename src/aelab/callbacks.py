@@ -106,7 +106,7 @@ class TextSamples(L.Callback):
         self.path, self.prompt, self.length, self.seed, self.temperatures = path, prompt, length, seed, temperatures
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        from .text import decode
+        from .data.text import decode
 
         model = module.model
         was_training = model.training

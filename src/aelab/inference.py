@@ -27,6 +27,8 @@ from . import latent_space as latent_tools
 from .accel import choose_precision
 from .arrays import as_tensor, like
 from .data import add_noise, read_images
+from .data.text import decode as decode_text
+from .data.text import encode as encode_text
 from .errors import AelabError, opt
 from .evaluation import run_data
 from .latent_space import require
@@ -44,8 +46,6 @@ from .metrics import reconstruct as reconstruct_batches
 from .nets.base import Autoencoder, Generative, TextModel
 from .outputs import atomic_write, check_targets, first_free
 from .runs import Run, write_json
-from .text import decode as decode_text
-from .text import encode as encode_text
 
 RunLike = Run | str | Path
 Split = Literal["train", "test", "all"]

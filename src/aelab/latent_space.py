@@ -87,16 +87,26 @@ def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tens
     _, codes = reconstruct(model, images, labels=data.test_labels[:limit] if given else None)
     codes = codes.flatten(1).double()
     labels = None if data.test_labels is None else data.test_labels[:limit]
-    if codes.shape[1] == 2:
-        return codes.float(), labels, ("z[0]", "z[1]")
     if codes.shape[1] < 2:
         raise AelabError("the code has a single dimension; nothing to scatter in 2-D")
-    if len(codes) < 3:  # two principal components need three points
+    if codes.shape[1] > 2 and len(codes) < 3:  # two principal components need three points
         raise AelabError(f"the data's test split holds {len(codes)} image(s): too few to place {codes.shape[1]}-number "
                          "codes in 2-D by principal components (give a folder of at least 15 images)")
+    points, _, _, names = on_a_plane(codes)
+    return points.float(), labels, names
+
+
+def on_a_plane(codes: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[str, str]]:
+    """Flat codes (N, D), D >= 2, in 2-D: as they are for D = 2, else on their first two principal
+    components (the largest first). Returns the points (float64), the projection's mean (D,) and
+    basis (2, D) (``points = (codes - mean) @ basis.T``: a point maps back as ``mean + p @ basis``)
+    and the axes' names."""
+    codes = codes.double()
+    if codes.shape[1] == 2:
+        return codes, torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64), ("z[0]", "z[1]")
     mean, basis = pca_fit(codes, 2)
-    points = (codes - mean) @ basis.flip(0).T  # largest component first
-    return points.float(), labels, ("principal component 1", "principal component 2")
+    basis = basis.flip(0)
+    return (codes - mean) @ basis.T, mean, basis, ("principal component 1", "principal component 2")
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ MAX_SIDE = 2048  # the largest image side a model takes (in_size)
 MAX_SAMPLES = 10_000  # images one `sample` call or figure draws
 MAX_GRID = 100  # points per side of a manifold
 MAX_STEPS = 1_000  # points on an interpolation path
+INFERENCE_BATCH = 1000  # images (or windows) a pass without gradients takes at once: evaluation, scoring, validation
 STYLE_SIDES = (16, 4096)  # style transfer's output sides: VGG19 pools 4 times before its last layers; above, minutes a step
 MEMORY_SHARE = 0.8  # the share of the available memory one request may take
 MAX_SEED = 2**32 - 1  # seeds numpy and torch both take (numpy's generators stop at 2**32 - 1)

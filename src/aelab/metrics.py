@@ -11,12 +11,14 @@ from torch import Tensor
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from .accel import autocast, channels_last
+from .limits import INFERENCE_BATCH
+from .losses import kl_to_standard_normal
 from .nets.base import Autoencoder
 from .threads import adaptive
 
 
 @torch.inference_mode()
-def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = 1000, precision: str = "32",
+def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = INFERENCE_BATCH, precision: str = "32",
                 labels: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
     """Reconstructions and codes for ``inputs`` (and their ``labels``, for a conditional model),
     batch by batch, on the model's device.
@@ -48,7 +50,7 @@ def error_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
 def image_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
     """:func:`error_metrics` plus PSNR and SSIM, for (N, C, H, W) images in [0, 1]."""
     psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
-    for r, t in adaptive(zip(recon.clamp(0, 1).split(1000), target.split(1000))):
+    for r, t in adaptive(zip(recon.clamp(0, 1).split(INFERENCE_BATCH), target.split(INFERENCE_BATCH))):
         psnr.update(r, t)
         ssim.update(r, t)
     return {**error_metrics(recon, target), "psnr": psnr.compute().item(), "ssim": ssim.compute().item()}
@@ -135,7 +137,7 @@ def _bound_batch(model, x: Tensor, y: Tensor | None, samples: int, generator: to
     # no argument check: a diverged run's posterior may have collapsed (std 0); its bound is then
     # not finite, and recorded as such (null in metrics.json), not a crash
     log_qz = torch.distributions.Normal(mean, std, validate_args=False).log_prob(z).sum(-1)
-    kl = (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp())).sum(-1)  # (B,)
+    kl = kl_to_standard_normal(mean, logvar).sum(-1)  # (B,)
     totals["recon"] += (-log_px.mean(0)).sum().item()
     totals["kl"] += kl.sum().item()
     totals["elbo"] += (log_px.mean(0) - kl).sum().item()

@@ -53,15 +53,16 @@ def format_summary(model: Network, title: str) -> str:
     return "\n".join(lines)
 
 
-def draw_graph(model: Network, out: str | Path, title: str, depth: int = 3) -> Path:
+def draw_graph(model: Network, out: str | Path, title: str, depth: int = 3, overwrite: bool = False) -> Path:
     """The model's graph as a PNG, as Keras' ``plot_model(show_shapes=True)`` draws it: each layer
-    with its input and output shapes, drawn by torchview and Graphviz's ``dot``. Checks for
-    ``dot`` before anything is written."""
+    with its input and output shapes, drawn by torchview and Graphviz's ``dot``. Checks ``out``
+    (an existing file is replaced only with ``overwrite``) and ``dot`` before anything is
+    written; the PNG is written whole or not at all."""
     import shutil
 
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise AelabError(f"{opt('graph')} must name a .png file, got {out}")
+    from .outputs import atomic_write, check_targets
+
+    out = check_targets([out], overwrite=overwrite, suffixes=(".png",), what=opt("graph"))[0]
     if shutil.which("dot") is None:
         raise AelabError("drawing the graph needs Graphviz's dot program, which is not installed (Debian/Ubuntu: "
                          "apt-get install graphviz; macOS: brew install graphviz; conda: conda install graphviz)")
@@ -71,9 +72,9 @@ def draw_graph(model: Network, out: str | Path, title: str, depth: int = 3) -> P
     model.eval()
     graph = torchview_graph(_Layers(model), input_data=inputs, depth=depth + 1, expand_nested=True,
                             graph_name=title, device="cpu")
-    out.parent.mkdir(parents=True, exist_ok=True)
     png = graph.visual_graph.pipe(format="png")  # rendered in memory: no intermediate files beside the PNG
-    out.write_bytes(png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: tmp.write_bytes(png))
     return out
 
 

@@ -10,6 +10,7 @@ from aelab import AelabError
 
 from .options import (
     command,
+    overwrite_argument,
     params_of,
     plain,
 )
@@ -62,7 +63,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
     model = aelab.create_model(args.model, **params_of(args.model, args.param))
     title = f"{args.model} ({type(model).__name__})"
     if args.graph:
-        print(f"wrote {aelab.draw_graph(model, args.graph, title, args.depth)}")
+        print(f"wrote {aelab.draw_graph(model, args.graph, title, args.depth, overwrite=args.overwrite)}")
         return
     print(aelab.format_summary(model, title))
 
@@ -72,6 +73,7 @@ def _summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter, e.g. channels=32,32,16")
     p.add_argument("--graph", metavar="PNG", help="draw the model's graph to this PNG instead (needs Graphviz's dot)")
     p.add_argument("--depth", type=int, default=3, help="--graph: how many levels of nested modules to open")
+    overwrite_argument(p, "--graph")
 
 
 cmd_summary.arguments = _summary_arguments

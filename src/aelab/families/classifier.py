@@ -12,6 +12,7 @@ from torch import Tensor
 from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
 from ..errors import AelabError
+from ..limits import INFERENCE_BATCH
 from ..losses import reconstruction_loss
 from ..nets.base import AEOutput, Autoencoder, Classifier
 from .autoencoder import AutoencoderFamily, AutoencoderSystem
@@ -69,7 +70,7 @@ class ClassifierFamily(AutoencoderFamily):
         return []  # its loss adds the head's cross-entropy: PCA's error is not on that scale
 
     def evaluate(self, run: Run, model: Classifier, data: ImageData, write_figures: bool,
-                 options: EvalSettings, batch_size: int = 1000) -> dict[str, Any]:
+                 options: EvalSettings, batch_size: int = INFERENCE_BATCH) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         if data.test_labels is None:
             return metrics

@@ -18,19 +18,16 @@ from ..config import EvalSettings, RunConfig, TrainSettings
 from ..data import (
     ARRAYS,
     ImageData,
-    TensorBatches,
-    hide_labels,
-    noisy_copy,
     resolve_data,
     split_validation,
 )
+from ..data.streaming import FolderStream
 from ..errors import AelabError, opt
 from ..frechet import sample_quality
-from ..limits import MAX_SIDE, check_count
+from ..limits import INFERENCE_BATCH, MAX_SIDE, check_count
 from ..models import get_entry, resolve_params
 from ..nets.base import Conditional, Generative
 from ..progress import stage
-from ..streaming import FolderStream, StreamBatches, default_workers
 from ..threads import adaptive
 from .base import Family
 
@@ -53,7 +50,7 @@ class ImageFamily(Family):
         if c not in (1, 3):
             raise AelabError(f"{config.data}: images with {c} channels; aelab takes gray (1) or colour (3) images")
         from_data = {"in_channels": c, "in_size": h}
-        labels = loaded.all_train_labels if isinstance(loaded, FolderStream) else loaded.train_labels
+        labels = loaded.all_train_labels
         if "classes" in defaults and labels is not None and len(labels):
             from_data["classes"] = int(labels.max()) + 1
         config.params = resolve_params(config.model, **params, **{k: v for k, v in from_data.items()
@@ -63,8 +60,7 @@ class ImageFamily(Family):
 
     def check_data(self, config: RunConfig, data: ImageData | FolderStream) -> None:
         """Enough images to train, validate and test on; labels where the family learns from them."""
-        n_train, n_test = (len(data.train_files), len(data.test_files)) if isinstance(data, FolderStream) \
-            else (len(data.train), len(data.test))
+        n_train, n_test = data.n_train, data.n_test
         n_val = max(1, int(round(n_train * config.train.val_fraction)))
         if n_train - n_val < 1 or n_test < 1:
             raise AelabError(f"{data.name} has {n_train} training and {n_test} test image(s); training "
@@ -99,27 +95,9 @@ class ImageFamily(Family):
 
     def batches(self, data: ImageData | FolderStream, model: torch.nn.Module, settings: TrainSettings,
                 device: torch.device | None) -> tuple[Any, Any]:
-        if isinstance(data, FolderStream):  # read lazily: shards for training, validation images in memory
-            shards, val_x, train_y, val_y = data.split(settings.val_fraction, settings.seed)
-            train_y, val_y = (hide_labels(train_y, settings.labelled, settings.seed), val_y) if self.needs_labels \
-                else (None, None)
-            if device:
-                val_x, val_y = val_x.to(device), None if val_y is None else val_y.to(device)
-            return (StreamBatches(shards, settings.batch_size, seed=settings.seed, workers=default_workers(),
-                                  labels=train_y),
-                    TensorBatches(val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
-        train_x, val_x = split_validation(data.train, settings.val_fraction, seed=settings.seed)
-        train_y = val_y = None
-        if self.needs_labels:
-            train_y, val_y = split_validation(hide_labels(data.train_labels, settings.labelled, settings.seed),
-                                              settings.val_fraction, seed=settings.seed)
-        if device:
-            train_x, val_x = train_x.to(device), val_x.to(device)
-            train_y, val_y = (None, None) if train_y is None else (train_y.to(device), val_y.to(device))
-        val_inputs = noisy_copy(val_x.cpu(), settings.noise).to(val_x.device)
-        return (TensorBatches(train_x, batch_size=settings.batch_size, shuffle=True, seed=settings.seed,
-                              labels=train_y, split=True),
-                TensorBatches(val_inputs, val_x, batch_size=max(settings.batch_size, 1000), labels=val_y))
+        return data.batches(settings.batch_size, settings.val_fraction, settings.seed,
+                            labelled=settings.labelled if self.needs_labels else None, noise=settings.noise,
+                            device=device)
 
     def callbacks(self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings,
                   val_batches: Any) -> list[L.Callback]:
@@ -157,11 +135,12 @@ def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: 
     name = run.config.model
     count = options.quality_samples if options.quality else 100
     started = time.perf_counter()
-    with stage(f"drawing {count:,} samples", total=-(-count // 1000)) as step:
+    with stage(f"drawing {count:,} samples", total=-(-count // INFERENCE_BATCH)) as step:
         generated = []
-        starts = adaptive(enumerate(range(0, count, 1000)), size=lambda step: min(1000, count - step[1]))
+        starts = adaptive(enumerate(range(0, count, INFERENCE_BATCH)),
+                          size=lambda step: min(INFERENCE_BATCH, count - step[1]))
         for i, start in starts:  # seeded per thousand: the same samples at any count
-            generated.append(model.sample(min(1000, count - start), torch.Generator().manual_seed(i)))
+            generated.append(model.sample(min(INFERENCE_BATCH, count - start), torch.Generator().manual_seed(i)))
             step.advance()
         generated = torch.cat(generated)
     sampled = time.perf_counter() - started

@@ -14,10 +14,11 @@ from torch import Tensor
 
 from ..callbacks import TextSamples
 from ..config import LAUNCH, Dimension, EvalSettings, RunConfig, TrainSettings
+from ..data.text import TextData, WindowBatches, load_text, ngram_baseline
+from ..limits import INFERENCE_BATCH
 from ..models import get_entry, resolve_params
 from ..nets.base import TextModel
 from ..progress import stage
-from ..text import TextData, WindowBatches, load_text, ngram_baseline
 from .autoencoder import AutoencoderSystem
 from .base import Family, check_finite, printable
 
@@ -78,7 +79,7 @@ class TextFamily(Family):
         train_text, val_text = (data.train.to(device), data.val.to(device)) if device else (data.train, data.val)
         return (WindowBatches(train_text, model.maxlen, model.step, settings.batch_size, shuffle=True,
                               seed=settings.seed, split=True),
-                WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, 1000)))
+                WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, INFERENCE_BATCH)))
 
     def callbacks(self, run: Run, model: TextModel, data: TextData, settings: TrainSettings,
                   val_batches: Any) -> list[L.Callback]:
@@ -86,7 +87,7 @@ class TextFamily(Family):
 
     @torch.no_grad()
     def evaluate(self, run: Run, model: TextModel, data: TextData, write_figures: bool,
-                 options: EvalSettings, batch_size: int = 1000) -> dict[str, Any]:
+                 options: EvalSettings, batch_size: int = INFERENCE_BATCH) -> dict[str, Any]:
         """Next-character loss (nats), bits per character and accuracy on every character of the
         validation and test texts that has ``maxlen`` characters before it, beside the n-gram
         baseline's bits per character on the same characters."""

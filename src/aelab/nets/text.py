@@ -3,6 +3,7 @@ characters and a dense softmax over the alphabet predicts the next one."""
 
 from __future__ import annotations
 
+import math
 import string
 
 import torch
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import TrainSettings
-from ..errors import InputError
+from ..errors import AelabError, InputError
 from ..registry import register_model
 from .base import Network, TextModel
 from .blocks import check_positive
@@ -61,8 +62,6 @@ class CharLSTM(Network, TextModel):
                       generator: torch.Generator | None = None) -> list[int]:
         """``length`` characters after ``prompt`` (indices), each drawn at ``temperature`` from the
         prediction for the last ``maxlen`` characters, as the seed's generation loop does."""
-        from ..text import sample_index
-
         window = prompt.long().tolist()
         drawn = []
         for _ in range(length):
@@ -70,3 +69,14 @@ class CharLSTM(Network, TextModel):
             drawn.append(sample_index(logits.float().cpu(), temperature, generator))
             window.append(drawn[-1])
         return drawn
+
+
+def sample_index(logits: Tensor, temperature: float, generator: torch.Generator | None = None) -> int:
+    """Seed 3's ``sample``: the distribution reweighted by ``temperature`` (log p / T, then softmax)
+    and one draw from it; temperature 0 is the argmax (greedy sampling)."""
+    if temperature < 0 or not math.isfinite(temperature):
+        raise AelabError(f"temperature must be a finite number >= 0, got {temperature}")
+    if temperature == 0:
+        return int(logits.argmax())
+    probabilities = torch.softmax(logits.double().log_softmax(-1) / temperature, -1)
+    return int(torch.multinomial(probabilities, 1, generator=generator))

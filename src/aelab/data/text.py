@@ -1,5 +1,5 @@
-"""Text for character-level models (seed 3's LSTM text generator): corpora, windows, the n-gram
-baseline and temperature sampling.
+"""Text for character-level models (seed 3's LSTM text generator): corpora (registered in
+:mod:`aelab.data.sources` with ``kind="text"``), windows and the n-gram baseline.
 
 A text is held as one integer tensor of character indices. Training windows of ``maxlen``
 characters taken every ``step`` characters are rows of a strided view of it (``unfold``): a batch
@@ -18,21 +18,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .distributed import shard
-from .errors import AelabError, check_file, opt
+from ..distributed import shard
+from ..errors import AelabError, check_file, opt
+from .registry import dataset_names, loader
 
 DEFAULT_CORPUS = "pydoc-topics"
 HELD_OUT = 0.1  # the last 10% of the text: validation, then test (5% each)
-
-
-def pydoc_topics() -> str:
-    """About 465,000 characters of English: the documentation topics CPython ships (pydoc_data)."""
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[key] for key in sorted(topics))
-
-
-LOADERS = {DEFAULT_CORPUS: pydoc_topics}  # the loader of each name in config.CORPORA
 
 
 @dataclass
@@ -69,12 +60,13 @@ def load_text(data=None, alphabet: str | None = None, min_length: int = 2) -> Te
     an existing file), split 90/5/5; ``alphabet`` defaults to the text's characters, sorted."""
     if isinstance(data, TextData):
         return data
-    if data is None or data in LOADERS:
-        name, text = data or DEFAULT_CORPUS, LOADERS[data or DEFAULT_CORPUS]()
+    if data is None or isinstance(data, str) and loader(data, "text") is not None:
+        name = data or DEFAULT_CORPUS
+        text = loader(name, "text")()
     elif isinstance(data, Path) or isinstance(data, str) and len(data) < 4096 and Path(data).is_file():
         name, text = Path(data).name, read_text(Path(data))
     else:
-        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(LOADERS)} or pass a text file ({opt('text', 'FILE')})")
+        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(dataset_names('text'))} or pass a text file ({opt('text', 'FILE')})")
     alphabet = alphabet or "".join(sorted(set(text)))
     cut_val, cut_test = int(len(text) * (1 - HELD_OUT)), int(len(text) * (1 - HELD_OUT / 2))
     parts = text[:cut_val], text[cut_val:cut_test], text[cut_test:]
@@ -128,17 +120,6 @@ class WindowBatches:
         for start in range(0, n, self.batch_size):
             batch = self.windows[order[start:start + self.batch_size].to(self.windows.device)]
             yield batch[:, :-1], batch[:, -1]
-
-
-def sample_index(logits: Tensor, temperature: float, generator: torch.Generator | None = None) -> int:
-    """Seed 3's ``sample``: the distribution reweighted by ``temperature`` (log p / T, then softmax)
-    and one draw from it; temperature 0 is the argmax (greedy sampling)."""
-    if temperature < 0 or not math.isfinite(temperature):
-        raise AelabError(f"temperature must be a finite number >= 0, got {temperature}")
-    if temperature == 0:
-        return int(logits.argmax())
-    probabilities = torch.softmax(logits.double().log_softmax(-1) / temperature, -1)
-    return int(torch.multinomial(probabilities, 1, generator=generator))
 
 
 class NGram:

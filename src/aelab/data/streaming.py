@@ -29,9 +29,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .distributed import rank_and_world
-from .errors import AelabError
+from ..distributed import rank_and_world
+from ..errors import AelabError
+from ..limits import INFERENCE_BATCH
 from .images import cache_dir, folder_classes, folder_layout, image_to_tensor, read_image, seeded_split
+from .memory import TensorBatches, hide_labels, noisy_copy
 
 STREAM_BYTES = 2 * 1024 ** 3  # float32 bytes of decoded images above which a folder streams by default
 SHARD_SIZE = 1024  # images per cached shard
@@ -234,6 +236,27 @@ class FolderStream:
                 self._decode([self.train_files[i] for i in val.tolist()]),
                 None if labels is None else labels[train],
                 None if labels is None else labels[val])
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_files)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.test_files)
+
+    def batches(self, batch_size: int, val_fraction: float, seed: int, labelled: float | None = None,
+                noise: float = 0.0, device: torch.device | None = None) -> tuple[StreamBatches, TensorBatches]:
+        """As :meth:`aelab.data.memory.ImageData.batches`: shards read lazily for training (on
+        ``workers`` processes), the validation images in memory."""
+        shards, val_x, train_y, val_y = self.split(val_fraction, seed)
+        train_y, val_y = (hide_labels(train_y, labelled, seed), val_y) if labelled is not None else (None, None)
+        val_inputs = noisy_copy(val_x, noise)
+        if device:
+            val_x, val_inputs = val_x.to(device), val_inputs.to(device)
+            val_y = None if val_y is None else val_y.to(device)
+        return (StreamBatches(shards, batch_size, seed=seed, workers=default_workers(), labels=train_y),
+                TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y))
 
 
 def folder_stream(name: str, files: list[Path], folder: Path, channels: int | None, size: int) -> FolderStream:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from .errors import AelabError, check_file
+from ..errors import AelabError, check_file
 
 TEST_FRACTION = 0.2  # held out, by a permutation seeded with SPLIT_SEED, when a source has no test split
 SPLIT_SEED = 0
