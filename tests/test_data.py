@@ -124,7 +124,8 @@ def test_the_dataset_registry_lists_without_torch_and_each_name_loads_through_it
 
     import aelab
     from aelab.data import registry, resolve_data
-    from aelab.data.registry import dataset_names, list_datasets, loader, register_dataset
+    from aelab.data.names import dataset_names, list_datasets, loader
+    from aelab.data.registry import register_dataset
 
     code = "import sys, aelab; aelab.list_datasets(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
@@ -132,7 +133,7 @@ def test_the_dataset_registry_lists_without_torch_and_each_name_loads_through_it
     assert list(list_datasets()) == [*dataset_names("images"), *dataset_names("text")]
     assert "mnist-sample" in dataset_names() and dataset_names("text") == ("pydoc-topics",)
     assert all(loader(name) is not None for name in dataset_names()) and loader("pydoc-topics") is None
-    monkeypatch.setattr(registry, "_DATASETS", dict(registry._entries()))
+    monkeypatch.setattr(registry, "_DATASETS", dict(registry._DATASETS))  # the test's registration undone after it
     x = torch.rand(10, 1, 8, 8)
 
     @register_dataset("tiny-test", "ten random 8x8 images", classes=("a", "b"))

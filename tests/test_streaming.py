@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 import aelab
-from aelab import distributed, streaming
+from aelab import distributed
 from aelab.cli import main as cli
-from aelab.data import resolve_data
+from aelab.data import resolve_data, streaming
 from aelab.data.streaming import FolderStream, StreamBatches
 from aelab.errors import AelabError
 

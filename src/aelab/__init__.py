@@ -26,7 +26,7 @@ _INFERENCE = ("reconstruct", "encode", "decode", "encoder", "decoder", "encode_s
 # public name -> the module that defines it
 _EXPORTS = {
     "AelabError": "errors", "InputError": "errors",
-    "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "data.registry",
+    "TrainSettings": "config", "EvalSettings": "config", "RunConfig": "config", "StyleSettings": "config", "list_datasets": "data.names",
     "TrainConfig": "config", "read_train_config": "config",
     "catalog": "registry",
     "create_model": "models", "list_models": "models", "model_info": "families",
@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # for editors and type checkers
         read_train_config,
     )
     from .data import resolve_data
-    from .data.registry import list_datasets
+    from .data.names import list_datasets
     from .datasets import load_data
     from .demo_runs import demo
     from .distributed import is_main_process

@@ -5,8 +5,8 @@ and batched by slicing (:mod:`.memory`); a folder of image files larger than mem
 lazily instead (:mod:`.streaming`). Both give their batches through the same method
 (``data.batches(...)``), so the code that trains asks no question about the source.
 
-- :mod:`.registry` and :mod:`.sources`: the names ``data=`` accepts, each one ``@register_dataset``
-  (torch-free: ``aelab datasets`` lists them without torch);
+- :mod:`.registry`, :mod:`.sources` and :mod:`.names`: the names ``data=`` accepts, each one
+  ``@register_dataset`` in sources, looked up in names (torch-free: ``aelab datasets`` needs no torch);
 - :mod:`.resolve`: any form of data (a name, a folder, arrays, a dict, an ImageData) as images;
 - :mod:`.files` (IDX, arrays, image folders read whole), :mod:`.images` (reading one image file,
   folder layouts), :mod:`.streaming` (folders read lazily), :mod:`.memory` (ImageData, noise,
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 # name -> the submodule that defines it
 _EXPORTS = {
-    **dict.fromkeys(("DatasetEntry", "register_dataset", "dataset_names", "loader", "class_names", "list_datasets"),
-                    "registry"),
+    **dict.fromkeys(("DatasetEntry", "register_dataset"), "registry"),
+    **dict.fromkeys(("dataset_names", "loader", "class_names", "list_datasets"), "names"),
     **dict.fromkeys(("DEBIAN_FASHION_MNIST", "DIGITS", "FASHION", "torchvision_dataset"), "sources"),
     **dict.fromkeys(("DEFAULT_DATASET", "ARRAYS", "describe_source", "resolve_data", "as_numpy", "load_data",
                      "load_local", "streaming_pays"), "resolve"),
@@ -63,7 +63,8 @@ if TYPE_CHECKING:  # for editors and type checkers
         split_validation,
         to_float,
     )
-    from .registry import DatasetEntry, class_names, dataset_names, list_datasets, loader, register_dataset
+    from .names import class_names, dataset_names, list_datasets, loader
+    from .registry import DatasetEntry, register_dataset
     from .resolve import (
         ARRAYS,
         DEFAULT_DATASET,

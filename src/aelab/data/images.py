@@ -1,6 +1,6 @@
 """Image files: reading one (any format and mode) as a tensor, the files of a folder and how a
 folder splits into training and test images. The lowest layer of the data code: :mod:`aelab.data`
-(datasets in memory) and :mod:`aelab.streaming` (folders larger than memory) both read through it."""
+(datasets in memory) and :mod:`aelab.data.streaming` (folders larger than memory) both read through it."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from ..errors import AelabError, opt
 from .files import array_images, array_labels, load_arrays, load_idx_dir, load_image_folder
 from .images import image_files
 from .memory import ImageData, held_out_split
-from .registry import class_names, dataset_names, loader
+from .names import class_names, dataset_names, loader
 from .streaming import STREAM_BYTES, decoded_bytes, folder_stream
 
 DEFAULT_DATASET = "mnist-sample"
@@ -48,7 +48,7 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
       (``x_test``/``y_test`` optional; label -1: an image without one);
     - an :class:`ImageData`.
 
-    A folder of image files streams (:mod:`aelab.streaming`) with ``stream=True``, or with
+    A folder of image files streams (:mod:`aelab.data.streaming`) with ``stream=True``, or with
     ``stream=None`` when its decoded images would not fit comfortably in memory; other sources
     are held in memory, and ``stream=True`` is refused for them.
     """
@@ -127,7 +127,7 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
 
 def load_local(folder: Path, name: str, size: int, channels: int | None = None, stream: bool | None = None):
     """The data in ``folder``: an :class:`ImageData`, or for a folder of image files that streams
-    (see :func:`resolve_data`) an :class:`aelab.streaming.FolderStream`."""
+    (see :func:`resolve_data`) an :class:`aelab.data.streaming.FolderStream`."""
     if not folder.exists():
         raise AelabError(f"data folder {folder} does not exist")
     if not folder.is_dir():
@@ -148,5 +148,5 @@ def load_local(folder: Path, name: str, size: int, channels: int | None = None, 
 
 
 def streaming_pays(n: int, channels: int, size: int) -> bool:
-    """True where ``n`` images, decoded to float32, would exceed :data:`aelab.streaming.STREAM_BYTES`."""
+    """True where ``n`` images, decoded to float32, would exceed :data:`aelab.data.streaming.STREAM_BYTES`."""
     return decoded_bytes(n, channels, size) > STREAM_BYTES

@@ -89,7 +89,7 @@ def cifar10() -> ImageData:
 
 
 @register_dataset("pydoc-topics", "about 465,000 characters of English documentation that CPython ships (pydoc_data); "
-                  "offline; the text models' default", kind="text")
+                  "offline; the text models' default", holds="text")
 def pydoc_topics() -> str:
     """About 465,000 characters of English: the documentation topics CPython ships (pydoc_data)."""
     from pydoc_data.topics import topics

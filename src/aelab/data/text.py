@@ -1,5 +1,5 @@
 """Text for character-level models (seed 3's LSTM text generator): corpora (registered in
-:mod:`aelab.data.sources` with ``kind="text"``), windows and the n-gram baseline.
+:mod:`aelab.data.sources` with ``holds="text"``), windows and the n-gram baseline.
 
 A text is held as one integer tensor of character indices. Training windows of ``maxlen``
 characters taken every ``step`` characters are rows of a strided view of it (``unfold``): a batch
@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..distributed import shard
 from ..errors import AelabError, check_file, opt
-from .registry import dataset_names, loader
+from .names import dataset_names, loader
 
 DEFAULT_CORPUS = "pydoc-topics"
 HELD_OUT = 0.1  # the last 10% of the text: validation, then test (5% each)

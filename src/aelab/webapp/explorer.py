@@ -186,7 +186,7 @@ class Explorer:
         """The validation images' anomaly scores as a histogram, the threshold and ``score`` as lines."""
         import matplotlib.pyplot as plt
 
-        from . import figures  # noqa: F401 - its backend (Agg) and style for every figure
+        from .. import figures  # noqa: F401 - its backend (Agg) and style for every figure
 
         scores = np.asarray(self._detector.decision_scores_, dtype=np.float64)
         fig, ax = plt.subplots(figsize=(7.5, 2.8), dpi=100)
