@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/aelab demo --out runs/demo --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

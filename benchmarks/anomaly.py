@@ -41,18 +41,42 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "anomaly.md"
-CLASSES = {"fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                             "Bag", "Ankle boot"),
-           "mnist-sample": tuple(str(i) for i in range(10))}
-DETECTORS = ("aelab dense (combined, default)", "aelab dense (neighbours)", "aelab dense (reconstruction)",
-             "aelab (transformations)", "PCA (49)", "PyOD AutoEncoder", "PyOD DeepSVDD")
+CLASSES = {
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    "mnist-sample": tuple(str(i) for i in range(10)),
+}
+DETECTORS = (
+    "aelab dense (combined, default)",
+    "aelab dense (neighbours)",
+    "aelab dense (reconstruction)",
+    "aelab (transformations)",
+    "PCA (49)",
+    "PyOD AutoEncoder",
+    "PyOD DeepSVDD",
+)
 EPOCHS = 10
 # mean ROC-AUC over the 10 one-class problems, detectors trained from scratch, as published
 PUBLISHED = {
-    "fashion-mnist": [("GEOM / GeoTrans", 0.935, "Golan & El-Yaniv, NeurIPS 2018"),
-                      ("ARNet", 0.939, "Fei et al., IEEE TMM 2020")],
-    "mnist-sample": [("Deep SVDD", 0.948, "Ruff et al., ICML 2018"), ("OCGAN", 0.975, "Perera et al., CVPR 2019"),
-                     ("ARNet", 0.983, "Fei et al., IEEE TMM 2020")],
+    "fashion-mnist": [
+        ("GEOM / GeoTrans", 0.935, "Golan & El-Yaniv, NeurIPS 2018"),
+        ("ARNet", 0.939, "Fei et al., IEEE TMM 2020"),
+    ],
+    "mnist-sample": [
+        ("Deep SVDD", 0.948, "Ruff et al., ICML 2018"),
+        ("OCGAN", 0.975, "Perera et al., CVPR 2019"),
+        ("ARNet", 0.983, "Fei et al., IEEE TMM 2020"),
+    ],
 }
 
 
@@ -77,12 +101,18 @@ def aelab_detector(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, 
                 return function(*args, **kwargs)
             finally:
                 spent["network"] += time.perf_counter() - started
+
         return run
 
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder, \
-            mock.patch.multiple(parts, fit_transformation_net=timed(parts.fit_transformation_net),
-                                transformation_scores=timed(parts.transformation_scores)):
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        mock.patch.multiple(
+            parts,
+            fit_transformation_net=timed(parts.fit_transformation_net),
+            transformation_scores=timed(parts.transformation_scores),
+        ),
+    ):
         detector = aelab.AnomalyDetector(out=Path(folder) / "run", seed=seed).fit(train)  # the defaults
         assert detector.method == "combined" and detector.run.config.train.epochs == EPOCHS
         scorer = detector.scorer()
@@ -93,8 +123,12 @@ def aelab_detector(train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, 
         recon = scorer.score_errors(seen.errors).numpy()
     total = time.perf_counter() - began
     autoencoder = total - spent["network"]
-    return {"aelab dense (combined, default)": (z.sum(0), total), "aelab dense (neighbours)": (z[:3].sum(0), autoencoder),
-            "aelab dense (reconstruction)": (recon, autoencoder), "aelab (transformations)": (z[3], spent["network"])}
+    return {
+        "aelab dense (combined, default)": (z.sum(0), total),
+        "aelab dense (neighbours)": (z[:3].sum(0), autoencoder),
+        "aelab dense (reconstruction)": (recon, autoencoder),
+        "aelab (transformations)": (z[3], spent["network"]),
+    }
 
 
 def pca_detector(train: np.ndarray, test: np.ndarray, components: int = 49) -> np.ndarray:
@@ -128,10 +162,12 @@ def measure(k: int, data, seed: int, names: tuple[str, ...]) -> dict[str, dict[s
     train = (data.train[data.train_labels == k][:, 0].numpy() * 255).round().astype(np.uint8)
     test = (data.test[:, 0].numpy() * 255).round().astype(np.uint8)
     anomalous = (data.test_labels != k).numpy().astype(int)
-    runs = {"aelab": lambda: aelab_detector(train, test, seed),
-            "PCA (49)": lambda: pca_detector(train / 255.0, test / 255.0),
-            "PyOD AutoEncoder": lambda: pyod_autoencoder(train / 255.0, test / 255.0, seed),
-            "PyOD DeepSVDD": lambda: pyod_deep_svdd(train / 255.0, test / 255.0, seed)}
+    runs = {
+        "aelab": lambda: aelab_detector(train, test, seed),
+        "PCA (49)": lambda: pca_detector(train / 255.0, test / 255.0),
+        "PyOD AutoEncoder": lambda: pyod_autoencoder(train / 255.0, test / 255.0, seed),
+        "PyOD DeepSVDD": lambda: pyod_deep_svdd(train / 255.0, test / 255.0, seed),
+    }
     result = {}
     for name, detect in runs.items():
         if name != "aelab" and name not in names:
@@ -141,7 +177,7 @@ def measure(k: int, data, seed: int, names: tuple[str, ...]) -> dict[str, dict[s
         started = time.perf_counter()
         scores = detect()
         seconds = time.perf_counter() - started
-        for key, (values, took) in (scores.items() if isinstance(scores, dict) else [(name, (scores, seconds))]):
+        for key, (values, took) in scores.items() if isinstance(scores, dict) else [(name, (scores, seconds))]:
             result[key] = {"roc_auc": roc_auc(values, anomalous), "seconds": took}
             print(f"seed {seed} class {k}: {key}: ROC-AUC {result[key]['roc_auc']:.4f} ({took:.1f} s)", flush=True)
     return result
@@ -175,51 +211,85 @@ def main(argv: list[str] | None = None) -> int:
                 cache["results"][key] = measure(k, data, seed, DETECTORS)
                 args.cache.parent.mkdir(parents=True, exist_ok=True)
                 args.cache.write_text(json.dumps(cache, indent=1))
-    options = "".join(f" {flag} {' '.join(map(str, value))}" for flag, value, default in (
-        ("--data", [args.data], ["fashion-mnist"]), ("--classes", args.classes, list(range(10))),
-        ("--seeds", args.seeds, [0, 1, 2])) if value != default)
-    lines = report(cache["results"], args.data, args.classes, args.seeds, f"python benchmarks/anomaly.py{options}",
-                   cpu_line(), len(data.train))
+    options = "".join(
+        f" {flag} {' '.join(map(str, value))}"
+        for flag, value, default in (
+            ("--data", [args.data], ["fashion-mnist"]),
+            ("--classes", args.classes, list(range(10))),
+            ("--seeds", args.seeds, [0, 1, 2]),
+        )
+        if value != default
+    )
+    lines = report(
+        cache["results"],
+        args.data,
+        args.classes,
+        args.seeds,
+        f"python benchmarks/anomaly.py{options}",
+        cpu_line(),
+        len(data.train),
+    )
     prepend_section(lines, RESULTS)
     print("\n".join(lines))
     return 0
 
 
-def report(results: dict, data: str, classes: list[int], seeds: list[int], command: str, cpu: str,
-           n_train: int) -> list[str]:
+def report(
+    results: dict, data: str, classes: list[int], seeds: list[int], command: str, cpu: str, n_train: int
+) -> list[str]:
     """The section: per class (mean over seeds), each seed's mean, time per class, the published table."""
     names = CLASSES[data]
     per = {d: {s: [results[f"{data}/{s}/{k}"][d]["roc_auc"] for k in classes] for s in seeds} for d in DETECTORS}
-    lines = [f"## {data}, {datetime.date.today()}: {cpu}", "",
-             f"`{command}`: {len(classes)} one-class problems x {len(seeds)} seeds; each trains on one class's "
-             f"training images ({n_train // 10:,} a class, about; aelab holds 10% of them out) and scores every "
-             "test image. ROC-AUC (1.0: every anomaly above every normal image).", "",
-             "| class (mean of the seeds) | " + " | ".join(DETECTORS) + " |", "|---" * (len(DETECTORS) + 1) + "|"]
+    lines = [
+        f"## {data}, {datetime.date.today()}: {cpu}",
+        "",
+        f"`{command}`: {len(classes)} one-class problems x {len(seeds)} seeds; each trains on one class's "
+        f"training images ({n_train // 10:,} a class, about; aelab holds 10% of them out) and scores every "
+        "test image. ROC-AUC (1.0: every anomaly above every normal image).",
+        "",
+        "| class (mean of the seeds) | " + " | ".join(DETECTORS) + " |",
+        "|---" * (len(DETECTORS) + 1) + "|",
+    ]
     for i, k in enumerate(classes):
         values = {d: statistics.mean(per[d][s][i] for s in seeds) for d in DETECTORS}
         top = max(values.values())
-        lines.append(f"| {k} {names[k]} | " + " | ".join(
-            f"**{v:.4f}**" if v == top else f"{v:.4f}" for v in values.values()) + " |")
+        lines.append(
+            f"| {k} {names[k]} | "
+            + " | ".join(f"**{v:.4f}**" if v == top else f"{v:.4f}" for v in values.values())
+            + " |"
+        )
     means = {d: [statistics.mean(per[d][s]) for s in seeds] for d in DETECTORS}
     for s_index, s in enumerate(seeds):
         lines.append(f"| mean, seed {s} | " + " | ".join(f"{means[d][s_index]:.4f}" for d in DETECTORS) + " |")
     overall = {d: statistics.mean(means[d]) for d in DETECTORS}
     lines.append("| **mean of the seeds' means** | " + " | ".join(f"**{overall[d]:.4f}**" for d in DETECTORS) + " |")
-    seconds = {d: statistics.mean(results[f"{data}/{s}/{k}"][d]["seconds"] for s in seeds for k in classes)
-               for d in DETECTORS}
+    seconds = {
+        d: statistics.mean(results[f"{data}/{s}/{k}"][d]["seconds"] for s in seeds for k in classes) for d in DETECTORS
+    }
     lines.append("| wall s per class (fit + score) | " + " | ".join(f"{seconds[d]:.1f}" for d in DETECTORS) + " |")
     lines.append("")
-    lines.append("The aelab columns are one detector fitted by the combined method and scored four ways from its "
-                 "parts; each column's time is what its method fits and scores.")
+    lines.append(
+        "The aelab columns are one detector fitted by the combined method and scored four ways from its "
+        "parts; each column's time is what its method fits and scores."
+    )
     if len(classes) == 10:
-        lines += ["", "Published means over the 10 classes (detectors trained from scratch, same protocol), beside "
-                      "aelab's best here:", "", "| method | mean ROC-AUC | source |", "|---|---|---|"]
+        lines += [
+            "",
+            "Published means over the 10 classes (detectors trained from scratch, same protocol), beside "
+            "aelab's best here:",
+            "",
+            "| method | mean ROC-AUC | source |",
+            "|---|---|---|",
+        ]
         lines += [f"| {name} | {value:.3f} | {source} |" for name, value, source in PUBLISHED[data]]
         best = max((d for d in DETECTORS if d.startswith("aelab")), key=overall.get)
         lines.append(f"| {best} (here) | {overall[best]:.3f} | this table |")
         if data == "mnist-sample":
-            lines += ["", "The published MNIST numbers train on about 6,000 digits a class; the embedded sample "
-                          "has about 400, so this row is not the same experiment."]
+            lines += [
+                "",
+                "The published MNIST numbers train on about 6,000 digits a class; the embedded sample "
+                "has about 400, so this row is not the same experiment.",
+            ]
     return lines
 
 

@@ -60,8 +60,11 @@ FAST_VARIANTS = [
     ("transformations alone, 5 epochs, width 16", {}, "g5w16", 1),
     ("transformations alone, 5 epochs, width 8", {}, "g5w8", 1),
 ]
-NETWORKS = {"neighbours": [], "transformations": [(3, 32), (5, 32)],
-            "fast": [(5, 32), (5, 16), (3, 16), (5, 8)]}  # (epochs, width) of the networks each set trains
+NETWORKS = {
+    "neighbours": [],
+    "transformations": [(3, 32), (5, 32)],
+    "fast": [(5, 32), (5, 16), (3, 16), (5, 8)],
+}  # (epochs, width) of the networks each set trains
 TRANSFORMATION_VARIANTS = [
     ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
     ("transformations alone, 3 epochs", {}, "g3", 1),
@@ -72,7 +75,9 @@ TRANSFORMATION_VARIANTS = [
 ]
 
 
-def parts_of(detector, train: np.ndarray, val: np.ndarray, networks: list[tuple[int, int]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def parts_of(
+    detector, train: np.ndarray, val: np.ndarray, networks: list[tuple[int, int]]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every part's (validation values, training values) for one trained detector, and those of
     the transformations' ``networks`` ((epochs, width) each; seed 0): ``gE`` at the default width,
     ``gEwW`` at width W, with the seconds each took to fit and score in ``seconds``."""
@@ -87,11 +92,15 @@ def parts_of(detector, train: np.ndarray, val: np.ndarray, networks: list[tuple[
     tr_codes, va_codes = tr_codes.flatten(1).double(), va_codes.flatten(1).double()
     found = {"r": (detector.score_maps(va_maps), detector.score_maps(tr_maps))}
     for k in (5, 10):
-        found[f"c{k}"] = (neighbour_distance(va_codes, tr_codes, k).numpy(),
-                          neighbour_distance(tr_codes, tr_codes, k, leave_out=True).numpy())
+        found[f"c{k}"] = (
+            neighbour_distance(va_codes, tr_codes, k).numpy(),
+            neighbour_distance(tr_codes, tr_codes, k, leave_out=True).numpy(),
+        )
     for k in (1, 5):
-        found[f"p{k}"] = (neighbour_distance(va_pixels, tr_pixels, k).numpy(),
-                          neighbour_distance(tr_pixels, tr_pixels, k, leave_out=True).numpy())
+        found[f"p{k}"] = (
+            neighbour_distance(va_pixels, tr_pixels, k).numpy(),
+            neighbour_distance(tr_pixels, tr_pixels, k, leave_out=True).numpy(),
+        )
     mean = tr_codes.mean(0)
     inverse = torch.linalg.inv(torch.cov(tr_codes.T) + 1e-3 * torch.eye(tr_codes.shape[1], dtype=torch.float64))
     mahalanobis = lambda c: (((c - mean) @ inverse) * (c - mean)).sum(1).numpy()  # noqa: E731
@@ -125,9 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     from aelab.data import resolve_data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", choices=["neighbours", "transformations", "fast"], default="neighbours",
-                        help="which choice's rows: the neighbours method's, the transformations', or the "
-                             "transformations network's size for a fast combined method")
+    parser.add_argument(
+        "--rows",
+        choices=["neighbours", "transformations", "fast"],
+        default="neighbours",
+        help="which choice's rows: the neighbours method's, the transformations', or the "
+        "transformations network's size for a fast combined method",
+    )
     args = parser.parse_args(argv)
     variants = {"neighbours": VARIANTS, "transformations": TRANSFORMATION_VARIANTS, "fast": FAST_VARIANTS}[args.rows]
 
@@ -148,25 +161,39 @@ def main(argv: list[str] | None = None) -> int:
                 key = (tuple(sorted(settings.items())), seed)
                 if key not in trained:
                     with tempfile.TemporaryDirectory() as folder:
-                        detector = aelab.AnomalyDetector("dense", out=Path(folder) / "run", seed=seed,
-                                                         **{"epochs": 10, **settings}).fit(train)
+                        detector = aelab.AnomalyDetector(
+                            "dense", out=Path(folder) / "run", seed=seed, **{"epochs": 10, **settings}
+                        ).fit(train)
                         trained[key] = parts_of(detector, train, val, NETWORKS[args.rows])
                 total = total + score(trained[key], recipe)
             found[row].append(roc_auc(total, truth))
         print(f"class {k}: " + ", ".join(f"{row} {values[-1]:.4f}" for row, values in found.items()), flush=True)
     command = "python benchmarks/anomaly_validation.py" + ("" if args.rows == "neighbours" else f" --rows {args.rows}")
-    lines = [f"## Choosing the {args.rows} method (validation only), {datetime.date.today()}: {cpu_line()}", "",
-             f"`{command}`: Fashion-MNIST's training split; each class's last "
-             f"{HELD} training images are normal validation images against {ANOMALIES} training images of the "
-             "other classes; `dense` (10 epochs unless said, seed 0) trains on the class's other images. "
-             "No test image is scored.", "",
-             "| scoring | mean validation ROC-AUC |", "|---|---|"]
+    lines = [
+        f"## Choosing the {args.rows} method (validation only), {datetime.date.today()}: {cpu_line()}",
+        "",
+        f"`{command}`: Fashion-MNIST's training split; each class's last "
+        f"{HELD} training images are normal validation images against {ANOMALIES} training images of the "
+        "other classes; `dense` (10 epochs unless said, seed 0) trains on the class's other images. "
+        "No test image is scored.",
+        "",
+        "| scoring | mean validation ROC-AUC |",
+        "|---|---|",
+    ]
     lines += [f"| {row} | {statistics.mean(values):.4f} |" for row, values in found.items()]
     if SECONDS:
-        lines += ["", f"Each transformations network's mean seconds to fit on the {len(train):,}-odd training images "
-                  f"and score them and the {HELD + ANOMALIES:,} validation images ({torch.get_num_threads()} threads, "
-                  "float32):", "", "| epochs, width | seconds |", "|---|---|"]
-        lines += [f"| {key[1:].replace('w', ', ')} | {statistics.mean(values):.1f} |" for key, values in SECONDS.items()]
+        lines += [
+            "",
+            f"Each transformations network's mean seconds to fit on the {len(train):,}-odd training images "
+            f"and score them and the {HELD + ANOMALIES:,} validation images ({torch.get_num_threads()} threads, "
+            "float32):",
+            "",
+            "| epochs, width | seconds |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {key[1:].replace('w', ', ')} | {statistics.mean(values):.1f} |" for key, values in SECONDS.items()
+        ]
     prepend_section(lines, RESULTS)
     print("\n".join(lines))
     return 0

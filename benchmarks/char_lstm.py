@@ -35,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     best = min(history, key=lambda row: row["val_loss"])
     samples = (out / "samples.txt").read_text(encoding="utf-8").strip().split("=== epoch")[-1]
     lines = [
-        "# char-lstm: seed 3's text generator", "",
+        "# char-lstm: seed 3's text generator",
+        "",
         f"Produced by `python benchmarks/char_lstm.py` ({datetime.date.today()}): `char-lstm` with its registered "
         "defaults (the seed's: windows of 40 characters every 3rd, LSTM 128, softmax, RMSprop 0.01, batch 128, "
         "up to 60 epochs, with aelab's early stopping and plateau schedule) on `pydoc-topics`, the last 10% held "
-        "out (5% validation, 5% test).", "",
-        "| measurement | value |", "|---|---|",
+        "out (5% validation, 5% test).",
+        "",
+        "| measurement | value |",
+        "|---|---|",
         f"| epochs trained | {len(history)} ({seconds / 60:.0f} minutes of training steps, from history.json) |",
         f"| alphabet | {m['alphabet_size']} characters |",
         f"| test bits per character (LSTM) | **{m['test_bits_per_char']:.3f}** ({m['test_loss']:.4f} nats; "
@@ -52,9 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         f"| best epoch by validation loss (its weights are the run's) | {best['epoch']}: train / validation loss "
         f"{best['train_loss']:.4f} / {best['val_loss']:.4f} nats |",
         f"| last epoch (early stopping, patience 10) | {history[-1]['epoch']}: train / validation loss "
-        f"{history[-1]['train_loss']:.4f} / {history[-1]['val_loss']:.4f} nats |", "",
-        f"The last epoch's samples (`RUN/samples.txt`), epoch{samples.splitlines()[0]}:", "", "```",
-        *samples.splitlines()[1:], "```", ""]
+        f"{history[-1]['train_loss']:.4f} / {history[-1]['val_loss']:.4f} nats |",
+        "",
+        f"The last epoch's samples (`RUN/samples.txt`), epoch{samples.splitlines()[0]}:",
+        "",
+        "```",
+        *samples.splitlines()[1:],
+        "```",
+        "",
+    ]
     args.results.write_text("\n".join(lines))
     print("\n".join(lines[:16]))
     return 0

@@ -73,20 +73,39 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or demo_epochs()
     clock = Clock()
     with tempfile.TemporaryDirectory() as folder:
-        run = aelab.train("conv-resize", data="mnist-sample", epochs=epochs, early_stopping=False, reduce_lr=False,
-                          out=Path(folder) / "run", progress=None, callbacks=[clock], bounds=False)
+        run = aelab.train(
+            "conv-resize",
+            data="mnist-sample",
+            epochs=epochs,
+            early_stopping=False,
+            reduce_lr=False,
+            out=Path(folder) / "run",
+            progress=None,
+            callbacks=[clock],
+            bounds=False,
+        )
         history = run.history
         steps = sum(row["train_seconds"] for row in history)
         done = run.steps_done()
     rest = clock.fit - steps - clock.validation
     ratio = clock.fit / steps
     given = "".join(" " + word for word in (argv if argv is not None else sys.argv[1:]))
-    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/epochs_speed.py{given}`", "",
-             f"conv-resize on mnist-sample, {len(history)} epochs, {done:,} steps.", "",
-             "| part | seconds | per epoch (ms) | share of the fit |", "|---|---|---|---|"]
-    for name, seconds in (("training steps", steps), ("validation", clock.validation),
-                          ("the rest (checkpoints, logs, history, Lightning's epoch)", rest),
-                          ("the fit, whole", clock.fit)):
+    lines = [
+        f"## {datetime.date.today()}: {cpu_line()}",
+        "",
+        f"Command: `python benchmarks/epochs_speed.py{given}`",
+        "",
+        f"conv-resize on mnist-sample, {len(history)} epochs, {done:,} steps.",
+        "",
+        "| part | seconds | per epoch (ms) | share of the fit |",
+        "|---|---|---|---|",
+    ]
+    for name, seconds in (
+        ("training steps", steps),
+        ("validation", clock.validation),
+        ("the rest (checkpoints, logs, history, Lightning's epoch)", rest),
+        ("the fit, whole", clock.fit),
+    ):
         lines.append(f"| {name} | {seconds:.1f} | {seconds / len(history) * 1000:.0f} | {seconds / clock.fit:.1%} |")
     lines += ["", f"fit wall / training steps = {ratio:.3f} (goal <= 1.1)"]
     print("\n".join(lines))

@@ -38,7 +38,7 @@ AELAB = [sys.executable, "-m", "aelab"]
 
 def quick_start_lines() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Quick start\n"):]
+    section = text[text.index("## Quick start\n") :]
     block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
     return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
@@ -88,16 +88,38 @@ def evaluation(epochs: int, cache: Path) -> list[str]:
     env = {**os.environ, "AELAB_DATA_HOME": str(cache)}
     with tempfile.TemporaryDirectory() as folder:
         run = Path(folder) / "vae"
-        train_seconds, _ = timed(AELAB + ["train", "vae", "--data", "fashion-mnist", "--epochs", str(epochs),
-                                          "--out", str(run), "--progress", "epoch", "--no-bounds", "--no-quality"],
-                                 Path(folder), env)
+        train_seconds, _ = timed(
+            AELAB
+            + [
+                "train",
+                "vae",
+                "--data",
+                "fashion-mnist",
+                "--epochs",
+                str(epochs),
+                "--out",
+                str(run),
+                "--progress",
+                "epoch",
+                "--no-bounds",
+                "--no-quality",
+            ],
+            Path(folder),
+            env,
+        )
         history = json.loads((run / "history.json").read_text())["epochs"]
         training = sum(row["train_seconds"] for row in history)
-        rows = [f"Training: `aelab train vae --data fashion-mnist --epochs {epochs}`: {len(history)} epochs, "
-                f"{training:.0f} s of training steps ({train_seconds:.0f} s for the whole command).", "",
-                "| `aelab eval` | seconds | share of training | stages (s) |", "|---|---|---|---|"]
-        for label, fresh in (("feature classifier not yet trained (the first run on a dataset)", True),
-                             ("feature classifier cached (every later run)", False)):
+        rows = [
+            f"Training: `aelab train vae --data fashion-mnist --epochs {epochs}`: {len(history)} epochs, "
+            f"{training:.0f} s of training steps ({train_seconds:.0f} s for the whole command).",
+            "",
+            "| `aelab eval` | seconds | share of training | stages (s) |",
+            "|---|---|---|---|",
+        ]
+        for label, fresh in (
+            ("feature classifier not yet trained (the first run on a dataset)", True),
+            ("feature classifier cached (every later run)", False),
+        ):
             if fresh:
                 for stale in (cache / "classifiers").glob("1x28x28-60000-*"):
                     stale.unlink()
@@ -113,9 +135,15 @@ def demo(cache: Path) -> list[str]:
     env = {**os.environ, "AELAB_DATA_HOME": str(cache)}
     with tempfile.TemporaryDirectory() as folder:
         seconds, out = timed(AELAB + ["demo", "--out", "runs/demo", "--progress", "epoch"], Path(folder), env)
-    table = out[out.index("model "):out.index("report:")].rstrip().splitlines()
-    rows = [f"`aelab demo` (what `make demo` runs once installed): {seconds:.0f} s ({seconds / 60:.1f} minutes; "
-            "goal <= 5 minutes).", "", "```", *table, "```"]
+    table = out[out.index("model ") : out.index("report:")].rstrip().splitlines()
+    rows = [
+        f"`aelab demo` (what `make demo` runs once installed): {seconds:.0f} s ({seconds / 60:.1f} minutes; "
+        "goal <= 5 minutes).",
+        "",
+        "```",
+        *table,
+        "```",
+    ]
     print("\n".join(rows), flush=True)
     return rows
 

@@ -58,11 +58,13 @@ def keras_choices(parts: set[str]):
     if "labels" in parts:
         GANSystem._d_loss = keras_labels_loss
     if "bn" in parts:
+
         def generator_init(self, *args, **kwargs) -> None:
             saved[1](self, *args, **kwargs)
             for layer in self.modules():
                 if isinstance(layer, nn.BatchNorm2d):
                     layer.momentum, layer.eps = 0.01, 1e-3
+
         gan_nets.Generator.__init__ = generator_init
     try:
         yield
@@ -87,8 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             with keras_choices(parts):
                 if not (out / "model.safetensors").is_file():
                     print(f"[gan-keras-choices] {variant} -> {out}", flush=True)
-                    aelab.train("gan", data="fashion-mnist", epochs=args.epochs, seed=args.seed, out=out,
-                                overwrite=out.exists(), progress=False, init="glorot" if "glorot" in parts else "torch")
+                    aelab.train(
+                        "gan",
+                        data="fashion-mnist",
+                        epochs=args.epochs,
+                        seed=args.seed,
+                        out=out,
+                        overwrite=out.exists(),
+                        progress=False,
+                        init="glorot" if "glorot" in parts else "torch",
+                    )
                 net = aelab.load(out)
             z = torch.randn(10_000, net.latent_dim, generator=torch.Generator().manual_seed(0))
             rows.append(f"| {variant} | {fd_of(net.generator, z, data):.2f} |")
@@ -97,14 +107,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan_keras_choices: error: {error}", file=sys.stderr)
         return 2
     command = f"python benchmarks/gan_keras_choices.py --epochs {args.epochs} --seed {args.seed}"
-    text = [f"# `gan` with Keras' defaults, one at a time, after {args.epochs} epochs", "",
-            f"Measured {datetime.date.today()} on 2 CPU cores by `{command}`: Fashion-MNIST, one seed, "
-            "`fd_classifier` of 10,000 samples from the same latent points (lower is better). "
-            "*torch* is `gan` with PyTorch's initial weights and nothing else changed; what each other "
-            "variant changes is in the script's docstring.", "",
-            "| variant | fd_classifier |", "|---|---|", *rows, "",
-            "`gan`'s default became *glorot*; its 10-epoch runs over three seeds, beside the Keras DCGAN's, "
-            "are in generative.md (`python benchmarks/generative.py --only gan`).", ""]
+    text = [
+        f"# `gan` with Keras' defaults, one at a time, after {args.epochs} epochs",
+        "",
+        f"Measured {datetime.date.today()} on 2 CPU cores by `{command}`: Fashion-MNIST, one seed, "
+        "`fd_classifier` of 10,000 samples from the same latent points (lower is better). "
+        "*torch* is `gan` with PyTorch's initial weights and nothing else changed; what each other "
+        "variant changes is in the script's docstring.",
+        "",
+        "| variant | fd_classifier |",
+        "|---|---|",
+        *rows,
+        "",
+        "`gan`'s default became *glorot*; its 10-epoch runs over three seeds, beside the Keras DCGAN's, "
+        "are in generative.md (`python benchmarks/generative.py --only gan`).",
+        "",
+    ]
     args.results.write_text("\n".join(text) + "\n")
     print(f"wrote {args.results}")
     return 0

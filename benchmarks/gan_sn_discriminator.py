@@ -59,28 +59,46 @@ def main(argv: list[str] | None = None) -> int:
             out = args.runs / f"{name}-m{args.minutes:g}-s{args.seed}"
             if not (out / "model.safetensors").is_file():
                 print(f"[gan-sn-discriminator] {name} -> {out}", flush=True)
-                aelab.train("gan-sn", data="fashion-mnist", epochs=1000, max_minutes=args.minutes, seed=args.seed,
-                            out=out, overwrite=out.exists(), progress=False, **settings)
+                aelab.train(
+                    "gan-sn",
+                    data="fashion-mnist",
+                    epochs=1000,
+                    max_minutes=args.minutes,
+                    seed=args.seed,
+                    out=out,
+                    overwrite=out.exists(),
+                    progress=False,
+                    **settings,
+                )
             net, run = aelab.load(out), aelab.Run(out)
             z = torch.randn(10_000, net.latent_dim, generator=torch.Generator().manual_seed(0))
             averaged, itself = fd_of(net.generator_ema.module, z, data), fd_of(net.generator, z, data)
             d_params = sum(p.numel() for p in net.discriminator.parameters())
             setting = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
-            rows.append(f"| {setting} | {d_params:,} | {len(run.history)} | "
-                        f"{run.history[-1]['images_per_second']:.0f} | {averaged:.2f} | {itself:.2f} |")
+            rows.append(
+                f"| {setting} | {d_params:,} | {len(run.history)} | "
+                f"{run.history[-1]['images_per_second']:.0f} | {averaged:.2f} | {itself:.2f} |"
+            )
             print(rows[-1], flush=True)
     except AelabError as error:
         print(f"gan_sn_discriminator: error: {error}", file=sys.stderr)
         return 2
     only = f" --only {' '.join(args.only)}" if args.only else ""
-    text = [f"# `gan-sn`'s discriminator size and rates, {args.minutes:g} minutes of training each", "",
-            f"Measured {datetime.date.today()} on 2 CPU cores by `python benchmarks/gan_sn_discriminator.py "
-            f"--minutes {args.minutes:g} --seed {args.seed}{only}`: Fashion-MNIST, one seed, the same generator; "
-            "`fd_classifier` of 10,000 samples (lower is better) from the same latent points, drawn from the "
-            "generator's moving average (what `aelab sample` uses) and from the generator itself. *epochs* "
-            "counts the epochs begun in the time (the last one may be cut short).", "",
-            "| settings | discriminator's parameters | epochs | images/s | fd_classifier, moving average | "
-            "fd_classifier, generator |", "|---|---|---|---|---|---|", *rows, ""]
+    text = [
+        f"# `gan-sn`'s discriminator size and rates, {args.minutes:g} minutes of training each",
+        "",
+        f"Measured {datetime.date.today()} on 2 CPU cores by `python benchmarks/gan_sn_discriminator.py "
+        f"--minutes {args.minutes:g} --seed {args.seed}{only}`: Fashion-MNIST, one seed, the same generator; "
+        "`fd_classifier` of 10,000 samples (lower is better) from the same latent points, drawn from the "
+        "generator's moving average (what `aelab sample` uses) and from the generator itself. *epochs* "
+        "counts the epochs begun in the time (the last one may be cut short).",
+        "",
+        "| settings | discriminator's parameters | epochs | images/s | fd_classifier, moving average | "
+        "fd_classifier, generator |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
     args.results.write_text("\n".join(text) + "\n")
     print(f"wrote {args.results}")
     return 0

@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=Path, default=Path("runs/gan-sn-recipe"))
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "gan-sn-recipe.md")
-    parser.add_argument("--full", type=Path, default=Path("runs/generative/fashion-mnist/gan-sn"),
-                        help="generative.py's gan-sn runs (gan's training time), measured the same way where present")
+    parser.add_argument(
+        "--full",
+        type=Path,
+        default=Path("runs/generative/fashion-mnist/gan-sn"),
+        help="generative.py's gan-sn runs (gan's training time), measured the same way where present",
+    )
     args = parser.parse_args(argv)
     data = load_data("fashion-mnist")
     rows = []
@@ -59,8 +63,16 @@ def main(argv: list[str] | None = None) -> int:
             out = args.runs / f"{name}-e{args.epochs}-s{args.seed}"
             if not (out / "model.safetensors").is_file():
                 print(f"[gan-sn-recipe] {name} -> {out}", flush=True)
-                aelab.train(model, data="fashion-mnist", epochs=args.epochs, seed=args.seed, out=out,
-                            overwrite=out.exists(), progress=False, **settings)
+                aelab.train(
+                    model,
+                    data="fashion-mnist",
+                    epochs=args.epochs,
+                    seed=args.seed,
+                    out=out,
+                    overwrite=out.exists(),
+                    progress=False,
+                    **settings,
+                )
             net = aelab.load(out)
             z = torch.randn(10_000, net.latent_dim, generator=torch.Generator().manual_seed(0))
             averaged = fd_of(net.generator_ema.module, z, data) if hasattr(net, "generator_ema") else None
@@ -68,33 +80,48 @@ def main(argv: list[str] | None = None) -> int:
             run = aelab.Run(out)
             rate = run.history[-1]["images_per_second"]
             setting = ", ".join(f"{k} {v:g}" for k, v in settings.items()) or "defaults"
-            rows.append(f"| `{model}` | {setting} | {'-' if averaged is None else f'{averaged:.2f}'} | "
-                        f"{itself:.2f} | {rate:.0f} |")
+            rows.append(
+                f"| `{model}` | {setting} | {'-' if averaged is None else f'{averaged:.2f}'} | "
+                f"{itself:.2f} | {rate:.0f} |"
+            )
             print(rows[-1], flush=True)
         full = []
         for out in sorted(args.full.glob("seed-*")):
             if (out / "model.safetensors").is_file():
                 net, run = aelab.load(out), aelab.Run(out)
                 z = torch.randn(10_000, net.latent_dim, generator=torch.Generator().manual_seed(0))
-                full.append(f"| {out.name.removeprefix('seed-')} | {len(run.history)} | "
-                            f"{run.config.params['ema_decay']:g} | {fd_of(net.generator_ema.module, z, data):.2f} | "
-                            f"{fd_of(net.generator, z, data):.2f} |")
+                full.append(
+                    f"| {out.name.removeprefix('seed-')} | {len(run.history)} | "
+                    f"{run.config.params['ema_decay']:g} | {fd_of(net.generator_ema.module, z, data):.2f} | "
+                    f"{fd_of(net.generator, z, data):.2f} |"
+                )
                 print(full[-1], flush=True)
     except AelabError as error:
         print(f"gan_sn_recipe: error: {error}", file=sys.stderr)
         return 2
-    text = [f"# `gan-sn`'s learning rates and moving average, after {args.epochs} epochs", "",
-            f"Measured {datetime.date.today()} on 2 CPU cores by `python benchmarks/gan_sn_recipe.py --epochs "
-            f"{args.epochs} --seed {args.seed}`: Fashion-MNIST, one seed, `fd_classifier` of 10,000 samples "
-            "(lower is better) from the same latent points, drawn from the generator's moving average "
-            "(what `aelab sample` uses) and from the generator itself.", "",
-            "| model | settings | fd_classifier, moving average | fd_classifier, generator | images/s |",
-            "|---|---|---|---|---|", *rows, ""]
+    text = [
+        f"# `gan-sn`'s learning rates and moving average, after {args.epochs} epochs",
+        "",
+        f"Measured {datetime.date.today()} on 2 CPU cores by `python benchmarks/gan_sn_recipe.py --epochs "
+        f"{args.epochs} --seed {args.seed}`: Fashion-MNIST, one seed, `fd_classifier` of 10,000 samples "
+        "(lower is better) from the same latent points, drawn from the generator's moving average "
+        "(what `aelab sample` uses) and from the generator itself.",
+        "",
+        "| model | settings | fd_classifier, moving average | fd_classifier, generator | images/s |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
     if full:
-        text += [f"The same two measures of `gan-sn`'s runs in {args.full} (trained for `gan`'s training time by "
-                 "`benchmarks/generative.py`, its defaults):", "",
-                 "| seed | epochs | ema_decay | fd_classifier, moving average | fd_classifier, generator |",
-                 "|---|---|---|---|---|", *full, ""]
+        text += [
+            f"The same two measures of `gan-sn`'s runs in {args.full} (trained for `gan`'s training time by "
+            "`benchmarks/generative.py`, its defaults):",
+            "",
+            "| seed | epochs | ema_decay | fd_classifier, moving average | fd_classifier, generator |",
+            "|---|---|---|---|---|",
+            *full,
+            "",
+        ]
     args.results.write_text("\n".join(text) + "\n")
     print(f"wrote {args.results}")
     return 0

@@ -41,9 +41,15 @@ from aelab.models import create_model
 from aelab.training import train
 
 ROOT = Path(__file__).resolve().parent
-RUNS = [("vae-2d", "vae", {"latent_dim": 2}), ("keras-vae-2d", "keras-io VAE", {"latent_dim": 2}),
-        ("vae-16d", "vae", {"latent_dim": 16}), ("keras-vae-16d", "keras-io VAE", {"latent_dim": 16}),
-        ("gan", "gan", {}), ("keras-gan", "Keras DCGAN", {}), ("gan-sn", "gan-sn", {})]
+RUNS = [
+    ("vae-2d", "vae", {"latent_dim": 2}),
+    ("keras-vae-2d", "keras-io VAE", {"latent_dim": 2}),
+    ("vae-16d", "vae", {"latent_dim": 16}),
+    ("keras-vae-16d", "keras-io VAE", {"latent_dim": 16}),
+    ("gan", "gan", {}),
+    ("keras-gan", "Keras DCGAN", {}),
+    ("gan-sn", "gan-sn", {}),
+]
 PEERS = {"vae-2d": "keras-vae-2d", "vae-16d": "keras-vae-16d", "gan": "keras-gan"}  # trained by peers.py
 SAME_TIME_AS = {"gan-sn": "gan"}  # a row trained for the training time of another row's run with the same seed
 GOAL = 0.30  # gan-sn's mean fd_classifier at least 30% below gan's
@@ -75,12 +81,14 @@ def read_ledger(path: Path) -> dict:
 def record(ledger: Path, data: str, key: str, seed: int, run: Path) -> dict:
     """Adds a finished run (a folder with metrics.json and history.json) to the ledger, and returns its entry."""
     config = run / "config.json"
-    entry = {"measured": datetime.date.today().isoformat(),
-             "metrics": json.loads((run / "metrics.json").read_text()),
-             "epoch_seconds": [row["train_seconds"] for row in json.loads((run / "history.json").read_text())["epochs"]],
-             "wall_seconds": float(wall_file(run).read_text()) if wall_file(run).is_file() else None,
-             "collapse_warnings": int(collapse_file(run).read_text()) if collapse_file(run).is_file() else None,
-             "config": json.loads(config.read_text()) if config.is_file() else None}
+    entry = {
+        "measured": datetime.date.today().isoformat(),
+        "metrics": json.loads((run / "metrics.json").read_text()),
+        "epoch_seconds": [row["train_seconds"] for row in json.loads((run / "history.json").read_text())["epochs"]],
+        "wall_seconds": float(wall_file(run).read_text()) if wall_file(run).is_file() else None,
+        "collapse_warnings": int(collapse_file(run).read_text()) if collapse_file(run).is_file() else None,
+        "config": json.loads(config.read_text()) if config.is_file() else None,
+    }
     entries = read_ledger(ledger)
     entries[ledger_key(data, key, seed)] = entry
     ledger.parent.mkdir(parents=True, exist_ok=True)
@@ -90,22 +98,31 @@ def record(ledger: Path, data: str, key: str, seed: int, run: Path) -> dict:
     return entry
 
 
-def train_one(key: str, model: str, params: dict, out: Path, data: str, epochs: int, seed: int,
-              ledger: Path) -> None:
+def train_one(key: str, model: str, params: dict, out: Path, data: str, epochs: int, seed: int, ledger: Path) -> None:
     budget = {}
     if key in SAME_TIME_AS:
         peer = read_ledger(ledger).get(ledger_key(data, SAME_TIME_AS[key], seed))
         if peer is None:
-            raise AelabError(f"{key} trains for {SAME_TIME_AS[key]}'s time: train {SAME_TIME_AS[key]} with seed "
-                             f"{seed} first")
+            raise AelabError(
+                f"{key} trains for {SAME_TIME_AS[key]}'s time: train {SAME_TIME_AS[key]} with seed {seed} first"
+            )
         # as many epochs as the time allows: the budget stops it
         budget = {"max_minutes": sum(peer["epoch_seconds"]) / 60, "epochs": 10 * epochs}
     counter = WarningCount()
     logging.getLogger("aelab").addHandler(counter)
     try:
         started = time.perf_counter()
-        train(model, data=data, epochs=budget.pop("epochs", epochs), out=out, overwrite=True, progress=False,
-              seed=seed, **budget, **params)
+        train(
+            model,
+            data=data,
+            epochs=budget.pop("epochs", epochs),
+            out=out,
+            overwrite=True,
+            progress=False,
+            seed=seed,
+            **budget,
+            **params,
+        )
         wall_file(out).write_text(f"{time.perf_counter() - started:.1f}\n")
         collapse_file(out).write_text(f"{counter.count}\n")
     finally:
@@ -150,31 +167,58 @@ def row_text(key: str, model: str, params: dict, runs: dict[int, dict]) -> tuple
     """A table row from the ledger's entries of one row, by seed."""
     metrics = [entry["metrics"] for entry in runs.values()]
     # the peers' count comes from their own script (the same for every seed); aelab's is counted here
-    macs = next((m["forward_macs"] for m in metrics if m.get("forward_macs")), None) if key in PEERS.values() \
+    macs = (
+        next((m["forward_macs"] for m in metrics if m.get("forward_macs")), None)
+        if key in PEERS.values()
         else forward_macs(model, params)
+    )
     walls = [entry["wall_seconds"] for entry in runs.values() if entry["wall_seconds"] is not None]
     one_off = [m.get("fd_classifier_train_seconds") or 0.0 for m in metrics]
     # the end-of-training evaluation's share of a run's wall time, the feature classifier's one-off cost apart
-    shares = [((m.get("bounds_seconds") or 0) + (m.get("fd_seconds") or 0)) / (w - c)
-              for m, w, c in zip(metrics, walls, one_off)] if len(walls) == len(runs) else []
+    shares = (
+        [
+            ((m.get("bounds_seconds") or 0) + (m.get("fd_seconds") or 0)) / (w - c)
+            for m, w, c in zip(metrics, walls, one_off)
+        ]
+        if len(walls) == len(runs)
+        else []
+    )
     collapses = [entry["collapse_warnings"] for entry in runs.values() if entry["collapse_warnings"] is not None]
-    values = {name: [m[name] for m in metrics if m.get(name) is not None]
-              for name in ("test_elbo", "test_iwae_k100", "fd_classifier", "fd_classifier_floor")}
+    values = {
+        name: [m[name] for m in metrics if m.get(name) is not None]
+        for name in ("test_elbo", "test_iwae_k100", "fd_classifier", "fd_classifier_floor")
+    }
     epochs = [len(entry["epoch_seconds"]) for entry in runs.values()]
     seeds = ", ".join(map(str, runs))
     # a row whose seeds ran different settings (defaults changed between runs) says so
-    settings = {json.dumps({k: v for k, v in ((entry.get("config") or {}).get("train") or {}).items()
-                            if k not in ("seed", "max_minutes")}, sort_keys=True) for entry in runs.values()}
+    settings = {
+        json.dumps(
+            {
+                k: v
+                for k, v in ((entry.get("config") or {}).get("train") or {}).items()
+                if k not in ("seed", "max_minutes")
+            },
+            sort_keys=True,
+        )
+        for entry in runs.values()
+    }
     if len(settings) > 1:
         seeds += " (settings differ between seeds: see the ledger)"
-    text = (f"| {key} | `{model}` {params or ''} | {f'{macs / 1e6:.1f} M' if macs else '-'} | {seeds} | "
-            f"{spread(epochs, '.0f')} | "
-            f"{spread([sum(entry['epoch_seconds']) for entry in runs.values()], '.0f')} s | {spread(walls, '.0f')} s | "
-            f"{spread([100 * s for s in shares], '.1f')}% | {spread(values['test_elbo'], '.1f')} | "
-            f"{spread(values['test_iwae_k100'], '.1f')} | {spread(values['fd_classifier'], '.2f')} | "
-            f"{spread(values['fd_classifier_floor'], '.2f')} | {sum(collapses) if collapses else '-'} |")
-    return text, {"fd": values["fd_classifier"], "elbo": values["test_elbo"], "one_off": max(one_off), "macs": macs,
-                  "training": [sum(entry["epoch_seconds"]) for entry in runs.values()]}
+    text = (
+        f"| {key} | `{model}` {params or ''} | {f'{macs / 1e6:.1f} M' if macs else '-'} | {seeds} | "
+        f"{spread(epochs, '.0f')} | "
+        f"{spread([sum(entry['epoch_seconds']) for entry in runs.values()], '.0f')} s | {spread(walls, '.0f')} s | "
+        f"{spread([100 * s for s in shares], '.1f')}% | {spread(values['test_elbo'], '.1f')} | "
+        f"{spread(values['test_iwae_k100'], '.1f')} | {spread(values['fd_classifier'], '.2f')} | "
+        f"{spread(values['fd_classifier_floor'], '.2f')} | {sum(collapses) if collapses else '-'} |"
+    )
+    return text, {
+        "fd": values["fd_classifier"],
+        "elbo": values["test_elbo"],
+        "one_off": max(one_off),
+        "macs": macs,
+        "training": [sum(entry["epoch_seconds"]) for entry in runs.values()],
+    }
 
 
 def peer_lead(ours: list[float], peer: list[float]) -> str:
@@ -199,7 +243,9 @@ def comparison(ours: str, peer: str, found: dict) -> str:
             if not better:
                 parts[-1] += f" ({peer_lead(found[ours][name], found[peer][name])})"
     a, b = statistics.mean(found[ours]["training"]), statistics.mean(found[peer]["training"])
-    pace = "the same" if round(a) == round(b) else f"aelab {b / a:.2f}x faster" if a < b else f"aelab {a / b:.2f}x slower"
+    pace = (
+        "the same" if round(a) == round(b) else f"aelab {b / a:.2f}x faster" if a < b else f"aelab {a / b:.2f}x slower"
+    )
     parts.append(f"training {a:.0f} s vs {b:.0f} s ({pace})")
     if found[ours]["macs"] and found[peer]["macs"]:
         parts.append(f"{found[ours]['macs'] / found[peer]['macs']:.2f}x the peer's multiply-accumulates per image")
@@ -212,16 +258,22 @@ def run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", type=Path, default=Path("runs/generative"))
-    parser.add_argument("--ledger", type=Path, default=ROOT / "results" / "generative-runs.json",
-                        help="every finished run's measurements (committed)")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=ROOT / "results" / "generative-runs.json",
+        help="every finished run's measurements (committed)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = run_arguments(argparse.ArgumentParser(description=__doc__,
-                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
-    parser.add_argument("--only", nargs="+", choices=[key for key, _, _ in RUNS if key not in PEERS.values()],
-                        help="rows to (re)train")
+    parser = run_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=[key for key, _, _ in RUNS if key not in PEERS.values()], help="rows to (re)train"
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "generative.md")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the results from existing runs")
     args = parser.parse_args(argv)
@@ -243,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows, images, found, entries = [], [], {}, read_ledger(args.ledger)
     for key, model, params in RUNS:
-        runs = {s: entries[ledger_key(args.data, key, s)] for s in args.seeds if ledger_key(args.data, key, s) in entries}
+        runs = {
+            s: entries[ledger_key(args.data, key, s)] for s in args.seeds if ledger_key(args.data, key, s) in entries
+        }
         if not runs:
             continue
         text, found[key] = row_text(key, model, params, runs)
@@ -255,58 +309,88 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copy(first / png, target)
             if target.is_file():
                 images.append(f"![{key} {png[:-4]}, seed {first.name[5:]}](figures/{target.name})")
-    command = f"python benchmarks/generative.py --data {args.data} --epochs {args.epochs} --seeds " + \
-        " ".join(map(str, args.seeds))
-    text = [f"# Generative models on {args.data}", "",
-            f"Measured {datetime.date.today()} on this machine (2 CPU cores) by `{command}`: one `aelab train` per "
-            "row and seed, default settings otherwise; each cell is the mean ± standard deviation over the seeds.", "",
-            "ELBO and the IWAE bound (k = 100 importance samples) are in nats per image on the first 2,000 test",
-            "images (higher is better; Bernoulli decoder on pixel intensities). `fd_classifier` is the Fréchet",
-            "distance between 10,000 samples and the test set on the 128-d features of aelab's cached",
-            "classifier (lower is better); its floor is the same distance between training and test images.",
-            "*MACs* are the multiply-accumulates of one image through the networks once (a VAE's encoder and",
-            "decoder, a GAN's generator and discriminator; dense and convolution layers), the model's size in compute.",
-            "*eval* is the share of a run's wall time spent at the end on the bounds and the 10,000-sample",
-            "distance; *collapse* counts the epochs that warned of a collapsing discriminator, over all seeds.",
-            "`gan-sn` trains for the training time of `gan`'s run with the same seed (`--max-minutes`).",
-            "The `keras-*` rows are the Keras peers (keras-io's VAE; a DCGAN with seed 3's tricks, sized as `gan`),",
-            "trained by `python benchmarks/peers.py` on the same training images for the same epochs and measured by",
-            "the same metrics; a row that is missing was not run. Every run's own numbers, settings and date are in",
-            f"`{args.ledger.name}` beside this file.", "",
-            "| run | model | MACs | seeds | epochs | training | wall | eval | ELBO | IWAE k=100 | fd_classifier | floor | "
-            "collapse |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    command = f"python benchmarks/generative.py --data {args.data} --epochs {args.epochs} --seeds " + " ".join(
+        map(str, args.seeds)
+    )
+    text = [
+        f"# Generative models on {args.data}",
+        "",
+        f"Measured {datetime.date.today()} on this machine (2 CPU cores) by `{command}`: one `aelab train` per "
+        "row and seed, default settings otherwise; each cell is the mean ± standard deviation over the seeds.",
+        "",
+        "ELBO and the IWAE bound (k = 100 importance samples) are in nats per image on the first 2,000 test",
+        "images (higher is better; Bernoulli decoder on pixel intensities). `fd_classifier` is the Fréchet",
+        "distance between 10,000 samples and the test set on the 128-d features of aelab's cached",
+        "classifier (lower is better); its floor is the same distance between training and test images.",
+        "*MACs* are the multiply-accumulates of one image through the networks once (a VAE's encoder and",
+        "decoder, a GAN's generator and discriminator; dense and convolution layers), the model's size in compute.",
+        "*eval* is the share of a run's wall time spent at the end on the bounds and the 10,000-sample",
+        "distance; *collapse* counts the epochs that warned of a collapsing discriminator, over all seeds.",
+        "`gan-sn` trains for the training time of `gan`'s run with the same seed (`--max-minutes`).",
+        "The `keras-*` rows are the Keras peers (keras-io's VAE; a DCGAN with seed 3's tricks, sized as `gan`),",
+        "trained by `python benchmarks/peers.py` on the same training images for the same epochs and measured by",
+        "the same metrics; a row that is missing was not run. Every run's own numbers, settings and date are in",
+        f"`{args.ledger.name}` beside this file.",
+        "",
+        "| run | model | MACs | seeds | epochs | training | wall | eval | ELBO | IWAE k=100 | fd_classifier | floor | "
+        "collapse |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
     one_off = max((f["one_off"] for f in found.values()), default=0.0)
     if one_off:
-        text += [f"The first run on {args.data} also trained the feature classifier once ({one_off:.0f} s, inside "
-                 "its wall time; cached for every later run): the eval share leaves it out.", ""]
+        text += [
+            f"The first run on {args.data} also trained the feature classifier once ({one_off:.0f} s, inside "
+            "its wall time; cached for every later run): the eval share leaves it out.",
+            "",
+        ]
     pairs = [f"- {comparison(ours, peer, found)}" for ours, peer in PEERS.items() if ours in found and peer in found]
     text += [*pairs, ""] if pairs else []
     if any("Keras better" in pair for pair in pairs) and (ROOT / "results" / "gan-keras-choices.md").exists():
-        text += ["Where a Keras row leads, the defaults that differ between the frameworks were tried one at a time "
-                 "in `gan-keras-choices.md` (`python benchmarks/gan_keras_choices.py`); those that helped are aelab's "
-                 "defaults now, and the rows above were measured with them.", ""]
+        text += [
+            "Where a Keras row leads, the defaults that differ between the frameworks were tried one at a time "
+            "in `gan-keras-choices.md` (`python benchmarks/gan_keras_choices.py`); those that helped are aelab's "
+            "defaults now, and the rows above were measured with them.",
+            "",
+        ]
     if all(found.get(key, {}).get("fd") for key in ("gan-sn", "keras-gan")):
         sn, keras = statistics.mean(found["gan-sn"]["fd"]), statistics.mean(found["keras-gan"]["fd"])
         times = [statistics.mean(found[key]["training"]) for key in ("gan-sn", "keras-gan")]
-        text += [f"`gan-sn` against `keras-gan`: mean fd_classifier {sn:.2f} vs {keras:.2f}, "
-                 f"{100 * abs(1 - sn / keras):.0f}% {'lower' if sn < keras else 'higher'}, "
-                 f"in {times[0]:.0f} s of training against {times[1]:.0f} s.", ""]
+        text += [
+            f"`gan-sn` against `keras-gan`: mean fd_classifier {sn:.2f} vs {keras:.2f}, "
+            f"{100 * abs(1 - sn / keras):.0f}% {'lower' if sn < keras else 'higher'}, "
+            f"in {times[0]:.0f} s of training against {times[1]:.0f} s.",
+            "",
+        ]
     stale = {key: stale_budgets(entries, args.data, key, other, args.seeds) for key, other in SAME_TIME_AS.items()}
     for key, seeds in stale.items():
         if seeds:
             other = SAME_TIME_AS[key]
-            text += [f"`{key}`'s runs were trained for the time of `{other}` runs since replaced (seed, minutes "
-                     f"given vs `{other}`'s now: {seeds}): the two rows are not at the same training time until "
-                     f"`python benchmarks/generative.py --only {key}` retrains it.", ""]
+            text += [
+                f"`{key}`'s runs were trained for the time of `{other}` runs since replaced (seed, minutes "
+                f"given vs `{other}`'s now: {seeds}): the two rows are not at the same training time until "
+                f"`python benchmarks/generative.py --only {key}` retrains it.",
+                "",
+            ]
     if "gan" in found and "gan-sn" in found and found["gan"]["fd"] and found["gan-sn"]["fd"]:
         gan, sn = statistics.mean(found["gan"]["fd"]), statistics.mean(found["gan-sn"]["fd"])
         verdict = "met" if sn <= (1 - GOAL) * gan else "missed"
         when = "(not at the same training time, above)" if stale["gan-sn"] else "at the same training time"
-        text += [f"`gan-sn` against `gan` {when}: mean fd_classifier {sn:.2f} vs {gan:.2f}, "
-                 f"{100 * (1 - sn / gan):.0f}% lower (goal: at least {100 * GOAL:.0f}%: {verdict}).", ""]
+        text += [
+            f"`gan-sn` against `gan` {when}: mean fd_classifier {sn:.2f} vs {gan:.2f}, "
+            f"{100 * (1 - sn / gan):.0f}% lower (goal: at least {100 * GOAL:.0f}%: {verdict}).",
+            "",
+        ]
     text += [f"{line}\n" for line in images]
-    note = next((entry["metrics"]["fid_note"] for name, entry in entries.items()
-                 if name.startswith(f"{args.data}/") and entry["metrics"].get("fid_note")), None)
+    note = next(
+        (
+            entry["metrics"]["fid_note"]
+            for name, entry in entries.items()
+            if name.startswith(f"{args.data}/") and entry["metrics"].get("fid_note")
+        ),
+        None,
+    )
     if note:
         text += [f"{note}."]
     args.results.write_text("\n".join(text) + "\n")

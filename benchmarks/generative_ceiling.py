@@ -40,8 +40,9 @@ def median_ms(step, repeats: int, warmups: int = 1) -> float:
     return statistics.median(times) * 1e3
 
 
-def conv_ms(layer: nn.Module, shape: tuple[int, ...], needs_input_grad: bool, precision: str, channels_last: bool,
-            repeats: int) -> float:
+def conv_ms(
+    layer: nn.Module, shape: tuple[int, ...], needs_input_grad: bool, precision: str, channels_last: bool, repeats: int
+) -> float:
     """Forward and backward of ``layer`` on a random input shaped ``shape``."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     layer = layer.to(memory_format=memory_format)
@@ -61,8 +62,10 @@ def convolutions(net: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Mo
     found, hooks = [], []
     for name, module in net.named_modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+
             def hook(module, inputs, _output, name=name):
                 found.append((name, module, tuple(inputs[0].shape), inputs[0].requires_grad))
+
             hooks.append(module.register_forward_hook(hook))
     net(example)
     for hook in hooks:
@@ -81,13 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     precision = choose_precision("auto", "cpu")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; aelab's defaults here: {precision}, channels-last\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; aelab's defaults here: {precision}, channels-last\n"
+    )
     torch.manual_seed(0)
     vae, gan = create_model("vae"), create_model("gan")
-    nets = [("vae", vae, torch.rand(128, 1, 28, 28)),
-            ("gan generator", gan.generator, torch.randn(64, gan.latent_dim)),
-            ("gan discriminator", gan.discriminator, torch.rand(128, 1, 28, 28) * 2 - 1)]
+    nets = [
+        ("vae", vae, torch.rand(128, 1, 28, 28)),
+        ("gan generator", gan.generator, torch.randn(64, gan.latent_dim)),
+        ("gan discriminator", gan.discriminator, torch.rand(128, 1, 28, 28) * 2 - 1),
+    ]
     print("| network | convolution | input | fp32, contiguous: ms | defaults: ms | speed-up |")
     print("|---|---|---|---|---|---|")
     totals: dict[str, list[float]] = {}
@@ -98,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
             total = totals.setdefault(net_name.split()[0], [0.0, 0.0])  # per model: the GAN's two networks together
             total[0] += plain
             total[1] += tuned
-            print(f"| {net_name} | `{name}`: {describe(layer)} | {'x'.join(map(str, shape))} | {plain:.1f} | "
-                  f"{tuned:.1f} | {plain / tuned:.2f}x |")
+            print(
+                f"| {net_name} | `{name}`: {describe(layer)} | {'x'.join(map(str, shape))} | {plain:.1f} | "
+                f"{tuned:.1f} | {plain / tuned:.2f}x |"
+            )
     for model_name, (plain, tuned) in totals.items():
-        print(f"| **{model_name}, all its convolutions, once each** | | | {plain:.1f} | {tuned:.1f} | "
-              f"**{plain / tuned:.2f}x** |")
+        print(
+            f"| **{model_name}, all its convolutions, once each** | | | {plain:.1f} | {tuned:.1f} | "
+            f"**{plain / tuned:.2f}x** |"
+        )
 
     dropout = gan.discriminator.net[-2]  # before the dense layer
     x, p = torch.rand(128, gan.discriminator.net[-1].in_features), dropout.p

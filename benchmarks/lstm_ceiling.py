@@ -41,10 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 
     alphabet = len(load_text().alphabet)
     flags = set(open("/proc/cpuinfo").read().split()) if sys.platform == "linux" else set()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "
-          f"{torch.backends.mkldnn.is_available()}, avx512_bf16 {'avx512_bf16' in flags}, alphabet {alphabet}\n")
-    print("| batch | one-hot input: ms a step | recurrence alone: ms a step | windows/s, one-hot | "
-          "windows/s, recurrence alone (ceiling for input tricks) |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "
+        f"{torch.backends.mkldnn.is_available()}, avx512_bf16 {'avx512_bf16' in flags}, alphabet {alphabet}\n"
+    )
+    print(
+        "| batch | one-hot input: ms a step | recurrence alone: ms a step | windows/s, one-hot | "
+        "windows/s, recurrence alone (ceiling for input tricks) |"
+    )
     print("|---|---|---|---|---|")
     for batch in (128, 256, 512):
         full, alone = step_ms(batch, alphabet, args.steps), step_ms(batch, 1, args.steps)

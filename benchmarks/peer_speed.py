@@ -63,8 +63,9 @@ def export_text(path: Path) -> None:
     from aelab.data.text import load_text
 
     text = load_text(None)
-    np.savez(path, train=text.train.numpy(), val=text.val.numpy(), test=text.test.numpy(),
-             alphabet_size=len(text.alphabet))
+    np.savez(
+        path, train=text.train.numpy(), val=text.val.numpy(), test=text.test.numpy(), alphabet_size=len(text.alphabet)
+    )
 
 
 def train_flops(model: str, alphabet_size: int) -> float:
@@ -106,7 +107,7 @@ def peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float
     began = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    return 2 * size ** 3 * repeats / (time.perf_counter() - began)
+    return 2 * size**3 * repeats / (time.perf_counter() - began)
 
 
 def steady(rates: list[float]) -> float:
@@ -120,26 +121,61 @@ def run_aelab(model: str, data_name: str, epochs: int, tmp: Path, *options: str)
     data = [] if model == "char-lstm" else ["--data", data_name]
     data += [] if model == "gan" else ["--no-early-stopping"]  # a GAN has no early stop to turn off
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "aelab", "train", model, *data, "--epochs", str(epochs),
-                    "--no-progress", "--out", str(out), *options], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aelab",
+            "train",
+            model,
+            *data,
+            "--epochs",
+            str(epochs),
+            "--no-progress",
+            "--out",
+            str(out),
+            *options,
+        ],
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - began
     history = json.loads((out / "history.json").read_text())["epochs"]
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"rate": steady([row["images_per_second"] for row in history]), "wall": wall,
-            "quality": metrics[ROWS[model][2]]}
+    return {
+        "rate": steady([row["images_per_second"] for row in history]),
+        "wall": wall,
+        "quality": metrics[ROWS[model][2]],
+    }
 
 
 def run_keras(python: Path, model: str, data_file: Path, epochs: int, tmp: Path) -> dict:
     peer = ROWS[model][0]
     began = time.perf_counter()
-    subprocess.run([str(python), str(KERAS_SCRIPT), peer, "--data", str(data_file), "--epochs", str(epochs),
-                    "--out", str(tmp / f"keras-{peer}")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(python),
+            str(KERAS_SCRIPT),
+            peer,
+            "--data",
+            str(data_file),
+            "--epochs",
+            str(epochs),
+            "--out",
+            str(tmp / f"keras-{peer}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - began
     result = json.loads((tmp / f"keras-{peer}" / "result.json").read_text())
     items = result.get("train_windows") or result["train_images"]
-    return {"rate": steady([items / s for s in result["epoch_seconds"]]), "wall": wall,
-            "quality": result.get(ROWS[model][2]), "samples": tmp / f"keras-{peer}" / "samples.npy"}
+    return {
+        "rate": steady([items / s for s in result["epoch_seconds"]]),
+        "wall": wall,
+        "quality": result.get(ROWS[model][2]),
+        "samples": tmp / f"keras-{peer}" / "samples.npy",
+    }
 
 
 class PlainSeedVAE(nn.Module):
@@ -148,14 +184,27 @@ class PlainSeedVAE(nn.Module):
     def __init__(self, latent: int = 2) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(64 * 14 * 14, 32), nn.ReLU())
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * 14 * 14, 32),
+            nn.ReLU(),
+        )
         self.mean, self.logvar = nn.Linear(32, latent), nn.Linear(32, latent)
         self.decoder = nn.Sequential(
-            nn.Linear(latent, 64 * 14 * 14), nn.ReLU(), nn.Unflatten(1, (64, 14, 14)),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
-            nn.Conv2d(32, 1, 3, padding=1))
+            nn.Linear(latent, 64 * 14 * 14),
+            nn.ReLU(),
+            nn.Unflatten(1, (64, 14, 14)),
+            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 1, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor):
         h = self.features(x)
@@ -199,13 +248,28 @@ class PlainDCGAN(nn.Module):
         super().__init__()
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.generator = nn.Sequential(
-            nn.Linear(self.LATENT, 64 * 7 * 7), nn.Unflatten(1, (64, 7, 7)), nn.BatchNorm2d(64), act(),
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), act(),
-            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.BatchNorm2d(16), act(),
-            nn.Conv2d(16, 1, 5, padding=2), nn.Tanh())
+            nn.Linear(self.LATENT, 64 * 7 * 7),
+            nn.Unflatten(1, (64, 7, 7)),
+            nn.BatchNorm2d(64),
+            act(),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            act(),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            act(),
+            nn.Conv2d(16, 1, 5, padding=2),
+            nn.Tanh(),
+        )
         self.discriminator = nn.Sequential(
-            nn.Conv2d(1, 32, 4, stride=2, padding=1), act(), nn.Conv2d(32, 64, 4, stride=2, padding=1), act(),
-            nn.Flatten(), nn.Dropout(0.4), nn.Linear(64 * 7 * 7, 1))
+            nn.Conv2d(1, 32, 4, stride=2, padding=1),
+            act(),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1),
+            act(),
+            nn.Flatten(),
+            nn.Dropout(0.4),
+            nn.Linear(64 * 7 * 7, 1),
+        )
         for layer in self.modules():
             if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(layer.weight)
@@ -237,8 +301,13 @@ def train_plain_gan(train: torch.Tensor, epochs: int, samples_file: str) -> list
         for real in train[torch.randperm(len(train))].split(64):
             real = real * 2 - 1
             for optimizer, player, loss_of in (
-                    (opt_d, model.discriminator, lambda: model.d_loss(real, model.generator(model.latent(len(real))).detach())),  # noqa: B023, E501
-                    (opt_g, model.generator, lambda: model.g_loss(len(real)))):  # noqa: B023 - each called in this step
+                (
+                    opt_d,
+                    model.discriminator,
+                    lambda: model.d_loss(real, model.generator(model.latent(len(real))).detach()),  # noqa: B023
+                ),  # (each loss is called within this step, while ``real`` is this batch)
+                (opt_g, model.generator, lambda: model.g_loss(len(real))),  # noqa: B023
+            ):
                 loss = loss_of()
                 optimizer.zero_grad()
                 loss.backward()
@@ -274,8 +343,10 @@ def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
                 optimizer.step()
             rates.append(len(windows) / (time.perf_counter() - began))
         with torch.no_grad():
-            nats = sum(float(F.cross_entropy(model(F.one_hot(b[:, :-1], size).float()), b[:, -1], reduction="sum"))
-                       for b in test.unfold(0, 41, 1).split(1000))
+            nats = sum(
+                float(F.cross_entropy(model(F.one_hot(b[:, :-1], size).float()), b[:, -1], reduction="sum"))
+                for b in test.unfold(0, 41, 1).split(1000)
+            )
         return {"rate": steady(rates), "quality": nats / (len(test) - 40) / math.log(2)}
     as_float = lambda key: torch.from_numpy(data[key]).float().div(255).unsqueeze(1)  # noqa: E731
     train, val, test = as_float("x_train"), as_float("x_val"), as_float("x_test")
@@ -293,6 +364,7 @@ def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
 
         def loss_of(x):
             return vae_loss(model, x)
+
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(epochs):
         began = time.perf_counter()
@@ -315,10 +387,17 @@ def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
 
 def run_torch(model: str, data_file: Path, epochs: int) -> dict:
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--worker", model, "--data-file", str(data_file), "--epochs",
-                           str(epochs)], check=True, capture_output=True, text=True)
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall": time.perf_counter() - began,
-            "samples": data_file.with_name("torch-gan.npy")}
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", model, "--data-file", str(data_file), "--epochs", str(epochs)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {
+        **json.loads(done.stdout.strip().splitlines()[-1]),
+        "wall": time.perf_counter() - began,
+        "samples": data_file.with_name("torch-gan.npy"),
+    }
 
 
 def sample_fd(samples_file: Path, data) -> float:
@@ -343,13 +422,19 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_line()
     print(cpu, flush=True)
     python = peer_python(ROOT.parent / ".venv-peers")
-    options = (f" --data {args.data}" if args.data != default_data() else "") + (
-        f" --epochs {args.epochs}" if args.epochs != 3 else "") + (
-        f" --only {' '.join(args.only)}" if args.only != list(ROWS) else "")
-    lines = [f"## Peers, {datetime.date.today()}: {cpu}", "",
-             f"`python benchmarks/peer_speed.py{options}`: {args.epochs} epochs each side; images from {args.data}.", "",
-             "| model | side | training items/s (steady) | wall s | quality | aelab's speed over it |",
-             "|---|---|---|---|---|---|"]
+    options = (
+        (f" --data {args.data}" if args.data != default_data() else "")
+        + (f" --epochs {args.epochs}" if args.epochs != 3 else "")
+        + (f" --only {' '.join(args.only)}" if args.only != list(ROWS) else "")
+    )
+    lines = [
+        f"## Peers, {datetime.date.today()}: {cpu}",
+        "",
+        f"`python benchmarks/peer_speed.py{options}`: {args.epochs} epochs each side; images from {args.data}.",
+        "",
+        "| model | side | training items/s (steady) | wall s | quality | aelab's speed over it |",
+        "|---|---|---|---|---|---|",
+    ]
     roofline = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -358,30 +443,41 @@ def main(argv: list[str] | None = None) -> int:
         alphabet_size = int(np.load(tmp / "text.npz")["alphabet_size"])
         for model in args.only:
             data_file = tmp / ("text.npz" if model == "char-lstm" else "images.npz")
-            sides = {"aelab": run_aelab(model, args.data, args.epochs, tmp),
-                     "Keras 3 (TensorFlow)": run_keras(python, model, data_file, args.epochs, tmp),
-                     "plain PyTorch (fp32 eager)": run_torch(model, data_file, args.epochs)}
+            sides = {
+                "aelab": run_aelab(model, args.data, args.epochs, tmp),
+                "Keras 3 (TensorFlow)": run_keras(python, model, data_file, args.epochs, tmp),
+                "plain PyTorch (fp32 eager)": run_torch(model, data_file, args.epochs),
+            }
             for side in sides.values():
                 if side.get("quality") is None:  # the GAN's peers: their samples, measured as aelab measures its own
                     side["quality"] = sample_fd(side["samples"], images)
             for name, side in sides.items():
                 ratio = "-" if name == "aelab" else f"{sides['aelab']['rate'] / side['rate']:.2f}x"
-                lines.append(f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
-                             f"{ROWS[model][3]} {side['quality']:.4f} | {ratio} |")
+                lines.append(
+                    f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
+                    f"{ROWS[model][3]} {side['quality']:.4f} | {ratio} |"
+                )
                 print(lines[-1], flush=True)
             flops = train_flops(model, alphabet_size)
             achieved = {name: side["rate"] * flops / 1e9 for name, side in sides.items()}
             roofline.append((model, flops, achieved))
     peaks = {"float32": peak_flops(torch.float32) / 1e9, "bf16": peak_flops(torch.bfloat16) / 1e9}
     best = max(peaks.values())
-    lines += ["", f"Roofline: one 2048x2048 matrix product ran at {peaks['float32']:,.0f} GFLOP/s in float32 and "
-              f"{peaks['bf16']:,.0f} in bf16 on this CPU; no training step runs faster than that.", "",
-              "| model | training MFLOP per item | aelab GFLOP/s | Keras GFLOP/s | PyTorch GFLOP/s | "
-              "most any side could run over Keras here |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Roofline: one 2048x2048 matrix product ran at {peaks['float32']:,.0f} GFLOP/s in float32 and "
+        f"{peaks['bf16']:,.0f} in bf16 on this CPU; no training step runs faster than that.",
+        "",
+        "| model | training MFLOP per item | aelab GFLOP/s | Keras GFLOP/s | PyTorch GFLOP/s | "
+        "most any side could run over Keras here |",
+        "|---|---|---|---|---|---|",
+    ]
     for model, flops, achieved in roofline:
         keras = achieved["Keras 3 (TensorFlow)"]
-        lines.append(f"| {model} | {flops / 1e6:,.1f} | {achieved['aelab']:,.0f} | {keras:,.0f} | "
-                     f"{achieved['plain PyTorch (fp32 eager)']:,.0f} | {best / keras:.1f}x |")
+        lines.append(
+            f"| {model} | {flops / 1e6:,.1f} | {achieved['aelab']:,.0f} | {keras:,.0f} | "
+            f"{achieved['plain PyTorch (fp32 eager)']:,.0f} | {best / keras:.1f}x |"
+        )
         print(lines[-1], flush=True)
     prepend_section(lines)
     return 0

@@ -48,8 +48,9 @@ def peer_python(venv: Path) -> Path:
     if not python.is_file():
         print(f"[peers] creating {venv} ({', '.join(PACKAGES)})", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PACKAGES],
-                       check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PACKAGES], check=True
+        )
     return python
 
 
@@ -67,27 +68,53 @@ def export_data(data_name: str, path: Path):
 
 def run_peer(python: Path, key: str, data, data_file: Path, epochs: int, seed: int, out: Path) -> None:
     started = time.perf_counter()
-    subprocess.run([str(python), str(KERAS_SCRIPT), *PEERS[key], "--data", str(data_file), "--epochs", str(epochs),
-                    "--seed", str(seed), "--out", str(out)], check=True)
+    subprocess.run(
+        [
+            str(python),
+            str(KERAS_SCRIPT),
+            *PEERS[key],
+            "--data",
+            str(data_file),
+            "--epochs",
+            str(epochs),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
     trained = time.perf_counter() - started
     result = json.loads((out / "result.json").read_text())
     samples = torch.from_numpy(np.load(out / "samples.npy")).unsqueeze(1)
-    metrics = {"model": key, "data": data.name, **{k: v for k, v in result.items() if k.startswith(("test_", "bound", "forward_macs"))},
-               **sample_quality(samples, data)}
+    metrics = {
+        "model": key,
+        "data": data.name,
+        **{k: v for k, v in result.items() if k.startswith(("test_", "bound", "forward_macs"))},
+        **sample_quality(samples, data),
+    }
     seconds = result["epoch_seconds"]
     rates = [result["train_images"] / s for s in seconds]
     metrics["images_per_second"] = statistics.median(rates[1:] or rates)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (out / "history.json").write_text(json.dumps({"epochs": [{"epoch": i + 1, "train_seconds": s,
-                                                              "images_per_second": r}
-                                                             for i, (s, r) in enumerate(zip(seconds, rates))]}))
+    (out / "history.json").write_text(
+        json.dumps(
+            {
+                "epochs": [
+                    {"epoch": i + 1, "train_seconds": s, "images_per_second": r}
+                    for i, (s, r) in enumerate(zip(seconds, rates))
+                ]
+            }
+        )
+    )
     figures.grid(samples[:100], out / "samples.png", nrow=10, title=f"{key}: samples")
     wall_file(out).write_text(f"{trained + (metrics.get('fd_seconds') or 0):.1f}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = run_arguments(argparse.ArgumentParser(description=__doc__,
-                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = run_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     parser.add_argument("--only", nargs="+", choices=list(PEERS), help="peers to (re)train")
     parser.add_argument("--venv", type=Path, default=Path(".venv-peers"))
     args = parser.parse_args(argv)
@@ -99,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for key in PEERS:
                 out = args.runs / args.data / key / f"seed-{seed}"
-                if (key in args.only) if args.only else ledger_key(args.data, key, seed) not in read_ledger(args.ledger):
+                if (
+                    (key in args.only)
+                    if args.only
+                    else ledger_key(args.data, key, seed) not in read_ledger(args.ledger)
+                ):
                     print(f"[peers] {key}, seed {seed} -> {out}", flush=True)
                     run_peer(python, key, data, data_file, args.epochs, seed, out)
                     record(args.ledger, args.data, key, seed, out)

@@ -31,16 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cpu = cpu_line()
     print(cpu, flush=True)
-    lines = [f"## Precision, {datetime.date.today()}: {cpu}", "",
-             f"`python benchmarks/precision_speed.py --epochs {args.epochs}`, images from {args.data}:", "",
-             "| model | float32 items/s | bf16 autocast items/s | bf16 / float32 | quality float32 | quality bf16 |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"## Precision, {datetime.date.today()}: {cpu}",
+        "",
+        f"`python benchmarks/precision_speed.py --epochs {args.epochs}`, images from {args.data}:",
+        "",
+        "| model | float32 items/s | bf16 autocast items/s | bf16 / float32 | quality float32 | quality bf16 |",
+        "|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
-            fp32, bf16 = (run_aelab(model, args.data, args.epochs, Path(folder), "--precision", precision)
-                          for precision in ("32", "bf16-mixed"))
-            lines.append(f"| {model} | {fp32['rate']:,.0f} | {bf16['rate']:,.0f} | {bf16['rate'] / fp32['rate']:.2f}x | "
-                         f"{ROWS[model][2]} {fp32['quality']:.4f} | {bf16['quality']:.4f} |")
+            fp32, bf16 = (
+                run_aelab(model, args.data, args.epochs, Path(folder), "--precision", precision)
+                for precision in ("32", "bf16-mixed")
+            )
+            lines.append(
+                f"| {model} | {fp32['rate']:,.0f} | {bf16['rate']:,.0f} | {bf16['rate'] / fp32['rate']:.2f}x | "
+                f"{ROWS[model][2]} {fp32['quality']:.4f} | {bf16['quality']:.4f} |"
+            )
             print(lines[-1], flush=True)
     prepend_section(lines)
     return 0

@@ -55,11 +55,21 @@ class Experiment:
     source_epochs: int | None = None
 
 
-def seed(key: str, model: str, params: dict | None = None, why: str = "", source_epochs: int | None = None) -> Experiment:
+def seed(
+    key: str, model: str, params: dict | None = None, why: str = "", source_epochs: int | None = None
+) -> Experiment:
     """An experiment whose published number aelab.published holds (one place for the seeds' numbers)."""
     found = published_for(model, {**get_entry(model).defaults(), **(params or {})}, get_entry(model).defaults())
-    return Experiment(key, model, found.said, params or {}, source=found.source, target=(found.metric, found.value),
-                      why=why, source_epochs=source_epochs)
+    return Experiment(
+        key,
+        model,
+        found.said,
+        params or {},
+        source=found.source,
+        target=(found.metric, found.value),
+        why=why,
+        source_epochs=source_epochs,
+    )
 
 
 EXPERIMENTS = [
@@ -81,17 +91,49 @@ EXPERIMENTS = [
     Experiment("conv-unpool-2", "conv-unpool-2", "none (two-layer variant)", source="seed 4 (CNTK)"),
     Experiment("tied", "tied", "none (seed 3 shared weights)", source="seed 3"),
     # on mnist-sample's 3,600 training digits the default 30 epochs are only about 850 steps: 100 there
-    Experiment("best-2", "best", "below PCA at the same code size", {"code_size": 2}, source="aelab",
-               target=("rmse_vs_pca", 1.0), threshold=True, epochs={"mnist-sample": 100}),
-    Experiment("best-16", "best", "target: RMSE <= 0.0986 (PCA 0.1408 - 30%) on Fashion-MNIST", {"code_size": 16},
-               source="aelab", target=("test_rmse", 0.0986), threshold=True, target_data="fashion-mnist",
-               epochs={"mnist-sample": 100}),
-    Experiment("best-49", "best", "target: RMSE <= 0.0752 (PCA 0.1074 - 30%) on Fashion-MNIST", {"code_size": 49},
-               source="aelab", target=("test_rmse", 0.0752), threshold=True, target_data="fashion-mnist",
-               epochs={"mnist-sample": 100}),
-    Experiment("best-128", "best", "target: RMSE <= 0.0615 (PCA 0.0769 - 20%) on Fashion-MNIST", {"code_size": 128},
-               source="aelab", target=("test_rmse", 0.0615), threshold=True, target_data="fashion-mnist",
-               epochs={"mnist-sample": 100}),
+    Experiment(
+        "best-2",
+        "best",
+        "below PCA at the same code size",
+        {"code_size": 2},
+        source="aelab",
+        target=("rmse_vs_pca", 1.0),
+        threshold=True,
+        epochs={"mnist-sample": 100},
+    ),
+    Experiment(
+        "best-16",
+        "best",
+        "target: RMSE <= 0.0986 (PCA 0.1408 - 30%) on Fashion-MNIST",
+        {"code_size": 16},
+        source="aelab",
+        target=("test_rmse", 0.0986),
+        threshold=True,
+        target_data="fashion-mnist",
+        epochs={"mnist-sample": 100},
+    ),
+    Experiment(
+        "best-49",
+        "best",
+        "target: RMSE <= 0.0752 (PCA 0.1074 - 30%) on Fashion-MNIST",
+        {"code_size": 49},
+        source="aelab",
+        target=("test_rmse", 0.0752),
+        threshold=True,
+        target_data="fashion-mnist",
+        epochs={"mnist-sample": 100},
+    ),
+    Experiment(
+        "best-128",
+        "best",
+        "target: RMSE <= 0.0615 (PCA 0.0769 - 20%) on Fashion-MNIST",
+        {"code_size": 128},
+        source="aelab",
+        target=("test_rmse", 0.0615),
+        threshold=True,
+        target_data="fashion-mnist",
+        epochs={"mnist-sample": 100},
+    ),
 ]
 
 
@@ -124,8 +166,9 @@ def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, over
     if (out / "metrics.json").is_file() and not overwrite:
         print(f"[skip] {out} already measured (--overwrite to redo)")
         return
-    epochs = exp.epochs.get(data) or (epochs_for_seed_steps(exp, data) if cap is None
-                                      else min(get_entry(exp.model).train.epochs, cap))
+    epochs = exp.epochs.get(data) or (
+        epochs_for_seed_steps(exp, data) if cap is None else min(get_entry(exp.model).train.epochs, cap)
+    )
     print(f"[train] {exp.key} on {data}, {epochs} epochs -> {out}", flush=True)
     started = time.perf_counter()
     # at the seed's steps, train as the seed did: every step at the preset's learning rate, no early stop
@@ -177,8 +220,10 @@ def verdict(exp: Experiment, m: dict, data: str | None = None, steps: int | None
     if seeds_number and steps is not None and steps < source_steps(exp):
         why = f"{steps:,} optimiser steps, fewer than the seed's {source_steps(exp):,}"
     elif train is not None and train <= limit:
-        why = (f"over-fits: its training {key[5:].upper()} {train:.4f} meets the number; "
-               f"{data or 'these data'} have fewer distinct images than the seed's 60,000")
+        why = (
+            f"over-fits: its training {key[5:].upper()} {train:.4f} meets the number; "
+            f"{data or 'these data'} have fewer distinct images than the seed's 60,000"
+        )
     elif exp.why or train is None:
         why = exp.why
     else:
@@ -191,9 +236,11 @@ def _number(value, spec: str = ".4f") -> str:
 
 
 def table(runs: Path) -> str:
-    lines = ["| model | data | code size | epochs (run / seed) | steps (run / seed) | test RMSE | test BCE | train BCE "
-             "| PCA RMSE | RMSE / PCA | mean code | linear probe: codes / PCA / pixels | published | verdict | source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | data | code size | epochs (run / seed) | steps (run / seed) | test RMSE | test BCE | train BCE "
+        "| PCA RMSE | RMSE / PCA | mean code | linear probe: codes / PCA / pixels | published | verdict | source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for exp in EXPERIMENTS:
         for data_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
             metrics_path = data_dir / exp.key / "metrics.json"
@@ -205,14 +252,17 @@ def table(runs: Path) -> str:
             params = ", ".join(f"{k}={v}" for k, v in exp.params.items())
             name = f"`{exp.model}`" + (f" ({params})" if params else "")
             steps = steps_done(data_dir / exp.key)
-            probes = " / ".join(_number(m.get(k), ".3f") for k in ("probe_accuracy", "probe_pca_accuracy",
-                                                                     "probe_pixels_accuracy"))
-            lines.append(f"| {name} | {m['data']} | {m['code_size']} | {ran} / {seed_epochs} | "
-                         f"{_number(steps, ',')} / {source_steps(exp):,} | {m['test_rmse']:.4f} | "
-                         f"{m['test_bce']:.4f} | {m.get('train_bce', float('nan')):.4f} | {m['pca_rmse']:.4f} | "
-                         f"{'lossless' if m['rmse_vs_pca'] is None else format(m['rmse_vs_pca'], '.2f')} | "
-                         f"{m['mean_code_activation']:.2f} | {probes} | {exp.published} | {verdict(exp, m, data_dir.name, steps)} | "
-                         f"{exp.source} |")
+            probes = " / ".join(
+                _number(m.get(k), ".3f") for k in ("probe_accuracy", "probe_pca_accuracy", "probe_pixels_accuracy")
+            )
+            lines.append(
+                f"| {name} | {m['data']} | {m['code_size']} | {ran} / {seed_epochs} | "
+                f"{_number(steps, ',')} / {source_steps(exp):,} | {m['test_rmse']:.4f} | "
+                f"{m['test_bce']:.4f} | {m.get('train_bce', float('nan')):.4f} | {m['pca_rmse']:.4f} | "
+                f"{'lossless' if m['rmse_vs_pca'] is None else format(m['rmse_vs_pca'], '.2f')} | "
+                f"{m['mean_code_activation']:.2f} | {probes} | {exp.published} | {verdict(exp, m, data_dir.name, steps)} | "
+                f"{exp.source} |"
+            )
     return "\n".join(lines)
 
 
@@ -251,10 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=["mnist-sample"])
     parser.add_argument("--epochs-cap", type=int, default=30, help="train at most this many epochs per experiment")
-    parser.add_argument("--seed-steps", action="store_true",
-                        help="train each experiment for the seed's number of optimiser steps instead (no cap)")
-    parser.add_argument("--probe-existing", action="store_true",
-                        help="add the linear probe to runs measured before it existed")
+    parser.add_argument(
+        "--seed-steps",
+        action="store_true",
+        help="train each experiment for the seed's number of optimiser steps instead (no cap)",
+    )
+    parser.add_argument(
+        "--probe-existing", action="store_true", help="add the linear probe to runs measured before it existed"
+    )
     parser.add_argument("--only", nargs="+", help="experiment keys or model names to run, in this order")
     parser.add_argument("--runs", type=Path, default=Path("runs/reproduce"))
     parser.add_argument("--overwrite", action="store_true", help="retrain experiments already measured")
@@ -262,8 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-only", action="store_true", help="only rebuild the table from existing runs")
     args = parser.parse_args(argv)
     # in the order --only names them (the cheap ones first, say), else the table's order
-    chosen = EXPERIMENTS if not args.only else list({e.key: e for name in args.only for e in EXPERIMENTS
-                                                     if name in (e.key, e.model)}.values())
+    chosen = (
+        EXPERIMENTS
+        if not args.only
+        else list({e.key: e for name in args.only for e in EXPERIMENTS if name in (e.key, e.model)}.values())
+    )
     try:
         if not args.table_only:
             for data in args.data:

@@ -31,21 +31,57 @@ ROOT = Path(__file__).resolve().parent
 # (class, what the careless user does, the arguments; {name} are paths in the case's folder)
 CASES = [
     ("data kept", "`--out` names the user's file (`sample`)", "sample {vae} --out {mine.png}"),
-    ("data kept", "`--out` names the user's JSON (`ensemble --out thesis.tex`)", "ensemble {ae} {ae} --out {thesis.tex}"),
+    (
+        "data kept",
+        "`--out` names the user's JSON (`ensemble --out thesis.tex`)",
+        "ensemble {ae} {ae} --out {thesis.tex}",
+    ),
     ("data kept", "`encode --out` an existing .npy", "encode {ae} --data mnist-sample --out {codes.npy}"),
     ("data kept", "`style` writes over its own style input", "style {photo.png} {painting.png} --out {painting.png}"),
     ("data kept", "... even with --overwrite", "style {photo.png} {painting.png} --out {painting.png} --overwrite"),
     ("data kept", "`style`'s JSON beside the result exists", "style {photo.png} {painting.png} --out {result.png}"),
-    ("data kept", "`score --maps` names a file, with a new --out", "score {ae} {digit.png} --maps {mine.png} --out {new.csv}"),
-    ("data kept", "`reconstruct` whose output is one of its inputs", "reconstruct {ae} {recon/digit_recon.png} {digit.png} --out {recon} --overwrite"),
-    ("data kept", "`--overwrite` a run holding the user's `my-painting.png`", "train dense --out {ae-mine} --overwrite"),
+    (
+        "data kept",
+        "`score --maps` names a file, with a new --out",
+        "score {ae} {digit.png} --maps {mine.png} --out {new.csv}",
+    ),
+    (
+        "data kept",
+        "`reconstruct` whose output is one of its inputs",
+        "reconstruct {ae} {recon/digit_recon.png} {digit.png} --out {recon} --overwrite",
+    ),
+    (
+        "data kept",
+        "`--overwrite` a run holding the user's `my-painting.png`",
+        "train dense --out {ae-mine} --overwrite",
+    ),
     ("data kept", "`--overwrite` through a link to a run", "train dense --out {link} --overwrite"),
-    ("data kept", "`--overwrite` a run without aelab's record of its files", "train dense --out {ae-norecord} --overwrite"),
+    (
+        "data kept",
+        "`--overwrite` a run without aelab's record of its files",
+        "train dense --out {ae-norecord} --overwrite",
+    ),
     ("data kept", "`--overwrite` a run whose note sits among its logs", "train dense --out {ae-note} --overwrite"),
-    ("data kept", "`encode --out` inside the data folder it reads", "encode {ae} --data-dir {np2} --out {np2/x_test.npy} --overwrite"),
-    ("data kept", "`latent --out` an image of the folder it reads", "latent {ae} --data-dir {imgs} --out {imgs/00.png} --overwrite"),
-    ("data kept", "`ensemble --out` an input run's config", "ensemble {ae} {vae-ae} --out {vae-ae/config.json} --overwrite"),
-    ("data kept", "`encode --out` a hard link to the run's weights", "encode {ae} --data mnist-sample --out {weights.npy} --overwrite"),
+    (
+        "data kept",
+        "`encode --out` inside the data folder it reads",
+        "encode {ae} --data-dir {np2} --out {np2/x_test.npy} --overwrite",
+    ),
+    (
+        "data kept",
+        "`latent --out` an image of the folder it reads",
+        "latent {ae} --data-dir {imgs} --out {imgs/00.png} --overwrite",
+    ),
+    (
+        "data kept",
+        "`ensemble --out` an input run's config",
+        "ensemble {ae} {vae-ae} --out {vae-ae/config.json} --overwrite",
+    ),
+    (
+        "data kept",
+        "`encode --out` a hard link to the run's weights",
+        "encode {ae} --data mnist-sample --out {weights.npy} --overwrite",
+    ),
     ("data kept", "`score --out` a CSV that begins with aelab's header", "score {ae} {digit.png} --out {scores.csv}"),
     ("no traceback", "`--param in_size=100000`", "train dense --param in_size=100000 --out {new-run}"),
     ("no traceback", "`--param code_size=1000000000`", "train best --param code_size=1000000000 --out {new-run}"),
@@ -60,11 +96,15 @@ CASES = [
     ("no traceback", "`train --seed -1`", "train dense --seed -1 --out {new-run}"),
     ("no traceback", "`sample --seed 99999999999999`", "sample {vae} --seed 99999999999999"),
     ("no traceback", "`generate --length 100000000`", "generate {text} --prompt the --length 100000000"),
-    ("no traceback", "`report` of a run whose metrics.json says \"NaN\"", "report {ae-nan} --out {report.html}"),
+    ("no traceback", '`report` of a run whose metrics.json says "NaN"', "report {ae-nan} --out {report.html}"),
     ("not harmful", "`tune --workers 64` on this CPU", "tune dense --workers 64 --out {study}"),
     ("not harmful", "`train --devices 64` on this CPU", "train dense --devices 64 --out {new-run}"),
     ("not harmful", "`train --num-nodes 2` without a launcher", "train dense --num-nodes 2 --out {new-run}"),
-    ("not harmful", "`--lr-patience` under `--schedule cosine`", "train dense --schedule cosine --lr-patience 3 --out {new-run}"),
+    (
+        "not harmful",
+        "`--lr-patience` under `--schedule cosine`",
+        "train dense --schedule cosine --lr-patience 3 --out {new-run}",
+    ),
 ]
 
 
@@ -117,8 +157,11 @@ def lay_out(root: Path) -> None:
 
 
 def fingerprint(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def run_case(template: str) -> tuple[int, str, bool]:
@@ -171,11 +214,21 @@ def main_(argv: list[str] | None = None) -> int:
     for kind, what, template in CASES:
         code, says, kept = run_case(template)
         command = "aelab " + template.replace("{", "").replace("}", "")
-        rows.append(f"| {kind} | {what} | `{command}` | {code} | {says.replace('|', '/')} | {'yes' if kept else 'NO'} |")
+        rows.append(
+            f"| {kind} | {what} | `{command}` | {code} | {says.replace('|', '/')} | {'yes' if kept else 'NO'} |"
+        )
         print(rows[-1], flush=True)
-    text = ["# Robustness: the careless user's cases", "",
-            "Made by `python benchmarks/robustness.py`: each case run for real in a fresh folder. \"files kept\": every "
-            "file that existed before the command is byte-identical after it.", "", *rows, "", *ELSEWHERE, ""]
+    text = [
+        "# Robustness: the careless user's cases",
+        "",
+        'Made by `python benchmarks/robustness.py`: each case run for real in a fresh folder. "files kept": every '
+        "file that existed before the command is byte-identical after it.",
+        "",
+        *rows,
+        "",
+        *ELSEWHERE,
+        "",
+    ]
     (ROOT / "results" / "robustness.md").write_text("\n".join(text))
     return 0
 

@@ -51,18 +51,45 @@ def steady(rates: list[float]) -> float:
 def aelab_rate(data: str, epochs: int, tmp: Path, threads: int | None, env: dict[str, str] | None = None) -> dict:
     out = tmp / f"aelab-{threads or 'adaptive'}-{time.time_ns()}"
     options = ["--threads", str(threads)] if threads else []
-    subprocess.run([sys.executable, "-m", "aelab", "train", "conv-resize", "--data", data, "--epochs", str(epochs),
-                    "--no-early-stopping", "--out", str(out), "--progress", "none", "--no-bounds", "--no-quality",
-                    "--logger", "none", *options], check=True, capture_output=True, env={**os.environ, **(env or {})})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aelab",
+            "train",
+            "conv-resize",
+            "--data",
+            data,
+            "--epochs",
+            str(epochs),
+            "--no-early-stopping",
+            "--out",
+            str(out),
+            "--progress",
+            "none",
+            "--no-bounds",
+            "--no-quality",
+            "--logger",
+            "none",
+            *options,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+    )
     history = json.loads((out / "history.json").read_text())["epochs"]
-    return {"rate": steady([row["images_per_second"] for row in history]),
-            "threads": "/".join(str(int(row["threads"])) for row in history)}
+    return {
+        "rate": steady([row["images_per_second"] for row in history]),
+        "threads": "/".join(str(int(row["threads"])) for row in history),
+    }
 
 
 def plain_rate(data: str, epochs: int, threads: int) -> dict:
-    code = (f"import json, sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads:d})\n"
-            "from speed_training import plain_loop\nfrom aelab.data import load_data, split_validation\n"
-            f"x, _ = split_validation(load_data({data!r}).train)\nprint(json.dumps(plain_loop(x, {epochs:d}, fast=False)[0]))")
+    code = (
+        f"import json, sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({threads:d})\n"
+        "from speed_training import plain_loop\nfrom aelab.data import load_data, split_validation\n"
+        f"x, _ = split_validation(load_data({data!r}).train)\nprint(json.dumps(plain_loop(x, {epochs:d}, fast=False)[0]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return {"rate": float(done.stdout.strip().splitlines()[-1]), "threads": str(threads)}
 
@@ -75,8 +102,21 @@ def keras_rate(data: str, epochs: int, tmp: Path) -> dict | None:
     if not data_file.is_file():
         export_data(data, data_file)
     out = tmp / f"keras-{time.time_ns()}"
-    subprocess.run([str(python), str(KERAS_SCRIPT), "conv-ae", "--data", str(data_file), "--epochs", str(epochs),
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(python),
+            str(KERAS_SCRIPT),
+            "conv-ae",
+            "--data",
+            str(data_file),
+            "--epochs",
+            str(epochs),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = json.loads((out / "result.json").read_text())
     return {"rate": steady([result["train_images"] / s for s in result["epoch_seconds"]]), "threads": "TF's"}
 
@@ -111,8 +151,9 @@ def inference_work(name: str, folder: Path, data: str, threads: int | None) -> f
         normal = images.x_train[images.y_train == 0]
         with fixed:
             began = time.perf_counter()
-            aelab.AnomalyDetector(out=folder / f"detector-{time.time_ns()}", progress="none").fit(normal) \
-                .decision_function(images.x_test)
+            aelab.AnomalyDetector(out=folder / f"detector-{time.time_ns()}", progress="none").fit(
+                normal
+            ).decision_function(images.x_test)
             return time.perf_counter() - began
     from style_speed import inputs
 
@@ -128,44 +169,87 @@ def inference_work(name: str, folder: Path, data: str, threads: int | None) -> f
 def inference_seconds(name: str, folder: Path, data: str, threads: int | None) -> dict:
     """:func:`inference_work` in a fresh process."""
     command = [sys.executable, __file__, "--work", name, "--folder", str(folder), "--data", data]
-    done = subprocess.run(command + (["--threads", str(threads)] if threads else []), check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        command + (["--threads", str(threads)] if threads else []), check=True, capture_output=True, text=True
+    )
     return {"seconds": float(done.stdout.strip().splitlines()[-1]), "threads": str(threads or "adaptive")}
 
 
 def prepare_inference(folder: Path, data: str) -> None:
     """The VAE the evaluation side measures (1 epoch), evaluated once so that the feature
     classifier and the data are cached before any side is timed."""
-    subprocess.run([sys.executable, "-m", "aelab", "train", "vae", "--data", data, "--epochs", "1",
-                    "--out", str(folder / "vae"), "--progress", "none", "--logger", "none"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aelab",
+            "train",
+            "vae",
+            "--data",
+            data,
+            "--epochs",
+            "1",
+            "--out",
+            str(folder / "vae"),
+            "--progress",
+            "none",
+            "--logger",
+            "none",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
-def inference_tables(conditions: list[str], data: str, fixed: list[int], folder: Path,
-                     repeat: int = 1) -> tuple[list[str], list[str]]:
+def inference_tables(
+    conditions: list[str], data: str, fixed: list[int], folder: Path, repeat: int = 1
+) -> tuple[list[str], list[str]]:
     """Per condition, each job's seconds adaptive and at each fixed count (the median of ``repeat``
     runs each): the table's lines and the verdicts."""
     prepare_inference(folder, data)
-    lines, verdicts = ["Long inference (`--inference`): seconds a job, each in a fresh process, lower is faster; "
-                       "the ratio is the best fixed count's seconds over the adaptive side's (>= 0.95 is the goal)."
-                       + (f" Each the median of {repeat} runs, the sides taking turns." if repeat > 1 else ""), ""], []
+    lines, verdicts = (
+        [
+            "Long inference (`--inference`): seconds a job, each in a fresh process, lower is faster; "
+            "the ratio is the best fixed count's seconds over the adaptive side's (>= 0.95 is the goal)."
+            + (f" Each the median of {repeat} runs, the sides taking turns." if repeat > 1 else ""),
+            "",
+        ],
+        [],
+    )
     for condition in conditions:
         load = LOADS[condition]
-        lines += [f"### inference, {WHAT[condition]}", "", "| job | adaptive | " + " | ".join(
-            f"--threads {n}" for n in fixed) + " | best fixed / adaptive |", "|---" * (len(fixed) + 3) + "|"]
+        lines += [
+            f"### inference, {WHAT[condition]}",
+            "",
+            "| job | adaptive | " + " | ".join(f"--threads {n}" for n in fixed) + " | best fixed / adaptive |",
+            "|---" * (len(fixed) + 3) + "|",
+        ]
         for name in INFERENCE:
             # the sides take turns, ``repeat`` rounds, and each side's median counts: one run of 8-16 s varies
             # ~10% beside another program, more than the differences measured
-            rounds = [{side: under(load, lambda side=side, name=name: inference_seconds(
-                name, folder, data, None if side == "adaptive" else side))["seconds"]
-                for side in ("adaptive", *fixed)} for _ in range(repeat)]
+            rounds = [
+                {
+                    side: under(
+                        load,
+                        lambda side=side, name=name: inference_seconds(
+                            name, folder, data, None if side == "adaptive" else side
+                        ),
+                    )["seconds"]
+                    for side in ("adaptive", *fixed)
+                }
+                for _ in range(repeat)
+            ]
             ours = statistics.median(round_["adaptive"] for round_ in rounds)
             times = {n: statistics.median(round_[n] for round_ in rounds) for n in fixed}
             ratio = min(times.values()) / ours
-            print(f"[{condition}] {name}: adaptive {ours:.1f} s, " + ", ".join(
-                f"{n} threads {t:.1f} s" for n, t in times.items()), flush=True)
-            lines.append(f"| {name} | {ours:.1f} s | " + " | ".join(f"{times[n]:.1f} s" for n in fixed)
-                         + f" | {ratio:.2f} |")
+            print(
+                f"[{condition}] {name}: adaptive {ours:.1f} s, "
+                + ", ".join(f"{n} threads {t:.1f} s" for n, t in times.items()),
+                flush=True,
+            )
+            lines.append(
+                f"| {name} | {ours:.1f} s | " + " | ".join(f"{times[n]:.1f} s" for n in fixed) + f" | {ratio:.2f} |"
+            )
             verdicts.append(f"{condition}, {name}: best fixed / adaptive = {ratio:.3f}")
         lines.append("")
     return lines, verdicts
@@ -175,24 +259,39 @@ def wait_policy_tables(conditions: list[str], data: str, epochs: int, tmp: Path)
     """aelab's training at all threads and adaptive, with OpenMP's default wait policy and with
     ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once instead of spinning first)."""
     cores = torch.get_num_threads()
-    lines = ["OpenMP's wait policy (`--wait-policy`): training images/s with the runtime's default and with "
-             "`OMP_WAIT_POLICY=PASSIVE`.", "", "| condition | side | default | PASSIVE |", "|---|---|---|---|"]
+    lines = [
+        "OpenMP's wait policy (`--wait-policy`): training images/s with the runtime's default and with "
+        "`OMP_WAIT_POLICY=PASSIVE`.",
+        "",
+        "| condition | side | default | PASSIVE |",
+        "|---|---|---|---|",
+    ]
     for condition in conditions:
         for threads in (cores, None):
             rates = {}
             for policy in ("default", "PASSIVE"):
                 env = {"OMP_WAIT_POLICY": policy} if policy != "default" else {}
-                rates[policy] = under(LOADS[condition],
-                                      lambda threads=threads, env=env: aelab_rate(data, epochs, tmp, threads, env))
+                rates[policy] = under(
+                    LOADS[condition], lambda threads=threads, env=env: aelab_rate(data, epochs, tmp, threads, env)
+                )
             side = f"aelab --threads {threads}" if threads else "aelab (adaptive)"
-            print(f"[{condition}] {side}: default {rates['default']['rate']:,.0f}, passive "
-                  f"{rates['PASSIVE']['rate']:,.0f} img/s", flush=True)
-            lines.append(f"| {condition} | {side} | {rates['default']['rate']:,.0f} ({rates['default']['threads']}) | "
-                         f"{rates['PASSIVE']['rate']:,.0f} ({rates['PASSIVE']['threads']}) |")
+            print(
+                f"[{condition}] {side}: default {rates['default']['rate']:,.0f}, passive "
+                f"{rates['PASSIVE']['rate']:,.0f} img/s",
+                flush=True,
+            )
+            lines.append(
+                f"| {condition} | {side} | {rates['default']['rate']:,.0f} ({rates['default']['threads']}) | "
+                f"{rates['PASSIVE']['rate']:,.0f} ({rates['PASSIVE']['threads']}) |"
+            )
     return lines + [""]
 
 
-WHAT = {"quiet": "quiet", "busy": "beside one busy process (normal priority)", "niced": "beside one busy process at nice 19"}
+WHAT = {
+    "quiet": "quiet",
+    "busy": "beside one busy process (normal priority)",
+    "niced": "beside one busy process at nice 19",
+}
 
 
 def under(load: list[str] | None, measure):
@@ -215,11 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="quiet,busy,niced", help="conditions, comma-separated")
     parser.add_argument("--no-keras", action="store_true", help="leave the Keras side out")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
-    parser.add_argument("--inference", action="store_true", help="long inference instead of training: evaluation, "
-                        "an anomaly detector's fit and scores, a style transfer; adaptive against each fixed count")
+    parser.add_argument(
+        "--inference",
+        action="store_true",
+        help="long inference instead of training: evaluation, "
+        "an anomaly detector's fit and scores, a style transfer; adaptive against each fixed count",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="--inference: runs of each side (the median counts)")
-    parser.add_argument("--wait-policy", action="store_true", help="training with OpenMP's default wait policy "
-                        "against OMP_WAIT_POLICY=PASSIVE instead")
+    parser.add_argument(
+        "--wait-policy",
+        action="store_true",
+        help="training with OpenMP's default wait policy against OMP_WAIT_POLICY=PASSIVE instead",
+    )
     parser.add_argument("--work", choices=INFERENCE, help=argparse.SUPPRESS)  # one inference job, in this process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -231,7 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     cores = torch.get_num_threads()
     fixed = sorted({cores, cores - 1, cores // 2} - {0}, reverse=True)
     given = "".join(" " + word for word in (argv if argv is not None else sys.argv[1:]))
-    lines = [f"## {datetime.date.today()}: {cpu_line()}", "", f"Command: `python benchmarks/shared_speed.py{given}`", ""]
+    lines = [
+        f"## {datetime.date.today()}: {cpu_line()}",
+        "",
+        f"Command: `python benchmarks/shared_speed.py{given}`",
+        "",
+    ]
     verdicts = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -241,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.wait_policy:
             lines += wait_policy_tables(args.only.split(","), data, args.epochs, tmp)
         else:
-            lines += [f"Seed 1's model on {data}, {args.epochs} epochs a side, training images/s (the median of the "
-                      "epochs after the first).", ""]
+            lines += [
+                f"Seed 1's model on {data}, {args.epochs} epochs a side, training images/s (the median of the "
+                "epochs after the first).",
+                "",
+            ]
         for condition in args.only.split(",") if not (args.inference or args.wait_policy) else []:
             load = LOADS[condition]
             sides = {"aelab (adaptive threads, the default)": lambda: aelab_rate(data, args.epochs, tmp, None)}
@@ -255,11 +369,18 @@ def main(argv: list[str] | None = None) -> int:
             results = {}
             for name, measure in sides.items():
                 results[name] = under(load, measure)
-                print(f"[{condition}] {name}: {results[name]['rate']:,.0f} img/s (threads {results[name]['threads']})",
-                      flush=True)
+                print(
+                    f"[{condition}] {name}: {results[name]['rate']:,.0f} img/s (threads {results[name]['threads']})",
+                    flush=True,
+                )
             ours = results["aelab (adaptive threads, the default)"]["rate"]
             best_fixed = max(results[f"aelab --threads {n}"]["rate"] for n in fixed)
-            lines += [f"### {WHAT[condition]}", "", "| side | images/s | threads (per epoch) | x adaptive aelab |", "|---|---|---|---|"]
+            lines += [
+                f"### {WHAT[condition]}",
+                "",
+                "| side | images/s | threads (per epoch) | x adaptive aelab |",
+                "|---|---|---|---|",
+            ]
             for name, result in results.items():
                 lines.append(f"| {name} | {result['rate']:,.0f} | {result['threads']} | {ours / result['rate']:.2f}x |")
             verdict = f"{condition}: adaptive / best fixed = {ours / best_fixed:.3f} (goal >= 0.95)"
@@ -271,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if not args.no_write:
         if not RESULTS.exists():
-            RESULTS.write_text("# Training and inference on a shared CPU\n\nWritten by `benchmarks/shared_speed.py`; newest run "
-                               "first.\n")
+            RESULTS.write_text(
+                "# Training and inference on a shared CPU\n\nWritten by `benchmarks/shared_speed.py`; newest run "
+                "first.\n"
+            )
         head, marker, rest = RESULTS.read_text().partition("\n## ")
         RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip() + "\n\n" + marker.lstrip("\n") + rest)
         print(f"wrote {RESULTS}")

@@ -48,11 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="default: fashion-mnist if installed, else mnist-sample")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per throughput measurement")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternated rounds of the fresh-process measurements; medians are reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternated rounds of the fresh-process measurements; medians are reported",
+    )
     parser.add_argument("--quality-epochs", type=int, default=5)
-    parser.add_argument("--quality-seeds", type=int, default=3,
-                        help="seeds of the quality check; the verdict is on their mean")
+    parser.add_argument(
+        "--quality-seeds", type=int, default=3, help="seeds of the quality check; the verdict is on their mean"
+    )
     parser.add_argument("--process-epochs", type=int, default=2, help="epochs per process-count measurement")
     parser.add_argument("--text-epochs", type=int, default=2, help="epochs per char-lstm throughput measurement")
     parser.add_argument("--text-quality-epochs", type=int, default=2)

@@ -68,16 +68,21 @@ def parser(description: str, workers: list[str] | None = None, epochs: int = 3) 
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="default: fashion-mnist if installed, else mnist-sample")
     p.add_argument("--epochs", type=int, default=epochs, help="epochs per throughput measurement")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="alternated rounds of the fresh-process measurements; medians are reported")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternated rounds of the fresh-process measurements; medians are reported",
+    )
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--worker", choices=workers or [], help=argparse.SUPPRESS)
     p.add_argument("--target", type=float, help=argparse.SUPPRESS)  # a time-to-quality worker's RMSE
     return p
 
 
-def run_question(rows_of: Callable[[argparse.Namespace, Report], None], args: argparse.Namespace,
-                 argv: list[str] | None, script: str) -> int:
+def run_question(
+    rows_of: Callable[[argparse.Namespace, Report], None], args: argparse.Namespace, argv: list[str] | None, script: str
+) -> int:
     """Run one question's rows, print them, and add them to the results file as a section."""
     rows: list[tuple[str, str]] = []
 
@@ -90,9 +95,16 @@ def run_question(rows_of: Callable[[argparse.Namespace, Report], None], args: ar
     return 0
 
 
-def script_main(argv: list[str] | None, doc: str, script: str, rows_of: Callable[[argparse.Namespace, Report], None],
-                worker: Callable[[argparse.Namespace], dict] | None = None, workers: Iterable[str] = (),
-                epochs: int = 3, options: Iterable[tuple[str, dict]] = ()) -> int:
+def script_main(
+    argv: list[str] | None,
+    doc: str,
+    script: str,
+    rows_of: Callable[[argparse.Namespace, Report], None],
+    worker: Callable[[argparse.Namespace], dict] | None = None,
+    workers: Iterable[str] = (),
+    epochs: int = 3,
+    options: Iterable[tuple[str, dict]] = (),
+) -> int:
     """A speed script's command line: its question's rows, added to speed.md; or, with the hidden
     ``--worker KIND`` (``measure`` runs the script so), one fresh-process measurement as JSON.
     ``options``: the script's own flags, as ``(flag, add_argument keywords)``."""
@@ -111,9 +123,11 @@ def cpu_line() -> str:
     """The CPU a measurement ran on, as the results files name it: torch's capability, bf16 and AMX, threads."""
     from aelab.accel import cpu_has_amx, cpu_supports_bf16
 
-    return (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
-            f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
-            f"{torch.get_num_threads()} threads")
+    return (
+        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
+        f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
 
 def prepend_section(lines: list[str], path: Path = RESULTS) -> None:
@@ -123,23 +137,50 @@ def prepend_section(lines: list[str], path: Path = RESULTS) -> None:
     path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n\n" + marker.lstrip("\n") + rest)
 
 
-def write_results(path: Path, rows: list[tuple[str, str]], profile: str, argv: list[str] | None,
-                  script: str = "speed.py") -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+def write_results(
+    path: Path, rows: list[tuple[str, str]], profile: str, argv: list[str] | None, script: str = "speed.py"
+) -> None:
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU: {cpu}"
     command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
-    section = [f"## {device}, {torch.get_num_threads()} threads — {datetime.date.today()}", "",
-               f"Command: `{command.strip()}` (torch {torch.__version__}, Python {platform.python_version()}, "
-               f"torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})", "",
-               "| measurement | value |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows], ""]
+    section = [
+        f"## {device}, {torch.get_num_threads()} threads — {datetime.date.today()}",
+        "",
+        f"Command: `{command.strip()}` (torch {torch.__version__}, Python {platform.python_version()}, "
+        f"torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+        *[f"| {a} | {b} |" for a, b in rows],
+        "",
+    ]
     if profile:
-        section += ["Where a training step's time goes (torch.profiler, 20 steps, self CPU time):", "", "```",
-                    profile.strip(), "```", ""]
-    header = "# Speed benchmark\n\nProduced by `benchmarks/speed.py` and the `speed_*.py` scripts; newest run first.\n\n"
+        section += [
+            "Where a training step's time goes (torch.profiler, 20 steps, self CPU time):",
+            "",
+            "```",
+            profile.strip(),
+            "```",
+            "",
+        ]
+    header = (
+        "# Speed benchmark\n\nProduced by `benchmarks/speed.py` and the `speed_*.py` scripts; newest run first.\n\n"
+    )
     text = path.read_text() if path.is_file() else header
     # the newest run goes above the older ones, below the method notes that open the file
-    first_run = next((m.start() for m in re.finditer(r"^## ", text, re.M) if not text.startswith("## Method", m.start())),
-                     len(text))
+    first_run = next(
+        (m.start() for m in re.finditer(r"^## ", text, re.M) if not text.startswith("## Method", m.start())), len(text)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text[:first_run] + "\n".join(section) + "\n" + text[first_run:].strip() + "\n")

@@ -66,7 +66,7 @@ def plain_generative_step(model_name: str, tuned: bool = False):
                 out = model(batch)
             logits, mean, logvar = out.logits.float(), out.mean.float(), out.logvar.float()
             recon = F.binary_cross_entropy_with_logits(logits, batch, reduction="sum") / len(batch)
-            kl = -0.5 * torch.sum(1 + logvar - mean ** 2 - logvar.exp()) / len(batch)
+            kl = -0.5 * torch.sum(1 + logvar - mean**2 - logvar.exp()) / len(batch)
             optimizer.zero_grad()
             (recon + kl).backward()
             optimizer.step()
@@ -104,8 +104,15 @@ def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float
     model_name = GENERATIVE_WORKERS[kind]
     if kind.endswith("ours"):
         with tempfile.TemporaryDirectory() as tmp:
-            run = train(model_name, data=data_name, epochs=epochs, out=Path(tmp) / "r", progress=False,
-                        evaluate_test=False, **({"early_stopping": False} if model_name == "vae" else {}))
+            run = train(
+                model_name,
+                data=data_name,
+                epochs=epochs,
+                out=Path(tmp) / "r",
+                progress=False,
+                evaluate_test=False,
+                **({"early_stopping": False} if model_name == "vae" else {}),
+            )
             rates = [row["images_per_second"] for row in run.history]
         return {"train": statistics.median(rates[1:] or rates)}
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)  # a plain script does not import Lightning
@@ -126,13 +133,19 @@ def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float
 def generative_rows(data_name: str, epochs: int, rounds: int, report) -> None:
     """The VAE and GAN rows: `aelab train` against the plain loop, fresh processes, alternated rounds."""
     precision = choose_precision("auto", "cpu")
-    report("default precision / memory format (CPU)", f"{precision} / channels_last "
-           f"(torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})")
+    report(
+        "default precision / memory format (CPU)",
+        f"{precision} / channels_last (torch's CPU capability: {torch.backends.cpu.get_cpu_capability()})",
+    )
     # one of the VAE's middle layers alone, channels-last: whether PyTorch has a fast bf16 kernel for it on this CPU
-    fp32, bf16 = (conv_ms(nn.Conv2d(64, 64, 3, padding=1), (128, 64, 14, 14), True, dtype, True, repeats=5)
-                  for dtype in ("32", "bf16-mixed"))
-    report("3x3 convolution 64x14x14, batch 128, forward + backward", f"fp32 {fp32:.0f} ms, bf16 "
-           f"{bf16:.0f} ms ({fp32 / bf16:.2f}x the fp32 speed in bf16)")
+    fp32, bf16 = (
+        conv_ms(nn.Conv2d(64, 64, 3, padding=1), (128, 64, 14, 14), True, dtype, True, repeats=5)
+        for dtype in ("32", "bf16-mixed")
+    )
+    report(
+        "3x3 convolution 64x14x14, batch 128, forward + backward",
+        f"fp32 {fp32:.0f} ms, bf16 {bf16:.0f} ms ({fp32 / bf16:.2f}x the fp32 speed in bf16)",
+    )
     for model_name in GENERATIVE_MODELS:
         rates: dict[str, list[float]] = {side: [] for side in GENERATIVE_SIDES}
         for _ in range(rounds):
@@ -141,8 +154,10 @@ def generative_rows(data_name: str, epochs: int, rounds: int, report) -> None:
         median = {side: statistics.median(values) for side, values in rates.items()}
         batch_size = get_entry(model_name).train.batch_size
         report(f"`{model_name}`, batch {batch_size}: plain fp32 eager loop, training", rate_text(rates["reference"]))
-        report(f"  the same loop with aelab's settings ({precision}, channels-last, fused Adam, the malloc setting)",
-               f"{rate_text(rates['tuned'])}, {median['tuned'] / median['reference']:.2f}x the plain loop")
+        report(
+            f"  the same loop with aelab's settings ({precision}, channels-last, fused Adam, the malloc setting)",
+            f"{rate_text(rates['tuned'])}, {median['tuned'] / median['reference']:.2f}x the plain loop",
+        )
         report(f"  `aelab train {model_name}` (defaults)", rate_text(rates["ours"]))
         ratio = median["ours"] / median["reference"]
         per_round = ", ".join(f"{o / r:.2f}x" for o, r in zip(rates["ours"], rates["reference"]))
@@ -154,10 +169,15 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       lambda args: generative_worker(args.worker, args.data, args.epochs),
-                       workers=GENERATIVE_WORKERS,
-                       epochs=2)
+    return script_main(
+        argv,
+        __doc__,
+        Path(__file__).name,
+        rows,
+        lambda args: generative_worker(args.worker, args.data, args.epochs),
+        workers=GENERATIVE_WORKERS,
+        epochs=2,
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ def inference_rate(x: torch.Tensor, fast: bool, repeats: int = 3) -> float:
             with torch.no_grad():
                 for batch in x.split(1000):
                     model(batch).sigmoid()
+
     once()
     times = []
     for _ in range(repeats):
@@ -63,9 +64,9 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       lambda args: worker(args.worker, args.data),
-                       workers=WORKERS)
+    return script_main(
+        argv, __doc__, Path(__file__).name, rows, lambda args: worker(args.worker, args.data), workers=WORKERS
+    )
 
 
 if __name__ == "__main__":

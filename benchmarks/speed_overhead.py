@@ -19,8 +19,11 @@ from speed_common import BATCH, MODEL, Report, goal, measure, script_main
 from speed_training import worker as training_worker
 
 OVERHEAD_MODEL, OVERHEAD_BATCH, OVERHEAD_EPOCHS = "dense", 10, 3
-WORKERS = {"overhead-ours": ("ours", OVERHEAD_MODEL, OVERHEAD_BATCH), "overhead-hand": ("hand", OVERHEAD_MODEL, OVERHEAD_BATCH),
-           "seed-one-ours": ("ours", MODEL, BATCH)}
+WORKERS = {
+    "overhead-ours": ("ours", OVERHEAD_MODEL, OVERHEAD_BATCH),
+    "overhead-hand": ("hand", OVERHEAD_MODEL, OVERHEAD_BATCH),
+    "seed-one-ours": ("ours", MODEL, BATCH),
+}
 
 
 def worker(kind: str, data_name: str, epochs: int) -> dict[str, float]:
@@ -36,17 +39,26 @@ def rows(args, report: Report) -> None:
             step_ms[kind].append(measure(__file__, kind, args.data, epochs)["step_ms"])
     overhead = [o - h for o, h in zip(step_ms["overhead-ours"], step_ms["overhead-hand"])]
     share = statistics.median(overhead) / statistics.median(step_ms["seed-one-ours"])
-    report(f"Lightning's cost a step ({OVERHEAD_MODEL} model, batch {OVERHEAD_BATCH}: aelab train vs hand loop)",
-           f"{statistics.median(overhead):.2f} ms (rounds: {', '.join(f'{ms:.2f}' for ms in overhead)}; step "
-           f"{statistics.median(step_ms['overhead-ours']):.2f} vs {statistics.median(step_ms['overhead-hand']):.2f} ms)")
-    report(f"  as a share of aelab's {MODEL} step ({statistics.median(step_ms['seed-one-ours']):.1f} ms)",
-           f"{share * 100:.1f}% ({goal('< 5%', share < 0.05)})")
+    report(
+        f"Lightning's cost a step ({OVERHEAD_MODEL} model, batch {OVERHEAD_BATCH}: aelab train vs hand loop)",
+        f"{statistics.median(overhead):.2f} ms (rounds: {', '.join(f'{ms:.2f}' for ms in overhead)}; step "
+        f"{statistics.median(step_ms['overhead-ours']):.2f} vs {statistics.median(step_ms['overhead-hand']):.2f} ms)",
+    )
+    report(
+        f"  as a share of aelab's {MODEL} step ({statistics.median(step_ms['seed-one-ours']):.1f} ms)",
+        f"{share * 100:.1f}% ({goal('< 5%', share < 0.05)})",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       lambda args: worker(args.worker, args.data, args.epochs),
-                       workers=list(WORKERS))
+    return script_main(
+        argv,
+        __doc__,
+        Path(__file__).name,
+        rows,
+        lambda args: worker(args.worker, args.data, args.epochs),
+        workers=list(WORKERS),
+    )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,25 @@ def cli_rate(model_name: str, data_name: str, epochs: int, processes: int, batch
     (each process takes batch_size / processes): training images/s of all of them together, the
     median of the epochs after the first, from the run's history."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "aelab", "train", model_name, "--data", data_name, "--out", f"{tmp}/r",
-                   "--epochs", str(epochs), "--no-early-stopping", "--no-progress", "--devices", str(processes),
-                   "--batch-size", str(batch_size // processes)]
+        command = [
+            sys.executable,
+            "-m",
+            "aelab",
+            "train",
+            model_name,
+            "--data",
+            data_name,
+            "--out",
+            f"{tmp}/r",
+            "--epochs",
+            str(epochs),
+            "--no-early-stopping",
+            "--no-progress",
+            "--devices",
+            str(processes),
+            "--batch-size",
+            str(batch_size // processes),
+        ]
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
@@ -48,12 +64,16 @@ def process_rows(data_name: str, epochs: int, rounds: int, report) -> None:
             for processes in rates:
                 rates[processes].append(cli_rate(model_name, data_name, epochs, processes, batch_size))
         report(f"`aelab train {model_name}`, batch {batch_size}: 1 process, {cores} threads", rate_text(rates[1]))
-        report(f"  2 processes (--devices 2, batch {batch_size // 2} each), {max(1, cores // 2)} thread(s) each",
-               rate_text(rates[2]))
+        report(
+            f"  2 processes (--devices 2, batch {batch_size // 2} each), {max(1, cores // 2)} thread(s) each",
+            rate_text(rates[2]),
+        )
         ratio = statistics.median(rates[2]) / statistics.median(rates[1])
         per_round = ", ".join(f"{two / one:.2f}x" for one, two in zip(rates[1], rates[2]))
-        report("  ratio 2 processes / 1", f"{ratio:.2f}x (per round: {per_round}; "
-                                          f"{'2 processes faster' if ratio > 1 else '1 process faster'})")
+        report(
+            "  ratio 2 processes / 1",
+            f"{ratio:.2f}x (per round: {per_round}; {'2 processes faster' if ratio > 1 else '1 process faster'})",
+        )
 
 
 def rows(args, report: Report) -> None:
@@ -61,8 +81,7 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       epochs=2)
+    return script_main(argv, __doc__, Path(__file__).name, rows, epochs=2)
 
 
 if __name__ == "__main__":

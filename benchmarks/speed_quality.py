@@ -27,23 +27,32 @@ def quality_check(data_name: str, epochs: int, seeds: int, workdir: Path) -> str
         fast.append(ours(data_name, epochs, workdir, seed=seed)[1]["test_rmse"])
         fp32.append(ours(data_name, epochs, workdir, seed=seed, precision="32", channels_last=False)[1]["test_rmse"])
     diff = statistics.mean(fast) / statistics.mean(fp32) - 1
-    per_seed = ", ".join(f"seed {s}: {a:.4f} vs {b:.4f} ({(a / b - 1) * 100:+.1f}%)"
-                         for s, (a, b) in enumerate(zip(fast, fp32)))
-    return (f"mean {statistics.mean(fast):.4f} vs {statistics.mean(fp32):.4f} ({diff * 100:+.1f}%; "
-            f"{goal('within 2%', abs(diff) <= 0.02)}); {per_seed}")
+    per_seed = ", ".join(
+        f"seed {s}: {a:.4f} vs {b:.4f} ({(a / b - 1) * 100:+.1f}%)" for s, (a, b) in enumerate(zip(fast, fp32))
+    )
+    return (
+        f"mean {statistics.mean(fast):.4f} vs {statistics.mean(fp32):.4f} ({diff * 100:+.1f}%; "
+        f"{goal('within 2%', abs(diff) <= 0.02)}); {per_seed}"
+    )
 
 
 def rows(args, report: Report) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        report(f"quality: test RMSE after {args.epochs} epochs, defaults vs fp32",
-               quality_check(args.data, args.epochs, args.seeds, Path(tmp)))
+        report(
+            f"quality: test RMSE after {args.epochs} epochs, defaults vs fp32",
+            quality_check(args.data, args.epochs, args.seeds, Path(tmp)),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       epochs=5,
-                       options=[("--seeds", {"type": int, "default": 3,
-                                            "help": "seeds; the verdict is on their mean"})])
+    return script_main(
+        argv,
+        __doc__,
+        Path(__file__).name,
+        rows,
+        epochs=5,
+        options=[("--seeds", {"type": int, "default": 3, "help": "seeds; the verdict is on their mean"})],
+    )
 
 
 if __name__ == "__main__":

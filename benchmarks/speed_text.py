@@ -25,8 +25,10 @@ from torch import nn
 from aelab.training import train
 
 TEXT_MODEL, TEXT_BATCH = "char-lstm", 128
-TEXT_WORKERS = {"text-reference": "char-lstm reference: plain fp32 eager nn.LSTM loop",
-                "text-ours": "char-lstm: aelab train (defaults)"}
+TEXT_WORKERS = {
+    "text-reference": "char-lstm reference: plain fp32 eager nn.LSTM loop",
+    "text-ours": "char-lstm: aelab train (defaults)",
+}
 
 
 class PlainCharLSTM(nn.Module):
@@ -42,8 +44,7 @@ class PlainCharLSTM(nn.Module):
         return self.head(out[:, -1])
 
 
-def text_plain_loop(train: torch.Tensor, alphabet_size: int, epochs: int, maxlen: int = 40,
-                    step: int = 3) -> float:
+def text_plain_loop(train: torch.Tensor, alphabet_size: int, epochs: int, maxlen: int = 40, step: int = 3) -> float:
     """Training characters (windows) a second of the reference, over the epochs after the first."""
     torch.manual_seed(0)
     model = PlainCharLSTM(alphabet_size)
@@ -54,7 +55,7 @@ def text_plain_loop(train: torch.Tensor, alphabet_size: int, epochs: int, maxlen
         order = torch.randperm(len(windows))
         start = time.perf_counter()
         for first in range(0, len(windows), TEXT_BATCH):
-            batch = windows[order[first:first + TEXT_BATCH]]
+            batch = windows[order[first : first + TEXT_BATCH]]
             logits = model(F.one_hot(batch[:, :-1], alphabet_size).float())
             loss = F.cross_entropy(logits, batch[:, -1])
             optimizer.zero_grad()
@@ -90,12 +91,17 @@ def text_rows(epochs: int, rounds: int, quality_epochs: int, report) -> None:
     per_round = ", ".join(f"{o / r:.2f}x" for o, r in zip(rates["text-ours"], rates["text-reference"]))
     report("  ratio ours / reference", f"{ratio:.2f}x (per round: {per_round}; {goal('>= 2.5x', ratio >= 2.5)})")
     with tempfile.TemporaryDirectory() as tmp:
-        bits = [train(TEXT_MODEL, epochs=quality_epochs, out=Path(tmp) / name, progress=False, early_stopping=False,
-                      **options).metrics["test_bits_per_char"]
-                for name, options in (("default", {}), ("fp32", {"precision": "32"}))]
+        bits = [
+            train(
+                TEXT_MODEL, epochs=quality_epochs, out=Path(tmp) / name, progress=False, early_stopping=False, **options
+            ).metrics["test_bits_per_char"]
+            for name, options in (("default", {}), ("fp32", {"precision": "32"}))
+        ]
     diff = bits[0] / bits[1] - 1
-    report(f"char-lstm quality: test bits/char after {quality_epochs} epochs, defaults vs fp32",
-           f"{bits[0]:.4f} vs {bits[1]:.4f} ({diff * 100:+.1f}%; {goal('within 2%', abs(diff) <= 0.02)})")
+    report(
+        f"char-lstm quality: test bits/char after {quality_epochs} epochs, defaults vs fp32",
+        f"{bits[0]:.4f} vs {bits[1]:.4f} ({diff * 100:+.1f}%; {goal('within 2%', abs(diff) <= 0.02)})",
+    )
 
 
 def rows(args, report: Report) -> None:
@@ -103,11 +109,16 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       lambda args: text_worker(args.worker, args.epochs),
-                       workers=TEXT_WORKERS,
-                       epochs=2,
-                       options=[("--quality-epochs", {"type": int, "default": 2})])
+    return script_main(
+        argv,
+        __doc__,
+        Path(__file__).name,
+        rows,
+        lambda args: text_worker(args.worker, args.epochs),
+        workers=TEXT_WORKERS,
+        epochs=2,
+        options=[("--quality-epochs", {"type": int, "default": 2})],
+    )
 
 
 if __name__ == "__main__":

@@ -67,14 +67,28 @@ class PlainSeedOne(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),  # 28 -> 14
-            nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),  # 14 -> 7
-            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True))  # 7 -> 4
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),  # 28 -> 14
+            nn.Conv2d(16, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),  # 14 -> 7
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+        )  # 7 -> 4
         self.decoder = nn.Sequential(
-            nn.Upsample(size=7), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-            nn.Upsample(size=14), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-            nn.Upsample(size=28), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 1, 3, padding=1))
+            nn.Upsample(size=7),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Upsample(size=14),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Upsample(size=28),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 1, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # logits
         return self.decoder(self.encoder(x))
@@ -90,7 +104,9 @@ def hand_step(fast: bool, model_name: str = MODEL):
     if fast:
         model = model.to(memory_format=torch.channels_last)
     # fast: aelab's optimiser (fused Adam), so the gap to `aelab train` is Lightning's alone
-    optimizer = make_optimizer("adam", model.parameters(), 1e-3) if fast else torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = (
+        make_optimizer("adam", model.parameters(), 1e-3) if fast else torch.optim.Adam(model.parameters(), lr=1e-3)
+    )
 
     def step(batch: torch.Tensor) -> None:
         if fast:
@@ -105,8 +121,9 @@ def hand_step(fast: bool, model_name: str = MODEL):
     return step
 
 
-def plain_loop(train_x: torch.Tensor, epochs: int, fast: bool, model_name: str = MODEL,
-               batch_size: int = BATCH) -> tuple[float, float]:
+def plain_loop(
+    train_x: torch.Tensor, epochs: int, fast: bool, model_name: str = MODEL, batch_size: int = BATCH
+) -> tuple[float, float]:
     """The reference loop (``fast`` adds aelab's settings without Lightning). Returns training
     images/s and page faults a step, over the epochs after the first (the first warms up)."""
     step = hand_step(fast, model_name)
@@ -145,14 +162,24 @@ def ours(data_name: str, epochs: int, workdir: Path, model_name: str = MODEL, **
     epochs after the first), the metrics, and page faults a training step."""
     out = workdir / f"ours-{len(list(workdir.iterdir()))}"
     faults = StepFaults()
-    metrics = train(model_name, data=data_name, epochs=epochs, out=out, progress=False, early_stopping=False,
-                    callbacks=[faults], **options).metrics
+    metrics = train(
+        model_name,
+        data=data_name,
+        epochs=epochs,
+        out=out,
+        progress=False,
+        early_stopping=False,
+        callbacks=[faults],
+        **options,
+    ).metrics
     history = json.loads((out / "history.json").read_text())["epochs"]
     rates = [row["images_per_second"] for row in history]
     return statistics.median(rates[1:] or rates), metrics, statistics.mean(faults.counts)
 
 
-def worker(kind: str, data_name: str, epochs: int, model_name: str = MODEL, batch_size: int = BATCH) -> dict[str, float]:
+def worker(
+    kind: str, data_name: str, epochs: int, model_name: str = MODEL, batch_size: int = BATCH
+) -> dict[str, float]:
     """One measurement, in this process: training images/s, milliseconds a step and page faults a
     step of one side (``WORKERS``). The hand loop gets aelab's malloc setting as `aelab train`
     does, so the gap between them is Lightning's alone."""
@@ -166,8 +193,9 @@ def worker(kind: str, data_name: str, epochs: int, model_name: str = MODEL, batc
     if kind == "ours":
         with tempfile.TemporaryDirectory() as tmp:
             # the loss fixed to BCE, which the hand loop uses (seed 1's; `dense` defaults to MSE)
-            rate, _, faults = ours(data_name, epochs, Path(tmp), model_name=model_name, loss="bce",
-                                   batch_size=batch_size)
+            rate, _, faults = ours(
+                data_name, epochs, Path(tmp), model_name=model_name, loss="bce", batch_size=batch_size
+            )
     else:
         rate, faults = plain_loop(train_x, epochs, fast=kind == "hand", model_name=model_name, batch_size=batch_size)
     return {"train": rate, "step_ms": batch_size / rate * 1000, "faults_per_step": faults}
@@ -203,8 +231,10 @@ def rows(args, report: Report) -> None:
         report(f"  ratio ours / {label}", f"{ratio:.2f}x (per round: {per_round}{verdict})")
     report(WORKERS["hand"], rate_text(rates["hand"]))
     per_round = ", ".join(f"{(1 - o / h) * 100:.1f}%" for o, h in zip(rates["ours"], rates["hand"]))
-    report("  its step time vs aelab train's (separate processes: noisy)",
-           f"{(1 - median['ours'] / median['hand']) * 100:.1f}% shorter (per round: {per_round})")
+    report(
+        "  its step time vs aelab train's (separate processes: noisy)",
+        f"{(1 - median['ours'] / median['hand']) * 100:.1f}% shorter (per round: {per_round})",
+    )
     report("  utilisation vs fp32 matmul peak", f"{median['ours'] * flops / fp32_rate * 100:.0f}%")
     if bf16_rate:
         report("  utilisation vs bf16 matmul peak", f"{median['ours'] * flops / bf16_rate * 100:.0f}%")
@@ -223,9 +253,14 @@ def profile_summary(train_x: torch.Tensor, steps: int = 20) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       lambda args: worker(args.worker, args.data, args.epochs),
-                       workers=list(WORKERS))
+    return script_main(
+        argv,
+        __doc__,
+        Path(__file__).name,
+        rows,
+        lambda args: worker(args.worker, args.data, args.epochs),
+        workers=list(WORKERS),
+    )
 
 
 if __name__ == "__main__":

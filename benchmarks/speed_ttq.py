@@ -48,8 +48,9 @@ class StopAtQuality(L.Callback):
         module.model.train()
         rmse = math.sqrt(F.mse_loss(recon, self.test_x).item())
         elapsed = time.perf_counter() - self.started
-        epoch = trainer.current_epoch + (trainer.fit_loop.epoch_loop.batch_progress.current.completed
-                                         / max(1, trainer.num_training_batches))
+        epoch = trainer.current_epoch + (
+            trainer.fit_loop.epoch_loop.batch_progress.current.completed / max(1, trainer.num_training_batches)
+        )
         self.trace.append((epoch, elapsed, rmse))
         if rmse <= self.target:
             self.reached_at = elapsed
@@ -69,15 +70,29 @@ class StopAtQuality(L.Callback):
 TTQ_RUNS = {"ttq-coarse": ("coarse", 1), "ttq-coarse-4x": ("coarse", 4), "ttq-all": ("all", 1)}
 
 
-def time_to_quality(data: ImageData, workdir: Path, target: float, norm_at: str = "coarse",
-                    checks_per_epoch: int = 1, code_size: int = 49) -> StopAtQuality:
+def time_to_quality(
+    data: ImageData,
+    workdir: Path,
+    target: float,
+    norm_at: str = "coarse",
+    checks_per_epoch: int = 1,
+    code_size: int = 49,
+) -> StopAtQuality:
     train_images = len(split_validation(data.train)[0])
     batch = get_entry("best").train.batch_size
     every = None if checks_per_epoch == 1 else max(1, -(-train_images // batch) // checks_per_epoch)
     stopper = StopAtQuality(data.test, target, every)
     start = time.perf_counter()
-    train("best", data=data.name, code_size=code_size, norm_at=norm_at, epochs=30, out=workdir / "ttq",
-          progress=False, callbacks=[stopper])
+    train(
+        "best",
+        data=data.name,
+        code_size=code_size,
+        norm_at=norm_at,
+        epochs=30,
+        out=workdir / "ttq",
+        progress=False,
+        callbacks=[stopper],
+    )
     stopper.wall_including_setup = time.perf_counter() - start
     return stopper
 
@@ -91,8 +106,10 @@ def ttq_worker(kind: str, data_name: str, target: float) -> dict:
 
 def ttq_label(kind: str, target: float) -> str:
     norm_at, checks = TTQ_RUNS[kind]
-    return (f"time to quality (best, code 49, norm_at={norm_at}, RMSE <= {target:.4f}, "
-            f"{'checked each epoch' if checks == 1 else f'checked {checks}x per epoch'})")
+    return (
+        f"time to quality (best, code 49, norm_at={norm_at}, RMSE <= {target:.4f}, "
+        f"{'checked each epoch' if checks == 1 else f'checked {checks}x per epoch'})"
+    )
 
 
 def ttq_text(runs: list[dict], verdict: bool) -> str:
@@ -100,8 +117,7 @@ def ttq_text(runs: list[dict], verdict: bool) -> str:
     a run that never reached it counts as infinitely slow."""
     reached = [r["reached_at"] if r["reached_at"] is not None else math.inf for r in runs]
     median = statistics.median(reached)
-    traces = "; ".join(", ".join(f"epoch {e:.2f}: {t:.1f}s rmse {r:.4f}" for e, t, r in run["trace"])
-                       for run in runs)
+    traces = "; ".join(", ".join(f"epoch {e:.2f}: {t:.1f}s rmse {r:.4f}" for e, t, r in run["trace"]) for run in runs)
     rounds = f" (runs: {', '.join(f'{t:.1f}' for t in reached)})" if len(runs) > 1 else ""
     head = "not reached" if median == math.inf else f"{median:.1f} s of training{rounds}"
     if verdict:
@@ -123,9 +139,14 @@ def rows(args, report: Report) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, __doc__, Path(__file__).name, rows,
-                       lambda args: ttq_worker(args.worker, args.data, args.target),
-                       workers=TTQ_RUNS)
+    return script_main(
+        argv,
+        __doc__,
+        Path(__file__).name,
+        rows,
+        lambda args: ttq_worker(args.worker, args.data, args.target),
+        workers=TTQ_RUNS,
+    )
 
 
 if __name__ == "__main__":

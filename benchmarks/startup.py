@@ -20,8 +20,12 @@ import time
 from pathlib import Path
 
 AELAB = [sys.executable, "-m", "aelab.cli"]
-COMMANDS = {"aelab --help": (["--help"], 0.5), "aelab --version": (["--version"], 0.5),
-            "aelab models": (["models"], 2.5), "aelab datasets": (["datasets"], 2.5)}
+COMMANDS = {
+    "aelab --help": (["--help"], 0.5),
+    "aelab --version": (["--version"], 0.5),
+    "aelab models": (["models"], 2.5),
+    "aelab datasets": (["datasets"], 2.5),
+}
 REFERENCE = [sys.executable, "-c", "import torch"]
 
 
@@ -47,13 +51,28 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("python -c 'import torch' (reference)", f"{reference:.2f} s", "", "")]
     for name, (_, goal) in COMMANDS.items():
         median = statistics.median(times[name])
-        rows.append((name, f"{median:.2f} s (runs {min(times[name]):.2f}-{max(times[name]):.2f})",
-                     f"{median / reference:.2f}x", f"< {goal} s: {'met' if median < goal else 'not met'}"))
-    table = ["| command | median wall time | vs import torch | goal |", "|---|---|---|---|",
-             *[f"| {' | '.join(row)} |" for row in rows]]
+        rows.append(
+            (
+                name,
+                f"{median:.2f} s (runs {min(times[name]):.2f}-{max(times[name]):.2f})",
+                f"{median / reference:.2f}x",
+                f"< {goal} s: {'met' if median < goal else 'not met'}",
+            )
+        )
+    table = [
+        "| command | median wall time | vs import torch | goal |",
+        "|---|---|---|---|",
+        *[f"| {' | '.join(row)} |" for row in rows],
+    ]
     print("\n".join(table))
-    section = [f"## {datetime.date.today()}, Python {platform.python_version()}", "",
-               f"Command: `python benchmarks/startup.py --runs {args.runs}`", "", *table, ""]
+    section = [
+        f"## {datetime.date.today()}, Python {platform.python_version()}",
+        "",
+        f"Command: `python benchmarks/startup.py --runs {args.runs}`",
+        "",
+        *table,
+        "",
+    ]
     header = "# Start-up time\n\nProduced by `benchmarks/startup.py`; newest run first.\n\n"
     old = args.results.read_text().removeprefix(header) if args.results.is_file() else ""
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -71,16 +71,22 @@ def worker(folder: Path, out: Path, epochs: int, stream: bool) -> dict:
     run = train(MODEL, data=folder, out=out, epochs=epochs, stream=stream, progress=False, early_stopping=False)
     wall = time.perf_counter() - started
     rates = [row["images_per_second"] for row in run.history]
-    return {"first": rates[0], "later": statistics.median(rates[1:]) if len(rates) > 1 else None,
-            "wall": wall, "test_rmse": run.metrics["test_rmse"],
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "first": rates[0],
+        "later": statistics.median(rates[1:]) if len(rates) > 1 else None,
+        "wall": wall,
+        "test_rmse": run.metrics["test_rmse"],
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def floor() -> dict:
     """Peak memory of a fresh process that only imports torch and Lightning: what every run pays."""
-    code = ("import json, resource, torch, lightning; u = lambda who: resource.getrusage(who).ru_maxrss / 1024; "
-            "print(json.dumps({'peak_mib': u(resource.RUSAGE_SELF), 'worker_peak_mib': u(resource.RUSAGE_CHILDREN)}))")
+    code = (
+        "import json, resource, torch, lightning; u = lambda who: resource.getrusage(who).ru_maxrss / 1024; "
+        "print(json.dumps({'peak_mib': u(resource.RUSAGE_SELF), 'worker_peak_mib': u(resource.RUSAGE_CHILDREN)}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -92,8 +98,16 @@ def measure(folder: Path, workdir: Path, epochs: int, stream: bool) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(workdir / f"run-{tag}", ignore_errors=True)
     env = {**os.environ, "AELAB_DATA_HOME": str(cache / "datasets")}
-    command = [sys.executable, __file__, "--worker", str(folder), "--out", str(workdir / f"run-{tag}"),
-               "--epochs", str(epochs)] + (["--stream"] if stream else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        str(folder),
+        "--out",
+        str(workdir / f"run-{tag}"),
+        "--epochs",
+        str(epochs),
+    ] + (["--stream"] if stream else [])
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
@@ -121,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         for how, stream in (("in memory", False), ("streamed", True)):
             rows.append((how, n, measure(folders[n], args.workdir, args.epochs, stream=stream)))
             r = rows[-1][2]
-            print(f"{how:>9} {n:>7,} images: first epoch {r['first']:,.0f} images/s, later {r['later'] or 0:,.0f}, "
-                  f"peak {r['peak_mib']:,.0f} MiB (children {r['worker_peak_mib']:,.0f} MiB)", flush=True)
+            print(
+                f"{how:>9} {n:>7,} images: first epoch {r['first']:,.0f} images/s, later {r['later'] or 0:,.0f}, "
+                f"peak {r['peak_mib']:,.0f} MiB (children {r['worker_peak_mib']:,.0f} MiB)",
+                flush=True,
+            )
     args.results.write_text(report(rows, floor(), args, argv))
     print(args.results.read_text())
     return 0
@@ -138,7 +155,8 @@ def report(rows, base: dict, args, argv) -> str:
     cached = later[1] / later[0] if all(later) else None
     command = "python benchmarks/streaming.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
-        "# Streaming image folders", "",
+        "# Streaming image folders",
+        "",
         f"Produced by `{command.strip()}` ({datetime.date.today()}, {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}). `{MODEL}` trained for {args.epochs} epochs on folders of 28x28 PNG files "
         "(Fashion-MNIST's images and their mirrored and shifted copies), each run in a fresh process through "
@@ -149,16 +167,26 @@ def report(rows, base: dict, args, argv) -> str:
         f"process's (the DataLoader worker; `import torch` alone starts a child of {base['worker_peak_mib']:,.0f} "
         f"MiB here, and a process that only imports torch and Lightning peaks at {base['peak_mib']:,.0f} MiB). "
         "Test RMSE is on the test split's images, at most 10,000 when streamed.",
-        "", "| data | images | first epoch, images/s | later epochs, images/s | peak memory | largest child | "
-        "wall (incl. start, evaluation) | test RMSE |", "|---|---|---|---|---|---|---|---|"]
+        "",
+        "| data | images | first epoch, images/s | later epochs, images/s | peak memory | largest child | "
+        "wall (incl. start, evaluation) | test RMSE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for how, n, r in rows:
-        lines.append(f"| {how} | {n:,} | {r['first']:,.0f} | {r['later'] or 0:,.0f} | {r['peak_mib']:,.0f} MiB | "
-                     f"{r['worker_peak_mib']:,.0f} MiB | {r['wall']:.0f} s | {r['test_rmse']:.4f} |")
-    lines += ["", f"- Peak memory, {large:,} streamed images against {small:,}: {growth:.2f}x (goal: within 1.5x: "
-                  f"{'met' if growth <= 1.5 else 'not met'}); in memory: {memory_growth:.2f}x."]
+        lines.append(
+            f"| {how} | {n:,} | {r['first']:,.0f} | {r['later'] or 0:,.0f} | {r['peak_mib']:,.0f} MiB | "
+            f"{r['worker_peak_mib']:,.0f} MiB | {r['wall']:.0f} s | {r['test_rmse']:.4f} |"
+        )
+    lines += [
+        "",
+        f"- Peak memory, {large:,} streamed images against {small:,}: {growth:.2f}x (goal: within 1.5x: "
+        f"{'met' if growth <= 1.5 else 'not met'}); in memory: {memory_growth:.2f}x.",
+    ]
     if cached is not None:
-        lines.append(f"- Cached epochs against the in-memory path on {small:,} images: {cached:.2f}x its speed "
-                     f"(goal: at least 0.5x: {'met' if cached >= 0.5 else 'not met'}).")
+        lines.append(
+            f"- Cached epochs against the in-memory path on {small:,} images: {cached:.2f}x its speed "
+            f"(goal: at least 0.5x: {'met' if cached >= 0.5 else 'not met'})."
+        )
     return "\n".join(lines) + "\n"
 
 

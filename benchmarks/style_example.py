@@ -54,12 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         content, style = Path(tmp) / "landscape.png", Path(tmp) / "swirls.png"
         landscape().save(content)
         swirls().save(style)
-        result, written = style_transfer_files(content, style, Path(tmp) / "result.png", weights=args.weights,
-                                               iterations=args.iterations, height=args.height)
+        result, written = style_transfer_files(
+            content,
+            style,
+            Path(tmp) / "result.png",
+            weights=args.weights,
+            iterations=args.iterations,
+            height=args.height,
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(written[1], args.out)
-    print(f"{result.weights} weights: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} in "
-          f"{len(result.losses)} iterations; wrote {args.out}")
+    print(
+        f"{result.weights} weights: loss {result.losses[0]:.4g} -> {result.losses[-1]:.4g} in "
+        f"{len(result.losses)} iterations; wrote {args.out}"
+    )
     return 0
 
 

@@ -57,16 +57,25 @@ def schedules() -> list[str]:
     reached = next((t for t, loss in curves["pyramid"][1:] if loss <= seed_end), None)
     pyramid = results["pyramid"]
     levels = pyramid.rounds_by_height()
-    lines = ["The seed's schedule against the pyramid at 400x600 (the same inputs and filters; the loss "
-             "at full size):", "",
-             "| schedule | rounds | seconds | final loss | seconds to the seed's final loss |", "|---|---|---|---|---|",
-             f"| seed | 20 at 400 px | {seed_time:.0f} | {seed_end:.5g} | {seed_time:.0f} (1.00) |",
-             f"| pyramid (default) | {levels} | {curves['pyramid'][-1][0]:.0f} | {curves['pyramid'][-1][1]:.5g} | "
-             + (f"{reached:.0f} ({reached / seed_time:.2f})" if reached is not None else "not reached") + " |",
-             "", "Loss at full size after each round, against seconds:", "",
-             "| schedule | (seconds, loss) |", "|---|---|"]
-    lines += [f"| {name} | " + ", ".join(f"({t:.0f}, {loss:.4g})" for t, loss in curve) + " |"
-              for name, curve in curves.items()]
+    lines = [
+        "The seed's schedule against the pyramid at 400x600 (the same inputs and filters; the loss at full size):",
+        "",
+        "| schedule | rounds | seconds | final loss | seconds to the seed's final loss |",
+        "|---|---|---|---|---|",
+        f"| seed | 20 at 400 px | {seed_time:.0f} | {seed_end:.5g} | {seed_time:.0f} (1.00) |",
+        f"| pyramid (default) | {levels} | {curves['pyramid'][-1][0]:.0f} | {curves['pyramid'][-1][1]:.5g} | "
+        + (f"{reached:.0f} ({reached / seed_time:.2f})" if reached is not None else "not reached")
+        + " |",
+        "",
+        "Loss at full size after each round, against seconds:",
+        "",
+        "| schedule | (seconds, loss) |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {name} | " + ", ".join(f"({t:.0f}, {loss:.4g})" for t, loss in curve) + " |"
+        for name, curve in curves.items()
+    ]
     lines += ["", f"![the two schedules](figures/{FIGURE.name})"]
     draw(curves, [photo, texture, results["seed"].image, pyramid.image])
     return lines
@@ -98,8 +107,9 @@ def draw(curves: dict[str, list[tuple[float, float]]], images: list[torch.Tensor
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:
     rows, cols = torch.meshgrid(torch.linspace(0, 1, 400), torch.linspace(0, 1, 600), indexing="ij")
     photo = torch.stack([cols, rows, (rows + cols) / 2])
-    noise = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(0)),
-                                           9, 1, 4)[0]
+    noise = torch.nn.functional.avg_pool2d(
+        torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(0)), 9, 1, 4
+    )[0]
     return photo, (noise - noise.min()) / (noise.max() - noise.min())
 
 
@@ -132,45 +142,84 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_line()
     print(cpu, flush=True)
     if args.schedules:
-        lines = [f"## Schedules, {datetime.date.today()}: {cpu}", "", *schedules(), "",
-                 "Made by `python benchmarks/style_speed.py --schedules`.", ""]
+        lines = [
+            f"## Schedules, {datetime.date.today()}: {cpu}",
+            "",
+            *schedules(),
+            "",
+            "Made by `python benchmarks/style_speed.py --schedules`.",
+            "",
+        ]
         print("\n".join(lines), flush=True)
         write(lines)
         return 0
-    lines = [f"## {datetime.date.today()}: {cpu}", "", "One loss evaluation (forward and backward) at 400x600:", "",
-             "| VGG19 arithmetic | seconds | vs float32 contiguous |", "|---|---|---|"]
+    lines = [
+        f"## {datetime.date.today()}: {cpu}",
+        "",
+        "One loss evaluation (forward and backward) at 400x600:",
+        "",
+        "| VGG19 arithmetic | seconds | vs float32 contiguous |",
+        "|---|---|---|",
+    ]
     base = None
-    for name, layout, bf16 in (("float32, contiguous", torch.contiguous_format, False),
-                               ("float32, channels-last", torch.channels_last, False),
-                               ("bf16 autocast, channels-last", torch.channels_last, True)):
+    for name, layout, bf16 in (
+        ("float32, contiguous", torch.contiguous_format, False),
+        ("float32, channels-last", torch.channels_last, False),
+        ("bf16 autocast, channels-last", torch.channels_last, True),
+    ):
         seconds = evaluation_seconds(layout, bf16, args.repeats)
         base = base or seconds
         lines.append(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x |")
         print(lines[-1], flush=True)
     photo, texture = inputs()
-    lines += ["", f"{args.rounds} rounds of 20 evaluations at 400x600 from the content image (the loss after each):",
-              "", "| precision | start | after each round | seconds a round |", "|---|---|---|---|"]
+    lines += [
+        "",
+        f"{args.rounds} rounds of 20 evaluations at 400x600 from the content image (the loss after each):",
+        "",
+        "| precision | start | after each round | seconds a round |",
+        "|---|---|---|---|",
+    ]
     for precision in ("32", "bf16"):
         result = transfer(photo, texture, schedule="seed", iterations=args.rounds, precision=precision)
-        lines.append(f"| {precision} | {result.initial_loss:.4g} | {', '.join(f'{v:.4g}' for v in result.losses)} | "
-                     f"{statistics.mean(result.seconds):.1f} |")
+        lines.append(
+            f"| {precision} | {result.initial_loss:.4g} | {', '.join(f'{v:.4g}' for v in result.losses)} | "
+            f"{statistics.mean(result.seconds):.1f} |"
+        )
         print(lines[-1], flush=True)
     if args.full:
         with tempfile.TemporaryDirectory() as folder:
             content, style = Path(folder) / "photo.png", Path(folder) / "texture.png"
             save_image(photo, content)
             save_image(texture, style)
-            command = [sys.executable, "-m", "aelab.cli", "style", str(content), str(style), "--out",
-                       str(Path(folder) / "result.png"), "--no-progress"]
+            command = [
+                sys.executable,
+                "-m",
+                "aelab.cli",
+                "style",
+                str(content),
+                str(style),
+                "--out",
+                str(Path(folder) / "result.png"),
+                "--no-progress",
+            ]
             began = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True)
             wall = time.perf_counter() - began
         said = done.stdout.strip().splitlines()[0] if done.returncode == 0 else done.stderr.strip()[-300:]
-        lines += ["", "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
-                  f"precision auto): {wall:.0f} s in all; it said: {said}"]
+        lines += [
+            "",
+            "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
+            f"precision auto): {wall:.0f} s in all; it said: {said}",
+        ]
         print(lines[-1], flush=True)
-    lines += ["", "Made by `python benchmarks/style_speed.py" + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
-              + (" --full" if args.full else "") + "`.", ""]
+    lines += [
+        "",
+        "Made by `python benchmarks/style_speed.py"
+        + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+        + (" --full" if args.full else "")
+        + "`.",
+        "",
+    ]
     write(lines)
     return 0
 

@@ -31,8 +31,11 @@ def trial_minutes(trials) -> str:
     """Minutes the finished trials took between them, from each one's start and end in the study
     (a trial that failed when its session was cut off is not counted; a study resumed over several
     sessions has no single wall time)."""
-    seconds = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials
-                  if t.state.name in ("COMPLETE", "PRUNED"))
+    seconds = sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.state.name in ("COMPLETE", "PRUNED")
+    )
     return f"{seconds / 60:.1f} min"
 
 
@@ -60,11 +63,17 @@ def main(argv: list[str] | None = None) -> int:
                 import optuna
 
                 from aelab.tuning.storage import STUDY_NAME, _storage
-                done = len(study_trials(optuna.load_study(study_name=STUDY_NAME,
-                                                          storage=_storage(None, args.study))))
+
+                done = len(study_trials(optuna.load_study(study_name=STUDY_NAME, storage=_storage(None, args.study))))
             if done < args.trials:
-                tune(MODEL, out=args.study, data=DATA, trials=args.trials - done, resume=done > 0,
-                     **({} if done else {"epochs": args.trial_epochs, "code_size": CODE}))
+                tune(
+                    MODEL,
+                    out=args.study,
+                    data=DATA,
+                    trials=args.trials - done,
+                    resume=done > 0,
+                    **({} if done else {"epochs": args.trial_epochs, "code_size": CODE}),
+                )
             if not (tuned / "metrics.json").is_file():
                 model, settings = tuned_settings(args.study)
                 settings["epochs"] = Run(default).config.train.epochs
@@ -85,17 +94,23 @@ def report(args, default: Path, tuned: Path) -> str:
 
     from aelab.tuning.storage import STUDY_NAME, _storage
 
-    lines = [f"# Tuning `{MODEL}` on Fashion-MNIST at code size {CODE}", "",
-             f"Produced by `python benchmarks/tune_best.py` ({datetime.date.today()}), 2 CPU cores: an Optuna study "
-             f"of {args.trials} trials of {args.trial_epochs} epochs (TPE, median pruning, objective: each trial's "
-             f"best validation loss; the test split is not seen), then the best setting trained for the default's "
-             f"epochs beside the hand-chosen default.", ""]
+    lines = [
+        f"# Tuning `{MODEL}` on Fashion-MNIST at code size {CODE}",
+        "",
+        f"Produced by `python benchmarks/tune_best.py` ({datetime.date.today()}), 2 CPU cores: an Optuna study "
+        f"of {args.trials} trials of {args.trial_epochs} epochs (TPE, median pruning, objective: each trial's "
+        f"best validation loss; the test split is not seen), then the best setting trained for the default's "
+        f"epochs beside the hand-chosen default.",
+        "",
+    ]
     study = None
     if (args.study / "study.db").is_file():
         study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(None, args.study))
     runs = {"hand-chosen default": default, "tuned": tuned}
-    lines += ["| run | settings | epochs | training time | test RMSE | PSNR | SSIM | PCA RMSE (49) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| run | settings | epochs | training time | test RMSE | PSNR | SSIM | PCA RMSE (49) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, folder in runs.items():
         if not (folder / "metrics.json").is_file():
             lines.append(f"| {name} | not measured yet | | | | | | |")
@@ -103,8 +118,10 @@ def report(args, default: Path, tuned: Path) -> str:
         run = Run(folder)
         m, t = run.metrics, run.config.train
         settings = f"lr {t.lr:.3g}, batch {t.batch_size}, channels {'x'.join(map(str, run.config.params['channels']))}"
-        lines.append(f"| {name} | {settings} | {len(run.history)} | {training_minutes(run)} | {m['test_rmse']:.4f} | "
-                     f"{m['test_psnr']:.2f} | {m['test_ssim']:.4f} | {m['pca_rmse']:.4f} |")
+        lines.append(
+            f"| {name} | {settings} | {len(run.history)} | {training_minutes(run)} | {m['test_rmse']:.4f} | "
+            f"{m['test_psnr']:.2f} | {m['test_ssim']:.4f} | {m['pca_rmse']:.4f} |"
+        )
     lines.append("")
     if (default / "metrics.json").is_file() and (tuned / "metrics.json").is_file():
         a, b = Run(default).metrics["test_rmse"], Run(tuned).metrics["test_rmse"]
@@ -114,20 +131,34 @@ def report(args, default: Path, tuned: Path) -> str:
         states: dict[str, int] = {}
         for t in trials:
             states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-        lines += [f"## The study ({trial_minutes(trials)} of finished trials on 2 CPU cores)", "",
-                  f"{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) +
-                  f"; space: {', '.join(study.user_attrs.get('space', []))}.", ""]
+        lines += [
+            f"## The study ({trial_minutes(trials)} of finished trials on 2 CPU cores)",
+            "",
+            f"{len(trials)} trials: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+            + f"; space: {', '.join(study.user_attrs.get('space', []))}.",
+            "",
+        ]
         failed = [str(t.number) for t in trials if t.state.name == "FAIL"]
         if failed:
-            lines += [f"Failed trials ({', '.join(failed)}) were running when their process stopped (a session "
-                      f"cut off); Optuna's heartbeat marked them failed when the study resumed, and the sampler went "
-                      f"on from the others.", ""]
+            lines += [
+                f"Failed trials ({', '.join(failed)}) were running when their process stopped (a session "
+                f"cut off); Optuna's heartbeat marked them failed when the study resumed, and the sampler went "
+                f"on from the others.",
+                "",
+            ]
         if any(t.state.name == "COMPLETE" for t in trials):
             best = study.best_trial
             model, settings = tuned_settings(args.study)
-            lines += [f"Best trial {best.number}: val_loss {best.value:.5g} with {params_text(best.params)}; "
-                      f"trained again for longer with", "", "```bash",
-                      train_command(model, {**settings, "epochs": 30}) + f" --out {tuned}", "```", ""]
+            lines += [
+                f"Best trial {best.number}: val_loss {best.value:.5g} with {params_text(best.params)}; "
+                f"trained again for longer with",
+                "",
+                "```bash",
+                train_command(model, {**settings, "epochs": 30}) + f" --out {tuned}",
+                "```",
+                "",
+            ]
         figures = ROOT / "results" / "figures"
         for name in ("history", "importances", "parallel"):
             plot = args.study / f"{name}.png"

@@ -32,16 +32,36 @@ def small_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(small_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "plain"
-    assert main(["train", "conv-resize", "--data-dir", str(small_data), "--epochs", "2",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            ["train", "conv-resize", "--data-dir", str(small_data), "--epochs", "2", "--out", str(out), "--no-progress"]
+        )
+        == 0
+    )
     return out
 
 
 @pytest.fixture(scope="session")
 def denoising_run(small_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "denoise"
-    assert main(["train", "conv-resize", "--data-dir", str(small_data), "--epochs", "2", "--noise", "0.5",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "conv-resize",
+                "--data-dir",
+                str(small_data),
+                "--epochs",
+                "2",
+                "--noise",
+                "0.5",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -58,7 +78,9 @@ def postgres_url():
     import socket
     import subprocess
 
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed (pip install 'psycopg[binary]')")
+    pytest.importorskip(
+        "psycopg", reason="the PostgreSQL driver psycopg is not installed (pip install 'psycopg[binary]')"
+    )
     found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
     if not found:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql")
@@ -78,8 +100,17 @@ def postgres_url():
     data = folder / "data"
     run = lambda *args: subprocess.run([*as_user, *map(str, args)], check=True, capture_output=True, text=True)  # noqa: E731
     run(bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "aelab")
-    run(bin_dir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start")
+    run(
+        bin_dir / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        folder / "log",
+        "-w",
+        "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         run(bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "aelab", "studies")
         yield f"postgresql://aelab@127.0.0.1:{port}/studies"

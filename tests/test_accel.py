@@ -55,8 +55,11 @@ def test_written_out_bce_matches_torch():
     assert bce_with_logits(bf16, target).dtype == torch.float32
     colour = torch.randn(8, 3, 28, 28).contiguous(memory_format=torch.channels_last)  # layouts differ
     colour_target = torch.rand(8, 3, 28, 28)
-    assert torch.allclose(bce_with_logits(colour, colour_target),
-                          torch.nn.functional.binary_cross_entropy_with_logits(colour, colour_target), rtol=1e-6)
+    assert torch.allclose(
+        bce_with_logits(colour, colour_target),
+        torch.nn.functional.binary_cross_entropy_with_logits(colour, colour_target),
+        rtol=1e-6,
+    )
 
 
 def test_keep_freed_memory_is_set_once_and_can_be_declined(monkeypatch):

@@ -25,14 +25,29 @@ def digits(small_data) -> np.ndarray:
 def dense_run(small_data, tmp_path_factory):
     """A dense autoencoder trained long enough (90 steps) to reconstruct digits far better than noise."""
     out = tmp_path_factory.mktemp("anomaly") / "dense"
-    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "3", "--batch-size", "32",
-                   "--out", out, "--no-progress") == 0
+    assert (
+        run_cli(
+            "train",
+            "dense",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32",
+            "--out",
+            out,
+            "--no-progress",
+        )
+        == 0
+    )
     return out
 
 
 def test_detector_follows_pyod_conventions(digits, tmp_path):
-    detector = aelab.AnomalyDetector("dense", contamination=0.1, out=tmp_path / "run", method="reconstruction",
-                                     epochs=3, batch_size=32)
+    detector = aelab.AnomalyDetector(
+        "dense", contamination=0.1, out=tmp_path / "run", method="reconstruction", epochs=3, batch_size=32
+    )
     with pytest.raises(AelabError, match="not fitted"):
         detector.predict(digits[:2])
     assert detector.fit(digits) is detector
@@ -91,19 +106,50 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
     assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps, "--overwrite") == 0
     assert all(line.endswith(",1") for line in table.read_text().splitlines()[1:])
     # the plain mean squared error against a given threshold needs none of the run's data
-    assert run_cli("score", dense_run, *files, "--score", "mse", "--threshold", "0.1", "--out", table,
-                   "--maps", maps, "--overwrite") == 0
+    assert (
+        run_cli(
+            "score",
+            dense_run,
+            *files,
+            "--score",
+            "mse",
+            "--threshold",
+            "0.1",
+            "--out",
+            table,
+            "--maps",
+            maps,
+            "--overwrite",
+        )
+        == 0
+    )
     plain = [line.split(",") for line in table.read_text().splitlines()[1:]]
     assert all(float(s) < 1 for _, s, _ in plain) and [f for _, _, f in plain][3:] == ["1", "1"]
     # the other methods: the same scores as the API's detector (at one fixed thread count: the
     # transformations network trains again at each call, and other counts sum in another order)
     for method in ("neighbours", "combined"):
-        assert run_cli("score", dense_run, *files, "--method", method, "--out", table, "--maps", maps,
-                       "--overwrite", "--threads", "1") == 0
+        assert (
+            run_cli(
+                "score",
+                dense_run,
+                *files,
+                "--method",
+                method,
+                "--out",
+                table,
+                "--maps",
+                maps,
+                "--overwrite",
+                "--threads",
+                "1",
+            )
+            == 0
+        )
         near = [float(line.split(",")[1]) for line in table.read_text().splitlines()[1:]]
         with aelab.fixed_threads(1):
             expected = aelab.AnomalyDetector.from_run(dense_run, method=method).decision_function(
-                np.stack([np.asarray(Image.open(f)) for f in files]))
+                np.stack([np.asarray(Image.open(f)) for f in files])
+            )
         assert np.allclose(near, expected, rtol=1e-4) and min(near[3:]) > max(near[:3])
 
 
@@ -156,8 +202,16 @@ def test_a_detector_clones_and_takes_new_parameters(dense_run):
     detector = aelab.AnomalyDetector("dense", contamination=0.05, score="mse", epochs=2, batch_size=32)
     copy = clone(detector)
     assert copy is not detector and copy.get_params() == detector.get_params()
-    assert copy.get_params() == {"model": "dense", "contamination": 0.05, "out": None, "score": "mse",
-                                 "method": "combined", "progress": None, "epochs": 2, "batch_size": 32}
+    assert copy.get_params() == {
+        "model": "dense",
+        "contamination": 0.05,
+        "out": None,
+        "score": "mse",
+        "method": "combined",
+        "progress": None,
+        "epochs": 2,
+        "batch_size": 32,
+    }
     assert copy.decision_scores_ is None  # a clone is unfitted
     assert copy.set_params(epochs=4, contamination=0.2) is copy
     assert copy.settings["epochs"] == 4 and copy.contamination == 0.2 and detector.settings["epochs"] == 2
@@ -253,16 +307,20 @@ def test_a_saved_detector_loads_to_the_same_scores_without_its_run(dense_run, di
     damaged.write_bytes(before[:100])
     not_ours = tmp_path / "weights.safetensors"
     shutil.copy(dense_run / "model.safetensors", not_ours)
-    for bad, why in ((damaged, "damaged"), (not_ours, "not an aelab detector file"),
-                     (tmp_path / "none.safetensors", "does not exist")):
+    for bad, why in (
+        (damaged, "damaged"),
+        (not_ours, "not an aelab detector file"),
+        (tmp_path / "none.safetensors", "does not exist"),
+    ):
         with pytest.raises(AelabError, match=why):
             aelab.AnomalyDetector.load(bad)
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_a_detector_saved_on_a_gpu_loads_on_the_cpu(dense_run, digits, tmp_path):
-    gpu = aelab.AnomalyDetector.load(aelab.AnomalyDetector.from_run(dense_run).save(tmp_path / "d.safetensors"),
-                                     device="cuda")
+    gpu = aelab.AnomalyDetector.load(
+        aelab.AnomalyDetector.from_run(dense_run).save(tmp_path / "d.safetensors"), device="cuda"
+    )
     path = gpu.save(tmp_path / "from-gpu.safetensors")
     cpu = aelab.AnomalyDetector.load(path)
     assert np.allclose(cpu.decision_function(digits[:8]), gpu.decision_function(digits[:8]), rtol=1e-4)
@@ -287,19 +345,25 @@ def test_the_detector_exports_to_onnx_with_its_threshold(dense_run, digits, tmp_
     flagged = scores > float(metadata["aelab.threshold"])
     assert flagged.tolist() == detector.predict(x).astype(bool).tolist()
     own = aelab.export(detector, tmp_path / "own.onnx", part="detector")  # a fitted detector exports itself
-    assert np.allclose(ort.InferenceSession(str(own), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0],
-                       scores, rtol=1e-6)
+    assert np.allclose(
+        ort.InferenceSession(str(own), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0],
+        scores,
+        rtol=1e-6,
+    )
     with pytest.raises(AelabError, match="part 'detector'"):
         aelab.export(detector, tmp_path / "enc.onnx", part="encoder")
     before = out.read_bytes()
     assert run_cli("export", dense_run, "--part", "detector", "--out", out) == 2  # exists: refused
     assert out.read_bytes() == before
-    assert run_cli("export", dense_run, "--part", "detector", "--method", "neighbours", "--out",
-                   tmp_path / "n.onnx") == 0
+    assert (
+        run_cli("export", dense_run, "--part", "detector", "--method", "neighbours", "--out", tmp_path / "n.onnx") == 0
+    )
     metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "n.onnx")).metadata_props}
     assert metadata["aelab.method"] == "neighbours"
     assert run_cli("export", dense_run, "--part", "detector", "--score", "mse", "--out", tmp_path / "m.onnx") == 0
-    plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[
+        0
+    ]
     assert np.allclose(plain, ((detector.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)
 
 
@@ -325,8 +389,13 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     assert scores[12:].min() > scores[:12].max() and detector.predict(noise_images(3)).tolist() == [1, 1, 1]
     plain = aelab.AnomalyDetector.from_run(dense_run)
     images, codes = torch.from_numpy(x).float()[:, None] / 255, aelab.encode(dense_run, torch.from_numpy(x))
-    parts = np.stack([plain.decision_function(x), neighbour_distance(images.flatten(1), scorer.parts[1].reference, 5),
-                      neighbour_distance(codes.flatten(1), scorer.parts[2].reference, 5)])
+    parts = np.stack(
+        [
+            plain.decision_function(x),
+            neighbour_distance(images.flatten(1), scorer.parts[1].reference, 5),
+            neighbour_distance(codes.flatten(1), scorer.parts[2].reference, 5),
+        ]
+    )
     standard = scorer.standard.numpy()
     assert np.allclose(scores, ((parts - standard[:, :1]) / standard[:, 1:]).sum(0), rtol=1e-5)
     loaded = aelab.AnomalyDetector.load(detector.save(tmp_path / "n.safetensors"))
@@ -336,7 +405,9 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     exported = session.run(None, {"images": x.astype(np.float32)[:, None] / 255})[0]
     assert np.allclose(exported, scores, rtol=1e-4, atol=1e-4)
     fitted = aelab.AnomalyDetector("dense", method="neighbours", epochs=1, batch_size=32).fit(digits[:100])
-    assert len(fitted.scorer_.parts[1].reference) == 100  # fit: the normal images are the reference, each left out of its own
+    assert (
+        len(fitted.scorer_.parts[1].reference) == 100
+    )  # fit: the normal images are the reference, each left out of its own
     assert fitted.labels_.mean() == pytest.approx(0.1, abs=0.02)
     with pytest.raises(AelabError, match="unknown method"):
         aelab.AnomalyDetector(method="knn")
@@ -366,7 +437,7 @@ def test_a_batch_is_transformed_in_one_gather_as_transform_does():
     moved, targets = _transformed(x, drawn)
     assert torch.equal(targets, drawn)
     for i in range(45):
-        assert torch.equal(moved[i:i + 1], transform(x[i:i + 1], int(drawn[i]))), i
+        assert torch.equal(moved[i : i + 1], transform(x[i : i + 1], int(drawn[i]))), i
 
 
 def test_the_networks_folded_evaluation_is_its_plain_one():

@@ -132,8 +132,14 @@ def test_damaged_weights(run_copy, capsys):
     assert "model.safetensors is damaged" in error_line(capsys)
 
 
-@pytest.mark.parametrize("text, says", [('{"test_rmse": "NaN"}', "test_rmse: expected a number"),
-                                         ("[1, 2]", "expected a JSON object"), ('{"test_rmse": 0.1', "damaged")])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('{"test_rmse": "NaN"}', "test_rmse: expected a number"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"test_rmse": 0.1', "damaged"),
+    ],
+)
 def test_damaged_metrics_are_one_line_in_the_report_and_a_row_of_the_web_page(run_copy, tmp_path, text, says, capsys):
     (run_copy / "metrics.json").write_text(text)
     assert run_cli("report", run_copy, "--out", tmp_path / "report.html") == 2
@@ -180,33 +186,39 @@ def test_failed_overwrite_keeps_the_old_run(run_copy, capsys):
     assert (run_copy / "model.safetensors").read_bytes() == before
 
 
-@pytest.mark.parametrize("model, param, message", [
-    ("conv-resize", "channels=0,8,8", "positive"),
-    ("conv-resize", "act=swishy", "unknown activation"),
-    ("conv-resize", "nonsense=3", "has no parameter"),
-    ("conv-resize", "channels=a,b", "cannot read"),
-    ("conv-resize", "channels", "key=value"),
-    ("conv-resize", "block=fancy", "not one of"),
-    ("dense", "code_size=0", "positive"),
-    ("best", "code_size=0", "positive"),
-    ("best", "norm_at=some", "not one of"),
-    ("best", "batch_norm=all", "has no parameter"),
-    ("tied", "act=nope", "unknown activation"),
-    ("conv-unpool", "pool=3", "does not divide"),
-    ("conv-transpose", "in_size=30", "divisible"),
-    ("conv", "in_size=30", "cannot be rebuilt"),
-])
+@pytest.mark.parametrize(
+    "model, param, message",
+    [
+        ("conv-resize", "channels=0,8,8", "positive"),
+        ("conv-resize", "act=swishy", "unknown activation"),
+        ("conv-resize", "nonsense=3", "has no parameter"),
+        ("conv-resize", "channels=a,b", "cannot read"),
+        ("conv-resize", "channels", "key=value"),
+        ("conv-resize", "block=fancy", "not one of"),
+        ("dense", "code_size=0", "positive"),
+        ("best", "code_size=0", "positive"),
+        ("best", "norm_at=some", "not one of"),
+        ("best", "batch_norm=all", "has no parameter"),
+        ("tied", "act=nope", "unknown activation"),
+        ("conv-unpool", "pool=3", "does not divide"),
+        ("conv-transpose", "in_size=30", "divisible"),
+        ("conv", "in_size=30", "cannot be rebuilt"),
+    ],
+)
 def test_bad_model_parameters(model, param, message, capsys):
     assert run_cli("summary", model, "--param", param) == 2
     assert message in error_line(capsys)
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--epochs", "0", "epochs"),
-    ("--lr", "-1", "lr"),
-    ("--noise", "-0.5", "noise"),
-    ("--init", "he", "unknown init 'he'"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--epochs", "0", "epochs"),
+        ("--lr", "-1", "lr"),
+        ("--noise", "-0.5", "noise"),
+        ("--init", "he", "unknown init 'he'"),
+    ],
+)
 def test_bad_training_values(flag, value, message, tmp_path, capsys):
     assert run_cli("train", "conv-resize", flag, value, "--out", tmp_path / "r") == 2
     assert message in error_line(capsys)
@@ -224,8 +236,9 @@ def test_encode_needs_npy_target(trained_run, tmp_path, capsys):
 
 
 def test_exit_code_from_the_console_script(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "aelab.cli", "eval", str(tmp_path / "none")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "aelab.cli", "eval", str(tmp_path / "none")], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 

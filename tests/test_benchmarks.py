@@ -51,7 +51,9 @@ def test_reference_and_fast_steps_train(tmp_path):
     for fast in (False, True):
         rate, faults = speed.plain_loop(x, epochs=1, fast=fast)
         assert rate > 0 and faults >= 0
-    rate, _ = speed.plain_loop(x, epochs=1, fast=True, model_name=load_speed("overhead").OVERHEAD_MODEL)  # Lightning's cost's baseline
+    rate, _ = speed.plain_loop(
+        x, epochs=1, fast=True, model_name=load_speed("overhead").OVERHEAD_MODEL
+    )  # Lightning's cost's baseline
     assert rate > 0
     results = tmp_path / "speed.md"
     speed = load_speed("common")
@@ -65,7 +67,8 @@ def test_time_to_quality_text_takes_the_median_and_counts_misses_as_slowest():
     speed = load_speed("ttq")
     runs = [{"reached_at": t, "wall": 20.0, "trace": [(1.0, 12.0, 0.1)]} for t in (12.0, 11.0)]
     assert speed.ttq_text(runs + [{"reached_at": None, "wall": 99.0, "trace": []}], verdict=True).startswith(
-        "12.0 s of training (runs: 12.0, 11.0, inf), goal < 20 s: met")
+        "12.0 s of training (runs: 12.0, 11.0, inf), goal < 20 s: met"
+    )
     assert speed.ttq_text(runs[:1], verdict=False).startswith("12.0 s of training; 20.0 s wall")
     missed = [{"reached_at": None, "wall": 99.0, "trace": [(1.0, 30.0, 0.2)]}]
     assert speed.ttq_text(missed, verdict=True).startswith("not reached, goal < 20 s: not met")
@@ -107,15 +110,28 @@ def test_reproduction_counts_steps_and_judges_each_published_number(tmp_path):
     overfit = reproduce.verdict(conv, {"test_bce": 0.2, "train_bce": 0.09}, "mnist-sample", seeds)
     assert overfit.startswith("missed (test_bce 0.2000 vs 0.094): over-fits: its training BCE 0.0900")
     assert reproduce.verdict(conv, {"test_bce": 0.2, "train_bce": 0.19}, "mnist-sample", seeds).endswith(
-        "its training BCE 0.1900 misses it too")
+        "its training BCE 0.1900 misses it too"
+    )
 
 
 def test_tuning_report_says_what_is_not_measured_yet(tmp_path):
     """benchmarks/tune_best.py rewrites its results from whatever exists: nothing yet, here."""
     tune_best = load_benchmark("tune_best")
     results = tmp_path / "tuning.md"
-    assert tune_best.main(["--table-only", "--runs", str(tmp_path / "runs"), "--study", str(tmp_path / "study"),
-                           "--results", str(results)]) == 0
+    assert (
+        tune_best.main(
+            [
+                "--table-only",
+                "--runs",
+                str(tmp_path / "runs"),
+                "--study",
+                str(tmp_path / "study"),
+                "--results",
+                str(results),
+            ]
+        )
+        == 0
+    )
     text = results.read_text()
     assert "| hand-chosen default | not measured yet |" in text and "| tuned | not measured yet |" in text
 
@@ -129,8 +145,11 @@ def test_tuning_time_counts_finished_trials_only():
     start = datetime.datetime(2026, 11, 24, 9)
 
     def trial(state, minutes):
-        return SimpleNamespace(state=SimpleNamespace(name=state), datetime_start=start,
-                               datetime_complete=start + datetime.timedelta(minutes=minutes))
+        return SimpleNamespace(
+            state=SimpleNamespace(name=state),
+            datetime_start=start,
+            datetime_complete=start + datetime.timedelta(minutes=minutes),
+        )
 
     trials = [trial("COMPLETE", 6), trial("PRUNED", 1.5), trial("FAIL", 500)]
     assert tune_best.trial_minutes(trials) == "7.5 min"
@@ -140,10 +159,20 @@ def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
     """benchmarks/anomaly.py: bold cells, each seed's mean, the mean of the means and the published
     table all come from the measured numbers."""
     anomaly = load_benchmark("anomaly")
-    row = {"aelab dense (combined, default)": 0.93, "aelab dense (neighbours)": 0.94, "aelab dense (reconstruction)": 0.92,
-           "aelab (transformations)": 0.89, "PCA (49)": 0.90, "PyOD AutoEncoder": 0.91, "PyOD DeepSVDD": 0.95}
-    results = {f"fashion-mnist/{s}/{k}": {d: {"roc_auc": v - 0.01 * s, "seconds": 2.0} for d, v in row.items()}
-               for s in (0, 1) for k in range(10)}
+    row = {
+        "aelab dense (combined, default)": 0.93,
+        "aelab dense (neighbours)": 0.94,
+        "aelab dense (reconstruction)": 0.92,
+        "aelab (transformations)": 0.89,
+        "PCA (49)": 0.90,
+        "PyOD AutoEncoder": 0.91,
+        "PyOD DeepSVDD": 0.95,
+    }
+    results = {
+        f"fashion-mnist/{s}/{k}": {d: {"roc_auc": v - 0.01 * s, "seconds": 2.0} for d, v in row.items()}
+        for s in (0, 1)
+        for k in range(10)
+    }
     text = "\n".join(anomaly.report(results, "fashion-mnist", list(range(10)), [0, 1], "cmd", "cpu", 60000))
     assert "| 0 T-shirt/top | 0.9250 | 0.9350 | 0.9150 | 0.8850 | 0.8950 | 0.9050 | **0.9450** |" in text
     assert "| mean, seed 1 | 0.9200 | 0.9300 | 0.9100 | 0.8800 | 0.8900 | 0.9000 | 0.9400 |" in text
@@ -201,25 +230,47 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
             run = tmp_path / "runs" / "toy" / key / f"seed-{seed}"
             run.mkdir(parents=True)
             macs = {"forward_macs": 2_667_168} if key == "keras-gan" else {}  # the peer script counts its own
-            (run / "metrics.json").write_text(json.dumps({"fd_classifier": fd, "fd_classifier_floor": 1.0,
-                                                          "fd_seconds": 5.0, "fd_classifier_train_seconds": 0.0,
-                                                          **macs}))
+            (run / "metrics.json").write_text(
+                json.dumps(
+                    {
+                        "fd_classifier": fd,
+                        "fd_classifier_floor": 1.0,
+                        "fd_seconds": 5.0,
+                        "fd_classifier_train_seconds": 0.0,
+                        **macs,
+                    }
+                )
+            )
             (run / "history.json").write_text(json.dumps({"epochs": [{"train_seconds": 45.0}] * 2}))
             generative.wall_file(run).write_text("100.0\n")
             generative.collapse_file(run).write_text("0\n")
             if key != "gan":  # gan's runs were trained before the ledger: the script records them itself
                 generative.record(ledger, "toy", key, seed, run)
     results = tmp_path / "generative.md"
-    arguments = ["--table-only", "--data", "toy", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"),
-                 "--results", str(results), "--ledger", str(ledger)]
+    arguments = [
+        "--table-only",
+        "--data",
+        "toy",
+        "--seeds",
+        "0",
+        "1",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--results",
+        str(results),
+        "--ledger",
+        str(ledger),
+    ]
     assert generative.main(arguments) == 0
     text = results.read_text()
     assert "| gan | `gan`  | 5.3 M | 0, 1 | 2 | 90 s | 100 s | 5.0% | - | - | 32.00 ± 2.83 | 1.00 | 0 |" in text
     assert "| keras-gan | `Keras DCGAN`  | 2.7 M | 0, 1 |" in text
     assert "mean fd_classifier 21.00 vs 32.00, 34% lower (goal: at least 30%: met)" in text
     # gan's count (torch's flop counter: 5,334,336) is twice the toy peer's
-    assert ("- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better); training 90 s vs 90 s "
-            "(the same); 2.00x the peer's multiply-accumulates per image") in text
+    assert (
+        "- `gan` against `keras-gan`: fd_classifier 32.00 vs 42.00 (aelab better); training 90 s vs 90 s "
+        "(the same); 2.00x the peer's multiply-accumulates per image"
+    ) in text
     assert "`gan-sn` against `keras-gan`: mean fd_classifier 21.00 vs 42.00, 50% lower, in 90 s of training" in text
     assert "Where a Keras row leads" not in text
     # the ledger keeps each run's numbers: the same table without the run folders
@@ -230,23 +281,48 @@ def test_generative_report_gives_mean_and_spread_and_judges_gan_sn(tmp_path, mon
     assert text == results.read_text()
     # gan-sn trains for gan's time, read from the ledger: without gan's run it says so before training
     monkeypatch.setattr(generative, "train", lambda *a, **k: pytest.fail("trained"))
-    assert generative.main(["--only", "gan-sn", "--data", "toy", "--seeds", "5", "--runs", str(tmp_path / "runs"),
-                            "--results", str(results), "--ledger", str(ledger)]) == 2
+    assert (
+        generative.main(
+            [
+                "--only",
+                "gan-sn",
+                "--data",
+                "toy",
+                "--seeds",
+                "5",
+                "--runs",
+                str(tmp_path / "runs"),
+                "--results",
+                str(results),
+                "--ledger",
+                str(ledger),
+            ]
+        )
+        == 2
+    )
     assert text == results.read_text()
 
 
 def test_generative_comparison_says_how_firmly_a_peer_leads():
     generative = load_benchmark("generative")
-    found = {"gan": {"fd": [18.0, 27.0, 23.0], "elbo": [], "training": [700.0], "macs": None},
-             "keras-gan": {"fd": [20.0, 21.0, 23.0], "elbo": [], "training": [1400.0], "macs": None}}
+    found = {
+        "gan": {"fd": [18.0, 27.0, 23.0], "elbo": [], "training": [700.0], "macs": None},
+        "keras-gan": {"fd": [20.0, 21.0, 23.0], "elbo": [], "training": [1400.0], "macs": None},
+    }
     line = generative.comparison("gan", "keras-gan", found)
-    assert "fd_classifier 22.67 vs 21.33 (Keras better) (seeds 18.00 / 27.00 / 23.00 vs 20.00 / 21.00 / 23.00; " \
-           "Welch's t-test p = 0.6" in line and "within seed noise at 5%" in line and "aelab 2.00x faster" in line
+    assert (
+        "fd_classifier 22.67 vs 21.33 (Keras better) (seeds 18.00 / 27.00 / 23.00 vs 20.00 / 21.00 / 23.00; "
+        "Welch's t-test p = 0.6"
+        in line
+        and "within seed noise at 5%" in line
+        and "aelab 2.00x faster" in line
+    )
     found["gan"]["fd"] = [40.0, 41.0, 42.0]
     assert "beyond seed noise at 5%" in generative.comparison("gan", "keras-gan", found)
     found["gan"]["fd"] = [40.0]  # one seed: no test, the values only
     assert generative.comparison("gan", "keras-gan", found).startswith(
-        "`gan` against `keras-gan`: fd_classifier 40.00 vs 21.33 (Keras better) (seeds 40.00 vs 20.00 / 21.00 / 23.00)")
+        "`gan` against `keras-gan`: fd_classifier 40.00 vs 21.33 (Keras better) (seeds 40.00 vs 20.00 / 21.00 / 23.00)"
+    )
 
 
 def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode(monkeypatch):
@@ -260,8 +336,11 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
         get_entry(model).train.updated(**train)  # checked against the typed settings
         assert all(net.params[k] == v for k, v in params.items()), name
     seen = {}
-    monkeypatch.setattr(recipe, "sample_quality", lambda images, data: seen.update(images=images) or
-                        {"fd_classifier": float(images.mean())})
+    monkeypatch.setattr(
+        recipe,
+        "sample_quality",
+        lambda images, data: seen.update(images=images) or {"fd_classifier": float(images.mean())},
+    )
     net = create_model("gan-sn")
     net.generator.train()
     z = torch.randn(2500, net.latent_dim)
@@ -290,14 +369,23 @@ def test_peer_run_is_measured_by_aelab_and_recorded_with_its_compute(tmp_path, m
     metrics.json and the ledger beside aelab's measure of its samples."""
     peers = load_benchmark("peers")
     fake = tmp_path / "fake_peer.py"  # stands in for keras_peers.py: same arguments, same outputs
-    fake.write_text("import json, sys\nfrom pathlib import Path\nimport numpy as np\n"
-                    "out = Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True)\n"
-                    "np.save(out / 'samples.npy', np.full((20, 28, 28), 0.5, dtype=np.float32))\n"
-                    "(out / 'result.json').write_text(json.dumps({'epoch_seconds': [4.0, 2.0], 'train_images': 100,"
-                    " 'forward_macs': 6660928, 'test_elbo': -270.5, 'bounds_seconds': 1.5, 'keras': '3'}))\n")
+    fake.write_text(
+        "import json, sys\nfrom pathlib import Path\nimport numpy as np\n"
+        "out = Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True)\n"
+        "np.save(out / 'samples.npy', np.full((20, 28, 28), 0.5, dtype=np.float32))\n"
+        "(out / 'result.json').write_text(json.dumps({'epoch_seconds': [4.0, 2.0], 'train_images': 100,"
+        " 'forward_macs': 6660928, 'test_elbo': -270.5, 'bounds_seconds': 1.5, 'keras': '3'}))\n"
+    )
     monkeypatch.setattr(peers, "KERAS_SCRIPT", fake)
-    monkeypatch.setattr(peers, "sample_quality", lambda samples, data: {  # aelab's measure, stubbed
-        "fd_classifier": float(samples.mean()), "fd_seconds": 0.5, "shape": list(samples.shape)})
+    monkeypatch.setattr(
+        peers,
+        "sample_quality",
+        lambda samples, data: {  # aelab's measure, stubbed
+            "fd_classifier": float(samples.mean()),
+            "fd_seconds": 0.5,
+            "shape": list(samples.shape),
+        },
+    )
     data = type("Data", (), {"name": "toy"})()
     out = tmp_path / "keras-vae-2d" / "seed-0"
     peers.run_peer(Path(sys.executable), "keras-vae-2d", data, tmp_path / "data.npz", 2, 0, out)
@@ -314,12 +402,18 @@ def test_generative_report_flags_a_time_budget_from_a_replaced_run():
     """gan-sn trains for gan's time: once gan is retrained, the table must not claim equal time."""
     generative = load_benchmark("generative")
     entry = lambda minutes, seconds: {"config": {"train": {"max_minutes": minutes}}, "epoch_seconds": seconds}  # noqa: E731
-    entries = {"toy/gan-sn/seed-0": entry(10.0, [600.0]), "toy/gan/seed-0": entry(None, [300.0, 300.0]),
-               "toy/gan-sn/seed-1": entry(10.0, [600.0]), "toy/gan/seed-1": entry(None, [400.0, 400.0])}
+    entries = {
+        "toy/gan-sn/seed-0": entry(10.0, [600.0]),
+        "toy/gan/seed-0": entry(None, [300.0, 300.0]),
+        "toy/gan-sn/seed-1": entry(10.0, [600.0]),
+        "toy/gan/seed-1": entry(None, [400.0, 400.0]),
+    }
     assert generative.stale_budgets(entries, "toy", "gan-sn", "gan", [0]) == ""
     assert generative.stale_budgets(entries, "toy", "gan-sn", "gan", [0, 1, 2]) == "1: 10.0 vs 13.3"
-    runs = {0: {**entries["toy/gan/seed-0"], "metrics": {}, "wall_seconds": None, "collapse_warnings": None},
-            1: {**entries["toy/gan/seed-1"], "metrics": {}, "wall_seconds": None, "collapse_warnings": None}}
+    runs = {
+        0: {**entries["toy/gan/seed-0"], "metrics": {}, "wall_seconds": None, "collapse_warnings": None},
+        1: {**entries["toy/gan/seed-1"], "metrics": {}, "wall_seconds": None, "collapse_warnings": None},
+    }
     assert "(settings differ" not in generative.row_text("gan", "gan", {}, runs)[0]
     runs[1]["config"] = {"train": {"init": "glorot"}}
     assert "0, 1 (settings differ between seeds" in generative.row_text("gan", "gan", {}, runs)[0]
@@ -329,8 +423,14 @@ def test_generative_ceiling_times_every_convolution_of_both_models():
     ceiling = load_benchmark("generative_ceiling")
     vae, gan = create_model("vae"), create_model("gan")
     found = ceiling.convolutions(vae, torch.rand(2, 1, 28, 28))
-    assert [name for name, *_ in found] == ["features.0", "features.2", "features.4", "features.6", "decoder.0",
-                                            "decoder.2"]
+    assert [name for name, *_ in found] == [
+        "features.0",
+        "features.2",
+        "features.4",
+        "features.6",
+        "decoder.0",
+        "decoder.2",
+    ]
     assert found[0][2:] == ((2, 1, 28, 28), False) and found[-1][2:] == ((2, 32, 28, 28), True)
     assert len(ceiling.convolutions(gan.generator, torch.randn(2, gan.latent_dim))) == 3
     name, layer, shape, needs_grad = found[1]
@@ -342,12 +442,23 @@ def test_the_speed_driver_runs_each_questions_script():
     """speed.py asks every question that has a script of its own, and each script stands alone."""
     driver = load_benchmark("speed")
     scripts = sorted(p.stem.removeprefix("speed_") for p in BENCHMARKS.glob("speed_*.py"))
-    assert set(scripts) - {"common"} == {"training", "overhead", "inference", "quality", "ttq", "text", "generative",
-                                         "processes"}
+    assert set(scripts) - {"common"} == {
+        "training",
+        "overhead",
+        "inference",
+        "quality",
+        "ttq",
+        "text",
+        "generative",
+        "processes",
+    }
     for name in set(scripts) - {"common"}:
         module = load_speed(name)
-        assert callable(module.rows) and callable(module.main) and "?" in module.__doc__.splitlines()[0] + \
-            module.__doc__.splitlines()[1], f"speed_{name}.py should open with its question"
+        assert (
+            callable(module.rows)
+            and callable(module.main)
+            and "?" in module.__doc__.splitlines()[0] + module.__doc__.splitlines()[1]
+        ), f"speed_{name}.py should open with its question"
         assert getattr(driver, f"speed_{name}").rows.__module__ == f"speed_{name}"
 
 
@@ -372,13 +483,17 @@ def test_first_hour_reads_the_quick_start_and_the_evaluation_stages():
     first_hour = load_benchmark("first_hour")
     lines = first_hour.quick_start_lines()
     assert lines and all(line.startswith("aelab ") for line in lines)
-    output = ("  test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images) ... 3.4 s\n"
-              "  feature classifier, 3 epochs of 60,000 images ...\n    (20 s so far, 552 of 1,407 steps)\n"
-              "  feature classifier, 3 epochs of 60,000 images: done in 51.0 s\n"
-              "  test_rmse 0.1801   pca_rmse 0.2136   -> beats PCA with 2 components (0.84x)\n")
+    output = (
+        "  test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images) ... 3.4 s\n"
+        "  feature classifier, 3 epochs of 60,000 images ...\n    (20 s so far, 552 of 1,407 steps)\n"
+        "  feature classifier, 3 epochs of 60,000 images: done in 51.0 s\n"
+        "  test_rmse 0.1801   pca_rmse 0.2136   -> beats PCA with 2 components (0.84x)\n"
+    )
     stages = first_hour.stage_seconds(output)
-    assert stages == {"test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images)": 3.4,
-                      "feature classifier, 3 epochs of 60,000 images": 51.0}
+    assert stages == {
+        "test reconstructions, RMSE/BCE/PSNR/SSIM (10,000 images)": 3.4,
+        "feature classifier, 3 epochs of 60,000 images": 51.0,
+    }
     assert first_hour.result_of(output) == "beats PCA with 2 components (0.84x)"
 
 
@@ -410,8 +525,11 @@ def test_shared_speed_times_long_inference_adaptive_against_each_fixed_count(tmp
     job = shared.inference_seconds("anomaly detector", tmp_path, "mnist-sample", 1)
     assert job["seconds"] > 0 and job["threads"] == "1"
     monkeypatch.setattr(shared, "prepare_inference", lambda folder, data: None)
-    monkeypatch.setattr(shared, "inference_seconds",
-                        lambda name, folder, data, threads: {"seconds": {None: 4.0, 2: 8.0, 1: 5.0}[threads]})
+    monkeypatch.setattr(
+        shared,
+        "inference_seconds",
+        lambda name, folder, data, threads: {"seconds": {None: 4.0, 2: 8.0, 1: 5.0}[threads]},
+    )
     lines, verdicts = shared.inference_tables(["quiet"], "mnist-sample", [2, 1], tmp_path)
     assert "| evaluation | 4.0 s | 8.0 s | 5.0 s | 1.25 |" in lines
     assert verdicts[0] == "quiet, evaluation: best fixed / adaptive = 1.250" and len(verdicts) == 3

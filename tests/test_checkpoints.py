@@ -34,8 +34,9 @@ def writes(monkeypatch) -> Writes:
 
 
 def test_short_epochs_write_their_checkpoints_at_the_end_not_every_epoch(small_data, tmp_path, writes):
-    run = aelab.train("dense", data=small_data, epochs=6, out=tmp_path / "run", progress=None, early_stopping=False,
-                      logger=())
+    run = aelab.train(
+        "dense", data=small_data, epochs=6, out=tmp_path / "run", progress=None, early_stopping=False, logger=()
+    )
     assert len(writes.paths) <= 3, writes.paths  # every epoch would write last.ckpt and (improving) best.ckpt: 12
     last = torch.load(run.last_checkpoint, weights_only=True)
     assert last["epoch"] == 5  # the 6th epoch, counted from 0
@@ -66,10 +67,29 @@ def test_ctrl_c_is_one_line_exit_130_and_the_run_resumes(small_data, tmp_path):
     """A real SIGINT to `aelab train`: Lightning's handler keeps the finished epochs; aelab says how
     to go on (not Lightning's bare exit 1), and the run continues from there."""
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "aelab", "train", "dense", "--data-dir", str(small_data),
-                                "--epochs", "500", "--out", str(out), "--progress", "epoch", "--logger", "none"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aelab",
+            "train",
+            "dense",
+            "--data-dir",
+            str(small_data),
+            "--epochs",
+            "500",
+            "--out",
+            str(out),
+            "--progress",
+            "epoch",
+            "--logger",
+            "none",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     lines = []
     while len(lines) < 3:  # three epochs finished
         line = process.stdout.readline()

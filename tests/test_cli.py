@@ -58,7 +58,9 @@ def test_load_gives_encode_and_decode(trained_run):
 
 def test_resume_continues_from_last_checkpoint(small_data, tmp_path):
     out = tmp_path / "run"
-    assert run_cli("train", "conv-resize", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress") == 0
+    assert (
+        run_cli("train", "conv-resize", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress") == 0
+    )
     assert run_cli("train", "--resume", "--epochs", "3", "--out", out, "--no-progress") == 0
     history = json.loads((out / "history.json").read_text())["epochs"]
     assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -72,7 +74,11 @@ def test_reconstruct_and_denoise_image_files(trained_run, denoising_run, tmp_pat
         sources.append(path)
     assert run_cli("reconstruct", trained_run, *sources, "--out", tmp_path / "recon") == 0
     assert sorted(p.name for p in (tmp_path / "recon").iterdir()) == [
-        "digit0_recon.png", "digit1_recon.png", "digit2_recon.png", "reconstruct.png"]
+        "digit0_recon.png",
+        "digit1_recon.png",
+        "digit2_recon.png",
+        "reconstruct.png",
+    ]
     with Image.open(tmp_path / "recon" / "digit1_recon.png") as img:
         assert img.size == (28, 28)
     assert run_cli("denoise", denoising_run, *sources, "--noise", "0.3", "--out", tmp_path / "clean") == 0
@@ -126,16 +132,46 @@ def test_sparsity_option_on_any_model(small_data, tmp_path):
     runs = {}
     for sparsity in ("0", "0.01"):
         out = tmp_path / f"s{sparsity}"
-        assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "3", "--sparsity", sparsity,
-                       "--seed", "1", "--out", out, "--no-progress") == 0
+        assert (
+            run_cli(
+                "train",
+                "dense",
+                "--data-dir",
+                small_data,
+                "--epochs",
+                "3",
+                "--sparsity",
+                sparsity,
+                "--seed",
+                "1",
+                "--out",
+                out,
+                "--no-progress",
+            )
+            == 0
+        )
         runs[sparsity] = json.loads((out / "metrics.json").read_text())["mean_code_activation"]
     assert runs["0.01"] < runs["0"]
 
 
 def test_report_when_the_code_is_as_large_as_the_image(tmp_path, capsys):
-    print(aelab.run_report(tmp_path, {"model": "conv-transpose", "data": "mnist-sample", "test_images": 10, "test_rmse": 0.06,
-                      "pca_rmse": 0.0, "rmse_vs_pca": None, "code_size": 1568, "test_bce": 0.07,
-                      "test_psnr": 24.0, "test_ssim": 0.9}))
+    print(
+        aelab.run_report(
+            tmp_path,
+            {
+                "model": "conv-transpose",
+                "data": "mnist-sample",
+                "test_images": 10,
+                "test_rmse": 0.06,
+                "pca_rmse": 0.0,
+                "rmse_vs_pca": None,
+                "code_size": 1568,
+                "test_bce": 0.07,
+                "test_psnr": 24.0,
+                "test_ssim": 0.9,
+            },
+        )
+    )
     assert "lossless" in capsys.readouterr().out
 
 
@@ -146,8 +182,24 @@ def test_seed_fixes_the_initial_weights(small_data, tmp_path):
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         torch.rand(1000)  # whatever the process drew before must not matter
         out = tmp_path / name
-        assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--seed", seed,
-                       "--precision", "32", "--out", out, "--no-progress") == 0
+        assert (
+            run_cli(
+                "train",
+                "dense",
+                "--data-dir",
+                small_data,
+                "--epochs",
+                "1",
+                "--seed",
+                seed,
+                "--precision",
+                "32",
+                "--out",
+                out,
+                "--no-progress",
+            )
+            == 0
+        )
         weights[name] = aelab.load(out).state_dict()
     assert all(torch.allclose(weights["a"][k], weights["b"][k], atol=1e-6) for k in weights["a"])
     assert not all(torch.allclose(weights["a"][k], weights["c"][k]) for k in weights["a"])
@@ -158,8 +210,23 @@ def test_a_log_written_to_a_file_holds_one_line_per_epoch(small_data, tmp_path):
     evaluation stage, as Keras' verbose=2."""
     log = tmp_path / "train.log"
     with open(log, "w") as file:
-        done = subprocess.run([sys.executable, "-m", "aelab", "train", "dense", "--data-dir", small_data,
-                               "--epochs", "3", "--out", tmp_path / "run"], stdout=file, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aelab",
+                "train",
+                "dense",
+                "--data-dir",
+                small_data,
+                "--epochs",
+                "3",
+                "--out",
+                tmp_path / "run",
+            ],
+            stdout=file,
+            stderr=subprocess.STDOUT,
+        )
     text = log.read_text()
     assert done.returncode == 0, text
     assert "\r" not in text

@@ -43,19 +43,38 @@ def test_a_toml_file_trains_and_the_runs_config_json_trains_it_again(small_data,
     # the run's own config.json trains it again: the same settings, the same weights, the same numbers
     assert run_cli("train", "--config", tmp_path / "a" / "config.json", "--out", tmp_path / "b", "--no-progress") == 0
     second = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert {k: v for k, v in first.items() if k != "user_params"} == {k: v for k, v in second.items()
-                                                                        if k != "user_params"}
+    assert {k: v for k, v in first.items() if k != "user_params"} == {
+        k: v for k, v in second.items() if k != "user_params"
+    }
     assert aelab.Run(tmp_path / "a").metrics["test_rmse"] == aelab.Run(tmp_path / "b").metrics["test_rmse"]
 
 
 def test_flags_and_arguments_override_the_file(small_data, tmp_path):
     config = write(tmp_path / "run.toml", TOML.format(data=small_data))
-    assert run_cli("train", "--config", config, "--epochs", "1", "--param", "code_size=8",
-                   "--out", tmp_path / "cli", "--no-progress") == 0
+    assert (
+        run_cli(
+            "train",
+            "--config",
+            config,
+            "--epochs",
+            "1",
+            "--param",
+            "code_size=8",
+            "--out",
+            tmp_path / "cli",
+            "--no-progress",
+        )
+        == 0
+    )
     written = aelab.Run(tmp_path / "cli").config
     assert written.train.epochs == 1 and written.params["code_size"] == 8 and written.train.batch_size == 100
-    run = aelab.train(config={"model": "dense", "train": {"epochs": 2}}, data=small_data, epochs=1,
-                      out=tmp_path / "api", progress=None)
+    run = aelab.train(
+        config={"model": "dense", "train": {"epochs": 2}},
+        data=small_data,
+        epochs=1,
+        out=tmp_path / "api",
+        progress=None,
+    )
     assert run.config.train.epochs == 1 and len(run.history) == 1
 
 
@@ -67,19 +86,22 @@ def test_a_run_trained_on_arrays_trains_again_from_its_kept_arrays(tmp_path):
     assert again.metrics["test_rmse"] == run.metrics["test_rmse"]
 
 
-@pytest.mark.parametrize("text, suffix, message", [
-    ("model = 'dense'\n[train]\nepochs = 'ten'\n", ".toml", "train.epochs must be an integer"),
-    ("model = 'dense'\nepochs = 2\n", ".toml", "unknown key 'epochs' (a training setting: put it under [train])"),
-    ("model = 'dense'\n[train]\nlr = -1\n", ".toml", "train.lr must be positive"),
-    ("model = 'dense'\n[train]\nlogger = ['tensorboard', 'neptune']\n", ".toml", "unknown train.logger 'neptune'"),
-    ("model = 'dense'\n[eval]\nbound_samples = 0\n", ".toml", "eval: bound_samples must lie between"),
-    ("model = 'dense'\n[train\n", ".toml", "is not valid TOML"),
-    ('{"model": "dense",', ".json", "is not valid JSON"),
-    ('["dense"]', ".json", "expected a table of sections"),
-    ("model = 'dense'", ".yaml", "expected a .toml or .json file"),
-    ("model = 3\n", ".toml", "model must be a string"),
-    ("model = 'dense'\ndata_dir = '/no/such/folder'\n", ".toml", "its data_dir /no/such/folder does not exist"),
-])
+@pytest.mark.parametrize(
+    "text, suffix, message",
+    [
+        ("model = 'dense'\n[train]\nepochs = 'ten'\n", ".toml", "train.epochs must be an integer"),
+        ("model = 'dense'\nepochs = 2\n", ".toml", "unknown key 'epochs' (a training setting: put it under [train])"),
+        ("model = 'dense'\n[train]\nlr = -1\n", ".toml", "train.lr must be positive"),
+        ("model = 'dense'\n[train]\nlogger = ['tensorboard', 'neptune']\n", ".toml", "unknown train.logger 'neptune'"),
+        ("model = 'dense'\n[eval]\nbound_samples = 0\n", ".toml", "eval: bound_samples must lie between"),
+        ("model = 'dense'\n[train\n", ".toml", "is not valid TOML"),
+        ('{"model": "dense",', ".json", "is not valid JSON"),
+        ('["dense"]', ".json", "expected a table of sections"),
+        ("model = 'dense'", ".yaml", "expected a .toml or .json file"),
+        ("model = 3\n", ".toml", "model must be a string"),
+        ("model = 'dense'\ndata_dir = '/no/such/folder'\n", ".toml", "its data_dir /no/such/folder does not exist"),
+    ],
+)
 def test_a_bad_config_file_is_one_line_and_writes_nothing(tmp_path, capsys, text, suffix, message):
     config = write(tmp_path / f"run{suffix}", text)
     assert run_cli("train", "--config", config, "--out", tmp_path / "out") == 2
@@ -106,8 +128,23 @@ def test_each_logger_writes_through_its_real_package_offline(small_data, tmp_pat
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     out = tmp_path / "logged"
-    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "2", "--logger", "csv,mlflow,wandb",
-                   "--out", out, "--progress", "epoch") == 0
+    assert (
+        run_cli(
+            "train",
+            "dense",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "2",
+            "--logger",
+            "csv,mlflow,wandb",
+            "--out",
+            out,
+            "--progress",
+            "epoch",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     logs = out / "logs"
     assert not (logs / "tensorboard").exists() and (logs / "csv" / "metrics.csv").is_file()
@@ -121,8 +158,22 @@ def test_each_logger_writes_through_its_real_package_offline(small_data, tmp_pat
     assert f"wandb sync {offline[0]}" in printed  # where it is, and how to upload it
     assert "mlflow.store" not in printed and "anonymous" not in printed  # the packages' set-up chatter kept out
     # a second training in the same process starts its own W&B run (the first was finished)
-    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--logger", "wandb",
-                   "--out", tmp_path / "second", "--no-progress") == 0
+    assert (
+        run_cli(
+            "train",
+            "dense",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "1",
+            "--logger",
+            "wandb",
+            "--out",
+            tmp_path / "second",
+            "--no-progress",
+        )
+        == 0
+    )
     assert len(list((tmp_path / "second" / "logs" / "wandb").glob("offline-run-*"))) == 1
     import csv
 
@@ -132,12 +183,30 @@ def test_each_logger_writes_through_its_real_package_offline(small_data, tmp_pat
 
 
 def test_logger_none_and_tensorboard_settings_that_need_it(small_data, tmp_path, capsys):
-    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "1", "--logger", "none",
-                   "--out", tmp_path / "quiet", "--no-progress") == 0
+    assert (
+        run_cli(
+            "train",
+            "dense",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "1",
+            "--logger",
+            "none",
+            "--out",
+            tmp_path / "quiet",
+            "--no-progress",
+        )
+        == 0
+    )
     assert not (tmp_path / "quiet" / "logs").exists()
     assert aelab.Run(tmp_path / "quiet").steps_done() is not None  # history.json keeps the steps
-    assert run_cli("train", "dense", "--data-dir", small_data, "--logger", "csv", "--log-embeddings",
-                   "--out", tmp_path / "out") == 2
+    assert (
+        run_cli(
+            "train", "dense", "--data-dir", small_data, "--logger", "csv", "--log-embeddings", "--out", tmp_path / "out"
+        )
+        == 2
+    )
     assert "log_embeddings writes to TensorBoard: add tensorboard to logger" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -49,8 +49,9 @@ def test_idx_header_must_be_bytes(tmp_path):
 
 
 def test_image_folder_mixed_sizes_and_modes(tmp_path):
-    for i, (mode, size) in enumerate([("L", (28, 28)), ("RGB", (64, 48)), ("RGBA", (10, 10)), ("P", (30, 30)),
-                                      ("1", (20, 20))]):
+    for i, (mode, size) in enumerate(
+        [("L", (28, 28)), ("RGB", (64, 48)), ("RGBA", (10, 10)), ("P", (30, 30)), ("1", (20, 20))]
+    ):
         Image.new(mode, size).save(tmp_path / f"img{i}.png")
     Image.new("RGB", (50, 50), (200, 10, 10)).save(tmp_path / "photo.jpg")
     (tmp_path / "notes.txt").write_text("ignored")
@@ -72,8 +73,13 @@ def test_image_folder_train_test_and_classes(tmp_path):
 
 def test_npz_keras_layout(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
-             y_train=np.arange(10), x_test=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), y_test=np.arange(4))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        y_train=np.arange(10),
+        x_test=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        y_test=np.arange(4),
+    )
     data = load_data(None, tmp_path)
     assert data.train.shape == (10, 1, 28, 28) and data.test_labels.tolist() == [0, 1, 2, 3]
 
@@ -128,8 +134,10 @@ def test_the_dataset_registry_lists_without_torch_and_each_name_loads_through_it
     from aelab.data.registry import register_dataset
 
     code = "import sys, aelab; aelab.list_datasets(); print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
+    )
     assert list(list_datasets()) == [*dataset_names("images"), *dataset_names("text")]
     assert "mnist-sample" in dataset_names() and dataset_names("text") == ("pydoc-topics",)
     assert all(loader(name) is not None for name in dataset_names()) and loader("pydoc-topics") is None
@@ -138,8 +146,9 @@ def test_the_dataset_registry_lists_without_torch_and_each_name_loads_through_it
 
     @register_dataset("tiny-test", "ten random 8x8 images", classes=("a", "b"))
     def tiny():
-        return aelab.data.ImageData("tiny-test", x[:8], x[8:], torch.zeros(8, dtype=torch.long),
-                                    torch.ones(2, dtype=torch.long))
+        return aelab.data.ImageData(
+            "tiny-test", x[:8], x[8:], torch.zeros(8, dtype=torch.long), torch.ones(2, dtype=torch.long)
+        )
 
     assert list_datasets()["tiny-test"] == "ten random 8x8 images"
     loaded = resolve_data("tiny-test")

@@ -18,8 +18,16 @@ from aelab.data import TensorBatches
 from aelab.data.text import WindowBatches
 from aelab.errors import AelabError
 
-LAUNCHER = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_NTASKS_PER_NODE",
-            "SLURM_JOB_NAME")
+LAUNCHER = (
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "WORLD_SIZE",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_JOB_NAME",
+)
 
 
 def test_each_process_takes_its_share_of_the_same_shuffled_order(monkeypatch):
@@ -53,10 +61,17 @@ def test_text_windows_are_shared_out_too(monkeypatch):
     assert seen[0] == seen[1] == len(everyone.windows) // 2
 
 
-@pytest.mark.parametrize("env, rank", [({}, 0), ({"RANK": "3"}, 3), ({"LOCAL_RANK": "1"}, 1),
-                                       ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, 1),
-                                       ({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, 2),
-                                       ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, 0)])
+@pytest.mark.parametrize(
+    "env, rank",
+    [
+        ({}, 0),
+        ({"RANK": "3"}, 3),
+        ({"LOCAL_RANK": "1"}, 1),
+        ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, 1),
+        ({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}, 2),
+        ({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, 0),
+    ],
+)
 def test_the_launchers_environment_names_the_main_process(monkeypatch, env, rank):
     for name in LAUNCHER:
         monkeypatch.delenv(name, raising=False)
@@ -76,13 +91,16 @@ def test_a_launch_that_disagrees_with_the_settings_is_one_line(monkeypatch):
         aelab.TrainSettings(devices=0)
 
 
-@pytest.mark.parametrize("env, devices, nodes, message", [
-    ({"RANK": "1"}, 1, 1, "this process 1 of a launch"),  # a stray RANK: not a helper of a one-process run
-    ({"LOCAL_RANK": "x"}, 1, 1, "LOCAL_RANK='x' is not a whole number"),
-    ({"WORLD_SIZE": "0", "RANK": "0"}, 1, 1, "WORLD_SIZE='0' is not a whole number >= 1"),
-    ({"SLURM_NTASKS": "2"}, 1, 2, "without SLURM_NTASKS_PER_NODE"),
-    ({"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "0"}, 1, 2, "SLURM started 4 tasks"),
-])
+@pytest.mark.parametrize(
+    "env, devices, nodes, message",
+    [
+        ({"RANK": "1"}, 1, 1, "this process 1 of a launch"),  # a stray RANK: not a helper of a one-process run
+        ({"LOCAL_RANK": "x"}, 1, 1, "LOCAL_RANK='x' is not a whole number"),
+        ({"WORLD_SIZE": "0", "RANK": "0"}, 1, 1, "WORLD_SIZE='0' is not a whole number >= 1"),
+        ({"SLURM_NTASKS": "2"}, 1, 2, "without SLURM_NTASKS_PER_NODE"),
+        ({"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_PROCID": "0"}, 1, 2, "SLURM started 4 tasks"),
+    ],
+)
 def test_launcher_variables_that_cannot_work_are_one_line(monkeypatch, env, devices, nodes, message):
     for name in LAUNCHER:
         monkeypatch.delenv(name, raising=False)
@@ -94,9 +112,25 @@ def test_launcher_variables_that_cannot_work_are_one_line(monkeypatch, env, devi
 
 def test_a_stray_rank_writes_nothing(small_data, tmp_path):
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "aelab", "train", "dense", "--data-dir", str(small_data), "--epochs",
-                           "1", "--out", str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "RANK": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aelab",
+            "train",
+            "dense",
+            "--data-dir",
+            str(small_data),
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RANK": "1"},
+    )
     assert done.returncode == 2 and "this process 1 of a launch" in done.stderr.strip().splitlines()[-1]
     assert not out.exists()
 
@@ -104,8 +138,9 @@ def test_a_stray_rank_writes_nothing(small_data, tmp_path):
 def _aelab(*args: str) -> subprocess.CompletedProcess:
     """The CLI in its own process, as a user starts it: Lightning launches the second process by
     running the same command again."""
-    return subprocess.run([sys.executable, "-m", "aelab", *args, "--no-progress"], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aelab", *args, "--no-progress"], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_two_processes_take_the_step_one_process_takes_on_the_combined_batch(tmp_path):
@@ -113,8 +148,19 @@ def test_two_processes_take_the_step_one_process_takes_on_the_combined_batch(tmp
     images = (rng.random((50, 28, 28)) * 255).astype(np.uint8)
     (tmp_path / "data").mkdir()
     np.savez(tmp_path / "data" / "d.npz", x_train=images[:40], x_test=images[40:])  # 36 train, 4 validation
-    common = ["dense", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--precision", "32", "--optimizer",
-              "sgd", "--lr", "0.5"]  # plain SGD: the step is the gradient itself, not only its sign as in Adam's first
+    common = [
+        "dense",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--epochs",
+        "1",
+        "--precision",
+        "32",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+    ]  # plain SGD: the step is the gradient itself, not only its sign as in Adam's first
     one = _aelab("train", *common, "--out", str(tmp_path / "one"), "--batch-size", "36")
     two = _aelab("train", *common, "--out", str(tmp_path / "two"), "--batch-size", "18", "--devices", "2")
     assert one.returncode == 0, one.stderr[-2000:]

@@ -34,7 +34,11 @@ def test_each_part_of_an_autoencoder_matches_pytorch(trained_run, tmp_path):
     run = Run(trained_run)
     x = torch.rand(5, 1, 28, 28)  # another batch size than the export's example: the batch axis is free
     codes = aelab.encode(run, x)
-    expected = {"encoder": (x, codes), "both": (x, aelab.reconstruct(run, x)), "decoder": (codes, aelab.decode(run, codes))}
+    expected = {
+        "encoder": (x, codes),
+        "both": (x, aelab.reconstruct(run, x)),
+        "decoder": (codes, aelab.decode(run, codes)),
+    }
     for part, (inputs, output) in expected.items():
         out = tmp_path / f"{part}.onnx"
         assert run_cli("export", trained_run, "--part", part, "--out", out) == 0

@@ -77,10 +77,18 @@ def test_every_figure_function_titles_labels_and_colour_bars(tmp_path):
     assert "3: class 3" in shows(tmp_path / "n.png")["panels"][0]["legend"]
     figures.feature_maps(np.random.rand(28, 28), np.random.rand(4, 7, 7), tmp_path / "f.png", "layer conv1")
     figures.feature_maps(np.random.rand(28, 28), np.random.rand(16), tmp_path / "g.png", "layer dense")
-    assert shows(tmp_path / "f.png")["title"] == "layer conv1" and shows(tmp_path / "g.png")["panels"][-1]["x"] == "unit"
-    figures.style_panel([torch.rand(3, 20, 20)] * 3, [3.0, 2.0, 1.0], tmp_path / "p.png", "style transfer", [10, 10, 20])
+    assert (
+        shows(tmp_path / "f.png")["title"] == "layer conv1" and shows(tmp_path / "g.png")["panels"][-1]["x"] == "unit"
+    )
+    figures.style_panel(
+        [torch.rand(3, 20, 20)] * 3, [3.0, 2.0, 1.0], tmp_path / "p.png", "style transfer", [10, 10, 20]
+    )
     shown = shows(tmp_path / "p.png")
-    assert shown["panels"][-1]["y"].startswith("total loss") and shown["panels"][-1]["legend"] == ["10 px high",
-                                                                                                    "20 px high"]
-    figures.grid(images, tmp_path / "c.png", nrow=3, title="cvae: a row per class", row_labels=["0: T-shirt", "1: Trouser"])
+    assert shown["panels"][-1]["y"].startswith("total loss") and shown["panels"][-1]["legend"] == [
+        "10 px high",
+        "20 px high",
+    ]
+    figures.grid(
+        images, tmp_path / "c.png", nrow=3, title="cvae: a row per class", row_labels=["0: T-shirt", "1: Trouser"]
+    )
     assert titled(shows(tmp_path / "c.png"))

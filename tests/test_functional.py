@@ -50,8 +50,17 @@ def cvae_run(tmp_path_factory, labelled_dir):
 @pytest.fixture(scope="module")
 def classifier_run(tmp_path_factory, labelled_dir):
     out = tmp_path_factory.mktemp("runs") / "clf"
-    return aelab.train("ae-classifier", data=labelled_dir, out=out, epochs=2, labelled=0.5, progress=False,
-                       loss_weights={"recon": 1, "label": 0.5}, log_activations=True, log_embeddings=True)
+    return aelab.train(
+        "ae-classifier",
+        data=labelled_dir,
+        out=out,
+        epochs=2,
+        labelled=0.5,
+        progress=False,
+        loss_weights={"recon": 1, "label": 0.5},
+        log_activations=True,
+        log_embeddings=True,
+    )
 
 
 # ------------------------------------------------------------------------------ Inception
@@ -174,8 +183,18 @@ def test_cvae_label_errors(cvae_run, tmp_path, capsys):
 
 
 def test_a_label_for_a_model_that_takes_none(trained_run, tmp_path):
-    assert run_cli("reconstruct", trained_run, str(trained_run / "reconstructions.png"), "--label", "1",
-                   "--out", tmp_path / "o") == 2
+    assert (
+        run_cli(
+            "reconstruct",
+            trained_run,
+            str(trained_run / "reconstructions.png"),
+            "--label",
+            "1",
+            "--out",
+            tmp_path / "o",
+        )
+        == 2
+    )
     assert not (tmp_path / "o").exists()
 
 

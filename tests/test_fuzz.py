@@ -28,8 +28,11 @@ FLOATS = st.sampled_from(["0", "0.5", "-1", "1e308", "nan", "inf", "abc", "1e-9"
 @pytest.fixture(scope="module")
 def place(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fuzz")
-    paths = {"ae": untrained_run("conv-resize", root / "ae").path, "vae": untrained_run("vae", root / "vae").path,
-             "gan": untrained_run("gan", root / "gan").path}
+    paths = {
+        "ae": untrained_run("conv-resize", root / "ae").path,
+        "vae": untrained_run("vae", root / "vae").path,
+        "gan": untrained_run("gan", root / "gan").path,
+    }
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(root / "digit.png")
     Image.fromarray((rng.random((30, 20, 3)) * 255).astype(np.uint8)).save(root / "colour.jpg")
@@ -41,10 +44,32 @@ def place(tmp_path_factory) -> dict[str, Path]:
     np.savez(root / "data" / "digits.npz", x=(rng.random((60, 28, 28)) * 255).astype(np.uint8))
     (root / "link.png").symlink_to(root / "digit.png")
     os.link(root / "ae" / "model.safetensors", root / "hard.npy")  # the run's weights under another name
-    paths.update({name: root / name for name in ("digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv",
-                                                   "folder", "new.png", "new.npy", "new.csv", "new.onnx", "new",
-                                                   "data", "link.png", "hard.npy", "data/new.npy", "data/new.png",
-                                                   "ae/config.json", "ae/new.png", "ae/checkpoints/new.png")})
+    paths.update(
+        {
+            name: root / name
+            for name in (
+                "digit.png",
+                "colour.jpg",
+                "notes.txt",
+                "mine.png",
+                "mine.csv",
+                "folder",
+                "new.png",
+                "new.npy",
+                "new.csv",
+                "new.onnx",
+                "new",
+                "data",
+                "link.png",
+                "hard.npy",
+                "data/new.npy",
+                "data/new.png",
+                "ae/config.json",
+                "ae/new.png",
+                "ae/checkpoints/new.png",
+            )
+        }
+    )
     paths["root"] = root
     return paths
 
@@ -56,13 +81,23 @@ def run(args: list[str]) -> int:
         return stop.code
 
 
-INPUTS = ("digit.png", "colour.jpg", "data/digits.npz", "ae/config.json", "ae/model.safetensors", "vae/config.json",
-          "vae/model.safetensors", "gan/model.safetensors")
+INPUTS = (
+    "digit.png",
+    "colour.jpg",
+    "data/digits.npz",
+    "ae/config.json",
+    "ae/model.safetensors",
+    "vae/config.json",
+    "vae/model.safetensors",
+    "gan/model.safetensors",
+)
 
 
 def check(place: dict[str, Path], args: list, capsys) -> None:
     root = place["root"]
-    users = {name: (root / name).read_bytes() for name in ("digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv")}
+    users = {
+        name: (root / name).read_bytes() for name in ("digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv")
+    }
     inputs = {name: (root / name).read_bytes() for name in INPUTS}
     here = sorted(os.listdir("."))  # the only folder a command could reach besides ours: where it runs
     code = run(args)
@@ -78,9 +113,28 @@ def check(place: dict[str, Path], args: list, capsys) -> None:
     assert not [p for p in root.rglob("*") if p.name.endswith((".tmp", ".partial"))], args  # no half-written file
 
 
-PATH_NAMES = ["digit.png", "colour.jpg", "notes.txt", "mine.png", "mine.csv", "folder", "new.png", "new.npy",
-              "new.csv", "new.onnx", "new", "ae", "vae", "link.png", "hard.npy", "data/new.npy", "data/new.png",
-              "ae/config.json", "ae/new.png", "ae/checkpoints/new.png"]
+PATH_NAMES = [
+    "digit.png",
+    "colour.jpg",
+    "notes.txt",
+    "mine.png",
+    "mine.csv",
+    "folder",
+    "new.png",
+    "new.npy",
+    "new.csv",
+    "new.onnx",
+    "new",
+    "ae",
+    "vae",
+    "link.png",
+    "hard.npy",
+    "data/new.npy",
+    "data/new.png",
+    "ae/config.json",
+    "ae/new.png",
+    "ae/checkpoints/new.png",
+]
 
 
 def paths(place: dict[str, Path]):
@@ -93,8 +147,13 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 @pytest.mark.parametrize("command", ["sample", "manifold", "interpolate", "latent"])
 def test_latent_commands(place, capsys, command):
     @SETTINGS
-    @given(run_name=st.sampled_from(["ae", "vae", "gan"]), number=NUMBERS, out=st.one_of(st.none(), paths(place)),
-           label=st.one_of(st.none(), NUMBERS), overwrite=st.booleans())
+    @given(
+        run_name=st.sampled_from(["ae", "vae", "gan"]),
+        number=NUMBERS,
+        out=st.one_of(st.none(), paths(place)),
+        label=st.one_of(st.none(), NUMBERS),
+        overwrite=st.booleans(),
+    )
     def one(run_name, number, out, label, overwrite):
         flag = {"sample": "-n", "manifold": "--grid", "interpolate": "--steps", "latent": "--limit"}[command]
         args = [command, place[run_name], flag, number]
@@ -109,9 +168,14 @@ def test_latent_commands(place, capsys, command):
 
 def test_image_commands(place, capsys):
     @SETTINGS
-    @given(command=st.sampled_from(["reconstruct", "denoise", "score"]), run_name=st.sampled_from(["ae", "gan", "vae"]),
-           images=st.lists(paths(place), min_size=1, max_size=3), out=paths(place), noise=FLOATS,
-           overwrite=st.booleans())
+    @given(
+        command=st.sampled_from(["reconstruct", "denoise", "score"]),
+        run_name=st.sampled_from(["ae", "gan", "vae"]),
+        images=st.lists(paths(place), min_size=1, max_size=3),
+        out=paths(place),
+        noise=FLOATS,
+        overwrite=st.booleans(),
+    )
     def one(command, run_name, images, out, noise, overwrite):
         args = [command, place[run_name], *images, "--out", out]
         if command == "denoise":
@@ -125,14 +189,20 @@ def test_image_commands(place, capsys):
 
 def test_file_commands(place, capsys):
     @SETTINGS
-    @given(command=st.sampled_from(["encode", "export", "ensemble", "activations"]),
-           run_name=st.sampled_from(["ae", "gan", "vae"]), out=paths(place), overwrite=st.booleans(),
-           number=NUMBERS)
+    @given(
+        command=st.sampled_from(["encode", "export", "ensemble", "activations"]),
+        run_name=st.sampled_from(["ae", "gan", "vae"]),
+        out=paths(place),
+        overwrite=st.booleans(),
+        number=NUMBERS,
+    )
     def one(command, run_name, out, overwrite, number):
-        args = {"encode": ["encode", place[run_name], "--data-dir", place["data"], "--out", out],
-                "export": ["export", place[run_name], "--out", out],
-                "ensemble": ["ensemble", place[run_name], place["ae"], "--data", "mnist-sample", "--out", out],
-                "activations": ["activations", place[run_name], "--epoch", number, "--out", out]}[command]
+        args = {
+            "encode": ["encode", place[run_name], "--data-dir", place["data"], "--out", out],
+            "export": ["export", place[run_name], "--out", out],
+            "ensemble": ["ensemble", place[run_name], place["ae"], "--data", "mnist-sample", "--out", out],
+            "activations": ["activations", place[run_name], "--epoch", number, "--out", out],
+        }[command]
         check(place, args + (["--overwrite"] if overwrite else []), capsys)
 
     one()

@@ -67,8 +67,9 @@ def test_gan_sn_recipe_spectral_norm_hinge_and_moving_average():
     layers = [m for m in model.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
     assert not any(parametrize.is_parametrized(m) for m in model.generator.modules())
-    assert sum(p.numel() for p in model.generator.parameters()) == \
-        sum(p.numel() for p in create_model("gan").generator.parameters())  # the same generator size
+    assert sum(p.numel() for p in model.generator.parameters()) == sum(
+        p.numel() for p in create_model("gan").generator.parameters()
+    )  # the same generator size
     wide = create_model("gan-sn", d_channels=128, d_depth=2)  # SNGAN's standard CNN pattern, still all normalised
     layers = [m for m in wide.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert [m.out_channels for m in layers[:-1]] == [64, 64, 128, 128]
@@ -109,8 +110,18 @@ def vae_run(small_data, tmp_path_factory):
 
 def test_vae_run_metrics_and_figures(vae_run):
     metrics = json.loads((vae_run / "metrics.json").read_text())
-    for key in ("test_elbo", "test_recon_nats", "test_kl_nats", "test_iwae_k50", "fd_classifier",
-                "fd_classifier_floor", "test_rmse", "pca_rmse", "bounds_seconds", "fd_seconds"):
+    for key in (
+        "test_elbo",
+        "test_recon_nats",
+        "test_kl_nats",
+        "test_iwae_k50",
+        "fd_classifier",
+        "fd_classifier_floor",
+        "test_rmse",
+        "pca_rmse",
+        "bounds_seconds",
+        "fd_seconds",
+    ):
         assert metrics[key] is not None, key
     assert metrics["fid_inception"] is None and "skipped" in metrics["fid_note"]
     for png in ("samples.png", "manifold.png", "reconstructions.png", "curves.png"):
@@ -138,8 +149,21 @@ def test_eval_says_each_stage_and_its_extras_can_be_chosen(vae_run, tmp_path, ca
     assert "ELBO and IWAE" not in out and "bounds not measured" in out
     metrics = json.loads((copy / "metrics.json").read_text())
     assert not any(k.startswith("test_iwae") for k in metrics) and metrics["fd_classifier"] is None
-    assert run_cli("eval", copy, "--bound-samples", "7", "--bound-images", "30", "--quality-samples", "500",
-                   "--progress", "epoch") == 0
+    assert (
+        run_cli(
+            "eval",
+            copy,
+            "--bound-samples",
+            "7",
+            "--bound-images",
+            "30",
+            "--quality-samples",
+            "500",
+            "--progress",
+            "epoch",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "ELBO and IWAE bound (7 samples x 30 images)" in out and "from the cache" in out
     metrics = json.loads((copy / "metrics.json").read_text())
@@ -151,8 +175,22 @@ def test_eval_says_each_stage_and_its_extras_can_be_chosen(vae_run, tmp_path, ca
 
 def test_gan_trains_end_to_end(small_data, tmp_path):
     out = tmp_path / "gan"
-    assert run_cli("train", "gan", "--data-dir", small_data, "--epochs", "1", "--batch-size", "100",
-                   "--out", out, "--no-progress") == 0
+    assert (
+        run_cli(
+            "train",
+            "gan",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "100",
+            "--out",
+            out,
+            "--no-progress",
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["fd_classifier"] > 0 and "test_rmse" not in metrics
     assert metrics["fd_seconds"] > 0 and metrics["fd_classifier_train_seconds"] >= 0  # the one-off cost apart
@@ -198,8 +236,7 @@ def test_collapse_warning_names_the_seed_remedy(caplog):
     assert "(d_lr)" in caplog.text and "dropout=0.6" in caplog.text  # the API's names (the CLI's: --d-lr)
 
 
-def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(small_data, tmp_path, monkeypatch,
-                                                                          capsys):
+def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(small_data, tmp_path, monkeypatch, capsys):
     from aelab.data import resolve_data
     from aelab.frechet import classifier_for
     from aelab.progress import reporting
@@ -224,8 +261,10 @@ def test_a_gans_curves_show_each_players_losses(tmp_path, monkeypatch):
 
     drawn = []
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
-    history = [{"epoch": e, "train_d_loss": 0.6, "train_g_loss": 0.8, "val_d_loss": 0.65, "val_g_loss": 0.79,
-                "lr": 2e-4} for e in (1, 2)]
+    history = [
+        {"epoch": e, "train_d_loss": 0.6, "train_g_loss": 0.8, "val_d_loss": 0.65, "val_g_loss": 0.79, "lr": 2e-4}
+        for e in (1, 2)
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an empty legend warns
         figures.curves(history, tmp_path / "curves.png")

@@ -77,9 +77,11 @@ def test_two_samples_into_one_file_at_once_leave_one_result_and_one_refusal(tmp_
 def test_a_pipe_or_a_device_is_not_called_missing(tmp_path, capsys, trained_run):
     pipe = tmp_path / "pipe.png"
     os.mkfifo(pipe)
-    for args, says in ((("reconstruct", trained_run, pipe, "--out", tmp_path / "r"), "is not a regular file"),
-                       (("reconstruct", trained_run, "/dev/urandom", "--out", tmp_path / "r"), "is not a regular file"),
-                       (("reconstruct", trained_run, trained_run, "--out", tmp_path / "r"), "is a folder, not a file")):
+    for args, says in (
+        (("reconstruct", trained_run, pipe, "--out", tmp_path / "r"), "is not a regular file"),
+        (("reconstruct", trained_run, "/dev/urandom", "--out", tmp_path / "r"), "is not a regular file"),
+        (("reconstruct", trained_run, trained_run, "--out", tmp_path / "r"), "is a folder, not a file"),
+    ):
         assert run_cli(*args) == 2
         assert says in error_line(capsys)
     assert not (tmp_path / "r").exists()
@@ -110,12 +112,18 @@ def test_a_detector_file_with_damaged_numbers_is_refused(trained_run, tmp_path):
         save_file(tensors, str(copy), metadata={"aelab_detector": json.dumps({**header, **changes})})
         return copy
 
-    for file, says in ((damaged("nan", threshold=float("nan")), "threshold is nan"),
-                       (damaged("flat", tensors={**tensors, "decision_scores": tensors["decision_scores"][:, None]}),
-                        "decision_scores: expected finite numbers in 1 dimension"),
-                       (damaged("inf", tensors={**tensors, "decision_scores": tensors["decision_scores"] * np.inf}),
-                        "decision_scores"),
-                       (damaged("odd", contamination=0.9), "contamination")):
+    for file, says in (
+        (damaged("nan", threshold=float("nan")), "threshold is nan"),
+        (
+            damaged("flat", tensors={**tensors, "decision_scores": tensors["decision_scores"][:, None]}),
+            "decision_scores: expected finite numbers in 1 dimension",
+        ),
+        (
+            damaged("inf", tensors={**tensors, "decision_scores": tensors["decision_scores"] * np.inf}),
+            "decision_scores",
+        ),
+        (damaged("odd", contamination=0.9), "contamination"),
+    ):
         with pytest.raises(AelabError, match=says):
             aelab.AnomalyDetector.load(file)
     loaded = aelab.AnomalyDetector.load(path)
@@ -144,8 +152,9 @@ def test_eval_of_a_run_still_training_says_so(trained_run, tmp_path, capsys):
         assert f"is still training (process {os.getpid()})" in error_line(capsys)
 
 
-def test_a_run_stopped_before_its_first_checkpoint_is_started_again_with_overwrite(trained_run, small_data, tmp_path,
-                                                                                   capsys):
+def test_a_run_stopped_before_its_first_checkpoint_is_started_again_with_overwrite(
+    trained_run, small_data, tmp_path, capsys
+):
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
     shutil.rmtree(copy / "checkpoints")
@@ -192,10 +201,13 @@ def test_the_data_resized_to_a_huge_side_is_refused_before_it_is_made(tmp_path, 
 
 
 def test_paths_of_the_wrong_type_are_one_line(trained_run, tmp_path):
-    for call, says in ((lambda: aelab.load(None), "got NoneType"), (lambda: aelab.Run(5), "got int"),
-                       (lambda: aelab.Run(b"runs/x"), "got bytes"),
-                       (lambda: aelab.export(trained_run, 123), "must be a path"),
-                       (lambda: aelab.reconstruct(aelab.load(trained_run), np.zeros((1, 28, 28))), "got a model")):
+    for call, says in (
+        (lambda: aelab.load(None), "got NoneType"),
+        (lambda: aelab.Run(5), "got int"),
+        (lambda: aelab.Run(b"runs/x"), "got bytes"),
+        (lambda: aelab.export(trained_run, 123), "must be a path"),
+        (lambda: aelab.reconstruct(aelab.load(trained_run), np.zeros((1, 28, 28))), "got a model"),
+    ):
         with pytest.raises(AelabError, match=says):
             call()
 

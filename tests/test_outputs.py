@@ -22,8 +22,11 @@ FAST_STYLE = ("--height", "24", "--evaluations", "2", "--iterations", "1", "--no
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture()
@@ -110,8 +113,22 @@ def test_score_table_is_quoted_csv(trained_run, tmp_path):
     odd = tmp_path / "a, b.png"
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(odd)
     table = tmp_path / "scores.csv"
-    assert run_cli("score", trained_run, odd, "--out", table, "--maps", tmp_path / "maps", "--threshold", "0.1",
-                   "--score", "mse") == 0
+    assert (
+        run_cli(
+            "score",
+            trained_run,
+            odd,
+            "--out",
+            table,
+            "--maps",
+            tmp_path / "maps",
+            "--threshold",
+            "0.1",
+            "--score",
+            "mse",
+        )
+        == 0
+    )
     rows = list(csv.reader(table.open()))
     assert rows[0] == ["file", "score", "outlier"] and rows[1][0] == str(odd) and len(rows[1]) == 3
 
@@ -172,7 +189,11 @@ def test_no_output_is_or_lies_inside_what_the_command_reads(trained_run, small_d
     shutil.copytree(trained_run, other)
     linked = tmp_path / "weights.npy"
     os.link(trained_run / "model.safetensors", linked)  # the run's weights under another name
-    before = {**digest(data), **{f"other/{k}": v for k, v in digest(other).items()}, "linked": digest(tmp_path)["weights.npy"]}
+    before = {
+        **digest(data),
+        **{f"other/{k}": v for k, v in digest(other).items()},
+        "linked": digest(tmp_path)["weights.npy"],
+    }
     cases = [
         (("encode", trained_run, "--data-dir", data, "--out", data / "codes.npy"), "lies inside"),
         (("latent", trained_run, "--data-dir", data, "--out", data / "latent.png"), "lies inside"),
@@ -183,5 +204,9 @@ def test_no_output_is_or_lies_inside_what_the_command_reads(trained_run, small_d
     for args, why in cases:
         assert run_cli(*args, "--overwrite") == 2, args
         assert why in error_line(capsys), args
-    after = {**digest(data), **{f"other/{k}": v for k, v in digest(other).items()}, "linked": digest(tmp_path)["weights.npy"]}
+    after = {
+        **digest(data),
+        **{f"other/{k}": v for k, v in digest(other).items()},
+        "linked": digest(tmp_path)["weights.npy"],
+    }
     assert after == before and not (trained_run / "checkpoints" / "grid.png").exists()

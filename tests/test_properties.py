@@ -17,13 +17,22 @@ from aelab.data import load_data
 from aelab.errors import AelabError
 from aelab.runs import Run
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
-                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
-VALID = {"model": "conv-resize", "params": {"channels": [16, 8, 8]}, "train": {"lr": 0.001, "epochs": 2},
-         "data": "mnist-sample", "data_dir": None, "input_shape": [1, 28, 28]}
-KEYS = st.sampled_from(["model", "params", "train", "data", "data_dir", "input_shape", "user_params", "seed",
-                        "lr_patience"])
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+VALID = {
+    "model": "conv-resize",
+    "params": {"channels": [16, 8, 8]},
+    "train": {"lr": 0.001, "epochs": 2},
+    "data": "mnist-sample",
+    "data_dir": None,
+    "input_shape": [1, 28, 28],
+}
+KEYS = st.sampled_from(
+    ["model", "params", "train", "data", "data_dir", "input_shape", "user_params", "seed", "lr_patience"]
+)
 SETTINGS = st.sampled_from(sorted(TRAIN_FIELDS))
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -61,8 +70,7 @@ def test_config_with_any_value_for_a_setting(key, value):
 
 
 @FAST
-@given(key=st.sampled_from(["in_channels", "in_size", "channels", "act", "block", "batch_norm", "nope"]),
-       value=JSON)
+@given(key=st.sampled_from(["in_channels", "in_size", "channels", "act", "block", "batch_norm", "nope"]), value=JSON)
 def test_config_with_any_value_for_a_parameter(key, value):
     config_only_fails_cleanly(json.dumps({**VALID, "params": {key: value}}))
 
@@ -73,8 +81,7 @@ def test_config_of_arbitrary_text(text):
     config_only_fails_cleanly(text)
 
 
-NAMES = st.sampled_from(["x.npy", "x.npz", "train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "a.png",
-                         "b.jpg"])
+NAMES = st.sampled_from(["x.npy", "x.npz", "train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "a.png", "b.jpg"])
 
 
 @FAST
@@ -95,7 +102,9 @@ def test_data_loaders_on_random_bytes(name, payload):
 
 ARRAYS = st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6), st.integers(0, 6)).flatmap(
     lambda shape: st.sampled_from([np.uint8, np.float32, np.float64, np.int64, np.bool_]).map(
-        lambda dtype: (shape[:np.random.default_rng(sum(shape)).integers(1, 5)], dtype)))
+        lambda dtype: (shape[: np.random.default_rng(sum(shape)).integers(1, 5)], dtype)
+    )
+)
 
 
 @FAST

@@ -28,7 +28,7 @@ def section(title: str) -> str:
     text = README.read_text()
     start = text.index(f"## {title}\n")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def smaller(code: str) -> str:
@@ -64,8 +64,25 @@ def test_the_readme_has_the_blocks_this_test_runs():
 def test_each_python_block_runs(index, workdir):
     code = blocks("python")[index]
     if "runs/text" in code:  # a text run for aelab.generate to continue
-        run([sys.executable, "-m", "aelab", "train", "char-lstm", "--text", "text.txt", "--epochs", "1",
-             "--out", "runs/text", "--overwrite", "--progress", "none"], workdir)
+        run(
+            [
+                sys.executable,
+                "-m",
+                "aelab",
+                "train",
+                "char-lstm",
+                "--text",
+                "text.txt",
+                "--epochs",
+                "1",
+                "--out",
+                "runs/text",
+                "--overwrite",
+                "--progress",
+                "none",
+            ],
+            workdir,
+        )
     script = workdir / f"block{index}.py"
     script.write_text(smaller(code))
     run([sys.executable, script.name], workdir)

@@ -56,7 +56,7 @@ def training_batch(name: str, model, real: bool = False) -> tuple[torch.Tensor, 
 
         text = encode(pydoc_topics()[:2000], model.alphabet) if real else torch.randint(len(model.alphabet), (400,))
         starts = torch.arange(0, 32 * 7, 7)
-        windows = torch.stack([text[s:s + model.maxlen] for s in starts])
+        windows = torch.stack([text[s : s + model.maxlen] for s in starts])
         return windows, text[starts + model.maxlen]
     x = images(model) if real else batch_for(model)
     labels = (labels_for(model, len(x)),) if family_of(name).needs_labels else ()
@@ -117,7 +117,9 @@ def test_each_players_loss_reaches_every_parameter_of_that_player(name):
     system._d_loss(real, fake).backward()
     system._g_loss(len(real)).backward()
     players = [n for n, _ in model.named_parameters() if n.startswith(("generator.", "discriminator."))]
-    missing = [n for n, p in model.named_parameters() if n in players and (p.grad is None or not p.grad.abs().sum() > 0)]
+    missing = [
+        n for n, p in model.named_parameters() if n in players and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
     assert players and not missing, f"no gradient reaches {missing}"
 
 
@@ -145,8 +147,11 @@ def test_save_load_round_trip(name, tmp_path):
     write_json(run.config_path, {"model": name, "params": model.params, "train": {}})
     run.save_weights(model)
     loaded = run.load_model()
-    inputs = training_batch(name, model)[:1] if not isinstance(model, Generative) or isinstance(model, Autoencoder) \
+    inputs = (
+        training_batch(name, model)[:1]
+        if not isinstance(model, Generative) or isinstance(model, Autoencoder)
         else (torch.randn(4, model.latent_dim),)
+    )
     if isinstance(model, Conditional):
         inputs = (*inputs, labels_for(model, len(inputs[0])))
     assert torch.equal(output(model, inputs), output(loaded, inputs))
@@ -227,10 +232,13 @@ def test_best_puts_batch_norm_where_asked(placement, norms_24_wide):
     assert model(x).recon.shape == x.shape
 
 
-@pytest.mark.parametrize("saved_as, expected", [
-    ({}, "all"),  # saved before the parameter existed: batch norm after every conv
-    ({"batch_norm": "coarse"}, "coarse"),  # saved under its old name
-])
+@pytest.mark.parametrize(
+    "saved_as, expected",
+    [
+        ({}, "all"),  # saved before the parameter existed: batch norm after every conv
+        ({"batch_norm": "coarse"}, "coarse"),  # saved under its old name
+    ],
+)
 def test_a_run_saved_by_an_earlier_version_still_loads(tmp_path, saved_as, expected):
     """`best` runs saved before `norm_at` existed, or under its old name `batch_norm`, rebuild the
     model they trained (and keep loading under the old model name)."""
@@ -245,11 +253,14 @@ def test_a_run_saved_by_an_earlier_version_still_loads(tmp_path, saved_as, expec
     assert run.config.train.seed == 3 and run.config.train.reduce_lr is False
 
 
-@pytest.mark.parametrize("name, old, new, value", [
-    ("conv-unpool-2", {"maps": [5, 1]}, "channels", (5, 1)),
-    ("vae", {"hidden": 32}, "hidden", (32,)),
-    ("gan", {"width": 32}, "max_channels", 32),
-])
+@pytest.mark.parametrize(
+    "name, old, new, value",
+    [
+        ("conv-unpool-2", {"maps": [5, 1]}, "channels", (5, 1)),
+        ("vae", {"hidden": 32}, "hidden", (32,)),
+        ("gan", {"width": 32}, "max_channels", 32),
+    ],
+)
 def test_renamed_parameters_map_from_old_runs(tmp_path, name, old, new, value):
     model = create_model(name, **{new: value}).eval()
     params = {k: v for k, v in model.params.items() if k not in (new, *old)} | old

@@ -27,8 +27,10 @@ def page(trained_run, denoising_run, tmp_path_factory):
 
 
 def cells(text: str) -> list[tuple[int, str, float]]:
-    return [(int(run), key, float(value)) for run, key, value in
-            re.findall(r'data-run="(\d+)" data-key="([^"]+)" data-value="([^"]+)"', text)]
+    return [
+        (int(run), key, float(value))
+        for run, key, value in re.findall(r'data-run="(\d+)" data-key="([^"]+)" data-value="([^"]+)"', text)
+    ]
 
 
 def test_the_page_holds_every_number_of_metrics_json_and_every_figure(page, trained_run, denoising_run):
@@ -80,7 +82,8 @@ def test_the_page_in_chromium_without_a_network(page, trained_run, denoising_run
         view.wait_for_load_state("load")
         widths = view.eval_on_selector_all("img", "images => images.map(i => i.complete ? i.naturalWidth : 0)")
         values = view.eval_on_selector_all(
-            "td[data-key]", "cells => cells.map(c => [+c.dataset.run, c.dataset.key, +c.dataset.value, c.textContent])")
+            "td[data-key]", "cells => cells.map(c => [+c.dataset.run, c.dataset.key, +c.dataset.value, c.textContent])"
+        )
         wider = view.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         view.screenshot(path=tmp_path / f"report-{width}.png", full_page=True)
         browser.close()
@@ -106,8 +109,9 @@ def test_an_existing_page_is_kept_without_overwrite(trained_run, tmp_path, capsy
     assert "<!DOCTYPE html>" in out.read_text()
 
 
-@pytest.mark.parametrize("case, why", [("missing", "does not exist"), ("not-a-run", "not an aelab run"),
-                                       ("txt", "must name a .html file")])
+@pytest.mark.parametrize(
+    "case, why", [("missing", "does not exist"), ("not-a-run", "not an aelab run"), ("txt", "must name a .html file")]
+)
 def test_bad_input_is_one_line_and_writes_nothing(trained_run, tmp_path, capsys, case, why):
     folder = tmp_path / "plain-folder"
     folder.mkdir()

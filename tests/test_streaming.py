@@ -48,8 +48,10 @@ def test_each_image_once_an_epoch_then_from_the_cache(folder, monkeypatch):
     images, labels = torch.cat([b[0] for b in epoch]), torch.cat([b[2] for b in epoch])
     expected = streaming.decode(shards.files, 1, 28)
     # every training image exactly once, with its own label
-    order = [int(np.flatnonzero((expected == (image * 255).round().byte().numpy()).all(axis=(1, 2, 3)))[0])
-             for image in images]
+    order = [
+        int(np.flatnonzero((expected == (image * 255).round().byte().numpy()).all(axis=(1, 2, 3)))[0])
+        for image in images
+    ]
     assert sorted(order) == list(range(216)) and torch.equal(labels, train_labels[order])
     assert shards.cached() == 4
     monkeypatch.setattr(streaming, "decode", lambda *a: pytest.fail("a cached shard was decoded again"))
@@ -72,8 +74,7 @@ def test_each_process_reads_its_share_of_the_full_shards(folder, monkeypatch):
 
 
 def test_train_streams_a_folder_and_evaluates(folder, tmp_path):
-    run = aelab.train("dense", data=folder, out=tmp_path / "run", stream=True, epochs=2, batch_size=64,
-                      progress=False)
+    run = aelab.train("dense", data=folder, out=tmp_path / "run", stream=True, epochs=2, batch_size=64, progress=False)
     assert run.config.train.stream is True and len(run.history) == 2
     assert run.metrics["test_images"] == 60 and run.metrics["test_rmse"] > 0 and run.metrics["pca_rmse"] > 0
     assert streaming.stream_cache_root().is_dir()  # the shards were cached beside the datasets
@@ -83,13 +84,23 @@ def test_train_streams_a_folder_and_evaluates(folder, tmp_path):
 
 
 def test_bad_stream_input_is_one_line_and_writes_nothing(folder, tmp_path, capsys, small_data):
-    cases = [(["--data", "mnist-sample"], "--stream reads a folder of image files"),
-             (["--data-dir", str(small_data)], "holds .npy/.npz arrays"),
-             (["--data-dir", str(folder), "char-lstm"], "does not use the setting stream")]
+    cases = [
+        (["--data", "mnist-sample"], "--stream reads a folder of image files"),
+        (["--data-dir", str(small_data)], "holds .npy/.npz arrays"),
+        (["--data-dir", str(folder), "char-lstm"], "does not use the setting stream"),
+    ]
     for extra, message in cases:
         model = [a for a in extra if a == "char-lstm"] or ["dense"]
-        args = ["train", *model, "--out", str(tmp_path / "bad"), "--stream", "--epochs", "1",
-                *[a for a in extra if a != "char-lstm"]]
+        args = [
+            "train",
+            *model,
+            "--out",
+            str(tmp_path / "bad"),
+            "--stream",
+            "--epochs",
+            "1",
+            *[a for a in extra if a != "char-lstm"],
+        ]
         assert cli(args) != 0
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

@@ -33,7 +33,7 @@ def imports(name: str, path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
@@ -113,8 +113,11 @@ def test_every_import_goes_level_or_down_the_layers_the_architecture_page_draws(
 def test_the_layer_check_finds_an_upward_import(monkeypatch):
     """An import from a lower layer up (errors importing training) is caught."""
     original = imports
-    monkeypatch.setattr(sys.modules[__name__], "imports",
-                        lambda name, path: original(name, path) | ({"aelab.training"} if name == "aelab.errors" else set()))
+    monkeypatch.setattr(
+        sys.modules[__name__],
+        "imports",
+        lambda name, path: original(name, path) | ({"aelab.training"} if name == "aelab.errors" else set()),
+    )
     with pytest.raises(AssertionError, match="aelab.errors -> aelab.training"):
         test_every_import_goes_level_or_down_the_layers_the_architecture_page_draws()
 
@@ -135,10 +138,12 @@ def test_the_check_finds_a_cycle(monkeypatch):
 # what the CLI may import of aelab beside its exports: process set-up no library call should make,
 # messages in flags' words, a --param's parsing, and the rules by which a study's trials read (shared
 # with the summary.md the tuning writes)
-CLI_INTERNALS = {("cli/__init__.py", "aelab.accel"): {"keep_freed_memory"},
-                 ("cli/__init__.py", "aelab.errors"): {"from_cli"},
-                 ("cli/options.py", "aelab.models"): {"parse_param"},
-                 ("cli/tables.py", "aelab.tuning"): {"params_text", "study_trials"}}
+CLI_INTERNALS = {
+    ("cli/__init__.py", "aelab.accel"): {"keep_freed_memory"},
+    ("cli/__init__.py", "aelab.errors"): {"from_cli"},
+    ("cli/options.py", "aelab.models"): {"parse_param"},
+    ("cli/tables.py", "aelab.tuning"): {"params_text", "study_trials"},
+}
 
 
 def test_the_cli_imports_only_what_aelab_exports():
@@ -151,8 +156,9 @@ def test_the_cli_imports_only_what_aelab_exports():
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:  # the package's own modules
-                assert node.level == 1 and (node.module is None or f"aelab.cli.{node.module}" in MODULES), \
+                assert node.level == 1 and (node.module is None or f"aelab.cli.{node.module}" in MODULES), (
                     f"{where}: {ast.unparse(node)}"
+                )
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aelab"):
                 names = {alias.name for alias in node.names}
                 if node.module == "aelab":
@@ -161,8 +167,11 @@ def test_the_cli_imports_only_what_aelab_exports():
                     assert names <= CLI_INTERNALS.get((where, node.module), set()), f"{where}: {ast.unparse(node)}"
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("aelab.") for a in node.names), f"{where}: {ast.unparse(node)}"
-        used |= {node.attr for node in ast.walk(tree)
-                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "aelab"}
+        used |= {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "aelab"
+        }
     assert used and used <= set(aelab.__all__), sorted(used - set(aelab.__all__))
 
 
@@ -182,9 +191,11 @@ def test_only_families_branch_on_the_family_and_nothing_probes_a_model():
 
 
 def test_aelab_help_loads_no_torch():
-    code = ("import sys\nfrom aelab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\nmain(['models'])\n"
-            "assert 'torch' not in sys.modules, 'aelab models imported torch'")
+    code = (
+        "import sys\nfrom aelab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nmain(['models'])\n"
+        "assert 'torch' not in sys.modules, 'aelab models imported torch'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

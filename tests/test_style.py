@@ -95,8 +95,9 @@ def smooth_photo_and_texture():
     """A smooth 600x400 'photo' (colour ramps) and a blurred-noise texture, 300x300."""
     rows, cols = torch.meshgrid(torch.linspace(0, 1, 400), torch.linspace(0, 1, 600), indexing="ij")
     photo = torch.stack([cols, rows, (rows + cols) / 2])
-    noise = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(0)),
-                                           9, 1, 4)[0]
+    noise = torch.nn.functional.avg_pool2d(
+        torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(0)), 9, 1, 4
+    )[0]
     return photo, (noise - noise.min()) / (noise.max() - noise.min())
 
 
@@ -135,8 +136,16 @@ def test_the_time_left_scales_with_each_levels_pixels():
 
 def test_a_pyramid_runs_coarse_to_fine_and_says_how_long_is_left(capsys):
     torch.manual_seed(0)
-    result = transfer(torch.rand(3, 64, 80), torch.rand(3, 32, 32), height=64, coarse_iterations=2, iterations=2,
-                      evaluations=4, precision="32", progress="epoch")
+    result = transfer(
+        torch.rand(3, 64, 80),
+        torch.rand(3, 32, 32),
+        height=64,
+        coarse_iterations=2,
+        iterations=2,
+        evaluations=4,
+        precision="32",
+        progress="epoch",
+    )
     assert result.heights == [32, 32, 64, 64] and result.image.shape == (3, 64, 80)
     assert result.settings.iterations == 2 and len(result.losses) == 4
     assert result.losses[-1] < result.initial_loss  # the content image's loss at full size
@@ -153,8 +162,25 @@ def test_the_api_returns_the_image():
 def test_the_command_with_random_filters(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "out" / "c.png"
-    assert run_cli("style", content, style, "--out", out, "--iterations", "2", "--height", "24", "--evaluations", "5",
-                   "--no-progress", "--precision", "32") == 0
+    assert (
+        run_cli(
+            "style",
+            content,
+            style,
+            "--out",
+            out,
+            "--iterations",
+            "2",
+            "--height",
+            "24",
+            "--evaluations",
+            "5",
+            "--no-progress",
+            "--precision",
+            "32",
+        )
+        == 0
+    )
     said = capsys.readouterr()
     assert "random filters" in said.err and "(32)" in said.out and "2 rounds: 2 at 24 px" in said.out
     with Image.open(out) as result:
@@ -175,21 +201,41 @@ def test_the_command_with_a_weights_file(images, tmp_path, capsys):
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, weights)
     capsys.readouterr()  # making the file warned about random filters itself
     out = tmp_path / "w.png"
-    assert run_cli("style", content, style, "--out", out, "--weights", weights, "--iterations", "2",
-                   "--height", "24", "--evaluations", "5", "--no-progress") == 0
+    assert (
+        run_cli(
+            "style",
+            content,
+            style,
+            "--out",
+            out,
+            "--weights",
+            weights,
+            "--iterations",
+            "2",
+            "--height",
+            "24",
+            "--evaluations",
+            "5",
+            "--no-progress",
+        )
+        == 0
+    )
     assert "random filters" not in capsys.readouterr().err
     assert json.loads(out.with_suffix(".json").read_text())["weights"] == str(weights)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("unreadable", "not a readable image"),
-    ("missing", "does not exist"),
-    ("txt-out", ".png"),
-    ("bad-layer", "unknown VGG19 layer"),
-    ("bad-weights", "damaged or not a state dict"),
-    ("wrong-weights", "does not hold torchvision's vgg19 features"),
-    ("zero-height", "height must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unreadable", "not a readable image"),
+        ("missing", "does not exist"),
+        ("txt-out", ".png"),
+        ("bad-layer", "unknown VGG19 layer"),
+        ("bad-weights", "damaged or not a state dict"),
+        ("wrong-weights", "does not hold torchvision's vgg19 features"),
+        ("zero-height", "height must be at least 1"),
+    ],
+)
 def test_bad_input_is_one_line(images, tmp_path, capsys, case, message):
     content, style = images
     out, extra = tmp_path / "r.png", []

@@ -105,8 +105,14 @@ def test_the_default_corpus_ships_with_python():
 
 def test_training_writes_metrics_samples_and_generates(text_run, capsys):
     metrics = json.loads((text_run / "metrics.json").read_text())
-    for key in ("test_loss", "test_bits_per_char", "test_accuracy", "alphabet_size", "ngram_test_bits_per_char",
-                "ngram_n"):
+    for key in (
+        "test_loss",
+        "test_bits_per_char",
+        "test_accuracy",
+        "alphabet_size",
+        "ngram_test_bits_per_char",
+        "ngram_n",
+    ):
         assert metrics[key] is not None, key
     assert metrics["test_bits_per_char"] == pytest.approx(metrics["test_loss"] / math.log(2))
     samples = (text_run / "samples.txt").read_text()
@@ -126,10 +132,16 @@ def test_a_prompt_outside_the_alphabet_is_one_line(text_run, capsys):
     assert "outside the model's alphabet" in line and "☃" in line
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"), (b"   \n\n", "empty"), (b"\x00\x01binary\x00", "binary"), (b"\xff\xfe caf\xe9", "not UTF-8"),
-    (b"just a few words", "too short"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"   \n\n", "empty"),
+        (b"\x00\x01binary\x00", "binary"),
+        (b"\xff\xfe caf\xe9", "not UTF-8"),
+        (b"just a few words", "too short"),
+    ],
+)
 def test_bad_text_files_are_one_line(content, message, tmp_path, capsys):
     path = tmp_path / "t.txt"
     path.write_bytes(content)

@@ -76,8 +76,25 @@ def test_one_core_has_nothing_to_choose(monkeypatch):
 
 def test_threads_flag_fixes_the_count_and_history_records_it(small_data, tmp_path, capsys):
     before = torch.get_num_threads()
-    assert run_cli("train", "dense", "--data-dir", small_data, "--epochs", "2", "--threads", "1",
-                   "--out", tmp_path / "one", "--progress", "epoch", "--logger", "none") == 0
+    assert (
+        run_cli(
+            "train",
+            "dense",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            tmp_path / "one",
+            "--progress",
+            "epoch",
+            "--logger",
+            "none",
+        )
+        == 0
+    )
     assert "1 thread " in capsys.readouterr().out  # the per-epoch line names it
     rows = json.loads((tmp_path / "one" / "history.json").read_text())["epochs"]
     assert [row["threads"] for row in rows] == [1, 1]
@@ -85,7 +102,9 @@ def test_threads_flag_fixes_the_count_and_history_records_it(small_data, tmp_pat
     config = json.loads((tmp_path / "one" / "config.json").read_text())
     assert config["train"]["threads"] == 1
     first = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    assert run_cli("eval", tmp_path / "one", "--threads", "1", "--progress", "none") == 0  # the same count: the same sums
+    assert (
+        run_cli("eval", tmp_path / "one", "--threads", "1", "--progress", "none") == 0
+    )  # the same count: the same sums
     again = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert again["test_rmse"] == first["test_rmse"] and torch.get_num_threads() == before
     capsys.readouterr()
@@ -97,8 +116,14 @@ def test_history_records_the_count_most_steps_ran_at():
     from aelab.callbacks import History
 
     history, before = History(), torch.get_num_threads()
-    trainer = SimpleNamespace(num_training_batches=4, world_size=1, current_epoch=0, global_step=4,
-                              callback_metrics={}, optimizers=[SimpleNamespace(param_groups=[{"lr": 0.1}])])
+    trainer = SimpleNamespace(
+        num_training_batches=4,
+        world_size=1,
+        current_epoch=0,
+        global_step=4,
+        callback_metrics={},
+        optimizers=[SimpleNamespace(param_groups=[{"lr": 0.1}])],
+    )
     module, batch = SimpleNamespace(device=torch.device("cpu")), (torch.zeros(2, 1),)
     for i, count in enumerate((2, 1, 1, 1)):
         torch.set_num_threads(count)
@@ -271,9 +296,17 @@ def test_others_busy_reads_the_cpu_less_this_process(monkeypatch):
     ticks = iter([1000, 1000 + 150])  # 1.5 s of busy ticks at 100 a second ...
     monkeypatch.setattr(threads, "_cpu_ticks", lambda cpus, with_niced: next(ticks))
     times = iter([SimpleNamespace(user=1.0, system=0.0), SimpleNamespace(user=1.5, system=0.0)])  # ... 0.5 s ours
-    monkeypatch.setattr(threads, "os", SimpleNamespace(
-        sysconf=lambda name: 100, times=lambda: next(times), sched_getaffinity=lambda pid: {0, 1},
-        name="posix", nice=lambda step: 0))
+    monkeypatch.setattr(
+        threads,
+        "os",
+        SimpleNamespace(
+            sysconf=lambda name: 100,
+            times=lambda: next(times),
+            sched_getaffinity=lambda pid: {0, 1},
+            name="posix",
+            nice=lambda step: 0,
+        ),
+    )
     monotonic = iter([10.0, 11.0])
     monkeypatch.setattr(threads, "time", SimpleNamespace(monotonic=lambda: next(monotonic), sleep=lambda s: None))
     assert others_busy() == pytest.approx(1.0)

@@ -16,8 +16,7 @@ from aelab.tuning import Dimension, merge_space, parse_dimension
 @pytest.fixture(scope="module")
 def study(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("studies") / "conv-resize"
-    assert run_cli("tune", "conv-resize", "--trials", "4", "--epochs", "1", "--data-dir", small_data,
-                   "--out", out) == 0
+    assert run_cli("tune", "conv-resize", "--trials", "4", "--epochs", "1", "--data-dir", small_data, "--out", out) == 0
     return out
 
 
@@ -50,8 +49,9 @@ def test_the_best_setting_trains_again_from_the_api_and_the_summary_command(stud
     assert model == "conv-resize" and settings["epochs"] == 1
     assert settings["lr"] == best.config.train.lr and settings["batch_size"] == best.config.train.batch_size
     assert settings["channels"] == best.config.params["channels"]  # a tuple again, as the model takes it
-    command = next(line for line in (study / "summary.md").read_text().splitlines()
-                   if line.startswith("aelab train conv-resize"))
+    command = next(
+        line for line in (study / "summary.md").read_text().splitlines() if line.startswith("aelab train conv-resize")
+    )
     words = command.split()[1:]
     assert words[words.index("--epochs") + 1] == "30"
     words[words.index("--epochs") + 1] = "1"
@@ -86,8 +86,13 @@ def test_parsing_the_space():
     assert parse_dimension("act=relu,elu").choices == ("relu", "elu")
     assert parse_dimension("channels=8x24,16x48").choices == ((8, 24), (16, 48))
     assert str(parse_dimension("channels=8x24,16x48")) == "channels=8x24,16x48"
-    for bad, why in (("lr", "takes name="), ("lr=1:1", "empty"), ("lr=0:1:log", "positive low"),
-                     ("lr=a:b", "numbers"), ("lr=1:2:3", "low:high")):
+    for bad, why in (
+        ("lr", "takes name="),
+        ("lr=1:1", "empty"),
+        ("lr=0:1:log", "positive low"),
+        ("lr=a:b", "numbers"),
+        ("lr=1:2:3", "low:high"),
+    ):
         with pytest.raises(AelabError, match=why):
             parse_dimension(bad)
 
@@ -104,23 +109,28 @@ def test_the_space_is_checked_against_the_typed_configuration():
     assert merge_space("conv-unpool", ["channels=1,2"])[-1].choices == ((1,), (2,))
     assert [d.name for d in merge_space("conv-resize-denoise", None)][-1] == "noise"
     assert [d.name for d in merge_space("vae", None)][-1] == "kl_weight"
-    for space, why in ((["nope=1:2"], "no setting or parameter 'nope'"),
-                       (["kl_weight=0.1:1"], "does not use the setting kl_weight"),
-                       (["batch_size=0,64"], "batch_size must be at least 1"),
-                       (["act=relu,nope"], "unknown activation")):
+    for space, why in (
+        (["nope=1:2"], "no setting or parameter 'nope'"),
+        (["kl_weight=0.1:1"], "does not use the setting kl_weight"),
+        (["batch_size=0,64"], "batch_size must be at least 1"),
+        (["act=relu,nope"], "unknown activation"),
+    ):
         with pytest.raises(AelabError, match=why):
             merge_space("conv-resize", space)
 
 
-@pytest.mark.parametrize("args, why", [
-    (["--space", "nope=1:2"], "no setting or parameter"),
-    (["--space", "lr=0.1:0.01"], "empty"),
-    (["--storage", "postgresql://aelab:secret@127.0.0.1:9/none"], "cannot open the study storage"),
-    (["--sampler", "grid"], "unknown sampler"),
-    (["--metric", "test_rmse"], "validation metric"),
-    (["--metric", "val_nosuch"], "conv-resize's runs log val_loss"),
-    (["--trials", "0"], "positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, why",
+    [
+        (["--space", "nope=1:2"], "no setting or parameter"),
+        (["--space", "lr=0.1:0.01"], "empty"),
+        (["--storage", "postgresql://aelab:secret@127.0.0.1:9/none"], "cannot open the study storage"),
+        (["--sampler", "grid"], "unknown sampler"),
+        (["--metric", "test_rmse"], "validation metric"),
+        (["--metric", "val_nosuch"], "conv-resize's runs log val_loss"),
+        (["--trials", "0"], "positive integer"),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, why):
     out = tmp_path / "study"
     assert run_cli("tune", "conv-resize", "--epochs", "1", "--out", out, *args) == 2
@@ -131,8 +141,27 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, why):
 
 def test_a_diverging_trial_is_one_line_and_recorded_as_failed(small_data, tmp_path, capsys):
     out = tmp_path / "study"
-    assert run_cli("tune", "dense", "--data-dir", small_data, "--trials", "1", "--epochs", "1", "--optimizer", "sgd",
-                   "--space", "lr=1e29:1e30:log", "--loss", "bce", "--out", out) == 2  # no trial completed
+    assert (
+        run_cli(
+            "tune",
+            "dense",
+            "--data-dir",
+            small_data,
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--optimizer",
+            "sgd",
+            "--space",
+            "lr=1e29:1e30:log",
+            "--loss",
+            "bce",
+            "--out",
+            out,
+        )
+        == 2
+    )  # no trial completed
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "trial 0 fail" in captured.err and "loss became" in captured.err
     assert captured.err.strip().splitlines()[-1].startswith("aelab tune: error: no trial completed")
@@ -158,7 +187,8 @@ def test_workers_share_one_study_each_trial_once(small_data, tmp_path):
     assert best is not None and best.metrics["test_rmse"] > 0
     # each worker trains with its share of the cores, not all of them (oversubscription)
     assert {t.user_attrs["threads"] for t in study.trials if not t.user_attrs.get("surplus")} == {
-        max(1, (os.cpu_count() or 1) // 2)}
+        max(1, (os.cpu_count() or 1) // 2)
+    }
     # on one machine the workers share Optuna's journal file (which it advises over SQLite for this)
     assert (out / "study.journal").is_file() and not (out / "study.db").exists()
     study, _ = aelab.tune(out=out, resume=True, trials=1)  # and the study resumes from it
@@ -173,9 +203,23 @@ def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path, requ
     import sys
 
     url = request.getfixturevalue("postgres_url") if database == "postgresql" else f"sqlite:///{tmp_path / 'shared.db'}"
-    command = [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
-               "tune", "dense", "--storage", url, "--trials", "4", "--epochs", "1", "--data-dir", str(small_data),
-               "--out", str(tmp_path / "study")]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
+        "tune",
+        "dense",
+        "--storage",
+        url,
+        "--trials",
+        "4",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(small_data),
+        "--out",
+        str(tmp_path / "study"),
+    ]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
@@ -188,8 +232,7 @@ def test_two_commands_on_one_storage_share_the_trials(small_data, tmp_path, requ
     assert sorted(int(line.split()[3]) for line in logged) == [0, 1, 2, 3]  # each trial ran in one process
 
 
-def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small_data, tmp_path, postgres_url,
-                                                                          capsys):
+def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small_data, tmp_path, postgres_url, capsys):
     """As on machines without a shared disk: each worker its own --out, one PostgreSQL study. Both
     complete the trials between them and exit 0; the one without the best run says where it is."""
     import subprocess
@@ -203,13 +246,28 @@ def test_workers_with_their_own_out_folders_share_a_study_and_both_succeed(small
     url = f"{server}/own_outs"
 
     def command(out):
-        return [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
-                "tune", "dense", "--storage", url, "--trials", "4", "--epochs", "1", "--data-dir", str(small_data),
-                "--out", str(out)]
+        return [
+            sys.executable,
+            "-c",
+            "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
+            "tune",
+            "dense",
+            "--storage",
+            url,
+            "--trials",
+            "4",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(small_data),
+            "--out",
+            str(out),
+        ]
 
     outs = [tmp_path / "node-a", tmp_path / "node-b"]
-    workers = [subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for out in outs]
+    workers = [
+        subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs
+    ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     # (a failing worker's whole error output, untruncated: a rare failure once seen under a loaded CI)
     assert [worker.returncode for worker in workers] == [0, 0], "\n=====\n".join(err[-6000:] for _, err in outputs)
@@ -240,14 +298,27 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_again(small_data, tmp_path,
     from aelab import tuning
 
     out = tmp_path / "study"
-    command = [sys.executable, "-c", "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
-               "tune", "conv-resize", "--trials", "1", "--epochs", "20", "--data-dir", str(small_data), "--out",
-               str(out), "--no-pruning"]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from aelab.cli import main; sys.exit(main(sys.argv[1:]))",
+        "tune",
+        "conv-resize",
+        "--trials",
+        "1",
+        "--epochs",
+        "20",
+        "--data-dir",
+        str(small_data),
+        "--out",
+        str(out),
+        "--no-pruning",
+    ]
     worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     storage = f"sqlite:///{(out / 'study.db').resolve()}"
     try:
         for _ in range(120):  # until its trial is running with its parameters drawn (a trial killed before
-            time.sleep(0.5)     # the draw has none to repeat: its retry draws new ones)
+            time.sleep(0.5)  # the draw has none to repeat: its retry draws new ones)
             if (out / "study.db").is_file():
                 try:
                     trials = optuna.load_study(study_name="aelab", storage=storage).trials
@@ -314,10 +385,29 @@ def test_ctrl_c_records_the_trial_as_failed_and_writes_trials_csv(small_data, tm
     import sys
 
     out = tmp_path / "study"
-    process = subprocess.Popen([sys.executable, "-m", "aelab", "tune", "dense", "--trials", "50", "--epochs", "5",
-                                "--data-dir", str(small_data), "--out", str(out), "--param", "code_size=4"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aelab",
+            "tune",
+            "dense",
+            "--trials",
+            "50",
+            "--epochs",
+            "5",
+            "--data-dir",
+            str(small_data),
+            "--out",
+            str(out),
+            "--param",
+            "code_size=4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     for line in process.stderr:  # the first trial's line: the next one starts
         if line.startswith("aelab tune: trial 0 "):
             break

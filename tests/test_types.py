@@ -17,14 +17,58 @@ SAME_KIND = {"reconstruct", "encode", "decode", "interpolate"}  # array in -> th
 NUMPY_OUT = {"sample", "manifold", "latent", "encode_split", "load_data", "encode_file"}  # nothing in -> numpy
 FIGURES = {name for name in aelab.__all__ if name.endswith("_figure")}
 # the rest take and give no image arrays: runs, models, settings, files, tables, errors
-NO_ARRAYS = {"AelabError", "InputError", "TrainSettings", "EvalSettings", "RunConfig", "StyleSettings", "TrainConfig", "read_train_config",
-             "list_datasets", "catalog", "model_info", "create_model", "list_models", "Run", "load", "train",
-             "TrainingDiverged", "evaluate", "ensemble", "run_data", "run_report", "report",
-             "Published", "PUBLISHED", "demo", "resolve_data", "Dataset", "style_transfer",
-             "style_transfer_files", "linear_probe", "tune", "tuned_settings", "load_study",
-             "export", "AnomalyDetector", "score_files", "serve", "build_app", "format_summary",
-             "draw_graph", "is_main_process", "fixed_threads", "encoder", "decoder", "reconstruct_files",
-             "generate", "probe", "activation_epochs", "activations", "__version__"}
+NO_ARRAYS = {
+    "AelabError",
+    "InputError",
+    "TrainSettings",
+    "EvalSettings",
+    "RunConfig",
+    "StyleSettings",
+    "TrainConfig",
+    "read_train_config",
+    "list_datasets",
+    "catalog",
+    "model_info",
+    "create_model",
+    "list_models",
+    "Run",
+    "load",
+    "train",
+    "TrainingDiverged",
+    "evaluate",
+    "ensemble",
+    "run_data",
+    "run_report",
+    "report",
+    "Published",
+    "PUBLISHED",
+    "demo",
+    "resolve_data",
+    "Dataset",
+    "style_transfer",
+    "style_transfer_files",
+    "linear_probe",
+    "tune",
+    "tuned_settings",
+    "load_study",
+    "export",
+    "AnomalyDetector",
+    "score_files",
+    "serve",
+    "build_app",
+    "format_summary",
+    "draw_graph",
+    "is_main_process",
+    "fixed_threads",
+    "encoder",
+    "decoder",
+    "reconstruct_files",
+    "generate",
+    "probe",
+    "activation_epochs",
+    "activations",
+    "__version__",
+}
 
 
 def test_every_export_is_sorted_into_a_kind():
@@ -35,8 +79,22 @@ def test_every_export_is_sorted_into_a_kind():
 @pytest.fixture(scope="module")
 def vae(small_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("types") / "vae"
-    assert run_cli("train", "vae", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress",
-                   "--no-bounds", "--no-quality") == 0
+    assert (
+        run_cli(
+            "train",
+            "vae",
+            "--data-dir",
+            small_data,
+            "--epochs",
+            "1",
+            "--out",
+            out,
+            "--no-progress",
+            "--no-bounds",
+            "--no-quality",
+        )
+        == 0
+    )
     return out
 
 
@@ -48,8 +106,11 @@ def test_an_array_comes_back_in_the_kind_it_went_in(kind, trained_run, vae, smal
     for layout in (digits, digits[:, None], digits[..., None]):  # (N, H, W), (N, C, H, W), (N, H, W, C)
         x = convert(layout)
         recon = aelab.reconstruct(trained_run, x)
-        assert isinstance(recon, expected) and tuple(recon.shape) == (3, 1, 28, 28) and recon.dtype in (np.float32,
-                                                                                                      torch.float32)
+        assert (
+            isinstance(recon, expected)
+            and tuple(recon.shape) == (3, 1, 28, 28)
+            and recon.dtype in (np.float32, torch.float32)
+        )
         codes = aelab.encode(trained_run, x)
         assert isinstance(codes, expected) and isinstance(aelab.decode(trained_run, codes), expected)
     floats = convert(digits.astype(np.float16) / 255)  # half precision in, float32 out
@@ -73,9 +134,12 @@ def test_functions_without_an_array_in_give_numpy(trained_run, vae, tmp_path):
 
 
 def test_figure_functions_return_the_path_they_wrote(trained_run, vae, tmp_path):
-    written = [aelab.sample_figure(vae, tmp_path / "s.png", n=4), aelab.manifold_figure(vae, tmp_path / "m.png", 3),
-               aelab.latent_figure(trained_run, tmp_path / "l.png"),
-               aelab.interpolate_figure(vae, out=tmp_path / "i.png", steps=3)]
+    written = [
+        aelab.sample_figure(vae, tmp_path / "s.png", n=4),
+        aelab.manifold_figure(vae, tmp_path / "m.png", 3),
+        aelab.latent_figure(trained_run, tmp_path / "l.png"),
+        aelab.interpolate_figure(vae, out=tmp_path / "i.png", steps=3),
+    ]
     assert all(isinstance(p, Path) and p.is_file() and p.suffix == ".png" for p in written)
     assert FIGURES == {"sample_figure", "manifold_figure", "latent_figure", "interpolate_figure", "activation_figure"}
 

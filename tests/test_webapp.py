@@ -79,8 +79,14 @@ def test_runs_that_fail_to_load_and_ports_in_use_are_one_line(trained_run, tmp_p
 
 
 def chromium() -> str | None:
-    return next((path for path in (os.environ.get("AELAB_CHROMIUM"), shutil.which("chromium"),
-                                   shutil.which("chromium-browser")) if path), None)
+    return next(
+        (
+            path
+            for path in (os.environ.get("AELAB_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"))
+            if path
+        ),
+        None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +103,24 @@ def page_server(trained_run, denoising_run, tmp_path_factory):
     cvae = untrained_run("cvae", folder / "cvae").path  # a generative, conditional model: samples per class
     text = untrained_run("char-lstm", folder / "text").path  # a character model: text
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "aelab.cli", "serve", str(trained_run), str(denoising_run),
-                                str(broken), str(cvae), str(text), "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aelab.cli",
+            "serve",
+            str(trained_run),
+            str(denoising_run),
+            str(broken),
+            str(cvae),
+            str(text),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:

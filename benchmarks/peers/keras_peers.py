@@ -143,7 +143,7 @@ def vae_bounds(encoder: keras.Model, decoder: keras.Model, images: np.ndarray, s
     rng = np.random.default_rng(seed)
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
     for start in range(0, len(images), 100):
-        x = images[start:start + 100]
+        x = images[start : start + 100]
         mean, log_var, _ = encoder.predict(x, verbose=0)
         std = np.exp(0.5 * log_var)
         eps = rng.standard_normal((BOUND_SAMPLES, *mean.shape)).astype(np.float32)
@@ -152,9 +152,9 @@ def vae_bounds(encoder: keras.Model, decoder: keras.Model, images: np.ndarray, s
         p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
         flat = x.reshape(1, len(x), -1)
         log_px = (flat * np.log(p) + (1 - flat) * np.log1p(-p)).sum(-1)  # (k, B)
-        log_pz = (-0.5 * (z ** 2 + np.log(2 * np.pi))).sum(-1)
-        log_qz = (-0.5 * (eps ** 2 + np.log(2 * np.pi)) - np.log(std)).sum(-1)
-        kl = (-0.5 * (1 + log_var - mean ** 2 - np.exp(log_var))).sum(-1)
+        log_pz = (-0.5 * (z**2 + np.log(2 * np.pi))).sum(-1)
+        log_qz = (-0.5 * (eps**2 + np.log(2 * np.pi)) - np.log(std)).sum(-1)
+        kl = (-0.5 * (1 + log_var - mean**2 - np.exp(log_var))).sum(-1)
         log_w = log_px + log_pz - log_qz
         top = log_w.max(0)
         totals["recon"] += float((-log_px.mean(0)).sum())
@@ -162,24 +162,46 @@ def vae_bounds(encoder: keras.Model, decoder: keras.Model, images: np.ndarray, s
         totals["elbo"] += float((log_px.mean(0) - kl).sum())
         totals["iwae"] += float((top + np.log(np.exp(log_w - top).mean(0))).sum())
     n = len(images)
-    return {"test_elbo": totals["elbo"] / n, "test_recon_nats": totals["recon"] / n,
-            "test_kl_nats": totals["kl"] / n, "test_iwae_k100": totals["iwae"] / n, "bound_images": n}
+    return {
+        "test_elbo": totals["elbo"] / n,
+        "test_recon_nats": totals["recon"] / n,
+        "test_kl_nats": totals["kl"] / n,
+        "test_iwae_k100": totals["iwae"] / n,
+        "bound_images": n,
+    }
 
 
 def gan_parts(latent: int = 32, width: int = 64) -> tuple[keras.Model, keras.Model]:
-    generator = keras.Sequential([
-        keras.Input(shape=(latent,)),
-        layers.Dense(7 * 7 * width), layers.Reshape((7, 7, width)), layers.BatchNormalization(), layers.LeakyReLU(0.2),
-        layers.Conv2DTranspose(width // 2, 4, strides=2, padding="same"), layers.BatchNormalization(),
-        layers.LeakyReLU(0.2),
-        layers.Conv2DTranspose(width // 4, 4, strides=2, padding="same"), layers.BatchNormalization(),
-        layers.LeakyReLU(0.2),
-        layers.Conv2D(1, 5, padding="same", activation="tanh")], name="generator")
-    discriminator = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(width // 2, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Conv2D(width, 4, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Flatten(), layers.Dropout(0.4), layers.Dense(1)], name="discriminator")
+    generator = keras.Sequential(
+        [
+            keras.Input(shape=(latent,)),
+            layers.Dense(7 * 7 * width),
+            layers.Reshape((7, 7, width)),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(0.2),
+            layers.Conv2DTranspose(width // 2, 4, strides=2, padding="same"),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(0.2),
+            layers.Conv2DTranspose(width // 4, 4, strides=2, padding="same"),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(1, 5, padding="same", activation="tanh"),
+        ],
+        name="generator",
+    )
+    discriminator = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(width // 2, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Conv2D(width, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Flatten(),
+            layers.Dropout(0.4),
+            layers.Dense(1),
+        ],
+        name="discriminator",
+    )
     return generator, discriminator
 
 
@@ -245,16 +267,20 @@ def char_lstm(args, times: EpochTimes) -> dict:
     maxlen, step = 40, 3
     starts = np.arange(0, len(train) - maxlen, step)
     windows = train[starts[:, None] + np.arange(maxlen + 1)]
-    dataset = (tf.data.Dataset.from_tensor_slices(windows).shuffle(len(windows), seed=args.seed).batch(128)
-               .map(lambda w: (tf.one_hot(w[:, :-1], size), w[:, -1]), num_parallel_calls=tf.data.AUTOTUNE)
-               .prefetch(tf.data.AUTOTUNE))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(windows)
+        .shuffle(len(windows), seed=args.seed)
+        .batch(128)
+        .map(lambda w: (tf.one_hot(w[:, :-1], size), w[:, -1]), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     model = keras.Sequential([keras.Input((maxlen, size)), layers.LSTM(128), layers.Dense(size, activation="softmax")])
     model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="sparse_categorical_crossentropy")
     model.fit(dataset, epochs=args.epochs, callbacks=[times], verbose=2)
     test_windows = test[np.arange(0, len(test) - maxlen)[:, None] + np.arange(maxlen + 1)]
     nats = 0.0
     for first in range(0, len(test_windows), 1000):
-        batch = test_windows[first:first + 1000]
+        batch = test_windows[first : first + 1000]
         p = model.predict(tf.one_hot(batch[:, :-1], size), verbose=0).astype(np.float64)
         nats -= float(np.log(np.clip(p[np.arange(len(batch)), batch[:, -1]], 1e-12, 1)).sum())
     return {"test_bits_per_char": nats / len(test_windows) / math.log(2), "train_windows": len(windows)}
@@ -297,12 +323,25 @@ def main() -> None:
         x_val = (data["x_val"].astype(np.float32) / 255.0)[..., None]
         model = conv_ae()
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
-        model.fit(x_train, x_train, epochs=args.epochs, batch_size=200, validation_data=(x_val, x_val),
-                  callbacks=[times], verbose=2)
+        model.fit(
+            x_train,
+            x_train,
+            epochs=args.epochs,
+            batch_size=200,
+            validation_data=(x_val, x_val),
+            callbacks=[times],
+            verbose=2,
+        )
         result["test_bce"] = float(model.evaluate(x_test, x_test, batch_size=1000, verbose=0))
         args.out.mkdir(parents=True, exist_ok=True)
-        result.update({"epoch_seconds": times.seconds, "train_images": len(x_train),
-                       "keras": keras.__version__, "tensorflow": tf.__version__})
+        result.update(
+            {
+                "epoch_seconds": times.seconds,
+                "train_images": len(x_train),
+                "keras": keras.__version__,
+                "tensorflow": tf.__version__,
+            }
+        )
         (args.out / "result.json").write_text(json.dumps(result, indent=1))
         return
     if args.model in ("vae", "seed-vae"):
@@ -320,15 +359,23 @@ def main() -> None:
         generator, discriminator = gan_parts()
         result["forward_macs"] = forward_macs(generator, discriminator)
         model = GAN(generator, discriminator, latent=32)
-        model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5, clipvalue=1.0),
-                      keras.optimizers.Adam(2e-4, beta_1=0.5, clipvalue=1.0))
+        model.compile(
+            keras.optimizers.Adam(2e-4, beta_1=0.5, clipvalue=1.0),
+            keras.optimizers.Adam(2e-4, beta_1=0.5, clipvalue=1.0),
+        )
         model.fit(x_train, epochs=args.epochs, batch_size=64, callbacks=[times], verbose=2)
         z = np.random.default_rng(args.seed).standard_normal((N_SAMPLES, 32)).astype(np.float32)
         samples = (generator.predict(z, batch_size=1000, verbose=0) + 1) / 2
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "samples.npy", np.clip(samples[..., 0], 0, 1).astype(np.float32))
-    result.update({"epoch_seconds": times.seconds, "train_images": len(x_train),
-                   "keras": keras.__version__, "tensorflow": tf.__version__})
+    result.update(
+        {
+            "epoch_seconds": times.seconds,
+            "train_images": len(x_train),
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        }
+    )
     (args.out / "result.json").write_text(json.dumps(result, indent=1))
 
 

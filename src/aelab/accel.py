@@ -148,8 +148,10 @@ def channels_last(model: torch.nn.Module):
     import torch
 
     # a weight with one input channel is both formats at once, so ask the unambiguous ones
-    was_channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
-                            and not p.is_contiguous() for p in model.parameters())
+    was_channels_last = any(
+        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in model.parameters()
+    )
     # the weights' copies are made outside inference mode: weights made inside it could not be
     # trained or traced (exported) later, and the model outlives the block (a Run caches it)
     with torch.inference_mode(False):

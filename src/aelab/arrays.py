@@ -38,8 +38,10 @@ class Dataset(NamedTuple):
     def __repr__(self) -> str:
         c, h, w = self.x_train.shape[1:]
         classes = "no labels" if self.classes is None else f"{len(self.classes)} classes"
-        return (f"Dataset({self.name!r}: {len(self.x_train):,} training and {len(self.x_test):,} test images of "
-                f"{c}x{h}x{w}, {classes})")
+        return (
+            f"Dataset({self.name!r}: {len(self.x_train):,} training and {len(self.x_test):,} test images of "
+            f"{c}x{h}x{w}, {classes})"
+        )
 
 
 def as_tensor(x: Any, what: str = "x") -> tuple[Tensor, bool]:
@@ -68,8 +70,9 @@ def whole_number_pixels(x: Tensor, what: str) -> Tensor:
         return x.float() / 255.0
     low, high = (int(v) for v in torch.aminmax(x)) if x.numel() else (0, 0)
     if low < 0 or high > 255:
-        raise InputError(f"{what}: whole-number pixel values must be 8-bit levels from 0 to 255, got {low} to "
-                         f"{high} ({x.dtype})")
+        raise InputError(
+            f"{what}: whole-number pixel values must be 8-bit levels from 0 to 255, got {low} to {high} ({x.dtype})"
+        )
     return x.float() / (255.0 if high > 1 else 1.0)
 
 

@@ -85,15 +85,21 @@ class EpochLines(L.Callback):
         seconds = time.perf_counter() - self._started
         self._seconds.append(seconds)
         epoch, total = int(row["epoch"]), trainer.max_epochs or int(row["epoch"])
-        values = [f"{key.removeprefix('train_')} {row[key]:.4g}" for key in row if key.startswith("train_")
-                  and key != "train_seconds"]
+        values = [
+            f"{key.removeprefix('train_')} {row[key]:.4g}"
+            for key in row
+            if key.startswith("train_") and key != "train_seconds"
+        ]
         values += [f"{key} {row[key]:.4g}" for key in row if key.startswith("val_")]
         left = (total - epoch) * sum(self._seconds[-3:]) / len(self._seconds[-3:])
         count = int(row.get("threads") or 0)
         threads = f"  {count} thread{'s' if count != 1 else ''}" if self.cpu and count else ""
-        say(f"epoch {epoch}/{total}  step {trainer.global_step:,}  " + "  ".join(values)
+        say(
+            f"epoch {epoch}/{total}  step {trainer.global_step:,}  "
+            + "  ".join(values)
             + f"  {row['images_per_second']:,.0f} {self.unit}/s{threads}  {seconds:.1f}s"
-            + (f"  ETA {duration(left)}" if epoch < total else ""))
+            + (f"  ETA {duration(left)}" if epoch < total else "")
+        )
 
 
 class TextSamples(L.Callback):
@@ -101,8 +107,14 @@ class TextSamples(L.Callback):
     temperatures, as its training loop prints them: appended to ``path`` (RUN/samples.txt) and
     written to TensorBoard's text tab."""
 
-    def __init__(self, path, prompt: torch.Tensor, length: int = 400, seed: int = 0,
-                 temperatures: tuple[float, ...] = (0.2, 0.5, 1.0, 1.2)) -> None:
+    def __init__(
+        self,
+        path,
+        prompt: torch.Tensor,
+        length: int = 400,
+        seed: int = 0,
+        temperatures: tuple[float, ...] = (0.2, 0.5, 1.0, 1.2),
+    ) -> None:
         self.path, self.prompt, self.length, self.seed, self.temperatures = path, prompt, length, seed, temperatures
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -185,8 +197,9 @@ class ActivationLog(L.Callback):
 
 
 @torch.no_grad()
-def layer_outputs(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None
-                  ) -> dict[str, torch.Tensor]:
+def layer_outputs(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """The output of every leaf layer of ``model`` (in eval mode) for ``images``, by layer name in
     call order (a layer called twice keeps its last output)."""
     names = {module: name for name, module in model.named_modules()}
@@ -229,5 +242,10 @@ class EmbeddingLog(L.Callback):
             codes = model.encode(self.images.to(module.device), *given).flatten(1).float().cpu()
         model.train(was_training)
         metadata = None if self.labels is None else [str(int(label)) for label in self.labels]
-        writer.add_embedding(codes, metadata=metadata, label_img=self.images.float().cpu(),
-                             global_step=trainer.current_epoch + 1, tag="codes")
+        writer.add_embedding(
+            codes,
+            metadata=metadata,
+            label_img=self.images.float().cpu(),
+            global_step=trainer.current_epoch + 1,
+            tag="codes",
+        )

@@ -51,12 +51,21 @@ def validate_fields(settings: Any) -> None:
         object.__setattr__(settings, f.name, value)
 
 
-def setting(default: Any, help_text: str, *, low: float | None = None, high: float | None = None,
-            open_low: bool = False, open_high: bool = False) -> Any:
+def setting(
+    default: Any,
+    help_text: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> Any:
     """A field of :class:`TrainSettings`: default, help and range (``low``/``high``, inclusive
     unless ``open_*``)."""
-    return field(default=default, metadata={"help": help_text, "low": low, "high": high,
-                                            "open_low": open_low, "open_high": open_high})
+    return field(
+        default=default,
+        metadata={"help": help_text, "low": low, "high": high, "open_low": open_low, "open_high": open_high},
+    )
 
 
 @dataclass(frozen=True)
@@ -65,58 +74,97 @@ class TrainSettings:
     some (its seed's settings) in the registry."""
 
     epochs: int = setting(20, "number of epochs", low=1)
-    max_minutes: float | None = setting(None, "stop training after this many minutes even before --epochs (Lightning's "
-                                              "max_time; the evaluation at the end comes after)", low=0, open_low=True)
+    max_minutes: float | None = setting(
+        None,
+        "stop training after this many minutes even before --epochs (Lightning's "
+        "max_time; the evaluation at the end comes after)",
+        low=0,
+        open_low=True,
+    )
     batch_size: int = setting(200, "batch size", low=1)
     lr: float = setting(1e-3, "learning rate", low=0, open_low=True)
     loss: LossName = setting("bce", "reconstruction loss: bce (on logits) or mse")
     optimizer: OptimizerName = setting("adam", "optimiser")
-    noise: float = setting(0.0, "denoising: Gaussian noise factor added to the inputs (clipped to [0, 1]); "
-                                "targets stay clean", low=0)
+    noise: float = setting(
+        0.0, "denoising: Gaussian noise factor added to the inputs (clipped to [0, 1]); targets stay clean", low=0
+    )
     sparsity: float = setting(0.0, "L1 penalty on the code (Keras' activity_regularizer)", low=0)
     schedule: ScheduleName = setting("plateau", "learning-rate schedule: plateau (reduce on plateau) or cosine")
     reduce_lr: bool = setting(True, "plateau schedule: divide the learning rate by 10 when val_loss stalls")
-    lr_patience: int = setting(5, "plateau schedule: epochs without improvement before the learning rate drops",
-                               low=1)
+    lr_patience: int = setting(5, "plateau schedule: epochs without improvement before the learning rate drops", low=1)
     early_stopping: bool = setting(True, "stop when val_loss has not improved for --patience epochs")
     patience: int = setting(10, "early-stopping patience in epochs", low=1)
     kl_form: KLForm = setting("elbo", "VAEs: elbo (summed per image) or seed (seed 3's per-pixel mean)")
     kl_weight: float = setting(1.0, "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)", low=0)
-    d_lr: float | None = setting(None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's "
-                                       "ratio)", low=0, open_low=True)
-    seed: int = setting(0, "random seed: fixes the initial weights, the validation split and the batches", low=0,
-                        high=MAX_SEED)
-    init: InitName = setting("torch", "initial weights: torch (PyTorch's layer defaults) or glorot (Glorot-uniform "
-                                      "weights and zero biases: Keras' and CNTK's defaults, which the seeds trained "
-                                      "with)")
-    val_fraction: float = setting(0.1, "fraction of the training images held out for validation",
-                                  low=0, high=1, open_low=True, open_high=True)
-    precision: Precision = setting("auto", "auto (bf16 autocast where it pays: a bf16 GPU, an AMX CPU), 32, bf16-mixed or "
-                                           "16-mixed")
+    d_lr: float | None = setting(
+        None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's ratio)", low=0, open_low=True
+    )
+    seed: int = setting(
+        0, "random seed: fixes the initial weights, the validation split and the batches", low=0, high=MAX_SEED
+    )
+    init: InitName = setting(
+        "torch",
+        "initial weights: torch (PyTorch's layer defaults) or glorot (Glorot-uniform "
+        "weights and zero biases: Keras' and CNTK's defaults, which the seeds trained "
+        "with)",
+    )
+    val_fraction: float = setting(
+        0.1, "fraction of the training images held out for validation", low=0, high=1, open_low=True, open_high=True
+    )
+    precision: Precision = setting(
+        "auto", "auto (bf16 autocast where it pays: a bf16 GPU, an AMX CPU), 32, bf16-mixed or 16-mixed"
+    )
     channels_last: bool | None = setting(None, "channels-last memory format (default: on for the CPU)")
-    loss_weights: dict[str, float] | None = setting(None, "models with several outputs: each loss's weight, e.g. "
-                                                          "recon=1,label=0.5 (default: each model's own)")
-    labelled: float = setting(1.0, "models that learn from labels: the fraction of training images whose label "
-                                   "is used (semi-supervised below 1)", low=0, high=1, open_low=True)
-    log_activations: bool = setting(False, "save every layer's activations for a fixed validation batch each epoch "
-                                           "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard")
-    log_embeddings: bool = setting(False, "write the codes of fixed validation images, with labels and thumbnails, "
-                                          "to TensorBoard's embedding projector each epoch")
-    stream: bool | None = setting(None, "image folders (--data-dir): decode the images in worker processes as "
-                                        "training reads them and cache them on disk as uint8 shards, for folders "
-                                        "larger than memory (default: when the decoded images would pass 2 GiB)")
-    devices: int = setting(1, "training processes on this machine: CPU processes, or GPUs with --accelerator gpu; "
-                              "more than one trains with DDP, and --batch-size is then per process", low=1)
-    num_nodes: int = setting(1, "machines taking part, each running the same command (see Scaling out in the "
-                                "README)", low=1)
+    loss_weights: dict[str, float] | None = setting(
+        None, "models with several outputs: each loss's weight, e.g. recon=1,label=0.5 (default: each model's own)"
+    )
+    labelled: float = setting(
+        1.0,
+        "models that learn from labels: the fraction of training images whose label is used (semi-supervised below 1)",
+        low=0,
+        high=1,
+        open_low=True,
+    )
+    log_activations: bool = setting(
+        False,
+        "save every layer's activations for a fixed validation batch each epoch "
+        "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard",
+    )
+    log_embeddings: bool = setting(
+        False,
+        "write the codes of fixed validation images, with labels and thumbnails, "
+        "to TensorBoard's embedding projector each epoch",
+    )
+    stream: bool | None = setting(
+        None,
+        "image folders (--data-dir): decode the images in worker processes as "
+        "training reads them and cache them on disk as uint8 shards, for folders "
+        "larger than memory (default: when the decoded images would pass 2 GiB)",
+    )
+    devices: int = setting(
+        1,
+        "training processes on this machine: CPU processes, or GPUs with --accelerator gpu; "
+        "more than one trains with DDP, and --batch-size is then per process",
+        low=1,
+    )
+    num_nodes: int = setting(
+        1, "machines taking part, each running the same command (see Scaling out in the README)", low=1
+    )
     strategy: StrategyName = setting("auto", "auto (ddp when devices x num_nodes > 1) or ddp")
-    threads: int | None = setting(None, "CPU threads per training process: a number fixes it (runs then repeat bit for "
-                                        "bit); default: adapt, choosing the count that trains fastest now and probing "
-                                        "again each minute (a shared CPU often runs faster on fewer)", low=1)
-    logger: tuple[LoggerName, ...] = setting(("tensorboard", "csv"), "where training logs its curves, through "
-                                             "Lightning's loggers: any of tensorboard, csv, mlflow, wandb, or none "
-                                             "(mlflow: RUN/logs/mlflow.db unless MLFLOW_TRACKING_URI is set; wandb: "
-                                             "offline in RUN/logs/wandb unless WANDB_MODE=online)")
+    threads: int | None = setting(
+        None,
+        "CPU threads per training process: a number fixes it (runs then repeat bit for "
+        "bit); default: adapt, choosing the count that trains fastest now and probing "
+        "again each minute (a shared CPU often runs faster on fewer)",
+        low=1,
+    )
+    logger: tuple[LoggerName, ...] = setting(
+        ("tensorboard", "csv"),
+        "where training logs its curves, through "
+        "Lightning's loggers: any of tensorboard, csv, mlflow, wandb, or none "
+        "(mlflow: RUN/logs/mlflow.db unless MLFLOW_TRACKING_URI is set; wandb: "
+        "offline in RUN/logs/wandb unless WANDB_MODE=online)",
+    )
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -147,7 +195,9 @@ def describe(hint: Any) -> str:
     if origin is dict:
         return "name=number pairs (e.g. recon=1,label=0.5)"
     if origin is tuple:
-        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(args[0] if args else None, "values")
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(
+            args[0] if args else None, "values"
+        )
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
 
 
@@ -226,8 +276,16 @@ def from_text(raw: str, hint: Any) -> Any:
         item = args[0] if args else str
         return tuple(from_text(part.strip(), item) for part in raw.split(",") if part.strip())
     if hint is bool:
-        return {"1": True, "true": True, "yes": True, "on": True,
-                "0": False, "false": False, "no": False, "off": False}.get(raw.lower(), raw)
+        return {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+        }.get(raw.lower(), raw)
     if hint in (int, float):
         try:
             return hint(raw)
@@ -245,6 +303,7 @@ def check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     too_high = high is not None and (value >= high if meta.get("open_high") else value > high)
     if not (too_low or too_high):
         return
+
     def shown(bound: float) -> str:
         return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
 
@@ -281,13 +340,18 @@ class EvalSettings:
     benchmarks/results/first-hour.md); raise them for a paper's numbers."""
 
     bounds: bool = setting(True, "VAEs: the test ELBO and the importance-weighted (IWAE) log-likelihood bound")
-    bound_samples: int = setting(50, "VAEs: importance samples per image for the IWAE bound (Burda et al. use "
-                                     "5,000)", low=1, high=5000)
+    bound_samples: int = setting(
+        50, "VAEs: importance samples per image for the IWAE bound (Burda et al. use 5,000)", low=1, high=5000
+    )
     bound_images: int = setting(1000, "VAEs: test images the bounds are measured on", low=1, high=100_000)
-    quality: bool = setting(True, "generative models: sample quality (fd_classifier: the Fréchet distance on a "
-                                  "small classifier's features, trained once per dataset and cached)")
-    quality_samples: int = setting(10_000, "generative models: samples drawn for the sample-quality distance",
-                                   low=2, high=100_000)
+    quality: bool = setting(
+        True,
+        "generative models: sample quality (fd_classifier: the Fréchet distance on a "
+        "small classifier's features, trained once per dataset and cached)",
+    )
+    quality_samples: int = setting(
+        10_000, "generative models: samples drawn for the sample-quality distance", low=2, high=100_000
+    )
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -359,12 +423,19 @@ class StyleSettings:
     """Style transfer's settings, the seed's by default: the ``aelab style`` flags and
     ``aelab.style_transfer``'s keyword arguments."""
 
-    schedule: StyleSchedule = setting("pyramid", "pyramid: rounds at 1/4 and 1/2 of the height first, each result "
-                                                 "upsampled to start the next (a lower loss in a fifth of the "
-                                                 "time: benchmarks/results/style.md); seed: every round at full "
-                                                 "size")
-    iterations: int | None = setting(None, "outer L-BFGS rounds at full size (default: the seed's 20 with schedule "
-                                           f"seed, {PYRAMID_ROUNDS} after the pyramid's coarser rounds)", low=1)
+    schedule: StyleSchedule = setting(
+        "pyramid",
+        "pyramid: rounds at 1/4 and 1/2 of the height first, each result "
+        "upsampled to start the next (a lower loss in a fifth of the "
+        "time: benchmarks/results/style.md); seed: every round at full "
+        "size",
+    )
+    iterations: int | None = setting(
+        None,
+        "outer L-BFGS rounds at full size (default: the seed's 20 with schedule "
+        f"seed, {PYRAMID_ROUNDS} after the pyramid's coarser rounds)",
+        low=1,
+    )
     coarse_iterations: int = setting(10, "the pyramid's rounds at each coarser size (default: 10)", low=1)
     evaluations: int = setting(20, "loss evaluations per iteration (the seed's maxfun: 20)", low=1)
     height: int = setting(400, "output height in pixels (seed: 400); the width keeps the content's aspect", low=1)
@@ -372,12 +443,16 @@ class StyleSettings:
     style_weight: float = setting(1.0, "weight of the style loss, averaged over the style layers (seed: 1.0)", low=0)
     tv_weight: float = setting(1e-4, "weight of the total-variation loss (seed: 1e-4)", low=0)
     content_layer: str = setting(CONTENT_LAYER, f"VGG19 layer of the content loss (seed: {CONTENT_LAYER})")
-    style_layers: tuple[str, ...] = setting(STYLE_LAYERS, "VGG19 layers of the style loss, comma-separated "
-                                                          f"(seed: {','.join(STYLE_LAYERS)})")
+    style_layers: tuple[str, ...] = setting(
+        STYLE_LAYERS, f"VGG19 layers of the style loss, comma-separated (seed: {','.join(STYLE_LAYERS)})"
+    )
     seed: int = setting(0, "seeds the random filters used where there are no pretrained weights", low=0, high=MAX_SEED)
-    precision: StylePrecision = setting("auto", "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
-                                                "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
-                                                "float64")
+    precision: StylePrecision = setting(
+        "auto",
+        "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
+        "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
+        "float64",
+    )
 
     @property
     def full_rounds(self) -> int:
@@ -396,7 +471,6 @@ class StyleSettings:
                 raise AelabError(f"unknown VGG19 layer {layer!r}; choose from: {', '.join(names)}")
         if not self.style_layers:
             raise AelabError("give at least one style layer")
-
 
 
 # ------------------------------------------------------------------------------------- config.json
@@ -418,10 +492,16 @@ class RunConfig:
     aelab_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "params": dict(self.params), "train": self.train.to_json(self.honoured),
-                "data": self.data, "data_dir": self.data_dir,
-                "input_shape": None if self.input_shape is None else list(self.input_shape),
-                "user_params": list(self.user_params), "aelab_version": self.aelab_version}
+        return {
+            "model": self.model,
+            "params": dict(self.params),
+            "train": self.train.to_json(self.honoured),
+            "data": self.data,
+            "data_dir": self.data_dir,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "user_params": list(self.user_params),
+            "aelab_version": self.aelab_version,
+        }
 
 
 # ------------------------------------------------------------------------------------- config files
@@ -462,8 +542,11 @@ def read_train_config(source: TrainConfig | dict[str, Any] | str | os.PathLike[s
         path = os.fspath(source)
         where = path
         if not os.path.isfile(path):
-            raise AelabError(f"config file {path} does not exist" if not os.path.exists(path)
-                             else f"config file {path} is not a file")
+            raise AelabError(
+                f"config file {path} does not exist"
+                if not os.path.exists(path)
+                else f"config file {path} is not a file"
+            )
         suffix = os.path.splitext(path)[1].lower()
         if suffix not in (".toml", ".json"):
             raise AelabError(f"config file {path}: expected a .toml or .json file")
@@ -479,7 +562,9 @@ def read_train_config(source: TrainConfig | dict[str, Any] | str | os.PathLike[s
     else:
         raise AelabError(f"config must be a .toml/.json path or a dict, got {type(source).__name__}")
     if not isinstance(raw, dict):
-        raise AelabError(f"{where}: expected a table of sections ({', '.join(CONFIG_KEYS)}), got a {type(raw).__name__}")
+        raise AelabError(
+            f"{where}: expected a table of sections ({', '.join(CONFIG_KEYS)}), got a {type(raw).__name__}"
+        )
     unknown = sorted(set(raw) - set(CONFIG_KEYS) - set(CONFIG_RECORDS))
     if unknown:
         hint = " (a training setting: put it under [train])" if unknown[0] in TRAIN_FIELDS else ""
@@ -499,5 +584,12 @@ def read_train_config(source: TrainConfig | dict[str, Any] | str | os.PathLike[s
         EvalSettings.of(evaluation)
     except AelabError as error:
         raise AelabError(f"{where}: eval: {error}") from None
-    return TrainConfig(raw.get("model"), raw.get("data"), raw.get("data_dir"), {**train, **evaluation},
-                       dict(raw.get("params") or {}), where, folder)
+    return TrainConfig(
+        raw.get("model"),
+        raw.get("data"),
+        raw.get("data_dir"),
+        {**train, **evaluation},
+        dict(raw.get("params") or {}),
+        where,
+        folder,
+    )

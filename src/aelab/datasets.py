@@ -26,8 +26,14 @@ def load_data(name: str | Path = "mnist-sample") -> Dataset:
     if not isinstance(loaded, ImageData):  # pragma: no cover - stream=False holds every source in memory
         raise AelabError(f"{name} could not be held in memory")
     labels = lambda t: None if t is None else t.numpy().astype(np.int64)  # noqa: E731
-    return Dataset(loaded.train.numpy(), labels(loaded.train_labels), loaded.test.numpy(), labels(loaded.test_labels),
-                   loaded.classes, loaded.name)
+    return Dataset(
+        loaded.train.numpy(),
+        labels(loaded.train_labels),
+        loaded.test.numpy(),
+        labels(loaded.test_labels),
+        loaded.classes,
+        loaded.name,
+    )
 
 
 RUN_ARRAYS = "data.npz"  # a run trained on arrays keeps them here, for the tools that read its data later
@@ -62,9 +68,17 @@ def read_run_arrays(path: Path):
             arrays = {k: stored[k] for k in stored.files}
         train, test = array_images(arrays["x_train"], path), array_images(arrays["x_test"], path)
         classes = tuple(str(c) for c in arrays["classes"]) if "classes" in arrays else None
-        return ImageData(str(arrays["name"]), train, test, array_labels(arrays.get("y_train"), len(train), path),
-                         array_labels(arrays.get("y_test"), len(test), path), classes)
+        return ImageData(
+            str(arrays["name"]),
+            train,
+            test,
+            array_labels(arrays.get("y_train"), len(train), path),
+            array_labels(arrays.get("y_test"), len(test), path),
+            classes,
+        )
     except AelabError:
         raise
     except Exception as error:  # numpy raises many kinds for a damaged file
-        raise AelabError(f"{path} is damaged ({type(error).__name__}: {error}); pass the data again (data=...)") from None
+        raise AelabError(
+            f"{path} is damaged ({type(error).__name__}: {error}); pass the data again (data=...)"
+        ) from None

@@ -38,8 +38,7 @@ class DemoRun:
 
 RUNS = (
     DemoRun("", "conv-resize", "seed 1's conv autoencoder, at the seed's optimiser steps", seed_steps=True),
-    DemoRun("-denoise", "conv-resize-denoise", "seed 1's denoiser (noise 0.5), on noisy test digits",
-            {"epochs": 30}),
+    DemoRun("-denoise", "conv-resize-denoise", "seed 1's denoiser (noise 0.5), on noisy test digits", {"epochs": 30}),
     DemoRun("-best", "best", "aelab's best, code of 32 values", {"code_size": 32, "epochs": 30}),
 )
 
@@ -58,8 +57,13 @@ class DemoRow:
     run: Path
 
 
-def demo(out: str | Path = "runs/demo", data: str = "mnist-sample", overwrite: bool = False,
-         progress: Progress = "auto", quick: bool = False) -> tuple[list[DemoRow], Path]:
+def demo(
+    out: str | Path = "runs/demo",
+    data: str = "mnist-sample",
+    overwrite: bool = False,
+    progress: Progress = "auto",
+    quick: bool = False,
+) -> tuple[list[DemoRow], Path]:
     """Train the demo's three runs (``out``, ``out``-denoise, ``out``-best) and write
     ``out/report.html``; returns the table's rows and the page. ``overwrite`` replaces runs a
     previous demo left (only aelab runs, as ``aelab train --overwrite``) and its page.
@@ -84,9 +88,11 @@ def demo(out: str | Path = "runs/demo", data: str = "mnist-sample", overwrite: b
 
             n = len(resolve_data(data).train)
             steps = seed_steps(entry.train.epochs, entry.train.batch_size)
-            settings.update(epochs=epochs_for_steps(steps, n - held_out(n, entry.train.val_fraction),
-                                                    entry.train.batch_size),
-                            early_stopping=False, reduce_lr=False)
+            settings.update(
+                epochs=epochs_for_steps(steps, n - held_out(n, entry.train.val_fraction), entry.train.batch_size),
+                early_stopping=False,
+                reduce_lr=False,
+            )
         if quick:
             settings["epochs"] = 2
         began = time.perf_counter()
@@ -107,7 +113,18 @@ def _row(spec: DemoRun, run: Run, seconds: float) -> DemoRow:
     if found is not None:
         ours = f"{found.metric.removeprefix('test_').upper()} {m[found.metric]:.4f}, {ours}"
         met = found.met(m[found.metric])
-    published = "-" if found is None else f"{found.metric.removeprefix('test_').upper()} ~{found.value:g} ({found.source})"
-    return DemoRow(spec.model, spec.what, published, ours,
-                   f"RMSE {m['pca_rmse']:.4f} ({m['code_size']} components)", m["test_rmse"] < m["pca_rmse"], met,
-                   run.steps_done(), seconds, run.path)
+    published = (
+        "-" if found is None else f"{found.metric.removeprefix('test_').upper()} ~{found.value:g} ({found.source})"
+    )
+    return DemoRow(
+        spec.model,
+        spec.what,
+        published,
+        ours,
+        f"RMSE {m['pca_rmse']:.4f} ({m['code_size']} components)",
+        m["test_rmse"] < m["pca_rmse"],
+        met,
+        run.steps_done(),
+        seconds,
+        run.path,
+    )

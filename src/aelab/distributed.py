@@ -119,8 +119,16 @@ def share_cpu_threads(devices: int, device: str) -> int:
 
 
 # the launchers' variables aelab and Lightning read as numbers
-LAUNCHER_NUMBERS = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID",
-                    "SLURM_NODEID")
+LAUNCHER_NUMBERS = (
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "WORLD_SIZE",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_NODEID",
+)
 
 
 def check_launch(devices: int, num_nodes: int, device: str) -> None:
@@ -136,33 +144,47 @@ def check_launch(devices: int, num_nodes: int, device: str) -> None:
     else:  # each CPU process needs a core of its own; more only share them (and multiply the memory)
         cores = cpu_cores()
         if devices > cores:
-            raise AelabError(f"{opt('devices', devices)}: this machine has {cores} CPU core(s), and each training "
-                             f"process needs one; ask for at most {cores}")
+            raise AelabError(
+                f"{opt('devices', devices)}: this machine has {cores} CPU core(s), and each training "
+                f"process needs one; ask for at most {cores}"
+            )
     env = os.environ
     for name in LAUNCHER_NUMBERS:
         if name in env and not (env[name].strip().isdigit() and (name.endswith(("RANK", "ID")) or int(env[name]) >= 1)):
-            raise AelabError(f"the launcher's {name}={env[name]!r} is not a whole number"
-                             + ("" if name.endswith(("RANK", "ID")) else " >= 1"))
+            raise AelabError(
+                f"the launcher's {name}={env[name]!r} is not a whole number"
+                + ("" if name.endswith(("RANK", "ID")) else " >= 1")
+            )
     processes = devices * num_nodes
     tasks = int(env.get("SLURM_NTASKS", "1"))
     if tasks > 1 and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):  # Lightning's SLURM detection
         if "SLURM_NTASKS_PER_NODE" not in env:
-            raise AelabError(f"SLURM_NTASKS={tasks} without SLURM_NTASKS_PER_NODE: Lightning's SLURM support needs "
-                             "the tasks given per node (srun's ntasks-per-node option)")
+            raise AelabError(
+                f"SLURM_NTASKS={tasks} without SLURM_NTASKS_PER_NODE: Lightning's SLURM support needs "
+                "the tasks given per node (srun's ntasks-per-node option)"
+            )
         if tasks != processes:
-            raise AelabError(f"SLURM started {tasks} tasks, and {opt('devices', devices)} x "
-                             f"{opt('num_nodes', num_nodes)} = {processes}; make them agree")
+            raise AelabError(
+                f"SLURM started {tasks} tasks, and {opt('devices', devices)} x "
+                f"{opt('num_nodes', num_nodes)} = {processes}; make them agree"
+            )
     rank = process_rank()
     if rank >= processes:
-        raise AelabError(f"the launcher's variables make this process {rank} of a launch (RANK, LOCAL_RANK, NODE_RANK "
-                         f"or SLURM_PROCID), and the run has {processes} process{'es' if processes > 1 else ''} "
-                         f"({opt('devices', devices)} x {opt('num_nodes', num_nodes)}): unset them or ask for "
-                         "that many processes")
+        raise AelabError(
+            f"the launcher's variables make this process {rank} of a launch (RANK, LOCAL_RANK, NODE_RANK "
+            f"or SLURM_PROCID), and the run has {processes} process{'es' if processes > 1 else ''} "
+            f"({opt('devices', devices)} x {opt('num_nodes', num_nodes)}): unset them or ask for "
+            "that many processes"
+        )
     world = env.get("WORLD_SIZE")
     launched = "RANK" in env or tasks > 1
     if num_nodes > 1 and not launched:
-        raise AelabError(f"{opt('num_nodes', num_nodes)} needs a launcher that starts the command on every machine "
-                         "(torchrun or SLURM's srun; see Scaling out in the README)")
+        raise AelabError(
+            f"{opt('num_nodes', num_nodes)} needs a launcher that starts the command on every machine "
+            "(torchrun or SLURM's srun; see Scaling out in the README)"
+        )
     if launched and world is not None and world.isdigit() and int(world) != devices * num_nodes:
-        raise AelabError(f"the launcher started {world} processes, and {opt('devices', devices)} x "
-                         f"{opt('num_nodes', num_nodes)} = {devices * num_nodes}; make them agree")
+        raise AelabError(
+            f"the launcher started {world} processes, and {opt('devices', devices)} x "
+            f"{opt('num_nodes', num_nodes)} = {devices * num_nodes}; make them agree"
+        )

@@ -42,8 +42,15 @@ def run_data(run: Run | str | Path, data: Any = None) -> Any:
     return family_of(config.model).run_data(config, data)
 
 
-def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True, stopped: str | None = None,
-             write: bool = True, progress: Progress = "auto", **evaluation: Any) -> dict[str, Any]:
+def evaluate(
+    run: Run | str | Path,
+    data: Any = None,
+    write_figures: bool = True,
+    stopped: str | None = None,
+    write: bool = True,
+    progress: Progress = "auto",
+    **evaluation: Any,
+) -> dict[str, Any]:
     """Measure a trained run on its test split (its family's metrics: reconstruction beside PCA,
     ELBO and IWAE bounds, sample quality, accuracy, bits per character); write ``metrics.json`` and
     the figures. ``data`` (a name, folder, arrays or loaded data) measures on other data instead,
@@ -69,9 +76,13 @@ def evaluate(run: Run | str | Path, data: Any = None, write_figures: bool = True
         with run.recording() if write or write_figures else nullcontext():
             metrics.update(family.evaluate(run, model, data, write_figures, options))
             if write_figures and run.history:
-                figures.curves(run.history, run.path / "curves.png", f"{config.model} on {config.data}",
-                               references=[*_reference_line(config), *family.curve_lines(config.train, metrics)],
-                               loss_label=family.loss_label(config.train))
+                figures.curves(
+                    run.history,
+                    run.path / "curves.png",
+                    f"{config.model} on {config.data}",
+                    references=[*_reference_line(config), *family.curve_lines(config.train, metrics)],
+                    loss_label=family.loss_label(config.train),
+                )
             if write:
                 write_json(run.metrics_path, metrics)
     return metrics
@@ -104,8 +115,9 @@ def run_report(run: Run | str | Path, metrics: dict[str, Any] | None = None) -> 
     return "\n".join(lines)
 
 
-def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | None = None,
-             overwrite: bool = False) -> dict[str, Any]:
+def ensemble(
+    run_dirs: list[str | Path], data: Any = None, out: str | Path | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """Seed 3's model ensembling: average the members' reconstructions of the same test inputs
     (and write the result as JSON to ``out``, if given; an existing file only with ``overwrite``).
 
@@ -116,13 +128,16 @@ def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | Non
         raise AelabError("an ensemble needs at least two run folders")
     runs = [Run(path) for path in run_dirs]
     if out is not None:
-        check_targets([out], overwrite=overwrite, suffixes=(".json",),
-                      inputs=[path for run in runs for path in run.sources(data)])
+        check_targets(
+            [out], overwrite=overwrite, suffixes=(".json",), inputs=[path for run in runs for path in run.sources(data)]
+        )
     configs = [run.config for run in runs]
     for run, config in zip(runs, configs):
         if not isinstance(run.model, Autoencoder):
-            raise AelabError(f"{run.path} holds {config.model}, which does not reconstruct images; an ensemble "
-                             "averages autoencoders' reconstructions")
+            raise AelabError(
+                f"{run.path} holds {config.model}, which does not reconstruct images; an ensemble "
+                "averages autoencoders' reconstructions"
+            )
     shapes = {c.input_shape for c in configs}
     noises = {c.train.noise for c in configs}
     if len(shapes) > 1:
@@ -143,8 +158,12 @@ def ensemble(run_dirs: list[str | Path], data: Any = None, out: str | Path | Non
         members.append(row)
         recons.append(recon)
     mean = torch.stack(recons).mean(0)
-    result: dict[str, Any] = {"data": data.name, "test_images": len(data.test), "members": members,
-                              "code_size": total_code}
+    result: dict[str, Any] = {
+        "data": data.name,
+        "test_images": len(data.test),
+        "members": members,
+        "code_size": total_code,
+    }
     result.update({f"test_{k}": v for k, v in image_metrics(mean, data.test).items()})
     result["pca_rmse"] = pca_rmse(data.train, test_inputs, data.test, total_code)
     if out is not None:

@@ -52,8 +52,16 @@ class ExportedPart(nn.Module):
         return self.model.layers(x)  # a GAN's generator: latent points -> images in [0, 1]
 
 
-def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "onnx", overwrite: bool = False,
-           contamination: float = 0.1, score: Score = "normalised", method: MethodName = "reconstruction") -> Path:
+def export(
+    run: Any,
+    out: str | Path,
+    part: Part = "encoder",
+    format: Format = "onnx",
+    overwrite: bool = False,
+    contamination: float = 0.1,
+    score: Score = "normalised",
+    method: MethodName = "reconstruction",
+) -> Path:
     """Write ``run``'s ``part`` (encoder, decoder, both, a GAN's generator, or ``detector``: the
     anomaly score of :class:`aelab.AnomalyDetector`, its threshold set on the run's validation
     images at ``contamination``, ``score`` and ``method`` as in :class:`aelab.AnomalyDetector`, and
@@ -71,22 +79,47 @@ def export(run: Any, out: str | Path, part: Part = "encoder", format: Format = "
             raise AelabError(f"a detector exports as part 'detector', not {part!r}")
         inputs = [] if isinstance(run, AnomalyDetector) else Run.of(run).sources()
         check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=inputs)
-        detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(
-            run, contamination, score=score, method=method)
+        detector = (
+            run
+            if isinstance(run, AnomalyDetector)
+            else AnomalyDetector.from_run(run, contamination, score=score, method=method)
+        )
         module, metadata = detector.scoring_module()
-        return export_module(module, (torch.rand(2, *module.model.input_shape),), ["images"], out, metadata=metadata,
-                             overwrite=overwrite, what=f"{detector.config_.model}'s detector", inputs=inputs)
+        return export_module(
+            module,
+            (torch.rand(2, *module.model.input_shape),),
+            ["images"],
+            out,
+            metadata=metadata,
+            overwrite=overwrite,
+            what=f"{detector.config_.model}'s detector",
+            inputs=inputs,
+        )
     run = Run.of(run)
     check_targets([out], overwrite=overwrite, suffixes=(".onnx",), inputs=run.sources())
     model = run.model.eval()
     example, names = _example(run, model, part)
-    return export_module(ExportedPart(model, part).eval(), example, names, out, overwrite=overwrite,
-                         what=f"{run.config.model}'s {part}", inputs=run.sources())
+    return export_module(
+        ExportedPart(model, part).eval(),
+        example,
+        names,
+        out,
+        overwrite=overwrite,
+        what=f"{run.config.model}'s {part}",
+        inputs=run.sources(),
+    )
 
 
-def export_module(module: nn.Module, example: tuple[Tensor, ...], names: list[str], out: str | Path,
-                  metadata: dict[str, str] | None = None, overwrite: bool = False, what: str = "the model",
-                  inputs: list[Path] = ()) -> Path:
+def export_module(
+    module: nn.Module,
+    example: tuple[Tensor, ...],
+    names: list[str],
+    out: str | Path,
+    metadata: dict[str, str] | None = None,
+    overwrite: bool = False,
+    what: str = "the model",
+    inputs: list[Path] = (),
+) -> Path:
     """``module`` as an ONNX file at ``out`` (batch axis dynamic, output named ``output``), with
     ``metadata`` as the model's metadata properties; written whole or not at all."""
     out = check_targets([Path(out)], overwrite=overwrite, suffixes=(".onnx",), inputs=list(inputs))[0]
@@ -97,9 +130,16 @@ def export_module(module: nn.Module, example: tuple[Tensor, ...], names: list[st
         # exports in seconds, where the torch.export-based one (dynamo=True) takes 10-40 s each
         with warnings.catch_warnings(), _quiet_exporter():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, example, str(staged), input_names=names, output_names=["output"],
-                              dynamic_axes={name: {0: "batch"} for name in [*names, "output"]},
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                module,
+                example,
+                str(staged),
+                input_names=names,
+                output_names=["output"],
+                dynamic_axes={name: {0: "batch"} for name in [*names, "output"]},
+                opset_version=OPSET,
+                dynamo=False,
+            )
         if metadata:
             import onnx
 
@@ -110,8 +150,10 @@ def export_module(module: nn.Module, example: tuple[Tensor, ...], names: list[st
         os.replace(staged, out)
         created(out)
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds; the user gets one line
-        raise AelabError(f"could not export {what}: {type(error).__name__}: "
-                         f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:400]) from None
+        raise AelabError(
+            f"could not export {what}: {type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:400]
+        ) from None
     finally:
         staged.unlink(missing_ok=True)
         for extra in staged.parent.glob(f"{staged.name}*"):  # an exporter's side files, if any
@@ -129,8 +171,10 @@ def _example(run, model: nn.Module, part: str) -> tuple[tuple[Tensor, ...], list
         what = f"a GAN: {opt('part', 'generator')}" if isinstance(model, DCGAN) else "not an image autoencoder"
         raise AelabError(f"{run.config.model} is {what}")
     if part == "decoder" and not model.decodes_from_code_alone:
-        raise AelabError(f"{run.config.model}'s decoder needs more than the code (the encoder's pooling "
-                         f"switches); choose {opt('part')} both or encoder")
+        raise AelabError(
+            f"{run.config.model}'s decoder needs more than the code (the encoder's pooling "
+            f"switches); choose {opt('part')} both or encoder"
+        )
     x = torch.rand(2, *model.input_shape) if part != "decoder" else torch.randn(2, *model.code_shape())
     names = ["images" if part != "decoder" else "codes"]
     if model.conditional:

@@ -23,8 +23,17 @@ from torch import Tensor  # noqa: E402
 from .outputs import MARK, atomic_write  # noqa: E402
 
 DPI = 100  # at this resolution a 9-point label is 12-13 pixels high
-STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
-         "legend.fontsize": 9, "legend.title_fontsize": 9, "figure.titlesize": 12, "grid.alpha": 0.3}
+STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "legend.title_fontsize": 9,
+    "figure.titlesize": 12,
+    "grid.alpha": 0.3,
+}
 plt.rcParams.update(STYLE)
 
 
@@ -48,8 +57,12 @@ def described(fig) -> dict:
             bars.append(ax.get_ylabel() or ax.get_xlabel())
             continue
         legend = ax.get_legend()
-        panel = {"title": ax.get_title(), "x": ax.get_xlabel(), "y": ax.get_ylabel(),
-                 "legend": [t.get_text() for t in legend.get_texts()] if legend is not None else []}
+        panel = {
+            "title": ax.get_title(),
+            "x": ax.get_xlabel(),
+            "y": ax.get_ylabel(),
+            "legend": [t.get_text() for t in legend.get_texts()] if legend is not None else [],
+        }
         if any(panel.values()):
             panels.append(panel)
     return {"title": title, "panels": panels, "colorbars": bars}
@@ -60,8 +73,9 @@ def _save(fig, path: Path) -> Path:
     with what it shows in its metadata (:func:`described`)."""
     metadata = {"Software": MARK, "aelab:figure": json.dumps(described(fig))}
     try:
-        return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight",
-                                                               metadata=metadata))
+        return atomic_write(
+            Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata=metadata)
+        )
     finally:
         plt.close(fig)
 
@@ -86,8 +100,15 @@ def image_rows(rows: list[Tensor], labels: list[str], path: Path, title: str | N
     return _save(fig, path)
 
 
-def error_maps(images: Tensor, recons: Tensor, errors: Tensor, names: list[str], path: Path,
-               title: str | None = None, scores: Sequence[float] | None = None) -> Path:
+def error_maps(
+    images: Tensor,
+    recons: Tensor,
+    errors: Tensor,
+    names: list[str],
+    path: Path,
+    title: str | None = None,
+    scores: Sequence[float] | None = None,
+) -> Path:
     """Anomaly evidence, a column per image: the input, its reconstruction, and the squared error
     per pixel as a heat map (one colour scale for all, so columns compare, with its colour bar);
     under each map the image's anomaly score (the detector's, as the table gives it)."""
@@ -158,8 +179,13 @@ def codes(originals: Tensor, codes_: Tensor, recons: Tensor, path: Path, n: int 
 PARTS = {"_recon": "reconstruction term", "_kl": "KL term"}  # a loss's parts, drawn dashed beside it
 
 
-def curves(history: list[dict[str, float]], path: Path, title: str | None = None,
-           references: Sequence[tuple[float, str]] = (), loss_label: str = "loss") -> Path:
+def curves(
+    history: list[dict[str, float]],
+    path: Path,
+    title: str | None = None,
+    references: Sequence[tuple[float, str]] = (),
+    loss_label: str = "loss",
+) -> Path:
     """Train and validation losses per epoch (a GAN's: each player's; a VAE's with its
     reconstruction and KL terms, dashed) against whole epochs, ``loss_label`` naming the loss and
     its unit: a log scale where they span more than a decade, learning-rate drops as small marks
@@ -167,8 +193,9 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
     published number and PCA's test loss, as dashed and dotted lines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     epochs = [row["epoch"] for row in history]
-    keys = list(dict.fromkeys(k for row in history for k in row
-                              if k.endswith("_loss") and k.startswith(("train_", "val_"))))
+    keys = list(
+        dict.fromkeys(k for row in history for k in row if k.endswith("_loss") and k.startswith(("train_", "val_")))
+    )
     parts = list(dict.fromkeys(k for row in history for k in row if k.startswith("val_") and k.endswith(tuple(PARTS))))
     values = []
     for key in keys + parts:
@@ -177,8 +204,9 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
             values += [v for _, v in points]
             part = next((name for end, name in PARTS.items() if key.endswith(end)), None)
             label = f"validation {part}" if part else key.replace("_", " ").replace("val ", "validation ")
-            ax.plot(*zip(*points), ("--" if part else "-") + ("" if len(points) > 30 else "o"), label=label,
-                    markersize=3)
+            ax.plot(
+                *zip(*points), ("--" if part else "-") + ("" if len(points) > 30 else "o"), label=label, markersize=3
+            )
     for (value, label), style in zip(references, ("--", ":", "-.")):
         ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
         values.append(value)
@@ -187,8 +215,16 @@ def curves(history: list[dict[str, float]], path: Path, title: str | None = None
         ax.set_yscale("log")
     drops = [after["epoch"] for before, after in zip(history, history[1:]) if after.get("lr", 0) < before.get("lr", 0)]
     if drops:
-        ax.plot(drops, [1.0] * len(drops), "v", color="gray", markersize=5, transform=ax.get_xaxis_transform(),
-                clip_on=False, label="learning rate lowered")
+        ax.plot(
+            drops,
+            [1.0] * len(drops),
+            "v",
+            color="gray",
+            markersize=5,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            label="learning rate lowered",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(loss_label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs: no 0.5, 1.5
@@ -229,15 +265,25 @@ def png_bytes(fig) -> bytes:
 
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight",
-                    metadata={"Software": MARK, "aelab:figure": json.dumps(described(fig))})
+        fig.savefig(
+            buffer,
+            format="png",
+            dpi=DPI,
+            bbox_inches="tight",
+            metadata={"Software": MARK, "aelab:figure": json.dumps(described(fig))},
+        )
     finally:
         plt.close(fig)
     return buffer.getvalue()
 
 
-def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None = None,
-         row_labels: Sequence[str] | None = None) -> Path:
+def grid(
+    images: Tensor,
+    path: Path,
+    nrow: int | None = None,
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+) -> Path:
     """Images (N, C, H, W) in a grid of ``nrow`` columns, no gaps: samples, interpolations;
     ``row_labels`` name the rows (a conditional model's classes)."""
     from torchvision.utils import make_grid
@@ -245,8 +291,12 @@ def grid(images: Tensor, path: Path, nrow: int | None = None, title: str | None 
     nrow = nrow or math.ceil(math.sqrt(len(images)))
     canvas = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
     rows = math.ceil(len(images) / nrow)
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * nrow * images.shape[-1] / 28 + 0.6),
-                                    max(1.2, 0.45 * rows * images.shape[-2] / 28 + (0.4 if title else 0.1))))
+    fig, ax = plt.subplots(
+        figsize=(
+            max(3.0, 0.45 * nrow * images.shape[-1] / 28 + 0.6),
+            max(1.2, 0.45 * rows * images.shape[-2] / 28 + (0.4 if title else 0.1)),
+        )
+    )
     _show(ax, canvas if images.shape[1] == 3 else canvas[:1])
     if row_labels is not None:
         tile = (canvas.shape[-2] - 1) / rows
@@ -268,8 +318,14 @@ def manifold(images: Tensor, values: Tensor, path: Path, title: str | None = Non
     side = 0.42 * n * images.shape[-1] / 28 + 1.2
     fig, ax = plt.subplots(figsize=(side, side))
     array = canvas.numpy()
-    ax.imshow(array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1,
-              extent=(-0.5, n - 0.5, n - 0.5, -0.5), interpolation="nearest")
+    ax.imshow(
+        array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0),
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        extent=(-0.5, n - 0.5, n - 0.5, -0.5),
+        interpolation="nearest",
+    )
     step = max(1, n // 7)
     ticks = list(range(0, n, step))
     ax.set_xticks(ticks, [f"{float(values[i]):.2g}" for i in ticks])
@@ -282,8 +338,9 @@ def manifold(images: Tensor, values: Tensor, path: Path, title: str | None = Non
     return _save(fig, path)
 
 
-def style_panel(images: list[Tensor], losses: list[float], path: Path, title: str,
-                heights: Sequence[int] | None = None) -> Path:
+def style_panel(
+    images: list[Tensor], losses: list[float], path: Path, title: str, heights: Sequence[int] | None = None
+) -> Path:
     """Content, style and result side by side, and the loss after each L-BFGS round, a line a
     size (the pyramid's coarser levels first: their losses are of smaller images)."""
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 1, 1, 0.9]})
@@ -305,13 +362,18 @@ def style_panel(images: list[Tensor], losses: list[float], path: Path, title: st
     return _save(fig, path)
 
 
-def scatter(points: Tensor, labels: Tensor | None, path: Path, title: str | None = None,
-            axis_names: tuple[str, str] = ("z[0]", "z[1]"), classes: Sequence[str] | None = None) -> Path:
+def scatter(
+    points: Tensor,
+    labels: Tensor | None,
+    path: Path,
+    title: str | None = None,
+    axis_names: tuple[str, str] = ("z[0]", "z[1]"),
+    classes: Sequence[str] | None = None,
+) -> Path:
     """2-D codes as dots, coloured by class where labels are known (the keras-io VAE's latent plot),
     with a legend naming the classes."""
     fig, ax = plt.subplots(figsize=(8, 6))
-    labelled_dots(ax, points.detach().float().cpu().numpy(), None if labels is None else labels.cpu().numpy(),
-                  classes)
+    labelled_dots(ax, points.detach().float().cpu().numpy(), None if labels is None else labels.cpu().numpy(), classes)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     if title:
@@ -326,8 +388,9 @@ def class_label(k: int, classes: Sequence[str] | None) -> str:
     return f"{k}: {classes[k]}" if classes is not None and k < len(classes) else str(k)
 
 
-def labelled_dots(ax, xy: np.ndarray, labels: np.ndarray | None, classes: Sequence[str] | None = None,
-                  size: float = 3) -> None:
+def labelled_dots(
+    ax, xy: np.ndarray, labels: np.ndarray | None, classes: Sequence[str] | None = None, size: float = 3
+) -> None:
     """Dots coloured by class with a legend beside the axes naming each class ("3: Dress" where the
     data have class names, else the label); past 20 classes, a colour bar of the label instead."""
     if labels is None:
@@ -340,10 +403,23 @@ def labelled_dots(ax, xy: np.ndarray, labels: np.ndarray | None, classes: Sequen
         return
     palette = plt.get_cmap("tab10" if max(present, default=0) < 10 else "tab20")
     for k in present:
-        ax.scatter(xy[labels == k, 0], xy[labels == k, 1], s=size, alpha=0.7, color=palette(k % palette.N),
-                   label=class_label(k, classes))
-    ax.legend(title="class", markerscale=12 / max(size, 1), fontsize=8, title_fontsize=9, loc="center left",
-              bbox_to_anchor=(1.01, 0.5), frameon=False)
+        ax.scatter(
+            xy[labels == k, 0],
+            xy[labels == k, 1],
+            s=size,
+            alpha=0.7,
+            color=palette(k % palette.N),
+            label=class_label(k, classes),
+        )
+    ax.legend(
+        title="class",
+        markerscale=12 / max(size, 1),
+        fontsize=8,
+        title_fontsize=9,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+    )
 
 
 def feature_maps(image: np.ndarray, activation: np.ndarray, path: Path, title: str, max_maps: int = 64) -> Path:

@@ -38,9 +38,16 @@ class SmallClassifier(nn.Module):
     def __init__(self, in_channels: int, size: int, classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU())
+            nn.Conv2d(in_channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * (size // 4) ** 2, 128),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(128, classes)
         self.num_features = 128  # read by torchmetrics for a custom feature extractor
 
@@ -67,8 +74,10 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
         model.load_state_dict(load_file(str(weights)))
         say(f"  fd_classifier: the feature classifier for {data.name} from the cache ({weights})")
         return model.eval(), {**json.loads(info_path.read_text()), "trained_now": False}
-    say(f"  fd_classifier: training the feature classifier for {data.name}, once per dataset (later runs on "
-        f"these data reuse it from {folder})")
+    say(
+        f"  fd_classifier: training the feature classifier for {data.name}, once per dataset (later runs on "
+        f"these data reuse it from {folder})"
+    )
     started = time.perf_counter()
     torch.manual_seed(seed)
     # channels-last, and bf16 where it pays (training's rule, accel.choose_precision): 2.8x the plain
@@ -79,8 +88,9 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     labels = data.train_labels.long()
     batches = -(-len(data.train) // 128)
-    with stage(f"feature classifier, {epochs} epochs of {len(data.train):,} images", total=epochs * batches,
-               unit="steps") as step:
+    with stage(
+        f"feature classifier, {epochs} epochs of {len(data.train):,} images", total=epochs * batches, unit="steps"
+    ) as step:
         shuffled = (idx for _ in range(epochs) for idx in torch.randperm(len(data.train)).split(128))
         for idx in adaptive(shuffled, warm=WARM_STEPS):  # a training loop: its first steps build caches
             with autocast(precision, "cpu"):
@@ -92,9 +102,13 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     model = model.to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(INFERENCE_BATCH)])
-    info = {"dataset": data.name, "epochs": epochs, "precision": precision,
-            "test_accuracy": (predictions == data.test_labels).float().mean().item(),
-            "train_seconds": round(time.perf_counter() - started, 2)}
+    info = {
+        "dataset": data.name,
+        "epochs": epochs,
+        "precision": precision,
+        "test_accuracy": (predictions == data.test_labels).float().mean().item(),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), str(weights))
     info_path.write_text(json.dumps(info, indent=2))
@@ -107,7 +121,9 @@ def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048
     metric = FrechetInceptionDistance(feature=feature, normalize=True, **kwargs)
     metric.eval()
     with torch.no_grad():
-        for batch, real_ in adaptive([(b, True) for b in real.split(INFERENCE_BATCH)] + [(b, False) for b in fake.split(INFERENCE_BATCH)]):
+        for batch, real_ in adaptive(
+            [(b, True) for b in real.split(INFERENCE_BATCH)] + [(b, False) for b in fake.split(INFERENCE_BATCH)]
+        ):
             metric.update(batch, real=real_)
     return float(metric.compute())
 
@@ -124,8 +140,9 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
         return {**result, "fd_classifier": None, "fd_note": str(error)}
     started = time.perf_counter()
     n = min(len(data.train), len(data.test), len(samples))
-    with stage(f"fd_classifier: Fréchet distance of {len(samples):,} samples to {len(data.test):,} test images, "
-               "and its floor"):
+    with stage(
+        f"fd_classifier: Fréchet distance of {len(samples):,} samples to {len(data.test):,} test images, and its floor"
+    ):
         result["fd_classifier"] = frechet_distance(data.test, samples, classifier)
         result["fd_classifier_floor"] = frechet_distance(data.test[:n], data.train[:n], classifier)
     result["fd_classifier_accuracy"] = info["test_accuracy"]
@@ -134,8 +151,10 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
     weights = os.environ.get(INCEPTION_WEIGHTS_ENV)
     if not weights or not Path(weights).is_file():
         result["fid_inception"] = None
-        result["fid_note"] = (f"Inception FID skipped: no local weights (set {INCEPTION_WEIGHTS_ENV} to the "
-                              "pt_inception-2015-12-05 weights file torch-fidelity uses)")
+        result["fid_note"] = (
+            f"Inception FID skipped: no local weights (set {INCEPTION_WEIGHTS_ENV} to the "
+            "pt_inception-2015-12-05 weights file torch-fidelity uses)"
+        )
         return result
     try:
         rgb = lambda x: x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # noqa: E731

@@ -56,8 +56,9 @@ def _model(run: RunLike) -> tuple[Run, nn.Module]:
     return run, run.model
 
 
-def _png(run: Run, out: str | Path | None, default: str, overwrite: bool, inputs: Iterable[Any] = (),
-         data: Any = None) -> Path:
+def _png(
+    run: Run, out: str | Path | None, default: str, overwrite: bool, inputs: Iterable[Any] = (), data: Any = None
+) -> Path:
     """The figure's target: ``out``, checked by the output policy, or the run's own ``default``
     figure: replaced with ``overwrite``, else (when it exists: the report shows it) the first free
     ``NAME-2.png``, ``NAME-3.png``, ...; never one of the command's ``inputs`` (paths), the run's
@@ -86,8 +87,9 @@ def _through(run: RunLike, x: Any, precision: str, labels: Any) -> tuple[Tensor,
     if not len(x):
         raise AelabError("no images: give at least one")
     labels = model.check_labels(labels, len(x))
-    return reconstruct_batches(model, x, precision=choose_precision(precision, "cpu"),
-                               labels=labels[0].cpu() if labels else None)
+    return reconstruct_batches(
+        model, x, precision=choose_precision(precision, "cpu"), labels=labels[0].cpu() if labels else None
+    )
 
 
 def reconstruct(run: RunLike, x: Any, labels: Any = None, precision: str = "32") -> Tensor | np.ndarray:
@@ -116,8 +118,10 @@ def decode(run: RunLike, z: Any, labels: Any = None) -> Tensor | np.ndarray:
         raise AelabError("codes must be finite numbers (got NaN or infinity)")
     images = model.decode(codes.float(), labels)
     if not torch.isfinite(images).all():
-        raise AelabError(f"the decoder's output is not finite for these codes (largest magnitude "
-                         f"{float(codes.abs().max()):.3g}): they lie far outside the codes it was trained on")
+        raise AelabError(
+            f"the decoder's output is not finite for these codes (largest magnitude "
+            f"{float(codes.abs().max()):.3g}): they lie far outside the codes it was trained on"
+        )
     return like(images, numpy)
 
 
@@ -147,8 +151,14 @@ def encode_split(run: RunLike, split: Split = "test", data: Any = None, precisio
     return _through(run, images, precision, None)[1].flatten(1).numpy()
 
 
-def encode_file(run: RunLike, out: str | Path, split: Split = "test", data: Any = None,
-                precision: str = "32", overwrite: bool = False) -> tuple[Path, np.ndarray]:
+def encode_file(
+    run: RunLike,
+    out: str | Path,
+    split: Split = "test",
+    data: Any = None,
+    precision: str = "32",
+    overwrite: bool = False,
+) -> tuple[Path, np.ndarray]:
     """Write :func:`encode_split`'s codes to the .npy file ``out`` (an existing one only with
     ``overwrite``); returns it and the codes."""
     out = check_targets([out], overwrite=overwrite, suffixes=(".npy",), inputs=Run.of(run).sources(data))[0]
@@ -161,9 +171,16 @@ def encode_file(run: RunLike, out: str | Path, split: Split = "test", data: Any 
     return atomic_write(out, save), codes
 
 
-def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, noise: float = 0.0,
-                      precision: str = "auto", mode: str = "reconstruct", labels: int | None = None,
-                      overwrite: bool = False) -> list[Path]:
+def reconstruct_files(
+    run: RunLike,
+    images: list[str | Path],
+    out: str | Path,
+    noise: float = 0.0,
+    precision: str = "auto",
+    mode: str = "reconstruct",
+    labels: int | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
     """Reconstruct image files (``mode="denoise"``: denoise them, after adding ``noise`` if given,
     to try the model). Writes ``out/NAME_recon.png`` (``NAME_denoised.png``) for each and
     ``out/reconstruct.png`` (``denoise.png``), inputs over outputs; returns the files. Existing
@@ -181,8 +198,11 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AelabError(f"{opt('out', out)} is a file; name the folder to write the images into")
-    targets = check_targets([out / f"{Path(source).stem}_{suffix}.png" for source in images] + [out / f"{mode}.png"],
-                            overwrite=overwrite, inputs=[*images, *run.sources()])
+    targets = check_targets(
+        [out / f"{Path(source).stem}_{suffix}.png" for source in images] + [out / f"{mode}.png"],
+        overwrite=overwrite,
+        inputs=[*images, *run.sources()],
+    )
     inputs = read_images(images, channels, size)  # every file checked before anything is written
     if noise:
         inputs = add_noise(inputs, noise, torch.Generator().manual_seed(0))
@@ -191,8 +211,12 @@ def reconstruct_files(run: RunLike, images: list[str | Path], out: str | Path, n
         atomic_write(target, lambda tmp, image=image: save_image(image.clamp(0, 1), tmp, format="png"))
     shown = "denoised" if mode == "denoise" else "reconstruction"
     what = f", noise {noise:g} added" if noise else ""
-    figures.image_rows([inputs, outputs], ["input" + (" (noisy)" if noise else ""), shown], targets[-1],
-                       f"{run.config.model}: {len(outputs)} image{'s' if len(outputs) != 1 else ''}{what}")
+    figures.image_rows(
+        [inputs, outputs],
+        ["input" + (" (noisy)" if noise else ""), shown],
+        targets[-1],
+        f"{run.config.model}: {len(outputs)} image{'s' if len(outputs) != 1 else ''}{what}",
+    )
     return targets
 
 
@@ -214,16 +238,26 @@ def _samples(run: RunLike, n: int, seed: int, labels: int | None) -> Tensor:
     return latent_tools.samples(model, n, seed, labels)
 
 
-def sample_figure(run: RunLike, out: str | Path | None = None, n: int = 100, seed: int = 0,
-                  labels: int | None = None, overwrite: bool = False) -> Path:
+def sample_figure(
+    run: RunLike,
+    out: str | Path | None = None,
+    n: int = 100,
+    seed: int = 0,
+    labels: int | None = None,
+    overwrite: bool = False,
+) -> Path:
     """:func:`sample`'s images as a square grid in ``out`` (default RUN/samples.png; when it exists and ``overwrite`` is
     False, RUN/samples-2.png, -3, ...)."""
     run = Run.of(run)
     out = _png(run, out, "samples.png", overwrite)
     images = _samples(run, n, seed, labels)
     which = "" if labels is None else f" of class {labels}"
-    return _drawn(run, figures.grid(images, out, nrow=math.ceil(math.sqrt(n)),
-                                    title=f"{run.config.model}: {n} samples{which} (seed {seed})"))
+    return _drawn(
+        run,
+        figures.grid(
+            images, out, nrow=math.ceil(math.sqrt(n)), title=f"{run.config.model}: {n} samples{which} (seed {seed})"
+        ),
+    )
 
 
 def manifold(run: RunLike, grid: int = 15, labels: int | None = None) -> np.ndarray:
@@ -238,14 +272,21 @@ def _manifold(run: RunLike, grid: int, labels: int | None) -> Tensor:
     return latent_tools.manifold(model, grid, labels=labels)
 
 
-def manifold_figure(run: RunLike, out: str | Path | None = None, grid: int = 15, labels: int | None = None,
-                    overwrite: bool = False) -> Path:
+def manifold_figure(
+    run: RunLike, out: str | Path | None = None, grid: int = 15, labels: int | None = None, overwrite: bool = False
+) -> Path:
     """:func:`manifold` as a grid in ``out`` (default RUN/manifold.png)."""
     run = Run.of(run)
     out = _png(run, out, "manifold.png", overwrite)
-    return _drawn(run, figures.manifold(_manifold(run, grid, labels), latent_tools.quantile_grid(grid), out,
-                                        title=f"{run.config.model}: the decoded latent grid"
-                                              + ("" if labels is None else f", class {labels}")))
+    return _drawn(
+        run,
+        figures.manifold(
+            _manifold(run, grid, labels),
+            latent_tools.quantile_grid(grid),
+            out,
+            title=f"{run.config.model}: the decoded latent grid" + ("" if labels is None else f", class {labels}"),
+        ),
+    )
 
 
 def latent(run: RunLike, data: Any = None, limit: int = 5000) -> tuple[np.ndarray, np.ndarray | None, tuple[str, str]]:
@@ -264,18 +305,21 @@ def _latent(run: RunLike, data: Any, limit: int) -> tuple[Tensor, Tensor | None,
     return (*latent_tools.codes_2d(model, data, limit), data.classes)
 
 
-def latent_figure(run: RunLike, out: str | Path | None = None, data: Any = None, limit: int = 5000,
-                  overwrite: bool = False) -> Path:
+def latent_figure(
+    run: RunLike, out: str | Path | None = None, data: Any = None, limit: int = 5000, overwrite: bool = False
+) -> Path:
     """:func:`latent`'s scatter, coloured by label, in ``out`` (default RUN/latent.png); returns the file."""
     run = Run.of(run)
     out = _png(run, out, "latent.png", overwrite, data=data)
     points, labels, axes, classes = _latent(run, data, limit)
-    return _drawn(run, figures.scatter(points, labels, out, f"{run.config.model}: {len(points):,} test codes", axes,
-                                       classes))
+    return _drawn(
+        run, figures.scatter(points, labels, out, f"{run.config.model}: {len(points):,} test codes", axes, classes)
+    )
 
 
-def interpolate(run: RunLike, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0,
-                labels: int | None = None) -> Tensor | np.ndarray:
+def interpolate(
+    run: RunLike, a: Any = None, b: Any = None, steps: int = 10, seed: int = 0, labels: int | None = None
+) -> Tensor | np.ndarray:
     """Decoded points on the straight line between the codes of images ``a`` and ``b`` (files, or
     one image each as an array or tensor), framed by the two inputs; with no images, between two
     prior points. A tensor when the images came as tensors, else numpy."""
@@ -297,20 +341,31 @@ def _interpolate(run: RunLike, a: Any, b: Any, steps: int, seed: int, labels: in
         if isinstance(end, (str, Path)):
             end = read_images([end], model.input_shape[0], model.input_shape[1])
         ends.append(model.check_images(as_tensor(end, "image")[0]))
-    return torch.cat([ends[0], latent_tools.interpolate(model, ends[0], ends[1], steps=steps, seed=seed,
-                                                        labels=labels), ends[1]])
+    return torch.cat(
+        [ends[0], latent_tools.interpolate(model, ends[0], ends[1], steps=steps, seed=seed, labels=labels), ends[1]]
+    )
 
 
-def interpolate_figure(run: RunLike, a: Any = None, b: Any = None, out: str | Path | None = None, steps: int = 10,
-                       seed: int = 0, labels: int | None = None, overwrite: bool = False) -> Path:
+def interpolate_figure(
+    run: RunLike,
+    a: Any = None,
+    b: Any = None,
+    out: str | Path | None = None,
+    steps: int = 10,
+    seed: int = 0,
+    labels: int | None = None,
+    overwrite: bool = False,
+) -> Path:
     """:func:`interpolate`'s path as one row in ``out`` (default RUN/interpolation.png); the two
     images are inputs, never targets."""
     run = Run.of(run)
     out = _png(run, out, "interpolation.png", overwrite, inputs=(a, b))
     path = _interpolate(run, a, b, steps, seed, labels)
-    ends = ("the two images" if a is not None else f"two prior points (seed {seed})")
-    return _drawn(run, figures.grid(path, out, nrow=len(path),
-                                    title=f"{run.config.model}: {steps} steps on the line between {ends}"))
+    ends = "the two images" if a is not None else f"two prior points (seed {seed})"
+    return _drawn(
+        run,
+        figures.grid(path, out, nrow=len(path), title=f"{run.config.model}: {steps} steps on the line between {ends}"),
+    )
 
 
 # ------------------------------------------------------------------ text
@@ -373,8 +428,14 @@ def activations(run: RunLike, epoch: int | None = None) -> dict[str, np.ndarray]
         raise AelabError(f"{path} is damaged ({error})") from None
 
 
-def activation_figure(run: RunLike, out: str | Path | None = None, epoch: int | None = None,
-                      layer: str | None = None, image: int = 0, overwrite: bool = False) -> Path:
+def activation_figure(
+    run: RunLike,
+    out: str | Path | None = None,
+    epoch: int | None = None,
+    layer: str | None = None,
+    image: int = 0,
+    overwrite: bool = False,
+) -> Path:
     """Draw one layer's saved output for one of the fixed images as a PNG (default layer: the first
     convolutional one; default ``out``: RUN/activations/epoch_NNN_LAYER.png, redrawn each time)."""
     run = Run.of(run)
@@ -391,11 +452,37 @@ def activation_figure(run: RunLike, out: str | Path | None = None, epoch: int | 
     count = len(arrays["inputs"])
     if not 0 <= image < count:
         raise AelabError(f"{opt('image')} must be 0 to {count - 1} (the saved batch has {count} images), got {image}")
-    return _drawn(run, figures.feature_maps(arrays["inputs"][image], arrays[layer][image], out,
-                                            f"{run.config.model}, epoch {epoch}: {layer} "
-                                            f"{tuple(arrays[layer].shape[1:])}"))
+    return _drawn(
+        run,
+        figures.feature_maps(
+            arrays["inputs"][image],
+            arrays[layer][image],
+            out,
+            f"{run.config.model}, epoch {epoch}: {layer} {tuple(arrays[layer].shape[1:])}",
+        ),
+    )
 
 
-__all__ = ["activation_epochs", "activation_figure", "activations", "decode", "decoder", "encode", "encode_file",
-           "encode_split", "encoder", "generate", "interpolate", "interpolate_figure", "latent", "latent_figure",
-           "manifold", "manifold_figure", "probe", "reconstruct", "reconstruct_files", "sample", "sample_figure"]
+__all__ = [
+    "activation_epochs",
+    "activation_figure",
+    "activations",
+    "decode",
+    "decoder",
+    "encode",
+    "encode_file",
+    "encode_split",
+    "encoder",
+    "generate",
+    "interpolate",
+    "interpolate_figure",
+    "latent",
+    "latent_figure",
+    "manifold",
+    "manifold_figure",
+    "probe",
+    "reconstruct",
+    "reconstruct_files",
+    "sample",
+    "sample_figure",
+]

@@ -13,8 +13,11 @@ from .errors import AelabError, opt
 from .metrics import pca_fit, reconstruct
 from .nets.base import Autoencoder, Conditional, Generative, TextModel
 
-WHAT = {Autoencoder: "an autoencoder", Generative: "a generative model (vae, cvae, gan)",
-        TextModel: "a text model (char-lstm)"}
+WHAT = {
+    Autoencoder: "an autoencoder",
+    Generative: "a generative model (vae, cvae, gan)",
+    TextModel: "a text model (char-lstm)",
+}
 
 
 def require(model: nn.Module, interface: type, why: str) -> None:
@@ -64,8 +67,10 @@ def manifold(model: nn.Module, n: int = 15, low: float = 0.05, high: float = 0.9
     require(model, Generative, "the manifold is drawn from a generative model's prior")
     extra = label_arguments(model, labels, needed_to="draws one class's manifold")
     if model.latent_dim != 2:
-        raise AelabError(f"the manifold needs a 2-D latent space; this model's has {model.latent_dim} dimensions "
-                         f"(train with {opt('param', 'latent_dim=2')})")
+        raise AelabError(
+            f"the manifold needs a 2-D latent space; this model's has {model.latent_dim} dimensions "
+            f"(train with {opt('param', 'latent_dim=2')})"
+        )
     quantiles = quantile_grid(n, low, high)
     zy, zx = torch.meshgrid(quantiles.flip(0), quantiles, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
@@ -90,8 +95,10 @@ def codes_2d(model: nn.Module, data: ImageData, limit: int = 5000) -> tuple[Tens
     if codes.shape[1] < 2:
         raise AelabError("the code has a single dimension; nothing to scatter in 2-D")
     if codes.shape[1] > 2 and len(codes) < 3:  # two principal components need three points
-        raise AelabError(f"the data's test split holds {len(codes)} image(s): too few to place {codes.shape[1]}-number "
-                         "codes in 2-D by principal components (give a folder of at least 15 images)")
+        raise AelabError(
+            f"the data's test split holds {len(codes)} image(s): too few to place {codes.shape[1]}-number "
+            "codes in 2-D by principal components (give a folder of at least 15 images)"
+        )
     points, _, _, names = on_a_plane(codes)
     return points.float(), labels, names
 
@@ -110,8 +117,14 @@ def on_a_plane(codes: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[str, str]]:
 
 
 @torch.no_grad()
-def interpolate(model: nn.Module, a: Tensor | None = None, b: Tensor | None = None, steps: int = 10,
-                seed: int = 0, labels: int | None = None) -> Tensor:
+def interpolate(
+    model: nn.Module,
+    a: Tensor | None = None,
+    b: Tensor | None = None,
+    steps: int = 10,
+    seed: int = 0,
+    labels: int | None = None,
+) -> Tensor:
     """Images decoded along the straight line between two codes: of images ``a`` and ``b`` (1, C, H, W)
     through the encoder, or of two random prior points for a generative model given no images (a
     conditional model's, all of class ``labels``)."""

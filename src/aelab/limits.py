@@ -17,7 +17,10 @@ MAX_SAMPLES = 10_000  # images one `sample` call or figure draws
 MAX_GRID = 100  # points per side of a manifold
 MAX_STEPS = 1_000  # points on an interpolation path
 INFERENCE_BATCH = 1000  # images (or windows) a pass without gradients takes at once: evaluation, scoring, validation
-STYLE_SIDES = (16, 4096)  # style transfer's output sides: VGG19 pools 4 times before its last layers; above, minutes a step
+STYLE_SIDES = (
+    16,
+    4096,
+)  # style transfer's output sides: VGG19 pools 4 times before its last layers; above, minutes a step
 MEMORY_SHARE = 0.8  # the share of the available memory one request may take
 MAX_SEED = 2**32 - 1  # seeds numpy and torch both take (numpy's generators stop at 2**32 - 1)
 MAX_LENGTH = 100_000  # characters one `generate` call draws (one step each: ~a minute at this bound on a CPU)
@@ -78,8 +81,10 @@ def _read_number(path: str) -> int | None:
 
 def _cgroup_memory() -> int | None:
     """The control group's memory limit less its use (cgroup v2, else v1), or None without a limit."""
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         most, used = _read_number(limit), _read_number(usage)
         if most is not None and most < 1 << 60:  # v1 writes a huge number for "no limit"
             return max(0, most - (used or 0))
@@ -108,8 +113,10 @@ def check_memory(what: str, nbytes: float) -> None:
     """Refuse ``what`` where it needs more than a share of the memory available now."""
     have = available_memory()
     if nbytes > MEMORY_SHARE * have:
-        raise AelabError(f"{what} would need about {nbytes / 2**30:,.1f} GiB of memory; this process can have "
-                         f"{have / 2**30:,.1f} GiB more")
+        raise AelabError(
+            f"{what} would need about {nbytes / 2**30:,.1f} GiB of memory; this process can have "
+            f"{have / 2**30:,.1f} GiB more"
+        )
 
 
 def check_images(what: str, n: int, shape: tuple[int, ...], copies: int = 3) -> None:

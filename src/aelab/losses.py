@@ -65,8 +65,9 @@ def kl_to_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * (1 + logvar - mean.pow(2) - logvar.exp())
 
 
-def vae_loss(logits: Tensor, target: Tensor, mean: Tensor, logvar: Tensor, kl_form: str,
-             kl_weight: float) -> tuple[Tensor, Tensor, Tensor]:
+def vae_loss(
+    logits: Tensor, target: Tensor, mean: Tensor, logvar: Tensor, kl_form: str, kl_weight: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """(loss, reconstruction term, KL term), averaged over the batch.
 
     ``elbo``: the negative ELBO per image, BCE summed over pixels + ``kl_weight`` x KL summed over

@@ -18,8 +18,13 @@ from .threads import adaptive
 
 
 @torch.inference_mode()
-def reconstruct(model: Autoencoder, inputs: Tensor, batch_size: int = INFERENCE_BATCH, precision: str = "32",
-                labels: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
+def reconstruct(
+    model: Autoencoder,
+    inputs: Tensor,
+    batch_size: int = INFERENCE_BATCH,
+    precision: str = "32",
+    labels: Tensor | int | None = None,
+) -> tuple[Tensor, Tensor]:
     """Reconstructions and codes for ``inputs`` (and their ``labels``, for a conditional model),
     batch by batch, on the model's device.
 
@@ -91,13 +96,22 @@ def pca_errors(train: Tensor, inputs: Tensor, targets: Tensor, components: int) 
     x = inputs.flatten(1).double() - mean
     recon = ((x @ basis.T) @ basis + mean).clamp(0, 1)
     target = targets.flatten(1).double()
-    return {"rmse": math.sqrt(F.mse_loss(recon, target).item()),
-            "bce": F.binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), target).item()}
+    return {
+        "rmse": math.sqrt(F.mse_loss(recon, target).item()),
+        "bce": F.binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), target).item(),
+    }
 
 
 @torch.inference_mode()
-def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100, seed: int = 0,
-               labels: Tensor | None = None, on_batch: Callable[[], None] | None = None) -> dict[str, float]:
+def vae_bounds(
+    model,
+    images: Tensor,
+    samples: int = 100,
+    batch_size: int = 100,
+    seed: int = 0,
+    labels: Tensor | None = None,
+    on_batch: Callable[[], None] | None = None,
+) -> dict[str, float]:
     """Test ELBO and the importance-weighted bound (IWAE, Burda et al. 2015, https://arxiv.org/abs/1509.00519)
     in nats per image, for a VAE with a Bernoulli decoder (a conditional one: given ``labels``,
     the bounds are on log p(x | label)).
@@ -116,12 +130,18 @@ def vae_bounds(model, images: Tensor, samples: int = 100, batch_size: int = 100,
             if on_batch is not None:
                 on_batch()
     n = len(images)
-    return {"test_elbo": totals["elbo"] / n, "test_recon_nats": totals["recon"] / n, "test_kl_nats": totals["kl"] / n,
-            f"test_iwae_k{samples}": totals["iwae"] / n, "bound_images": n}
+    return {
+        "test_elbo": totals["elbo"] / n,
+        "test_recon_nats": totals["recon"] / n,
+        "test_kl_nats": totals["kl"] / n,
+        f"test_iwae_k{samples}": totals["iwae"] / n,
+        "bound_images": n,
+    }
 
 
-def _bound_batch(model, x: Tensor, y: Tensor | None, samples: int, generator: torch.Generator,
-                 totals: dict[str, float]) -> None:
+def _bound_batch(
+    model, x: Tensor, y: Tensor | None, samples: int, generator: torch.Generator, totals: dict[str, float]
+) -> None:
     """One batch's share of :func:`vae_bounds`, added to ``totals``."""
     normal = torch.distributions.Normal(0.0, 1.0)
     given = () if y is None else (y,)
@@ -131,8 +151,9 @@ def _bound_batch(model, x: Tensor, y: Tensor | None, samples: int, generator: to
     z = mean + std * eps  # (k, B, D)
     repeated = () if y is None else (y.repeat(samples),)
     logits = model.decode_logits(z.flatten(0, 1), *repeated).reshape(samples, len(x), -1)
-    log_px = -F.binary_cross_entropy_with_logits(logits, x.flatten(1).expand(samples, -1, -1),
-                                                 reduction="none").sum(-1)  # (k, B)
+    log_px = -F.binary_cross_entropy_with_logits(logits, x.flatten(1).expand(samples, -1, -1), reduction="none").sum(
+        -1
+    )  # (k, B)
     log_pz = normal.log_prob(z).sum(-1)
     # no argument check: a diverged run's posterior may have collapsed (std 0); its bound is then
     # not finite, and recorded as such (null in metrics.json), not a crash

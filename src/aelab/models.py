@@ -45,29 +45,44 @@ def resolve_params(name: str, **overrides: Any) -> dict[str, Any]:
     values = entry.defaults()
     unknown = sorted(set(overrides) - set(values))
     if unknown:
-        raise AelabError(f"model {entry.name} has no parameter {unknown[0]!r}{_setting_hint(unknown[0])}; "
-                         f"its parameters are: {', '.join(values)}")
+        raise AelabError(
+            f"model {entry.name} has no parameter {unknown[0]!r}{_setting_hint(unknown[0])}; "
+            f"its parameters are: {', '.join(values)}"
+        )
     values.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})  # JSON gives lists
     return values
 
 
 # words users bring from other libraries and papers for what is a training setting here
-SETTING_WORDS = {"beta": "kl_weight", "learning_rate": "lr", "batch": "batch_size", "noise_factor": "noise",
-                 "max_epochs": "epochs", "weight_kl": "kl_weight", "kl": "kl_weight", "activity_l1": "sparsity",
-                 "l1": "sparsity", "val_split": "val_fraction", "validation_split": "val_fraction"}
+SETTING_WORDS = {
+    "beta": "kl_weight",
+    "learning_rate": "lr",
+    "batch": "batch_size",
+    "noise_factor": "noise",
+    "max_epochs": "epochs",
+    "weight_kl": "kl_weight",
+    "kl": "kl_weight",
+    "activity_l1": "sparsity",
+    "l1": "sparsity",
+    "val_split": "val_fraction",
+    "validation_split": "val_fraction",
+}
 
 
 def _setting_hint(name: str) -> str:
-    """", a training setting: ..." when ``name`` means (or nearly spells) one of TrainSettings'."""
+    """ ", a training setting: ..." when ``name`` means (or nearly spells) one of TrainSettings'."""
     import difflib
 
     from .config import TRAIN_FIELDS
 
-    setting = SETTING_WORDS.get(name) or next(iter(difflib.get_close_matches(name, TRAIN_FIELDS, n=1, cutoff=0.8)),
-                                              None)
+    setting = SETTING_WORDS.get(name) or next(
+        iter(difflib.get_close_matches(name, TRAIN_FIELDS, n=1, cutoff=0.8)), None
+    )
     if setting is None:
         return ""
-    return f" (it is a training setting here: {setting}=... in Python, --{setting.replace('_', '-')} on the command line)"
+    return (
+        f" (it is a training setting here: {setting}=... in Python, --{setting.replace('_', '-')} on the command line)"
+    )
 
 
 def upgrade_params(name: str, raw: dict[str, Any], what: str = "") -> dict[str, Any]:
@@ -110,6 +125,7 @@ def create_model(name: str, **params: Any) -> nn.Module:
 
 def _grown(values: dict[str, Any], defaults: dict[str, Any]) -> bool:
     """Whether a size-like parameter (a whole number, or a list of them) is above its registered value."""
+
     def largest(value: Any) -> int:
         items = value if isinstance(value, tuple) else (value,)
         return max((v for v in items if isinstance(v, int) and not isinstance(v, bool)), default=0)
@@ -128,6 +144,9 @@ def parse_param(name: str, text: str) -> tuple[str, Any]:
         return key, coerce(f"{opt('param')} {key}", from_text(raw, hint), hint)
     except AelabError:
         choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
-        why = f"{raw!r} is not one of: {', '.join(map(str, choices))}" if choices else \
-            f"cannot read {raw!r} as {describe(hint)}"
+        why = (
+            f"{raw!r} is not one of: {', '.join(map(str, choices))}"
+            if choices
+            else f"cannot read {raw!r} as {describe(hint)}"
+        )
         raise AelabError(f"{opt('param')} {key}: {why}") from None

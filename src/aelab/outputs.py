@@ -103,15 +103,17 @@ def _commit(tmp: Path, path: Path) -> None:
         if not appeared:
             os.replace(tmp, path)
     if appeared:
-        raise AelabError(f"{path} appeared while this command ran (another command wrote it); kept that one, "
-                         "this result was not written")
+        raise AelabError(
+            f"{path} appeared while this command ran (another command wrote it); kept that one, "
+            "this result was not written"
+        )
 
 
 def first_free(path: Path, suffix: str | None = None) -> Path:
     """``path`` if nothing is there, else the first free ``STEM-2SUFFIX``, ``STEM-3SUFFIX``, ...
     beside it (``suffix``: the path's own by default; "" for a folder)."""
     suffix = path.suffix if suffix is None else suffix
-    stem = path.name[:len(path.name) - len(suffix)]
+    stem = path.name[: len(path.name) - len(suffix)]
     candidate, number = path, 1
     while candidate.exists() or candidate.is_symlink():
         number += 1
@@ -137,9 +139,15 @@ def _inside(target: Path, folder: Path) -> bool:
         return False
 
 
-def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inputs: Iterable[Path | str] = (),
-                  suffixes: tuple[str, ...] | None = None, what: str | None = None,
-                  replaceable: Callable[[Path], bool] | None = None) -> list[Path]:
+def check_targets(
+    targets: Iterable[Path | str],
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[Path | str] = (),
+    suffixes: tuple[str, ...] | None = None,
+    what: str | None = None,
+    replaceable: Callable[[Path], bool] | None = None,
+) -> list[Path]:
     """Check every file a command will write, before it writes any (see the module's notes).
     ``suffixes``: the kinds of file the targets must be (e.g. ``(".png",)``); ``replaceable``:
     targets that may be replaced without ``overwrite`` (aelab's own files in a run folder)."""
@@ -159,8 +167,9 @@ def check_targets(targets: Iterable[Path | str], *, overwrite: bool = False, inp
             raise AelabError(f"{what} {target} is one of the command's inputs; write the result elsewhere")
         folder = next((source for source in inputs if _inside(target, source)), None)
         if folder is not None:
-            raise AelabError(f"{what} {target} lies inside {folder}, which the command reads; write the result "
-                             "elsewhere")
+            raise AelabError(
+                f"{what} {target} lies inside {folder}, which the command reads; write the result elsewhere"
+            )
         if target.exists() and not overwrite and not (replaceable and replaceable(target)):
             raise AelabError(f"{target} exists; choose another name or pass {opt('overwrite', True)} to replace it")
         checked.append(target)

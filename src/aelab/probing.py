@@ -20,8 +20,15 @@ from .metrics import pca_fit, reconstruct
 from .nets.base import Autoencoder, Conditional
 
 
-def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, classes: int | None = None,
-                 l2: float = 1e-4, iterations: int = 200) -> float:
+def linear_probe(
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    classes: int | None = None,
+    l2: float = 1e-4,
+    iterations: int = 200,
+) -> float:
     """Test accuracy of a logistic regression fitted on (``train_x``, ``train_y``): features
     (N, D), labels (N,) class numbers."""
     train_x, test_x = train_x.flatten(1).double(), test_x.flatten(1).double()
@@ -30,8 +37,9 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     classes = classes or int(max(train_y.max(), test_y.max())) + 1
     weight = torch.zeros(train_x.shape[1], classes, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=iterations, history_size=20,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1, max_iter=iterations, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> Tensor:
         optimizer.zero_grad()
@@ -51,8 +59,10 @@ def probe_run(run, data: ImageData) -> dict[str, Any]:
     if not isinstance(model, Autoencoder):
         raise AelabError(f"{run.config.model} has no encoder whose codes a probe could test")
     if data.train_labels is None or data.test_labels is None:
-        raise AelabError(f"{data.name} has no class labels to probe with (labels come from a folder's class "
-                         "sub-folders, IDX label files or y_train/y_test arrays)")
+        raise AelabError(
+            f"{data.name} has no class labels to probe with (labels come from a folder's class "
+            "sub-folders, IDX label files or y_train/y_test arrays)"
+        )
     train_known, test_known = data.train_labels >= 0, data.test_labels >= 0
     train_x, train_y = data.train[train_known], data.train_labels[train_known]
     test_x, test_y = data.test[test_known], data.test_labels[test_known]

@@ -81,8 +81,7 @@ class Stage:
         if self.mode == "bar" and total:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=f"  {what}", unit=unit, leave=False, file=sys.stdout,
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=total, desc=f"  {what}", unit=unit, leave=False, file=sys.stdout, dynamic_ncols=True)
         elif self.mode is not None:
             print(f"  {what} ...", end="", flush=True)
             self.open_line = True

@@ -9,6 +9,7 @@ from typing import Any
 
 TOLERANCE = 0.10  # a published number is met by ours within 10% of it, or better
 
+
 @dataclass(frozen=True)
 class Published:
     model: str
@@ -27,8 +28,13 @@ PUBLISHED = [
     Published("conv-resize", "test_bce", 0.10, "loss curve only (BCE ~0.10 after 20 epochs, figure)", "seed 1"),
     Published("dense-32", "test_bce", 0.10, "BCE ~0.09-0.11", "seed 2 / Keras blog"),
     Published("deep-32", "test_bce", 0.0885, "BCE ~0.08-0.097", "seed 2 / Keras blog"),
-    Published("sparse-32", "test_bce", 0.10, "BCE 0.11 train / 0.10 test; mean code activation 3.33 (7.30 without L1)",
-              "seed 2 / Keras blog"),
+    Published(
+        "sparse-32",
+        "test_bce",
+        0.10,
+        "BCE 0.11 train / 0.10 test; mean code activation 3.33 (7.30 without L1)",
+        "seed 2 / Keras blog",
+    ),
     Published("conv", "test_bce", 0.094, "BCE 0.094", "seed 2 / Keras blog"),
     Published("conv-transpose", "test_bce", 0.0622, "validation BCE 0.0622", "keras-io"),
     Published("conv-transpose-denoise", "test_bce", 0.0839, "validation BCE 0.0839", "keras-io"),
@@ -44,8 +50,11 @@ def published_for(model: str, params: dict[str, Any], defaults: dict[str, Any]) 
     exactly the experiment's."""
     differ = {k: v for k, v in params.items() if k in defaults and not _same(defaults[k], v)}
     for entry in PUBLISHED:
-        if entry.model == model and set(differ) == set(entry.params) and all(
-                _same(differ[k], v) for k, v in entry.params.items()):
+        if (
+            entry.model == model
+            and set(differ) == set(entry.params)
+            and all(_same(differ[k], v) for k, v in entry.params.items())
+        ):
             return entry
     return None
 

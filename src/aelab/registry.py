@@ -20,12 +20,11 @@ from .errors import AelabError
 if TYPE_CHECKING:
     from torch import nn
 
+
 def validate_choice(what: str, value: Any, literal: Any) -> None:
     choices = typing.get_args(literal)
     if value not in choices:
         raise AelabError(f"unknown {what} {value!r}; choose one of: {', '.join(map(str, choices))}")
-
-
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,15 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register_model(name: str, description: str, train: TrainSettings | None = None, family: str = "autoencoder",
-                   renamed: dict[str, str] | None = None, added_later: dict[str, Any] | None = None,
-                   converters: dict[str, Callable[[Any], Any]] | None = None):
+def register_model(
+    name: str,
+    description: str,
+    train: TrainSettings | None = None,
+    family: str = "autoencoder",
+    renamed: dict[str, str] | None = None,
+    added_later: dict[str, Any] | None = None,
+    converters: dict[str, Callable[[Any], Any]] | None = None,
+):
     """Class decorator: register a model class under ``name`` with its training defaults.
 
     ``renamed``, ``added_later`` and ``converters`` keep runs saved by earlier versions loading:
@@ -76,22 +81,43 @@ def register_model(name: str, description: str, train: TrainSettings | None = No
     whose form changed (e.g. an int that became a tuple)."""
 
     def decorate(builder):
-        _add(ModelEntry(name, builder, description, train or TrainSettings(), {}, family, renamed or {},
-                        added_later or {}, converters or {}))
+        _add(
+            ModelEntry(
+                name,
+                builder,
+                description,
+                train or TrainSettings(),
+                {},
+                family,
+                renamed or {},
+                added_later or {},
+                converters or {},
+            )
+        )
         return builder
 
     return decorate
 
 
-def register_preset(name: str, base: str, description: str, train: TrainSettings | None = None,
-                    **params: Any) -> None:
+def register_preset(name: str, base: str, description: str, train: TrainSettings | None = None, **params: Any) -> None:
     """Register ``name`` as ``base`` with other parameter values and/or training settings."""
     parent = _REGISTRY[_ALIASES.get(base, base)]  # registered earlier in the same nets module
     unknown = set(params) - set(parent.defaults())
     if unknown:
         raise ValueError(f"preset {name}: {base} has no parameter(s) {sorted(unknown)}")
-    _add(ModelEntry(name, parent.builder, description, train or parent.train, {**parent.preset, **params},
-                    parent.family, parent.renamed, parent.added_later, parent.converters))
+    _add(
+        ModelEntry(
+            name,
+            parent.builder,
+            description,
+            train or parent.train,
+            {**parent.preset, **params},
+            parent.family,
+            parent.renamed,
+            parent.added_later,
+            parent.converters,
+        )
+    )
 
 
 def register_alias(alias: str, name: str) -> None:
@@ -134,5 +160,3 @@ def catalog(pattern: str = "*") -> tuple[dict[str, str], dict[str, str]]:
                 aliases_[args[0]] = args[1]
     names = sorted(n for n in models if fnmatch.fnmatch(n, pattern))
     return {n: models[n] for n in names}, {a: n for a, n in sorted(aliases_.items()) if n in names}
-
-

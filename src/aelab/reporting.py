@@ -57,7 +57,8 @@ FIGURES = {
 # what each key of metrics.json means, with its unit: the report's third column (a key matches the
 # entry it equals, else one ending in "_" that it starts with or one starting with "_" that it ends with)
 GLOSSARY = {
-    "model": "the model measured", "data": "the dataset it was measured on",
+    "model": "the model measured",
+    "data": "the dataset it was measured on",
     "stopped": "why training stopped early",
     "test_rmse": "root mean squared error per pixel on the test images (pixels 0-1; lower is better)",
     "test_mse": "mean squared error per pixel on the test images",
@@ -112,8 +113,9 @@ def report(runs: Iterable[Run | str | Path], out: str | Path = "report.html", ov
             raise AelabError(f"{run.path} is not an aelab run (no config.json)")
         if not run.metrics_path.is_file():
             raise AelabError(f"{run.path} has no metrics.json yet; evaluate it first (aelab eval {run.path})")
-    (out,) = check_targets([Path(out)], overwrite=overwrite, suffixes=(".html",),
-                           inputs=[p for run in runs for p in run.path.iterdir()])
+    (out,) = check_targets(
+        [Path(out)], overwrite=overwrite, suffixes=(".html",), inputs=[p for run in runs for p in run.path.iterdir()]
+    )
     page = render(runs)
     home = Run(out.parent)  # a page written into a run folder goes on that run's record of its files
     with home.recording() if home.is_run() else nullcontext():
@@ -123,9 +125,13 @@ def report(runs: Iterable[Run | str | Path], out: str | Path = "report.html", ov
 
 def render(runs: list[Run]) -> str:
     """The page's HTML."""
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>aelab report: {html.escape(', '.join(r.path.name for r in runs))}</title>",
-             f"<style>{STYLE}</style></head><body>", "<h1>aelab report</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>aelab report: {html.escape(', '.join(r.path.name for r in runs))}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>aelab report</h1>",
+    ]
     if len(runs) > 1:
         parts += ["<h2>Comparison</h2>", comparison(runs)]
     parts += [run_section(run, i) for i, run in enumerate(runs)]
@@ -138,8 +144,7 @@ def number(key: str, value: Any, run_index: int) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"<td>{html.escape(str(value))}</td>"
     shown = "-" if not math.isfinite(value) else f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
-    return (f'<td class="num" data-run="{run_index}" data-key="{html.escape(key)}" '
-            f'data-value="{value!r}">{shown}</td>')
+    return f'<td class="num" data-run="{run_index}" data-key="{html.escape(key)}" data-value="{value!r}">{shown}</td>'
 
 
 def headline(run: Run) -> tuple[str, ...]:
@@ -155,17 +160,27 @@ def comparison(runs: list[Run]) -> str:
     by_data: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
         by_data.setdefault(str(metrics[i].get("data", run.config.data)), []).append(i)
-    parts = [] if len(by_data) == 1 else [f"<p>These runs were measured on {len(by_data)} datasets: one table each "
-                                          "(their numbers do not compare across datasets).</p>"]
+    parts = (
+        []
+        if len(by_data) == 1
+        else [
+            f"<p>These runs were measured on {len(by_data)} datasets: one table each "
+            "(their numbers do not compare across datasets).</p>"
+        ]
+    )
     for data, members in by_data.items():
         keys = list(dict.fromkeys(k for i in members for k in headline(runs[i])))
-        rows = [f"<h3>on {html.escape(data)}</h3>",
-                "<table><tr><th>run</th><th>model</th>" + "".join(
-                    f'<th title="{html.escape(meaning(k))}">{html.escape(k)}</th>' for k in keys) + "</tr>"]
+        rows = [
+            f"<h3>on {html.escape(data)}</h3>",
+            "<table><tr><th>run</th><th>model</th>"
+            + "".join(f'<th title="{html.escape(meaning(k))}">{html.escape(k)}</th>' for k in keys)
+            + "</tr>",
+        ]
         for i in members:
             cells = "".join(number(k, metrics[i][k], i) if k in metrics[i] else "<td>-</td>" for k in keys)
-            rows.append(f"<tr><td>{html.escape(runs[i].path.name)}</td><td>{html.escape(runs[i].config.model)}</td>"
-                        f"{cells}</tr>")
+            rows.append(
+                f"<tr><td>{html.escape(runs[i].path.name)}</td><td>{html.escape(runs[i].config.model)}</td>{cells}</tr>"
+            )
         parts.append("\n".join(rows) + "</table>")
         parts += curves_figures(data, [runs[i] for i in members])
     return "\n".join(parts)
@@ -187,10 +202,12 @@ def curves_figures(data: str, runs: list[Run]) -> list[str]:
     for label, curves in by_loss.items():
         png = figures.png_bytes(figures.overlaid_curves(curves, label, f"validation loss per epoch on {data}"))
         encoded = base64.b64encode(png).decode("ascii")
-        parts.append(f'<figure><img src="data:image/png;base64,{encoded}" '
-                     f'alt="validation curves on {html.escape(data)}"><figcaption>validation {html.escape(label)} '
-                     f"per epoch, {len(curves)} run{'s' if len(curves) > 1 else ''} on {html.escape(data)}"
-                     "</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{encoded}" '
+            f'alt="validation curves on {html.escape(data)}"><figcaption>validation {html.escape(label)} '
+            f"per epoch, {len(curves)} run{'s' if len(curves) > 1 else ''} on {html.escape(data)}"
+            "</figcaption></figure>"
+        )
     return parts
 
 
@@ -201,17 +218,24 @@ def published_row(run: Run) -> str:
 
     published = published_number(run.config)
     if published is None:
-        note = ("" if run.config.data in SEED_DATA else
-                " (the seeds published MNIST's numbers; this run is on another dataset)")
+        note = (
+            ""
+            if run.config.data in SEED_DATA
+            else " (the seeds published MNIST's numbers; this run is on another dataset)"
+        )
         return f"<p>Published number: none for this model and its parameters{note}.</p>"
     ours = run.metrics.get(published.metric)
     verdict = ""
     if isinstance(ours, (int, float)):
         met = published.met(ours)
-        verdict = (f' <span class="{"met" if met else "missed"}">{"met" if met else "missed"}: ours '
-                   f"{ours:.4g} against {published.value:g} (within 10% or better counts)</span>")
-    return (f"<p>Published ({html.escape(published.source)}): {html.escape(published.said)}; "
-            f"{html.escape(published.metric)} {published.value:g}.{verdict}</p>")
+        verdict = (
+            f' <span class="{"met" if met else "missed"}">{"met" if met else "missed"}: ours '
+            f"{ours:.4g} against {published.value:g} (within 10% or better counts)</span>"
+        )
+    return (
+        f"<p>Published ({html.escape(published.source)}): {html.escape(published.said)}; "
+        f"{html.escape(published.metric)} {published.value:g}.{verdict}</p>"
+    )
 
 
 def run_section(run: Run, index: int) -> str:
@@ -222,22 +246,33 @@ def run_section(run: Run, index: int) -> str:
         if isinstance(value, (list, dict)):
             continue
         css = ' class="headline"' if key in shown else ""
-        rows.append(f"<tr{css}><td>{html.escape(key)}</td>{number(key, value, index)}"
-                    f'<td class="what">{html.escape(meaning(key))}</td></tr>')
-    parts = [f"<section><h2>{html.escape(run.path.name)}: {html.escape(config.model)} on "
-             f"{html.escape(str(metrics.get('data', config.data)))}</h2>",
-             f"<p>{html.escape(str(run.path))}; {len(run.history)} epochs.</p>", published_row(run),
-             "<table><tr><th>metric</th><th>value</th><th>meaning</th></tr>", *rows, "</table>"]
-    pngs = sorted(run.path.glob("*.png"), key=lambda p: (list(FIGURES).index(p.name) if p.name in FIGURES
-                                                          else len(FIGURES), p.name))
+        rows.append(
+            f"<tr{css}><td>{html.escape(key)}</td>{number(key, value, index)}"
+            f'<td class="what">{html.escape(meaning(key))}</td></tr>'
+        )
+    parts = [
+        f"<section><h2>{html.escape(run.path.name)}: {html.escape(config.model)} on "
+        f"{html.escape(str(metrics.get('data', config.data)))}</h2>",
+        f"<p>{html.escape(str(run.path))}; {len(run.history)} epochs.</p>",
+        published_row(run),
+        "<table><tr><th>metric</th><th>value</th><th>meaning</th></tr>",
+        *rows,
+        "</table>",
+    ]
+    pngs = sorted(
+        run.path.glob("*.png"),
+        key=lambda p: (list(FIGURES).index(p.name) if p.name in FIGURES else len(FIGURES), p.name),
+    )
     for png in pngs:
         caption = FIGURES.get(png.name, png.stem.replace("_", " "))
         if png.name == "reconstructions.png" and "test_rmse" in metrics:
             pca = f", PCA {metrics['pca_rmse']:.4g}" if isinstance(metrics.get("pca_rmse"), float) else ""
             caption += f": test RMSE {metrics['test_rmse']:.4g}{pca}"
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(png.name)}">'
-                     f"<figcaption>{html.escape(png.name)}: {html.escape(caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(png.name)}">'
+            f"<figcaption>{html.escape(png.name)}: {html.escape(caption)}</figcaption></figure>"
+        )
     samples = run.path / "samples.txt"
     if samples.is_file():
         parts.append(f"<h3>Text samples</h3><pre>{html.escape(samples.read_text(errors='replace')[:20_000])}</pre>")

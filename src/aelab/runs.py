@@ -35,17 +35,47 @@ from .errors import AelabError, as_path, opt, resume_command
 from .models import create_model, get_entry, upgrade_params
 from .outputs import TEMPORARY, atomic_write, listening
 
-MEASUREMENTS = ("test_", "train_", "val_", "pca_", "fd_", "fid", "rmse", "bits", "mean_", "code_size")  # metrics.json's numbers
+MEASUREMENTS = (
+    "test_",
+    "train_",
+    "val_",
+    "pca_",
+    "fd_",
+    "fid",
+    "rmse",
+    "bits",
+    "mean_",
+    "code_size",
+)  # metrics.json's numbers
 LOCK_NAME = ".aelab.lock"
 MANIFEST = ".aelab-files.json"  # the files aelab wrote in this run folder: --overwrite replaces only these
 # what aelab itself writes into a run folder (its top-level names)
-RUN_LAYOUT = {"config.json", "model.safetensors", "metrics.json", "history.json", "checkpoints", "logs",
-              "samples", "samples.txt", "activations", "anomaly", LOCK_NAME, MANIFEST}
+RUN_LAYOUT = {
+    "config.json",
+    "model.safetensors",
+    "metrics.json",
+    "history.json",
+    "checkpoints",
+    "logs",
+    "samples",
+    "samples.txt",
+    "activations",
+    "anomaly",
+    LOCK_NAME,
+    MANIFEST,
+}
 # what the libraries aelab drives write in a run folder, by their own names (Lightning's loggers;
 # its checkpoints are noted as written): recorded when aelab next writes a file, and at the end
-LIBRARY_FILES = ("logs/tensorboard/events.out.tfevents.*", "logs/tensorboard/hparams.yaml", "logs/csv/metrics.csv",
-                 "logs/csv/hparams.yaml", "logs/mlflow.db", "logs/mlflow.db-journal", "logs/mlflow-artifacts/*",
-                 "logs/wandb/*")
+LIBRARY_FILES = (
+    "logs/tensorboard/events.out.tfevents.*",
+    "logs/tensorboard/hparams.yaml",
+    "logs/csv/metrics.csv",
+    "logs/csv/hparams.yaml",
+    "logs/mlflow.db",
+    "logs/mlflow.db-journal",
+    "logs/mlflow-artifacts/*",
+    "logs/wandb/*",
+)
 
 
 def by_libraries(files: set[str]) -> set[str]:
@@ -63,8 +93,11 @@ def files_in(folder: Path) -> set[str]:
     folder = Path(folder)
     if not folder.is_dir():
         return set()
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if (p.is_file() or p.is_symlink()) and p.name not in (LOCK_NAME, MANIFEST)}
+    return {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.name not in (LOCK_NAME, MANIFEST)
+    }
 
 
 class Run:
@@ -72,8 +105,10 @@ class Run:
 
     def __init__(self, path: str | Path) -> None:
         if isinstance(path, torch.nn.Module):
-            raise AelabError(f"expected a run folder (a path or aelab.Run), got a model ({type(path).__name__}); "
-                             "pass the folder it was trained in")
+            raise AelabError(
+                f"expected a run folder (a path or aelab.Run), got a model ({type(path).__name__}); "
+                "pass the folder it was trained in"
+            )
         self.path = as_path(path, "a run folder")
         self._model: torch.nn.Module | None = None
 
@@ -100,8 +135,14 @@ class Run:
         """What a command reading this run (and ``data``) reads, which none of its outputs may be or
         lie inside: the run's config, weights, metrics, history, kept arrays and checkpoints, and the
         data (``data`` when it is a path, else the folder the run was trained on, if any)."""
-        read = [self.config_path, self.weights_path, self.metrics_path, self.history_path, self.path / "data.npz",
-                self.checkpoint_dir]
+        read = [
+            self.config_path,
+            self.weights_path,
+            self.metrics_path,
+            self.history_path,
+            self.path / "data.npz",
+            self.checkpoint_dir,
+        ]
         if isinstance(data, (str, os.PathLike)):
             read.append(Path(data))
         elif data is None and self.is_run():
@@ -196,10 +237,14 @@ class Run:
             return []
         rows = read_json(self.history_path).get("epochs")
         if not isinstance(rows, list) or not all(
-                isinstance(row, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (int, float))
-                                                                      and not isinstance(v, bool))
-                                              for k, v in row.items()) and isinstance(row.get("epoch"), int)
-                for row in rows):
+            isinstance(row, dict)
+            and all(
+                isinstance(k, str) and (v is None or isinstance(v, (int, float)) and not isinstance(v, bool))
+                for k, v in row.items()
+            )
+            and isinstance(row.get("epoch"), int)
+            for row in rows
+        ):
             raise AelabError(f"{self.history_path} is damaged (expected epochs: a list of rows of numbers)")
         return rows
 
@@ -248,10 +293,15 @@ class Run:
         if not self.weights_path.is_file():
             training = RunLock(self.path).holder()
             if training:
-                raise AelabError(f"the run in {self.path} is still training (process {training}); its weights are "
-                                 "written when it finishes")
-            hint = (f" (training was interrupted: continue it with {resume_command(self.path)})"
-                    if self.last_checkpoint.is_file() else "")
+                raise AelabError(
+                    f"the run in {self.path} is still training (process {training}); its weights are "
+                    "written when it finishes"
+                )
+            hint = (
+                f" (training was interrupted: continue it with {resume_command(self.path)})"
+                if self.last_checkpoint.is_file()
+                else ""
+            )
             raise AelabError(f"{self.weights_path} is missing{hint}")
         try:
             state = load_file(str(self.weights_path))
@@ -329,6 +379,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
     """Validate a parsed config.json; any problem is one line naming the key. Runs written by
     earlier versions (settings at the top level, old parameter names) are mapped first."""
+
     def damaged(why: str) -> AelabError:
         return AelabError(f"{source} is damaged ({why})")
 
@@ -349,8 +400,10 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
     for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
         if old in raw:
             train.setdefault(old, raw.pop(old))
-    for old, flag, patience in (("early_stopping_patience", "early_stopping", "patience"),
-                                ("lr_patience", "reduce_lr", "lr_patience")):
+    for old, flag, patience in (
+        ("early_stopping_patience", "early_stopping", "patience"),
+        ("lr_patience", "reduce_lr", "lr_patience"),
+    ):
         if old in raw:
             value = raw.pop(old)
             train.setdefault(flag, value is not None)
@@ -375,20 +428,25 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
         data_dir = raw.get("data_dir")
         user_params = coerce("user_params", raw.get("user_params", []), tuple[str, ...])
         version = raw.get("aelab_version", "")
-        for key, value, hint in (("data", data, str), ("data_dir", data_dir, str | None),
-                                 ("aelab_version", version, str)):
+        for key, value, hint in (
+            ("data", data, str),
+            ("data_dir", data_dir, str | None),
+            ("aelab_version", version, str),
+        ):
             coerce(key, value, hint)
     except AelabError as error:
         raise damaged(str(error)) from None
-    return RunConfig(entry.name, params, settings, data, data_dir, input_shape, user_params,
-               written or tuple(TRAIN_FIELDS), version)
+    return RunConfig(
+        entry.name, params, settings, data, data_dir, input_shape, user_params, written or tuple(TRAIN_FIELDS), version
+    )
 
 
 # ------------------------------------------------------------------------------ the out folder
 
 
-def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | None = None,
-                     locked: bool = False) -> bool:
+def check_out_folder(
+    out: Path, resume: bool, overwrite: bool, data_dir: str | None = None, locked: bool = False
+) -> bool:
     """Refuse what could lose data; True where ``out`` holds a run that ``overwrite`` will replace.
 
     An existing run needs ``resume`` or ``overwrite``; ``overwrite`` replaces only a folder that
@@ -397,15 +455,19 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
     if out.exists() and not out.is_dir():
         raise AelabError(f"{opt('out', out)} is a file, not a folder")
     if out.is_symlink() and overwrite:
-        raise AelabError(f"{opt('out', out)} is a link; {opt('overwrite')} replaces a run folder itself: name the folder it "
-                         f"points to ({out.resolve()})")
+        raise AelabError(
+            f"{opt('out', out)} is a link; {opt('overwrite')} replaces a run folder itself: name the folder it "
+            f"points to ({out.resolve()})"
+        )
     if not locked:
         RunLock(out).refuse_if_held()
     if data_dir is not None:
         data, target = Path(data_dir).resolve(), out.resolve()
         if target == data or data in target.parents or target in data.parents:
-            raise AelabError(f"{opt('out', out)} is, lies inside or contains the data folder {data_dir}; "
-                             "choose a run folder elsewhere")
+            raise AelabError(
+                f"{opt('out', out)} is, lies inside or contains the data folder {data_dir}; "
+                "choose a run folder elsewhere"
+            )
     ancestor = out
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -417,20 +479,28 @@ def check_out_folder(out: Path, resume: bool, overwrite: bool, data_dir: str | N
     if not Run(out).is_run():
         raise AelabError(f"{opt('out', out)} holds files that are not an aelab run; choose a new or empty folder")
     if not overwrite and not Run(out).last_checkpoint.is_file():  # stopped before its first checkpoint
-        raise AelabError(f"{opt('out', out)} holds a run stopped before its first checkpoint (nothing to resume); "
-                         f"pass {opt('overwrite', True)} to start it again")
+        raise AelabError(
+            f"{opt('out', out)} holds a run stopped before its first checkpoint (nothing to resume); "
+            f"pass {opt('overwrite', True)} to start it again"
+        )
     if not overwrite:
-        raise AelabError(f"{opt('out', out)} already holds an aelab run; pass {opt('resume', True)} to continue it or {opt('overwrite', True)} "
-                         "to replace it")
+        raise AelabError(
+            f"{opt('out', out)} already holds an aelab run; pass {opt('resume', True)} to continue it or {opt('overwrite', True)} "
+            "to replace it"
+        )
     extra = Run(out).foreign_files()
     if Run(out).written() is None:
-        raise AelabError(f"{opt('out', out)} holds a run without aelab's record of the files it wrote ({MANIFEST}: "
-                         f"killed before it finished, or written by an older aelab), so {opt('overwrite')} cannot "
-                         f"tell them from yours ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); "
-                         f"continue it with {opt('resume')}, or delete it yourself")
+        raise AelabError(
+            f"{opt('out', out)} holds a run without aelab's record of the files it wrote ({MANIFEST}: "
+            f"killed before it finished, or written by an older aelab), so {opt('overwrite')} cannot "
+            f"tell them from yours ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); "
+            f"continue it with {opt('resume')}, or delete it yourself"
+        )
     if extra:
-        raise AelabError(f"{opt('out', out)} holds files aelab did not write ({', '.join(extra[:3])}); {opt('overwrite')} "
-                         "replaces only what aelab wrote: move them or choose another folder")
+        raise AelabError(
+            f"{opt('out', out)} holds files aelab did not write ({', '.join(extra[:3])}); {opt('overwrite')} "
+            "replaces only what aelab wrote: move them or choose another folder"
+        )
     return True
 
 
@@ -453,8 +523,10 @@ class RunLock:
         except OSError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise AelabError(f"run folder {self.path.parent} is in use: process {holder} is training there; "
-                             f"wait for it or choose another {opt('out')}") from None
+            raise AelabError(
+                f"run folder {self.path.parent} is in use: process {holder} is training there; "
+                f"wait for it or choose another {opt('out')}"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd

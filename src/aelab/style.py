@@ -170,7 +170,8 @@ def style_loss(style: Tensor, combination: Tensor, size: int, channels: int = 3)
     """The seed's normalisation: ``channels`` is 3 and ``size`` the image's height x width. The Gram
     matrices in float32, their difference summed in float64."""
     return (gram_matrix(style).double() - gram_matrix(combination).double()).square().sum() / (
-        4.0 * channels**2 * size**2)
+        4.0 * channels**2 * size**2
+    )
 
 
 def total_variation_loss(image: Tensor) -> Tensor:
@@ -182,7 +183,7 @@ def total_variation_loss(image: Tensor) -> Tensor:
 
 
 def vgg_precision(requested: str, device: str) -> str:
-    """"bf16" where it pays for VGG19 (a GPU with bf16, a CPU with AMX) or where asked for, else "32"."""
+    """ "bf16" where it pays for VGG19 (a GPU with bf16, a CPU with AMX) or where asked for, else "32"."""
     from .accel import cpu_has_amx
 
     if requested not in ("auto", "bf16", "32"):
@@ -219,10 +220,15 @@ def load_vgg19(weights: str | Path | None = None, download: bool = False, seed: 
         try:
             state = imagenet.get_state_dict(progress=True, weights_only=True)
         except Exception as error:  # offline, proxy, disk
-            raise AelabError(f"cannot download the VGG19 weights ({type(error).__name__}); pass {opt('weights', 'FILE')}") from None
+            raise AelabError(
+                f"cannot download the VGG19 weights ({type(error).__name__}); pass {opt('weights', 'FILE')}"
+            ) from None
         return _load_features(features, state, cached), "imagenet"
-    log.warning("no VGG19 ImageNet weights in %s: running with random filters, a weaker transfer. For the real "
-                f"one, pass {opt('download', True)} (or {opt('weights', 'FILE')}, a torchvision vgg19 state dict)", cached.parent)
+    log.warning(
+        "no VGG19 ImageNet weights in %s: running with random filters, a weaker transfer. For the real "
+        f"one, pass {opt('download', True)} (or {opt('weights', 'FILE')}, a torchvision vgg19 state dict)",
+        cached.parent,
+    )
     return features, "random"
 
 
@@ -235,28 +241,46 @@ def _load_features(features: nn.Sequential, state: object, source: Path) -> nn.S
     try:
         features.load_state_dict(own)
     except RuntimeError as error:
-        raise AelabError(f"{source} does not hold torchvision's vgg19 features ({str(error).splitlines()[0]})") from None
+        raise AelabError(
+            f"{source} does not hold torchvision's vgg19 features ({str(error).splitlines()[0]})"
+        ) from None
     return features
 
 
-def style_transfer(content: Tensor | str | Path, style: Tensor | str | Path, settings: StyleSettings | None = None,
-                   weights: str | Path | None = None, download: bool = False, progress: Progress = None,
-                   on_iteration: Callable[[int, float], None] | None = None, **options) -> Tensor:
+def style_transfer(
+    content: Tensor | str | Path,
+    style: Tensor | str | Path,
+    settings: StyleSettings | None = None,
+    weights: str | Path | None = None,
+    download: bool = False,
+    progress: Progress = None,
+    on_iteration: Callable[[int, float], None] | None = None,
+    **options,
+) -> Tensor:
     """``aelab.style_transfer(content, style, ...)``: the content image painted in the style's
     manner, (3, H, W) in [0, 1]. Images are files or RGB tensors (3, H, W) in [0, 1]; ``options``
     are :class:`StyleSettings` fields (``iterations=2``, ``height=256``, ``style_weight=...``)."""
     return transfer(content, style, settings, weights, download, progress, on_iteration, **options).image
 
 
-def transfer(content, style, settings: StyleSettings | None = None, weights=None, download: bool = False,
-             progress: Progress = None, on_iteration: Callable[[int, float], None] | None = None,
-             **options) -> StyleResult:
+def transfer(
+    content,
+    style,
+    settings: StyleSettings | None = None,
+    weights=None,
+    download: bool = False,
+    progress: Progress = None,
+    on_iteration: Callable[[int, float], None] | None = None,
+    **options,
+) -> StyleResult:
     """:func:`style_transfer` with its record: losses per iteration and which weights ran."""
     settings = settings or StyleSettings()
     unknown = sorted(set(options) - set(StyleSettings.__dataclass_fields__))
     if unknown:
-        raise AelabError(f"unknown style-transfer option {unknown[0]!r}; the options are: "
-                         f"{', '.join(StyleSettings.__dataclass_fields__)}")
+        raise AelabError(
+            f"unknown style-transfer option {unknown[0]!r}; the options are: "
+            f"{', '.join(StyleSettings.__dataclass_fields__)}"
+        )
     settings = StyleSettings(**{**asdict(settings), **options})
     settings.check(layer_names())
     settings = replace(settings, iterations=settings.full_rounds)  # the record says how many ran
@@ -264,9 +288,11 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     height = check_count(opt("height"), settings.height, *STYLE_SIDES)
     width = round(content_image.shape[-1] * height / content_image.shape[-2])
     if not STYLE_SIDES[0] <= width <= STYLE_SIDES[1]:
-        raise AelabError(f"at {opt('height', height)} the content image ({content_image.shape[-1]}x{content_image.shape[-2]}) "
-                         f"would be {width} pixels wide; VGG19 takes {STYLE_SIDES[0]} to {STYLE_SIDES[1]} "
-                         f"(choose another {opt('height')}, or crop the image)")
+        raise AelabError(
+            f"at {opt('height', height)} the content image ({content_image.shape[-1]}x{content_image.shape[-2]}) "
+            f"would be {width} pixels wide; VGG19 takes {STYLE_SIDES[0]} to {STYLE_SIDES[1]} "
+            f"(choose another {opt('height')}, or crop the image)"
+        )
     style_image = _as_image(style, "style")
     features, source = load_vgg19(weights, download, settings.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -279,8 +305,9 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
     if mode == "bar":
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=clock.total, desc=f"style transfer ({precision})", unit="round", file=sys.stdout,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=clock.total, desc=f"style transfer ({precision})", unit="round", file=sys.stdout, dynamic_ncols=True
+        )
     x, losses, seconds, sizes, initial_loss = None, [], [], [], math.nan
 
     def after_round(loss: float, spent: float) -> None:
@@ -292,8 +319,11 @@ def transfer(content, style, settings: StyleSettings | None = None, weights=None
             bar.update(1)
             bar.set_postfix_str(f"{w}x{h}, loss {loss:.4g}" + (f", about {duration(left)} left" if left else ""))
         elif mode is not None:
-            print(f"style transfer: round {len(losses)}/{clock.total} at {w}x{h}: loss {loss:.4g}, {spent:.1f} s"
-                  + (f"; about {duration(left)} left" if left else ""), flush=True)
+            print(
+                f"style transfer: round {len(losses)}/{clock.total} at {w}x{h}: loss {loss:.4g}, {spent:.1f} s"
+                + (f"; about {duration(left)} left" if left else ""),
+                flush=True,
+            )
         if on_iteration:
             on_iteration(len(losses), loss)
 
@@ -350,20 +380,23 @@ class StyleProblem:
     """The seed's loss at one size (content, style and total variation against fixed targets) and
     its L-BFGS rounds."""
 
-    def __init__(self, net: VGGFeatures, settings: StyleSettings, content: Tensor, style: Tensor,
-                 precision: str) -> None:
+    def __init__(
+        self, net: VGGFeatures, settings: StyleSettings, content: Tensor, style: Tensor, precision: str
+    ) -> None:
         self.net, self.settings, self.arithmetic = net, settings, precision  # bf16 until it stalls, then float32
         self.size = content.shape[-2] * content.shape[-1]
         self.device = content.device.type
         with torch.no_grad():
             self.content_target = self.features_of(to_caffe(content))[settings.content_layer][0]
-            self.style_targets = {k: v[0] for k, v in self.features_of(to_caffe(style)).items()
-                                  if k in settings.style_layers}
+            self.style_targets = {
+                k: v[0] for k, v in self.features_of(to_caffe(style)).items() if k in settings.style_layers
+            }
 
     def features_of(self, caffe: Tensor) -> dict[str, Tensor]:
         """VGG19's activations in float32, computed in the round's arithmetic."""
-        amp = (torch.autocast(self.device, dtype=torch.bfloat16) if self.arithmetic == "bf16"
-               else contextlib.nullcontext())
+        amp = (
+            torch.autocast(self.device, dtype=torch.bfloat16) if self.arithmetic == "bf16" else contextlib.nullcontext()
+        )
         with amp:
             outputs = self.net(caffe.contiguous(memory_format=LAYOUT))
         return {name: value.float() for name, value in outputs.items()}
@@ -374,15 +407,15 @@ class StyleProblem:
         loss = s.content_weight * content_loss(self.content_target, outputs[s.content_layer][0])
         for layer in s.style_layers:
             loss = loss + s.style_weight / len(s.style_layers) * style_loss(
-                self.style_targets[layer], outputs[layer][0], self.size)
+                self.style_targets[layer], outputs[layer][0], self.size
+            )
         return loss + s.tv_weight * total_variation_loss(x)
 
     def loss_value(self, x: Tensor) -> float:
         with torch.no_grad():
             return float(self.loss(x))
 
-    def optimise(self, start: Tensor, rounds: int,
-                 on_round: Callable[[float, float], object]) -> tuple[Tensor, float]:
+    def optimise(self, start: Tensor, rounds: int, on_round: Callable[[float, float], object]) -> tuple[Tensor, float]:
         """``rounds`` rounds of L-BFGS from ``start`` (caffe space), and ``start``'s loss;
         ``on_round(loss, seconds)`` after each. L-BFGS moves z = x / scale (see the module's note)."""
         start = start.detach().contiguous()  # L-BFGS flattens z and its gradient with view()
@@ -397,9 +430,13 @@ class StyleProblem:
             for iteration in range(rounds):
                 began = time.perf_counter()
                 # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
-                optimizer = torch.optim.LBFGS([z], max_iter=self.settings.evaluations,
-                                              max_eval=self.settings.evaluations, history_size=10,
-                                              line_search_fn="strong_wolfe")
+                optimizer = torch.optim.LBFGS(
+                    [z],
+                    max_iter=self.settings.evaluations,
+                    max_eval=self.settings.evaluations,
+                    history_size=10,
+                    line_search_fn="strong_wolfe",
+                )
 
                 def closure() -> Tensor:
                     started = time.perf_counter()
@@ -430,8 +467,10 @@ def _as_image(image: Tensor | str | Path, what: str) -> Tensor:
     if isinstance(image, (str, Path)):
         return image_to_tensor(read_image(image), 3, None)[None]
     if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise AelabError(f"the {what} image must be a file or an RGB tensor (3, H, W), "
-                         f"got {tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__}")
+        raise AelabError(
+            f"the {what} image must be a file or an RGB tensor (3, H, W), "
+            f"got {tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__}"
+        )
     if image.dtype == torch.uint8:
         image = image.float() / 255.0
     if not (0 <= float(image.min()) and float(image.max()) <= 1):
@@ -446,13 +485,21 @@ def _resize_caffe(image: Tensor, height: int, width: int) -> Tensor:
 
 def _resize(image: Tensor, height: int, width: int) -> Tensor:
     """(1, 3, h, w) -> (1, 3, height, width), bilinear with antialiasing (the seed's load_img(target_size))."""
-    return torch.nn.functional.interpolate(image, size=(height, width), mode="bilinear", antialias=True,
-                                           align_corners=False).clamp(0, 1)
+    return torch.nn.functional.interpolate(
+        image, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    ).clamp(0, 1)
 
 
-def style_transfer_files(content: str | Path, style: str | Path, out: str | Path, weights=None,
-                         download: bool = False, progress: bool = True, overwrite: bool = False,
-                         **options) -> tuple[StyleResult, list[Path]]:
+def style_transfer_files(
+    content: str | Path,
+    style: str | Path,
+    out: str | Path,
+    weights=None,
+    download: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+    **options,
+) -> tuple[StyleResult, list[Path]]:
     """`aelab style`: write ``out`` (PNG), ``out``-panel.png (content, style, result and the loss per
     iteration) and ``out``.json (the settings, the weights that ran, the losses). All three are
     checked before the transfer: none may be an input, and an existing one is replaced only with
@@ -465,22 +512,42 @@ def style_transfer_files(content: str | Path, style: str | Path, out: str | Path
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise AelabError(f"{opt('out')} must name a .png file, got {out}")
-    out, panel_path, record = check_targets([out, out.with_name(f"{out.stem}-panel.png"), out.with_suffix(".json")],
-                                            overwrite=overwrite, inputs=[content, style, *([weights] if weights else [])])
+    out, panel_path, record = check_targets(
+        [out, out.with_name(f"{out.stem}-panel.png"), out.with_suffix(".json")],
+        overwrite=overwrite,
+        inputs=[content, style, *([weights] if weights else [])],
+    )
     # each file read once: a missing or unreadable image fails here, before any work
     images = [_as_image(path, what)[0] for path, what in ((content, "content"), (style, "style"))]
     result = transfer(*images, None, weights, download, progress, **options)
     atomic_write(out, lambda tmp: save_image(result.image, tmp, format="png"))
     h, w = result.image.shape[-2:]
     inputs = [_resize(image[None], h, w)[0] for image in images]
-    what = "ImageNet VGG19" if result.weights == "imagenet" else (
-        "random VGG19 filters (no pretrained weights)" if result.weights == "random" else f"VGG19 from {result.weights}")
-    panel = figures.style_panel([*inputs, result.image], result.losses, panel_path, f"style transfer, {what}",
-                                result.heights)
-    write_json(record, {"content": str(content), "style": str(style), "result": str(out), "weights": result.weights,
-                        "settings": {**asdict(result.settings), "style_layers": list(result.settings.style_layers)},
-                        "initial_loss": result.initial_loss, "losses": result.losses,
-                        "seconds": [round(t, 3) for t in result.seconds], "heights": result.heights,
-                        "precision": result.precision})
+    what = (
+        "ImageNet VGG19"
+        if result.weights == "imagenet"
+        else (
+            "random VGG19 filters (no pretrained weights)"
+            if result.weights == "random"
+            else f"VGG19 from {result.weights}"
+        )
+    )
+    panel = figures.style_panel(
+        [*inputs, result.image], result.losses, panel_path, f"style transfer, {what}", result.heights
+    )
+    write_json(
+        record,
+        {
+            "content": str(content),
+            "style": str(style),
+            "result": str(out),
+            "weights": result.weights,
+            "settings": {**asdict(result.settings), "style_layers": list(result.settings.style_layers)},
+            "initial_loss": result.initial_loss,
+            "losses": result.losses,
+            "seconds": [round(t, 3) for t in result.seconds],
+            "heights": result.heights,
+            "precision": result.precision,
+        },
+    )
     return result, [out, panel, record]
-

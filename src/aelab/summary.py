@@ -45,9 +45,16 @@ def format_summary(model: Network, title: str) -> str:
 
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lines = [title, rule, fmt(header), rule, *map(fmt, rows), rule,
-             f"input: {'x'.join(map(str, example[0].shape))}",
-             f"total parameters: {total:,} (trainable {trainable:,})"]
+    lines = [
+        title,
+        rule,
+        fmt(header),
+        rule,
+        *map(fmt, rows),
+        rule,
+        f"input: {'x'.join(map(str, example[0].shape))}",
+        f"total parameters: {total:,} (trainable {trainable:,})",
+    ]
     if isinstance(model, Autoencoder):
         lines.append(f"code: {'x'.join(map(str, model.code_shape()))} = {model.code_size()} values per image")
     return "\n".join(lines)
@@ -64,14 +71,17 @@ def draw_graph(model: Network, out: str | Path, title: str, depth: int = 3, over
 
     out = check_targets([out], overwrite=overwrite, suffixes=(".png",), what=opt("graph"))[0]
     if shutil.which("dot") is None:
-        raise AelabError("drawing the graph needs Graphviz's dot program, which is not installed (Debian/Ubuntu: "
-                         "apt-get install graphviz; macOS: brew install graphviz; conda: conda install graphviz)")
+        raise AelabError(
+            "drawing the graph needs Graphviz's dot program, which is not installed (Debian/Ubuntu: "
+            "apt-get install graphviz; macOS: brew install graphviz; conda: conda install graphviz)"
+        )
     from torchview import draw_graph as torchview_graph
 
     inputs = list(model.example_inputs())
     model.eval()
-    graph = torchview_graph(_Layers(model), input_data=inputs, depth=depth + 1, expand_nested=True,
-                            graph_name=title, device="cpu")
+    graph = torchview_graph(
+        _Layers(model), input_data=inputs, depth=depth + 1, expand_nested=True, graph_name=title, device="cpu"
+    )
     png = graph.visual_graph.pipe(format="png")  # rendered in memory: no intermediate files beside the PNG
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: tmp.write_bytes(png))

@@ -198,8 +198,11 @@ class ThreadChooser:
             self._skip = False
             self._recent.append(per_item)
             since = now - self._chosen_at
-            slowed = (len(self._recent) == self._recent.maxlen and since > MIN_GAP_SECONDS
-                      and statistics.median(self._recent) > SLOWER * self._per_item)
+            slowed = (
+                len(self._recent) == self._recent.maxlen
+                and since > MIN_GAP_SECONDS
+                and statistics.median(self._recent) > SLOWER * self._per_item
+            )
             if slowed or since > RECHECK_SECONDS:
                 self._probe()
 
@@ -298,8 +301,9 @@ def batch_size(step: Any) -> int:
     return len(step[0]) if isinstance(step, tuple) else len(step)
 
 
-def adaptive(steps: Iterable[T], size: Callable[[T], int] = batch_size,
-             warm: int = INFERENCE_WARM_STEPS) -> Iterator[T]:
+def adaptive(
+    steps: Iterable[T], size: Callable[[T], int] = batch_size, warm: int = INFERENCE_WARM_STEPS
+) -> Iterator[T]:
     """``steps`` one by one, the thread count chosen (:class:`ThreadChooser`) from the time the
     caller spends on each (``size(step)`` items; ``warm``: steps not timed at first, more for a
     training loop, whose first steps build caches). On its own the loop is a job of its own and

@@ -41,8 +41,9 @@ def check_loggers(settings) -> None:
             raise AelabError(f"logger {name} needs the {module} package: pip install '{extra}' (or {module})")
     for needs in ("log_activations", "log_embeddings"):
         if getattr(settings, needs) and "tensorboard" not in settings.logger:
-            raise AelabError(f"{needs} writes to TensorBoard: add tensorboard to logger "
-                             f"(now {','.join(settings.logger) or 'none'})")
+            raise AelabError(
+                f"{needs} writes to TensorBoard: add tensorboard to logger (now {','.join(settings.logger) or 'none'})"
+            )
 
 
 def make_loggers(names: tuple[str, ...], run: Run) -> list:
@@ -60,17 +61,30 @@ def make_loggers(names: tuple[str, ...], run: Run) -> list:
             from lightning.pytorch.loggers import MLFlowLogger
 
             logs.mkdir(parents=True, exist_ok=True)
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + urllib.parse.quote(str(logs.resolve() / "mlflow.db"))
-            loggers.append(MLFlowLogger(experiment_name="aelab", run_name=run.path.name, tracking_uri=uri,
-                                        artifact_location=(logs / "mlflow-artifacts").resolve().as_uri()))
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + urllib.parse.quote(
+                str(logs.resolve() / "mlflow.db")
+            )
+            loggers.append(
+                MLFlowLogger(
+                    experiment_name="aelab",
+                    run_name=run.path.name,
+                    tracking_uri=uri,
+                    artifact_location=(logs / "mlflow-artifacts").resolve().as_uri(),
+                )
+            )
         elif name == "wandb":
             import wandb
             from lightning.pytorch.loggers import WandbLogger
 
             logs.mkdir(parents=True, exist_ok=True)
             online = os.environ.get("WANDB_MODE", "").lower() == "online"
-            logger = WandbLogger(save_dir=str(logs), project=os.environ.get("WANDB_PROJECT", "aelab"),
-                                 name=run.path.name, offline=not online, settings=wandb.Settings(silent=True))
+            logger = WandbLogger(
+                save_dir=str(logs),
+                project=os.environ.get("WANDB_PROJECT", "aelab"),
+                name=run.path.name,
+                offline=not online,
+                settings=wandb.Settings(silent=True),
+            )
             logger._wandb_init.pop("anonymous", None)  # Lightning passes it; wandb >= 0.19 warns it does nothing
             loggers.append(logger)
     return loggers
@@ -148,8 +162,12 @@ class RunCheckpoint(ModelCheckpoint):
         self._written_at = time.monotonic()
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        due = (trainer.world_size > 1 or trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
-               or time.monotonic() - self._written_at >= self.every_seconds)
+        due = (
+            trainer.world_size > 1
+            or trainer.should_stop
+            or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+            or time.monotonic() - self._written_at >= self.every_seconds
+        )
         if not due:  # Lightning's bookkeeping as if written; the file follows with the next write
             self._pending[filepath] = _copied(trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only))
             self._last_global_step_saved = trainer.global_step
@@ -181,6 +199,7 @@ class RunCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old = state_dict.get("dirpath")
         if old and self.dirpath and old != self.dirpath:
+
             def moved(path):
                 return path.replace(old, self.dirpath, 1) if isinstance(path, str) and path.startswith(old) else path
 
@@ -246,12 +265,15 @@ class quiet_lightning:
 
     def __enter__(self):
         self.levels = {}
-        for name, level in (("lightning.pytorch.utilities.rank_zero", logging.WARNING),
-                            ("lightning.pytorch.accelerators.cuda", logging.WARNING),
-                            ("lightning.fabric.utilities.seed", logging.WARNING),
-                            ("lightning.pytorch.trainer.connectors.signal_connector", logging.WARNING),
-                            ("lightning.pytorch.loggers.mlflow", logging.ERROR),  # "Experiment ... Creating it."
-                            ("mlflow", logging.WARNING), ("alembic", logging.WARNING)):  # its database's set-up
+        for name, level in (
+            ("lightning.pytorch.utilities.rank_zero", logging.WARNING),
+            ("lightning.pytorch.accelerators.cuda", logging.WARNING),
+            ("lightning.fabric.utilities.seed", logging.WARNING),
+            ("lightning.pytorch.trainer.connectors.signal_connector", logging.WARNING),
+            ("lightning.pytorch.loggers.mlflow", logging.ERROR),  # "Experiment ... Creating it."
+            ("mlflow", logging.WARNING),
+            ("alembic", logging.WARNING),
+        ):  # its database's set-up
             if name == "mlflow" and self.mlflow:
                 import mlflow  # noqa: F401  (it sets its loggers' levels on import: import it before lowering them)
             logger = logging.getLogger(name)

@@ -93,10 +93,20 @@ class Plan:
     changes: list[str] = field(default_factory=list)  # settings a resume changes, for the log
 
 
-def train(model: str | None = None, *, data: Any = None, out: str | Path | None = None, resume: bool = False,
-          overwrite: bool = False, progress: Progress = "auto", accelerator: str = "auto",
-          callbacks: list[L.Callback] | None = None, evaluate_test: bool = True,
-          config: TrainConfig | dict[str, Any] | str | Path | None = None, **settings: Any) -> Run:
+def train(
+    model: str | None = None,
+    *,
+    data: Any = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress = "auto",
+    accelerator: str = "auto",
+    callbacks: list[L.Callback] | None = None,
+    evaluate_test: bool = True,
+    config: TrainConfig | dict[str, Any] | str | Path | None = None,
+    **settings: Any,
+) -> Run:
     """Train ``model`` (a registered name) and evaluate it; returns the :class:`~aelab.Run`.
 
     ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
@@ -162,12 +172,15 @@ def train(model: str | None = None, *, data: Any = None, out: str | Path | None 
         if plan_.replace:
             shutil.rmtree(folder, ignore_errors=True)
             raise TrainingDiverged(f"{diverged}; the run in {plan_.out} was left as it was (lower {opt('lr')})")
-        raise TrainingDiverged(f"{diverged}; kept and evaluated the last finite weights in {plan_.out} (lower {opt('lr')})")
+        raise TrainingDiverged(
+            f"{diverged}; kept and evaluated the last finite weights in {plan_.out} (lower {opt('lr')})"
+        )
     return Run(plan_.out)
 
 
-def _from_config(file: TrainConfig, model: str | None, data: Any, resume: bool,
-                 settings: dict[str, Any]) -> tuple[str | None, Any, dict[str, Any]]:
+def _from_config(
+    file: TrainConfig, model: str | None, data: Any, resume: bool, settings: dict[str, Any]
+) -> tuple[str | None, Any, dict[str, Any]]:
     """The model, data and settings of a config file, under those given as arguments. A run's
     config.json naming arrays (data "arrays") takes the arrays the run kept (RUN/data.npz)."""
     if resume:
@@ -178,22 +191,33 @@ def _from_config(file: TrainConfig, model: str | None, data: Any, resume: bool,
         if file.data_dir is not None:
             data = Path(file.data_dir)
             if not data.is_dir():  # the file's setting, not a flag the user gave
-                raise AelabError(f"{file.source}: its data_dir {data} "
-                                 f"{'is not a folder' if data.exists() else 'does not exist'}; edit the file or "
-                                 f"give the data ({opt('data_dir')})")
+                raise AelabError(
+                    f"{file.source}: its data_dir {data} "
+                    f"{'is not a folder' if data.exists() else 'does not exist'}; edit the file or "
+                    f"give the data ({opt('data_dir')})"
+                )
         elif file.data == ARRAYS:
             kept = Path(file.folder or ".") / RUN_ARRAYS
             if not kept.is_file():
-                raise AelabError(f"{file.source} was trained on arrays given to aelab.train and no {RUN_ARRAYS} is "
-                                 "beside it; pass them again (data=...)")
+                raise AelabError(
+                    f"{file.source} was trained on arrays given to aelab.train and no {RUN_ARRAYS} is "
+                    "beside it; pass them again (data=...)"
+                )
             data = read_run_arrays(kept)
         else:
             data = file.data
     return model or file.model, data, {**file.settings, **file.params, **settings}
 
 
-def _train_helper(model: str | None, data: Any, out: str | Path | None, resume: bool, accelerator: str,
-                  callbacks: list[L.Callback] | None, settings: dict[str, Any]) -> Run:
+def _train_helper(
+    model: str | None,
+    data: Any,
+    out: str | Path | None,
+    resume: bool,
+    accelerator: str,
+    callbacks: list[L.Callback] | None,
+    settings: dict[str, Any],
+) -> Run:
     """A process other than the main one in a multi-process run: the same plan, then its share of
     the training, writing nothing (the main process has checked and locked the run folder, and
     writes it). Its log lines would repeat the main process's: they are kept quiet."""
@@ -204,8 +228,16 @@ def _train_helper(model: str | None, data: Any, out: str | Path | None, resume: 
     return Run(out)
 
 
-def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool, accelerator: str,
-         settings: dict[str, Any], main: bool = True) -> Plan:
+def plan(
+    model: str | None,
+    data: Any,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    accelerator: str,
+    settings: dict[str, Any],
+    main: bool = True,
+) -> Plan:
     """Check everything :func:`train` needs and settle it; writes nothing. ``main=False``: a helper
     process of a multi-process run, which leaves the run folder to the main process."""
     given = {k: v for k, v in settings.items() if k in TRAIN_FIELDS}
@@ -220,8 +252,15 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
         entry = get_entry(model)
         resolve_params(entry.name, **params)  # unknown names are refused before data are loaded
         name, data_dir = describe_source(data)
-        config = RunConfig(entry.name, {}, settings_from(given, entry.train), name, data_dir,
-                           user_params=tuple(sorted(params)), aelab_version=__version__)
+        config = RunConfig(
+            entry.name,
+            {},
+            settings_from(given, entry.train),
+            name,
+            data_dir,
+            user_params=tuple(sorted(params)),
+            aelab_version=__version__,
+        )
         changes, explicit = [], set(given)
     family = family_of(config.model)
     family.check(config.model, config.train, explicit)  # settings first: they cost nothing to check
@@ -247,8 +286,9 @@ def plan(model: str | None, data: Any, out: Path, resume: bool, overwrite: bool,
     return Plan(out, config, data_, net, device, resume, replace, changes)
 
 
-def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any],
-                   params: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+def _resume_config(
+    model: str | None, data: Any, out: Path, given: dict[str, Any], params: dict[str, Any]
+) -> tuple[RunConfig, list[str]]:
     """The run's own config with the one change a resume may make (more epochs), after refusing
     any other change: a resumed run continues as it was set up."""
     run = Run(out)
@@ -260,30 +300,45 @@ def _resume_config(model: str | None, data: Any, out: Path, given: dict[str, Any
         raise AelabError(f"{opt('resume')}: {out} has no checkpoints/last.ckpt to continue from")
     done = run.epochs_done()
     current = {**config.params, **config.train.to_json(), "data": config.data}
-    requested = {**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
-                 **{k: v for k, v in given.items() if k != "epochs" and k not in LAUNCH and v != "auto"}}
+    requested = {
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()},
+        **{k: v for k, v in given.items() if k != "epochs" and k not in LAUNCH and v != "auto"},
+    }
     if data is not None:
         requested["data"] = describe_source(data)[0]
     changed = sorted(k for k, v in requested.items() if current.get(k) != v)
     if changed:
         key = changed[0]
-        raise AelabError(f"{opt('resume')} continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
-                         f"{requested[key]}); only {opt('epochs')} (and {', '.join(launch_flags)}) can change. "
-                         "Train a new run for other settings")
+        raise AelabError(
+            f"{opt('resume')} continues {out} as it was set up and cannot change {key} ({current.get(key)} -> "
+            f"{requested[key]}); only {opt('epochs')} (and {', '.join(launch_flags)}) can change. "
+            "Train a new run for other settings"
+        )
     epochs = given.get("epochs", config.train.epochs)
     if epochs <= done:
-        raise AelabError(f"{opt('resume')}: {out} has trained {done} epoch(s) already; ask for more with {opt('epochs', 'N')}, N > {done}")
+        raise AelabError(
+            f"{opt('resume')}: {out} has trained {done} epoch(s) already; ask for more with {opt('epochs', 'N')}, N > {done}"
+        )
     changes = [f"epochs {config.train.epochs} -> {epochs}"] if epochs != config.train.epochs else []
     launch = {k: given[k] for k in LAUNCH if k in given and given[k] != getattr(config.train, k)}
     changes += [f"{k} {getattr(config.train, k)} -> {v}" for k, v in launch.items()]
     config.train = config.train.updated(epochs=epochs, **launch)
     if config.data == ARRAYS and data is None:
-        raise AelabError(f"{opt('resume')}: {out} was trained on arrays passed to aelab.train; pass them again (data=...)")
+        raise AelabError(
+            f"{opt('resume')}: {out} was trained on arrays passed to aelab.train; pass them again (data=...)"
+        )
     return config, changes
 
 
-def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L.Callback],
-        evaluate_test: bool = True, main: bool = True, evaluation: EvalSettings | None = None) -> str | None:
+def fit(
+    plan_: Plan,
+    folder: Path,
+    progress: str | None,
+    extra_callbacks: list[L.Callback],
+    evaluate_test: bool = True,
+    main: bool = True,
+    evaluation: EvalSettings | None = None,
+) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate; ``progress``: "bar",
     "epoch" or None (resolved). Returns why training
     stopped early on a non-finite loss, or None. ``main=False`` (a helper process of a
@@ -303,9 +358,19 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     system = family.build_system(model, settings)
     history, finite = History(), FiniteWeights()
     # History first: it records at train-epoch end, just before the checkpoint is written
-    callbacks = [history, finite, RunCheckpoint(dirpath=run.checkpoint_dir, filename="best", monitor=system.monitor,
-                                                save_last=True, save_top_k=1, save_on_train_epoch_end=True,
-                                                enable_version_counter=False)]
+    callbacks = [
+        history,
+        finite,
+        RunCheckpoint(
+            dirpath=run.checkpoint_dir,
+            filename="best",
+            monitor=system.monitor,
+            save_last=True,
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
+    ]
     if settings.early_stopping and system.monitor:
         callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
     if main:  # the callbacks above decide together across processes; these only write
@@ -323,19 +388,30 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     diverged = None
     with quiet_lightning(mlflow="mlflow" in settings.logger and main), fixed_threads(fixed):
         loggers = make_loggers(settings.logger, run) if main else []
-        trainer = L.Trainer(max_epochs=settings.epochs,
-                            max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
-                            accelerator="cpu" if plan_.device == "cpu" else "gpu",
-                            devices=settings.devices, num_nodes=settings.num_nodes,
-                            strategy=lightning_strategy(settings.strategy, processes,
-                                                        not system.automatic_optimization),
-                            precision=settings.precision, callbacks=callbacks, logger=loggers or False,
-                            enable_progress_bar=progress == "bar", enable_model_summary=False, num_sanity_val_steps=0,
-                            log_every_n_steps=steps)
+        trainer = L.Trainer(
+            max_epochs=settings.epochs,
+            max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
+            accelerator="cpu" if plan_.device == "cpu" else "gpu",
+            devices=settings.devices,
+            num_nodes=settings.num_nodes,
+            strategy=lightning_strategy(settings.strategy, processes, not system.automatic_optimization),
+            precision=settings.precision,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_progress_bar=progress == "bar",
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=steps,
+        )
         sigint = signal.getsignal(signal.SIGINT)
         try:
-            trainer.fit(system, train_batches, val_batches, ckpt_path=run.last_checkpoint if plan_.resume else None,
-                        weights_only=True)
+            trainer.fit(
+                system,
+                train_batches,
+                val_batches,
+                ckpt_path=run.last_checkpoint if plan_.resume else None,
+                weights_only=True,
+            )
         except NonFiniteLoss as error:
             diverged = str(error)
         except SystemExit:  # Lightning answers Ctrl-C by exiting (after its callbacks kept the finished epochs)
@@ -351,8 +427,10 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
         return diverged
     write_json(run.history_path, {"epochs": history.epochs})
     if trainer.interrupted and not diverged:
-        raise Interrupted(f"training interrupted in epoch {trainer.current_epoch + 1}; the finished epochs are kept: "
-                          f"continue with {resume_command(plan_.out)}")
+        raise Interrupted(
+            f"training interrupted in epoch {trainer.current_epoch + 1}; the finished epochs are kept: "
+            f"continue with {resume_command(plan_.out)}"
+        )
     model = model.cpu().to(memory_format=torch.contiguous_format)
     if diverged:
         load_state(model, finite.last_finite(model), run.path)
@@ -363,10 +441,13 @@ def fit(plan_: Plan, folder: Path, progress: str | None, extra_callbacks: list[L
     if evaluate_test:
         with fixed_threads(fixed):
             try:
-                evaluate(folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation or EvalSettings()))
+                evaluate(
+                    folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation or EvalSettings())
+                )
             except KeyboardInterrupt:
-                raise Interrupted(f"evaluation interrupted; the trained run is kept: measure it with "
-                                  f"{eval_command(plan_.out)}") from None
+                raise Interrupted(
+                    f"evaluation interrupted; the trained run is kept: measure it with {eval_command(plan_.out)}"
+                ) from None
     return diverged
 
 
@@ -397,7 +478,9 @@ def _swap(new: Path, old: Path) -> None:
         retired.rmdir()
         kept = first_free(old.with_name(f"{old.name}-new"), suffix="")
         os.rename(new, kept)
-        raise AelabError(f"{old} gained files aelab did not write while the new run trained ({', '.join(extra[:3])}); "
-                         f"it is left as it was, and the new run is in {kept}")
+        raise AelabError(
+            f"{old} gained files aelab did not write while the new run trained ({', '.join(extra[:3])}); "
+            f"it is left as it was, and the new run is in {kept}"
+        )
     os.rename(new, old)
     shutil.rmtree(retired, ignore_errors=True)

@@ -46,7 +46,7 @@ def transform(images: Tensor, index: int) -> Tensor:
         size = images.shape[-1]
         padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
         top, left = pad - down * pad, pad - right * pad
-        images = padded[..., top:top + size, left:left + size]
+        images = padded[..., top : top + size, left : left + size]
     return _rotate(images, rotation)
 
 
@@ -75,12 +75,21 @@ class TransformationNet(nn.Module):
         super().__init__()
 
         def block(a: int, b: int, pool: bool) -> list[nn.Module]:
-            return [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), *([nn.MaxPool2d(2)] if pool else []),
-                    nn.ReLU(inplace=True)]
+            return [
+                nn.Conv2d(a, b, 3, padding=1),
+                nn.BatchNorm2d(b),
+                *([nn.MaxPool2d(2)] if pool else []),
+                nn.ReLU(inplace=True),
+            ]
 
-        self.net = nn.Sequential(*block(channels, width, True), *block(width, 2 * width, True),
-                                 *block(2 * width, 4 * width, False), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                 nn.Linear(4 * width, len(TRANSFORMS)))
+        self.net = nn.Sequential(
+            *block(channels, width, True),
+            *block(width, 2 * width, True),
+            *block(2 * width, 4 * width, False),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * width, len(TRANSFORMS)),
+        )
         self._folded: tuple[tuple, nn.Sequential] | None = None  # (the weights' version, the folded copy)
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C, s, s) -> (N, transformations)
@@ -106,11 +115,15 @@ class TransformationNet(nn.Module):
 
 def check_square(images: Tensor) -> None:
     if images.shape[-1] != images.shape[-2] or images.shape[-1] < 8:
-        raise AelabError(f"the transformations method rotates images by 90 degrees: it needs square images of "
-                         f"at least 8x8 pixels, got {images.shape[-2]}x{images.shape[-1]}")
+        raise AelabError(
+            f"the transformations method rotates images by 90 degrees: it needs square images of "
+            f"at least 8x8 pixels, got {images.shape[-2]}x{images.shape[-1]}"
+        )
 
 
-def fit_transformation_net(images: Tensor, seed: int = 0, epochs: int = EPOCHS, width: int = WIDTH) -> TransformationNet:
+def fit_transformation_net(
+    images: Tensor, seed: int = 0, epochs: int = EPOCHS, width: int = WIDTH
+) -> TransformationNet:
     """A :class:`TransformationNet` trained on normal ``images`` (N, C, s, s) in [0, 1]: each epoch
     every image once, under one transformation drawn at random; Adam, cross-entropy."""
     check_square(images)
@@ -120,8 +133,11 @@ def fit_transformation_net(images: Tensor, seed: int = 0, epochs: int = EPOCHS, 
         net = TransformationNet(images.shape[1], width).to(images.device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=LR)
     net.train()
-    shuffled = (batch for _ in range(epochs)
-                for batch in images[torch.randperm(len(images), generator=generator).to(images.device)].split(BATCH))
+    shuffled = (
+        batch
+        for _ in range(epochs)
+        for batch in images[torch.randperm(len(images), generator=generator).to(images.device)].split(BATCH)
+    )
     for batch in adaptive(shuffled, warm=WARM_STEPS):  # a training loop: its first steps build caches
         drawn = torch.randint(len(TRANSFORMS), (len(batch),), generator=generator).to(images.device)
         inputs, targets = _transformed(batch, drawn)

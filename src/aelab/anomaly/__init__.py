@@ -58,6 +58,25 @@ from .files import FILE_FORMAT
 from .parts import EPS, METHODS, NEIGHBOURS, PARTS, SCORES, Method, MethodName, Part, Score, Seen, neighbour_distance
 from .scorer import DetectorScore
 
-__all__ = ["AnomalyDetector", "DetectorScore", "EPOCHS", "EPS", "FILE_FORMAT", "METHODS", "Method", "MethodName", "NEIGHBOURS",
-           "PARTS", "Part", "SCORES", "Score", "Seen", "as_images", "best_f1_threshold", "check_choice",
-           "check_contamination", "neighbour_distance", "score_files"]
+__all__ = [
+    "AnomalyDetector",
+    "DetectorScore",
+    "EPOCHS",
+    "EPS",
+    "FILE_FORMAT",
+    "METHODS",
+    "Method",
+    "MethodName",
+    "NEIGHBOURS",
+    "PARTS",
+    "Part",
+    "SCORES",
+    "Score",
+    "Seen",
+    "as_images",
+    "best_f1_threshold",
+    "check_choice",
+    "check_contamination",
+    "neighbour_distance",
+    "score_files",
+]

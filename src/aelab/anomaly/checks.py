@@ -45,6 +45,8 @@ def as_images(X: Any) -> torch.Tensor:
             side = math.isqrt(width // channels)
             if channels * side * side == width:
                 return X.reshape(len(X), channels, side, side)
-        raise AelabError(f"flat rows of {width} values are not square images (one channel: s*s values; RGB: "
-                         "3*s*s); pass images shaped (N, H, W) or (N, C, H, W)")
+        raise AelabError(
+            f"flat rows of {width} values are not square images (one channel: s*s values; RGB: "
+            "3*s*s); pass images shaped (N, H, W) or (N, C, H, W)"
+        )
     return X

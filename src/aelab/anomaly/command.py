@@ -20,10 +20,18 @@ from .parts import METHODS, SCORES, MethodName, Score
 
 
 @chosen_threads()  # one thread count for the job (the detector's fit on the run's data, the scores)
-def score_files(run_dir: str | Path, images: list[str | Path], threshold: float | None = None,
-                contamination: float = 0.1, maps: str | Path | None = None, worst: int = 8,
-                csv_out: str | Path | None = None, score: Score = "normalised", overwrite: bool = False,
-                method: MethodName = "reconstruction") -> dict[str, Any]:
+def score_files(
+    run_dir: str | Path,
+    images: list[str | Path],
+    threshold: float | None = None,
+    contamination: float = 0.1,
+    maps: str | Path | None = None,
+    worst: int = 8,
+    csv_out: str | Path | None = None,
+    score: Score = "normalised",
+    overwrite: bool = False,
+    method: MethodName = "reconstruction",
+) -> dict[str, Any]:
     """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
     or from the run's validation images at ``contamination``), and the error maps of the ``worst``
     images drawn to ``maps/worst.png`` (default folder: ``RUN/anomaly``). Every input is checked
@@ -39,7 +47,9 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     check_contamination(contamination)
     check_choice("score", score, SCORES)
     check_choice("method", method, METHODS)
-    if threshold is not None and not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 0):
+    if threshold is not None and not (
+        isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 0
+    ):
         raise AelabError(f"{opt('threshold')} must be a finite number >= 0, got {threshold!r}")
     if worst < 1:
         raise AelabError(f"{opt('worst')} must be at least 1, got {worst}")
@@ -48,8 +58,9 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     sources = [*images, *run.sources()]
     if csv_path is not None:  # an existing table is replaced only with overwrite, whatever its first line says
         check_targets([csv_path], overwrite=overwrite, inputs=sources, suffixes=(".csv",))
-    figure_path = check_targets([folder / "worst.png"], overwrite=overwrite, inputs=sources, what=opt("maps"),
-                                replaceable=drawn_by_aelab)[0]
+    figure_path = check_targets(
+        [folder / "worst.png"], overwrite=overwrite, inputs=sources, what=opt("maps"), replaceable=drawn_by_aelab
+    )[0]
     check_detector_model(run.model, run.config.model)
     shape = run.model.input_shape
     x = read_images(list(images), shape[0], shape[1])  # every file checked before anything is written
@@ -70,13 +81,22 @@ def score_files(run_dir: str | Path, images: list[str | Path], threshold: float 
     order = np.argsort(-scores)[:worst]
     recon = detector.reconstruct(x[order])
     with run.recording() if maps is None else nullcontext():  # the default folder is in the run
-        figure = figures.error_maps(x[order], recon, errors[order],
-                                    [Path(images[i]).name for i in order], figure_path,
-                                    title=f"{run.config.model}: the {len(order)} highest scores "
-                                          f"(threshold {detector.threshold_:.4g})",
-                                    scores=[float(scores[i]) for i in order])
-    return {"rows": rows, "threshold": detector.threshold_, "threshold_source": source, "figure": figure,
-            "csv": csv_path}
+        figure = figures.error_maps(
+            x[order],
+            recon,
+            errors[order],
+            [Path(images[i]).name for i in order],
+            figure_path,
+            title=f"{run.config.model}: the {len(order)} highest scores (threshold {detector.threshold_:.4g})",
+            scores=[float(scores[i]) for i in order],
+        )
+    return {
+        "rows": rows,
+        "threshold": detector.threshold_,
+        "threshold_source": source,
+        "figure": figure,
+        "csv": csv_path,
+    }
 
 
 CSV_HEADER = "file,score,outlier\n"

@@ -57,8 +57,15 @@ def rejected(fitted: np.ndarray, scores: np.ndarray, contamination: float, T: fl
     return stability <= 1 - 2 * math.exp(-T)
 
 
-def rejection_stats(n: int, contamination: float, T: float = 32, delta: float = 0.1, c_fp: float = 1,
-                    c_fn: float = 1, c_r: float | None = None) -> tuple[float, float, float]:
+def rejection_stats(
+    n: int,
+    contamination: float,
+    T: float = 32,
+    delta: float = 0.1,
+    c_fp: float = 1,
+    c_fn: float = 1,
+    c_r: float | None = None,
+) -> tuple[float, float, float]:
     """The reject option's guarantees for ``n`` fitted scores (Perini, Buncak and Davis, AAAI 2023,
     theorems 1-3): the expected share of rejected predictions, an upper bound on that share holding
     with probability ``1 - delta``, and an upper bound on the expected cost per prediction with
@@ -78,10 +85,9 @@ def rejection_stats(n: int, contamination: float, T: float = 32, delta: float = 
 
     low, high = where_cdf(1 - math.exp(-T)), where_cdf(math.exp(-T))
     expected = high - low
-    right = min(1.0, (n + 1 - gamma * (n + 2)) / n + T * (n + 2) / math.sqrt(2 * n ** 3 * T))
-    spread = 0.5 * n ** 5 * (2 * n * (-3 * gamma ** 2 - 2 * n * (1 - gamma) ** 2 + 4 * gamma - 3)
-                             + T * (n + 2) ** 2 - 8)
-    left = max(0.0, (2 + n * (1 - gamma) * (n + 1)) / n ** 2 - math.sqrt(max(spread, 0.0)) / n ** 4)
+    right = min(1.0, (n + 1 - gamma * (n + 2)) / n + T * (n + 2) / math.sqrt(2 * n**3 * T))
+    spread = 0.5 * n**5 * (2 * n * (-3 * gamma**2 - 2 * n * (1 - gamma) ** 2 + 4 * gamma - 3) + T * (n + 2) ** 2 - 8)
+    left = max(0.0, (2 + n * (1 - gamma) * (n + 1)) / n**2 - math.sqrt(max(spread, 0.0)) / n**4)
     bound = right - left + 2 * math.sqrt(math.log(2 / delta) / (2 * n))
     cost = min(gamma, low) * c_fp + min(1 - high, gamma) * c_fn + expected * c_r
     return float(expected), float(bound), float(cost)

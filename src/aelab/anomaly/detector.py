@@ -43,12 +43,20 @@ class AnomalyDetector:
     and PyOD's AutoEncoder, and the fastest (benchmarks/results/anomaly.md).
     """
 
-    def __init__(self, model: str = "dense", contamination: float = 0.1, out: str | Path | None = None,
-                 score: str = "normalised", method: str = "combined", progress: Progress = None,
-                 **settings: Any) -> None:
+    def __init__(
+        self,
+        model: str = "dense",
+        contamination: float = 0.1,
+        out: str | Path | None = None,
+        score: str = "normalised",
+        method: str = "combined",
+        progress: Progress = None,
+        **settings: Any,
+    ) -> None:
         self.settings: dict[str, Any] = {}
-        self.set_params(model=model, contamination=contamination, out=out, score=score, method=method,
-                        progress=progress, **settings)
+        self.set_params(
+            model=model, contamination=contamination, out=out, score=score, method=method, progress=progress, **settings
+        )
         self.run = None
         self.scorer_: DetectorScore | None = None  # the autoencoder and the method's fitted parts
         self.config_ = None  # the autoencoder's RunConfig
@@ -96,8 +104,14 @@ class AnomalyDetector:
         # every image trains (less the validation hold-out); no test split to evaluate
         settings = {"epochs": EPOCHS, **self.settings} if self.model == "dense" else self.settings
         with chosen_threads():  # the fit's training chooses its own count; what follows, the job's
-            self.run = train(self.model, data=(images, images[:1]), out=self.out, progress=self.progress,
-                             evaluate_test=False, **settings)
+            self.run = train(
+                self.model,
+                data=(images, images[:1]),
+                out=self.out,
+                progress=self.progress,
+                evaluate_test=False,
+                **settings,
+            )
             self.use(self.run)
             self._fit_normal(images)
         return self
@@ -110,16 +124,23 @@ class AnomalyDetector:
         return self
 
     @classmethod
-    def from_run(cls, run: Any, contamination: float = 0.1, data: Any = None, score: str = "normalised",
-                 method: str = "reconstruction") -> AnomalyDetector:
+    def from_run(
+        cls,
+        run: Any,
+        contamination: float = 0.1,
+        data: Any = None,
+        score: str = "normalised",
+        method: str = "reconstruction",
+    ) -> AnomalyDetector:
         """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
         scores of the run's validation images (its dataset, or ``data`` for a run trained on
         arrays); the parts that learn from reference images (neighbours, transformations) take the
         run's training images (seeded by the run's seed)."""
         run = Run.of(run)
         detector = cls(run.config.model, contamination, score=score, method=method).use(run)
-        train, val = split_validation(run_data(run, data).train, run.config.train.val_fraction,
-                                      seed=run.config.train.seed)
+        train, val = split_validation(
+            run_data(run, data).train, run.config.train.val_fraction, seed=run.config.train.seed
+        )
         detector._fit_normal(val, reference=train if METHODS[method].uses_reference else None)
         return detector
 
@@ -151,8 +172,12 @@ class AnomalyDetector:
             raise AelabError("the calibration images are all anomalies; the threshold needs normal images")
         normal = scores[labels == 0]
         # both kinds: the threshold with the best F1 on them; no anomalies: the share of normal images flagged
-        self._set_threshold(normal, confidence.best_f1_threshold(scores, labels) if labels.any()
-                            else float(np.quantile(normal, 1 - self.contamination)))
+        self._set_threshold(
+            normal,
+            confidence.best_f1_threshold(scores, labels)
+            if labels.any()
+            else float(np.quantile(normal, 1 - self.contamination)),
+        )
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -200,8 +225,16 @@ class AnomalyDetector:
     def _confidence(self, scores: np.ndarray) -> np.ndarray:
         return confidence.confidence(self.decision_scores_, scores, self.contamination, self.threshold_)
 
-    def predict_with_rejection(self, X: Any, T: float = 32, return_stats: bool = False, delta: float = 0.1,
-                               c_fp: float = 1, c_fn: float = 1, c_r: float | None = None) -> Any:
+    def predict_with_rejection(
+        self,
+        X: Any,
+        T: float = 32,
+        return_stats: bool = False,
+        delta: float = 0.1,
+        c_fp: float = 1,
+        c_fn: float = 1,
+        c_r: float | None = None,
+    ) -> Any:
         """:meth:`predict`, with -2 for the predictions the detector is not sure of (the reject
         option of Perini, Buncak and Davis, AAAI 2023; a higher ``T`` rejects more). With
         ``return_stats`` also :meth:`compute_rejection_stats`'s three numbers."""
@@ -213,8 +246,9 @@ class AnomalyDetector:
         labels[confidence.rejected(self.decision_scores_, scores, self.contamination, T)] = -2
         return (labels, *self.compute_rejection_stats(T, delta, c_fp, c_fn, c_r)) if return_stats else labels
 
-    def compute_rejection_stats(self, T: float = 32, delta: float = 0.1, c_fp: float = 1, c_fn: float = 1,
-                                c_r: float | None = None) -> tuple[float, float, float]:
+    def compute_rejection_stats(
+        self, T: float = 32, delta: float = 0.1, c_fp: float = 1, c_fn: float = 1, c_r: float | None = None
+    ) -> tuple[float, float, float]:
         """The reject option's guarantees: :func:`aelab.anomaly.confidence.rejection_stats`."""
         self.scorer()
         return confidence.rejection_stats(len(self.decision_scores_), self.contamination, T, delta, c_fp, c_fn, c_r)
@@ -248,6 +282,11 @@ class AnomalyDetector:
         import copy
 
         module = copy.deepcopy(self.scorer()).cpu().eval()
-        metadata = {"aelab.threshold": repr(float(self.threshold_)), "aelab.contamination": repr(self.contamination),
-                    "aelab.score": self.score, "aelab.method": self.method, "aelab.model": self.config_.model}
+        metadata = {
+            "aelab.threshold": repr(float(self.threshold_)),
+            "aelab.contamination": repr(self.contamination),
+            "aelab.score": self.score,
+            "aelab.method": self.method,
+            "aelab.model": self.config_.model,
+        }
         return module, metadata

@@ -33,9 +33,15 @@ def save_detector(detector: Any, path: str | Path, overwrite: bool = False) -> P
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in scorer.model.state_dict().items()}
     tensors["decision_scores"] = torch.from_numpy(np.ascontiguousarray(detector.decision_scores_, dtype=np.float64))
     tensors.update({k: v.detach().cpu().contiguous() for k, v in scorer.state().items()})
-    header = {"format": FILE_FORMAT, "aelab_version": __version__, "config": detector.config_.to_json(),
-              "contamination": detector.contamination, "score": detector.score, "threshold": detector.threshold_,
-              "method": detector.method}
+    header = {
+        "format": FILE_FORMAT,
+        "aelab_version": __version__,
+        "config": detector.config_.to_json(),
+        "contamination": detector.contamination,
+        "score": detector.score,
+        "threshold": detector.threshold_,
+        "method": detector.method,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"aelab_detector": json.dumps(header)}))
     return path
@@ -63,8 +69,10 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
     except (TypeError, ValueError, KeyError) as error:
         raise AelabError(f"{path} is not an aelab detector file ({type(error).__name__}: {error})") from None
     if method not in METHODS:
-        raise AelabError(f"{path} holds a detector of method {method!r}, which this aelab does not know "
-                         f"({', '.join(METHODS)}): a newer aelab wrote it")
+        raise AelabError(
+            f"{path} holds a detector of method {method!r}, which this aelab does not know "
+            f"({', '.join(METHODS)}): a newer aelab wrote it"
+        )
     _check_stored(path, threshold, contamination, score, tensors)
     model = create_model(config.model, **config.params)
     load_state(model, {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}, path)
@@ -76,13 +84,16 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
     missing = [key for key in ["decision_scores", *scorer.needs()] if key not in tensors]
     if missing:
         named = ["the transformations network" if key.startswith(Transformations.prefix) else key for key in missing]
-        raise AelabError(f"{path} is not a whole aelab detector file of the {method} method (it lacks "
-                         f"{', '.join(named)})")
+        raise AelabError(
+            f"{path} is not a whole aelab detector file of the {method} method (it lacks {', '.join(named)})"
+        )
     scorer.load(tensors, path)
     for key in ("reference_pixels",):
         if key in tensors and tensors[key].shape[1] != math.prod(model.input_shape):
-            raise AelabError(f"{path} is damaged ({key}: rows of {tensors[key].shape[1]} values, and the model "
-                             f"takes {math.prod(model.input_shape)})")
+            raise AelabError(
+                f"{path} is damaged ({key}: rows of {tensors[key].shape[1]} values, and the model "
+                f"takes {math.prod(model.input_shape)})"
+            )
     transformations = scorer.part(Transformations)
     if transformations is not None:
         transformations.net.to(device)
@@ -94,8 +105,9 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
     return detector
 
 
-def _check_stored(path: Path, threshold: float, contamination: Any, score: Any,
-                  tensors: dict[str, torch.Tensor]) -> None:
+def _check_stored(
+    path: Path, threshold: float, contamination: Any, score: Any, tensors: dict[str, torch.Tensor]
+) -> None:
     """A detector file's numbers, before they are used: a finite threshold, a contamination in its
     range, known choices, and each array of its expected shape with finite values (a NaN threshold
     would flag nothing, silently)."""
@@ -111,10 +123,18 @@ def _check_stored(path: Path, threshold: float, contamination: Any, score: Any,
         value = tensors.get(key)
         if value is None:
             continue
-        if (dims is not None and value.dim() != dims) or value.numel() == 0 or not value.is_floating_point() \
-                or not torch.isfinite(value).all():
-            raise AelabError(f"{path} is damaged ({key}: expected finite numbers in {dims or 'any number of'} "
-                             f"dimension(s), got {value.dtype} shaped {tuple(value.shape)})")
+        if (
+            (dims is not None and value.dim() != dims)
+            or value.numel() == 0
+            or not value.is_floating_point()
+            or not torch.isfinite(value).all()
+        ):
+            raise AelabError(
+                f"{path} is damaged ({key}: expected finite numbers in {dims or 'any number of'} "
+                f"dimension(s), got {value.dtype} shaped {tuple(value.shape)})"
+            )
     if "standard" in tensors and tensors["standard"].shape[1] != 2:
-        raise AelabError(f"{path} is damaged (standard: expected a mean and a spread per part, got "
-                         f"{tuple(tensors['standard'].shape)})")
+        raise AelabError(
+            f"{path} is damaged (standard: expected a mean and a spread per part, got "
+            f"{tuple(tensors['standard'].shape)})"
+        )

@@ -186,8 +186,12 @@ class Transformations(Part):
         self.net = net.to(memory_format=torch.channels_last).eval()
 
 
-PARTS: dict[str, type[Part]] = {"reconstruction": Reconstruction, "pixels": PixelNeighbours,
-                                "codes": CodeNeighbours, "transformations": Transformations}
+PARTS: dict[str, type[Part]] = {
+    "reconstruction": Reconstruction,
+    "pixels": PixelNeighbours,
+    "codes": CodeNeighbours,
+    "transformations": Transformations,
+}
 
 
 class Method(NamedTuple):
@@ -212,8 +216,7 @@ METHODS: dict[str, Method] = {
 MethodName = Literal[tuple(METHODS)]  # the registry's names, for signatures (and the CLI's choices)
 
 
-def neighbour_distance(queries: Tensor, reference: Tensor, k: int, leave_out: bool = False,
-                       chunk: int = 512) -> Tensor:
+def neighbour_distance(queries: Tensor, reference: Tensor, k: int, leave_out: bool = False, chunk: int = 512) -> Tensor:
     """Each query's mean Euclidean distance to its ``k`` nearest rows of ``reference`` (in float64,
     where the squared distances' expansion loses no digits that matter; in ``chunk``s of queries;
     0: all at once, as an exported graph does); ``leave_out``: the queries are the reference, each
@@ -225,5 +228,5 @@ def neighbour_distance(queries: Tensor, reference: Tensor, k: int, leave_out: bo
     for part in adaptive(queries.split(chunk) if chunk else [queries]):
         d2 = part.square().sum(dim=1, keepdim=True) - 2 * part @ reference.T + squared
         nearest = (-d2).topk(k + int(leave_out), dim=1).values.neg().clamp(min=0).sqrt()
-        means.append(nearest[:, int(leave_out):].mean(dim=1))
+        means.append(nearest[:, int(leave_out) :].mean(dim=1))
     return torch.cat(means)

@@ -25,8 +25,9 @@ class DetectorScore(nn.Module):
         super().__init__()
         self.model, self.method = model, METHODS[method]
         self.error = Reconstruction(normalised)
-        self.parts = nn.ModuleList(self.error if name == "reconstruction" else PARTS[name]()
-                                   for name in self.method.parts)
+        self.parts = nn.ModuleList(
+            self.error if name == "reconstruction" else PARTS[name]() for name in self.method.parts
+        )
         self.register_buffer("standard", None)  # (parts, 2), float64: each part's mean and spread on normal images
 
     def see(self, images: Tensor) -> Seen:
@@ -96,8 +97,10 @@ class DetectorScore(nn.Module):
         if self.method.standardised:
             standard = tensors["standard"]
             if standard.shape != (len(self.parts), 2):
-                raise AelabError(f"{path} is damaged (standard: expected a mean and a spread for each of the "
-                                 f"{len(self.parts)} parts, got {tuple(standard.shape)})")
+                raise AelabError(
+                    f"{path} is damaged (standard: expected a mean and a spread for each of the "
+                    f"{len(self.parts)} parts, got {tuple(standard.shape)})"
+                )
             self.standard = standard.double()
 
     def part(self, kind: type[Part]) -> Part | None:

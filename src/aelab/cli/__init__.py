@@ -45,7 +45,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for name, (help_text, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen == "train" and {"-h", "--help"} & set(argv):
-            p.model_info = _named_model(argv[argv.index("train") + 1:])
+            p.model_info = _named_model(argv[argv.index("train") + 1 :])
         if chosen is None or name == chosen:
             func.arguments(p)
         p.set_defaults(func=func)
@@ -88,4 +88,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aelab {args.command}: {' '.join(str(error).split()) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
-

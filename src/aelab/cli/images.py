@@ -1,5 +1,4 @@
-"""`aelab reconstruct`, `denoise`, `encode`, `sample`, `manifold`, `latent`, `interpolate`: a trained run on images.
-"""
+"""`aelab reconstruct`, `denoise`, `encode`, `sample`, `manifold`, `latent`, `interpolate`: a trained run on images."""
 
 from __future__ import annotations
 
@@ -21,8 +20,16 @@ from .options import (
 
 
 def _image_command(args: argparse.Namespace, mode: str) -> None:
-    written = aelab.reconstruct_files(args.run_dir, args.images, args.out, noise=getattr(args, "noise", 0.0),
-                                      precision=args.precision, mode=mode, labels=args.label, overwrite=args.overwrite)
+    written = aelab.reconstruct_files(
+        args.run_dir,
+        args.images,
+        args.out,
+        noise=getattr(args, "noise", 0.0),
+        precision=args.precision,
+        mode=mode,
+        labels=args.label,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {len(written) - 1} image(s) and {written[-1]}")
 
 
@@ -36,12 +43,19 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="folder for the output PNGs")
     overwrite_argument(p, "PNGs of the same names in --out")
-    p.add_argument("--precision", default=api_default(aelab.reconstruct_files, "precision"),
-                   help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32")
+    p.add_argument(
+        "--precision",
+        default=api_default(aelab.reconstruct_files, "precision"),
+        help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32",
+    )
     label_argument(p, "the images' class")
     if noise:
-        p.add_argument("--noise", type=float, default=api_default(aelab.reconstruct_files, "noise"),
-                       help="add this much noise first (to try the model)")
+        p.add_argument(
+            "--noise",
+            type=float,
+            default=api_default(aelab.reconstruct_files, "noise"),
+            help="add this much noise first (to try the model)",
+        )
 
 
 cmd_reconstruct.arguments = _image_arguments
@@ -57,18 +71,25 @@ cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
 
 @command("encode", "write the codes of a dataset's images to a .npy file")
 def cmd_encode(args: argparse.Namespace) -> None:
-    out, codes = aelab.encode_file(args.run_dir, args.out, args.split, data_of(args), precision=args.precision,
-                                   overwrite=args.overwrite)
+    out, codes = aelab.encode_file(
+        args.run_dir, args.out, args.split, data_of(args), precision=args.precision, overwrite=args.overwrite
+    )
     print(f"wrote {out}: {len(codes)} codes of size {codes.shape[1]} ({args.split} split)")
 
 
 def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     data_arguments(p, "the run's")
-    p.add_argument("--split", choices=api_choices(aelab.encode_file, "split"), default=api_default(aelab.encode_file, "split"))
+    p.add_argument(
+        "--split", choices=api_choices(aelab.encode_file, "split"), default=api_default(aelab.encode_file, "split")
+    )
     p.add_argument("--out", required=True, help="the .npy file to write")
     overwrite_argument(p)
-    p.add_argument("--precision", default=api_default(aelab.encode_file, "precision"), help="32 (exact codes, the default) or auto (bf16 where supported)")
+    p.add_argument(
+        "--precision",
+        default=api_default(aelab.encode_file, "precision"),
+        help="32 (exact codes, the default) or auto (bf16 where supported)",
+    )
 
 
 cmd_encode.arguments = _encode_arguments
@@ -113,8 +134,9 @@ def cmd_latent(args: argparse.Namespace) -> None:
 def _latent_arguments(p: argparse.ArgumentParser) -> None:
     run_arguments(p, "latent.png")
     data_arguments(p, "the run's")
-    p.add_argument("--limit", type=int, default=api_default(aelab.latent_figure, "limit"),
-                   help="at most this many test images")
+    p.add_argument(
+        "--limit", type=int, default=api_default(aelab.latent_figure, "limit"), help="at most this many test images"
+    )
 
 
 cmd_latent.arguments = _latent_arguments
@@ -124,8 +146,15 @@ cmd_latent.arguments = _latent_arguments
 def cmd_interpolate(args: argparse.Namespace) -> None:
     if len(args.images) not in (0, 2):
         raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
-    out = aelab.interpolate_figure(args.run_dir, *args.images, out=args.out, steps=args.steps, seed=args.seed,
-                                   labels=args.label, overwrite=args.overwrite)
+    out = aelab.interpolate_figure(
+        args.run_dir,
+        *args.images,
+        out=args.out,
+        steps=args.steps,
+        seed=args.seed,
+        labels=args.label,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {out} ({args.steps} steps{', framed by the two inputs' if args.images else ''})")
 
 
@@ -133,8 +162,12 @@ def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
     run_arguments(p, "interpolation.png")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B")
     p.add_argument("--steps", type=int, default=api_default(aelab.interpolate_figure, "steps"))
-    p.add_argument("--seed", type=int, default=api_default(aelab.interpolate_figure, "seed"),
-                   help="for the prior points when no images are given")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=api_default(aelab.interpolate_figure, "seed"),
+        help="for the prior points when no images are given",
+    )
     label_argument(p, "the class to stay in")
 
 

@@ -1,5 +1,4 @@
-"""`aelab models`, `aelab datasets`, `aelab summary`: what aelab has.
-"""
+"""`aelab models`, `aelab datasets`, `aelab summary`: what aelab has."""
 
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ def command(name: str, help_text: str):
     return decorate
 
 
-def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: str,
-                 model: dict[str, Any] | None = None) -> None:
+def add_settings(
+    parser: argparse.ArgumentParser, settings_class: type, title: str, model: dict[str, Any] | None = None
+) -> None:
     """One flag per field of a settings dataclass (:class:`~aelab.config.TrainSettings`,
     :class:`~aelab.config.StyleSettings`), typed and described there: the class is the only list.
     Every flag defaults to None, "not given": the model's (or the seed's) own setting. ``model``
@@ -44,8 +45,11 @@ def add_settings(parser: argparse.ArgumentParser, settings_class: type, title: s
         flag = "--" + f.name.replace("_", "-")
         text = f.metadata["help"]
         if model is not None:
-            text += (f" [{model['name']}: {plain(model['train'][f.name])}]" if f.name in model["train"]
-                     else f" [not used by {model['name']}]")
+            text += (
+                f" [{model['name']}: {plain(model['train'][f.name])}]"
+                if f.name in model["train"]
+                else f" [not used by {model['name']}]"
+            )
         kwargs: dict[str, Any] = {"help": text.replace("%", "%%"), "default": None, "dest": f.name}
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
@@ -67,8 +71,11 @@ def given(args: argparse.Namespace, settings_class: type) -> dict[str, Any]:
     """The settings flags the user gave."""
     import dataclasses
 
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class)
-            if getattr(args, f.name, None) is not None}
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(settings_class)
+        if getattr(args, f.name, None) is not None
+    }
 
 
 def params_of(model: str | None, texts: list[str] | None) -> dict[str, Any]:
@@ -92,9 +99,13 @@ def api_choices(func: Callable, name: str) -> tuple[str, ...]:
 
 
 def progress_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--progress", choices=("auto", "bar", "epoch", "none"), default="auto",
-                   help="bar: a progress bar; epoch: a line per epoch and per evaluation stage (what a log file "
-                        "wants); none: quiet; auto (default): bar on a terminal, else epoch")
+    p.add_argument(
+        "--progress",
+        choices=("auto", "bar", "epoch", "none"),
+        default="auto",
+        help="bar: a progress bar; epoch: a line per epoch and per evaluation stage (what a log file "
+        "wants); none: quiet; auto (default): bar on a terminal, else epoch",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_const", const="none", help="same as --progress none")
 
 
@@ -113,9 +124,14 @@ def data_arguments(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def threads_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, dest="inference_threads", metavar="N",
-                   help="CPU threads: a number fixes it (results then repeat bit for bit); default: the count that "
-                        "runs fastest, measured as it goes (fewer when another program keeps the CPU busy)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        dest="inference_threads",
+        metavar="N",
+        help="CPU threads: a number fixes it (results then repeat bit for bit); default: the count that "
+        "runs fastest, measured as it goes (fewer when another program keeps the CPU busy)",
+    )
 
 
 def overwrite_argument(p: argparse.ArgumentParser, what: str = "--out") -> None:
@@ -124,8 +140,11 @@ def overwrite_argument(p: argparse.ArgumentParser, what: str = "--out") -> None:
 
 def run_arguments(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("run_dir")
-    p.add_argument("--out", help=f"the PNG to write (default RUN_DIR/{default}; if that exists, the next free "
-                                 f"{default.removesuffix('.png')}-2.png, -3, ... unless --overwrite replaces it)")
+    p.add_argument(
+        "--out",
+        help=f"the PNG to write (default RUN_DIR/{default}; if that exists, the next free "
+        f"{default.removesuffix('.png')}-2.png, -3, ... unless --overwrite replaces it)",
+    )
     overwrite_argument(p)
 
 
@@ -140,4 +159,3 @@ def plain(value: Any) -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}={v:g}" for k, v in value.items())
     return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-

@@ -25,14 +25,54 @@ _EXPORTS = {
     **dict.fromkeys(("DatasetEntry", "register_dataset"), "registry"),
     **dict.fromkeys(("dataset_names", "loader", "class_names", "list_datasets"), "names"),
     **dict.fromkeys(("DEBIAN_FASHION_MNIST", "DIGITS", "FASHION", "torchvision_dataset"), "sources"),
-    **dict.fromkeys(("DEFAULT_DATASET", "ARRAYS", "describe_source", "resolve_data", "as_numpy", "load_data",
-                     "load_local", "streaming_pays"), "resolve"),
-    **dict.fromkeys(("read_idx", "load_idx_dir", "load_arrays", "array_labels", "array_images", "load_image_folder"),
-                    "files"),
-    **dict.fromkeys(("UNLABELLED", "ImageData", "to_float", "held_out_split", "fit_images", "add_noise",
-                     "EVAL_NOISE_SEED", "noisy_copy", "split_validation", "hide_labels", "TensorBatches"), "memory"),
-    **dict.fromkeys(("IMAGE_SUFFIXES", "SPLIT_SEED", "TEST_FRACTION", "cache_dir", "folder_classes", "folder_layout",
-                     "image_files", "image_to_tensor", "read_image", "read_images", "seeded_split"), "images"),
+    **dict.fromkeys(
+        (
+            "DEFAULT_DATASET",
+            "ARRAYS",
+            "describe_source",
+            "resolve_data",
+            "as_numpy",
+            "load_data",
+            "load_local",
+            "streaming_pays",
+        ),
+        "resolve",
+    ),
+    **dict.fromkeys(
+        ("read_idx", "load_idx_dir", "load_arrays", "array_labels", "array_images", "load_image_folder"), "files"
+    ),
+    **dict.fromkeys(
+        (
+            "UNLABELLED",
+            "ImageData",
+            "to_float",
+            "held_out_split",
+            "fit_images",
+            "add_noise",
+            "EVAL_NOISE_SEED",
+            "noisy_copy",
+            "split_validation",
+            "hide_labels",
+            "TensorBatches",
+        ),
+        "memory",
+    ),
+    **dict.fromkeys(
+        (
+            "IMAGE_SUFFIXES",
+            "SPLIT_SEED",
+            "TEST_FRACTION",
+            "cache_dir",
+            "folder_classes",
+            "folder_layout",
+            "image_files",
+            "image_to_tensor",
+            "read_image",
+            "read_images",
+            "seeded_split",
+        ),
+        "images",
+    ),
 }
 
 if TYPE_CHECKING:  # for editors and type checkers

@@ -25,7 +25,7 @@ def read_idx(path: Path) -> Tensor:
         with opener(path, "rb") as f:
             raw = f.read()
         zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-        dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
         if zero != 0 or dtype != 0x08:
             raise ValueError("not an unsigned-byte IDX file")
         body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
@@ -67,8 +67,13 @@ def load_arrays(paths: list[Path], name: str) -> ImageData:
         raise AelabError(f"cannot read array file {path}: {error}") from None
     if "x_train" in arrays and "x_test" in arrays:
         train, test = array_images(arrays["x_train"], path), array_images(arrays["x_test"], path)
-        return ImageData(name, train, test, array_labels(arrays.get("y_train"), len(train), path),
-                         array_labels(arrays.get("y_test"), len(test), path))
+        return ImageData(
+            name,
+            train,
+            test,
+            array_labels(arrays.get("y_train"), len(train), path),
+            array_labels(arrays.get("y_test"), len(test), path),
+        )
     key = next((k for k in ("x", "images", "arr_0", "x_train") if k in arrays), None)
     if key is None:
         raise AelabError(f"{path} holds {sorted(arrays)}; expected x_train/x_test or one array named x or images")
@@ -84,8 +89,9 @@ def array_labels(y: np.ndarray | None, n: int, path: Path) -> Tensor | None:
     if y.ndim != 1 or len(y) != n or y.dtype.kind not in "ui":
         raise AelabError(f"{path}: labels must be {n} integers, one per image; got {y.dtype} shaped {y.shape}")
     if len(y) and y.min() < UNLABELLED:
-        raise AelabError(f"{path}: labels must be class numbers from 0, or {UNLABELLED} for an image without one; "
-                         f"got {y.min()}")
+        raise AelabError(
+            f"{path}: labels must be class numbers from 0, or {UNLABELLED} for an image without one; got {y.min()}"
+        )
     return torch.from_numpy(y.astype(np.int64))
 
 
@@ -102,8 +108,10 @@ def array_images(array: np.ndarray, path: Path | str) -> Tensor:
     if array.ndim != 4 or array.shape[0] == 0 or min(array.shape) == 0:
         raise AelabError(f"{path}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
     if array.shape[1] not in (1, 2, 3, 4):
-        raise AelabError(f"{path}: images need 1 (gray), 3 (colour) or 2/4 (with alpha) channels, "
-                         f"got {array.shape[1]} in {array.shape}")
+        raise AelabError(
+            f"{path}: images need 1 (gray), 3 (colour) or 2/4 (with alpha) channels, "
+            f"got {array.shape[1]} in {array.shape}"
+        )
     if array.dtype.kind not in "uif":
         raise AelabError(f"{path}: expected numeric pixel values, got {array.dtype}")
     if array.dtype.kind in "ui":  # whole numbers of any width: 8-bit levels (0-255), or 0/1
@@ -112,8 +120,10 @@ def array_images(array: np.ndarray, path: Path | str) -> Tensor:
     if not torch.isfinite(x).all():
         raise AelabError(f"{path}: the images hold NaN or infinite values")
     if x.min() < 0 or x.max() > 1:
-        raise AelabError(f"{path}: {array.dtype} pixel values must lie in [0, 1], got {float(x.min()):.4g} to "
-                         f"{float(x.max()):.4g} (8-bit levels: give whole numbers 0-255)")
+        raise AelabError(
+            f"{path}: {array.dtype} pixel values must lie in [0, 1], got {float(x.min()):.4g} to "
+            f"{float(x.max()):.4g} (8-bit levels: give whole numbers 0-255)"
+        )
     return x
 
 
@@ -127,5 +137,11 @@ def load_image_folder(folder: Path, name: str, size: int) -> ImageData:
     def pick(t, i):
         return None if t is None else t[i]
 
-    return ImageData(name, x[train].contiguous(), x[test].contiguous(), pick(labels, train), pick(labels, test),
-                     folder_classes(folder, files) if labels is not None else None)
+    return ImageData(
+        name,
+        x[train].contiguous(),
+        x[test].contiguous(),
+        pick(labels, train),
+        pick(labels, test),
+        folder_classes(folder, files) if labels is not None else None,
+    )

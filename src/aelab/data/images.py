@@ -38,13 +38,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AELAB_DATA_HOME", Path.home() / ".cache" / "aelab" / "datasets"))
 
 
-
 def image_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise AelabError(f"no images (PNG, JPEG, ...), IDX files or .npy/.npz arrays in {folder}")
     return files
-
 
 
 def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -63,7 +61,6 @@ def folder_layout(folder: Path, files: list[Path]) -> tuple[Tensor, Tensor, Tens
         raise AelabError(f"{folder.name}: need at least 2 images to make a train/test split, found {len(files)}")
     train, test = seeded_split(len(files), TEST_FRACTION, SPLIT_SEED)
     return train, test, labels
-
 
 
 def _folder_parts(folder: Path, files: list[Path]) -> tuple[list[str | None], list[str | None]]:
@@ -90,8 +87,9 @@ def read_image(path: str | Path) -> Image.Image:
         with Image.open(path) as img:
             img.load()
     except Image.DecompressionBombError:
-        raise AelabError(f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); "
-                         "resize it first") from None
+        raise AelabError(
+            f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); resize it first"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise AelabError(f"{path} is not a readable image ({type(error).__name__})") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -103,7 +101,6 @@ def read_image(path: str | Path) -> Image.Image:
     return img if img.mode in ("L", "RGB") else img.convert("RGB")
 
 
-
 def image_to_tensor(img: Image.Image, channels: int, size: int | None) -> Tensor:
     """A PIL image as (channels, size, size) float32 in [0, 1] (its own size where ``size`` is None)."""
     img = img.convert("L" if channels == 1 else "RGB")
@@ -111,7 +108,6 @@ def image_to_tensor(img: Image.Image, channels: int, size: int | None) -> Tensor
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy() / 255.0)
     return x[None] if channels == 1 else x.permute(2, 0, 1)
-
 
 
 def read_images(paths: list[str | Path], channels: int, size: int) -> Tensor:

@@ -38,8 +38,14 @@ class ImageData:
 
     def fit_to(self, channels: int, size: int) -> ImageData:
         """The same data converted to ``channels`` x ``size`` x ``size``."""
-        return ImageData(self.name, fit_images(self.train, channels, size), fit_images(self.test, channels, size),
-                         self.train_labels, self.test_labels, self.classes)
+        return ImageData(
+            self.name,
+            fit_images(self.train, channels, size),
+            fit_images(self.test, channels, size),
+            self.train_labels,
+            self.test_labels,
+            self.classes,
+        )
 
     # what training asks of any data it is given (a streamed folder answers the same)
 
@@ -55,8 +61,15 @@ class ImageData:
     def all_train_labels(self) -> Tensor | None:
         return self.train_labels
 
-    def batches(self, batch_size: int, val_fraction: float, seed: int, labelled: float | None = None,
-                noise: float = 0.0, device: torch.device | None = None) -> tuple[TensorBatches, TensorBatches]:
+    def batches(
+        self,
+        batch_size: int,
+        val_fraction: float,
+        seed: int,
+        labelled: float | None = None,
+        noise: float = 0.0,
+        device: torch.device | None = None,
+    ) -> tuple[TensorBatches, TensorBatches]:
         """Training and validation batches: a fixed ``val_fraction`` of the training images held
         out (by ``seed``); with ``labelled`` (the share of training labels kept) their labels too;
         the validation inputs noised by ``noise`` (their targets clean); on ``device``."""
@@ -68,8 +81,10 @@ class ImageData:
             train_x, val_x = train_x.to(device), val_x.to(device)
             train_y, val_y = (None, None) if train_y is None else (train_y.to(device), val_y.to(device))
         val_inputs = noisy_copy(val_x.cpu(), noise).to(val_x.device)
-        return (TensorBatches(train_x, batch_size=batch_size, shuffle=True, seed=seed, labels=train_y, split=True),
-                TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y))
+        return (
+            TensorBatches(train_x, batch_size=batch_size, shuffle=True, seed=seed, labels=train_y, split=True),
+            TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y),
+        )
 
 
 def to_float(images: Tensor | np.ndarray) -> Tensor:
@@ -114,8 +129,12 @@ def fit_images(x: Tensor, channels: int, size: int) -> Tensor:
         # the resized images live on in training's copies (channels-last, the validation split, the
         # batches): about four at once, as measured on a run that filled the memory
         check_images(f"the data resized to {size}x{size}", len(x), (channels, size, size), copies=4)
-        x = torch.cat([F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-                       for chunk in x.split(4096)]).clamp_(0, 1)
+        x = torch.cat(
+            [
+                F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+                for chunk in x.split(4096)
+            ]
+        ).clamp_(0, 1)
     return x.contiguous()
 
 
@@ -158,8 +177,16 @@ class TensorBatches:
     epoch's shuffled order (:func:`aelab.distributed.shard`), the same order on every process.
     """
 
-    def __init__(self, inputs: Tensor, targets: Tensor | None = None, batch_size: int = 200,
-                 shuffle: bool = False, seed: int = 0, labels: Tensor | None = None, split: bool = False) -> None:
+    def __init__(
+        self,
+        inputs: Tensor,
+        targets: Tensor | None = None,
+        batch_size: int = 200,
+        shuffle: bool = False,
+        seed: int = 0,
+        labels: Tensor | None = None,
+        split: bool = False,
+    ) -> None:
         self.inputs, self.targets = inputs, inputs if targets is None else targets
         self.labels = labels  # given: batches are (inputs, targets, labels)
         self.batch_size, self.shuffle, self.split = batch_size, shuffle, split

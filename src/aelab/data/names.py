@@ -29,5 +29,9 @@ def class_names(name: str) -> tuple[str, ...] | None:
 
 def list_datasets() -> dict[str, str]:
     """Dataset names ``data=`` accepts (image datasets, then text corpora), with a line on each."""
-    return {name: entry.description for holds in ("images", "text") for name, entry in registry._DATASETS.items()
-            if entry.holds == holds}
+    return {
+        name: entry.description
+        for holds in ("images", "text")
+        for name, entry in registry._DATASETS.items()
+        if entry.holds == holds
+    }

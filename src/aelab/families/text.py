@@ -32,8 +32,20 @@ class TextSystem(AutoencoderSystem):
     window; logs the loss (nats per character) and the accuracy. RMSprop is Keras' (rho 0.9,
     epsilon 1e-7), as the seed's ``RMSprop(lr=0.01)`` was."""
 
-    honours = ("epochs", "batch_size", "lr", "optimizer", "seed", "precision", "schedule",
-               "reduce_lr", "lr_patience", "early_stopping", "patience", *LAUNCH)
+    honours = (
+        "epochs",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "seed",
+        "precision",
+        "schedule",
+        "reduce_lr",
+        "lr_patience",
+        "early_stopping",
+        "patience",
+        *LAUNCH,
+    )
     optimizer_options = {"rmsprop": {"alpha": 0.9, "eps": 1e-7}}
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
@@ -74,20 +86,32 @@ class TextFamily(Family):
         source = data if data is not None else Path(config.data_dir) if config.data_dir else config.data
         return load_text(source, alphabet=config.params["alphabet"], min_length=config.params["maxlen"] + 2)
 
-    def batches(self, data: TextData, model: TextModel, settings: TrainSettings,
-                device: torch.device | None) -> tuple[Any, Any]:
+    def batches(
+        self, data: TextData, model: TextModel, settings: TrainSettings, device: torch.device | None
+    ) -> tuple[Any, Any]:
         train_text, val_text = (data.train.to(device), data.val.to(device)) if device else (data.train, data.val)
-        return (WindowBatches(train_text, model.maxlen, model.step, settings.batch_size, shuffle=True,
-                              seed=settings.seed, split=True),
-                WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, INFERENCE_BATCH)))
+        return (
+            WindowBatches(
+                train_text, model.maxlen, model.step, settings.batch_size, shuffle=True, seed=settings.seed, split=True
+            ),
+            WindowBatches(val_text, model.maxlen, 1, max(settings.batch_size, INFERENCE_BATCH)),
+        )
 
-    def callbacks(self, run: Run, model: TextModel, data: TextData, settings: TrainSettings,
-                  val_batches: Any) -> list[L.Callback]:
-        return [TextSamples(run.path / "samples.txt", data.val[:model.maxlen], seed=settings.seed)]
+    def callbacks(
+        self, run: Run, model: TextModel, data: TextData, settings: TrainSettings, val_batches: Any
+    ) -> list[L.Callback]:
+        return [TextSamples(run.path / "samples.txt", data.val[: model.maxlen], seed=settings.seed)]
 
     @torch.no_grad()
-    def evaluate(self, run: Run, model: TextModel, data: TextData, write_figures: bool,
-                 options: EvalSettings, batch_size: int = INFERENCE_BATCH) -> dict[str, Any]:
+    def evaluate(
+        self,
+        run: Run,
+        model: TextModel,
+        data: TextData,
+        write_figures: bool,
+        options: EvalSettings,
+        batch_size: int = INFERENCE_BATCH,
+    ) -> dict[str, Any]:
         """Next-character loss (nats), bits per character and accuracy on every character of the
         validation and test texts that has ``maxlen`` characters before it, beside the n-gram
         baseline's bits per character on the same characters."""
@@ -103,8 +127,14 @@ class TextFamily(Family):
                     correct += int((logits.argmax(-1) == targets).sum())
                     count += len(targets)
                     step.advance()
-            metrics.update({f"{split}_loss": loss / count, f"{split}_bits_per_char": loss / count / math.log(2),
-                            f"{split}_accuracy": correct / count, f"{split}_characters": count})
+            metrics.update(
+                {
+                    f"{split}_loss": loss / count,
+                    f"{split}_bits_per_char": loss / count / math.log(2),
+                    f"{split}_accuracy": correct / count,
+                    f"{split}_characters": count,
+                }
+            )
         with stage("n-gram baseline"):
             metrics.update(ngram_baseline(data, model.maxlen))
         metrics["bits_vs_ngram"] = metrics["test_bits_per_char"] / metrics["ngram_test_bits_per_char"]
@@ -112,11 +142,13 @@ class TextFamily(Family):
 
     def report(self, metrics: dict[str, Any]) -> list[str]:
         m = printable(metrics)
-        return [f"{metrics['model']} on {metrics['data']} ({metrics['test_characters']} test characters, alphabet "
-                f"{metrics['alphabet_size']}):",
-                f"  test {m['test_bits_per_char']:.3f} bits/char ({m['test_loss']:.4f} nats), accuracy "
-                f"{m['test_accuracy']:.3f}; {metrics['ngram_n']}-gram baseline {m['ngram_test_bits_per_char']:.3f} "
-                f"bits/char ({m['bits_vs_ngram']:.2f}x)"]
+        return [
+            f"{metrics['model']} on {metrics['data']} ({metrics['test_characters']} test characters, alphabet "
+            f"{metrics['alphabet_size']}):",
+            f"  test {m['test_bits_per_char']:.3f} bits/char ({m['test_loss']:.4f} nats), accuracy "
+            f"{m['test_accuracy']:.3f}; {metrics['ngram_n']}-gram baseline {m['ngram_test_bits_per_char']:.3f} "
+            f"bits/char ({m['bits_vs_ngram']:.2f}x)",
+        ]
 
     def search_space(self, entry: ModelEntry) -> list[Dimension]:
         return super().search_space(entry) + [Dimension("units", choices=(64, 128, 256))]

@@ -35,10 +35,12 @@ class VAESystem(AutoencoderSystem):
         if settings.loss != "bce":
             raise AelabError(f"{model_name}: VAEs here use a Bernoulli decoder: train them with {opt('loss', 'bce')}")
 
-    def compute_loss(self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
-                     ) -> tuple[Tensor, dict[str, Tensor]]:
-        loss, recon, kl = vae_loss(out.logits, targets, out.mean, out.logvar, self.settings.kl_form,
-                                   self.settings.kl_weight)
+    def compute_loss(
+        self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        loss, recon, kl = vae_loss(
+            out.logits, targets, out.mean, out.logvar, self.settings.kl_form, self.settings.kl_weight
+        )
         return loss, {"recon": recon, "kl": kl}
 
 
@@ -61,16 +63,18 @@ class VAEFamily(AutoencoderFamily):
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
         return []  # PCA has no ELBO
 
-    def evaluate(self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool,
-                 options: EvalSettings) -> dict[str, Any]:
+    def evaluate(
+        self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool, options: EvalSettings
+    ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         if options.bounds:
-            images = data.test[:options.bound_images]
-            labels = data.test_labels[:len(images)] if isinstance(model, Conditional) else None
+            images = data.test[: options.bound_images]
+            labels = data.test_labels[: len(images)] if isinstance(model, Conditional) else None
             what = f"ELBO and IWAE bound ({options.bound_samples} samples x {len(images):,} images)"
             with stage(what, total=-(-len(images) // 100)) as step:
-                metrics.update(vae_bounds(model, images, samples=options.bound_samples, labels=labels,
-                                          on_batch=step.advance))
+                metrics.update(
+                    vae_bounds(model, images, samples=options.bound_samples, labels=labels, on_batch=step.advance)
+                )
             metrics["bounds_seconds"] = round(step.seconds, 2)
         metrics.update(sample_metrics(run, model, data, write_figures, options))
         return metrics
@@ -80,9 +84,11 @@ class VAEFamily(AutoencoderFamily):
         iwae = next((k for k in metrics if k.startswith("test_iwae")), None)
         if iwae is None:
             return lines + ["  ELBO/IWAE bounds not measured (bounds off)"] + sample_report(metrics, m)
-        lines.append(f"  test ELBO {m['test_elbo']:.1f} nats (reconstruction {m['test_recon_nats']:.1f}, "
-                     f"KL {m['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
-                     f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)")
+        lines.append(
+            f"  test ELBO {m['test_elbo']:.1f} nats (reconstruction {m['test_recon_nats']:.1f}, "
+            f"KL {m['test_kl_nats']:.1f}); {iwae.removeprefix('test_')} log-likelihood bound "
+            f"{m[iwae]:.1f} nats ({metrics['bound_images']} images)"
+        )
         return lines + sample_report(metrics, m)
 
     def search_space(self, entry: ModelEntry) -> list[Dimension]:
@@ -100,7 +106,6 @@ class CVAEFamily(VAEFamily):
         super().check_labels(config, data)
         if bool((data.train_labels < 0).any()):
             missing = int((data.train_labels < 0).sum())
-            raise AelabError(f"{config.model} needs a label for every training image; {missing} of {data.name}'s "
-                             "have none")
-
-
+            raise AelabError(
+                f"{config.model} needs a label for every training image; {missing} of {data.name}'s have none"
+            )

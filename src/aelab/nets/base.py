@@ -101,8 +101,9 @@ class TextModel:
     maxlen: int
     step: int
 
-    def generate(self, prompt: Tensor, length: int, temperature: float,
-                 generator: torch.Generator | None = None) -> list[int]:
+    def generate(
+        self, prompt: Tensor, length: int, temperature: float, generator: torch.Generator | None = None
+    ) -> list[int]:
         """``length`` character indices drawn after ``prompt`` at ``temperature``."""
         raise NotImplementedError
 
@@ -185,8 +186,10 @@ class Autoencoder(Network):
             shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
             raise InputError(f"{self.model_name} takes one integer label per image, shaped ({n},), got {shape}")
         if n and not (0 <= int(labels.min()) and int(labels.max()) < self.classes):
-            raise InputError(f"{self.model_name} knows the classes 0 to {self.classes - 1}, got labels from "
-                             f"{int(labels.min())} to {int(labels.max())}")
+            raise InputError(
+                f"{self.model_name} knows the classes 0 to {self.classes - 1}, got labels from "
+                f"{int(labels.min())} to {int(labels.max())}"
+            )
         return (labels.long().to(device),)
 
     def encoder_part(self) -> EncoderPart:
@@ -217,25 +220,30 @@ class Autoencoder(Network):
         if x.dim() == 4 and x.shape[-1] == c and x.shape[1] != c:  # (N, H, W, C), as training takes it
             x = x.permute(0, 3, 1, 2)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise InputError(f"{self.model_name} takes images shaped (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}), "
-                             f"got {tuple(x.shape)}")
+            raise InputError(
+                f"{self.model_name} takes images shaped (N, {c}, {h}, {w}) or (N, {h}, {w}, {c}), got {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
-            raise InputError(f"{self.model_name} takes images as numbers: floats in [0, 1] or whole numbers 0-255, "
-                             f"got {x.dtype}")
+            raise InputError(
+                f"{self.model_name} takes images as numbers: floats in [0, 1] or whole numbers 0-255, got {x.dtype}"
+            )
         if x.dtype != torch.float32:  # numpy's float64, half precision: the weights are float32
             x = x.float()
         if not self.training and x.numel():
             low, high = torch.aminmax(x.detach())
             if not (0 <= float(low) and float(high) <= 1):  # also refuses NaN
-                raise InputError(f"{self.model_name} takes pixel values in [0, 1], got values from {float(low):g} to "
-                                 f"{float(high):g} (divide 0-255 images by 255, or pass them as uint8)")
+                raise InputError(
+                    f"{self.model_name} takes pixel values in [0, 1], got values from {float(low):g} to "
+                    f"{float(high):g} (divide 0-255 images by 255, or pass them as uint8)"
+                )
         return x
 
     def check_code(self, z: Tensor) -> Tensor:
         if not isinstance(z, Tensor) or z.dim() < 2 or tuple(z.shape[1:]) != self.code_shape():
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise InputError(f"{self.model_name} decodes codes shaped (N, {', '.join(map(str, self.code_shape()))}), "
-                             f"got {shape}")
+            raise InputError(
+                f"{self.model_name} decodes codes shaped (N, {', '.join(map(str, self.code_shape()))}), got {shape}"
+            )
         return z
 
     def example_inputs(self) -> tuple[Tensor, ...]:

@@ -43,13 +43,15 @@ def activation(name: str) -> nn.Module:
     return kind(inplace=True) if name in IN_PLACE else kind()
 
 
-def _conv(in_channels: int, out_channels: int, kernel_size: int, padding: int | str, separable: bool,
-          bias: bool = True) -> nn.Module:
+def _conv(
+    in_channels: int, out_channels: int, kernel_size: int, padding: int | str, separable: bool, bias: bool = True
+) -> nn.Module:
     if not separable:
         return nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
-    return nn.Sequential(nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, groups=in_channels,
-                                   bias=False),
-                         nn.Conv2d(in_channels, out_channels, 1, bias=bias))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, groups=in_channels, bias=False),
+        nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+    )
 
 
 class Residual(nn.Module):
@@ -58,10 +60,13 @@ class Residual(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, act: str, batch_norm: bool) -> None:
         super().__init__()
         norm = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
-        self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm),
-                                  norm(out_channels), activation(act),
-                                  nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not batch_norm),
-                                  norm(out_channels))
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm),
+            norm(out_channels),
+            activation(act),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not batch_norm),
+            norm(out_channels),
+        )
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
         self.act = activation(act)
 
@@ -81,7 +86,9 @@ class Inception(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, act: str, batch_norm: bool, valid: bool = False) -> None:
         super().__init__()
         if out_channels < 4:
-            raise ValueError(f"an inception block needs at least 4 output channels (one per branch), got {out_channels}")
+            raise ValueError(
+                f"an inception block needs at least 4 output channels (one per branch), got {out_channels}"
+            )
         share = out_channels // 4
         widths = [out_channels - 3 * share, share, share, share]
 
@@ -91,23 +98,35 @@ class Inception(nn.Module):
             return [nn.Conv2d(a, b, k, padding=padding, bias=not batch_norm), *norm, activation(act)]
 
         self.crop = 1 if valid else 0
-        self.branches = nn.ModuleList([
-            nn.Sequential(*unit(in_channels, widths[0], 1)),
-            nn.Sequential(*unit(in_channels, widths[1], 1), *unit(widths[1], widths[1], 3, last=True)),
-            nn.Sequential(*unit(in_channels, widths[2], 1), *unit(widths[2], widths[2], 3),
-                          *unit(widths[2], widths[2], 3, last=True)),
-            nn.Sequential(nn.MaxPool2d(3, stride=1, padding=0 if valid else 1), *unit(in_channels, widths[3], 1)),
-        ])
+        self.branches = nn.ModuleList(
+            [
+                nn.Sequential(*unit(in_channels, widths[0], 1)),
+                nn.Sequential(*unit(in_channels, widths[1], 1), *unit(widths[1], widths[1], 3, last=True)),
+                nn.Sequential(
+                    *unit(in_channels, widths[2], 1),
+                    *unit(widths[2], widths[2], 3),
+                    *unit(widths[2], widths[2], 3, last=True),
+                ),
+                nn.Sequential(nn.MaxPool2d(3, stride=1, padding=0 if valid else 1), *unit(in_channels, widths[3], 1)),
+            ]
+        )
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C_in, H, W) -> (B, C_out, H', W'), H' = H or H - 2
         first, *rest = (branch(x) for branch in self.branches)
         if self.crop:
-            first = first[..., self.crop:-self.crop, self.crop:-self.crop]
+            first = first[..., self.crop : -self.crop, self.crop : -self.crop]
         return torch.cat([first, *rest], dim=1)
 
 
-def conv_block(in_channels: int, out_channels: int, act: str = "relu", kernel_size: int = 3,
-               padding: int | str = "same", block: BlockKind = "plain", batch_norm: bool = False) -> nn.Module:
+def conv_block(
+    in_channels: int,
+    out_channels: int,
+    act: str = "relu",
+    kernel_size: int = 3,
+    padding: int | str = "same",
+    block: BlockKind = "plain",
+    batch_norm: bool = False,
+) -> nn.Module:
     """A conv (Keras/TF 'same' padding by default), optional batch norm, then the activation."""
     if block == "residual":
         if padding not in ("same", kernel_size // 2) or kernel_size != 3:

@@ -31,14 +31,23 @@ class PoolingAutoencoder(Autoencoder):
     """The encoder the seeds' conv models share: per entry of ``channels`` a 3x3 'same' conv block
     then a 2x2 max-pool ('same' padding, i.e. ``ceil_mode``, where ``ceil``). Subclasses add the decoder."""
 
-    def __init__(self, in_channels: int, in_size: int, channels: tuple[int, ...], act: str, block: BlockKind,
-                 batch_norm: bool, ceil: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        in_size: int,
+        channels: tuple[int, ...],
+        act: str,
+        block: BlockKind,
+        batch_norm: bool,
+        ceil: bool = True,
+    ) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, channels=channels)
         self.input_shape = (in_channels, in_size, in_size)
         widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
-                                     for a, b in zip(widths, widths[1:]))
+        self.encoder = nn.ModuleList(
+            conv_block(a, b, act, block=block, batch_norm=batch_norm) for a, b in zip(widths, widths[1:])
+        )
         self.pool = nn.MaxPool2d(2, ceil_mode=ceil)
 
     def _encode(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, c_last, h, w)
@@ -47,9 +56,11 @@ class PoolingAutoencoder(Autoencoder):
         return x
 
 
-@register_model("conv-resize", "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, "
-                "code 4x4x8",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20, init="glorot"))
+@register_model(
+    "conv-resize",
+    "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, code 4x4x8",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20, init="glorot"),
+)
 class ConvResizeAutoencoder(PoolingAutoencoder):
     """Seed 1 (001_002c14308da63b29.txt): conv + 'same' max-pool encoder, resize + conv decoder.
 
@@ -61,13 +72,21 @@ class ConvResizeAutoencoder(PoolingAutoencoder):
     avoids checkerboard artefacts (Odena et al., https://distill.pub/2016/deconv-checkerboard/).
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
-                 act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        channels: tuple[int, ...] = (16, 8, 8),
+        act: str = "relu",
+        block: BlockKind = "plain",
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__(in_channels, in_size, channels, act, block, batch_norm)
         self.sizes = pooled_sizes(in_size, len(channels))
         back = list(reversed(channels))
-        self.decoder = nn.ModuleList(conv_block(a, b, act, block=block, batch_norm=batch_norm)
-                                     for a, b in zip([channels[-1], *back], back))
+        self.decoder = nn.ModuleList(
+            conv_block(a, b, act, block=block, batch_norm=batch_norm) for a, b in zip([channels[-1], *back], back)
+        )
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
@@ -76,15 +95,20 @@ class ConvResizeAutoencoder(PoolingAutoencoder):
         return self.head(z)
 
 
-register_preset("conv-resize-denoise", "conv-resize",
-                "seed-1 denoising autoencoder: conv-resize with 32-32-16 channels, trained on noise 0.5",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5,
-                                    init="glorot"),
-                channels=(32, 32, 16))
+register_preset(
+    "conv-resize-denoise",
+    "conv-resize",
+    "seed-1 denoising autoencoder: conv-resize with 32-32-16 channels, trained on noise 0.5",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5, init="glorot"),
+    channels=(32, 32, 16),
+)
 
 
-@register_model("conv", "seed-2 Keras conv autoencoder: conv+max-pool 16-8-8, conv+UpSampling2D 8-8-16 "
-                "(one unpadded conv 16->14)", train=KERAS_ADADELTA)
+@register_model(
+    "conv",
+    "seed-2 Keras conv autoencoder: conv+max-pool 16-8-8, conv+UpSampling2D 8-8-16 (one unpadded conv 16->14)",
+    train=KERAS_ADADELTA,
+)
 class UpsamplingAutoencoder(PoolingAutoencoder):
     """Seed 2's Keras UpSampling2D autoencoder (002_47e7ec408257ba05.txt).
 
@@ -96,8 +120,15 @@ class UpsamplingAutoencoder(PoolingAutoencoder):
     With ``channels=(32, 32)`` this is the seed's two-pool denoising autoencoder.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (16, 8, 8),
-                 act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        channels: tuple[int, ...] = (16, 8, 8),
+        act: str = "relu",
+        block: BlockKind = "plain",
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__(in_channels, in_size, channels, act, block, batch_norm)
         sizes = pooled_sizes(in_size, len(channels))
         before_last_upsample = sizes[-1] * 2 ** (len(channels) - 1)
@@ -106,15 +137,19 @@ class UpsamplingAutoencoder(PoolingAutoencoder):
         elif (before_last_upsample - 2) * 2 == in_size:
             last_padding = 0  # the seed's unpadded conv: 16x16 -> 14x14
         else:
-            raise ValueError(f"input size {in_size} cannot be rebuilt by 2x upsampling from {sizes[-1]}; "
-                             f"use a size such as 28 or 32")
+            raise ValueError(
+                f"input size {in_size} cannot be rebuilt by 2x upsampling from {sizes[-1]}; use a size such as 28 or 32"
+            )
         if last_padding == 0 and block == "residual":
-            raise ValueError("residual blocks cannot make the seed's unpadded conv; use block=plain, separable or "
-                             "inception")
+            raise ValueError(
+                "residual blocks cannot make the seed's unpadded conv; use block=plain, separable or inception"
+            )
         back = list(reversed(channels))
         paddings = ["same"] * (len(back) - 1) + [last_padding]
-        self.decoder = nn.ModuleList(conv_block(a, b, act, padding=p, block=block, batch_norm=batch_norm)
-                                     for a, b, p in zip([channels[-1], *back], back, paddings))
+        self.decoder = nn.ModuleList(
+            conv_block(a, b, act, padding=p, block=block, batch_norm=batch_norm)
+            for a, b, p in zip([channels[-1], *back], back, paddings)
+        )
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
@@ -123,28 +158,45 @@ class UpsamplingAutoencoder(PoolingAutoencoder):
         return self.head(z)
 
 
-register_preset("conv-denoise", "conv", "seed-2 Keras denoising autoencoder: two pools, 32-32 conv, noise 0.5",
-                train=KERAS_ADADELTA.updated(epochs=10, noise=0.5), channels=(32, 32))
+register_preset(
+    "conv-denoise",
+    "conv",
+    "seed-2 Keras denoising autoencoder: two pools, 32-32 conv, noise 0.5",
+    train=KERAS_ADADELTA.updated(epochs=10, noise=0.5),
+    channels=(32, 32),
+)
 
 
-@register_model("conv-transpose", "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50, init="glorot"))
+@register_model(
+    "conv-transpose",
+    "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50, init="glorot"),
+)
 class TransposeAutoencoder(PoolingAutoencoder):
     """The keras-io convolutional autoencoder (https://keras.io/examples/vision/autoencoder/):
     3x3 conv + 2x2 max-pool per level (32-32), then strided 3x3 Conv2DTranspose per level and a
     3x3 conv to the input channels. 'same' padding with stride 2 is padding 1 plus output padding 1.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (32, 32),
-                 act: str = "relu", block: BlockKind = "plain", batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        channels: tuple[int, ...] = (32, 32),
+        act: str = "relu",
+        block: BlockKind = "plain",
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__(in_channels, in_size, channels, act, block, batch_norm, ceil=False)
         if in_size % 2 ** len(channels):
-            raise ValueError(f"input size {in_size} must be divisible by {2 ** len(channels)} "
-                             f"for {len(channels)} pooling levels")
+            raise ValueError(
+                f"input size {in_size} must be divisible by {2 ** len(channels)} for {len(channels)} pooling levels"
+            )
         back = list(reversed(channels))
         self.decoder = nn.ModuleList(
             nn.Sequential(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), activation(act))
-            for a, b in zip([channels[-1], *back], back))
+            for a, b in zip([channels[-1], *back], back)
+        )
         self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
@@ -153,15 +205,22 @@ class TransposeAutoencoder(PoolingAutoencoder):
         return self.head(z)
 
 
-register_preset("conv-transpose-denoise", "conv-transpose", "keras-io denoising autoencoder: noise 0.4, 100 epochs",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4,
-                                    init="glorot"))
+register_preset(
+    "conv-transpose-denoise",
+    "conv-transpose",
+    "keras-io denoising autoencoder: noise 0.4, 100 epochs",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4, init="glorot"),
+)
 
 
-@register_model("conv-bottleneck", "aelab's own (alias best): residual conv encoder/decoder around a dense code of "
-                "any size (--param code_size=N); beats PCA",
-                train=TrainSettings(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30, schedule="cosine"),
-                renamed={"batch_norm": "norm_at"}, added_later={"norm_at": "all"})
+@register_model(
+    "conv-bottleneck",
+    "aelab's own (alias best): residual conv encoder/decoder around a dense code of "
+    "any size (--param code_size=N); beats PCA",
+    train=TrainSettings(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30, schedule="cosine"),
+    renamed={"batch_norm": "norm_at"},
+    added_later={"norm_at": "all"},
+)
 class BottleneckAutoencoder(Autoencoder):
     """aelab's own: a residual conv encoder to a dense code of any size, and its mirror.
 
@@ -184,9 +243,16 @@ class BottleneckAutoencoder(Autoencoder):
     grows with the square of its width. ``--param channels=32,64`` is wider and slower an epoch.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
-                 channels: tuple[int, ...] = (16, 48), act: str = "relu", blocks_per_level: int = 1,
-                 norm_at: NormPlacement = "coarse") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        code_size: int = 49,
+        channels: tuple[int, ...] = (16, 48),
+        act: str = "relu",
+        blocks_per_level: int = 1,
+        norm_at: NormPlacement = "coarse",
+    ) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, code_size=code_size, channels=channels)
         if in_size % 2 ** len(channels):
@@ -199,8 +265,10 @@ class BottleneckAutoencoder(Autoencoder):
         normed = [norm_at == "all" or i == len(channels) - 1 for i in range(len(channels))]
 
         def level(i: int) -> list[nn.Module]:
-            return [conv_block(channels[i], channels[i], act, block="residual", batch_norm=normed[i])
-                    for _ in range(blocks_per_level)]
+            return [
+                conv_block(channels[i], channels[i], act, block="residual", batch_norm=normed[i])
+                for _ in range(blocks_per_level)
+            ]
 
         def conv_norm(a: int, i: int, norm: bool, stride: int = 1) -> list[nn.Module]:  # a channels to level i
             bn = [nn.BatchNorm2d(channels[i])] if norm else []
@@ -222,7 +290,6 @@ class BottleneckAutoencoder(Autoencoder):
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, code_size) -> (B, C, H, W)
         return self.decoder(self.expand(z).view(-1, *self.inner))
-
 
 
 register_alias("best", "conv-bottleneck")

@@ -18,7 +18,9 @@ KERAS_MSE = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=256,
 KERAS_BLOG = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
 
 
-@register_model("dense", "seed-2 vanilla autoencoder: 784-64-784, ReLU code, sigmoid output, Adam, MSE", train=KERAS_MSE)
+@register_model(
+    "dense", "seed-2 vanilla autoencoder: 784-64-784, ReLU code, sigmoid output, Adam, MSE", train=KERAS_MSE
+)
 class DenseAutoencoder(Autoencoder):
     """Flatten -> hidden layers -> code -> mirrored hidden layers -> sigmoid image.
 
@@ -26,8 +28,14 @@ class DenseAutoencoder(Autoencoder):
     Every layer uses ``act`` (ReLU in the seed, the code included).
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 64, hidden: tuple[int, ...] = (),
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        code_size: int = 64,
+        hidden: tuple[int, ...] = (),
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, code_size=code_size)
         if hidden:
@@ -53,26 +61,54 @@ class DenseAutoencoder(Autoencoder):
         return self.decoder(z).view(-1, *self.input_shape)
 
 
-register_preset("dense-32", "dense", "seed-2 programme example: 784-32-784, Adadelta, BCE, 50 epochs, batch 256",
-                train=KERAS_BLOG, code_size=32)
-register_preset("deep", "dense", "seed-2 multilayer autoencoder: 784-128-64-128-784, Adam, MSE",
-                train=KERAS_MSE, hidden=(128,))
-register_preset("deep-32", "dense", "seed-2 deep example: 784-128-64-32-64-128-784 (the intended symmetric network), "
-                "Adadelta, BCE", train=KERAS_BLOG, hidden=(128, 64), code_size=32)
-register_preset("sparse", "dense", "seed-2 sparse autoencoder: dense with an L1 activity penalty 1e-4 on the code",
-                train=KERAS_MSE.updated(sparsity=1e-4))
-register_preset("sparse-32", "dense", "Keras-blog sparse autoencoder: 784-32-784, L1 1e-4, Adadelta, BCE, 100 epochs",
-                train=KERAS_BLOG.updated(sparsity=1e-4, epochs=100), code_size=32)
+register_preset(
+    "dense-32",
+    "dense",
+    "seed-2 programme example: 784-32-784, Adadelta, BCE, 50 epochs, batch 256",
+    train=KERAS_BLOG,
+    code_size=32,
+)
+register_preset(
+    "deep", "dense", "seed-2 multilayer autoencoder: 784-128-64-128-784, Adam, MSE", train=KERAS_MSE, hidden=(128,)
+)
+register_preset(
+    "deep-32",
+    "dense",
+    "seed-2 deep example: 784-128-64-32-64-128-784 (the intended symmetric network), Adadelta, BCE",
+    train=KERAS_BLOG,
+    hidden=(128, 64),
+    code_size=32,
+)
+register_preset(
+    "sparse",
+    "dense",
+    "seed-2 sparse autoencoder: dense with an L1 activity penalty 1e-4 on the code",
+    train=KERAS_MSE.updated(sparsity=1e-4),
+)
+register_preset(
+    "sparse-32",
+    "dense",
+    "Keras-blog sparse autoencoder: 784-32-784, L1 1e-4, Adadelta, BCE, 100 epochs",
+    train=KERAS_BLOG.updated(sparsity=1e-4, epochs=100),
+    code_size=32,
+)
 
 
-@register_model("tied", "dense autoencoder with tied weights: the decoder reuses the encoder's, transposed",
-                train=KERAS_MSE)
+@register_model(
+    "tied", "dense autoencoder with tied weights: the decoder reuses the encoder's, transposed", train=KERAS_MSE
+)
 class TiedAutoencoder(DenseAutoencoder):
     """A dense autoencoder whose decoder reuses the encoder's weights, transposed (seed 3's shared
     weights: one layer object used twice). Only the decoder's biases are its own."""
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 64, hidden: tuple[int, ...] = (),
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        code_size: int = 64,
+        hidden: tuple[int, ...] = (),
+        act: str = "relu",
+    ) -> None:
         super().__init__(in_channels, in_size, code_size, hidden, act)
         linears = [m for m in self.encoder if isinstance(m, nn.Linear)]
         self.decoder = nn.ParameterList(nn.Parameter(layer.weight.new_zeros(layer.in_features)) for layer in linears)
@@ -86,5 +122,3 @@ class TiedAutoencoder(DenseAutoencoder):
             if i < len(self.linears) - 1:
                 z = act(z)
         return z.view(-1, *self.input_shape)
-
-

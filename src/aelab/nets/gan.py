@@ -25,13 +25,15 @@ class Generator(nn.Module):
     """Latent point -> image: dense to (width, s, s), then stride-2 4x4 transposed convs (kernel
     divisible by the stride: no checkerboard) halving the width, then a 5x5 conv with tanh."""
 
-    def __init__(self, latent_dim: int, out_channels: int, size: int, width: int, levels: int,
-                 batch_norm: bool) -> None:
+    def __init__(
+        self, latent_dim: int, out_channels: int, size: int, width: int, levels: int, batch_norm: bool
+    ) -> None:
         super().__init__()
         self.start = (width, size // 2**levels, size // 2**levels)
         norm = nn.BatchNorm2d if batch_norm else (lambda c: nn.Identity())
-        self.dense = nn.Sequential(nn.Linear(latent_dim, math.prod(self.start)), nn.Unflatten(1, self.start),
-                                   norm(width), leaky())
+        self.dense = nn.Sequential(
+            nn.Linear(latent_dim, math.prod(self.start)), nn.Unflatten(1, self.start), norm(width), leaky()
+        )
         layers: list[nn.Module] = []
         for level in range(levels):
             a, b = width // 2**level, width // 2 ** (level + 1)
@@ -48,8 +50,16 @@ class Discriminator(nn.Module):
     sparse gradients hurt GANs), LeakyReLU, flatten, dropout, dense; ``spectral``: every conv and
     the dense layer spectrally normalised (Miyato et al., https://arxiv.org/abs/1802.05957)."""
 
-    def __init__(self, in_channels: int, size: int, width: int, levels: int, dropout: float,
-                 spectral: bool = False, depth: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        size: int,
+        width: int,
+        levels: int,
+        dropout: float,
+        spectral: bool = False,
+        depth: int = 1,
+    ) -> None:
         super().__init__()
         norm = spectral_norm if spectral else (lambda layer: layer)
         layers: list[nn.Module] = []
@@ -59,18 +69,22 @@ class Discriminator(nn.Module):
             for _ in range(depth - 1):  # SNGAN's "standard CNN": 3x3 stride-1 convs between the downsamplings
                 layers += [norm(nn.Conv2d(b, b, 3, padding=1)), leaky()]
         side = size // 2**levels
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout),
-                                 norm(nn.Linear(widths[-1] * side * side, 1)))
+        self.net = nn.Sequential(
+            *layers, nn.Flatten(), nn.Dropout(dropout), norm(nn.Linear(widths[-1] * side * side, 1))
+        )
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) in [-1, 1] -> (B,)
         return self.net(x).squeeze(1)
 
 
-@register_model("gan", "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
-                "dropout; label noise; Adam 2e-4 (beta1 0.5); Glorot-uniform weights", family="gan",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10,
-                                    init="glorot"),
-                renamed={"width": "max_channels"})
+@register_model(
+    "gan",
+    "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
+    "dropout; label noise; Adam 2e-4 (beta1 0.5); Glorot-uniform weights",
+    family="gan",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10, init="glorot"),
+    renamed={"width": "max_channels"},
+)
 class DCGAN(Network, Generative):
     """Radford et al., DCGAN (https://arxiv.org/abs/1511.06434), with seed 3's tricks: tanh output,
     LeakyReLU, strided convs instead of pooling, kernel sizes divisible by the stride, latent points
@@ -91,28 +105,40 @@ class DCGAN(Network, Generative):
     # paper's Adam betas, Keras' clipvalue=1.0
     objective, adam_betas, clip_value = "bce", (0.5, 0.999), 1.0
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, max_channels: int = 64,
-                 levels: int = 2, dropout: float = 0.4, batch_norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        latent_dim: int = 32,
+        max_channels: int = 64,
+        levels: int = 2,
+        dropout: float = 0.4,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
-        check_positive(in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, max_channels=max_channels,
-                       levels=levels)
+        check_positive(
+            in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, max_channels=max_channels, levels=levels
+        )
         if in_size % 2**levels:
-            raise ValueError(f"input size {in_size} must be divisible by {2 ** levels} for {levels} levels")
+            raise ValueError(f"input size {in_size} must be divisible by {2**levels} for {levels} levels")
         if max_channels % 2**levels:
-            raise ValueError(f"max_channels {max_channels} must be divisible by {2 ** levels}")
+            raise ValueError(f"max_channels {max_channels} must be divisible by {2**levels}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.input_shape = (in_channels, in_size, in_size)
         self.latent_dim = latent_dim
         self.generator = Generator(latent_dim, in_channels, in_size, max_channels, levels, batch_norm)
-        self.discriminator = Discriminator(in_channels, in_size, max_channels, levels, dropout,
-                                           spectral=self.objective == "hinge")
+        self.discriminator = Discriminator(
+            in_channels, in_size, max_channels, levels, dropout, spectral=self.objective == "hinge"
+        )
 
     def decode_latent(self, z: Tensor, labels: None = None) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
         if labels is not None:
             raise InputError(f"{self.model_name} takes no labels (only conditional models, such as cvae, do)")
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise InputError(f"{self.model_name} takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}")
+            raise InputError(
+                f"{self.model_name} takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}"
+            )
         return (self._generator_for_samples()(z) + 1) / 2
 
     def _generator_for_samples(self) -> nn.Module:
@@ -137,12 +163,13 @@ class DCGAN(Network, Generative):
         return (self._generator_for_samples()(z) + 1) / 2
 
 
-
-
-@register_model("gan-sn", "gan's generator trained by a modern recipe: spectrally normalised discriminator, hinge "
-                "loss, two-timescale Adam (G 4e-4, D 8e-4, betas 0/0.9), samples from an EMA of the generator",
-                family="gan", train=TrainSettings(loss="bce", optimizer="adam", lr=4e-4, d_lr=8e-4, batch_size=64,
-                                                 epochs=10))
+@register_model(
+    "gan-sn",
+    "gan's generator trained by a modern recipe: spectrally normalised discriminator, hinge "
+    "loss, two-timescale Adam (G 4e-4, D 8e-4, betas 0/0.9), samples from an EMA of the generator",
+    family="gan",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=4e-4, d_lr=8e-4, batch_size=64, epochs=10),
+)
 class SNGAN(DCGAN):
     """`gan`'s generator (same size) with the recipe that published comparisons find stabilises
     GAN training and improves FID (Kurach et al., https://arxiv.org/abs/1807.04720):
@@ -168,21 +195,33 @@ class SNGAN(DCGAN):
 
     objective, adam_betas, clip_value = "hinge", (0.0, 0.9), None
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 32, max_channels: int = 64,
-                 levels: int = 2, dropout: float = 0.0, batch_norm: bool = True, ema_decay: float = 0.99,
-                 d_channels: int | None = None, d_depth: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        latent_dim: int = 32,
+        max_channels: int = 64,
+        levels: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        ema_decay: float = 0.99,
+        d_channels: int | None = None,
+        d_depth: int = 1,
+    ) -> None:
         super().__init__(in_channels, in_size, latent_dim, max_channels, levels, dropout, batch_norm)
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
         d_channels = d_channels or max_channels
         check_positive(d_channels=d_channels, d_depth=d_depth)
         if d_channels % 2**levels:
-            raise ValueError(f"d_channels {d_channels} must be divisible by {2 ** levels}")
+            raise ValueError(f"d_channels {d_channels} must be divisible by {2**levels}")
         if (d_channels, d_depth) != (max_channels, 1):  # the discriminator's own size
-            self.discriminator = Discriminator(in_channels, in_size, d_channels, levels, dropout, spectral=True,
-                                               depth=d_depth)
-        self.generator_ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
-                                           use_buffers=True)
+            self.discriminator = Discriminator(
+                in_channels, in_size, d_channels, levels, dropout, spectral=True, depth=d_depth
+            )
+        self.generator_ema = AveragedModel(
+            self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+        )
 
     @torch.no_grad()
     def update_ema(self) -> None:

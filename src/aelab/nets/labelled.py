@@ -18,9 +18,13 @@ from .conv import BottleneckAutoencoder, NormPlacement
 from .vae import ConvVAE
 
 
-@register_model("cvae", "seed-3 VAE with two inputs: the image and its label (one-hot, joined to the encoder's "
-                "features and to the code); draws a chosen class", train=TrainSettings(
-                    loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), family="cvae")
+@register_model(
+    "cvae",
+    "seed-3 VAE with two inputs: the image and its label (one-hot, joined to the encoder's "
+    "features and to the code); draws a chosen class",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30),
+    family="cvae",
+)
 class ConditionalVAE(Conditional, ConvVAE):
     """A conditional VAE (Sohn et al. 2015, https://papers.nips.cc/paper/5775) built on seed 3's
     VAE: the same convolutions, dense layer and heads, with the label's one-hot vector joined to
@@ -29,16 +33,24 @@ class ConditionalVAE(Conditional, ConvVAE):
     ``sample(n, labels=k)`` draws class ``k``.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 2, hidden: tuple[int, ...] = (32,),
-                 act: str = "relu", classes: int = 10) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        latent_dim: int = 2,
+        hidden: tuple[int, ...] = (32,),
+        act: str = "relu",
+        classes: int = 10,
+    ) -> None:
         check_positive(classes=classes)
         super().__init__(in_channels, in_size, latent_dim, hidden, act)
         self.classes = classes
         convs = list(self.features)[:9]  # seed 3's four convs and the flatten, without its dense layers
         widths = [math.prod(self.inner) + classes, *hidden]
         self.features = nn.Sequential(*convs)
-        self.joint = nn.Sequential(*(layer for a, b in zip(widths, widths[1:]) for layer in (nn.Linear(a, b),
-                                                                                             activation(act))))
+        self.joint = nn.Sequential(
+            *(layer for a, b in zip(widths, widths[1:]) for layer in (nn.Linear(a, b), activation(act)))
+        )
         self.expand = nn.Sequential(nn.Linear(latent_dim + classes, math.prod(self.inner)), activation(act))
 
     def _one_hot(self, labels: Tensor, like: Tensor) -> Tensor:
@@ -72,11 +84,21 @@ class ConditionalVAE(Conditional, ConvVAE):
         return self.decode(z, labels)
 
 
-@register_model("ae-classifier", "two outputs from one code: aelab's best autoencoder plus a classifier head; "
-                "reconstruction and cross-entropy losses with their own weights; semi-supervised",
-                train=TrainSettings(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30,
-                                    schedule="cosine", loss_weights={"recon": 1.0, "label": 0.01}),
-                family="classifier")
+@register_model(
+    "ae-classifier",
+    "two outputs from one code: aelab's best autoencoder plus a classifier head; "
+    "reconstruction and cross-entropy losses with their own weights; semi-supervised",
+    train=TrainSettings(
+        loss="mse",
+        optimizer="adam",
+        lr=3e-3,
+        batch_size=128,
+        epochs=30,
+        schedule="cosine",
+        loss_weights={"recon": 1.0, "label": 0.01},
+    ),
+    family="classifier",
+)
 class AEClassifier(Classifier, BottleneckAutoencoder):
     """Seed 3's several-outputs model (its age / income / gender network) as an autoencoder: the
     code of ``best`` (the conv-bottleneck autoencoder) feeds both the decoder and a classifier
@@ -86,16 +108,27 @@ class AEClassifier(Classifier, BottleneckAutoencoder):
     without (``--labelled 0.1`` keeps 10% of the training labels).
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, code_size: int = 49,
-                 channels: tuple[int, ...] = (16, 48), act: str = "relu", blocks_per_level: int = 1,
-                 norm_at: NormPlacement = "coarse", classes: int = 10, head_width: int = 128, dropout: float = 0.25) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        code_size: int = 49,
+        channels: tuple[int, ...] = (16, 48),
+        act: str = "relu",
+        blocks_per_level: int = 1,
+        norm_at: NormPlacement = "coarse",
+        classes: int = 10,
+        head_width: int = 128,
+        dropout: float = 0.25,
+    ) -> None:
         super().__init__(in_channels, in_size, code_size, channels, act, blocks_per_level, norm_at)
         check_positive(classes=classes, head_width=head_width)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         self.classes = classes
-        self.classifier = nn.Sequential(nn.Linear(code_size, head_width), activation(act), nn.Dropout(dropout),
-                                        nn.Linear(head_width, classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(code_size, head_width), activation(act), nn.Dropout(dropout), nn.Linear(head_width, classes)
+        )
 
     def _forward(self, x: Tensor) -> AEOutput:
         z = self._encode(x)

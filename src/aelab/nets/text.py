@@ -20,9 +20,13 @@ from .blocks import check_positive
 PRINTABLE = "".join(sorted(set(string.printable) - set("\r\x0b\x0c")))
 
 
-@register_model("char-lstm", "seed-3 text generator: LSTM 128 over 40-character windows (every 3rd), softmax "
-                "over the alphabet; RMSprop 0.01, batch 128", family="text",
-                train=TrainSettings(optimizer="rmsprop", lr=0.01, batch_size=128, epochs=60))
+@register_model(
+    "char-lstm",
+    "seed-3 text generator: LSTM 128 over 40-character windows (every 3rd), softmax "
+    "over the alphabet; RMSprop 0.01, batch 128",
+    family="text",
+    train=TrainSettings(optimizer="rmsprop", lr=0.01, batch_size=128, epochs=60),
+)
 class CharLSTM(Network, TextModel):
     """``layers`` LSTM layers of ``units`` (the seed: one of 128) over the window, then a dense
     layer to one logit per character of ``alphabet`` (the softmax is in the loss). ``embedding=0``
@@ -31,8 +35,15 @@ class CharLSTM(Network, TextModel):
     training windows are cut: ``maxlen`` characters, one window every ``step``.
     """
 
-    def __init__(self, alphabet: str = PRINTABLE, maxlen: int = 40, step: int = 3, units: int = 128,
-                 layers: int = 1, embedding: int = 0) -> None:
+    def __init__(
+        self,
+        alphabet: str = PRINTABLE,
+        maxlen: int = 40,
+        step: int = 3,
+        units: int = 128,
+        layers: int = 1,
+        embedding: int = 0,
+    ) -> None:
         super().__init__()
         check_positive(maxlen=maxlen, step=step, units=units, layers=layers)
         if not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet):
@@ -58,14 +69,15 @@ class CharLSTM(Network, TextModel):
         return (torch.zeros(1, self.maxlen, dtype=torch.long),)
 
     @torch.no_grad()
-    def generate(self, prompt: Tensor, length: int, temperature: float,
-                      generator: torch.Generator | None = None) -> list[int]:
+    def generate(
+        self, prompt: Tensor, length: int, temperature: float, generator: torch.Generator | None = None
+    ) -> list[int]:
         """``length`` characters after ``prompt`` (indices), each drawn at ``temperature`` from the
         prediction for the last ``maxlen`` characters, as the seed's generation loop does."""
         window = prompt.long().tolist()
         drawn = []
         for _ in range(length):
-            logits = self(torch.tensor([window[-self.maxlen:]], device=self.head.weight.device))[0]
+            logits = self(torch.tensor([window[-self.maxlen :]], device=self.head.weight.device))[0]
             drawn.append(sample_index(logits.float().cpu(), temperature, generator))
             window.append(drawn[-1])
         return drawn

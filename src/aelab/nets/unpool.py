@@ -11,12 +11,17 @@ from ..registry import register_model, register_preset
 from .base import AEOutput, Autoencoder
 from .blocks import check_positive
 
-CNTK = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="glorot")  # CNTK's default init
+CNTK = TrainSettings(
+    loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="glorot"
+)  # CNTK's default init
 
 
-@register_model("conv-unpool", "seed-4 CNTK autoencoder: 5x5 conv, 4x4 max-pool, max-unpool with the pool's "
-                "switches, 5x5 deconv; code 7x7x1", train=CNTK,
-                renamed={"maps": "channels"})
+@register_model(
+    "conv-unpool",
+    "seed-4 CNTK autoencoder: 5x5 conv, 4x4 max-pool, max-unpool with the pool's switches, 5x5 deconv; code 7x7x1",
+    train=CNTK,
+    renamed={"maps": "channels"},
+)
 class UnpoolAutoencoder(Autoencoder):
     """CNTK's 07_Deconvolution example: conv -> max-pool; max-unpool -> deconv, per layer.
 
@@ -32,20 +37,25 @@ class UnpoolAutoencoder(Autoencoder):
     top-left of its window: a documented approximation, since the switches are part of the code.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (1,), pool: int = 4) -> None:
+    def __init__(
+        self, in_channels: int = 1, in_size: int = 28, channels: tuple[int, ...] = (1,), pool: int = 4
+    ) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, channels=channels, pool=pool)
         if in_size % pool ** len(channels):
-            raise ValueError(f"pool {pool} does not divide the input size {in_size} "
-                             f"{len(channels)} time(s); choose a pool such that {in_size} % pool**{len(channels)} == 0")
+            raise ValueError(
+                f"pool {pool} does not divide the input size {in_size} "
+                f"{len(channels)} time(s); choose a pool such that {in_size} % pool**{len(channels)} == 0"
+            )
         self.input_shape = (in_channels, in_size, in_size)
         self.output = "linear"
         self.decodes_from_code_alone = False
         self.pool = pool
         widths = [in_channels, *channels]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 5, padding=2) for a, b in zip(widths, widths[1:]))
-        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(b, a, 5, padding=2, bias=i > 0)
-                                     for i, (a, b) in enumerate(zip(widths, widths[1:])))
+        self.deconvs = nn.ModuleList(
+            nn.ConvTranspose2d(b, a, 5, padding=2, bias=i > 0) for i, (a, b) in enumerate(zip(widths, widths[1:]))
+        )
 
     def encode_with_switches(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         switches = []
@@ -76,5 +86,10 @@ class UnpoolAutoencoder(Autoencoder):
         return AEOutput(logits=logits, z=z, output=self.output)
 
 
-register_preset("conv-unpool-2", "conv-unpool", "seed-4 two-layer variant: 5 then 1 channels, 2x2 pools (code 7x7x1)",
-                channels=(5, 1), pool=2)
+register_preset(
+    "conv-unpool-2",
+    "conv-unpool",
+    "seed-4 two-layer variant: 5 then 1 channels, 2x2 pools (code 7x7x1)",
+    channels=(5, 1),
+    pool=2,
+)

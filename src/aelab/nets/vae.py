@@ -13,9 +13,13 @@ from .base import AEOutput, Autoencoder, Generative
 from .blocks import activation, check_positive
 
 
-@register_model("vae", "seed-3 convolutional VAE: conv 32-64s2-64-64, dense 32, 2-D latent; summed ELBO (beta=1)",
-                train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30), family="vae",
-                converters={"hidden": lambda width: (width,) if isinstance(width, int) else width})
+@register_model(
+    "vae",
+    "seed-3 convolutional VAE: conv 32-64s2-64-64, dense 32, 2-D latent; summed ELBO (beta=1)",
+    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30),
+    family="vae",
+    converters={"hidden": lambda width: (width,) if isinstance(width, int) else width},
+)
 class ConvVAE(Autoencoder, Generative):
     """Kingma & Welling, Auto-Encoding Variational Bayes (https://arxiv.org/abs/1312.6114), as seed 3 builds it.
 
@@ -30,8 +34,14 @@ class ConvVAE(Autoencoder, Generative):
     the latent tools); ``forward`` samples while training and uses the mean in eval mode.
     """
 
-    def __init__(self, in_channels: int = 1, in_size: int = 28, latent_dim: int = 2, hidden: tuple[int, ...] = (32,),
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        in_size: int = 28,
+        latent_dim: int = 2,
+        hidden: tuple[int, ...] = (32,),
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         check_positive(in_channels=in_channels, in_size=in_size, latent_dim=latent_dim, hidden=hidden)
         if in_size % 2:
@@ -41,18 +51,25 @@ class ConvVAE(Autoencoder, Generative):
         self.inner = (64, in_size // 2, in_size // 2)
         widths = [math.prod(self.inner), *hidden]  # the dense layers between the convs and the two heads
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), activation(act),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), activation(act),
-            nn.Conv2d(64, 64, 3, padding=1), activation(act),
-            nn.Conv2d(64, 64, 3, padding=1), activation(act),
+            nn.Conv2d(in_channels, 32, 3, padding=1),
+            activation(act),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            activation(act),
+            nn.Conv2d(64, 64, 3, padding=1),
+            activation(act),
+            nn.Conv2d(64, 64, 3, padding=1),
+            activation(act),
             nn.Flatten(),
-            *(layer for a, b in zip(widths, widths[1:]) for layer in (nn.Linear(a, b), activation(act))))
+            *(layer for a, b in zip(widths, widths[1:]) for layer in (nn.Linear(a, b), activation(act))),
+        )
         self.to_mean = nn.Linear(widths[-1], latent_dim)
         self.to_logvar = nn.Linear(widths[-1], latent_dim)
         self.expand = nn.Sequential(nn.Linear(latent_dim, math.prod(self.inner)), activation(act))
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), activation(act),
-            nn.Conv2d(32, in_channels, 3, padding=1))
+            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),
+            activation(act),
+            nn.Conv2d(32, in_channels, 3, padding=1),
+        )
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:  # (B, C, H, W) -> 2 x (B, latent)
         h = self.features(x)
@@ -81,6 +98,11 @@ class ConvVAE(Autoencoder, Generative):
         return self.decode(z, labels)
 
 
-register_preset("vae-seed", "vae", "seed 3's loss: per-pixel mean BCE + 5e-4 x mean KL term, RMSprop, batch 16",
-                train=TrainSettings(loss="bce", optimizer="rmsprop", lr=1e-3, batch_size=16, epochs=10,
-                                    kl_form="seed", kl_weight=5e-4))
+register_preset(
+    "vae-seed",
+    "vae",
+    "seed 3's loss: per-pixel mean BCE + 5e-4 x mean KL term, RMSprop, batch 16",
+    train=TrainSettings(
+        loss="bce", optimizer="rmsprop", lr=1e-3, batch_size=16, epochs=10, kl_form="seed", kl_weight=5e-4
+    ),
+)

@@ -17,6 +17,20 @@ from .search import SAMPLERS, Objective, tune
 from .space import Dimension, default_space, merge_space, parse_dimension
 from .storage import STUDY_FILES, STUDY_NAME, has_local_study, load_study
 
-__all__ = ["SAMPLERS", "STUDY_FILES", "STUDY_NAME", "Dimension", "Objective", "default_space", "has_local_study",
-           "load_study", "merge_space", "params_text", "parse_dimension", "study_trials", "train_command", "tune",
-           "tuned_settings"]
+__all__ = [
+    "SAMPLERS",
+    "STUDY_FILES",
+    "STUDY_NAME",
+    "Dimension",
+    "Objective",
+    "default_space",
+    "has_local_study",
+    "load_study",
+    "merge_space",
+    "params_text",
+    "parse_dimension",
+    "study_trials",
+    "train_command",
+    "tune",
+    "tuned_settings",
+]

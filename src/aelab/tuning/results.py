@@ -49,8 +49,12 @@ def finish(study, out: Path):
         best_run = Run(out / best.user_attrs["run"])
         if not best_run.path.is_dir():
             # a worker with its own --out (another machine's disk) trained it: that worker evaluates it
-            log.info("the best trial, %d, ran on %s: its run folder is %s there", best.number,
-                     best.user_attrs.get("host", "another machine"), best.user_attrs.get("folder", best.user_attrs["run"]))
+            log.info(
+                "the best trial, %d, ran on %s: its run folder is %s there",
+                best.number,
+                best.user_attrs.get("host", "another machine"),
+                best.user_attrs.get("folder", best.user_attrs["run"]),
+            )
             write_summary(study, out, None, draw_plots(study, out))
             return None
         if not best_run.metrics_path.is_file():
@@ -82,9 +86,17 @@ def _write_trials(study, path: Path) -> None:
         writer.writerow(["trial", "state", "value", *names, "seconds", "run", "retry_of"])
         for t in study_trials(study):
             seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
-            writer.writerow([t.number, t.state.name.lower(), "" if t.value is None else t.value,
-                             *[t.params.get(n, "") for n in names], f"{seconds:.1f}" if seconds != "" else "",
-                             t.user_attrs.get("run", ""), t.system_attrs.get("failed_trial", "")])
+            writer.writerow(
+                [
+                    t.number,
+                    t.state.name.lower(),
+                    "" if t.value is None else t.value,
+                    *[t.params.get(n, "") for n in names],
+                    f"{seconds:.1f}" if seconds != "" else "",
+                    t.user_attrs.get("run", ""),
+                    t.system_attrs.get("failed_trial", ""),
+                ]
+            )
 
 
 def draw_plots(study, out: Path) -> dict[str, str]:
@@ -97,8 +109,11 @@ def draw_plots(study, out: Path) -> dict[str, str]:
     from optuna.visualization import matplotlib as views
 
     notes = {}
-    for name, draw in (("history.png", views.plot_optimization_history), ("importances.png",
-                       views.plot_param_importances), ("parallel.png", views.plot_parallel_coordinate)):
+    for name, draw in (
+        ("history.png", views.plot_optimization_history),
+        ("importances.png", views.plot_param_importances),
+        ("parallel.png", views.plot_parallel_coordinate),
+    ):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib views experimental
@@ -120,35 +135,52 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
     states = {}
     for t in study_trials(study):
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-    lines = [f"# Tuning {attrs.get('model')} on {attrs.get('data')}", "",
-             f"{len(study_trials(study))} trials ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))}); objective: "
-             f"the best {attrs.get('metric')} of each trial's epochs ({study.direction.name.lower()}d); fixed "
-             f"settings: {attrs.get('settings') or 'the model defaults'}; space: {', '.join(attrs.get('space', []))}.",
-             ""]
+    lines = [
+        f"# Tuning {attrs.get('model')} on {attrs.get('data')}",
+        "",
+        f"{len(study_trials(study))} trials ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))}); objective: "
+        f"the best {attrs.get('metric')} of each trial's epochs ({study.direction.name.lower()}d); fixed "
+        f"settings: {attrs.get('settings') or 'the model defaults'}; space: {', '.join(attrs.get('space', []))}.",
+        "",
+    ]
     if best_run is not None:
         best = study.best_trial
         params = params_text(best.params)
         metrics = best_run.metrics
-        tested = ", ".join(f"{k} {metrics[k]:.4f}" for k in family_of(attrs.get("model")).headline
-                           if isinstance(metrics.get(k), float))
-        lines += [f"Best: trial {best.number} ({best.user_attrs['run']}, linked as `best`): "
-                  f"{attrs.get('metric')} {best.value:.5g} with {params}. On the test split, once: {tested}.", ""]
+        tested = ", ".join(
+            f"{k} {metrics[k]:.4f}" for k in family_of(attrs.get("model")).headline if isinstance(metrics.get(k), float)
+        )
+        lines += [
+            f"Best: trial {best.number} ({best.user_attrs['run']}, linked as `best`): "
+            f"{attrs.get('metric')} {best.value:.5g} with {params}. On the test split, once: {tested}.",
+            "",
+        ]
         try:
             model, settings = tuned_settings(out) if has_local_study(out) else (None, None)
         except AelabError:
             model = None
         if model is not None:
             settings.pop("epochs", None)
-            lines += ["Train the best setting for longer (`aelab.tuned_settings` in Python):", "", "```bash",
-                      train_command(model, {**settings, "epochs": 30}) + " --out runs/tuned", "```", ""]
-    ranked = sorted((t for t in study_trials(study) if t.value is not None), key=lambda t: t.value,
-                    reverse=study.direction.name == "MAXIMIZE")[:10]
+            lines += [
+                "Train the best setting for longer (`aelab.tuned_settings` in Python):",
+                "",
+                "```bash",
+                train_command(model, {**settings, "epochs": 30}) + " --out runs/tuned",
+                "```",
+                "",
+            ]
+    ranked = sorted(
+        (t for t in study_trials(study) if t.value is not None),
+        key=lambda t: t.value,
+        reverse=study.direction.name == "MAXIMIZE",
+    )[:10]
     if ranked:
         names = sorted({n for t in ranked for n in t.params})
         lines += ["| trial | value | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
         for t in ranked:
-            cells = [f"{t.params[n]:.4g}" if isinstance(t.params.get(n), float) else str(t.params.get(n, ""))
-                     for n in names]
+            cells = [
+                f"{t.params[n]:.4g}" if isinstance(t.params.get(n), float) else str(t.params.get(n, "")) for n in names
+            ]
             lines.append(f"| {t.number} | {t.value:.5g} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.append("All trials: `trials.csv`.")
@@ -188,8 +220,13 @@ def train_command(model: str, settings: dict[str, Any]) -> str:
         elif key in TRAIN_FIELDS and isinstance(value, bool):
             words.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
         elif key in TRAIN_FIELDS:
-            text = ",".join(f"{k}={v!r}" for k, v in value.items()) if isinstance(value, dict) else repr(value) \
-                if isinstance(value, float) else str(value)
+            text = (
+                ",".join(f"{k}={v!r}" for k, v in value.items())
+                if isinstance(value, dict)
+                else repr(value)
+                if isinstance(value, float)
+                else str(value)
+            )
             words += [f"--{key.replace('_', '-')}", text]
         else:
             text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)

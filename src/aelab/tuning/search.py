@@ -45,15 +45,31 @@ def _sampler(name: str, seed: int):
 
     if name not in SAMPLERS:
         raise AelabError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
-    make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-            "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler,
-            "gp": optuna.samplers.GPSampler}[name]
+    make = {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "qmc": optuna.samplers.QMCSampler,
+        "gp": optuna.samplers.GPSampler,
+    }[name]
     return make(seed=seed)
 
 
-def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: Any = None,
-         space: list[str] | None = None, metric: str = "val_loss", sampler: Sampler = "tpe", pruning: bool = True,
-         storage: str | None = None, resume: bool = False, workers: int = 1, **settings: Any):
+def tune(
+    model: str | None = None,
+    *,
+    out: str | Path,
+    trials: int = 20,
+    data: Any = None,
+    space: list[str] | None = None,
+    metric: str = "val_loss",
+    sampler: Sampler = "tpe",
+    pruning: bool = True,
+    storage: str | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    **settings: Any,
+):
     """Search ``model``'s hyperparameters with Optuna: ``trials`` runs in ``out/trials/``; returns
     ``(study, best_run)`` with the best trial evaluated once on the test split.
 
@@ -73,13 +89,17 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     # each worker trains on a core of its own: more only share the cores (and multiply the memory)
     check_count(opt("workers"), workers, 1, cpu_cores())
     if not metric.startswith("val_"):
-        raise AelabError(f"{opt('metric')} must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
-                         "the test split is used once, for the best trial")
+        raise AelabError(
+            f"{opt('metric')} must be a validation metric (val_loss, val_accuracy, ...), got {metric!r}: "
+            "the test split is used once, for the best trial"
+        )
     data_value = _data_value(data)
     study_storage, joining = None, False
     if storage is not None and not (isinstance(storage, str) and storage.strip()):
-        raise AelabError(f"{opt('storage')} is empty; give a database URL (postgresql://user:pw@host/db) or leave it "
-                         "out for SQLite in the study folder")
+        raise AelabError(
+            f"{opt('storage')} is empty; give a database URL (postgresql://user:pw@host/db) or leave it "
+            "out for SQLite in the study folder"
+        )
     if storage is not None and not resume:  # a server is reached before anything is written
         study_storage = _storage(storage, out)
         existing = _find_study(study_storage)
@@ -103,7 +123,9 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
 
     logged = family_of(model).val_metrics
     if metric not in logged:
-        raise AelabError(f"{opt('metric', metric)}: {model}'s runs log {', '.join(logged)} each epoch; choose one of them")
+        raise AelabError(
+            f"{opt('metric', metric)}: {model}'s runs log {', '.join(logged)} each epoch; choose one of them"
+        )
     dims = merge_space(model, space, fixed=settings)
     seed = int(settings.get("seed", 0))
     if resume:  # a resumed sampler starts a stream of its own: the same seed would propose trial 0's point again
@@ -116,11 +138,23 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
     study_storage = study_storage or _storage(storage, out, journal=workers > 1)
     pruner = _pruner(pruning)
     # workers that start at once race to create the study: each loads it if it exists by then
-    study = optuna.create_study(study_name=STUDY_NAME, storage=study_storage, sampler=sampler_, pruner=pruner,
-                                direction=direction, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=STUDY_NAME,
+        storage=study_storage,
+        sampler=sampler_,
+        pruner=pruner,
+        direction=direction,
+        load_if_exists=True,
+    )
     if not (resume or joining):
-        for key, value in (("model", model), ("data", _data_name(data)), ("data_value", data_value),
-                           ("space", [str(d) for d in dims]), ("metric", metric), ("settings", settings)):
+        for key, value in (
+            ("model", model),
+            ("data", _data_name(data)),
+            ("data_value", data_value),
+            ("space", [str(d) for d in dims]),
+            ("metric", metric),
+            ("settings", settings),
+        ):
             study.set_user_attr(key, value)
     # --trials: the study's total; with --resume, how many to add
     total = len(counted(study.get_trials(deepcopy=False))) + trials if resume else trials
@@ -131,8 +165,10 @@ def tune(model: str | None = None, *, out: str | Path, trials: int = 20, data: A
         except KeyboardInterrupt:  # Optuna has recorded the trial under way as failed
             write_trials(study, out / "trials.csv")
             done = len(counted(study.get_trials(deepcopy=False)))
-            raise Interrupted(f"tuning interrupted after {done} trial{'s'[:done != 1]}; the study and trials.csv are "
-                              f"kept: add more with {opt('resume', True)}") from None
+            raise Interrupted(
+                f"tuning interrupted after {done} trial{'s'[: done != 1]}; the study and trials.csv are "
+                f"kept: add more with {opt('resume', True)}"
+            ) from None
     else:
         _run_workers(out, storage, sampler, pruning, objective, total, workers, seed)
         # read afresh: the trials the workers finished are in the storage, not in this process's cache
@@ -158,8 +194,10 @@ def _data_value(data: Any) -> str | None:
     """What a resumed study (or another worker) passes as ``data`` again: a name or a folder."""
     if data is None or isinstance(data, (str, Path)):
         return None if data is None else str(Path(data).resolve()) if Path(data).exists() else str(data)
-    raise AelabError("aelab tune takes a dataset name or folder as data (arrays cannot be shared with workers "
-                     "or a resumed study); save them as .npz in a folder")
+    raise AelabError(
+        "aelab tune takes a dataset name or folder as data (arrays cannot be shared with workers "
+        "or a resumed study); save them as .npz in a folder"
+    )
 
 
 def _check_trial(model: str, data: Any, out: Path, settings: dict[str, Any], dims: list[Dimension]) -> None:
@@ -174,9 +212,17 @@ class Objective:
     """One trial: train with the sampled settings into ``trials/NNNN`` (no test evaluation) and
     return the best validation ``metric`` of its epochs, reporting each epoch to the pruner."""
 
-    def __init__(self, model: str, data: Any, out: Path, dims: list[Dimension], metric: str,
-                 settings: dict[str, Any]) -> None:
-        self.model, self.data, self.out, self.dims, self.metric, self.settings = model, data, out, dims, metric, settings
+    def __init__(
+        self, model: str, data: Any, out: Path, dims: list[Dimension], metric: str, settings: dict[str, Any]
+    ) -> None:
+        self.model, self.data, self.out, self.dims, self.metric, self.settings = (
+            model,
+            data,
+            out,
+            dims,
+            metric,
+            settings,
+        )
 
     total: int = 0
     full: bool = False
@@ -200,16 +246,24 @@ class Objective:
         trial.set_user_attr("folder", str(folder.resolve()))
         trial.set_user_attr("threads", torch.get_num_threads())  # a worker's share of the cores
         try:
-            run = train(self.model, data=self.data, out=folder, progress=False, evaluate_test=False,
-                        callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
-                        **{**self.settings, **sampled})
+            run = train(
+                self.model,
+                data=self.data,
+                out=folder,
+                progress=False,
+                evaluate_test=False,
+                callbacks=[PyTorchLightningPruningCallback(trial, monitor=self.metric)],
+                **{**self.settings, **sampled},
+            )
         except AelabError as error:  # a diverging or failing trial: one line, recorded as failed
             trial.set_user_attr("error", " ".join(str(error).split()))
             raise
         values = [row[self.metric] for row in run.history if row.get(self.metric) is not None]
         if not values:
-            raise AelabError(f"the runs log no {self.metric}; choose {opt('metric')} among "
-                             f"{', '.join(k for k in run.history[-1] if k.startswith('val_'))}")
+            raise AelabError(
+                f"the runs log no {self.metric}; choose {opt('metric')} among "
+                f"{', '.join(k for k in run.history[-1] if k.startswith('val_'))}"
+            )
         best = max(values) if trial.study.direction.name == "MAXIMIZE" else min(values)
         if not math.isfinite(best):
             raise AelabError(f"trial {trial.number}: {self.metric} is not finite")
@@ -248,36 +302,58 @@ def _optimize(study, objective: Objective, total: int) -> None:
                 break
             # another worker's trial: it finishes, or its worker died and it comes back queued
             if not told:
-                log.info("waiting for trial%s %s, running elsewhere", "s"[:len(others) > 1],
-                         ", ".join(str(t.number) for t in others))
+                log.info(
+                    "waiting for trial%s %s, running elsewhere",
+                    "s"[: len(others) > 1],
+                    ", ".join(str(t.number) for t in others),
+                )
                 told = True
             time.sleep(min(5, HEARTBEAT))
             continue
         study.optimize(objective, n_trials=1, catch=(AelabError, Surplus), callbacks=[_log_trial])
 
 
-def _worker(out: str, storage: str | None, sampler: str, pruning: bool, objective: Objective, total: int,
-            threads: int, seed: int) -> None:
+def _worker(
+    out: str,
+    storage: str | None,
+    sampler: str,
+    pruning: bool,
+    objective: Objective,
+    total: int,
+    threads: int,
+    seed: int,
+) -> None:
     """One worker process: its share of the CPU threads, the same study, trials until ``total``."""
     import optuna
     import torch
 
     torch.set_num_threads(threads)
     pruner = _pruner(pruning)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(storage, Path(out)),
-                              sampler=_sampler(sampler, seed), pruner=pruner)
+    study = optuna.load_study(
+        study_name=STUDY_NAME, storage=_storage(storage, Path(out)), sampler=_sampler(sampler, seed), pruner=pruner
+    )
     _optimize(study, objective, total)
 
 
-def _run_workers(out: Path, storage: str | None, sampler: str, pruning: bool, objective: Objective, total: int,
-                 workers: int, seed: int) -> None:
+def _run_workers(
+    out: Path,
+    storage: str | None,
+    sampler: str,
+    pruning: bool,
+    objective: Objective,
+    total: int,
+    workers: int,
+    seed: int,
+) -> None:
     """``workers`` processes against the same storage, each with its share of the CPU threads."""
     import multiprocessing
 
     threads = max(1, cpu_cores() // workers)
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(str(out), storage, sampler, pruning, objective, total,
-                                                       threads, seed + i)) for i in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(str(out), storage, sampler, pruning, objective, total, threads, seed + i))
+        for i in range(workers)
+    ]
     for process in processes:
         process.start()
     for process in processes:

@@ -95,9 +95,11 @@ def check_space(model: str, space: list[Dimension]) -> None:
                 except AelabError as error:
                     raise AelabError(f"{opt('space')} {dim.name}: {error}") from None
         else:
-            raise AelabError(f"{opt('space')}: {entry.name} has no setting or parameter {dim.name!r}; the settings: "
-                             f"{', '.join(n for n in TRAIN_FIELDS if n in system.honours)}; the parameters: "
-                             f"{', '.join(params)}"[:500])
+            raise AelabError(
+                f"{opt('space')}: {entry.name} has no setting or parameter {dim.name!r}; the settings: "
+                f"{', '.join(n for n in TRAIN_FIELDS if n in system.honours)}; the parameters: "
+                f"{', '.join(params)}"[:500]
+            )
 
 
 def merge_space(model: str, overrides: list[str] | None, fixed: Any = ()) -> list[Dimension]:
@@ -110,7 +112,9 @@ def merge_space(model: str, overrides: list[str] | None, fixed: Any = ()) -> lis
     for text in overrides or []:
         dim = _as_widths(parse_dimension(text), defaults.get(text.partition("=")[0].strip()))
         if dim.name in fixed:
-            raise AelabError(f"{opt('space')} {dim.name}: {dim.name} is also fixed for every trial; search it or fix it")
+            raise AelabError(
+                f"{opt('space')} {dim.name}: {dim.name} is also fixed for every trial; search it or fix it"
+            )
         space[dim.name] = dim
     result = list(space.values())
     check_space(model, result)
@@ -121,5 +125,6 @@ def _as_widths(dim: Dimension, default: Any) -> Dimension:
     """Choices for a parameter of layer widths: a single number is a one-layer tuple (``channels=1,2``)."""
     if not isinstance(default, tuple) or dim.choices is None:
         return dim
-    return Dimension(dim.name, choices=tuple((c,) if isinstance(c, int) and not isinstance(c, bool) else c
-                                             for c in dim.choices))
+    return Dimension(
+        dim.name, choices=tuple((c,) if isinstance(c, int) and not isinstance(c, bool) else c for c in dim.choices)
+    )

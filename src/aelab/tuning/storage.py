@@ -25,8 +25,18 @@ STUDY_NAME = "aelab"
 HEARTBEAT, GRACE, RETRIES = 20, 60, 1
 
 
-STUDY_FILES = {"study.db", "study.journal", "study.journal.lock", "trials", "best", "trials.csv", "summary.md",
-               "history.png", "importances.png", "parallel.png"}
+STUDY_FILES = {
+    "study.db",
+    "study.journal",
+    "study.journal.lock",
+    "trials",
+    "best",
+    "trials.csv",
+    "summary.md",
+    "history.png",
+    "importances.png",
+    "parallel.png",
+}
 
 
 def has_local_study(out: Path) -> bool:
@@ -56,14 +66,20 @@ def _storage(url: str | None, out: Path, journal: bool = False):
     engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                                              heartbeat_stale_trial_callback=_retry(), engine_kwargs=engine)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT,
+                grace_period=GRACE,
+                heartbeat_stale_trial_callback=_retry(),
+                engine_kwargs=engine,
+            )
         # the race shows as IntegrityError, or as "already exists": OperationalError on SQLite,
         # ProgrammingError (DuplicateTable) on PostgreSQL
         except (IntegrityError, OperationalError, ProgrammingError) as error:
             if not isinstance(error, IntegrityError) and "already exists" not in str(error):
-                raise AelabError(f"cannot open the study storage {_redact(url)}: "
-                                 f"{str(error).strip().splitlines()[0]}"[:400]) from None
+                raise AelabError(
+                    f"cannot open the study storage {_redact(url)}: {str(error).strip().splitlines()[0]}"[:400]
+                ) from None
             time.sleep(1 + attempt)  # workers started at once on a new database race to create its tables
         except (ArgumentError, ValueError, ImportError, ModuleNotFoundError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -121,7 +137,9 @@ def check_study_folder(out: Path, resume: bool, shared: bool = False) -> None:
     ours = (".best-", *(f".{name}." for name in STUDY_FILES))
     foreign = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES and not p.name.startswith(ours))
     if foreign:
-        raise AelabError(f"{opt('out', out)} holds files that are not an aelab study ({foreign[0]}); choose another folder")
+        raise AelabError(
+            f"{opt('out', out)} holds files that are not an aelab study ({foreign[0]}); choose another folder"
+        )
     if (out / "best").exists() and not (out / "best").is_symlink():  # aelab's is a link to the best trial's run
         raise AelabError(f"{out / 'best'} is not the link to the best trial aelab writes there; move it elsewhere")
     if not (resume or shared):
@@ -165,5 +183,10 @@ def _stored_setup(study, model: str | None, settings: dict[str, Any], doing: str
     changed = sorted(k for k, v in settings.items() if attrs.get("settings", {}).get(k) != v)
     if changed:
         raise AelabError(f"{doing}: the study was set up with other settings and cannot change {changed[0]}")
-    return attrs["model"], attrs.get("data_value"), attrs.get("space"), attrs.get("metric", "val_loss"), \
-        dict(attrs.get("settings", {}))
+    return (
+        attrs["model"],
+        attrs.get("data_value"),
+        attrs.get("space"),
+        attrs.get("metric", "val_loss"),
+        dict(attrs.get("settings", {})),
+    )

@@ -12,5 +12,19 @@ Modules: :mod:`.explorer` (one run's answers), :mod:`.page` (the Gradio page and
 from .explorer import GALLERY, GRID_SHOWN, SHOWN, Explorer, from_sketch, from_upload, shown
 from .page import CSS, METRICS, build_app, check_port, load_runs, metrics_table, serve
 
-__all__ = ["CSS", "Explorer", "GALLERY", "GRID_SHOWN", "METRICS", "SHOWN", "build_app", "check_port", "from_sketch",
-           "from_upload", "load_runs", "metrics_table", "serve", "shown"]
+__all__ = [
+    "CSS",
+    "Explorer",
+    "GALLERY",
+    "GRID_SHOWN",
+    "METRICS",
+    "SHOWN",
+    "build_app",
+    "check_port",
+    "from_sketch",
+    "from_upload",
+    "load_runs",
+    "metrics_table",
+    "serve",
+    "shown",
+]

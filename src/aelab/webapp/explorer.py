@@ -54,11 +54,12 @@ def from_sketch(value: Any, channels: int, size: int) -> torch.Tensor | None:
     if ink.max() < 0.05:
         return None  # nothing drawn yet
     rows, cols = np.nonzero(ink > 0.05)
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     side = round(size * 20 / 28)
     scale = side / max(crop.shape)
     small = Image.fromarray((crop * 255).astype(np.uint8)).resize(
-        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), Image.Resampling.LANCZOS)
+        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), Image.Resampling.LANCZOS
+    )
     canvas = Image.new("L", (size, size), 0)
     canvas.paste(small, ((size - small.width) // 2, (size - small.height) // 2))
     x = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0)[None]
@@ -140,8 +141,14 @@ class Explorer:
                 return self._gallery
             images = data.test[:GALLERY]
             labels = data.test_labels[:GALLERY].tolist() if data.test_labels is not None else [None] * len(images)
-            captions = [data.classes[k] if data.classes and k is not None and k < len(data.classes)
-                        else "" if k is None else f"class {k}" for k in labels]
+            captions = [
+                data.classes[k]
+                if data.classes and k is not None and k < len(data.classes)
+                else ""
+                if k is None
+                else f"class {k}"
+                for k in labels
+            ]
             self._gallery = (images, [(shown(image, 84), caption) for image, caption in zip(images, captions)])
         return self._gallery
 
@@ -178,8 +185,10 @@ class Explorer:
         score = float(self._detector.score_maps(((recon - x[0]) ** 2).mean(dim=0, keepdim=True).numpy())[0])
         threshold = self._detector.threshold_
         verdict = "**unusual**" if score > threshold else "normal"
-        text = (f"Anomaly score: {score:.5f}, {verdict} (threshold {threshold:.5f}, the "
-                f"{1 - self._detector.contamination:.0%} quantile of the validation images' scores)")
+        text = (
+            f"Anomaly score: {score:.5f}, {verdict} (threshold {threshold:.5f}, the "
+            f"{1 - self._detector.contamination:.0%} quantile of the validation images' scores)"
+        )
         return text, self.score_picture(score)
 
     def score_picture(self, score: float) -> np.ndarray:
@@ -224,9 +233,15 @@ class Explorer:
         fig.canvas.draw()
         height = fig.canvas.get_width_height()[1]
         to_data = ax.transData.inverted()
-        marker, = ax.plot([], [], "x", color="black", markersize=14, markeredgewidth=3, zorder=5)
-        self._latent.update(mean=mean, basis=basis, code_shape=tuple(codes.shape[1:]), figure=fig, marker=marker,
-                            to_data=lambda px, py: to_data.transform((px, height - py)))
+        (marker,) = ax.plot([], [], "x", color="black", markersize=14, markeredgewidth=3, zorder=5)
+        self._latent.update(
+            mean=mean,
+            basis=basis,
+            code_shape=tuple(codes.shape[1:]),
+            figure=fig,
+            marker=marker,
+            to_data=lambda px, py: to_data.transform((px, height - py)),
+        )
         return _picture(fig, close=False)
 
     def decode_point(self, px: float, py: float, label: Any = None) -> tuple[np.ndarray, np.ndarray, str]:
@@ -239,7 +254,11 @@ class Explorer:
         z = flat.float().reshape(1, *self._latent["code_shape"])
         image = inference.decode(self.run, z, **self.label_argument(label))[0]
         self._latent["marker"].set_data([x], [y])
-        return _picture(self._latent["figure"], close=False), shown(image), f"decoded the point ({x:.3g}, {y:.3g}), marked x"
+        return (
+            _picture(self._latent["figure"], close=False),
+            shown(image),
+            f"decoded the point ({x:.3g}, {y:.3g}), marked x",
+        )
 
     def path(self, a: Any, b: Any, steps: int, label: Any = None) -> np.ndarray | None:
         if a is None or b is None:
@@ -260,8 +279,9 @@ class Explorer:
 
     def generate(self, prompt: str, temperature: float, length: int, seed: int) -> str:
         try:
-            return inference.generate(self.run, prompt, length=int(length), temperature=float(temperature),
-                                      seed=int(seed))
+            return inference.generate(
+                self.run, prompt, length=int(length), temperature=float(temperature), seed=int(seed)
+            )
         except AelabError as error:
             return f"error: {error}"
 

@@ -31,15 +31,21 @@ def check_port(host: str, port: int) -> None:
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise AelabError(f"{opt('host')} {host!r} is not an address or a known host name "
-                         f"({getattr(error, 'strerror', None) or error})") from None
+        raise AelabError(
+            f"{opt('host')} {host!r} is not an address or a known host name "
+            f"({getattr(error, 'strerror', None) or error})"
+        ) from None
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as error:
-            why = (f"choose another {opt('port')}" if error.errno == errno.EADDRINUSE
-                   else f"{host} is not an address of this machine: choose one with {opt('host')}"
-                   if error.errno == errno.EADDRNOTAVAIL else f"check {opt('host')} and {opt('port')}")
+            why = (
+                f"choose another {opt('port')}"
+                if error.errno == errno.EADDRINUSE
+                else f"{host} is not an address of this machine: choose one with {opt('host')}"
+                if error.errno == errno.EADDRNOTAVAIL
+                else f"check {opt('host')} and {opt('port')}"
+            )
             raise AelabError(f"cannot serve on {host}:{port}: {error.strerror or error} ({why})") from None
 
 
@@ -72,7 +78,9 @@ def load_runs(paths: list[str | Path]) -> list[tuple[str, Any, str | None]]:
             run.model  # noqa: B018 - loads the weights
             loaded.append((name, run, None))
         except (AelabError, OSError, RuntimeError, ValueError) as error:
-            loaded.append((name, None, str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__))
+            loaded.append(
+                (name, None, str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+            )
     return loaded
 
 
@@ -89,8 +97,12 @@ def build_app(paths: list[str | Path]):
         gr.Markdown("# aelab: explore trained runs")
         with gr.Tabs():
             with gr.Tab("Overview"):
-                gr.Dataframe(value=metrics_table(runs), headers=["run", "model", "data", *METRICS, "note"],
-                             interactive=False, elem_id="overview")
+                gr.Dataframe(
+                    value=metrics_table(runs),
+                    headers=["run", "model", "data", *METRICS, "note"],
+                    interactive=False,
+                    elem_id="overview",
+                )
             for index, (name, run, error) in enumerate(runs):
                 with gr.Tab(name, elem_id=f"run-{index}"):
                     if run is None:
@@ -104,8 +116,10 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
     from ..figures import class_label
 
     model, config = explorer.model, explorer.run.config
-    gr.Markdown(f"`{config.model}` trained on {config.data}"
-                + (f", to denoise (noise {config.train.noise:g})" if explorer.denoising else ""))
+    gr.Markdown(
+        f"`{config.model}` trained on {config.data}"
+        + (f", to denoise (noise {config.train.noise:g})" if explorer.denoising else "")
+    )
     conditional = explorer.conditional
     images, pictures = explorer.test_images() if explorer.is_autoencoder() else ([], [])
     if conditional:
@@ -118,32 +132,61 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
     if explorer.is_autoencoder():
         with gr.Tab("Reconstruct"):
             if pictures:
-                gallery = gr.Gallery(pictures, label="the run's own test images: click one", columns=8, rows=3,
-                                     height=300, allow_preview=False, object_fit="contain",
-                                     elem_id=f"gallery-{index}", elem_classes=pixelated)
+                gallery = gr.Gallery(
+                    pictures,
+                    label="the run's own test images: click one",
+                    columns=8,
+                    rows=3,
+                    height=300,
+                    allow_preview=False,
+                    object_fit="contain",
+                    elem_id=f"gallery-{index}",
+                    elem_classes=pixelated,
+                )
             with gr.Row():
                 sketch = gr.Sketchpad(label="or draw", type="numpy", canvas_size=(280, 280), elem_id=f"sketch-{index}")
-                upload = gr.Image(label="or upload an image", type="numpy", sources=["upload", "clipboard"],
-                                  height=300, elem_id=f"upload-{index}", elem_classes=upscaled)
-            noise = (gr.Slider(0, 1, value=config.train.noise, step=0.05, label="noise added before denoising")
-                     if explorer.denoising else gr.State(0.0))
+                upload = gr.Image(
+                    label="or upload an image",
+                    type="numpy",
+                    sources=["upload", "clipboard"],
+                    height=300,
+                    elem_id=f"upload-{index}",
+                    elem_classes=upscaled,
+                )
+            noise = (
+                gr.Slider(0, 1, value=config.train.noise, step=0.05, label="noise added before denoising")
+                if explorer.denoising
+                else gr.State(0.0)
+            )
             current = gr.State(None)
             with gr.Row():
-                seen = gr.Image(label="noisy input" if explorer.denoising else "input, as the model sees it",
-                                interactive=False, elem_id=f"input-{index}", elem_classes=pixelated)
-                recon = gr.Image(label="reconstruction", interactive=False, elem_id=f"recon-{index}",
-                                 elem_classes=pixelated)
-                denoised = gr.Image(label="denoised", interactive=False, visible=explorer.denoising,
-                                    elem_id=f"denoised-{index}", elem_classes=pixelated)
+                seen = gr.Image(
+                    label="noisy input" if explorer.denoising else "input, as the model sees it",
+                    interactive=False,
+                    elem_id=f"input-{index}",
+                    elem_classes=pixelated,
+                )
+                recon = gr.Image(
+                    label="reconstruction", interactive=False, elem_id=f"recon-{index}", elem_classes=pixelated
+                )
+                denoised = gr.Image(
+                    label="denoised",
+                    interactive=False,
+                    visible=explorer.denoising,
+                    elem_id=f"denoised-{index}",
+                    elem_classes=pixelated,
+                )
             score = gr.Markdown(elem_id=f"score-{index}")
-            distribution = gr.Image(label="anomaly score", interactive=False, visible=not conditional,
-                                    elem_id=f"distribution-{index}")
+            distribution = gr.Image(
+                label="anomaly score", interactive=False, visible=not conditional, elem_id=f"distribution-{index}"
+            )
             outputs = [seen, recon, denoised, score, distribution]
 
             def use(convert: Callable) -> Callable:
                 def handler(value, level, lab):
                     x = convert(value, c, size)
                     return (x, *explorer.analyse(x, level, lab))
+
                 return handler
 
             def pick(level, lab, event):
@@ -166,11 +209,17 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                 if why:
                     gr.Markdown(f"No latent view: {why}")
                 with gr.Row():
-                    scatter = gr.Image(picture, label="test codes, coloured by class", interactive=False, scale=3,
-                                       elem_id=f"latent-{index}")
+                    scatter = gr.Image(
+                        picture,
+                        label="test codes, coloured by class",
+                        interactive=False,
+                        scale=3,
+                        elem_id=f"latent-{index}",
+                    )
                     with gr.Column(scale=1, min_width=200):
-                        decoded = gr.Image(label="decoded", interactive=False, elem_id=f"decoded-{index}",
-                                           elem_classes=pixelated)
+                        decoded = gr.Image(
+                            label="decoded", interactive=False, elem_id=f"decoded-{index}", elem_classes=pixelated
+                        )
                         where = gr.Markdown(elem_id=f"where-{index}")
 
                 def click(lab, event):
@@ -181,13 +230,30 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                 scatter.select(click, [label], [scatter, decoded, where])
         with gr.Tab("Path"):
             gr.Markdown("The decodings along a straight path between two images' codes.")
-            ends = [images[0], next((image for image in images[1:] if not torch.equal(image, images[0])), images[0])] \
-                if len(images) else [None, None]
+            ends = (
+                [images[0], next((image for image in images[1:] if not torch.equal(image, images[0])), images[0])]
+                if len(images)
+                else [None, None]
+            )
             with gr.Row():
-                a = gr.Image(None if ends[0] is None else shown(ends[0]), label="from", type="numpy",
-                             sources=["upload"], height=220, elem_id=f"from-{index}", elem_classes=upscaled)
-                b = gr.Image(None if ends[1] is None else shown(ends[1]), label="to", type="numpy",
-                             sources=["upload"], height=220, elem_id=f"to-{index}", elem_classes=upscaled)
+                a = gr.Image(
+                    None if ends[0] is None else shown(ends[0]),
+                    label="from",
+                    type="numpy",
+                    sources=["upload"],
+                    height=220,
+                    elem_id=f"from-{index}",
+                    elem_classes=upscaled,
+                )
+                b = gr.Image(
+                    None if ends[1] is None else shown(ends[1]),
+                    label="to",
+                    type="numpy",
+                    sources=["upload"],
+                    height=220,
+                    elem_id=f"to-{index}",
+                    elem_classes=upscaled,
+                )
             steps = gr.Slider(2, 16, value=8, step=1, label="steps")
             strip = gr.Image(label="path", interactive=False, elem_id=f"path-{index}", elem_classes=pixelated)
             gr.Button("Interpolate", elem_id=f"interpolate-{index}").click(explorer.path, [a, b, steps, label], strip)
@@ -206,8 +272,9 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                 length = gr.Slider(20, 1000, value=300, step=10, label="characters")
                 seed_t = gr.Number(0, precision=0, label="seed")
             text = gr.Textbox(label="generated", lines=8, elem_id=f"text-{index}")
-            gr.Button("Generate", elem_id=f"generate-{index}").click(explorer.generate, [prompt, temperature, length, seed_t],
-                                                                   text)
+            gr.Button("Generate", elem_id=f"generate-{index}").click(
+                explorer.generate, [prompt, temperature, length, seed_t], text
+            )
 
 
 # pixels drawn as blocks (a 28-pixel digit scaled up stays sharp); images never wider than the page
@@ -223,6 +290,14 @@ def serve(paths: list[str | Path], host: str = "127.0.0.1", port: int = 7860, bl
         raise AelabError("give at least one run folder to serve")
     check_port(host, port)
     app = build_app(paths)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True, quiet=True,
-               ssr_mode=False, inbrowser=False, css=CSS)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        show_error=True,
+        quiet=True,
+        ssr_mode=False,
+        inbrowser=False,
+        css=CSS,
+    )
     return app
