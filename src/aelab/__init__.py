@@ -13,9 +13,9 @@ Attributes are imported on first use, so ``import aelab`` (and ``aelab --help``)
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from .lazy import lazy_exports
 from .version import __version__
 
 _INFERENCE = (
@@ -149,12 +149,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .webapp import build_app, serve
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'aelab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

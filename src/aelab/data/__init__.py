@@ -17,8 +17,9 @@ The names below are importable from ``aelab.data`` itself, each loaded on first 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 # name -> the submodule that defines it
 _EXPORTS = {
@@ -120,9 +121,4 @@ if TYPE_CHECKING:  # for editors and type checkers
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'aelab.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
