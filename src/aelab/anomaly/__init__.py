@@ -46,8 +46,8 @@ earlier aelab versions through the same config reader as a run folder.
 
 **Modules.** :mod:`.parts` (the parts of a score and the methods, the registry), :mod:`.scorer`
 (one torch scoring path for scores, ``aelab score`` and ONNX), :mod:`.detector` (the PyOD API),
-:mod:`.confidence` (probabilities, confidence, reject option), :mod:`.files` (save and load),
-:mod:`.command` (``aelab score``), :mod:`.checks`.
+:mod:`.predictions` and :mod:`.confidence` (labels, probabilities, confidence, reject option),
+:mod:`.files` (save and load), :mod:`.command` (``aelab score``), :mod:`.checks`.
 """
 
 from .checks import as_images, check_choice, check_contamination
