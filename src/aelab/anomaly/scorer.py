@@ -26,7 +26,7 @@ class DetectorScore(nn.Module):
         self.model, self.method = model, METHODS[method]
         self.error = Reconstruction(normalised)
         self.parts = nn.ModuleList(
-            self.error if name == "reconstruction" else PARTS[name]() for name in self.method.parts
+            self.error if PARTS[name] is Reconstruction else PARTS[name]() for name in self.method.parts
         )
         self.register_buffer("standard", None)  # (parts, 2), float64: each part's mean and spread on normal images
 
