@@ -88,12 +88,12 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
             f"{path} is not a whole aelab detector file of the {method} method (it lacks {', '.join(named)})"
         )
     scorer.load(tensors, path)
-    for key in ("reference_pixels",):
-        if key in tensors and tensors[key].shape[1] != math.prod(model.input_shape):
-            raise AelabError(
-                f"{path} is damaged ({key}: rows of {tensors[key].shape[1]} values, and the model "
-                f"takes {math.prod(model.input_shape)})"
-            )
+    pixels = tensors.get("reference_pixels")  # the pixel neighbours' rows: one image each, at the model's size
+    if pixels is not None and pixels.shape[1] != math.prod(model.input_shape):
+        raise AelabError(
+            f"{path} is damaged (reference_pixels: rows of {pixels.shape[1]} values, and the model "
+            f"takes {math.prod(model.input_shape)})"
+        )
     transformations = scorer.part(Transformations)
     if transformations is not None:
         transformations.net.to(device)

@@ -127,8 +127,8 @@ def load_data(
         data = load_local(Path(data_dir), name or Path(data_dir).name, size or 28, channels, stream)
         if not isinstance(data, ImageData):
             return data  # a stream: decoded at the model's input shape already
-    elif loader(name) is not None:
-        data = loader(name)()
+    elif (load := loader(name)) is not None:
+        data = load()
         data.classes = class_names(name)
     else:
         raise AelabError(
