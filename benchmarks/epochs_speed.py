@@ -52,15 +52,15 @@ class Clock(L.Callback):
 
 
 def demo_epochs() -> int:
+    from aelab import model_settings
     from aelab.data import resolve_data
     from aelab.data.images import held_out
-    from aelab.models import get_entry
     from aelab.published import epochs_for_steps, seed_steps
 
-    entry = get_entry("conv-resize")
+    defaults = model_settings("conv-resize")
     n = len(resolve_data("mnist-sample").train)
-    steps = seed_steps(entry.train.epochs, entry.train.batch_size)
-    return epochs_for_steps(steps, n - held_out(n, entry.train.val_fraction), entry.train.batch_size)
+    steps = seed_steps(defaults.epochs, defaults.batch_size)
+    return epochs_for_steps(steps, n - held_out(n, defaults.val_fraction), defaults.batch_size)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aelab
-from aelab import published
+from aelab import model_settings, published
 from aelab.data import resolve_data
 from aelab.data.images import held_out
 from aelab.errors import AelabError
@@ -139,7 +139,7 @@ EXPERIMENTS = [
 
 def seed_steps(model: str) -> int:
     """Optimiser steps of the seed's training: its epochs x its batches per epoch on 60,000 images."""
-    settings = get_entry(model).train
+    settings = model_settings(model)
     return published.seed_steps(settings.epochs, settings.batch_size)
 
 
@@ -148,12 +148,12 @@ def source_steps(exp: Experiment) -> int:
     own epochs (``source_epochs``) at the seed's batch on 60,000 images."""
     if exp.source_epochs is None:
         return seed_steps(exp.model)
-    return published.seed_steps(exp.source_epochs, get_entry(exp.model).train.batch_size)
+    return published.seed_steps(exp.source_epochs, model_settings(exp.model).batch_size)
 
 
 def epochs_for_seed_steps(exp: Experiment, data: str) -> int:
     """Epochs on ``data`` (less the validation hold-out) that make the source's number of steps."""
-    settings = get_entry(exp.model).train
+    settings = model_settings(exp.model)
     n = len(resolve_data(data).train)
     return published.epochs_for_steps(source_steps(exp), n - held_out(n, settings.val_fraction), settings.batch_size)
 
@@ -167,7 +167,7 @@ def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, over
         print(f"[skip] {out} already measured (--overwrite to redo)")
         return
     epochs = exp.epochs.get(data) or (
-        epochs_for_seed_steps(exp, data) if cap is None else min(get_entry(exp.model).train.epochs, cap)
+        epochs_for_seed_steps(exp, data) if cap is None else min(model_settings(exp.model).epochs, cap)
     )
     print(f"[train] {exp.key} on {data}, {epochs} epochs -> {out}", flush=True)
     started = time.perf_counter()
@@ -248,7 +248,7 @@ def table(runs: Path) -> str:
                 continue
             m = json.loads(metrics_path.read_text())
             ran = len(json.loads((data_dir / exp.key / "history.json").read_text())["epochs"])
-            seed_epochs = exp.source_epochs or get_entry(exp.model).train.epochs
+            seed_epochs = exp.source_epochs or model_settings(exp.model).epochs
             params = ", ".join(f"{k}={v}" for k, v in exp.params.items())
             name = f"`{exp.model}`" + (f" ({params})" if params else "")
             steps = steps_done(data_dir / exp.key)

@@ -29,10 +29,9 @@ from generative_ceiling import conv_ms  # a sibling script: python benchmarks/x.
 from speed_common import Report, goal, measure, rate_text, script_main
 from torch import nn
 
-from aelab import create_model
+from aelab import create_model, model_settings
 from aelab.accel import autocast, choose_precision, keep_freed_memory
 from aelab.data import load_data, split_validation
-from aelab.models import get_entry
 from aelab.training import train
 
 # seed 3's generative models: `aelab train` against the same networks trained by a plain fp32 eager loop
@@ -53,7 +52,7 @@ def plain_generative_step(model_name: str, tuned: bool = False):
     that what the settings can buy is told apart from what the trainer costs. The caller passes
     channels-last batches."""
     torch.manual_seed(0)
-    model, settings = create_model(model_name), get_entry(model_name).train
+    model, settings = create_model(model_name), model_settings(model_name)
     adam = {"fused": True} if tuned else {}
     precision = choose_precision("auto", "cpu") if tuned else "32"
     if tuned:
@@ -120,7 +119,7 @@ def generative_worker(kind: str, data_name: str, epochs: int) -> dict[str, float
     if tuned:
         keep_freed_memory()  # as `aelab train` does when it starts
     train_x, _ = split_validation(load_data(data_name).train)
-    (_, step), batch_size, rates = plain_generative_step(model_name, tuned), get_entry(model_name).train.batch_size, []
+    (_, step), batch_size, rates = plain_generative_step(model_name, tuned), model_settings(model_name).batch_size, []
     memory_format = torch.channels_last if tuned else torch.contiguous_format
     for _ in range(epochs):
         start = time.perf_counter()
@@ -152,7 +151,7 @@ def generative_rows(data_name: str, epochs: int, rounds: int, report) -> None:
             for side in rates:
                 rates[side].append(measure(__file__, f"{model_name}-{side}", data_name, epochs)["train"])
         median = {side: statistics.median(values) for side, values in rates.items()}
-        batch_size = get_entry(model_name).train.batch_size
+        batch_size = model_settings(model_name).batch_size
         report(f"`{model_name}`, batch {batch_size}: plain fp32 eager loop, training", rate_text(rates["reference"]))
         report(
             f"  the same loop with aelab's settings ({precision}, channels-last, fused Adam, the malloc setting)",

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from speed_common import Report, goal, measure, script_main
 
+from aelab import model_settings
 from aelab.data import ImageData, load_data, split_validation
 from aelab.metrics import pca_rmse, reconstruct
-from aelab.models import get_entry
 from aelab.training import train
 
 
@@ -79,7 +79,7 @@ def time_to_quality(
     code_size: int = 49,
 ) -> StopAtQuality:
     train_images = len(split_validation(data.train)[0])
-    batch = get_entry("best").train.batch_size
+    batch = model_settings("best").batch_size
     every = None if checks_per_epoch == 1 else max(1, -(-train_images // batch) // checks_per_epoch)
     stopper = StopAtQuality(data.test, target, every)
     start = time.perf_counter()

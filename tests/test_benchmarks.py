@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from aelab import create_model
+from aelab import create_model, model_settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -326,14 +326,13 @@ def test_generative_comparison_says_how_firmly_a_peer_leads():
 
 
 def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode(monkeypatch):
-    from aelab.models import get_entry
 
     recipe = load_benchmark("gan_sn_recipe")
     for name, (model, settings) in recipe.VARIANTS.items():
         train = {k: v for k, v in settings.items() if k in ("lr", "d_lr")}
         params = {k: v for k, v in settings.items() if k not in train}
         net = create_model(model, **params)
-        get_entry(model).train.updated(**train)  # checked against the typed settings
+        model_settings(model).updated(**train)  # checked against the typed settings
         assert all(net.params[k] == v for k, v in params.items()), name
     seen = {}
     monkeypatch.setattr(
@@ -350,13 +349,12 @@ def test_gan_sn_recipe_variants_are_valid_and_measure_the_generator_in_eval_mode
 
 
 def test_gan_sn_discriminator_variants_build_the_discriminator_they_name():
-    from aelab.models import get_entry
 
     sweep = load_benchmark("gan_sn_discriminator")
     default = create_model("gan-sn")
     for name, settings in sweep.VARIANTS.items():
-        train = {k: v for k, v in settings.items() if k in dataclasses.asdict(get_entry("gan-sn").train)}
-        get_entry("gan-sn").train.updated(**train)  # checked against the typed settings
+        train = {k: v for k, v in settings.items() if k in dataclasses.asdict(model_settings("gan-sn"))}
+        model_settings("gan-sn").updated(**train)  # checked against the typed settings
         net = create_model("gan-sn", **{k: v for k, v in settings.items() if k not in train})
         convs = [m for m in net.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
         assert len(convs) == 2 * settings.get("d_depth", 1), name

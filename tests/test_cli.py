@@ -254,7 +254,10 @@ def test_train_model_help_shows_that_models_defaults(capsys):
         run_cli("train", "vae", "--help")
     shown = " ".join(capsys.readouterr().out.split())
     epochs = aelab.model_info("vae")["train"]["epochs"]
-    assert f"number of epochs [vae: {epochs}]" in shown and "[not used by vae]" in shown
+    assert f"number of epochs [vae: {epochs}]" in shown
+    # its family's settings under their own heading, with its defaults; other families' not shown
+    assert "vae settings (VAESettings: vae's defaults in brackets): --schedule" in shown
+    assert "--kl-weight KL_WEIGHT VAEs: weight of the KL term" in shown and "--d-lr" not in shown
     assert "vae's: in_channels=1" in shown and "latent_dim=2" in shown  # its parameters with their defaults
     with pytest.raises(SystemExit):
         run_cli("train", "--help")

@@ -13,11 +13,10 @@ from conftest import run_cli
 from torch import nn
 
 import aelab
-from aelab import create_model
+from aelab import create_model, model_settings
 from aelab.errors import AelabError, InputError
 from aelab.families.base import make_optimizer
 from aelab.families.classifier import ClassifierSystem
-from aelab.models import get_entry
 from aelab.nets.blocks import Inception, conv_block
 from aelab.probing import linear_probe
 
@@ -97,7 +96,7 @@ def _step(weights: dict[str, float], labels: torch.Tensor) -> tuple[nn.Module, d
     torch.manual_seed(0)
     model = create_model("ae-classifier")
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    system = ClassifierSystem(model, get_entry("ae-classifier").train.updated(loss_weights=weights, loss="mse"))
+    system = ClassifierSystem(model, model_settings("ae-classifier").updated(loss_weights=weights, loss="mse"))
     optimizer = make_optimizer("adam", model.parameters(), 1e-2)
     x = torch.rand(8, 1, 28, 28)
     loss, terms = system.compute_loss(model(x), x, labels)
@@ -119,7 +118,7 @@ def test_a_head_with_weight_zero_is_left_unchanged():
 
 def test_the_label_loss_counts_only_labelled_images():
     model = create_model("ae-classifier").eval()
-    system = ClassifierSystem(model, get_entry("ae-classifier").train.updated(loss="mse"))
+    system = ClassifierSystem(model, model_settings("ae-classifier").updated(loss="mse"))
     x = torch.rand(6, 1, 28, 28)
     out = model(x)
     labels = torch.tensor([3, -1, 5, -1, -1, 1])
@@ -149,7 +148,7 @@ def test_loss_weights_are_checked_before_anything_is_written(tmp_path):
     assert run_cli("train", "ae-classifier", "--loss-weights", "recon=1,label=x", "--out", tmp_path / "r") == 2
     assert run_cli("train", "conv", "--loss-weights", "recon=1", "--out", tmp_path / "r") == 2
     assert not (tmp_path / "r").exists()
-    assert aelab.TrainSettings(loss_weights="recon=1, label=0.5").loss_weights == {"recon": 1.0, "label": 0.5}
+    assert aelab.ClassifierSettings(loss_weights="recon=1, label=0.5").loss_weights == {"recon": 1.0, "label": 0.5}
 
 
 # ------------------------------------------------------------------------------ several inputs

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from aelab import create_model, evaluate, list_models
+from aelab import create_model, evaluate, list_models, model_settings
 from aelab.errors import AelabError
 from aelab.families.gan import GANSystem
 from aelab.losses import vae_loss
@@ -77,7 +77,7 @@ def test_gan_sn_recipe_spectral_norm_hinge_and_moving_average():
     assert wide.discriminator(torch.zeros(2, 1, 28, 28)).shape == (2,)
     with pytest.raises(AelabError, match="d_channels 30 must be divisible by 4"):
         create_model("gan-sn", d_channels=30)
-    system = GANSystem(model, get_entry("gan-sn").train)  # two timescales: D at 2x G's rate
+    system = GANSystem(model, model_settings("gan-sn"))  # two timescales: D at 2x G's rate
     assert (system.lr, system.d_lr) == (4e-4, 8e-4)
     assert system.hinge and system.label_noise == 0 and system.loss_floor == 0
     opt_d, opt_g = system.configure_optimizers()
@@ -226,7 +226,7 @@ def test_latent_tools_refuse_what_a_model_cannot_do(trained_run, tmp_path, capsy
 def test_collapse_warning_names_the_seed_remedy(caplog):
     from types import SimpleNamespace
 
-    system = GANSystem(create_model("gan"), get_entry("gan").train)
+    system = GANSystem(create_model("gan"), model_settings("gan"))
     for d_loss, warned in ((0.6, False), (system.loss_floor + 0.01, True)):
         caplog.clear()
         system._trainer = SimpleNamespace(callback_metrics={"train_d_loss": torch.tensor(d_loss)}, current_epoch=0)

@@ -12,9 +12,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aelab.config import TRAIN_FIELDS
 from aelab.data import load_data
 from aelab.errors import AelabError
+from aelab.families import settings_classes
 from aelab.runs import Run
 
 JSON = st.recursive(
@@ -33,7 +33,7 @@ VALID = {
 KEYS = st.sampled_from(
     ["model", "params", "train", "data", "data_dir", "input_shape", "user_params", "seed", "lr_patience"]
 )
-SETTINGS = st.sampled_from(sorted(TRAIN_FIELDS))
+SETTINGS = st.sampled_from(sorted({name for c in settings_classes().values() for name in c.names()}))
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from aelab import create_model, list_models
+from aelab import TrainSettings, create_model, list_models, model_settings
 from aelab.families import family_of
 from aelab.models import get_entry
 from aelab.nets.base import AEOutput, Autoencoder, Conditional, Generative, Network, TextModel
@@ -35,7 +35,7 @@ def forward(model, x):
 
 
 def system_for(name: str, model):
-    return family_of(name).build_system(model, get_entry(name).train)
+    return family_of(name).build_system(model, model_settings(name))
 
 
 def images(model) -> torch.Tensor:
@@ -195,6 +195,24 @@ def test_each_player_step_changes_only_that_player(name):
     assert changed(g1, system.model.generator) and not changed(d1, system.model.discriminator)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_each_models_defaults_are_its_familys_settings(name):
+    """A registration's ``train=dict(...)`` names only settings its family's class has, and no
+    parameter shares a name with one (``aelab.train(**kwargs)`` takes both by name)."""
+    family = family_of(name)
+    settings = model_settings(name)
+    assert type(settings) is family.settings and issubclass(family.settings, TrainSettings)
+    assert set(get_entry(name).train) <= set(settings.names())
+    assert not set(get_entry(name).defaults()) & set(settings.names())
+
+
+def test_a_registration_with_a_setting_its_family_lacks_is_refused():
+    entry = get_entry("gan")
+    bad = type(entry)(**{**entry.__dict__, "train": {"loss": "bce"}})  # the old gan presets' ignored loss
+    with pytest.raises(ValueError, match="GANSettings has no setting 'loss'"):
+        family_of("gan").default_settings(bad)
+
+
 def test_the_sweep_covers_every_registered_model():
     assert sorted(TRAINED_BY_LOSS + GANS) == list_models() and len(MODELS) >= 23
 
@@ -213,7 +231,7 @@ def test_seed_one_architecture_is_faithful():
     denoise = create_model("conv-resize-denoise")
     assert [b[0].out_channels for b in denoise.encoder] == [32, 32, 16]
     assert [b[0].out_channels for b in denoise.decoder] == [16, 32, 32]
-    assert get_entry("conv-resize-denoise").train.noise == 0.5
+    assert model_settings("conv-resize-denoise").noise == 0.5
 
 
 @pytest.mark.parametrize("placement, norms_24_wide", [("all", 6), ("coarse", 1)])

@@ -87,7 +87,7 @@ def test_bad_stream_input_is_one_line_and_writes_nothing(folder, tmp_path, capsy
     cases = [
         (["--data", "mnist-sample"], "--stream reads a folder of image files"),
         (["--data-dir", str(small_data)], "holds .npy/.npz arrays"),
-        (["--data-dir", str(folder), "char-lstm"], "does not use the setting stream"),
+        (["--data-dir", str(folder), "char-lstm"], "char-lstm has no setting --stream"),
     ]
     for extra, message in cases:
         model = [a for a in extra if a == "char-lstm"] or ["dense"]

@@ -28,10 +28,15 @@ MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
 
 
 def imports(name: str, path: Path) -> set[str]:
-    """The aelab modules that ``name`` imports anywhere in its file, inside functions too."""
+    """The aelab modules that ``name`` imports anywhere in its file, inside functions too (not
+    those under ``if TYPE_CHECKING:``, read by type checkers only: names for annotations)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
@@ -142,6 +147,7 @@ CLI_INTERNALS = {
     ("cli/__init__.py", "aelab.accel"): {"keep_freed_memory"},
     ("cli/__init__.py", "aelab.errors"): {"from_cli"},
     ("cli/options.py", "aelab.models"): {"parse_param"},
+    ("cli/options.py", "aelab.config"): {"from_text"},
     ("cli/tables.py", "aelab.tuning"): {"params_text", "study_trials"},
 }
 

@@ -153,7 +153,7 @@ def test_bad_text_files_are_one_line(content, message, tmp_path, capsys):
 @pytest.mark.parametrize("flag, value", [("--noise", "0.5"), ("--val-fraction", "0.2"), ("--loss", "mse")])
 def test_image_settings_are_refused_for_text(corpus, flag, value, tmp_path, capsys):
     assert run_cli("train", "char-lstm", "--text", corpus, flag, value, "--out", tmp_path / "r") == 2
-    assert "char-lstm does not use" in error_line(capsys)
+    assert "char-lstm has no setting" in error_line(capsys)
 
 
 def test_text_runs_resume(corpus, text_run, tmp_path):

@@ -111,7 +111,7 @@ def test_the_space_is_checked_against_the_typed_configuration():
     assert [d.name for d in merge_space("vae", None)][-1] == "kl_weight"
     for space, why in (
         (["nope=1:2"], "no setting or parameter 'nope'"),
-        (["kl_weight=0.1:1"], "does not use the setting kl_weight"),
+        (["kl_weight=0.1:1"], "no setting or parameter 'kl_weight'"),
         (["batch_size=0,64"], "batch_size must be at least 1"),
         (["act=relu,nope"], "unknown activation"),
     ):

@@ -46,13 +46,21 @@ _INFERENCE = (
 _EXPORTS = {
     "AelabError": "errors",
     "InputError": "errors",
+    "UnknownSetting": "errors",
     "TrainSettings": "config",
+    "AutoencoderSettings": "families",
+    "VAESettings": "families",
+    "ClassifierSettings": "families",
+    "GANSettings": "families",
+    "TextSettings": "families",
+    "model_settings": "families",
+    "settings_classes": "families",
     "EvalSettings": "config",
     "RunConfig": "config",
     "StyleSettings": "config",
     "list_datasets": "data.names",
-    "TrainConfig": "config",
-    "read_train_config": "config",
+    "TrainConfig": "config_files",
+    "read_train_config": "config_files",
     "catalog": "registry",
     "create_model": "models",
     "list_models": "models",
@@ -95,23 +103,26 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:  # for editors and type checkers
     from .anomaly import AnomalyDetector, score_files
     from .arrays import Dataset
-    from .config import (
-        EvalSettings,
-        RunConfig,
-        StyleSettings,
-        TrainConfig,
-        TrainSettings,
-        read_train_config,
-    )
+    from .config import EvalSettings, RunConfig, StyleSettings, TrainSettings
+    from .config_files import TrainConfig, read_train_config
     from .data import resolve_data
     from .data.names import list_datasets
     from .datasets import load_data
     from .demo_runs import demo
     from .distributed import is_main_process
-    from .errors import AelabError, InputError
+    from .errors import AelabError, InputError, UnknownSetting
     from .evaluation import ensemble, evaluate, run_data, run_report
     from .exporting import export
-    from .families import model_info
+    from .families import (
+        AutoencoderSettings,
+        ClassifierSettings,
+        GANSettings,
+        TextSettings,
+        VAESettings,
+        model_info,
+        model_settings,
+        settings_classes,
+    )
     from .inference import (
         activation_epochs,
         activation_figure,

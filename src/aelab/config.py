@@ -1,41 +1,35 @@
-"""The one typed definition of a run: config.json, the CLI's training flags and their help, the
-Python API's keyword arguments, and what each system checks, all read from here (and, beside
-them, :class:`StyleSettings`, style transfer's settings, and the dataset names).
+"""The typed definitions of settings, and how values are checked against them: each settings
+dataclass (:class:`TrainSettings`, every family's extension of it, :class:`EvalSettings`,
+:class:`StyleSettings`) is the one list its CLI flags, config files and keyword arguments are
+read from, each field with its type, range and help text (:func:`setting`).
 
-:class:`TrainSettings` lists every training setting once, with its type, range and help text.
-A model's registered defaults are a :class:`TrainSettings` (``registry.register_model``); the CLI
-makes one flag per field (``cli.add_settings``); ``aelab.train(**settings)`` takes the same names;
-each family's system declares which settings it honours (``families.*.honours``) and a setting it does not
-honour is refused. :class:`RunConfig` is config.json (``runs.read_config`` validates it field by field).
+:class:`TrainSettings` holds what every model has; each family extends it in its own module
+(``families/autoencoder.py``'s ``AutoencoderSettings``, ``families/vae.py``'s ``VAESettings``,
+...), and a registered model gives its defaults by name (``registry.register_model(train=...)``).
+:class:`RunConfig` is config.json (``runs.read_config`` validates it field by field).
 
 This module imports nothing heavy: ``aelab --help`` is built from it without loading torch.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import math
-import os
-import tomllib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from .errors import AelabError
+from .errors import AelabError, UnknownSetting
 from .limits import MAX_SEED
 
-LossName = Literal["bce", "mse"]
 OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
-ScheduleName = Literal["plateau", "cosine"]
-KLForm = Literal["elbo", "seed"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
 StylePrecision = Literal["auto", "bf16", "32"]
 StyleSchedule = Literal["pyramid", "seed"]
 # style transfer's rounds at full size: the seed's; after the pyramid's coarser rounds (chosen by
 # benchmarks/style_speed.py: below the seed's final loss in a fifth of its time)
 SEED_ROUNDS, PYRAMID_ROUNDS = 20, 3
-InitName = Literal["torch", "glorot"]
 StrategyName = Literal["auto", "ddp"]
 LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
 UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
@@ -44,7 +38,7 @@ UNIONS = (typing.Union, types.UnionType)  # Optional[X] and X | None
 def validate_fields(settings: Any) -> None:
     """Each field of a frozen settings dataclass coerced to its type hint and checked against its
     range (one line naming the field); set once, already validated."""
-    hints = typing.get_type_hints(type(settings))
+    hints = hints_of(type(settings))
     for f in fields(settings):
         value = coerce(f.name, getattr(settings, f.name), hints[f.name])
         check_range(f.name, value, f.metadata)
@@ -70,8 +64,9 @@ def setting(
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How a model is trained. Defaults here are the library's; each registered model overrides
-    some (its seed's settings) in the registry."""
+    """How any model is trained: the settings every family has. Each family extends it with its
+    own (``families/NAME.py``: ``AutoencoderSettings``, ``VAESettings``, ``GANSettings``, ...), and
+    a registered model gives its defaults for them; a name its family's class lacks is refused."""
 
     epochs: int = setting(20, "number of epochs", low=1)
     max_minutes: float | None = setting(
@@ -83,63 +78,12 @@ class TrainSettings:
     )
     batch_size: int = setting(200, "batch size", low=1)
     lr: float = setting(1e-3, "learning rate", low=0, open_low=True)
-    loss: LossName = setting("bce", "reconstruction loss: bce (on logits) or mse")
     optimizer: OptimizerName = setting("adam", "optimiser")
-    noise: float = setting(
-        0.0, "denoising: Gaussian noise factor added to the inputs (clipped to [0, 1]); targets stay clean", low=0
-    )
-    sparsity: float = setting(0.0, "L1 penalty on the code (Keras' activity_regularizer)", low=0)
-    schedule: ScheduleName = setting("plateau", "learning-rate schedule: plateau (reduce on plateau) or cosine")
-    reduce_lr: bool = setting(True, "plateau schedule: divide the learning rate by 10 when val_loss stalls")
-    lr_patience: int = setting(5, "plateau schedule: epochs without improvement before the learning rate drops", low=1)
-    early_stopping: bool = setting(True, "stop when val_loss has not improved for --patience epochs")
-    patience: int = setting(10, "early-stopping patience in epochs", low=1)
-    kl_form: KLForm = setting("elbo", "VAEs: elbo (summed per image) or seed (seed 3's per-pixel mean)")
-    kl_weight: float = setting(1.0, "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)", low=0)
-    d_lr: float | None = setting(
-        None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's ratio)", low=0, open_low=True
-    )
     seed: int = setting(
         0, "random seed: fixes the initial weights, the validation split and the batches", low=0, high=MAX_SEED
     )
-    init: InitName = setting(
-        "torch",
-        "initial weights: torch (PyTorch's layer defaults) or glorot (Glorot-uniform "
-        "weights and zero biases: Keras' and CNTK's defaults, which the seeds trained "
-        "with)",
-    )
-    val_fraction: float = setting(
-        0.1, "fraction of the training images held out for validation", low=0, high=1, open_low=True, open_high=True
-    )
     precision: Precision = setting(
         "auto", "auto (bf16 autocast where it pays: a bf16 GPU, an AMX CPU), 32, bf16-mixed or 16-mixed"
-    )
-    channels_last: bool | None = setting(None, "channels-last memory format (default: on for the CPU)")
-    loss_weights: dict[str, float] | None = setting(
-        None, "models with several outputs: each loss's weight, e.g. recon=1,label=0.5 (default: each model's own)"
-    )
-    labelled: float = setting(
-        1.0,
-        "models that learn from labels: the fraction of training images whose label is used (semi-supervised below 1)",
-        low=0,
-        high=1,
-        open_low=True,
-    )
-    log_activations: bool = setting(
-        False,
-        "save every layer's activations for a fixed validation batch each epoch "
-        "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard",
-    )
-    log_embeddings: bool = setting(
-        False,
-        "write the codes of fixed validation images, with labels and thumbnails, "
-        "to TensorBoard's embedding projector each epoch",
-    )
-    stream: bool | None = setting(
-        None,
-        "image folders (--data-dir): decode the images in worker processes as "
-        "training reads them and cache them on disk as uint8 shards, for folders "
-        "larger than memory (default: when the decoded images would pass 2 GiB)",
     )
     devices: int = setting(
         1,
@@ -174,15 +118,17 @@ class TrainSettings:
         """A copy with ``changes`` applied (validated)."""
         return replace(self, **changes)
 
-    def to_json(self, keys: typing.Iterable[str] | None = None) -> dict[str, Any]:
-        values = asdict(self)
-        return values if keys is None else {k: values[k] for k in keys}
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings this class has, in order."""
+        return tuple(f.name for f in fields(cls))
 
 
-TRAIN_HINTS: dict[str, Any] = typing.get_type_hints(TrainSettings)
 # the settings that say how a run is launched and for how long, not what it learns: a resumed run may change them
 LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes", "threads", "logger")
-TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 
 
 def describe(hint: Any) -> str:
@@ -272,7 +218,9 @@ def from_text(raw: str, hint: Any) -> Any:
         if raw.lower() in ("none", "null", ""):
             return None
         return from_text(raw, next(a for a in args if a is not type(None)))
-    if origin is tuple:
+    if origin is tuple:  # "a,b,c"; "none": an empty list
+        if raw.strip().lower() == "none":
+            return ()
         item = args[0] if args else str
         return tuple(from_text(part.strip(), item) for part in raw.split(",") if part.strip())
     if hint is bool:
@@ -316,13 +264,18 @@ def check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     raise AelabError(f"{name} must be at least {shown(low)}, got {value!r}")
 
 
-def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> TrainSettings:
-    """``base`` with the values of ``raw`` (a JSON object or keyword arguments), each coerced to
-    its field's type; unknown names are refused, listing the valid ones."""
-    unknown = sorted(set(raw) - set(TRAIN_FIELDS))
+def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "", owner: str = "") -> TrainSettings:
+    """``base`` (a :class:`TrainSettings` or a family's subclass) with the values of ``raw`` (a JSON
+    object or keyword arguments), each coerced to its field's type. A name ``base``'s class lacks
+    is an :class:`~aelab.errors.UnknownSetting` naming ``owner`` (the model) and the ones it has."""
+    names = type(base).names()
+    unknown = sorted(set(raw) - set(names))
     if unknown:
-        raise AelabError(f"{what}unknown setting {unknown[0]!r}; the settings are: {', '.join(TRAIN_FIELDS)}")
-    values = {k: coerce(f"{what}{k}", v, TRAIN_HINTS[k]) for k, v in raw.items()}
+        raise UnknownSetting(
+            f"{what}{owner or type(base).__name__} has no setting {unknown[0]!r}; its settings: {', '.join(names)}"
+        )
+    hints = hints_of(type(base))
+    values = {k: coerce(f"{what}{k}", v, hints[k]) for k, v in raw.items()}
     for key, value in values.items():  # a name=weight left out keeps the base's weight
         if isinstance(value, dict) and isinstance(getattr(base, key), dict):
             values[key] = {**getattr(base, key), **value}
@@ -330,6 +283,12 @@ def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> T
         return base.updated(**values)
     except AelabError as error:
         raise AelabError(f"{what}{error}") from None
+
+
+@functools.cache
+def hints_of(settings_class: type) -> dict[str, Any]:
+    """The type hints of a settings dataclass's fields (read once per class)."""
+    return typing.get_type_hints(settings_class)
 
 
 @dataclass(frozen=True)
@@ -487,109 +446,16 @@ class RunConfig:
     data_dir: str | None = None
     input_shape: tuple[int, int, int] | None = None
     user_params: tuple[str, ...] = ()
-    # the settings the model's system honours: the only ones written to config.json
-    honoured: tuple[str, ...] = field(default=tuple(TRAIN_FIELDS), repr=False)
     aelab_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "params": dict(self.params),
-            "train": self.train.to_json(self.honoured),
+            "train": self.train.to_json(),
             "data": self.data,
             "data_dir": self.data_dir,
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "user_params": list(self.user_params),
             "aelab_version": self.aelab_version,
         }
-
-
-# ------------------------------------------------------------------------------------- config files
-
-# a config file's sections: config.json's own keys, so a run's config.json re-trains it
-CONFIG_KEYS = ("model", "data", "data_dir", "params", "train", "eval")
-CONFIG_RECORDS = ("input_shape", "user_params", "aelab_version")  # what config.json records beside them; not read
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """A training set-up read from a file (``aelab train --config FILE``, ``aelab.train(config=...)``):
-    the model, the data (a dataset name or a folder), training and evaluation settings and model
-    parameters, each checked as the flags and keyword arguments of the same names are."""
-
-    model: str | None = None
-    data: str | None = None
-    data_dir: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)  # TrainSettings and EvalSettings fields
-    params: dict[str, Any] = field(default_factory=dict)
-    source: str = "config"  # the file, for messages
-    folder: str | None = None  # the folder the file is in (a run's: its kept arrays)
-
-
-def read_train_config(source: TrainConfig | dict[str, Any] | str | os.PathLike[str]) -> TrainConfig:
-    """A training set-up from a ``.toml`` or ``.json`` file (or a dict of the same sections):
-
-    ``model``, ``data`` (a dataset name), ``data_dir`` (a folder), ``[train]`` (training
-    settings), ``[eval]`` (evaluation settings) and ``[params]`` (the model's parameters), all
-    optional. A run's config.json has these sections, so it trains the run again. Each name and
-    value is checked here, with a one-line error naming the file and the key."""
-    if isinstance(source, TrainConfig):
-        return source
-    folder = None
-    if isinstance(source, dict):
-        raw, where = source, "config"
-    elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        where = path
-        if not os.path.isfile(path):
-            raise AelabError(
-                f"config file {path} does not exist"
-                if not os.path.exists(path)
-                else f"config file {path} is not a file"
-            )
-        suffix = os.path.splitext(path)[1].lower()
-        if suffix not in (".toml", ".json"):
-            raise AelabError(f"config file {path}: expected a .toml or .json file")
-        try:
-            with open(path, "rb") as file:
-                raw = tomllib.load(file) if suffix == ".toml" else json.loads(file.read().decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-            kind = "TOML" if suffix == ".toml" else "JSON"
-            raise AelabError(f"config file {path} is not valid {kind}: {str(error).splitlines()[0]}"[:300]) from None
-        except OSError as error:
-            raise AelabError(f"config file {path} cannot be read: {error.strerror or error}") from None
-        folder = os.path.dirname(os.path.abspath(path))
-    else:
-        raise AelabError(f"config must be a .toml/.json path or a dict, got {type(source).__name__}")
-    if not isinstance(raw, dict):
-        raise AelabError(
-            f"{where}: expected a table of sections ({', '.join(CONFIG_KEYS)}), got a {type(raw).__name__}"
-        )
-    unknown = sorted(set(raw) - set(CONFIG_KEYS) - set(CONFIG_RECORDS))
-    if unknown:
-        hint = " (a training setting: put it under [train])" if unknown[0] in TRAIN_FIELDS else ""
-        raise AelabError(f"{where}: unknown key {unknown[0]!r}{hint}; a config has: {', '.join(CONFIG_KEYS)}")
-    for key in ("model", "data", "data_dir"):
-        if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise AelabError(f"{where}: {key} must be a string, got {raw[key]!r}"[:300])
-    for key in ("params", "train", "eval"):
-        if raw.get(key) is not None and not isinstance(raw[key], dict):
-            raise AelabError(f"{where}: {key} must be a table of name = value, got {raw[key]!r}"[:300])
-    train, evaluation = dict(raw.get("train") or {}), dict(raw.get("eval") or {})
-    try:
-        settings_from(train, TrainSettings(), "train.")  # names, types and ranges, as flags are checked
-    except AelabError as error:
-        raise AelabError(f"{where}: {error}") from None
-    try:
-        EvalSettings.of(evaluation)
-    except AelabError as error:
-        raise AelabError(f"{where}: eval: {error}") from None
-    return TrainConfig(
-        raw.get("model"),
-        raw.get("data"),
-        raw.get("data_dir"),
-        {**train, **evaluation},
-        dict(raw.get("params") or {}),
-        where,
-        folder,
-    )

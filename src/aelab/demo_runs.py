@@ -68,6 +68,7 @@ def demo(
     ``out/report.html``; returns the table's rows and the page. ``overwrite`` replaces runs a
     previous demo left (only aelab runs, as ``aelab train --overwrite``) and its page.
     ``quick`` trains each run for 2 epochs (to try the command, not to reproduce anything)."""
+    from .families import model_settings
     from .models import get_entry
     from .reporting import report
     from .training import train
@@ -87,9 +88,10 @@ def demo(
             from .data import resolve_data
 
             n = len(resolve_data(data).train)
-            steps = seed_steps(entry.train.epochs, entry.train.batch_size)
+            defaults = model_settings(entry.name)
+            steps = seed_steps(defaults.epochs, defaults.batch_size)
             settings.update(
-                epochs=epochs_for_steps(steps, n - held_out(n, entry.train.val_fraction), entry.train.batch_size),
+                epochs=epochs_for_steps(steps, n - held_out(n, defaults.val_fraction), defaults.batch_size),
                 early_stopping=False,
                 reduce_lr=False,
             )

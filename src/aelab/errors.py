@@ -15,6 +15,10 @@ class Interrupted(KeyboardInterrupt):
     KeyboardInterrupt still, so whatever catches that (Optuna's trial loop) stops as it would."""
 
 
+class UnknownSetting(AelabError, TypeError):
+    """A training setting the model's family does not have (as a dataclass refuses a keyword it lacks)."""
+
+
 class InputError(AelabError, ValueError):
     """Tensors a model cannot take: wrong shape, channels or size, or pixel values outside [0, 1]."""
 

@@ -96,7 +96,7 @@ def published_number(config) -> Published | None:
 def _reference_line(config) -> list[tuple[float, str]]:
     """The seed's published BCE as a line on the loss curves, where the run's loss is that BCE."""
     published = published_number(config)
-    if published is None or published.metric != "test_bce" or config.train.loss != "bce":
+    if published is None or published.metric != family_of(config.model).loss_metric(config.train):
         return []
     return [(published.value, f"published ({published.source}): {published.value:g}")]
 

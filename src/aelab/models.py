@@ -70,14 +70,14 @@ SETTING_WORDS = {
 
 
 def _setting_hint(name: str) -> str:
-    """ ", a training setting: ..." when ``name`` means (or nearly spells) one of TrainSettings'."""
+    """ ", a training setting: ..." when ``name`` means (or nearly spells) a common setting or one
+    of the words above."""
     import difflib
 
-    from .config import TRAIN_FIELDS
+    from .config import TrainSettings
 
-    setting = SETTING_WORDS.get(name) or next(
-        iter(difflib.get_close_matches(name, TRAIN_FIELDS, n=1, cutoff=0.8)), None
-    )
+    known = (*TrainSettings.names(), *SETTING_WORDS.values())
+    setting = SETTING_WORDS.get(name) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.8)), None)
     if setting is None:
         return ""
     return (

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import TRAIN_FIELDS, TrainSettings
+from .config import TrainSettings
 from .errors import AelabError
 
 if TYPE_CHECKING:
@@ -30,12 +30,13 @@ def validate_choice(what: str, value: Any, literal: Any) -> None:
 @dataclass(frozen=True)
 class ModelEntry:
     """A registered name: the model class (whose typed ``__init__`` is the one list of its
-    parameters and their defaults), preset values, training defaults and how to read old runs."""
+    parameters and their defaults), preset values, training defaults (settings of its family's
+    class, by name: ``families.model_settings`` makes them that class) and how to read old runs."""
 
     name: str
     builder: Callable[..., nn.Module]
     description: str
-    train: TrainSettings = field(default_factory=TrainSettings)
+    train: dict[str, Any] = field(default_factory=dict)
     preset: dict[str, Any] = field(default_factory=dict)
     family: str = "autoencoder"  # the name of its aelab.families object (families.FAMILIES)
     # how config.json files written by earlier versions map onto today's parameters: old name ->
@@ -68,13 +69,14 @@ _ALIASES: dict[str, str] = {}
 def register_model(
     name: str,
     description: str,
-    train: TrainSettings | None = None,
+    train: dict[str, Any] | None = None,
     family: str = "autoencoder",
     renamed: dict[str, str] | None = None,
     added_later: dict[str, Any] | None = None,
     converters: dict[str, Callable[[Any], Any]] | None = None,
 ):
-    """Class decorator: register a model class under ``name`` with its training defaults.
+    """Class decorator: register a model class under ``name`` with its training defaults (the
+    settings of its family's class it sets otherwise than the class does).
 
     ``renamed``, ``added_later`` and ``converters`` keep runs saved by earlier versions loading:
     an old parameter name, a parameter the model gained (with the value those runs had), a value
@@ -86,7 +88,7 @@ def register_model(
                 name,
                 builder,
                 description,
-                train or TrainSettings(),
+                dict(train or {}),
                 {},
                 family,
                 renamed or {},
@@ -99,8 +101,9 @@ def register_model(
     return decorate
 
 
-def register_preset(name: str, base: str, description: str, train: TrainSettings | None = None, **params: Any) -> None:
-    """Register ``name`` as ``base`` with other parameter values and/or training settings."""
+def register_preset(name: str, base: str, description: str, train: dict[str, Any] | None = None, **params: Any) -> None:
+    """Register ``name`` as ``base`` with other parameter values and/or training defaults (``train``
+    replaces the base's)."""
     parent = _REGISTRY[_ALIASES.get(base, base)]  # registered earlier in the same nets module
     unknown = set(params) - set(parent.defaults())
     if unknown:
@@ -110,7 +113,7 @@ def register_preset(name: str, base: str, description: str, train: TrainSettings
             name,
             parent.builder,
             description,
-            train or parent.train,
+            parent.train if train is None else dict(train),
             {**parent.preset, **params},
             parent.family,
             parent.renamed,
@@ -130,7 +133,7 @@ def register_alias(alias: str, name: str) -> None:
 def _add(entry: ModelEntry) -> None:
     if entry.name in _REGISTRY or entry.name in _ALIASES:
         raise ValueError(f"model {entry.name!r} is registered twice")
-    clash = set(_signature(entry.builder)) & set(TRAIN_FIELDS)
+    clash = set(_signature(entry.builder)) & set(TrainSettings.names())  # its family's own: families.model_settings
     if clash:  # aelab.train(**kwargs) takes both by name
         raise ValueError(f"model {entry.name}: parameter(s) {sorted(clash)} share a name with a training setting")
     _REGISTRY[entry.name] = entry

@@ -30,8 +30,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import TRAIN_FIELDS, RunConfig, coerce, settings_from
+from .config import RunConfig, coerce
 from .errors import AelabError, as_path, opt, resume_command
+from .families import family_of, model_settings
 from .models import create_model, get_entry, upgrade_params
 from .outputs import TEMPORARY, atomic_write, listening
 
@@ -376,6 +377,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------ config.json
 
 
+# the settings record every run shared before each family had its own settings (aelab 0.1.0)
+FLAT = tuple(
+    "epochs max_minutes batch_size lr loss optimizer noise sparsity schedule reduce_lr lr_patience early_stopping "
+    "patience kl_form kl_weight d_lr seed init val_fraction precision channels_last loss_weights labelled "
+    "log_activations log_embeddings stream devices num_nodes strategy threads logger".split()
+)
+
+
 def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
     """Validate a parsed config.json; any problem is one line naming the key. Runs written by
     earlier versions (settings at the top level, old parameter names) are mapped first."""
@@ -395,7 +404,6 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
         if not isinstance(raw[key], dict):
             raise damaged(f"{key!r} is not an object")
     train = dict(raw.pop("train"))
-    written = tuple(k for k in TRAIN_FIELDS if k in train)
     train.setdefault("init", "torch")  # runs written before the setting existed started from PyTorch's weights
     for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
         if old in raw:
@@ -409,7 +417,7 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
             train.setdefault(flag, value is not None)
             if value is not None:
                 train.setdefault(patience, value)
-    unknown = sorted(set(raw) - {f.name for f in fields(RunConfig)} - {"honoured"})
+    unknown = sorted(set(raw) - {f.name for f in fields(RunConfig)})
     if unknown:
         raise damaged(f"unknown key {unknown[0]!r}")
     try:
@@ -417,7 +425,10 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
     except AelabError as error:
         raise damaged(str(error)) from None
     try:
-        settings = settings_from(train, entry.train, "train.")
+        own = family_of(entry.name).settings.names()  # the flat record's others were never used by this family
+        settings = model_settings(
+            entry.name, what="train.", **{k: v for k, v in train.items() if k in own or k not in FLAT}
+        )
         params = upgrade_params(entry.name, raw["params"], "params.")
         input_shape = raw.get("input_shape")
         if input_shape is not None:
@@ -436,9 +447,7 @@ def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
             coerce(key, value, hint)
     except AelabError as error:
         raise damaged(str(error)) from None
-    return RunConfig(
-        entry.name, params, settings, data, data_dir, input_shape, user_params, written or tuple(TRAIN_FIELDS), version
-    )
+    return RunConfig(entry.name, params, settings, data, data_dir, input_shape, user_params, version)
 
 
 # ------------------------------------------------------------------------------ the out folder

@@ -31,19 +31,14 @@ LOGGER_PACKAGES = {"mlflow": ("mlflow", "aelab[mlflow]"), "wandb": ("wandb", "ae
 
 
 def check_loggers(settings) -> None:
-    """Each chosen logger's package is installed, and the settings that write to TensorBoard have
-    it; one line otherwise, before anything is written."""
+    """Each chosen logger's package is installed; one line otherwise, before anything is written
+    (settings that write to TensorBoard check that it is a logger: ``AutoencoderSettings``)."""
     import importlib.util
 
     for name in settings.logger:
         if name in LOGGER_PACKAGES and importlib.util.find_spec(LOGGER_PACKAGES[name][0]) is None:
             module, extra = LOGGER_PACKAGES[name]
             raise AelabError(f"logger {name} needs the {module} package: pip install '{extra}' (or {module})")
-    for needs in ("log_activations", "log_embeddings"):
-        if getattr(settings, needs) and "tensorboard" not in settings.logger:
-            raise AelabError(
-                f"{needs} writes to TensorBoard: add tensorboard to logger (now {','.join(settings.logger) or 'none'})"
-            )
 
 
 def make_loggers(names: tuple[str, ...], run: Run) -> list:

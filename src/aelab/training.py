@@ -22,7 +22,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
 
 from .accel import (
     choose_precision,
@@ -31,16 +30,8 @@ from .accel import (
     skip_failing_nvml_check,
 )
 from .callbacks import EpochLines, History
-from .config import (
-    EVAL_FIELDS,
-    LAUNCH,
-    TRAIN_FIELDS,
-    EvalSettings,
-    RunConfig,
-    TrainConfig,
-    read_train_config,
-    settings_from,
-)
+from .config import EVAL_FIELDS, LAUNCH, EvalSettings, RunConfig
+from .config_files import TrainConfig, check_train, read_train_config
 from .data import ARRAYS, describe_source
 from .datasets import RUN_ARRAYS, keep_run_arrays, read_run_arrays
 from .distributed import (
@@ -53,9 +44,8 @@ from .distributed import (
 )
 from .errors import AelabError, Interrupted, eval_command, opt, resume_command
 from .evaluation import evaluate
-from .families import NonFiniteLoss, family_of
+from .families import NonFiniteLoss, families_with, family_of, model_settings
 from .models import create_model, get_entry, resolve_params
-from .nets.blocks import initialise
 from .outputs import first_free, umask
 from .progress import Progress, reporting, resolve
 from .runs import Run, RunLock, check_out_folder, load_state, write_json
@@ -206,7 +196,10 @@ def _from_config(
             data = read_run_arrays(kept)
         else:
             data = file.data
-    return model or file.model, data, {**file.settings, **file.params, **settings}
+    model = model or file.model
+    if model and not file.model:  # the file's [train] read against the model named here
+        check_train(file.train, model, file.source)
+    return model, data, {**file.train, **file.eval, **file.params, **settings}
 
 
 def _train_helper(
@@ -240,22 +233,21 @@ def plan(
 ) -> Plan:
     """Check everything :func:`train` needs and settle it; writes nothing. ``main=False``: a helper
     process of a multi-process run, which leaves the run folder to the main process."""
-    given = {k: v for k, v in settings.items() if k in TRAIN_FIELDS}
-    params = {k: v for k, v in settings.items() if k not in TRAIN_FIELDS}
     replace = check_out_folder(out, resume, overwrite, data_dir=describe_source(data)[1]) if main else False
     if resume:
-        config, changes = _resume_config(model, data, out, given, params)
+        config, changes = _resume_config(model, data, out, settings)
         explicit = set()
     else:
         if not model:
             raise AelabError("name a model to train (see `aelab models`)")
         entry = get_entry(model)
+        given, params = split_settings(entry.name, settings)
         resolve_params(entry.name, **params)  # unknown names are refused before data are loaded
         name, data_dir = describe_source(data)
         config = RunConfig(
             entry.name,
             {},
-            settings_from(given, entry.train),
+            model_settings(entry.name, **given),
             name,
             data_dir,
             user_params=tuple(sorted(params)),
@@ -265,7 +257,6 @@ def plan(
     family = family_of(config.model)
     family.check(config.model, config.train, explicit)  # settings first: they cost nothing to check
     check_loggers(config.train)
-    config.honoured = tuple(k for k in TRAIN_FIELDS if k in family.honours())
     if resume:
         data_ = family.run_data(config, data if config.data == ARRAYS else None)
     else:
@@ -275,20 +266,29 @@ def plan(
     check_launch(config.train.devices, config.train.num_nodes, device)
     share_cpu_threads(config.train.devices, device)
     precision = choose_precision(config.train.precision, device)
-    channels_last = config.train.channels_last if config.train.channels_last is not None else device == "cpu"
-    config.train = config.train.updated(precision=precision, channels_last=channels_last)
+    config.train = family.on_device(config.train.updated(precision=precision), device)
     L.seed_everything(config.train.seed, verbose=False)  # before the model: --seed fixes its initial weights too
     net = create_model(config.model, **config.params)  # bad parameter values fail here
     if resume:
         load_state(net, Run(out).checkpoint_state(Run(out).last_checkpoint), Run(out).last_checkpoint)
-    elif "init" in family.honours():
-        initialise(net, config.train.init)
+    else:
+        family.initialise(net, config.train)
     return Plan(out, config, data_, net, device, resume, replace, changes)
 
 
-def _resume_config(
-    model: str | None, data: Any, out: Path, given: dict[str, Any], params: dict[str, Any]
-) -> tuple[RunConfig, list[str]]:
+def split_settings(model: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments of :func:`train` as the model's family's settings and the rest (the
+    model's parameters); another family's setting is refused, naming the settings this one has."""
+    names = family_of(model).settings.names()
+    given = {k: v for k, v in arguments.items() if k in names}
+    params = {k: v for k, v in arguments.items() if k not in names}
+    other = next((k for k in params if families_with(k)), None)
+    if other is not None:
+        model_settings(model, **{other: params[other]})  # raises UnknownSetting
+    return given, params
+
+
+def _resume_config(model: str | None, data: Any, out: Path, arguments: dict[str, Any]) -> tuple[RunConfig, list[str]]:
     """The run's own config with the one change a resume may make (more epochs), after refusing
     any other change: a resumed run continues as it was set up."""
     run = Run(out)
@@ -296,6 +296,7 @@ def _resume_config(
     launch_flags = [opt(k) for k in LAUNCH]
     if model and get_entry(model).name != config.model:
         raise AelabError(f"{opt('resume')}: {out} trained {config.model}, not {model}")
+    given, params = split_settings(config.model, arguments)
     if not run.last_checkpoint.is_file():
         raise AelabError(f"{opt('resume')}: {out} has no checkpoints/last.ckpt to continue from")
     done = run.epochs_done()
@@ -371,8 +372,6 @@ def fit(
             enable_version_counter=False,
         ),
     ]
-    if settings.early_stopping and system.monitor:
-        callbacks.append(EarlyStopping(monitor=system.monitor, patience=settings.patience))
     if main:  # the callbacks above decide together across processes; these only write
         callbacks += [RecordLogs(run.path), *family.callbacks(run, model, plan_.data, settings, val_batches)]
     callbacks += extra_callbacks

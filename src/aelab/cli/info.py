@@ -24,7 +24,10 @@ def cmd_models(args: argparse.Namespace) -> None:
         for name in names:
             info = aelab.model_info(name)
             print(f"{info['name']} ({info['family']}): {info['description']}")
-            for title, values in (("training defaults", info["train"]), ("parameters", info["params"])):
+            for title, values in (
+                (f"training defaults ({info['settings']})", info["train"]),
+                ("parameters", info["params"]),
+            ):
                 text = ", ".join(f"{k}={plain(v)}" for k, v in values.items())
                 print(f"  {title}: {text}")
         return

@@ -6,12 +6,15 @@ their types, defaults and choices from it.
 from __future__ import annotations
 
 import argparse
+import functools
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aelab
 from aelab import AelabError
+from aelab.config import from_text  # (a flag's text read as its setting's type, as --param's are)
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -27,55 +30,101 @@ def command(name: str, help_text: str):
 
 
 def add_settings(
-    parser: argparse.ArgumentParser, settings_class: type, title: str, model: dict[str, Any] | None = None
+    parser: argparse.ArgumentParser,
+    settings_class: type,
+    title: str,
+    model: dict[str, Any] | None = None,
+    names: typing.Collection[str] | None = None,
+    hidden: bool = False,
 ) -> None:
-    """One flag per field of a settings dataclass (:class:`~aelab.config.TrainSettings`,
-    :class:`~aelab.config.StyleSettings`), typed and described there: the class is the only list.
-    Every flag defaults to None, "not given": the model's (or the seed's) own setting. ``model``
-    (``aelab.model_info``'s, for ``aelab train MODEL --help``): each flag's help ends with that
-    model's default, or says the model does not use it."""
+    """One flag per field of a settings dataclass (:class:`~aelab.TrainSettings` and each family's,
+    :class:`~aelab.EvalSettings`, :class:`~aelab.StyleSettings`), typed and described there: the
+    class is the only list. A flag not given is left out of the namespace (``given``): the model's
+    (or the seed's) own setting stands. Each value is read as its type (``none`` for an optional
+    one or an empty list) and checked by the dataclass, in one line. ``model`` (``aelab.model_info``'s, for ``aelab train MODEL --help``): each flag's
+    help ends with that model's default. ``names``: only these fields; ``hidden``: flags read but
+    left out of the help."""
     import dataclasses
 
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(settings_class)
     for f in dataclasses.fields(settings_class):
+        if names is not None and f.name not in names:
+            continue
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = hint if typing.get_origin(hint) in (typing.Literal, tuple) or not args else args[0]
         flag = "--" + f.name.replace("_", "-")
         text = f.metadata["help"]
         if model is not None:
-            text += (
-                f" [{model['name']}: {plain(model['train'][f.name])}]"
-                if f.name in model["train"]
-                else f" [not used by {model['name']}]"
-            )
-        kwargs: dict[str, Any] = {"help": text.replace("%", "%%"), "default": None, "dest": f.name}
+            text += f" [{model['name']}: {plain(model['train'][f.name])}]"
+        text = argparse.SUPPRESS if hidden else text.replace("%", "%%")
+        kwargs: dict[str, Any] = {"help": text, "default": argparse.SUPPRESS, "dest": f.name}
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(base) is typing.Literal:  # checked by the dataclass: one line, not argparse's two
-            group.add_argument(flag, metavar="{" + ",".join(typing.get_args(base)) + "}", **kwargs)
+            continue
+        if typing.get_origin(base) is typing.Literal:  # checked by the dataclass: one line, not argparse's two
+            kwargs["metavar"] = "{" + ",".join(typing.get_args(base)) + "}"
         elif typing.get_origin(base) is dict:  # "name=number,..." parsed by the dataclass
-            group.add_argument(flag, metavar="NAME=W,...", **kwargs)
+            kwargs["metavar"] = "NAME=W,..."
         elif typing.get_origin(base) is tuple:  # "a,b,c"; "none": an empty list
-            group.add_argument(flag, type=listed, metavar="A,B,...", **kwargs)
-        else:
-            group.add_argument(flag, type=base, **kwargs)
+            kwargs["metavar"] = "A,B,..."
+        group.add_argument(flag, type=functools.partial(from_text, hint=hint), **kwargs)
 
 
-def listed(text: str) -> tuple[str, ...]:
-    return () if text.strip().lower() == "none" else tuple(part.strip() for part in text.split(",") if part.strip())
+def training_settings(parser: argparse.ArgumentParser, title: str, model: dict[str, Any] | None = None) -> None:
+    """The training settings' flags: those every model has under ``title``, then each family's own
+    under a heading of their own. With ``model`` (``aelab.model_info``'s, for ``aelab train MODEL
+    --help``) its family's settings under one heading with the model's defaults, and the other
+    families' flags read but not shown (the API refuses them in one line, naming what it has)."""
+    classes = aelab.settings_classes()
+    common = aelab.TrainSettings.names()
+    add_settings(parser, aelab.TrainSettings, title, model)
+    if model is not None:
+        own = classes[model["family"]]
+        add_settings(
+            parser,
+            own,
+            f"{model['family']} settings ({own.__name__}: {model['name']}'s defaults in brackets)",
+            model,
+            names=set(own.names()) - set(common),
+        )
+    shown = set(classes[model["family"]].names()) if model else set(common)
+    for declared, families in _declaring_classes(classes).items():
+        names = set(_own_fields(declared)) - shown
+        if names:
+            title = f"{declared.__name__} (the {', '.join(families)} famil{'ies' if len(families) > 1 else 'y'})"
+            add_settings(parser, declared, title, names=names, hidden=model is not None)
+            shown |= names
+
+
+def _own_fields(settings_class: type) -> tuple[str, ...]:
+    """The settings a class declares itself, not those it inherits."""
+    inherited = {name for base in settings_class.__bases__ if hasattr(base, "names") for name in base.names()}
+    return tuple(name for name in settings_class.names() if name not in inherited)
+
+
+def _declaring_classes(classes: dict[str, type]) -> dict[type, list[str]]:
+    """Every settings class the families' classes are built from (below TrainSettings), in the
+    order their settings read, with the families that have its settings."""
+    found: dict[type, list[str]] = {}
+    for family, settings_class in classes.items():
+        for declared in reversed(settings_class.__mro__):
+            if issubclass(declared, aelab.TrainSettings) and declared is not aelab.TrainSettings:
+                found.setdefault(declared, []).append(family)
+    return found
+
+
+def training_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings' flags the user gave (any family's: the API checks them)."""
+    return {k: v for cls in aelab.settings_classes().values() for k, v in given(args, cls).items()}
 
 
 def given(args: argparse.Namespace, settings_class: type) -> dict[str, Any]:
-    """The settings flags the user gave."""
+    """The settings flags the user gave (``add_settings`` leaves the others out of ``args``)."""
     import dataclasses
 
-    return {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(settings_class)
-        if getattr(args, f.name, None) is not None
-    }
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(settings_class) if hasattr(args, f.name)}
 
 
 def params_of(model: str | None, texts: list[str] | None) -> dict[str, Any]:

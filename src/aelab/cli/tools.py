@@ -20,6 +20,8 @@ from .options import (
     overwrite_argument,
     params_of,
     threads_argument,
+    training_given,
+    training_settings,
 )
 
 
@@ -28,7 +30,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if args.list:
         print(tables.study_table(aelab.load_study(args.out, args.storage), args.out))
         return
-    settings = {**given(args, aelab.TrainSettings), **params_of(args.model, args.param)}
+    settings = {**training_given(args), **params_of(args.model, args.param)}
     study, best = aelab.tune(
         args.model,
         out=args.out,
@@ -109,7 +111,7 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
     )
     data_arguments(p, "the model's default")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a fixed model parameter for every trial")
-    add_settings(p, aelab.TrainSettings, "fixed training settings for every trial (e.g. --epochs 3)")
+    training_settings(p, "fixed training settings for every trial (e.g. --epochs 3)")
 
 
 cmd_tune.arguments = _tune_arguments

@@ -19,12 +19,14 @@ from .options import (
     plain,
     progress_arguments,
     threads_argument,
+    training_given,
+    training_settings,
 )
 
 
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
-    settings = {**given(args, aelab.TrainSettings), **given(args, aelab.EvalSettings)}
+    settings = {**training_given(args), **given(args, aelab.EvalSettings)}
     config = aelab.read_train_config(args.config) if args.config else None
     model = args.model or (config.model if config else None)
     run = aelab.train(
@@ -61,7 +63,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     data_arguments(p, "mnist-sample (pydoc-topics for text models), or the run's with --resume")
     p.add_argument("--text", help="text models: a UTF-8 text file to train on")
     params = (
-        f"; {info['name']}'s: " + ", ".join(f"{k}={plain(v)}" for k, v in info["params"].items())
+        f"; {info['name']}'s: " + ", ".join(f"{k}={plain(v)}" for k, v in info["params"].items()).replace("%", "%%")
         if info
         else ", e.g. channels=32,32,16"
     )
@@ -78,12 +80,11 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     )
     progress_arguments(p)
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto")
-    add_settings(
+    training_settings(
         p,
-        aelab.TrainSettings,
-        f"training settings ({info['name']}'s defaults in brackets)"
+        f"training settings of every model ({info['name']}'s defaults in brackets)"
         if info
-        else "training settings (default: the model's own; `aelab train MODEL --help` shows them)",
+        else "training settings of every model (default: the model's own; `aelab train MODEL --help` shows them)",
         info,
     )
     add_settings(p, aelab.EvalSettings, "evaluation after training (default: sized to a small share of training)")

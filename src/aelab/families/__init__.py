@@ -8,14 +8,18 @@ Adding a family: one module here with a :class:`~aelab.families.base.Family` sub
 
 from __future__ import annotations
 
-from ..errors import AelabError
+from typing import Any
+
+from ..config import TrainSettings, settings_from
+from ..errors import AelabError, UnknownSetting, opt
 from ..models import get_entry
-from .autoencoder import AutoencoderFamily
-from .base import Family, NonFiniteLoss
-from .classifier import ClassifierFamily
-from .gan import GANFamily
-from .text import TextFamily
-from .vae import CVAEFamily, VAEFamily
+from .autoencoder import AutoencoderFamily, AutoencoderSettings
+from .base import Family, NonFiniteLoss, ScheduleSettings
+from .classifier import ClassifierFamily, ClassifierSettings
+from .gan import GANFamily, GANSettings
+from .images import ImageSettings
+from .text import TextFamily, TextSettings
+from .vae import CVAEFamily, VAEFamily, VAESettings
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -35,20 +39,66 @@ def family_of(model: str) -> Family:
         ) from None
 
 
+def settings_classes() -> dict[str, type[TrainSettings]]:
+    """Each family's settings class by family name (``AutoencoderSettings``, ``VAESettings``, ...)."""
+    return {name: family.settings for name, family in FAMILIES.items()}
+
+
+def families_with(setting: str) -> list[str]:
+    """The families whose settings include ``setting``."""
+    return [name for name, family in FAMILIES.items() if setting in family.settings.names()]
+
+
+def model_settings(model: str, *, what: str = "", **changes: Any) -> TrainSettings:
+    """A registered model's training settings: its family's settings class with the model's
+    defaults and ``changes`` (each checked; ``what`` prefixes messages, e.g. a file's name). A
+    setting the family lacks is an :class:`~aelab.errors.UnknownSetting` naming the ones it has."""
+    entry = get_entry(model)
+    family = family_of(entry.name)
+    base = family.default_settings(entry)
+    unknown = sorted(set(changes) - set(base.names()))
+    if unknown:
+        owners = families_with(unknown[0])
+        where = f" (a setting of the {', '.join(owners)} famil{'ies' if len(owners) > 1 else 'y'})" if owners else ""
+        name = f"{what}{unknown[0]}" if what else opt(unknown[0])  # a file's key, or as the caller spelled it
+        raise UnknownSetting(
+            f"{entry.name} has no setting {name}{where}; {family.settings.__name__}, "
+            f"the {family.name} family's, has: {', '.join(base.names())}"
+        )
+    return settings_from(changes, base, what)
+
+
 def model_info(model: str) -> dict:
     """What a registered model is and how it trains by default: its name, description, family,
     the training settings its family uses with the model's default for each, and its parameters
     with their defaults (what `aelab models --verbose NAME` prints)."""
     entry = get_entry(model)
     family = family_of(entry.name)
-    train = entry.train.to_json()
+    train = family.default_settings(entry).to_json()
     return {
         "name": entry.name,
         "description": entry.description,
         "family": family.name,
-        "train": {k: train[k] for k in family.honours() if k in train},
+        "settings": family.settings.__name__,
+        "train": train,
         "params": entry.defaults(),
     }
 
 
-__all__ = ["FAMILIES", "Family", "NonFiniteLoss", "family_of", "model_info"]
+__all__ = [
+    "FAMILIES",
+    "AutoencoderSettings",
+    "ClassifierSettings",
+    "Family",
+    "GANSettings",
+    "ImageSettings",
+    "NonFiniteLoss",
+    "ScheduleSettings",
+    "TextSettings",
+    "VAESettings",
+    "families_with",
+    "family_of",
+    "model_info",
+    "model_settings",
+    "settings_classes",
+]

@@ -4,27 +4,63 @@ and/or sparse; measured against PCA with the same number of components as the co
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
 from torch import Tensor
 
 from .. import figures, progress
-from ..config import Dimension, EvalSettings, TrainSettings
-from ..data import ImageData, add_noise, noisy_copy
+from ..callbacks import ActivationLog, EmbeddingLog
+from ..config import Dimension, EvalSettings, TrainSettings, setting
+from ..data import ImageData, add_noise, noisy_copy, split_validation
+from ..errors import AelabError
 from ..losses import l1_activity, reconstruction_loss
 from ..metrics import error_metrics, image_metrics, pca_errors, reconstruct
 from ..nets.base import AEOutput, Autoencoder, Conditional
-from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
-from .images import ImageFamily
+from .base import ScheduledSystem, ScheduleSettings, check_finite, printable
+from .images import ImageFamily, ImageSettings
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry
     from ..runs import Run
 
 
-class AutoencoderSystem(SettingsCheck, L.LightningModule):
+LossName = Literal["bce", "mse"]
+
+
+@dataclass(frozen=True)
+class AutoencoderSettings(ImageSettings, ScheduleSettings):
+    """How an autoencoder trains: the image models' and scheduled families' settings, and its
+    reconstruction loss, denoising, sparsity and what it logs while it trains."""
+
+    loss: LossName = setting("bce", "reconstruction loss: bce (on logits) or mse")
+    noise: float = setting(
+        0.0, "denoising: Gaussian noise factor added to the inputs (clipped to [0, 1]); targets stay clean", low=0
+    )
+    sparsity: float = setting(0.0, "L1 penalty on the code (Keras' activity_regularizer)", low=0)
+    log_activations: bool = setting(
+        False,
+        "save every layer's activations for a fixed validation batch each epoch "
+        "(RUN/activations/epoch_NNN.npz) and their histograms to TensorBoard",
+    )
+    log_embeddings: bool = setting(
+        False,
+        "write the codes of fixed validation images, with labels and thumbnails, "
+        "to TensorBoard's embedding projector each epoch",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for needs in ("log_activations", "log_embeddings"):
+            if getattr(self, needs) and "tensorboard" not in self.logger:
+                raise AelabError(
+                    f"{needs} writes to TensorBoard: add tensorboard to logger (now {','.join(self.logger) or 'none'})"
+                )
+
+
+class AutoencoderSystem(ScheduledSystem):
     """Trains any :class:`Autoencoder` on reconstruction, optionally denoising and/or sparse.
 
     Denoising (seeds 1 and 2): training inputs get fresh Gaussian noise every step, targets stay
@@ -32,32 +68,15 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
     comparable across epochs. Sparsity (seed 2): ``sparsity`` times the L1 norm of the code.
     """
 
-    honours = COMMON + (
-        "loss",
-        "noise",
-        "sparsity",
-        "schedule",
-        "reduce_lr",
-        "lr_patience",
-        "early_stopping",
-        "patience",
-        "log_activations",
-        "log_embeddings",
-    )
     # per optimiser name, options other than the learning rate: Adadelta's are Keras' (the seeds' programme examples)
     optimizer_options: dict[str, dict] = {"adadelta": {"rho": 0.95, "eps": 1e-7}}
-    LR_FACTOR = 0.1  # seed 3's ReduceLROnPlateau: divide the learning rate by 10 when val_loss stalls
 
-    def __init__(self, model: Autoencoder, settings: TrainSettings) -> None:
-        super().__init__()
-        self.model, self.settings = model, settings
-        self.lr_patience = settings.lr_patience if settings.reduce_lr else None
-        channels_last = bool(settings.channels_last) and "channels_last" in self.honours
+    def __init__(self, model: Autoencoder, settings: AutoencoderSettings) -> None:
+        super().__init__(model, settings)
+        channels_last = bool(settings.channels_last)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self._epoch_sums: dict[str, dict[str, Tensor]] = {}
-        self._epoch_counts: dict[str, int] = {}
 
     def _shared_step(self, batch: tuple[Tensor, ...], stage: str, batch_idx: int = 0) -> Tensor:
         inputs, targets, *labels = batch  # labels: for systems that need them
@@ -73,56 +92,11 @@ class AutoencoderSystem(SettingsCheck, L.LightningModule):
         self._accumulate(stage, len(inputs), loss=loss, **terms)
         return loss
 
-    def _accumulate(self, stage: str, n: int, **values: Tensor) -> None:
-        """Running sums of the epoch's losses: tensor adds, no per-step ``self.log`` machinery."""
-        sums = self._epoch_sums.setdefault(stage, {})
-        for name, value in values.items():
-            sums[name] = sums.get(name, 0.0) + value.detach().float() * n
-        self._epoch_counts[stage] = self._epoch_counts.get(stage, 0) + n
-
-    def on_validation_epoch_end(self) -> None:
-        # Logged once per epoch: each self.log call runs Lightning's metric bookkeeping in Python,
-        # a per-step cost for every logged value. Validation ends each training epoch, so both
-        # stages land here.
-        for stage in ("train", "val"):
-            count = self._epoch_counts.pop(stage, 0)
-            for name, total in self._epoch_sums.pop(stage, {}).items():
-                if name == "loss":
-                    check_finite(total, self.current_epoch, "validation" if stage == "val" else "training")
-                # several processes: the mean over them (equal shares; validation is the same on each)
-                self.log(
-                    f"{stage}_{name}", total / count, prog_bar=name == "loss", sync_dist=self.trainer.world_size > 1
-                )
-
     def compute_loss(
         self, out: AEOutput, targets: Tensor, labels: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The training objective and any named terms worth logging."""
         return reconstruction_loss(out.logits, targets, self.settings.loss, self.model.output), {}
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train", batch_idx)
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
-
-    def configure_optimizers(self):
-        name = self.settings.optimizer
-        optimizer = make_optimizer(
-            name, self.model.parameters(), self.settings.lr, **self.optimizer_options.get(name, {})
-        )
-        if self.settings.schedule == "cosine":
-            epochs = self.trainer.max_epochs
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs),
-            }
-        if self.lr_patience is None:
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=self.LR_FACTOR, patience=self.lr_patience
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
 
 
 class AutoencoderFamily(ImageFamily):
@@ -130,13 +104,40 @@ class AutoencoderFamily(ImageFamily):
 
     name = "autoencoder"
     system = AutoencoderSystem
+    settings = AutoencoderSettings
     headline = ("test_rmse", "pca_rmse")
     TRAIN_ERROR_IMAGES = 10_000  # the first this many training images measure the training error
+
+    def batch_options(self, settings: AutoencoderSettings) -> dict[str, Any]:
+        """Noised inputs for a denoiser; every label for a model that takes labels (a cvae)."""
+        return {"noise": settings.noise, "labelled": 1.0 if self.needs_labels else None}
+
+    def callbacks(
+        self, run: Run, model: torch.nn.Module, data: Any, settings: AutoencoderSettings, val_batches: Any
+    ) -> list[L.Callback]:
+        """The image families' callbacks, and --log-activations (a fixed batch of 8 validation
+        images, as seed 3's callback saves one) and --log-embeddings (the codes of up to 1,000,
+        labelled where the data are)."""
+        callbacks = super().callbacks(run, model, data, settings, val_batches)
+        if not (settings.log_activations or settings.log_embeddings):
+            return callbacks
+        images, labels = val_batches.targets, val_batches.labels  # clean images (inputs may be noised)
+        if labels is None and isinstance(data, ImageData) and data.train_labels is not None:
+            labels = split_validation(data.train_labels, settings.val_fraction, seed=settings.seed)[1]
+        conditional = isinstance(model, Conditional)
+        if settings.log_activations:
+            callbacks.append(ActivationLog(run.path / "activations", images[:8], labels[:8] if conditional else None))
+        if settings.log_embeddings:
+            callbacks.append(EmbeddingLog(images[:1000], None if labels is None else labels[:1000], conditional))
+        return callbacks
 
     def loss_label(self, settings: TrainSettings) -> str:
         return {"bce": "binary cross-entropy (nats per pixel)", "mse": "mean squared error per pixel"}.get(
             settings.loss, "loss"
         )
+
+    def loss_metric(self, settings: AutoencoderSettings) -> str | None:
+        return "test_bce" if settings.loss == "bce" else None
 
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
         """PCA's test loss at the code's size, the floor to beat, in the training loss's own terms."""
@@ -226,6 +227,6 @@ class AutoencoderFamily(ImageFamily):
             if isinstance(widths, tuple) and widths:
                 choices = dict.fromkeys(tuple(max(1, round(w * scale)) for w in widths) for scale in (0.5, 1, 2))
                 space.append(Dimension(name, choices=tuple(choices)))
-        if entry.train.noise > 0:
+        if self.default_settings(entry).noise > 0:
             space.append(Dimension("noise", 0.1, 0.7))
         return space

@@ -3,22 +3,39 @@ reconstruction loss and the cross-entropy of the head, semi-supervised where lab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import EvalSettings, TrainSettings
+from ..config import EvalSettings, TrainSettings, setting
 from ..data import ImageData
 from ..errors import AelabError
 from ..limits import INFERENCE_BATCH
 from ..losses import reconstruction_loss
 from ..nets.base import AEOutput, Autoencoder, Classifier
-from .autoencoder import AutoencoderFamily, AutoencoderSystem
+from .autoencoder import AutoencoderFamily, AutoencoderSettings, AutoencoderSystem
 
 if TYPE_CHECKING:
     from ..runs import Run
+
+
+@dataclass(frozen=True)
+class ClassifierSettings(AutoencoderSettings):
+    """An autoencoder's settings and the weights of its two losses, and how many labels it sees."""
+
+    loss_weights: dict[str, float] | None = setting(
+        None, "models with several outputs: each loss's weight, e.g. recon=1,label=0.5 (default: each model's own)"
+    )
+    labelled: float = setting(
+        1.0,
+        "models that learn from labels: the fraction of training images whose label is used (semi-supervised below 1)",
+        low=0,
+        high=1,
+        open_low=True,
+    )
 
 
 class ClassifierSystem(AutoencoderSystem):
@@ -26,7 +43,6 @@ class ClassifierSystem(AutoencoderSystem):
     the cross-entropy of the head, the latter over the images that have a label (label -1: none).
     Logs each loss and the accuracy on its own."""
 
-    honours = AutoencoderSystem.honours + ("loss_weights", "labelled")
     LOSSES = ("recon", "label")
 
     @classmethod
@@ -67,9 +83,17 @@ class ClassifierFamily(AutoencoderFamily):
 
     name = "classifier"
     system = ClassifierSystem
+    settings = ClassifierSettings
     needs_labels = True
     headline = ("test_rmse", "pca_rmse", "test_accuracy")
     val_metrics = ("val_loss", "val_recon", "val_label", "val_accuracy")
+
+    def batch_options(self, settings: ClassifierSettings) -> dict[str, Any]:
+        """Noised inputs for a denoiser, and the labels of a ``labelled`` fraction of the images."""
+        return {"noise": settings.noise, "labelled": settings.labelled}
+
+    def loss_metric(self, settings: TrainSettings) -> str | None:
+        return None  # the loss adds the head's cross-entropy
 
     @torch.no_grad()
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:

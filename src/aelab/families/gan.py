@@ -4,24 +4,76 @@ generator step per batch; measured by the quality of their samples."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import EvalSettings, TrainSettings
+from ..config import EvalSettings, TrainSettings, setting
 from ..data import ImageData
-from ..errors import opt
+from ..errors import AelabError, opt
 from ..nets.gan import DCGAN
-from .base import COMMON, SettingsCheck, check_finite, make_optimizer, printable
-from .images import ImageFamily, sample_metrics, sample_report
+from .base import SettingsCheck, check_finite, make_optimizer, printable
+from .images import ImageFamily, ImageSettings, sample_metrics, sample_report
 
 if TYPE_CHECKING:
     from ..runs import Run
 
 log = logging.getLogger("aelab")
+
+
+GANObjective = Literal["bce", "hinge"]
+SEED_LABEL_NOISE = 0.05  # seed 3's "add random noise to the labels"
+
+
+@dataclass(frozen=True)
+class GANSettings(ImageSettings):
+    """How a GAN trains: the image models' settings, the discriminator's learning rate and the
+    adversarial recipe (objective, Adam's betas, gradient clipping, label noise). A model gives its
+    own recipe: `gan` seed 3's, `gan-sn` the hinge loss without clipping or label noise."""
+
+    d_lr: float | None = setting(
+        None, "GANs: the discriminator's learning rate (default 2 x --lr, the seed's ratio)", low=0, open_low=True
+    )
+    objective: GANObjective = setting(
+        "bce",
+        "the adversarial loss: bce (seed 3's cross-entropy on noisy labels) or hinge "
+        "(Lim & Ye 2017; Miyato et al., gan-sn's)",
+    )
+    adam_betas: tuple[float, ...] = setting(
+        (0.5, 0.999), "Adam's two betas for both players (the DCGAN paper's 0.5,0.999; gan-sn's 0,0.9)"
+    )
+    clip_value: float | None = setting(
+        1.0,
+        "clip each gradient to this absolute value (Keras' clipvalue=1.0, as seed 3 trained); none: no clipping",
+        low=0,
+        open_low=True,
+    )
+    label_noise: float | None = setting(
+        None,
+        "bce objective: each label moved toward the middle by this x U(0, 1) (default: seed 3's "
+        f"'add random noise to the labels', {SEED_LABEL_NOISE}; the hinge loss has no labels)",
+        low=0,
+        high=0.5,
+        open_high=True,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.adam_betas) != 2 or not all(0 <= beta < 1 for beta in self.adam_betas):
+            raise AelabError(f"adam_betas must be two numbers in [0, 1), got {list(self.adam_betas)}")
+        if self.objective == "hinge" and self.label_noise:
+            raise AelabError(f"{opt('label_noise')} is for the bce objective; the hinge loss has no labels")
+
+    @property
+    def labels_noise(self) -> float:
+        """The label noise the objective trains with: ``label_noise``, or its default."""
+        if self.objective == "hinge":
+            return 0.0
+        return SEED_LABEL_NOISE if self.label_noise is None else self.label_noise
 
 
 class GANSystem(SettingsCheck, L.LightningModule):
@@ -35,25 +87,29 @@ class GANSystem(SettingsCheck, L.LightningModule):
     (torch's clip_grad_value_: exact for fp32/bf16; with fp16 loss scaling the clip acts on scaled
     gradients, which is why bf16 is the GPU default where the GPU has it).
 
-    The model carries its recipe (``objective``, ``adam_betas``, ``clip_value``): `gan-sn` trains by
-    the hinge loss without label noise or clipping, and updates its generator's moving average
-    after each generator step.
+    The recipe is in the settings (:class:`GANSettings`): `gan-sn` trains by the hinge loss without
+    label noise or clipping; the model updates its generator's moving average after each generator
+    step where it keeps one.
     """
 
     monitor = None  # no validation loss to select a "best" epoch by: the last one is kept
-    honours = COMMON + ("d_lr",)
     COLLAPSE_MARGIN = 0.05  # warn when the discriminator's loss is this close to its floor
-    LABEL_NOISE = 0.05  # seed 3's "add random noise to the labels"
 
-    def __init__(self, model: DCGAN, settings: TrainSettings) -> None:
+    @classmethod
+    def check(cls, model_name: str, settings: GANSettings, explicit: set[str]) -> None:
+        super().check(model_name, settings, explicit)
+        if settings.optimizer != "adam" and "adam_betas" in explicit:
+            raise AelabError(f"{model_name}: {opt('adam_betas')} is for {opt('optimizer', 'adam')}")
+
+    def __init__(self, model: DCGAN, settings: GANSettings) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.model = model
         self.lr, self.d_lr = settings.lr, settings.d_lr or 2 * settings.lr
-        self.optimizer_name = settings.optimizer
-        # the model carries its recipe: seed 3's noisy-label cross-entropy, or the hinge loss (gan-sn)
-        self.hinge = model.objective == "hinge"
-        self.label_noise = 0.0 if self.hinge else self.LABEL_NOISE
+        self.optimizer_name, self.betas, self.clip = settings.optimizer, settings.adam_betas, settings.clip_value
+        # the recipe: seed 3's noisy-label cross-entropy, or the hinge loss (gan-sn)
+        self.hinge = settings.objective == "hinge"
+        self.label_noise = settings.labels_noise
         channels_last = bool(settings.channels_last)
         # with noisy labels the discriminator's loss cannot go below the labels' mean entropy
         u = torch.linspace(1e-6, 1, 10001) * self.label_noise
@@ -100,9 +156,8 @@ class GANSystem(SettingsCheck, L.LightningModule):
     def _update(self, loss: Tensor, optimizer, backward, player: nn.Module) -> None:
         optimizer.zero_grad()
         backward(loss)
-        clip = self.model.clip_value
-        if clip is not None:
-            torch.nn.utils.clip_grad_value_(player.parameters(), clip)  # seed 3: Keras' clipvalue=1.0
+        if self.clip is not None:
+            torch.nn.utils.clip_grad_value_(player.parameters(), self.clip)  # seed 3: Keras' clipvalue=1.0
         optimizer.step()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -146,8 +201,8 @@ class GANSystem(SettingsCheck, L.LightningModule):
         def make(params, lr):
             if self.optimizer_name == "rmsprop":  # the seed's Keras RMSprop: rho 0.9, eps 1e-7
                 return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
-            if self.optimizer_name == "adam":  # the model's betas: the DCGAN paper's beta1 = 0.5, gan-sn's 0 / 0.9
-                return make_optimizer("adam", params, lr, betas=self.model.adam_betas)
+            if self.optimizer_name == "adam":  # the DCGAN paper's beta1 = 0.5, gan-sn's 0 / 0.9
+                return make_optimizer("adam", params, lr, betas=self.betas)
             return make_optimizer(self.optimizer_name, params, lr)
 
         return [
@@ -161,6 +216,7 @@ class GANFamily(ImageFamily):
 
     name = "gan"
     system = GANSystem
+    settings = GANSettings
     headline = ("fd_classifier",)
     val_metrics = ("val_d_loss", "val_g_loss")
 

@@ -5,28 +5,25 @@ evaluation of models that draw new images (sample quality, sample grids, the 2-D
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
 
 from .. import figures
 from .. import latent_space as latent
-from ..callbacks import ActivationLog, EmbeddingLog, SampleGrid
-from ..config import EvalSettings, RunConfig, TrainSettings
-from ..data import (
-    ARRAYS,
-    ImageData,
-    resolve_data,
-    split_validation,
-)
+from ..callbacks import SampleGrid
+from ..config import EvalSettings, RunConfig, TrainSettings, setting
+from ..data import ARRAYS, ImageData, resolve_data
 from ..data.streaming import FolderStream
 from ..errors import AelabError, opt
 from ..frechet import sample_quality
 from ..limits import INFERENCE_BATCH, MAX_SIDE, check_count
 from ..models import get_entry, resolve_params
 from ..nets.base import Conditional, Generative
+from ..nets.blocks import initialise
 from ..progress import stage
 from ..threads import adaptive
 from .base import Family
@@ -35,9 +32,37 @@ if TYPE_CHECKING:
     from ..runs import Run
 
 
+InitName = Literal["torch", "glorot"]
+
+
+@dataclass(frozen=True)
+class ImageSettings(TrainSettings):
+    """What every model of images has: its initial weights, the validation split, the memory
+    format and how a folder is read."""
+
+    init: InitName = setting(
+        "torch",
+        "initial weights: torch (PyTorch's layer defaults) or glorot (Glorot-uniform "
+        "weights and zero biases: Keras' and CNTK's defaults, which the seeds trained "
+        "with)",
+    )
+    val_fraction: float = setting(
+        0.1, "fraction of the training images held out for validation", low=0, high=1, open_low=True, open_high=True
+    )
+    channels_last: bool | None = setting(None, "channels-last memory format (default: on for the CPU)")
+    stream: bool | None = setting(
+        None,
+        "image folders (--data-dir): decode the images in worker processes as "
+        "training reads them and cache them on disk as uint8 shards, for folders "
+        "larger than memory (default: when the decoded images would pass 2 GiB)",
+    )
+
+
 class ImageFamily(Family):
     """Models of images: the data are a dataset name, a folder or arrays; batches are
     (inputs, targets[, labels]) slices of tensors in memory, or shards of a streamed folder."""
+
+    settings = ImageSettings
 
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData | FolderStream:
         """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
@@ -101,6 +126,14 @@ class ImageFamily(Family):
         stream = config.train.stream if isinstance(data, (str, Path)) and Path(data).is_dir() else None
         return resolve_data(data, channels=config.input_shape[0], size=config.input_shape[1], stream=stream)
 
+    def on_device(self, settings: ImageSettings, device: str) -> ImageSettings:
+        """Channels-last memory on the CPU unless the settings say (it pays for convolutions there)."""
+        return settings if settings.channels_last is not None else settings.updated(channels_last=device == "cpu")
+
+    def initialise(self, model: torch.nn.Module, settings: ImageSettings) -> None:
+        """PyTorch's layer defaults, or Glorot-uniform weights (``init``)."""
+        initialise(model, settings.init)
+
     def batches(
         self,
         data: ImageData | FolderStream,
@@ -109,34 +142,19 @@ class ImageFamily(Family):
         device: torch.device | None,
     ) -> tuple[Any, Any]:
         return data.batches(
-            settings.batch_size,
-            settings.val_fraction,
-            settings.seed,
-            labelled=settings.labelled if self.needs_labels else None,
-            noise=settings.noise,
-            device=device,
+            settings.batch_size, settings.val_fraction, settings.seed, device=device, **self.batch_options(settings)
         )
+
+    def batch_options(self, settings: TrainSettings) -> dict[str, Any]:
+        """What the family's batches hold beside the images: ``data.batches``' ``noise`` (noised
+        inputs) and ``labelled`` (labels, and which fraction of them is used)."""
+        return {}
 
     def callbacks(
         self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
     ) -> list[L.Callback]:
-        """A sample grid per epoch for a generative model; --log-activations (a fixed batch of 8
-        validation images, as seed 3's callback saves one) and --log-embeddings (the codes of up to
-        1,000, labelled where the data are)."""
-        callbacks: list[L.Callback] = []
-        if isinstance(model, Generative):
-            callbacks.append(SampleGrid(run.path / "samples"))
-        if not (settings.log_activations or settings.log_embeddings):
-            return callbacks
-        images, labels = val_batches.targets, val_batches.labels  # clean images (inputs may be noised)
-        if labels is None and isinstance(data, ImageData) and data.train_labels is not None:
-            labels = split_validation(data.train_labels, settings.val_fraction, seed=settings.seed)[1]
-        conditional = isinstance(model, Conditional)
-        if settings.log_activations:
-            callbacks.append(ActivationLog(run.path / "activations", images[:8], labels[:8] if conditional else None))
-        if settings.log_embeddings:
-            callbacks.append(EmbeddingLog(images[:1000], None if labels is None else labels[:1000], conditional))
-        return callbacks
+        """A sample grid per epoch for a generative model."""
+        return [SampleGrid(run.path / "samples")] if isinstance(model, Generative) else []
 
     def evaluate(
         self, run: Run, model: torch.nn.Module, data: ImageData, write_figures: bool, options: EvalSettings

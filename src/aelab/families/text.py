@@ -4,6 +4,7 @@ of the character after each window; measured in bits per character beside an n-g
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,39 +14,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..callbacks import TextSamples
-from ..config import LAUNCH, Dimension, EvalSettings, RunConfig, TrainSettings
+from ..config import Dimension, EvalSettings, RunConfig, TrainSettings
 from ..data.text import TextData, WindowBatches, load_text, ngram_baseline
 from ..limits import INFERENCE_BATCH
 from ..models import get_entry, resolve_params
 from ..nets.base import TextModel
 from ..progress import stage
-from .autoencoder import AutoencoderSystem
-from .base import Family, check_finite, printable
+from .base import Family, ScheduledSystem, ScheduleSettings, check_finite, printable
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry
     from ..runs import Run
 
 
-class TextSystem(AutoencoderSystem):
+@dataclass(frozen=True)
+class TextSettings(ScheduleSettings):
+    """How a text model trains: the common settings and the schedule (its data need no more)."""
+
+
+class TextSystem(ScheduledSystem):
     """Trains a next-character model with categorical cross-entropy on the character after each
     window; logs the loss (nats per character) and the accuracy. RMSprop is Keras' (rho 0.9,
     epsilon 1e-7), as the seed's ``RMSprop(lr=0.01)`` was."""
 
-    honours = (
-        "epochs",
-        "batch_size",
-        "lr",
-        "optimizer",
-        "seed",
-        "precision",
-        "schedule",
-        "reduce_lr",
-        "lr_patience",
-        "early_stopping",
-        "patience",
-        *LAUNCH,
-    )
     optimizer_options = {"rmsprop": {"alpha": 0.9, "eps": 1e-7}}
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
@@ -63,6 +54,7 @@ class TextFamily(Family):
 
     name = "text"
     system = TextSystem
+    settings = TextSettings
     headline = ("test_bits_per_char", "test_accuracy")
     val_metrics = ("val_loss", "val_accuracy")
     item = "windows"

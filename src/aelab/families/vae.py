@@ -3,11 +3,12 @@ ELBO; measured as autoencoders, by the ELBO and IWAE bounds, and by the quality 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import Tensor
 
-from ..config import Dimension, EvalSettings, RunConfig, TrainSettings
+from ..config import Dimension, EvalSettings, RunConfig, TrainSettings, setting
 from ..data import ImageData
 from ..errors import AelabError, opt
 from ..losses import vae_loss
@@ -15,7 +16,7 @@ from ..metrics import vae_bounds
 from ..nets.base import AEOutput, Conditional
 from ..nets.vae import ConvVAE
 from ..progress import stage
-from .autoencoder import AutoencoderFamily, AutoencoderSystem
+from .autoencoder import AutoencoderFamily, AutoencoderSettings, AutoencoderSystem
 from .base import printable
 from .images import sample_metrics, sample_report
 
@@ -24,10 +25,19 @@ if TYPE_CHECKING:
     from ..runs import Run
 
 
+KLForm = Literal["elbo", "seed"]
+
+
+@dataclass(frozen=True)
+class VAESettings(AutoencoderSettings):
+    """An autoencoder's settings and the KL term's form and weight."""
+
+    kl_form: KLForm = setting("elbo", "VAEs: elbo (summed per image) or seed (seed 3's per-pixel mean)")
+    kl_weight: float = setting(1.0, "VAEs: weight of the KL term (beta; the seed's preset uses 5e-4)", low=0)
+
+
 class VAESystem(AutoencoderSystem):
     """Trains a VAE on the negative ELBO (or seed 3's formulation); logs its two terms."""
-
-    honours = AutoencoderSystem.honours + ("kl_form", "kl_weight")
 
     @classmethod
     def check(cls, model_name: str, settings: TrainSettings, explicit: set[str]) -> None:
@@ -51,6 +61,7 @@ class VAEFamily(AutoencoderFamily):
 
     name = "vae"
     system = VAESystem
+    settings = VAESettings
     headline = ("test_rmse", "pca_rmse", "test_elbo", "fd_classifier")
     val_metrics = ("val_loss", "val_recon", "val_kl")
 
@@ -59,6 +70,9 @@ class VAEFamily(AutoencoderFamily):
             return "seed 3's loss (mean BCE per pixel + weighted KL)"
         weight = "" if settings.kl_weight == 1 else f" with the KL term x {settings.kl_weight:g}"
         return f"-ELBO (nats per image){weight}"
+
+    def loss_metric(self, settings: TrainSettings) -> str | None:
+        return None  # the loss is the -ELBO
 
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
         return []  # PCA has no ELBO

@@ -8,7 +8,6 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainSettings
 from ..registry import register_alias, register_model, register_preset, validate_choice
 from .base import Autoencoder
 from .blocks import BlockKind, activation, check_positive, conv_block
@@ -16,7 +15,7 @@ from .blocks import BlockKind, activation, check_positive, conv_block
 NormPlacement = Literal["all", "coarse"]
 
 # Keras 2's Adadelta default learning rate, which the seed's `optimizer='adadelta'` used
-KERAS_ADADELTA = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
+KERAS_ADADELTA = dict(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
 
 
 def pooled_sizes(size: int, levels: int) -> list[int]:
@@ -59,7 +58,7 @@ class PoolingAutoencoder(Autoencoder):
 @register_model(
     "conv-resize",
     "seed-1 conv autoencoder: conv+max-pool 16-8-8, nearest resize+conv decoder, code 4x4x8",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20, init="glorot"),
+    train=dict(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=20, init="glorot"),
 )
 class ConvResizeAutoencoder(PoolingAutoencoder):
     """Seed 1 (001_002c14308da63b29.txt): conv + 'same' max-pool encoder, resize + conv decoder.
@@ -99,7 +98,7 @@ register_preset(
     "conv-resize-denoise",
     "conv-resize",
     "seed-1 denoising autoencoder: conv-resize with 32-32-16 channels, trained on noise 0.5",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5, init="glorot"),
+    train=dict(loss="bce", optimizer="adam", lr=1e-3, batch_size=200, epochs=100, noise=0.5, init="glorot"),
     channels=(32, 32, 16),
 )
 
@@ -162,7 +161,7 @@ register_preset(
     "conv-denoise",
     "conv",
     "seed-2 Keras denoising autoencoder: two pools, 32-32 conv, noise 0.5",
-    train=KERAS_ADADELTA.updated(epochs=10, noise=0.5),
+    train={**KERAS_ADADELTA, "epochs": 10, "noise": 0.5},
     channels=(32, 32),
 )
 
@@ -170,7 +169,7 @@ register_preset(
 @register_model(
     "conv-transpose",
     "keras-io conv autoencoder: conv+max-pool 32-32, strided Conv2DTranspose decoder",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50, init="glorot"),
+    train=dict(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=50, init="glorot"),
 )
 class TransposeAutoencoder(PoolingAutoencoder):
     """The keras-io convolutional autoencoder (https://keras.io/examples/vision/autoencoder/):
@@ -209,7 +208,7 @@ register_preset(
     "conv-transpose-denoise",
     "conv-transpose",
     "keras-io denoising autoencoder: noise 0.4, 100 epochs",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4, init="glorot"),
+    train=dict(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=100, noise=0.4, init="glorot"),
 )
 
 
@@ -217,7 +216,7 @@ register_preset(
     "conv-bottleneck",
     "aelab's own (alias best): residual conv encoder/decoder around a dense code of "
     "any size (--param code_size=N); beats PCA",
-    train=TrainSettings(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30, schedule="cosine"),
+    train=dict(loss="mse", optimizer="adam", lr=3e-3, batch_size=128, epochs=30, schedule="cosine"),
     renamed={"batch_norm": "norm_at"},
     added_later={"norm_at": "all"},
 )

@@ -7,15 +7,14 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainSettings
 from ..registry import register_model, register_preset
 from .base import Autoencoder
 from .blocks import activation, check_positive
 
 # Keras' layers start from Glorot-uniform weights and zero biases (init="glorot"), as in the seeds
-KERAS_MSE = TrainSettings(loss="mse", optimizer="adam", lr=1e-3, batch_size=256, epochs=50, init="glorot")
+KERAS_MSE = dict(loss="mse", optimizer="adam", lr=1e-3, batch_size=256, epochs=50, init="glorot")
 # the seed's programme examples: optimizer='adadelta' (Keras 2 default lr 1.0), binary cross-entropy
-KERAS_BLOG = TrainSettings(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
+KERAS_BLOG = dict(loss="bce", optimizer="adadelta", lr=1.0, batch_size=256, epochs=50, init="glorot")
 
 
 @register_model(
@@ -83,13 +82,13 @@ register_preset(
     "sparse",
     "dense",
     "seed-2 sparse autoencoder: dense with an L1 activity penalty 1e-4 on the code",
-    train=KERAS_MSE.updated(sparsity=1e-4),
+    train={**KERAS_MSE, "sparsity": 1e-4},
 )
 register_preset(
     "sparse-32",
     "dense",
     "Keras-blog sparse autoencoder: 784-32-784, L1 1e-4, Adadelta, BCE, 100 epochs",
-    train=KERAS_BLOG.updated(sparsity=1e-4, epochs=100),
+    train={**KERAS_BLOG, "sparsity": 1e-4, "epochs": 100},
     code_size=32,
 )
 

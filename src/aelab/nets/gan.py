@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..config import TrainSettings
 from ..errors import InputError
 from ..registry import register_model
 from .base import Generative, Network
@@ -82,7 +81,7 @@ class Discriminator(nn.Module):
     "seed-3 DCGAN: dense + strided 4x4 transposed convs, tanh; strided-conv discriminator with "
     "dropout; label noise; Adam 2e-4 (beta1 0.5); Glorot-uniform weights",
     family="gan",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10, init="glorot"),
+    train=dict(optimizer="adam", lr=2e-4, d_lr=2e-4, batch_size=64, epochs=10, init="glorot"),
     renamed={"width": "max_channels"},
 )
 class DCGAN(Network, Generative):
@@ -101,9 +100,7 @@ class DCGAN(Network, Generative):
     norm's momentum, made the difference).
     """
 
-    # the adversarial recipe GANSystem trains it by: seed 3's noisy-label cross-entropy, the DCGAN
-    # paper's Adam betas, Keras' clipvalue=1.0
-    objective, adam_betas, clip_value = "bce", (0.5, 0.999), 1.0
+    spectral = False  # spectrally normalised discriminator layers (gan-sn's)
 
     def __init__(
         self,
@@ -128,9 +125,7 @@ class DCGAN(Network, Generative):
         self.input_shape = (in_channels, in_size, in_size)
         self.latent_dim = latent_dim
         self.generator = Generator(latent_dim, in_channels, in_size, max_channels, levels, batch_norm)
-        self.discriminator = Discriminator(
-            in_channels, in_size, max_channels, levels, dropout, spectral=self.objective == "hinge"
-        )
+        self.discriminator = Discriminator(in_channels, in_size, max_channels, levels, dropout, spectral=self.spectral)
 
     def decode_latent(self, z: Tensor, labels: None = None) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
         if labels is not None:
@@ -168,7 +163,16 @@ class DCGAN(Network, Generative):
     "gan's generator trained by a modern recipe: spectrally normalised discriminator, hinge "
     "loss, two-timescale Adam (G 4e-4, D 8e-4, betas 0/0.9), samples from an EMA of the generator",
     family="gan",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=4e-4, d_lr=8e-4, batch_size=64, epochs=10),
+    train=dict(
+        optimizer="adam",
+        lr=4e-4,
+        d_lr=8e-4,
+        batch_size=64,
+        epochs=10,
+        objective="hinge",
+        adam_betas=(0.0, 0.9),
+        clip_value=None,
+    ),
 )
 class SNGAN(DCGAN):
     """`gan`'s generator (same size) with the recipe that published comparisons find stabilises
@@ -193,7 +197,7 @@ class SNGAN(DCGAN):
     ``d_depth`` convolutions per level, the extra ones 3x3 stride 1 as in SNGAN's standard CNN).
     """
 
-    objective, adam_betas, clip_value = "hinge", (0.0, 0.9), None
+    spectral = True
 
     def __init__(
         self,

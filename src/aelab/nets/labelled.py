@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainSettings
 from ..registry import register_model
 from .base import AEOutput, Classifier, Conditional
 from .blocks import activation, check_positive
@@ -22,7 +21,7 @@ from .vae import ConvVAE
     "cvae",
     "seed-3 VAE with two inputs: the image and its label (one-hot, joined to the encoder's "
     "features and to the code); draws a chosen class",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30),
+    train=dict(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30),
     family="cvae",
 )
 class ConditionalVAE(Conditional, ConvVAE):
@@ -88,7 +87,7 @@ class ConditionalVAE(Conditional, ConvVAE):
     "ae-classifier",
     "two outputs from one code: aelab's best autoencoder plus a classifier head; "
     "reconstruction and cross-entropy losses with their own weights; semi-supervised",
-    train=TrainSettings(
+    train=dict(
         loss="mse",
         optimizer="adam",
         lr=3e-3,

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainSettings
 from ..errors import AelabError, InputError
 from ..registry import register_model
 from .base import Network, TextModel
@@ -25,7 +24,7 @@ PRINTABLE = "".join(sorted(set(string.printable) - set("\r\x0b\x0c")))
     "seed-3 text generator: LSTM 128 over 40-character windows (every 3rd), softmax "
     "over the alphabet; RMSprop 0.01, batch 128",
     family="text",
-    train=TrainSettings(optimizer="rmsprop", lr=0.01, batch_size=128, epochs=60),
+    train=dict(optimizer="rmsprop", lr=0.01, batch_size=128, epochs=60),
 )
 class CharLSTM(Network, TextModel):
     """``layers`` LSTM layers of ``units`` (the seed: one of 128) over the window, then a dense

@@ -6,14 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainSettings
 from ..registry import register_model, register_preset
 from .base import AEOutput, Autoencoder
 from .blocks import check_positive
 
-CNTK = TrainSettings(
-    loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="glorot"
-)  # CNTK's default init
+CNTK = dict(loss="mse", optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="glorot")  # CNTK's default init
 
 
 @register_model(

@@ -7,7 +7,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..config import TrainSettings
 from ..registry import register_model, register_preset
 from .base import AEOutput, Autoencoder, Generative
 from .blocks import activation, check_positive
@@ -16,7 +15,7 @@ from .blocks import activation, check_positive
 @register_model(
     "vae",
     "seed-3 convolutional VAE: conv 32-64s2-64-64, dense 32, 2-D latent; summed ELBO (beta=1)",
-    train=TrainSettings(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30),
+    train=dict(loss="bce", optimizer="adam", lr=1e-3, batch_size=128, epochs=30),
     family="vae",
     converters={"hidden": lambda width: (width,) if isinstance(width, int) else width},
 )
@@ -102,7 +101,5 @@ register_preset(
     "vae-seed",
     "vae",
     "seed 3's loss: per-pixel mean BCE + 5e-4 x mean KL term, RMSprop, batch 16",
-    train=TrainSettings(
-        loss="bce", optimizer="rmsprop", lr=1e-3, batch_size=16, epochs=10, kl_form="seed", kl_weight=5e-4
-    ),
+    train=dict(loss="bce", optimizer="rmsprop", lr=1e-3, batch_size=16, epochs=10, kl_form="seed", kl_weight=5e-4),
 )

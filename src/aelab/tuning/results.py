@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..config import TRAIN_FIELDS
 from ..errors import AelabError, opt
 from .space import merge_space
 from .storage import _load_study, _storage, _stored_setup, has_local_study
@@ -213,20 +212,21 @@ def tuned_settings(out: str | Path, storage: str | None = None) -> tuple[str, di
 
 def train_command(model: str, settings: dict[str, Any]) -> str:
     """The ``aelab train`` command line that trains ``model`` with ``settings`` (the API's keywords)."""
-    words = ["aelab", "train", model]
+    from ..families import family_of
+
+    words, names = ["aelab", "train", model], family_of(model).settings.names()
     for key, value in settings.items():
         if key == "data":
             words += ["--data-dir" if Path(str(value)).exists() else "--data", str(value)]
-        elif key in TRAIN_FIELDS and isinstance(value, bool):
+        elif key in names and isinstance(value, bool):
             words.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
-        elif key in TRAIN_FIELDS:
-            text = (
-                ",".join(f"{k}={v!r}" for k, v in value.items())
-                if isinstance(value, dict)
-                else repr(value)
-                if isinstance(value, float)
-                else str(value)
-            )
+        elif key in names:
+            if isinstance(value, dict):
+                text = ",".join(f"{k}={v!r}" for k, v in value.items())
+            elif isinstance(value, (tuple, list)):
+                text = ",".join(map(str, value)) or "none"
+            else:
+                text = "none" if value is None else repr(value) if isinstance(value, float) else str(value)
             words += [f"--{key.replace('_', '-')}", text]
         else:
             text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)

@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Any
 
-from ..config import TRAIN_FIELDS, TRAIN_HINTS, Dimension, check_range, coerce
+from ..config import Dimension, settings_from
 from ..errors import AelabError, opt
 
 log = logging.getLogger("aelab")
@@ -75,17 +75,14 @@ def check_space(model: str, space: list[Dimension]) -> None:
     from ..models import create_model, get_entry
 
     entry = get_entry(model)
-    system = family_of(model).system
-    params = entry.defaults()
+    family = family_of(model)
+    settings, params = family.default_settings(entry), entry.defaults()
     for dim in space:
         values = dim.choices if dim.choices is not None else (dim.low, dim.high)
-        if dim.name in TRAIN_FIELDS:
-            if dim.name not in system.honours:
-                raise AelabError(f"{opt('space')} {dim.name}: {entry.name} does not use the setting {dim.name}")
+        if dim.name in settings.names():
             for value in values:
-                hint = TRAIN_HINTS[dim.name]
                 try:
-                    check_range(dim.name, coerce(dim.name, value, hint), TRAIN_FIELDS[dim.name].metadata)
+                    settings_from({dim.name: value}, settings)
                 except AelabError as error:
                     raise AelabError(f"{opt('space')} {dim.name}: {error}") from None
         elif dim.name in params:
@@ -97,7 +94,7 @@ def check_space(model: str, space: list[Dimension]) -> None:
         else:
             raise AelabError(
                 f"{opt('space')}: {entry.name} has no setting or parameter {dim.name!r}; the settings: "
-                f"{', '.join(n for n in TRAIN_FIELDS if n in system.honours)}; the parameters: "
+                f"{', '.join(settings.names())}; the parameters: "
                 f"{', '.join(params)}"[:500]
             )
 

@@ -109,7 +109,7 @@ class Explorer:
     @property
     def denoising(self) -> bool:
         """Trained to denoise (noise added to its inputs): only then does a denoised panel mean something."""
-        return self.run.config.train.noise > 0
+        return isinstance(self.model, Autoencoder) and self.run.config.train.noise > 0
 
     def data(self):
         """The run's data (:func:`~aelab.evaluation.run_data`), read once for the gallery and the scatter."""
