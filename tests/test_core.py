@@ -25,7 +25,8 @@ from PIL import Image
 from test_bad_input import error_line
 
 import aelab
-from aelab.runs import MANIFEST, Run, RunLock
+from aelab.lock import RunLock
+from aelab.runs import MANIFEST, Run
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from test_export import untrained_run
 import aelab
 from aelab import limits, outputs
 from aelab.errors import AelabError
-from aelab.runs import LOCK_NAME, RunLock
+from aelab.lock import LOCK_NAME, RunLock
 
 
 def test_of_two_commands_writing_one_new_file_the_second_refuses(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import aelab
-from aelab.runs import FLAT
+from aelab.config_files import FLAT
 
 OLD = Path(__file__).parent / "old_runs"
 RUNS = sorted(p.name for p in OLD.iterdir() if p.is_dir())

@@ -6,7 +6,7 @@ read from, each field with its type, range and help text (:func:`setting`).
 :class:`TrainSettings` holds what every model has; each family extends it in its own module
 (``families/autoencoder.py``'s ``AutoencoderSettings``, ``families/vae.py``'s ``VAESettings``,
 ...), and a registered model gives its defaults by name (``registry.register_model(train=...)``).
-:class:`RunConfig` is config.json (``runs.read_config`` validates it field by field).
+:class:`RunConfig` is config.json (``config_files.read_config`` validates it field by field).
 
 This module imports nothing heavy: ``aelab --help`` is built from it without loading torch.
 """

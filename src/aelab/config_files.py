@@ -1,18 +1,21 @@
-"""Training set-ups read from a file: ``aelab train --config FILE`` and ``aelab.train(config=...)``.
-A ``.toml`` or ``.json`` file with the sections of a run's config.json (so a run's config.json
-trains it again), each checked as the flags and keyword arguments of the same names are."""
+"""Configurations read from files, each checked key by key with a one-line error: training set-ups
+(``aelab train --config FILE``, ``aelab.train(config=...)``: a ``.toml`` or ``.json`` file with the
+sections of a run's config.json, so a run's config.json trains it again), and a run's own
+config.json (:func:`read_config`, mapping what earlier versions wrote)."""
 
 from __future__ import annotations
 
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-from .config import EvalSettings, settings_from
+from .config import EvalSettings, RunConfig, coerce, settings_from
 from .errors import AelabError, UnknownSetting
-from .families import families_with, model_settings, settings_classes
+from .families import families_with, family_of, model_settings, settings_classes
+from .models import get_entry, upgrade_params
 
 # a config file's sections: config.json's own keys, so a run's config.json re-trains it
 CONFIG_KEYS = ("model", "data", "data_dir", "params", "train", "eval")
@@ -117,3 +120,79 @@ def check_train(train: dict[str, Any], model: str | None, where: str) -> None:
             settings_from({name: value}, classes[owners[0]](), "train.")
     except AelabError as error:
         raise type(error)(f"{where}: {error}") from None
+
+
+# ------------------------------------------------------------------------------ a run's config.json
+
+
+# the settings record every run shared before each family had its own settings (aelab 0.1.0)
+FLAT = tuple(
+    "epochs max_minutes batch_size lr loss optimizer noise sparsity schedule reduce_lr lr_patience early_stopping "
+    "patience kl_form kl_weight d_lr seed init val_fraction precision channels_last loss_weights labelled "
+    "log_activations log_embeddings stream devices num_nodes strategy threads logger".split()
+)
+
+
+def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
+    """Validate a parsed config.json; any problem is one line naming the key. Runs written by
+    earlier versions (settings at the top level, old parameter names) are mapped first."""
+
+    def damaged(why: str) -> AelabError:
+        return AelabError(f"{source} is damaged ({why})")
+
+    if not isinstance(raw, dict):
+        raise damaged("expected a JSON object")
+    raw = dict(raw)
+    for key in ("model", "params", "train"):
+        if key not in raw:
+            raise damaged(f"no {key!r}")
+    if not isinstance(raw["model"], str):
+        raise damaged("'model' is not a string")
+    for key in ("params", "train"):
+        if not isinstance(raw[key], dict):
+            raise damaged(f"{key!r} is not an object")
+    train = dict(raw.pop("train"))
+    train.setdefault("init", "torch")  # runs written before the setting existed started from PyTorch's weights
+    for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
+        if old in raw:
+            train.setdefault(old, raw.pop(old))
+    for old, flag, patience in (
+        ("early_stopping_patience", "early_stopping", "patience"),
+        ("lr_patience", "reduce_lr", "lr_patience"),
+    ):
+        if old in raw:
+            value = raw.pop(old)
+            train.setdefault(flag, value is not None)
+            if value is not None:
+                train.setdefault(patience, value)
+    unknown = sorted(set(raw) - {f.name for f in fields(RunConfig)})
+    if unknown:
+        raise damaged(f"unknown key {unknown[0]!r}")
+    try:
+        entry = get_entry(raw["model"])
+    except AelabError as error:
+        raise damaged(str(error)) from None
+    try:
+        own = family_of(entry.name).settings.names()  # the flat record's others were never used by this family
+        settings = model_settings(
+            entry.name, what="train.", **{k: v for k, v in train.items() if k in own or k not in FLAT}
+        )
+        params = upgrade_params(entry.name, raw["params"], "params.")
+        input_shape = raw.get("input_shape")
+        if input_shape is not None:
+            input_shape = coerce("input_shape", input_shape, tuple[int, ...])
+            if len(input_shape) != 3 or min(input_shape) < 1:
+                raise AelabError(f"input_shape must be 3 positive integers, got {list(input_shape)}")
+        data = raw.get("data", "mnist-sample")
+        data_dir = raw.get("data_dir")
+        user_params = coerce("user_params", raw.get("user_params", []), tuple[str, ...])
+        version = raw.get("aelab_version", "")
+        for key, value, hint in (
+            ("data", data, str),
+            ("data_dir", data_dir, str | None),
+            ("aelab_version", version, str),
+        ):
+            coerce(key, value, hint)
+    except AelabError as error:
+        raise damaged(str(error)) from None
+    return RunConfig(entry.name, params, settings, data, data_dir, input_shape, user_params, version)

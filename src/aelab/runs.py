@@ -22,7 +22,6 @@ import json
 import math
 import os
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import RunConfig, coerce
+from .config import RunConfig
+from .config_files import read_config
 from .errors import AelabError, as_path, opt, resume_command
-from .families import family_of, model_settings
-from .models import create_model, get_entry, upgrade_params
+from .lock import LOCK_NAME, RunLock
+from .models import create_model
 from .outputs import TEMPORARY, atomic_write, listening
 
 MEASUREMENTS = (
@@ -48,7 +48,6 @@ MEASUREMENTS = (
     "mean_",
     "code_size",
 )  # metrics.json's numbers
-LOCK_NAME = ".aelab.lock"
 MANIFEST = ".aelab-files.json"  # the files aelab wrote in this run folder: --overwrite replaces only these
 # what aelab itself writes into a run folder (its top-level names)
 RUN_LAYOUT = {
@@ -374,82 +373,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
-# ------------------------------------------------------------------------------ config.json
-
-
-# the settings record every run shared before each family had its own settings (aelab 0.1.0)
-FLAT = tuple(
-    "epochs max_minutes batch_size lr loss optimizer noise sparsity schedule reduce_lr lr_patience early_stopping "
-    "patience kl_form kl_weight d_lr seed init val_fraction precision channels_last loss_weights labelled "
-    "log_activations log_embeddings stream devices num_nodes strategy threads logger".split()
-)
-
-
-def read_config(raw: Any, source: Path | str = "config.json") -> RunConfig:
-    """Validate a parsed config.json; any problem is one line naming the key. Runs written by
-    earlier versions (settings at the top level, old parameter names) are mapped first."""
-
-    def damaged(why: str) -> AelabError:
-        return AelabError(f"{source} is damaged ({why})")
-
-    if not isinstance(raw, dict):
-        raise damaged("expected a JSON object")
-    raw = dict(raw)
-    for key in ("model", "params", "train"):
-        if key not in raw:
-            raise damaged(f"no {key!r}")
-    if not isinstance(raw["model"], str):
-        raise damaged("'model' is not a string")
-    for key in ("params", "train"):
-        if not isinstance(raw[key], dict):
-            raise damaged(f"{key!r} is not an object")
-    train = dict(raw.pop("train"))
-    train.setdefault("init", "torch")  # runs written before the setting existed started from PyTorch's weights
-    for old in ("seed", "val_fraction", "precision", "channels_last"):  # top-level before 0.2
-        if old in raw:
-            train.setdefault(old, raw.pop(old))
-    for old, flag, patience in (
-        ("early_stopping_patience", "early_stopping", "patience"),
-        ("lr_patience", "reduce_lr", "lr_patience"),
-    ):
-        if old in raw:
-            value = raw.pop(old)
-            train.setdefault(flag, value is not None)
-            if value is not None:
-                train.setdefault(patience, value)
-    unknown = sorted(set(raw) - {f.name for f in fields(RunConfig)})
-    if unknown:
-        raise damaged(f"unknown key {unknown[0]!r}")
-    try:
-        entry = get_entry(raw["model"])
-    except AelabError as error:
-        raise damaged(str(error)) from None
-    try:
-        own = family_of(entry.name).settings.names()  # the flat record's others were never used by this family
-        settings = model_settings(
-            entry.name, what="train.", **{k: v for k, v in train.items() if k in own or k not in FLAT}
-        )
-        params = upgrade_params(entry.name, raw["params"], "params.")
-        input_shape = raw.get("input_shape")
-        if input_shape is not None:
-            input_shape = coerce("input_shape", input_shape, tuple[int, ...])
-            if len(input_shape) != 3 or min(input_shape) < 1:
-                raise AelabError(f"input_shape must be 3 positive integers, got {list(input_shape)}")
-        data = raw.get("data", "mnist-sample")
-        data_dir = raw.get("data_dir")
-        user_params = coerce("user_params", raw.get("user_params", []), tuple[str, ...])
-        version = raw.get("aelab_version", "")
-        for key, value, hint in (
-            ("data", data, str),
-            ("data_dir", data_dir, str | None),
-            ("aelab_version", version, str),
-        ):
-            coerce(key, value, hint)
-    except AelabError as error:
-        raise damaged(str(error)) from None
-    return RunConfig(entry.name, params, settings, data, data_dir, input_shape, user_params, version)
-
-
 # ------------------------------------------------------------------------------ the out folder
 
 
@@ -511,69 +434,6 @@ def check_out_folder(
             "replaces only what aelab wrote: move them or choose another folder"
         )
     return True
-
-
-class RunLock:
-    """An OS file lock on a run folder while a process writes in it (released if the process
-    dies); a second writer gets a one-line error naming the holder's PID."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / LOCK_NAME
-        self.fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        try:
-            import fcntl
-        except ImportError:  # not a POSIX system: no lock
-            return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AelabError(
-                f"run folder {self.path.parent} is in use: process {holder} is training there; "
-                f"wait for it or choose another {opt('out')}"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
-        return self
-
-    def holder(self) -> str | None:
-        """The PID of the process training in the folder now, or None (no lock, or a stale one)."""
-        try:
-            import fcntl
-
-            fd = os.open(self.path, os.O_RDONLY)
-        except (ImportError, OSError):
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-    def refuse_if_held(self) -> None:
-        """The one-line error a second writer gets, before it writes anything."""
-        if self.path.is_file():
-            with self:
-                pass
-
-    def __exit__(self, *exc) -> bool:
-        if self.fd is not None:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:  # the folder was replaced (--overwrite) with the lock in it
-                pass
-            os.close(self.fd)  # closing releases the lock
-            self.fd = None
-        return False
 
 
 def load(run_dir: str | Path) -> torch.nn.Module:

@@ -45,10 +45,11 @@ from .distributed import (
 from .errors import AelabError, Interrupted, eval_command, opt, resume_command
 from .evaluation import evaluate
 from .families import NonFiniteLoss, families_with, family_of, model_settings
+from .lock import RunLock
 from .models import create_model, get_entry, resolve_params
 from .outputs import first_free, umask
 from .progress import Progress, reporting, resolve
-from .runs import Run, RunLock, check_out_folder, load_state, write_json
+from .runs import Run, check_out_folder, load_state, write_json
 from .threads import AdaptiveThreads, fixed_count, fixed_threads
 from .trainer import (
     EpochProgressBar,

@@ -51,8 +51,9 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
     """:meth:`AnomalyDetector.load` (``cls``: the detector class; this module is below it)."""
     from safetensors import SafetensorError, safe_open
 
+    from ..config_files import read_config
     from ..models import create_model
-    from ..runs import load_state, read_config
+    from ..runs import load_state
 
     path = check_file(Path(path), "detector file")
     try:
