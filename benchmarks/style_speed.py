@@ -34,7 +34,8 @@ from speed_common import cpu_line
 from torchvision.utils import save_image
 
 from aelab.config import StyleSettings
-from aelab.style import VGGFeatures, load_vgg19, style_loss, to_caffe, total_variation_loss, transfer
+from aelab.style import style_loss, total_variation_loss, transfer
+from aelab.vgg import VGGFeatures, load_vgg19, to_caffe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "style.md"
 FIGURE = RESULTS.parent / "figures" / "style-schedules.png"

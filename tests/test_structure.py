@@ -147,7 +147,7 @@ CLI_INTERNALS = {
     ("cli/__init__.py", "aelab.accel"): {"keep_freed_memory"},
     ("cli/__init__.py", "aelab.errors"): {"from_cli"},
     ("cli/options.py", "aelab.models"): {"parse_param"},
-    ("cli/options.py", "aelab.config"): {"from_text"},
+    ("cli/options.py", "aelab.values"): {"from_text"},
     ("cli/tables.py", "aelab.tuning"): {"params_text", "study_trials"},
 }
 

@@ -14,20 +14,8 @@ from test_bad_input import error_line
 
 import aelab
 from aelab.config import StyleSettings
-from aelab.style import (
-    KERAS_SCALE,
-    RoundClock,
-    VGGFeatures,
-    from_caffe,
-    gram_matrix,
-    layer_names,
-    load_vgg19,
-    pyramid,
-    style_loss,
-    to_caffe,
-    total_variation_loss,
-    transfer,
-)
+from aelab.style import RoundClock, gram_matrix, pyramid, style_loss, total_variation_loss, transfer
+from aelab.vgg import KERAS_SCALE, VGGFeatures, from_caffe, layer_names, load_vgg19, to_caffe
 
 FAST = {"height": 24, "evaluations": 5}
 

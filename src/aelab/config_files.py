@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import EvalSettings, RunConfig, coerce, settings_from
+from .config import EvalSettings, RunConfig, settings_from
 from .errors import AelabError, UnknownSetting
 from .families import families_with, family_of, model_settings, settings_classes
 from .models import get_entry, upgrade_params
+from .values import coerce
 
 # a config file's sections: config.json's own keys, so a run's config.json re-trains it
 CONFIG_KEYS = ("model", "data", "data_dir", "params", "train", "eval")

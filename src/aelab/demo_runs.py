@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .data.images import held_out
+from .overwrite import check_out_folder
 from .progress import Progress
 from .published import epochs_for_steps, seed_steps
-from .runs import Run, check_out_folder
+from .runs import Run
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from . import nets  # noqa: F401  (importing the nets registers them)
-from .config import coerce, describe, from_text
 from .errors import AelabError, opt
 from .limits import MAX_SIDE, check_count, check_memory
 from .registry import _ALIASES, _REGISTRY, ModelEntry
+from .values import coerce, describe, from_text
 
 if TYPE_CHECKING:
     from torch import nn

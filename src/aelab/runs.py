@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
 from .config_files import read_config
-from .errors import AelabError, as_path, opt, resume_command
+from .errors import AelabError, as_path, resume_command
 from .lock import LOCK_NAME, RunLock
 from .models import create_model
 from .outputs import TEMPORARY, atomic_write, listening
@@ -371,69 +371,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write valid JSON atomically: a crash leaves the old file or the new one, never half of one."""
     text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
     atomic_write(Path(path), lambda tmp: tmp.write_text(text))
-
-
-# ------------------------------------------------------------------------------ the out folder
-
-
-def check_out_folder(
-    out: Path, resume: bool, overwrite: bool, data_dir: str | None = None, locked: bool = False
-) -> bool:
-    """Refuse what could lose data; True where ``out`` holds a run that ``overwrite`` will replace.
-
-    An existing run needs ``resume`` or ``overwrite``; ``overwrite`` replaces only a folder that
-    holds an aelab run and nothing else; ``out`` may not be, lie inside or contain the data folder.
-    """
-    if out.exists() and not out.is_dir():
-        raise AelabError(f"{opt('out', out)} is a file, not a folder")
-    if out.is_symlink() and overwrite:
-        raise AelabError(
-            f"{opt('out', out)} is a link; {opt('overwrite')} replaces a run folder itself: name the folder it "
-            f"points to ({out.resolve()})"
-        )
-    if not locked:
-        RunLock(out).refuse_if_held()
-    if data_dir is not None:
-        data, target = Path(data_dir).resolve(), out.resolve()
-        if target == data or data in target.parents or target in data.parents:
-            raise AelabError(
-                f"{opt('out', out)} is, lies inside or contains the data folder {data_dir}; "
-                "choose a run folder elsewhere"
-            )
-    ancestor = out
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not os.access(ancestor, os.W_OK):
-        raise AelabError(f"{opt('out', out)}: cannot write in {ancestor} (permission denied)")
-    entries = [p for p in out.iterdir() if not (locked and p.name == LOCK_NAME)] if out.is_dir() else []
-    if resume or not entries:
-        return False
-    if not Run(out).is_run():
-        raise AelabError(f"{opt('out', out)} holds files that are not an aelab run; choose a new or empty folder")
-    if not overwrite and not Run(out).last_checkpoint.is_file():  # stopped before its first checkpoint
-        raise AelabError(
-            f"{opt('out', out)} holds a run stopped before its first checkpoint (nothing to resume); "
-            f"pass {opt('overwrite', True)} to start it again"
-        )
-    if not overwrite:
-        raise AelabError(
-            f"{opt('out', out)} already holds an aelab run; pass {opt('resume', True)} to continue it or {opt('overwrite', True)} "
-            "to replace it"
-        )
-    extra = Run(out).foreign_files()
-    if Run(out).written() is None:
-        raise AelabError(
-            f"{opt('out', out)} holds a run without aelab's record of the files it wrote ({MANIFEST}: "
-            f"killed before it finished, or written by an older aelab), so {opt('overwrite')} cannot "
-            f"tell them from yours ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); "
-            f"continue it with {opt('resume')}, or delete it yourself"
-        )
-    if extra:
-        raise AelabError(
-            f"{opt('out', out)} holds files aelab did not write ({', '.join(extra[:3])}); {opt('overwrite')} "
-            "replaces only what aelab wrote: move them or choose another folder"
-        )
-    return True
 
 
 def load(run_dir: str | Path) -> torch.nn.Module:

@@ -47,9 +47,10 @@ from .evaluation import evaluate
 from .families import NonFiniteLoss, families_with, family_of, model_settings
 from .lock import RunLock
 from .models import create_model, get_entry, resolve_params
-from .outputs import first_free, umask
+from .outputs import umask
+from .overwrite import NEW, check_out_folder, remove_leftovers, swap_in
 from .progress import Progress, reporting, resolve
-from .runs import Run, check_out_folder, load_state, write_json
+from .runs import Run, load_state, write_json
 from .threads import AdaptiveThreads, fixed_count, fixed_threads
 from .trainer import (
     EpochProgressBar,
@@ -148,7 +149,7 @@ def train(
             with Run(folder).recording(), reporting(progress):  # every file it writes goes on the run's record
                 diverged = fit(plan_, folder, progress, callbacks or [], evaluate_test, evaluation=evaluation)
             if plan_.replace and not diverged:
-                _swap(folder, plan_.out)
+                swap_in(folder, plan_.out)
         except BaseException as error:
             if plan_.replace:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -449,38 +450,3 @@ def fit(
                     f"evaluation interrupted; the trained run is kept: measure it with {eval_command(plan_.out)}"
                 ) from None
     return diverged
-
-
-NEW, OLD = ".aelab-new-", ".aelab-old-"  # the siblings of an --overwrite: the run in training, the one retired
-
-
-def remove_leftovers(out: Path) -> list[Path]:
-    """Remove (and name in the log) the siblings a killed --overwrite of ``out`` left behind; the
-    caller holds ``out``'s lock, so no process is still writing them."""
-    found = [p for marker in (NEW, OLD) for p in out.parent.glob(f".{out.name}{marker}*") if p.is_dir()]
-    for path in found:
-        shutil.rmtree(path, ignore_errors=True)
-        log.info("removed %s, left by an interrupted %s of %s", path, opt("overwrite"), out)
-    return found
-
-
-def _swap(new: Path, old: Path) -> None:
-    """Put the finished run ``new`` where ``old`` is, then delete ``old``. ``old`` is moved aside
-    first and checked against its record again: if a file aelab did not write appeared in it while
-    the new run trained, both are kept (``old`` as it was, ``new`` in a visible sibling) and the
-    error names them."""
-    retired = Path(tempfile.mkdtemp(prefix=f".{old.name}{OLD}", dir=old.parent))
-    aside = retired / old.name
-    os.rename(old, aside)
-    extra = Run(aside).foreign_files()
-    if extra:
-        os.rename(aside, old)
-        retired.rmdir()
-        kept = first_free(old.with_name(f"{old.name}-new"), suffix="")
-        os.rename(new, kept)
-        raise AelabError(
-            f"{old} gained files aelab did not write while the new run trained ({', '.join(extra[:3])}); "
-            f"it is left as it was, and the new run is in {kept}"
-        )
-    os.rename(new, old)
-    shutil.rmtree(retired, ignore_errors=True)

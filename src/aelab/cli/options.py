@@ -14,7 +14,7 @@ from typing import Any
 
 import aelab
 from aelab import AelabError
-from aelab.config import from_text  # (a flag's text read as its setting's type, as --param's are)
+from aelab.values import from_text  # (a flag's text read as its setting's type, as --param's are)
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 

@@ -13,12 +13,13 @@ from torch import Tensor
 
 from .. import figures, progress
 from ..callbacks import ActivationLog, EmbeddingLog
-from ..config import Dimension, EvalSettings, TrainSettings, setting
+from ..config import Dimension, EvalSettings, TrainSettings
 from ..data import ImageData, add_noise, noisy_copy, split_validation
 from ..errors import AelabError
 from ..losses import l1_activity, reconstruction_loss
 from ..metrics import error_metrics, image_metrics, pca_errors, reconstruct
 from ..nets.base import AEOutput, Autoencoder, Conditional
+from ..values import setting
 from .base import ScheduledSystem, ScheduleSettings, check_finite, printable
 from .images import ImageFamily, ImageSettings
 

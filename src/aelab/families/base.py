@@ -18,8 +18,9 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch import Tensor
 
-from ..config import Dimension, EvalSettings, RunConfig, TrainSettings, setting
+from ..config import Dimension, EvalSettings, RunConfig, TrainSettings
 from ..errors import AelabError, opt
+from ..values import setting
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry

@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import EvalSettings, TrainSettings, setting
+from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
 from ..errors import AelabError
 from ..limits import INFERENCE_BATCH
 from ..losses import reconstruction_loss
 from ..nets.base import AEOutput, Autoencoder, Classifier
+from ..values import setting
 from .autoencoder import AutoencoderFamily, AutoencoderSettings, AutoencoderSystem
 
 if TYPE_CHECKING:

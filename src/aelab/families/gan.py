@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import EvalSettings, TrainSettings, setting
+from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
 from ..errors import AelabError, opt
 from ..nets.gan import DCGAN
+from ..values import setting
 from .base import SettingsCheck, check_finite, make_optimizer, printable
 from .images import ImageFamily, ImageSettings, sample_metrics, sample_report
 

@@ -15,7 +15,7 @@ import torch
 from .. import figures
 from .. import latent_space as latent
 from ..callbacks import SampleGrid
-from ..config import EvalSettings, RunConfig, TrainSettings, setting
+from ..config import EvalSettings, RunConfig, TrainSettings
 from ..data import ARRAYS, ImageData, resolve_data
 from ..data.streaming import FolderStream
 from ..errors import AelabError, opt
@@ -26,6 +26,7 @@ from ..nets.base import Conditional, Generative
 from ..nets.blocks import initialise
 from ..progress import stage
 from ..threads import adaptive
+from ..values import setting
 from .base import Family
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from torch import Tensor
 
-from ..config import Dimension, EvalSettings, RunConfig, TrainSettings, setting
+from ..config import Dimension, EvalSettings, RunConfig, TrainSettings
 from ..data import ImageData
 from ..errors import AelabError, opt
 from ..losses import vae_loss
@@ -16,6 +16,7 @@ from ..metrics import vae_bounds
 from ..nets.base import AEOutput, Conditional
 from ..nets.vae import ConvVAE
 from ..progress import stage
+from ..values import setting
 from .autoencoder import AutoencoderFamily, AutoencoderSettings, AutoencoderSystem
 from .base import printable
 from .images import sample_metrics, sample_report
