@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .data import ImageData
 from .errors import AelabError, opt
 from .metrics import pca_fit, reconstruct
-from .nets.base import Autoencoder, Conditional, Generative, TextModel
+from .nets.base import Autoencoder, Conditional, Generative, TextModel, check_classes, refuse_labels
 
 WHAT = {
     Autoencoder: "an autoencoder",
@@ -31,15 +31,15 @@ def label_arguments(model: nn.Module, labels: int | None, needed_to: str | None 
     ``needed_to`` do something), ``{}`` for the others (which must be given none)."""
     name = model.model_name
     if not isinstance(model, Conditional):
-        if labels is not None:
-            raise AelabError(f"{name} does not take a label (only conditional models, such as cvae, do)")
+        refuse_labels(name, labels)
         return {}
     if labels is None:
         if needed_to:
             raise AelabError(f"{name} {needed_to}: give {opt('label')} (0 to {model.classes - 1})")
         return {}
-    if isinstance(labels, bool) or not isinstance(labels, int) or not 0 <= labels < model.classes:
-        raise AelabError(f"{opt('label')} must be a class of {name}: 0 to {model.classes - 1}, got {labels!r}")
+    if isinstance(labels, bool) or not isinstance(labels, int):
+        raise AelabError(f"{opt('label')} must be a class number of {name}, got {labels!r}")
+    check_classes(name, model.classes, labels, labels, opt("label"))
     return {"labels": labels}
 
 

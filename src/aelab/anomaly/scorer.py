@@ -42,14 +42,17 @@ class DetectorScore(nn.Module):
         images; returns the normal images' scores."""
         device = next(self.model.parameters()).device
         self.error.fit(normal, normal, seed, device)
-        for part in self.parts:
-            if part is not self.error:
-                part.fit(normal, reference if reference is not None else normal, seed, device)
+        for part in self._others():
+            part.fit(normal, reference if reference is not None else normal, seed, device)
         if not self.method.standardised:
             return self.scores(normal)
         parts = self.part_scores(normal, leave_out=reference is None)
         self.standard = torch.stack([parts.mean(dim=1), parts.std(dim=1, correction=0) + 1e-12], dim=1)
         return self.combine(parts)
+
+    def _others(self) -> list[Part]:
+        """The method's parts besides the reconstruction error (fitted, kept and loaded always)."""
+        return [part for part in self.parts if part is not self.error]
 
     def part_scores(self, seen: Seen, leave_out: bool = False) -> Tensor:
         """(parts, N), float64: each part's scores."""
@@ -79,7 +82,7 @@ class DetectorScore(nn.Module):
     def state(self) -> dict[str, Tensor]:
         """The tensors a detector file keeps of the parts (the model's weights apart)."""
         tensors = self.error.state()
-        for part in self.parts:
+        for part in self._others():
             tensors.update(part.state())
         if self.standard is not None:
             tensors["standard"] = self.standard.double().contiguous()
@@ -92,7 +95,7 @@ class DetectorScore(nn.Module):
     def load(self, tensors: dict[str, Tensor], path: object) -> None:
         """The parts from a detector file's tensors (:meth:`needs` checked first)."""
         self.error.load(tensors, path)
-        for part in self.parts:
+        for part in self._others():
             part.load(tensors, path)
         if self.method.standardised:
             standard = tensors["standard"]

@@ -70,6 +70,20 @@ class Conditional:
     classes: int
 
 
+def refuse_labels(model_name: str, labels: object) -> None:
+    """The one message for labels given to a model that takes none (its methods, the tools)."""
+    if labels is not None:
+        raise InputError(f"{model_name} takes no labels (only conditional models, such as cvae, do)")
+
+
+def check_classes(model_name: str, classes: int, low: int, high: int, what: str = "") -> None:
+    """The one message for labels from ``low`` to ``high`` outside a conditional model's classes
+    0 to ``classes`` - 1; ``what`` names the option they came from."""
+    if not 0 <= low <= high < classes:
+        got = str(low) if low == high else f"labels from {low} to {high}"
+        raise InputError(f"{what + ': ' if what else ''}{model_name} knows the classes 0 to {classes - 1}, got {got}")
+
+
 class Classifier:
     """A model with a classifier head."""
 
@@ -172,8 +186,7 @@ class Autoencoder(Network):
         """What a conditional model's inner methods take besides the images or codes: ``(labels,)``
         as (n,) class numbers (one int stands for all n); ``()`` for the other models."""
         if not self.conditional:
-            if labels is not None:
-                raise InputError(f"{self.model_name} takes no labels (only conditional models, such as cvae, do)")
+            refuse_labels(self.model_name, labels)
             return ()
         if labels is None:
             raise InputError(f"{self.model_name} needs each image's class label (0 to {self.classes - 1})")
@@ -185,11 +198,8 @@ class Autoencoder(Network):
         if not isinstance(labels, Tensor) or labels.shape != (n,) or labels.is_floating_point():
             shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
             raise InputError(f"{self.model_name} takes one integer label per image, shaped ({n},), got {shape}")
-        if n and not (0 <= int(labels.min()) and int(labels.max()) < self.classes):
-            raise InputError(
-                f"{self.model_name} knows the classes 0 to {self.classes - 1}, got labels from "
-                f"{int(labels.min())} to {int(labels.max())}"
-            )
+        if n:
+            check_classes(self.model_name, self.classes, int(labels.min()), int(labels.max()))
         return (labels.long().to(device),)
 
     def encoder_part(self) -> EncoderPart:

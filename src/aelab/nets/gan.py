@@ -12,7 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import InputError
 from ..registry import register_model
-from .base import Generative, Network
+from .base import Generative, Network, refuse_labels
 from .blocks import check_positive
 
 
@@ -128,8 +128,7 @@ class DCGAN(Network, Generative):
         self.discriminator = Discriminator(in_channels, in_size, max_channels, levels, dropout, spectral=self.spectral)
 
     def decode_latent(self, z: Tensor, labels: None = None) -> Tensor:  # (B, latent) -> (B, C, H, W) in [0, 1]
-        if labels is not None:
-            raise InputError(f"{self.model_name} takes no labels (only conditional models, such as cvae, do)")
+        refuse_labels(self.model_name, labels)
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise InputError(
                 f"{self.model_name} takes latent points shaped (N, {self.latent_dim}), got {tuple(z.shape)}"
