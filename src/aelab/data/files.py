@@ -15,7 +15,7 @@ from torch import Tensor
 from ..arrays import whole_number_pixels
 from ..errors import AelabError
 from .images import folder_classes, folder_layout, image_files, image_to_tensor, read_image
-from .memory import UNLABELLED, ImageData, held_out_split, to_float
+from .memory import CHANNELS, UNLABELLED, ImageData, channels_first, held_out_split, to_float
 
 
 def read_idx(path: Path) -> Tensor:
@@ -101,13 +101,10 @@ def array_images(array: np.ndarray, path: Path | str) -> Tensor:
     if array.ndim == 2 and int(np.sqrt(array.shape[1])) ** 2 == array.shape[1]:
         side = int(np.sqrt(array.shape[1]))
         array = array.reshape(-1, side, side)
-    if array.ndim == 3:
-        array = array[:, None]
-    elif array.ndim == 4 and array.shape[-1] in (1, 2, 3, 4) and array.shape[1] not in (1, 2, 3, 4):
-        array = array.transpose(0, 3, 1, 2)
+    array = channels_first(array)
     if array.ndim != 4 or array.shape[0] == 0 or min(array.shape) == 0:
         raise AelabError(f"{path}: expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {array.shape}")
-    if array.shape[1] not in (1, 2, 3, 4):
+    if array.shape[1] not in CHANNELS:
         raise AelabError(
             f"{path}: images need 1 (gray), 3 (colour) or 2/4 (with alpha) channels, "
             f"got {array.shape[1]} in {array.shape}"

@@ -87,13 +87,22 @@ class ImageData:
         )
 
 
+CHANNELS = (1, 2, 3, 4)  # gray, gray and alpha, colour, colour and alpha
+
+
+def channels_first(images: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """Images (N, H, W) as (N, 1, H, W), and (N, H, W, C) as (N, C, H, W) where the last axis holds
+    the channels (1 to 4) and the second does not; anything else as it came (the caller checks)."""
+    if images.ndim == 3:
+        return images[:, None]
+    if images.ndim == 4 and images.shape[-1] in CHANNELS and images.shape[1] not in CHANNELS:
+        return images.movedim(-1, 1) if isinstance(images, Tensor) else np.moveaxis(images, -1, 1)
+    return images
+
+
 def to_float(images: Tensor | np.ndarray) -> Tensor:
-    x = torch.as_tensor(images)
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3):
-        x = x.permute(0, 3, 1, 2)
-    return x.float().div_(255.0).contiguous()
+    """Whole-number images (0-255) as float32 (N, C, H, W) in [0, 1]."""
+    return channels_first(torch.as_tensor(images)).float().div_(255.0).contiguous()
 
 
 def held_out_split(name: str, x: Tensor, labels: Tensor | None) -> ImageData:
