@@ -28,15 +28,10 @@ MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
 
 
 def imports(name: str, path: Path) -> set[str]:
-    """The aelab modules that ``name`` imports anywhere in its file, inside functions too (not
-    those under ``if TYPE_CHECKING:``, read by type checkers only: names for annotations)."""
+    """The aelab modules that ``name`` imports anywhere in its file, inside functions too."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            node.body = []
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))

@@ -20,12 +20,11 @@ from ..losses import l1_activity, reconstruction_loss
 from ..metrics import error_metrics, image_metrics, pca_errors, reconstruct
 from ..nets.base import AEOutput, Autoencoder, Conditional
 from ..values import setting
-from .base import ScheduledSystem, ScheduleSettings, check_finite, printable
+from .base import RunFolder, ScheduledSystem, ScheduleSettings, check_finite, printable
 from .images import ImageFamily, ImageSettings
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry
-    from ..runs import Run
 
 
 LossName = Literal["bce", "mse"]
@@ -114,7 +113,7 @@ class AutoencoderFamily(ImageFamily):
         return {"noise": settings.noise, "labelled": 1.0 if self.needs_labels else None}
 
     def callbacks(
-        self, run: Run, model: torch.nn.Module, data: Any, settings: AutoencoderSettings, val_batches: Any
+        self, run: RunFolder, model: torch.nn.Module, data: Any, settings: AutoencoderSettings, val_batches: Any
     ) -> list[L.Callback]:
         """The image families' callbacks, and --log-activations (a fixed batch of 8 validation
         images, as seed 3's callback saves one) and --log-embeddings (the codes of up to 1,000,
@@ -150,7 +149,7 @@ class AutoencoderFamily(ImageFamily):
         return [(value, f"PCA, {size} components (test): {value:.4g}")] if isinstance(value, float) else []
 
     def evaluate(
-        self, run: Run, model: Autoencoder, data: ImageData, write_figures: bool, options: EvalSettings
+        self, run: RunFolder, model: Autoencoder, data: ImageData, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         noise, name = run.config.train.noise, run.config.model

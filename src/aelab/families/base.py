@@ -11,7 +11,8 @@ space. Nothing outside ``families/`` branches on the kind of model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import lightning as L
 import torch
@@ -24,7 +25,6 @@ from ..values import setting
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry
-    from ..runs import Run
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -46,6 +46,17 @@ class ScheduleSettings(TrainSettings):
     lr_patience: int = setting(5, "plateau schedule: epochs without improvement before the learning rate drops", low=1)
     early_stopping: bool = setting(True, "stop when val_loss has not improved for --patience epochs")
     patience: int = setting(10, "early-stopping patience in epochs", low=1)
+
+
+class RunFolder(Protocol):
+    """What a family reads of a run folder (:class:`aelab.Run` is one): where it is and its
+    config.json. (A protocol, so the families need not import the run folder's module, which
+    reads their settings.)"""
+
+    path: Path
+
+    @property
+    def config(self) -> RunConfig: ...
 
 
 class NonFiniteLoss(AelabError):
@@ -210,7 +221,7 @@ class Family:
         raise NotImplementedError
 
     def callbacks(
-        self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
+        self, run: RunFolder, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
     ) -> list[L.Callback]:
         """The callbacks that write into the run folder while it trains (the main process only)."""
         return []
@@ -218,7 +229,7 @@ class Family:
     # ------------------------------------------------------------------ evaluation and reports
 
     def evaluate(
-        self, run: Run, model: torch.nn.Module, data: Any, write_figures: bool, options: EvalSettings
+        self, run: RunFolder, model: torch.nn.Module, data: Any, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         """The family's test metrics (and figures, with ``write_figures``); ``options`` says which
         of the costly extras to measure. Each stage reports through :func:`aelab.progress.stage`."""

@@ -4,7 +4,7 @@ reconstruction loss and the cross-entropy of the head, semi-supervised where lab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +18,7 @@ from ..losses import reconstruction_loss
 from ..nets.base import AEOutput, Autoencoder, Classifier
 from ..values import setting
 from .autoencoder import AutoencoderFamily, AutoencoderSettings, AutoencoderSystem
-
-if TYPE_CHECKING:
-    from ..runs import Run
+from .base import RunFolder
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ class ClassifierFamily(AutoencoderFamily):
 
     def evaluate(
         self,
-        run: Run,
+        run: RunFolder,
         model: Classifier,
         data: ImageData,
         write_figures: bool,

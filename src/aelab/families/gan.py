@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -17,11 +17,8 @@ from ..data import ImageData
 from ..errors import AelabError, opt
 from ..nets.gan import DCGAN
 from ..values import setting
-from .base import SettingsCheck, check_finite, make_optimizer, printable
+from .base import RunFolder, SettingsCheck, check_finite, make_optimizer, printable
 from .images import ImageFamily, ImageSettings, sample_metrics, sample_report
-
-if TYPE_CHECKING:
-    from ..runs import Run
 
 log = logging.getLogger("aelab")
 
@@ -225,7 +222,7 @@ class GANFamily(ImageFamily):
         return "each player's loss (d: discriminator, g: generator)"
 
     def evaluate(
-        self, run: Run, model: DCGAN, data: ImageData, write_figures: bool, options: EvalSettings
+        self, run: RunFolder, model: DCGAN, data: ImageData, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         metrics.update(sample_metrics(run, model, data, write_figures, options))

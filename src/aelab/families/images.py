@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -27,11 +27,7 @@ from ..nets.blocks import initialise
 from ..progress import stage
 from ..threads import adaptive
 from ..values import setting
-from .base import Family
-
-if TYPE_CHECKING:
-    from ..runs import Run
-
+from .base import Family, RunFolder
 
 InitName = Literal["torch", "glorot"]
 
@@ -152,13 +148,13 @@ class ImageFamily(Family):
         return {}
 
     def callbacks(
-        self, run: Run, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
+        self, run: RunFolder, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
     ) -> list[L.Callback]:
         """A sample grid per epoch for a generative model."""
         return [SampleGrid(run.path / "samples")] if isinstance(model, Generative) else []
 
     def evaluate(
-        self, run: Run, model: torch.nn.Module, data: ImageData, write_figures: bool, options: EvalSettings
+        self, run: RunFolder, model: torch.nn.Module, data: ImageData, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         return {"test_images": len(data.test)}
 
@@ -167,7 +163,7 @@ class ImageFamily(Family):
 
 
 def sample_metrics(
-    run: Run, model: Generative, data: ImageData, write_figures: bool, options: EvalSettings
+    run: RunFolder, model: Generative, data: ImageData, write_figures: bool, options: EvalSettings
 ) -> dict[str, Any]:
     """Sample quality (:mod:`aelab.frechet`) of ``options.quality_samples`` samples (unless
     ``options.quality`` is off), and the sample grid (a row per class for a conditional model; the

@@ -20,11 +20,10 @@ from ..limits import INFERENCE_BATCH
 from ..models import get_entry, resolve_params
 from ..nets.base import TextModel
 from ..progress import stage
-from .base import Family, ScheduledSystem, ScheduleSettings, check_finite, printable
+from .base import Family, RunFolder, ScheduledSystem, ScheduleSettings, check_finite, printable
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry
-    from ..runs import Run
 
 
 @dataclass(frozen=True)
@@ -90,14 +89,14 @@ class TextFamily(Family):
         )
 
     def callbacks(
-        self, run: Run, model: TextModel, data: TextData, settings: TrainSettings, val_batches: Any
+        self, run: RunFolder, model: TextModel, data: TextData, settings: TrainSettings, val_batches: Any
     ) -> list[L.Callback]:
         return [TextSamples(run.path / "samples.txt", data.val[: model.maxlen], seed=settings.seed)]
 
     @torch.no_grad()
     def evaluate(
         self,
-        run: Run,
+        run: RunFolder,
         model: TextModel,
         data: TextData,
         write_figures: bool,

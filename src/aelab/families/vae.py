@@ -18,12 +18,11 @@ from ..nets.vae import ConvVAE
 from ..progress import stage
 from ..values import setting
 from .autoencoder import AutoencoderFamily, AutoencoderSettings, AutoencoderSystem
-from .base import printable
+from .base import RunFolder, printable
 from .images import sample_metrics, sample_report
 
 if TYPE_CHECKING:
     from ..registry import ModelEntry
-    from ..runs import Run
 
 
 KLForm = Literal["elbo", "seed"]
@@ -79,7 +78,7 @@ class VAEFamily(AutoencoderFamily):
         return []  # PCA has no ELBO
 
     def evaluate(
-        self, run: Run, model: ConvVAE, data: ImageData, write_figures: bool, options: EvalSettings
+        self, run: RunFolder, model: ConvVAE, data: ImageData, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
         if options.bounds:
