@@ -103,11 +103,14 @@ def train(
 
     ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
     ``(x_train, x_test)`` (see :func:`aelab.data.resolve_data`). ``out``: the run folder; ``None``
-    trains into a fresh temporary folder. ``settings``: any :class:`~aelab.config.TrainSettings`
-    field (``epochs``, ``lr``, ``noise``, ...), any :class:`~aelab.EvalSettings` field (what the
-    evaluation after training measures: ``bounds=False``, ...) and any parameter of the model, by name. A setting
-    the model's system does not use is refused. ``resume`` continues the run in ``out`` (only
-    ``epochs`` and the launch settings may change: ``devices``, ``num_nodes``, ``strategy``, ``max_minutes``); ``overwrite`` replaces the run in ``out`` once the new one is done.
+    trains into a fresh temporary folder. ``settings``: any setting of the model's family (its
+    class, e.g. :class:`~aelab.VAESettings`; :func:`aelab.model_settings` gives the model's
+    defaults: ``epochs``, ``lr``, ``noise``, ...), any :class:`~aelab.EvalSettings` field (what
+    the evaluation after training measures: ``bounds=False``, ...) and any parameter of the model,
+    by name; another family's setting is an :class:`~aelab.UnknownSetting`. ``resume`` continues
+    the run in ``out`` (only ``epochs`` and the launch settings may change: ``devices``,
+    ``num_nodes``, ``strategy``, ``max_minutes``, ``threads``, ``logger``); ``overwrite``
+    replaces the run in ``out`` once the new one is done.
     ``progress``: "bar" (a progress bar), "epoch" (one line per epoch and per evaluation stage,
     as a log file wants), None (quiet), or "auto": "bar" on a terminal, else "epoch".
     ``config``: a ``.toml``/``.json`` file (or dict) with the same things by section (``model``,

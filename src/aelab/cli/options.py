@@ -41,9 +41,9 @@ def add_settings(
     :class:`~aelab.EvalSettings`, :class:`~aelab.StyleSettings`), typed and described there: the
     class is the only list. A flag not given is left out of the namespace (``given``): the model's
     (or the seed's) own setting stands. Each value is read as its type (``none`` for an optional
-    one or an empty list) and checked by the dataclass, in one line. ``model`` (``aelab.model_info``'s, for ``aelab train MODEL --help``): each flag's
-    help ends with that model's default. ``names``: only these fields; ``hidden``: flags read but
-    left out of the help."""
+    one or an empty list) and checked by the dataclass, in one line. ``model``
+    (``aelab.model_info``'s, for ``aelab train MODEL --help``): each flag's help ends with that
+    model's default. ``names``: only these fields; ``hidden``: flags read but left out of the help."""
     import dataclasses
 
     group = parser.add_argument_group(title)
