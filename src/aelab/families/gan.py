@@ -67,7 +67,7 @@ class GANSettings(ImageSettings):
             raise AelabError(f"{opt('label_noise')} is for the bce objective; the hinge loss has no labels")
 
     @property
-    def labels_noise(self) -> float:
+    def effective_label_noise(self) -> float:
         """The label noise the objective trains with: ``label_noise``, or its default."""
         if self.objective == "hinge":
             return 0.0
@@ -107,7 +107,7 @@ class GANSystem(SettingsCheck, L.LightningModule):
         self.optimizer_name, self.betas, self.clip = settings.optimizer, settings.adam_betas, settings.clip_value
         # the recipe: seed 3's noisy-label cross-entropy, or the hinge loss (gan-sn)
         self.hinge = settings.objective == "hinge"
-        self.label_noise = settings.labels_noise
+        self.label_noise = settings.effective_label_noise
         channels_last = bool(settings.channels_last)
         # with noisy labels the discriminator's loss cannot go below the labels' mean entropy
         u = torch.linspace(1e-6, 1, 10001) * self.label_noise
