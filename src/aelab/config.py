@@ -101,15 +101,16 @@ class TrainSettings:
 LAUNCH = ("devices", "num_nodes", "strategy", "max_minutes", "threads", "logger")
 
 
-def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "", owner: str = "") -> TrainSettings:
+def settings_from(raw: dict[str, Any], base: TrainSettings, what: str = "") -> TrainSettings:
     """``base`` (a :class:`TrainSettings` or a family's subclass) with the values of ``raw`` (a JSON
     object or keyword arguments), each coerced to its field's type. A name ``base``'s class lacks
-    is an :class:`~aelab.errors.UnknownSetting` naming ``owner`` (the model) and the ones it has."""
+    is an :class:`~aelab.errors.UnknownSetting` naming the ones it has (for a model's settings,
+    ``families.model_settings`` says which family has the name)."""
     names = type(base).names()
     unknown = sorted(set(raw) - set(names))
     if unknown:
         raise UnknownSetting(
-            f"{what}{owner or type(base).__name__} has no setting {unknown[0]!r}; its settings: {', '.join(names)}"
+            f"{what}{type(base).__name__} has no setting {unknown[0]!r}; its settings: {', '.join(names)}"
         )
     hints = hints_of(type(base))
     values = {k: coerce(f"{what}{k}", v, hints[k]) for k, v in raw.items()}
