@@ -38,10 +38,40 @@ def test_a_streamed_folder_is_split_as_in_memory(folder):
     assert stream.classes == memory.classes is not None  # the class sub-folders' names, as the latent legend shows
 
 
+
+@pytest.mark.parametrize("labelled", [None, 0.25])
+def test_the_same_seed_gives_the_same_labelled_images_and_split_in_memory_or_streamed(folder, labelled):
+    """One split rule (data.memory.training_split): validation held out first, then all but the
+    ``labelled`` share of the training images' labels hidden; validation keeps its labels."""
+    stream, memory = resolve_data(folder, stream=True), resolve_data(folder, stream=False)
+    options = dict(batch_size=1000, val_fraction=0.2, seed=3, labelled=labelled, noise=0.1)
+    (s_train, s_val), (m_train, m_val) = stream.batches(**options), memory.batches(**options)
+    s_batches, m_batches = list(s_val), list(m_val)
+    assert len(s_batches) == len(m_batches) == 1
+    for s_part, m_part in zip(s_batches[0], m_batches[0]):  # inputs (noised alike), targets[, labels]
+        assert torch.equal(s_part, m_part)
+    # the training side: the same images with the same labels (each epoch in its own order)
+    s_rows, m_rows = _images_and_labels(s_train), _images_and_labels(m_train)
+    assert s_rows == m_rows and len(m_rows) == 192
+    if labelled is not None:
+        kept = [y for _, y in m_rows if y != aelab.data.UNLABELLED]
+        assert 0 < len(kept) < len(m_rows) and (m_batches[0][2] != aelab.data.UNLABELLED).all()
+
+
+def _images_and_labels(batches) -> list[tuple[bytes, int | None]]:
+    """Every image of an epoch's batches (its bytes) with its label (None: batches without)."""
+    rows = []
+    for batch in batches:
+        labels = batch[2].tolist() if len(batch) == 3 else [None] * len(batch[0])
+        rows += [(x.numpy().tobytes(), y) for x, y in zip(batch[0], labels)]
+    return sorted(rows, key=lambda row: (row[0], -2 if row[1] is None else row[1]))
+
+
 def test_each_image_once_an_epoch_then_from_the_cache(folder, monkeypatch):
     data = resolve_data(folder, stream=True)
-    shards, val, train_labels, val_labels = data.split(0.1, seed=0)
-    assert len(val) == len(val_labels) == 24 and len(shards.files) == 216 and len(shards) == 4  # 64, 64, 64, 24
+    train, val = data.batches(50, 0.1, seed=0, labelled=1.0)  # every label kept
+    shards, train_labels = train.shards, train.labels
+    assert len(val.inputs) == len(val.labels) == 24 and len(shards.files) == 216 and len(shards) == 4  # 64, 64, 64, 24
     batches = StreamBatches(shards, batch_size=50, workers=1, labels=train_labels)
     epoch = list(batches)
     assert len(epoch) == len(batches) == 5 and [len(b[0]) for b in epoch] == [50, 50, 50, 50, 16]
@@ -61,7 +91,7 @@ def test_each_image_once_an_epoch_then_from_the_cache(folder, monkeypatch):
 
 
 def test_each_process_reads_its_share_of_the_full_shards(folder, monkeypatch):
-    shards = resolve_data(folder, stream=True).split(0.1, seed=0)[0]
+    shards = resolve_data(folder, stream=True).batches(32, 0.1, seed=0)[0].shards
     seen = []
     for rank in (0, 1):
         monkeypatch.setattr(distributed, "rank_and_world", lambda rank=rank: (rank, 2))

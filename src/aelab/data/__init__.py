@@ -55,6 +55,9 @@ _EXPORTS = {
             "split_validation",
             "hide_labels",
             "TensorBatches",
+            "TrainingData",
+            "Split",
+            "training_split",
         ),
         "memory",
     ),
@@ -95,7 +98,9 @@ if TYPE_CHECKING:  # for editors and type checkers
         EVAL_NOISE_SEED,
         UNLABELLED,
         ImageData,
+        Split,
         TensorBatches,
+        TrainingData,
         add_noise,
         fit_images,
         held_out_split,
@@ -103,6 +108,7 @@ if TYPE_CHECKING:  # for editors and type checkers
         noisy_copy,
         split_validation,
         to_float,
+        training_split,
     )
     from .names import class_names, dataset_names, list_datasets, loader
     from .registry import DatasetEntry, register_dataset

@@ -4,8 +4,9 @@ slicing: no per-sample Python on the training hot path)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -70,21 +71,85 @@ class ImageData:
         noise: float = 0.0,
         device: torch.device | None = None,
     ) -> tuple[TensorBatches, TensorBatches]:
-        """Training and validation batches: a fixed ``val_fraction`` of the training images held
-        out (by ``seed``); with ``labelled`` (the share of training labels kept) their labels too;
-        the validation inputs noised by ``noise`` (their targets clean); on ``device``."""
-        train_x, val_x = split_validation(self.train, val_fraction, seed=seed)
-        train_y = val_y = None
-        if labelled is not None:
-            train_y, val_y = split_validation(hide_labels(self.train_labels, labelled, seed), val_fraction, seed=seed)
+        """Training and validation batches (:class:`TrainingData`): the images split by
+        :func:`training_split`, the validation inputs noised by ``noise`` (their targets clean),
+        on ``device``."""
+        split = training_split(self.n_train, self.train_labels, val_fraction, seed, labelled)
+        train_x, val_x = self.train[split.train].contiguous(), self.train[split.val].contiguous()
+        train_y = split.train_labels
         if device:
-            train_x, val_x = train_x.to(device), val_x.to(device)
-            train_y, val_y = (None, None) if train_y is None else (train_y.to(device), val_y.to(device))
-        val_inputs = noisy_copy(val_x.cpu(), noise).to(val_x.device)
+            train_x = train_x.to(device)
+            train_y = None if train_y is None else train_y.to(device)
         return (
             TensorBatches(train_x, batch_size=batch_size, shuffle=True, seed=seed, labels=train_y, split=True),
-            TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y),
+            validation_batches(val_x, split.val_labels, noise, batch_size, device),
         )
+
+
+class TrainingData(Protocol):
+    """What training reads of image data, whether held in memory (:class:`ImageData`) or streamed
+    from a folder (:class:`~aelab.data.streaming.FolderStream`): one protocol, so the code that
+    trains asks no question about the source, and the same seed gives the same split either way."""
+
+    name: str
+    classes: tuple[str, ...] | None
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def n_train(self) -> int: ...
+
+    @property
+    def n_test(self) -> int: ...
+
+    @property
+    def all_train_labels(self) -> Tensor | None: ...
+
+    def batches(
+        self,
+        batch_size: int,
+        val_fraction: float,
+        seed: int,
+        labelled: float | None = None,
+        noise: float = 0.0,
+        device: torch.device | None = None,
+    ) -> tuple[Iterable[tuple[Tensor, ...]], TensorBatches]: ...
+
+
+class Split(NamedTuple):
+    """Which training images train and which validate (indices), and the labels each side trains
+    and validates with (None without ``labelled``)."""
+
+    train: Tensor
+    val: Tensor
+    train_labels: Tensor | None
+    val_labels: Tensor | None
+
+
+def training_split(
+    n: int, labels: Tensor | None, val_fraction: float, seed: int, labelled: float | None, most_val: int | None = None
+) -> Split:
+    """The one rule every source follows: a fixed ``val_fraction`` of the ``n`` training images
+    held out for validation (by ``seed``; at most ``most_val`` of them), then, with ``labelled``,
+    all but that share of the *training* images' labels hidden (:func:`hide_labels`, the same
+    seed). Validation keeps every label, so its metrics measure the whole held-out set."""
+    train, val = seeded_split(n, val_fraction, seed)
+    val = val[:most_val]
+    if labelled is None or labels is None:
+        return Split(train, val, None, None)
+    return Split(train, val, hide_labels(labels[train], labelled, seed), labels[val])
+
+
+def validation_batches(
+    images: Tensor, labels: Tensor | None, noise: float, batch_size: int, device: torch.device | None
+) -> TensorBatches:
+    """The validation images as batches of (noised inputs, clean targets[, labels]) on ``device``."""
+    inputs = noisy_copy(images.cpu(), noise)
+    if device:
+        images, inputs = images.to(device), inputs.to(device)
+        labels = None if labels is None else labels.to(device)
+    return TensorBatches(inputs, images, batch_size=max(batch_size, INFERENCE_BATCH), labels=labels)
 
 
 CHANNELS = (1, 2, 3, 4)  # gray, gray and alpha, colour, colour and alpha

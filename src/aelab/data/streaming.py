@@ -31,9 +31,8 @@ from torch import Tensor
 
 from ..distributed import rank_and_world
 from ..errors import AelabError
-from ..limits import INFERENCE_BATCH
-from .images import cache_dir, folder_classes, folder_layout, image_to_tensor, read_image, seeded_split
-from .memory import TensorBatches, hide_labels, noisy_copy
+from .images import cache_dir, folder_classes, folder_layout, image_to_tensor, read_image
+from .memory import TensorBatches, training_split, validation_batches
 
 STREAM_BYTES = 2 * 1024**3  # float32 bytes of decoded images above which a folder streams by default
 SHARD_SIZE = 1024  # images per cached shard
@@ -243,19 +242,6 @@ class FolderStream:
     train_labels = property(lambda self: self._held_labels(self.all_train_labels))
     test_labels = property(lambda self: self._held_labels(self.all_test_labels))
 
-    def split(self, fraction: float, seed: int) -> tuple[ShardedImages, Tensor, Tensor | None, Tensor | None]:
-        """Training shards and the validation images (at most :data:`HELD_IN_MEMORY`, decoded),
-        with their labels: the training files less a fixed ``fraction`` held out."""
-        train, val = seeded_split(len(self.train_files), fraction, seed)
-        val = val[:HELD_IN_MEMORY]
-        labels = self.all_train_labels
-        return (
-            ShardedImages([self.train_files[i] for i in train.tolist()], self.channels, self.size),
-            self._decode([self.train_files[i] for i in val.tolist()]),
-            None if labels is None else labels[train],
-            None if labels is None else labels[val],
-        )
-
     @property
     def n_train(self) -> int:
         return len(self.train_files)
@@ -273,17 +259,15 @@ class FolderStream:
         noise: float = 0.0,
         device: torch.device | None = None,
     ) -> tuple[StreamBatches, TensorBatches]:
-        """As :meth:`aelab.data.memory.ImageData.batches`: shards read lazily for training (on
-        ``workers`` processes), the validation images in memory."""
-        shards, val_x, train_y, val_y = self.split(val_fraction, seed)
-        train_y, val_y = (hide_labels(train_y, labelled, seed), val_y) if labelled is not None else (None, None)
-        val_inputs = noisy_copy(val_x, noise)
-        if device:
-            val_x, val_inputs = val_x.to(device), val_inputs.to(device)
-            val_y = None if val_y is None else val_y.to(device)
+        """As :meth:`aelab.data.memory.ImageData.batches` (the same :func:`training_split`): the
+        training files' shards read lazily (on ``workers`` processes), the validation images (at
+        most :data:`HELD_IN_MEMORY`) decoded and held in memory."""
+        split = training_split(self.n_train, self.all_train_labels, val_fraction, seed, labelled, HELD_IN_MEMORY)
+        shards = ShardedImages([self.train_files[i] for i in split.train.tolist()], self.channels, self.size)
+        val_x = self._decode([self.train_files[i] for i in split.val.tolist()])
         return (
-            StreamBatches(shards, batch_size, seed=seed, workers=default_workers(), labels=train_y),
-            TensorBatches(val_inputs, val_x, batch_size=max(batch_size, INFERENCE_BATCH), labels=val_y),
+            StreamBatches(shards, batch_size, seed=seed, workers=default_workers(), labels=split.train_labels),
+            validation_batches(val_x, split.val_labels, noise, batch_size, device),
         )
 
 

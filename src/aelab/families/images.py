@@ -16,8 +16,7 @@ from .. import figures
 from .. import latent_space as latent
 from ..callbacks import SampleGrid
 from ..config import EvalSettings, RunConfig, TrainSettings
-from ..data import ARRAYS, ImageData, resolve_data
-from ..data.streaming import FolderStream
+from ..data import ARRAYS, ImageData, TrainingData, resolve_data
 from ..errors import AelabError, opt
 from ..frechet import sample_quality
 from ..limits import INFERENCE_BATCH, MAX_SIDE, check_count
@@ -25,7 +24,6 @@ from ..models import get_entry, resolve_params
 from ..nets.base import Conditional, Generative
 from ..nets.blocks import initialise
 from ..progress import stage
-from ..threads import adaptive
 from ..values import setting
 from .base import Family, RunFolder
 
@@ -61,7 +59,7 @@ class ImageFamily(Family):
 
     settings = ImageSettings
 
-    def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> ImageData | FolderStream:
+    def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> TrainingData:
         """Load the data; the model's input shape follows it unless the user set in_channels/in_size."""
         defaults = get_entry(config.model).defaults()
         if "in_size" in params:  # before the images are resized to it
@@ -81,7 +79,7 @@ class ImageFamily(Family):
         config.input_shape = (c, h, h)
         return loaded
 
-    def check_data(self, config: RunConfig, data: ImageData | FolderStream) -> None:
+    def check_data(self, config: RunConfig, data: TrainingData) -> None:
         """Enough images to train, validate and test on; labels where the family learns from them."""
         n_train, n_test = data.n_train, data.n_test
         n_val = max(1, int(round(n_train * config.train.val_fraction)))
@@ -133,7 +131,7 @@ class ImageFamily(Family):
 
     def batches(
         self,
-        data: ImageData | FolderStream,
+        data: TrainingData,
         model: torch.nn.Module,
         settings: TrainSettings,
         device: torch.device | None,
@@ -173,9 +171,7 @@ def sample_metrics(
     started = time.perf_counter()
     with stage(f"drawing {count:,} samples", total=-(-count // INFERENCE_BATCH)) as step:
         generated = []
-        starts = adaptive(
-            enumerate(range(0, count, INFERENCE_BATCH)), size=lambda step: min(INFERENCE_BATCH, count - step[1])
-        )
+        starts = enumerate(range(0, count, INFERENCE_BATCH))
         for i, start in starts:  # seeded per thousand: the same samples at any count
             generated.append(model.sample(min(INFERENCE_BATCH, count - start), torch.Generator().manual_seed(i)))
             step.advance()
