@@ -78,7 +78,7 @@ def test_detector_follows_pyod_conventions(digits, tmp_path):
 
 
 def test_detector_from_a_run_sets_its_threshold_on_validation_images(dense_run):
-    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05)
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05, method="reconstruction")
     assert len(detector.decision_scores_) == 32  # 10% of the 320 training images (400 less the test 20%)
     assert detector.threshold_ == pytest.approx(np.quantile(detector.decision_scores_, 0.95))
     assert detector.predict(noise_images(3)).tolist() == [1, 1, 1]
@@ -103,9 +103,26 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
     # a given threshold; the table is written again with --overwrite (never without: it may be the user's by now)
     assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps) == 2
     assert "scores.csv exists" in capsys.readouterr().err
-    assert run_cli("score", dense_run, *files, "--threshold", "0", "--out", table, "--maps", maps, "--overwrite") == 0
+    # (the plain error: a threshold of 0 flags every image; the combined default standardises its parts)
+    assert (
+        run_cli(
+            "score",
+            dense_run,
+            *files,
+            "--threshold",
+            "0",
+            "--out",
+            table,
+            "--maps",
+            maps,
+            "--overwrite",
+            "--method",
+            "reconstruction",
+        )
+        == 0
+    )
     assert all(line.endswith(",1") for line in table.read_text().splitlines()[1:])
-    # the plain mean squared error against a given threshold needs none of the run's data
+    # the reconstruction error alone, as the plain mean squared error, against a given threshold: none of the run's data
     assert (
         run_cli(
             "score",
@@ -113,6 +130,8 @@ def test_score_command_writes_a_table_and_the_error_maps(dense_run, digits, tmp_
             *files,
             "--score",
             "mse",
+            "--method",
+            "reconstruction",
             "--threshold",
             "0.1",
             "--out",
@@ -218,12 +237,12 @@ def test_a_detector_clones_and_takes_new_parameters(dense_run):
     for bad, why in (({"contamination": 0.9}, "contamination"), ({"score": "max"}, "unknown score")):
         with pytest.raises(AelabError, match=why):
             copy.set_params(**bad)
-    fitted = aelab.AnomalyDetector.from_run(dense_run)
+    fitted = aelab.AnomalyDetector.from_run(dense_run, method="reconstruction")
     assert clone(fitted).model_ is None and "AnomalyDetector(model='dense'" in repr(fitted)
 
 
 def test_predictions_come_with_confidence_probabilities_and_rejection(dense_run, digits):
-    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.1)
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.1, method="reconstruction")
     x = np.concatenate([digits[:20], noise_images(4)])
     labels, confidence = detector.predict(x, return_confidence=True)
     assert labels.shape == confidence.shape == (24,) and set(labels) <= {0, 1}
@@ -254,7 +273,7 @@ def test_predictions_come_with_confidence_probabilities_and_rejection(dense_run,
 
 
 def test_flat_rows_are_images_when_square(dense_run, digits):
-    detector = aelab.AnomalyDetector.from_run(dense_run)
+    detector = aelab.AnomalyDetector.from_run(dense_run, method="reconstruction")
     flat = digits[:6].reshape(6, -1)
     assert np.allclose(detector.decision_function(flat), detector.decision_function(digits[:6]))
     with pytest.raises(AelabError, match="not square images"):
@@ -264,7 +283,7 @@ def test_flat_rows_are_images_when_square(dense_run, digits):
 def test_calibration_without_anomalies_flags_the_contamination_share(dense_run, digits):
     """The rule when the calibration images hold no anomalies: the threshold flags `contamination`
     of them, never everything (a best-F1 threshold has nothing to learn from there)."""
-    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05)
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05, method="reconstruction")
     normal = digits[:200]
     for labels in (None, np.zeros(200, dtype=int)):
         detector.calibrate(normal, labels)
@@ -285,10 +304,10 @@ def test_calibration_without_anomalies_flags_the_contamination_share(dense_run, 
 def test_a_saved_detector_loads_to_the_same_scores_without_its_run(dense_run, digits, tmp_path):
     import shutil
 
-    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.1)
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.1, method="reconstruction")
     copied = tmp_path / "run"
     shutil.copytree(dense_run, copied)
-    moved = aelab.AnomalyDetector.from_run(copied, contamination=0.1)
+    moved = aelab.AnomalyDetector.from_run(copied, contamination=0.1, method="reconstruction")
     path = moved.save(tmp_path / "detector.safetensors")
     shutil.rmtree(copied)  # the file stands alone
     loaded = aelab.AnomalyDetector.load(path, device="cpu")
@@ -319,7 +338,8 @@ def test_a_saved_detector_loads_to_the_same_scores_without_its_run(dense_run, di
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_a_detector_saved_on_a_gpu_loads_on_the_cpu(dense_run, digits, tmp_path):
     gpu = aelab.AnomalyDetector.load(
-        aelab.AnomalyDetector.from_run(dense_run).save(tmp_path / "d.safetensors"), device="cuda"
+        aelab.AnomalyDetector.from_run(dense_run, method="reconstruction").save(tmp_path / "d.safetensors"),
+        device="cuda",
     )
     path = gpu.save(tmp_path / "from-gpu.safetensors")
     cpu = aelab.AnomalyDetector.load(path)
@@ -331,9 +351,23 @@ def test_the_detector_exports_to_onnx_with_its_threshold(dense_run, digits, tmp_
     import onnx
 
     out = tmp_path / "detector.onnx"
-    assert run_cli("export", dense_run, "--part", "detector", "--contamination", "0.05", "--out", out) == 0
+    assert (
+        run_cli(
+            "export",
+            dense_run,
+            "--part",
+            "detector",
+            "--contamination",
+            "0.05",
+            "--method",
+            "reconstruction",
+            "--out",
+            out,
+        )
+        == 0
+    )
     assert "detector" in capsys.readouterr().out
-    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05)
+    detector = aelab.AnomalyDetector.from_run(dense_run, contamination=0.05, method="reconstruction")
     x = np.concatenate([digits[:16], noise_images(4)]).astype(np.float32)[:, None] / 255
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     scores = session.run(None, {"images": x})[0]
@@ -360,11 +394,25 @@ def test_the_detector_exports_to_onnx_with_its_threshold(dense_run, digits, tmp_
     )
     metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "n.onnx")).metadata_props}
     assert metadata["aelab.method"] == "neighbours"
-    assert run_cli("export", dense_run, "--part", "detector", "--score", "mse", "--out", tmp_path / "m.onnx") == 0
+    assert (
+        run_cli(
+            "export",
+            dense_run,
+            "--part",
+            "detector",
+            "--score",
+            "mse",
+            "--method",
+            "reconstruction",
+            "--out",
+            tmp_path / "m.onnx",
+        )
+        == 0
+    )
     plain = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"images": x})[
         0
     ]
-    assert np.allclose(plain, ((detector.reconstruct(x).numpy() - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)
+    assert np.allclose(plain, ((detector.reconstruct(x) - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)
 
 
 def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, tmp_path):
@@ -387,7 +435,7 @@ def test_the_neighbours_method_adds_feature_space_distances(dense_run, digits, t
     x = np.concatenate([digits[:12], noise_images(4)])
     scores = detector.decision_function(x)
     assert scores[12:].min() > scores[:12].max() and detector.predict(noise_images(3)).tolist() == [1, 1, 1]
-    plain = aelab.AnomalyDetector.from_run(dense_run)
+    plain = aelab.AnomalyDetector.from_run(dense_run, method="reconstruction")
     images, codes = torch.from_numpy(x).float()[:, None] / 255, aelab.encode(dense_run, torch.from_numpy(x))
     parts = np.stack(
         [
@@ -510,3 +558,35 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
         from aelab.transformations import fit_transformation_net
 
         fit_transformation_net(torch.rand(4, 1, 8, 12))
+
+
+def test_every_entry_point_has_the_one_default_method():
+    """AnomalyDetector(), from_run, aelab score and aelab export: the same default (the most accurate)."""
+    import inspect
+
+    from aelab.anomaly import DEFAULT_METHOD
+
+    defaults = {
+        inspect.signature(function).parameters["method"].default
+        for function in (aelab.AnomalyDetector, aelab.AnomalyDetector.from_run, aelab.score_files, aelab.export)
+    }
+    assert defaults == {DEFAULT_METHOD} == {"combined"}
+
+
+def test_a_fit_without_a_folder_leaves_nothing_behind_and_gives_numpy_for_numpy(small_data, tmp_path, monkeypatch):
+    """PyOD's habits: fit writes nothing that outlives it; numpy in, numpy out for every method."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # a temporary directory of this test's own
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    digits = np.load(small_data / "digits.npz")["x"][:300]
+    detector = aelab.AnomalyDetector(method="reconstruction", epochs=1).fit(digits)
+    assert sorted(tmp_path.rglob("*")) == before and detector.run is None  # no run folder, logs or checkpoints left
+    x = digits[:4]
+    for name in ("decision_function", "predict", "predict_proba", "predict_confidence", "error_maps", "reconstruct"):
+        assert isinstance(getattr(detector, name)(x), np.ndarray), name
+    assert isinstance(detector.predict(x, return_confidence=True)[1], np.ndarray)
+    assert isinstance(detector.reconstruct(torch.from_numpy(x)), torch.Tensor)  # a tensor in, a tensor out
+    assert detector.reconstruct(x).shape == (4, 1, 28, 28)

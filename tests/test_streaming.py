@@ -38,7 +38,6 @@ def test_a_streamed_folder_is_split_as_in_memory(folder):
     assert stream.classes == memory.classes is not None  # the class sub-folders' names, as the latent legend shows
 
 
-
 @pytest.mark.parametrize("labelled", [None, 0.25])
 def test_the_same_seed_gives_the_same_labelled_images_and_split_in_memory_or_streamed(folder, labelled):
     """One split rule (data.memory.training_split): validation held out first, then all but the

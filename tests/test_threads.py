@@ -1,29 +1,48 @@
-"""Threads that adapt (aelab.threads.AdaptiveThreads): the probe keeps the count whose steps run
-fastest, probes again when the steps slow down or a minute has passed, and gives the process its
-own count back; --threads N fixes the count."""
+"""Thread counts (aelab.threads): a job runs at all threads from its first step and changes the
+count only where other programs are measured busy, so the same seed repeats bit for bit on a quiet
+machine; the state is per job (a context variable), the process-wide count set under a lock;
+--threads N fixes the count."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_cli
+from safetensors.numpy import load_file
 
+import aelab
 from aelab import threads
 from aelab.errors import AelabError
 
 others_busy, cpu_ticks = threads.others_busy, threads._cpu_ticks  # (each test but one sees a quiet CPU)
 
 
+class CPU:
+    """others_busy as a test sets it: how many cores other programs keep busy, and the looks taken."""
+
+    def __init__(self, others: float = 0.0) -> None:
+        self.others, self.looks = others, 0
+
+    def __call__(self, seconds: float = threads.LOOK_SECONDS) -> float:
+        self.looks += 1
+        return self.others
+
+
 @pytest.fixture(autouse=True)
-def no_earlier_choice(monkeypatch):
-    """Each test starts as a fresh process does on a quiet CPU: no thread count chosen yet."""
-    monkeypatch.setattr(threads, "_last", {"count": 0, "most": 0, "at": float("-inf")})
-    monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
-    monkeypatch.setattr(threads, "others_busy", lambda: 0.0)
+def cpu(monkeypatch) -> CPU:
+    """Each test but one sees a quiet CPU with two threads."""
+    quiet = CPU()
+    monkeypatch.setattr(threads, "others_busy", quiet)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield quiet
+    torch.set_num_threads(before)
 
 
 class Clock:
@@ -34,44 +53,118 @@ class Clock:
         return self.now
 
 
-def drive(callback, clock: Clock, seconds_per_item: dict[int, float], steps: int, batch: int = 100) -> None:
-    """``steps`` training steps whose time depends on the thread count in use, as a CPU's would."""
-    images = (torch.zeros(batch, 1),)
-    for i in range(steps):
-        callback.on_train_batch_start(None, None, images, i)
-        clock.now += seconds_per_item[torch.get_num_threads()] * batch
-        callback.on_train_batch_end(None, None, None, images, i)
+def drive(
+    job: threads.Job, clock: Clock, seconds_per_item: dict[int, float], steps: int, batch: int = 100
+) -> list[int]:
+    """``steps`` steps of a job's loop whose time depends on the thread count in use, as a CPU's
+    would; the count each step ran at."""
+    counts = []
+    for _ in range(steps):
+        counts.append(torch.get_num_threads())
+        seconds = seconds_per_item[torch.get_num_threads()] * batch
+        clock.now += seconds
+        job.step(seconds, batch)
+    return counts
 
 
-def test_the_probe_keeps_the_fastest_count_and_probes_again_when_the_cpu_changes(monkeypatch):
+def test_a_quiet_cpu_keeps_every_thread_from_the_first_step_to_the_last(monkeypatch, cpu):
     clock = Clock()
     monkeypatch.setattr(threads.time, "perf_counter", clock)
-    before = torch.get_num_threads()
-    callback = threads.AdaptiveThreads(most=4)
-    callback.on_fit_start(None, None)
-    assert threads.candidates(4) == [4, 3, 2]
-    loaded = {4: 4e-4, 3: 3e-4, 2: 1e-4}  # a busy neighbour: fewer threads run faster
-    drive(callback, clock, loaded, 60)
-    assert torch.get_num_threads() == 2 and callback.choices[-1][1] == 2
-    quiet = {4: 0.5e-4, 3: 0.7e-4, 2: 1e-4}  # the neighbour gone: all threads win again, at the next minute's probe
-    drive(callback, clock, quiet, 10)
-    assert torch.get_num_threads() == 2  # no probe yet: the steps did not slow down
-    clock.now += threads.RECHECK_SECONDS
-    drive(callback, clock, quiet, 300)
-    assert torch.get_num_threads() == 4 and len(callback.choices) == 2
-    drive(callback, clock, {4: 4e-4, 3: 3e-4, 2: 1e-4}, 400)  # slower by far: probed within 10-20 s, before a minute
-    assert torch.get_num_threads() == 2 and len(callback.choices) == 3
-    callback.on_fit_end(None, None)
-    assert torch.get_num_threads() == before
+    with threads.job() as job:
+        assert torch.get_num_threads() == 2 and cpu.looks == 1
+        # steps that slow down (other work in the loop, not another program) make it look, not switch
+        counts = drive(job, clock, {2: 1e-3, 1: 0.5e-3}, 20) + drive(job, clock, {2: 3e-3, 1: 0.5e-3}, 40)
+        clock.now += threads.RECHECK_SECONDS
+        counts += drive(job, clock, {2: 1e-3, 1: 0.5e-3}, 20)
+    assert set(counts) == {2} and cpu.looks >= 3 and not job.changed
+    assert job.record() == {"most": 2, "fixed": False, "changed": False, "changes": []}
 
 
-def test_one_core_has_nothing_to_choose(monkeypatch):
-    callback = threads.AdaptiveThreads(most=1)
-    before = torch.get_num_threads()
-    callback.on_fit_start(None, None)
-    drive(callback, Clock(), {before: 1e-4}, 5)
-    assert callback.choices == [] and torch.get_num_threads() == before
-    callback.on_fit_end(None, None)
+def test_a_busy_cpu_runs_at_the_cores_left_and_at_all_again_once_they_are_free(monkeypatch, cpu):
+    clock = Clock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    cpu.others = 1.0  # another program at normal priority keeps one core busy
+    with threads.job() as job:
+        assert torch.get_num_threads() == 1
+        assert drive(job, clock, {2: 8e-3, 1: 1e-3}, 20) == [1] * 20
+        cpu.others = 0.0  # it ended: the next look (a minute on) finds both cores free
+        clock.now += threads.RECHECK_SECONDS
+        counts = drive(job, clock, {2: 0.5e-3, 1: 1e-3}, 10)
+        assert counts[-1] == 2
+        cpu.others = 1.2  # it is back: the steps slow down by more than a third, a look sees it
+        clock.now += threads.MIN_GAP_SECONDS
+        counts = drive(job, clock, {2: 4e-3, 1: 1e-3}, 30)
+        assert counts[-1] == 1
+    assert torch.get_num_threads() == 2  # the count the job started with, after it
+    assert job.changed and [count for _, count, _ in job.changes] == [1, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("others", "most", "expected"), [(0.0, 2, 2), (0.4, 2, 2), (0.6, 2, 1), (1.9, 2, 1), (2.0, 4, 2)]
+)
+def test_the_cores_left_count_a_core_taken_from_half_its_time(others, most, expected):
+    assert threads.free_count(most, others) == expected
+
+
+def test_a_job_inside_a_job_joins_it_and_fixed_threads_never_look(cpu):
+    with threads.job() as outer, threads.job() as inner:
+        assert inner is outer and threads.current_job() is outer and cpu.looks == 1
+    assert threads.current_job() is None
+    cpu.others = 1.0
+    with aelab.fixed_threads(2), threads.job() as fixed:
+        assert fixed.fixed and torch.get_num_threads() == 2 and cpu.looks == 1
+        fixed.step(10.0, 1)
+    assert not fixed.changed
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(AelabError, match="threads must be a whole number"), aelab.fixed_threads(bad):
+            pass
+
+
+def test_a_short_job_need_not_look():
+    with threads.job(look=False) as job:
+        assert torch.get_num_threads() == 2 and not job.changed
+
+
+def test_jobs_in_two_threads_keep_their_own_state(cpu):
+    """Per job, not per process: two web requests at once each see their own job."""
+    cpu.others = 0.0
+    seen, ready = {}, threading.Barrier(2)
+
+    def work(name: str, fixed: int | None) -> None:
+        with aelab.fixed_threads(fixed), threads.job() as job:
+            ready.wait(timeout=10)
+            seen[name] = (threads.current_job() is job, job.fixed, job.most)
+            ready.wait(timeout=10)
+
+    workers = [threading.Thread(target=work, args=("fixed", 1)), threading.Thread(target=work, args=("default", None))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert seen["fixed"] == (True, True, 1) and seen["default"][:2] == (True, False)
+    assert threads.current_job() is None
+
+
+def test_two_default_runs_on_a_quiet_machine_give_the_same_weights_bit_for_bit(small_data, tmp_path, monkeypatch):
+    """No thread setting given: the default repeats (the CPU is really looked at, not patched)."""
+    monkeypatch.setattr(threads, "others_busy", others_busy)
+    runs = [
+        aelab.train("dense", data=small_data, epochs=2, out=tmp_path / name, progress="none", logger=(), seed=7)
+        for name in ("a", "b")
+    ]
+    for run in runs:
+        assert run.threads == {"most": 2, "fixed": False, "changed": False, "changes": []}, run.threads
+    first, second = (load_file(run.path / "model.safetensors") for run in runs)
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+    assert runs[0].metrics["test_rmse"] == runs[1].metrics["test_rmse"]
+
+
+def test_a_run_beside_a_busy_program_says_its_count_changed(small_data, tmp_path, cpu):
+    cpu.others = 1.0
+    run = aelab.train("dense", data=small_data, epochs=1, out=tmp_path / "run", progress="none", logger=())
+    assert [row["threads"] for row in run.history] == [1]
+    assert run.threads["changed"] and run.threads["changes"][0][1:] == [1, 1.0]
+    assert torch.get_num_threads() == 2
 
 
 def test_threads_flag_fixes_the_count_and_history_records_it(small_data, tmp_path, capsys):
@@ -134,161 +227,12 @@ def test_history_records_the_count_most_steps_ran_at():
     assert history.epochs[-1]["threads"] == 1
 
 
-def test_an_inference_loop_adapts_and_gives_its_count_back(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-    loaded = {2: 4e-3, 1: 1e-3}  # beside a busy process one thread runs 4x faster
-    seen = []
-    for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
-        seen.append(torch.get_num_threads())
-        clock.now += loaded[torch.get_num_threads()] * len(batch)
-    assert seen[0] == 2 and seen[-8:] == [1] * 8  # probed early, then the faster count for the rest
-    assert torch.get_num_threads() == 2  # the loop's own count again
-    for i, _ in enumerate(threads.adaptive(range(50), size=lambda _: 1)):  # broken off: the count comes back too
-        clock.now += loaded[torch.get_num_threads()] * 100  # steps of 0.1-0.4 s
-        if i == 10:
-            assert torch.get_num_threads() == 1
-            break
-    assert torch.get_num_threads() == 2
-
-
-def test_inference_inside_a_fit_or_under_a_fixed_count_keeps_the_count(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-
-    def slow_at_two(loop):
-        counts = set()
-        for batch in loop:
-            counts.add(torch.get_num_threads())
-            clock.now += {2: 4e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
-        return counts
-
-    batches = [torch.zeros(100, 1)] * 20
-    with threads.fixed_threads(2):
-        assert slow_at_two(threads.adaptive(batches)) == {2}
-    fit = threads.AdaptiveThreads()
-    fit.on_fit_start(None, None)  # a fit's evaluation callbacks run at the fit's chosen count
-    assert slow_at_two(threads.adaptive(batches)) == {2}
-    fit.on_fit_end(None, None)
-    assert slow_at_two(threads.adaptive(batches)) == {2, 1}  # adapts again after the fit
-    with threads.fixed_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == 2
-    for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(AelabError, match="threads must be a whole number"), threads.fixed_threads(bad):
-            pass
-
-
-def test_a_recent_choice_carries_over_to_the_next_loop(monkeypatch):
-    """An evaluation is many short loops: the first one probes, the next ones within the minute
-    start at its choice (no probe) unless their steps slow down."""
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-    loaded = {2: 4e-3, 1: 1e-3}
-
-    def loop(rates, steps=20):
-        seen = []
-        for batch in threads.adaptive([torch.zeros(100, 1)] * steps):
-            seen.append(torch.get_num_threads())
-            clock.now += rates[torch.get_num_threads()] * len(batch)
-        return seen
-
-    assert loop(loaded)[0] == 2  # probes: starts at the process's count
-    assert loop(loaded) == [1] * 20 and torch.get_num_threads() == 2  # carried: 1 thread throughout, then given back
-    clock.now += threads.RECHECK_SECONDS
-    assert loop(loaded)[0] == 2  # a minute later: probes again
-
-
-def test_a_small_difference_is_not_carried_to_the_next_loop(monkeypatch):
-    """One thread somewhat faster on one loop's work (a small net) is no reason to leave all
-    threads, and the next loop starts at all of them without probing."""
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-    seen = []
-    for rates in ({2: 1.45e-3, 1: 1e-3}, {2: 0.5e-3, 1: 1e-3}):
-        seen.append([])
-        for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
-            seen[-1].append(torch.get_num_threads())
-            clock.now += rates[torch.get_num_threads()] * len(batch)
-    assert seen[0][-1] == 2  # under 1.5x: not worth leaving all threads (noise, or this work alone)
-    assert seen[1] == [2] * 20  # the next loop: all threads throughout, no probe
-
-
-def test_a_jobs_loops_share_its_choice_and_the_code_between_them_runs_at_it(monkeypatch):
-    """An evaluation or a style transfer is one job: its first loop probes, the code between its
-    loops and the loops after run at the chosen count, and the caller's count comes back at the end."""
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-    loaded = {2: 4e-3, 1: 1e-3}
-
-    def loop():
-        seen = []
-        for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
-            seen.append(torch.get_num_threads())
-            clock.now += loaded[torch.get_num_threads()] * len(batch)
-        return seen
-
-    with threads.chosen_threads() as job:
-        first = loop()
-        assert first[0] == 2 and first[-1] == 1 and len(job.choices) == 1
-        assert torch.get_num_threads() == 1  # between the loops: the job's count, not the caller's
-        assert loop() == [1] * 12 and len(job.choices) == 1  # no second probe
-    assert torch.get_num_threads() == 2
-
-
-def test_a_close_call_keeps_the_count_in_use(monkeypatch):
-    """Steps within 10% of each other are noise, not a reason to switch."""
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-    seen = []
-    for batch in threads.adaptive([torch.zeros(100, 1)] * 20):
-        seen.append(torch.get_num_threads())
-        clock.now += {2: 1.05e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
-    assert seen[-8:] == [2] * 8
-
-
 def test_a_fit_inside_fixed_threads_keeps_that_count(small_data, tmp_path):
     import aelab
 
     with aelab.fixed_threads(1):
         run = aelab.train("dense", data=small_data, epochs=1, out=tmp_path / "run", progress="none", logger=())
     assert [row["threads"] for row in run.history] == [1]
-
-
-def test_a_cpu_others_keep_busy_starts_at_the_cores_left(monkeypatch):
-    """With no choice to go by, a chooser looks at the CPU first: beside a busy program its steps
-    run at the cores left, not at a count that runs several times slower, and its probes do not try
-    more; once the program has ended, they do."""
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    torch.set_num_threads(2)
-    for others, expected in ((0.0, 2), (0.4, 2), (0.9, 1), (1.6, 1), (2.0, 1)):
-        monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
-        monkeypatch.setattr(threads, "others_busy", lambda others=others: others)
-        assert threads.start_count(2) == expected, others
-    assert threads.start_count(4) == 2  # two of four cores busy: two left
-    monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
-    monkeypatch.setattr(threads, "others_busy", lambda: 1.0)
-    seen = []
-    for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
-        seen.append(torch.get_num_threads())
-        clock.now += {2: 4e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
-    assert seen == [1] * 12  # 2 threads not even tried: each of its steps would cost four
-    monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
-    monkeypatch.setattr(threads, "others_busy", lambda: 0.0)  # the program ended: a minute later, 2 again
-    clock.now += threads.RECHECK_SECONDS
-    seen = []
-    for batch in threads.adaptive([torch.zeros(100, 1)] * 12):
-        seen.append(torch.get_num_threads())
-        clock.now += {2: 0.5e-3, 1: 1e-3}[torch.get_num_threads()] * len(batch)
-    assert seen[0] == 2 and seen[-1] == 2
-    assert torch.get_num_threads() == 2
 
 
 def test_others_busy_reads_the_cpu_less_this_process(monkeypatch):
@@ -314,23 +258,3 @@ def test_others_busy_reads_the_cpu_less_this_process(monkeypatch):
     monkeypatch.setattr(threads, "open", lambda *a, **k: io.StringIO(stat), raising=False)
     assert cpu_ticks({0, 1}, with_niced=False) == 10 + 2 + 1 + 1 + 1 + 20 + 3
     assert cpu_ticks({1}, with_niced=True) == 20 + 7 + 3
-
-
-def test_a_fit_inside_a_job_chooses_from_all_the_jobs_threads(monkeypatch):
-    """A detector's job that started at one thread beside a busy program: its fit still probes
-    two (the program may have ended), and the job's count comes back after the fit."""
-    clock = Clock()
-    monkeypatch.setattr(threads.time, "perf_counter", clock)
-    monkeypatch.setattr(threads, "others_busy", lambda: 1.0)
-    torch.set_num_threads(2)
-    with threads.chosen_threads():
-        assert torch.get_num_threads() == 1
-        fit = threads.AdaptiveThreads()
-        monkeypatch.setattr(threads, "_look", {"others": 0.0, "at": float("-inf")})
-        monkeypatch.setattr(threads, "others_busy", lambda: 0.0)  # the busy program ended
-        fit.on_fit_start(None, None)
-        drive(fit, clock, {2: 0.5e-3, 1: 1e-3}, 20)
-        assert fit.choices[-1][1] == 2
-        fit.on_fit_end(None, None)
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == 2

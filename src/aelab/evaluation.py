@@ -24,7 +24,7 @@ from .outputs import check_targets
 from .progress import Progress, reporting, say
 from .published import Published, published_for_run
 from .runs import Run, write_json
-from .threads import chosen_threads
+from .threads import job
 
 LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training): measured as they are
 
@@ -64,7 +64,7 @@ def evaluate(
     run = Run.of(run)
     config = run.config
     family = family_of(config.model)
-    with reporting(progress), chosen_threads():  # one thread count for the job, its loops sharing the choice
+    with reporting(progress), job():  # one thread count for the whole evaluation
         if data is not None and not isinstance(data, LOADED):  # a name, folder or arrays: measure, write nothing
             data, write, write_figures = family.run_data(config, data), False, False
         model = run.load_model()
@@ -139,7 +139,7 @@ def ensemble(
                 "averages autoencoders' reconstructions"
             )
     shapes = {c.input_shape for c in configs}
-    noises = {c.train.noise for c in configs}
+    noises = {family_of(c.model).input_noise(c.train) for c in configs}
     if len(shapes) > 1:
         raise AelabError(f"ensemble members take different input shapes: {sorted(shapes)}")
     if len(noises) > 1:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from .anomaly import AnomalyDetector, MethodName, Score
+from .anomaly import DEFAULT_METHOD, AnomalyDetector, MethodName, Score
 from .errors import AelabError, as_path, opt
 from .nets.base import Autoencoder
 from .nets.gan import DCGAN
@@ -60,7 +60,7 @@ def export(
     overwrite: bool = False,
     contamination: float = 0.1,
     score: Score = "normalised",
-    method: MethodName = "reconstruction",
+    method: MethodName = DEFAULT_METHOD,
 ) -> Path:
     """Write ``run``'s ``part`` (encoder, decoder, both, a GAN's generator, or ``detector``: the
     anomaly score of :class:`aelab.AnomalyDetector`, its threshold set on the run's validation

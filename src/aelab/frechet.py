@@ -27,7 +27,6 @@ from .data import ImageData, cache_dir
 from .errors import AelabError
 from .limits import INFERENCE_BATCH
 from .progress import say, stage
-from .threads import WARM_STEPS, adaptive
 
 INCEPTION_WEIGHTS_ENV = "AELAB_INCEPTION_WEIGHTS"
 
@@ -92,7 +91,7 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
         f"feature classifier, {epochs} epochs of {len(data.train):,} images", total=epochs * batches, unit="steps"
     ) as step:
         shuffled = (idx for _ in range(epochs) for idx in torch.randperm(len(data.train)).split(128))
-        for idx in adaptive(shuffled, warm=WARM_STEPS):  # a training loop: its first steps build caches
+        for idx in shuffled:
             with autocast(precision, "cpu"):
                 loss = F.cross_entropy(model.head(model(images[idx])).float(), labels[idx])
             optimizer.zero_grad()
@@ -121,9 +120,9 @@ def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048
     metric = FrechetInceptionDistance(feature=feature, normalize=True, **kwargs)
     metric.eval()
     with torch.no_grad():
-        for batch, real_ in adaptive(
-            [(b, True) for b in real.split(INFERENCE_BATCH)] + [(b, False) for b in fake.split(INFERENCE_BATCH)]
-        ):
+        for batch, real_ in [(b, True) for b in real.split(INFERENCE_BATCH)] + [
+            (b, False) for b in fake.split(INFERENCE_BATCH)
+        ]:
             metric.update(batch, real=real_)
     return float(metric.compute())
 

@@ -14,7 +14,6 @@ from .accel import autocast, channels_last
 from .limits import INFERENCE_BATCH
 from .losses import kl_to_standard_normal
 from .nets.base import Autoencoder
-from .threads import adaptive
 
 
 @torch.inference_mode()
@@ -37,7 +36,7 @@ def reconstruct(
     recons, codes = [], []
     with autocast(precision, device.type), channels_last(model):
         label_batches = labels.split(batch_size) if isinstance(labels, Tensor) else [labels] * len(inputs)
-        for batch, batch_labels in adaptive(zip(inputs.split(batch_size), label_batches)):
+        for batch, batch_labels in zip(inputs.split(batch_size), label_batches):
             given = () if batch_labels is None else (batch_labels,)
             out = model(batch.to(device).contiguous(memory_format=torch.channels_last), *given)
             recons.append(out.recon.float().cpu())
@@ -55,7 +54,7 @@ def error_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
 def image_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
     """:func:`error_metrics` plus PSNR and SSIM, for (N, C, H, W) images in [0, 1]."""
     psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
-    for r, t in adaptive(zip(recon.clamp(0, 1).split(INFERENCE_BATCH), target.split(INFERENCE_BATCH))):
+    for r, t in zip(recon.clamp(0, 1).split(INFERENCE_BATCH), target.split(INFERENCE_BATCH)):
         psnr.update(r, t)
         ssim.update(r, t)
     return {**error_metrics(recon, target), "psnr": psnr.compute().item(), "ssim": ssim.compute().item()}
@@ -125,7 +124,7 @@ def vae_bounds(
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
     label_batches = labels.split(batch_size) if labels is not None else [None] * len(images)
     with channels_last(model):  # float32 still (a bound in nats): channels-last halves the decoder's time on a CPU
-        for x, y in adaptive(zip(images.split(batch_size), label_batches)):
+        for x, y in zip(images.split(batch_size), label_batches):
             _bound_batch(model, x, y, samples, generator, totals)
             if on_batch is not None:
                 on_batch()

@@ -248,6 +248,14 @@ class Run:
             raise AelabError(f"{self.history_path} is damaged (expected epochs: a list of rows of numbers)")
         return rows
 
+    @property
+    def threads(self) -> dict[str, Any] | None:
+        """How training set its thread count (history.json's ``threads``): ``most`` threads,
+        ``fixed`` (``--threads``), and whether it ``changed`` mid-run (other programs measured
+        busy: the run need not repeat bit for bit). None for a run written before it was kept."""
+        record = read_json(self.history_path).get("threads") if self.history_path.is_file() else None
+        return record if isinstance(record, dict) else None
+
     def steps_done(self) -> int | None:
         """Optimiser steps the run took: history.json's last epoch's step, or for a run written
         before history kept steps, the last step its CSV log recorded plus one (None without either)."""

@@ -65,7 +65,7 @@ from .errors import AelabError, opt
 from .limits import STYLE_SIDES, check_count
 from .outputs import atomic_write, check_targets
 from .progress import Progress, duration, resolve
-from .threads import chosen_threads
+from .threads import current_job, job
 from .vgg import VGGFeatures, from_caffe, layer_names, load_vgg19, to_caffe, vgg_precision
 
 log = logging.getLogger("aelab")
@@ -200,7 +200,7 @@ def transfer(
         if on_iteration:
             on_iteration(len(losses), loss)
 
-    with chosen_threads():  # one thread count for the whole transfer, its targets and probes too
+    with job():  # one thread count for the whole transfer, its targets and probes too
         for h, w, rounds in levels:
             contents = _resize(content_image, h, w).to(device)
             # the seed starts from the content image; a finer level from the coarser result, upsampled
@@ -299,30 +299,30 @@ class StyleProblem:
         scale = float(probe.grad.abs().sum()) / norm if norm > 0 else 1.0
         z = (start / scale).contiguous().requires_grad_(True)
         self._before = float(start_loss.detach())
-        with chosen_threads() as chooser:  # each evaluation a step of the thread choice, timed per pixel
-            for iteration in range(rounds):
-                began = time.perf_counter()
-                # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
-                optimizer = torch.optim.LBFGS(
-                    [z],
-                    max_iter=self.settings.evaluations,
-                    max_eval=self.settings.evaluations,
-                    history_size=10,
-                    line_search_fn="strong_wolfe",
-                )
+        threads = current_job()  # each evaluation a step of the transfer's job, timed per pixel
+        for iteration in range(rounds):
+            began = time.perf_counter()
+            # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
+            optimizer = torch.optim.LBFGS(
+                [z],
+                max_iter=self.settings.evaluations,
+                max_eval=self.settings.evaluations,
+                history_size=10,
+                line_search_fn="strong_wolfe",
+            )
 
-                def closure() -> Tensor:
-                    started = time.perf_counter()
-                    optimizer.zero_grad()  # noqa: B023 - called by this round's optimizer.step only
-                    loss = self.loss(z * scale)
-                    loss.backward()
-                    if chooser is not None:
-                        chooser.step(time.perf_counter() - started, self.size)
-                    return loss
+            def closure() -> Tensor:
+                started = time.perf_counter()
+                optimizer.zero_grad()  # noqa: B023 - called by this round's optimizer.step only
+                loss = self.loss(z * scale)
+                loss.backward()
+                if threads is not None:
+                    threads.step(time.perf_counter() - started, self.size)
+                return loss
 
-                optimizer.step(closure)
-                loss = self._checked(self.loss_value(z * scale), iteration)
-                on_round(loss, time.perf_counter() - began)
+            optimizer.step(closure)
+            loss = self._checked(self.loss_value(z * scale), iteration)
+            on_round(loss, time.perf_counter() - began)
         return (z * scale).detach(), float(start_loss.detach())
 
     def _checked(self, loss: float, iteration: int) -> float:

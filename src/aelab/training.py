@@ -51,7 +51,7 @@ from .outputs import umask
 from .overwrite import NEW, check_out_folder, remove_leftovers, swap_in
 from .progress import Progress, reporting, resolve
 from .runs import Run, load_state, write_json
-from .threads import AdaptiveThreads, fixed_count, fixed_threads
+from .threads import WatchThreads, fixed_threads, job
 from .trainer import (
     EpochProgressBar,
     FiniteWeights,
@@ -381,16 +381,22 @@ def fit(
         callbacks += [RecordLogs(run.path), *family.callbacks(run, model, plan_.data, settings, val_batches)]
     callbacks += extra_callbacks
     steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
-    # fixed for the fit and anything inside it: --threads, or an aelab.fixed_threads() around the call
-    fixed = (settings.threads if settings.threads is not None else fixed_count()) if plan_.device == "cpu" else None
-    if plan_.device == "cpu" and fixed is None and processes == 1:
-        callbacks.append(AdaptiveThreads())
     if progress == "bar":
         callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
     elif progress == "epoch":
         callbacks.append(EpochLines(history, family.item, cpu=plan_.device == "cpu"))
+    # the thread count: --threads (or an aelab.fixed_threads() around the call) fixes it; else all
+    # threads, fewer only while other programs are measured busy (one process on the CPU alone)
+    fixed = settings.threads if plan_.device == "cpu" else None
+    watched = plan_.device == "cpu" and processes == 1
     diverged = None
-    with quiet_lightning(mlflow="mlflow" in settings.logger and main), fixed_threads(fixed):
+    with (
+        quiet_lightning(mlflow="mlflow" in settings.logger and main),
+        fixed_threads(fixed),
+        job(look=watched) as threads,
+    ):
+        if watched:
+            callbacks.append(WatchThreads(threads))
         loggers = make_loggers(settings.logger, run) if main else []
         trainer = L.Trainer(
             max_epochs=settings.epochs,
@@ -429,7 +435,10 @@ def fit(
         end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
     if not main:
         return diverged
-    write_json(run.history_path, {"epochs": history.epochs})
+    record = threads.record()
+    if plan_.resume and run.threads:  # a change in an earlier part of the run counts too
+        record["changed"] = record["changed"] or bool(run.threads.get("changed"))
+    write_json(run.history_path, {"epochs": history.epochs, "threads": record})
     if trainer.interrupted and not diverged:
         raise Interrupted(
             f"training interrupted in epoch {trainer.current_epoch + 1}; the finished epochs are kept: "
@@ -443,7 +452,7 @@ def fit(
         load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
     if evaluate_test:
-        with fixed_threads(fixed):
+        with fixed_threads(fixed):  # (evaluation is a job of its own: it looks at the CPU again)
             try:
                 evaluate(
                     folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation or EvalSettings())

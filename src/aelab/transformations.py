@@ -28,7 +28,6 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import AelabError
-from .threads import WARM_STEPS, adaptive
 
 ROTATIONS = 4
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (right, down) in quarters of the side
@@ -138,7 +137,7 @@ def fit_transformation_net(
         for _ in range(epochs)
         for batch in images[torch.randperm(len(images), generator=generator).to(images.device)].split(BATCH)
     )
-    for batch in adaptive(shuffled, warm=WARM_STEPS):  # a training loop: its first steps build caches
+    for batch in shuffled:
         drawn = torch.randint(len(TRANSFORMS), (len(batch),), generator=generator).to(images.device)
         inputs, targets = _transformed(batch, drawn)
         loss = F.cross_entropy(net(inputs), targets)
@@ -175,4 +174,4 @@ def transformation_scores(net: nn.Module, images: Tensor, chunk: int = 256) -> T
     """:func:`transformation_score` of many images, ``chunk`` at a time, on the network's device."""
     check_square(images)
     device = next(net.parameters()).device
-    return torch.cat([transformation_score(net, part.to(device)).cpu() for part in adaptive(images.split(chunk))])
+    return torch.cat([transformation_score(net, part.to(device)).cpu() for part in images.split(chunk)])

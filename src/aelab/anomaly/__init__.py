@@ -22,8 +22,10 @@ translations an image went through, tells them on the image (GEOM: Golan & El-Ya
 2018; :mod:`aelab.transformations`). ``method="combined"``, the default of ``AnomalyDetector()``
 and the most accurate, sums the neighbours' three standardised parts and the transformations'
 score, standardised the same way (benchmarks/results/anomaly.md gives its accuracy and time a
-class). A detector built from a trained run (``from_run``, ``aelab score``, ``aelab export``)
-defaults to ``"reconstruction"``: the other methods train on the run's training images each time.
+class). It is the one default (:data:`DEFAULT_METHOD`) of every entry point: ``AnomalyDetector()``,
+``from_run``, ``aelab score`` and ``aelab export``; from a trained run, the parts that learn from
+reference images take the run's training images (the transformations network trains on them
+first: seconds to tens of seconds). ``method="reconstruction"`` needs nothing but the run.
 
 The rest of PyOD's detector API is here too: ``predict(X, return_confidence=True)``,
 ``predict_confidence`` and ``predict_with_rejection`` (ExCeeD, Perini et al., ECML PKDD 2020, and
@@ -55,11 +57,25 @@ from .command import score_files
 from .confidence import best_f1_threshold
 from .detector import EPOCHS, AnomalyDetector
 from .files import FILE_FORMAT
-from .parts import EPS, METHODS, NEIGHBOURS, PARTS, SCORES, Method, MethodName, Part, Score, Seen, neighbour_distance
+from .parts import (
+    DEFAULT_METHOD,
+    EPS,
+    METHODS,
+    NEIGHBOURS,
+    PARTS,
+    SCORES,
+    Method,
+    MethodName,
+    Part,
+    Score,
+    Seen,
+    neighbour_distance,
+)
 from .scorer import DetectorScore
 
 __all__ = [
     "AnomalyDetector",
+    "DEFAULT_METHOD",
     "DetectorScore",
     "EPOCHS",
     "EPS",

@@ -13,13 +13,13 @@ from ..data import read_images
 from ..errors import AelabError, opt
 from ..outputs import atomic_write, check_targets, drawn_by_aelab
 from ..runs import Run
-from ..threads import chosen_threads
+from ..threads import job
 from .checks import check_choice, check_contamination, check_detector_model
 from .detector import AnomalyDetector
-from .parts import METHODS, SCORES, MethodName, Score
+from .parts import DEFAULT_METHOD, METHODS, SCORES, MethodName, Score
 
 
-@chosen_threads()  # one thread count for the job (the detector's fit on the run's data, the scores)
+@job()  # one thread count for the job (the detector's fit on the run's data, the scores)
 def score_files(
     run_dir: str | Path,
     images: list[str | Path],
@@ -30,7 +30,7 @@ def score_files(
     csv_out: str | Path | None = None,
     score: Score = "normalised",
     overwrite: bool = False,
-    method: MethodName = "reconstruction",
+    method: MethodName = DEFAULT_METHOD,
 ) -> dict[str, Any]:
     """`aelab score`: the score of each image file, whether it is an outlier, the threshold (given,
     or from the run's validation images at ``contamination``), and the error maps of the ``worst``

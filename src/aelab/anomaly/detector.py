@@ -3,25 +3,29 @@
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..arrays import like
 from ..data import split_validation
 from ..errors import AelabError
 from ..evaluation import run_data
 from ..metrics import reconstruct as reconstruct_batches
 from ..progress import Progress, resolve
 from ..runs import Run
-from ..threads import chosen_threads
+from ..threads import job
 from . import confidence
 from .checks import as_images, check_choice, check_contamination, check_detector_model
-from .parts import METHODS, SCORES
+from .parts import DEFAULT_METHOD, METHODS, SCORES
 from .predictions import Predictions
 from .scorer import DetectorScore
 
+LONG_JOB = 2_000  # images scored at once from which a look at the CPU (50 ms) pays for itself
 EPOCHS = 10  # the default model's, unless given (validation: 10 epochs scored above 20 and 30, and the seed's 50 waits)
 OWN = ("model", "contamination", "out", "score", "method", "progress")  # the constructor's own arguments
 
@@ -36,8 +40,10 @@ class AnomalyDetector(Predictions):
     run's validation images (held out from training, so their errors are honest). ``score``:
     ``"normalised"`` (default) or ``"mse"``; ``progress``: how ``fit`` reports its training
     (None, the default: quiet, as PyOD's ``verbose=0``; "epoch": a line per epoch; "bar");
-    ``method``: ``"combined"`` (the default, the most accurate), ``"reconstruction"`` (the
-    fastest), ``"neighbours"`` or ``"transformations"`` (see :mod:`aelab.anomaly`). The default
+    ``method``: ``"combined"`` (the default here and in ``from_run``, ``aelab score`` and
+    ``aelab export``: the most accurate), ``"reconstruction"`` (the fastest), ``"neighbours"`` or
+    ``"transformations"`` (see :mod:`aelab.anomaly`). Without ``out``, ``fit`` trains in a
+    temporary folder, without loggers, and removes it: nothing outlives the call. The default
     model is seed 2's dense autoencoder, trained for :data:`EPOCHS` epochs unless ``epochs`` is
     given: on one-class Fashion-MNIST it scored the highest mean ROC-AUC of aelab's models, PCA
     and PyOD's AutoEncoder, and the fastest (benchmarks/results/anomaly.md).
@@ -49,7 +55,7 @@ class AnomalyDetector(Predictions):
         contamination: float = 0.1,
         out: str | Path | None = None,
         score: str = "normalised",
-        method: str = "combined",
+        method: str = DEFAULT_METHOD,
         progress: Progress = None,
         **settings: Any,
     ) -> None:
@@ -96,24 +102,29 @@ class AnomalyDetector(Predictions):
 
     def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
         """Train the autoencoder on ``X`` (normal images; ``y`` is ignored, as in PyOD) and set the
-        threshold from the training scores."""
+        threshold from the training scores. The run folder is ``out``'s, or a temporary one removed
+        before ``fit`` returns (the detector keeps the trained model in memory; ``run`` is then None)."""
         from ..training import train
 
         del y
         images = as_images(X)
         # every image trains (less the validation hold-out); no test split to evaluate
-        settings = {"epochs": EPOCHS, **self.settings} if self.model == "dense" else self.settings
-        with chosen_threads():  # the fit's training chooses its own count; what follows, the job's
-            self.run = train(
+        settings = {"epochs": EPOCHS, **self.settings} if self.model == "dense" else dict(self.settings)
+        if self.out is None:
+            settings.setdefault("logger", ())  # no loggers: nothing to keep them for
+        temporary = tempfile.TemporaryDirectory(prefix="aelab-detector-") if self.out is None else nullcontext()
+        with job(), temporary as folder:
+            run = train(
                 self.model,
                 data=(images, images[:1]),
-                out=self.out,
+                out=self.out if folder is None else Path(folder) / "run",
                 progress=self.progress,
                 evaluate_test=False,
                 **settings,
             )
-            self.use(self.run)
+            self.use(run)
             self._fit_normal(images)
+        self.run = run if self.out is not None else None
         return self
 
     def use(self, run: Run) -> AnomalyDetector:
@@ -130,7 +141,7 @@ class AnomalyDetector(Predictions):
         contamination: float = 0.1,
         data: Any = None,
         score: str = "normalised",
-        method: str = "reconstruction",
+        method: str = DEFAULT_METHOD,
     ) -> AnomalyDetector:
         """A detector from a trained run, its threshold the ``1 - contamination`` quantile of the
         scores of the run's validation images (its dataset, or ``data`` for a run trained on
@@ -144,7 +155,7 @@ class AnomalyDetector(Predictions):
         detector._fit_normal(val, reference=train if METHODS[method].uses_reference else None)
         return detector
 
-    @chosen_threads()  # (from_run's fit: the network, the neighbours and the standardisation)
+    @job()  # (from_run's fit: the network, the neighbours and the standardisation)
     def _fit_normal(self, images: Any, reference: Any = None) -> None:
         """Fit the parts on normal images and a reference (None: the images themselves, each left
         out of its own neighbours); their scores, the threshold and the labels."""
@@ -184,8 +195,9 @@ class AnomalyDetector(Predictions):
         """Anomaly scores (N,), higher: more anomalous (``score``: normalised or plain mean squared
         error; ``method``: the reconstruction error alone, or the standardised sum of its parts)."""
         scorer = self.scorer()
-        with chosen_threads():
-            return scorer.scores(scorer.see(scorer.model.check_images(as_images(X)))).numpy()
+        images = as_images(X)
+        with job(look=len(images) >= LONG_JOB):  # a look at the CPU pays only for many images
+            return scorer.scores(scorer.see(scorer.model.check_images(images))).numpy()
 
     def score_maps(self, maps: np.ndarray) -> np.ndarray:
         """The reconstruction error's scores (N,) of squared-error maps (N, H, W)."""
@@ -196,10 +208,11 @@ class AnomalyDetector(Predictions):
         scorer = self.scorer()
         return scorer.see(scorer.model.check_images(as_images(X))).errors.numpy()
 
-    def reconstruct(self, X: Any) -> torch.Tensor:
-        """The reconstructions (N, C, H, W) the scores compare against."""
+    def reconstruct(self, X: Any) -> np.ndarray | torch.Tensor:
+        """The reconstructions (N, C, H, W) the scores compare against, in the kind ``X`` came in
+        (numpy in, numpy out; a tensor in, a tensor out)."""
         model = self.scorer().model
-        return reconstruct_batches(model, model.check_images(as_images(X)))[0].cpu()
+        return like(reconstruct_batches(model, model.check_images(as_images(X)))[0], not isinstance(X, torch.Tensor))
 
     def scorer(self) -> DetectorScore:
         """The fitted scoring module (an error if the detector is not fitted)."""

@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import AelabError
-from ..threads import adaptive
 from ..transformations import TransformationNet, fit_transformation_net, transformation_score, transformation_scores
 
 Score = Literal["normalised", "mse"]  # the reconstruction error divided by each pixel's normal error, or plain
@@ -213,6 +212,9 @@ METHODS: dict[str, Method] = {
     "transformations": Method(("transformations",)),
     "combined": Method(("reconstruction", "pixels", "codes", "transformations")),
 }
+DEFAULT_METHOD = (
+    "combined"  # the most accurate at its cost (benchmarks/results/anomaly.md); every entry point's default
+)
 MethodName = Literal[tuple(METHODS)]  # the registry's names, for signatures (and the CLI's choices)
 
 
@@ -225,7 +227,7 @@ def neighbour_distance(queries: Tensor, reference: Tensor, k: int, leave_out: bo
     queries, reference = queries.double(), reference.double()
     squared = reference.square().sum(dim=1)
     means = []
-    for part in adaptive(queries.split(chunk) if chunk else [queries]):
+    for part in queries.split(chunk) if chunk else [queries]:
         d2 = part.square().sum(dim=1, keepdim=True) - 2 * part @ reference.T + squared
         nearest = (-d2).topk(k + int(leave_out), dim=1).values.neg().clamp(min=0).sqrt()
         means.append(nearest[:, int(leave_out) :].mean(dim=1))

@@ -10,6 +10,7 @@ space. Nothing outside ``families/`` branches on the kind of model.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -164,8 +165,11 @@ class ScheduledSystem(SettingsCheck, L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
 
 
-class Family:
-    """One family of models. Subclasses fill in the class attributes and override what differs."""
+class Family(ABC):
+    """One family of models: every hook aelab calls on a family is declared here, abstract where
+    a family must write it (its data, batches and evaluation); the rest have defaults. Subclasses
+    fill in the class attributes and override what differs. Nothing outside ``families/`` reads a
+    family's own settings: it asks the family (``input_noise``, ``report``, ...)."""
 
     name: ClassVar[str]
     system: ClassVar[type[L.LightningModule]]
@@ -201,24 +205,45 @@ class Family:
         return settings
 
     def initialise(self, model: torch.nn.Module, settings: TrainSettings) -> None:
-        """Set a new model's initial weights where the family's settings choose them."""
+        """Set a new model's initial weights where the family's settings choose them (nothing by
+        default: PyTorch's layer defaults)."""
+        return None
 
     def build_system(self, model: torch.nn.Module, settings: TrainSettings) -> L.LightningModule:
         return self.system(model, settings)
 
+    @abstractmethod
     def load_data(self, config: RunConfig, data: Any, params: dict[str, Any]) -> Any:
         """Load the training data; set the parameters that follow from it in ``config.params``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run_data(self, config: RunConfig, data: Any = None) -> Any:
         """The data a run was trained on (or ``data`` instead), in the run's model's input shape."""
-        raise NotImplementedError
 
+    @abstractmethod
+    def check_data(self, config: RunConfig, data: Any) -> None:
+        """Refuse data training cannot use (too few items, labels missing or out of range: one
+        line), before anything is written."""
+
+    def check_labels(self, config: RunConfig, data: Any) -> None:
+        """Refuse labels the family's models cannot learn from (one line); nothing to check by default."""
+        return None
+
+    @abstractmethod
     def batches(
         self, data: Any, model: torch.nn.Module, settings: TrainSettings, device: torch.device | None
     ) -> tuple[Any, Any]:
         """The training and validation batches (on ``device`` where not None)."""
-        raise NotImplementedError
+
+    def batch_options(self, settings: TrainSettings) -> dict[str, Any]:
+        """What the family's batches hold beside the items: ``data.batches``' ``noise`` (noised
+        inputs) and ``labelled`` (labels, and which fraction of them is used)."""
+        return {}
+
+    def input_noise(self, settings: TrainSettings) -> float:
+        """The noise the family's models see on their inputs in training (a denoiser's; 0.0: none):
+        what evaluation, ensembles and the web page add to the images they show a model."""
+        return float(self.batch_options(settings).get("noise", 0.0))
 
     def callbacks(
         self, run: RunFolder, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
@@ -228,15 +253,20 @@ class Family:
 
     # ------------------------------------------------------------------ evaluation and reports
 
+    @abstractmethod
     def evaluate(
         self, run: RunFolder, model: torch.nn.Module, data: Any, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         """The family's test metrics (and figures, with ``write_figures``); ``options`` says which
         of the costly extras to measure. Each stage reports through :func:`aelab.progress.stage`."""
-        raise NotImplementedError
 
     def report(self, metrics: dict[str, Any]) -> list[str]:
         """The lines ``aelab train`` and ``aelab eval`` print about these metrics."""
+        return []
+
+    def head_report(self, metrics: dict[str, Any], m: dict[str, Any]) -> list[str]:
+        """Lines ``report`` adds for a model with a head beside its decoder (a classifier's
+        accuracy); ``m``: the metrics as printable numbers. None by default."""
         return []
 
     def loss_label(self, settings: TrainSettings) -> str:

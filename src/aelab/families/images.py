@@ -140,11 +140,6 @@ class ImageFamily(Family):
             settings.batch_size, settings.val_fraction, settings.seed, device=device, **self.batch_options(settings)
         )
 
-    def batch_options(self, settings: TrainSettings) -> dict[str, Any]:
-        """What the family's batches hold beside the images: ``data.batches``' ``noise`` (noised
-        inputs) and ``labelled`` (labels, and which fraction of them is used)."""
-        return {}
-
     def callbacks(
         self, run: RunFolder, model: torch.nn.Module, data: Any, settings: TrainSettings, val_batches: Any
     ) -> list[L.Callback]:

@@ -15,6 +15,7 @@ from PIL import Image
 from .. import inference
 from ..errors import AelabError
 from ..evaluation import run_data
+from ..families import family_of
 from ..nets.base import Autoencoder, Conditional, Generative
 
 log = logging.getLogger("aelab")
@@ -109,7 +110,12 @@ class Explorer:
     @property
     def denoising(self) -> bool:
         """Trained to denoise (noise added to its inputs): only then does a denoised panel mean something."""
-        return isinstance(self.model, Autoencoder) and self.run.config.train.noise > 0
+        return isinstance(self.model, Autoencoder) and self.noise > 0
+
+    @property
+    def noise(self) -> float:
+        """The noise the run's model trained with (its family's answer; 0.0: none)."""
+        return family_of(self.run.config.model).input_noise(self.run.config.train)
 
     def data(self):
         """The run's data (:func:`~aelab.evaluation.run_data`), read once for the gallery and the scatter."""
@@ -179,7 +185,7 @@ class Explorer:
             if self._detector is None:
                 from ..anomaly import AnomalyDetector
 
-                self._detector = AnomalyDetector.from_run(self.run)
+                self._detector = AnomalyDetector.from_run(self.run, method="reconstruction")  # the error the page maps
         except AelabError as error:
             return f"Mean squared reconstruction error: {mse:.5f} (no anomaly threshold: {error})", None
         score = float(self._detector.score_maps(((recon - x[0]) ** 2).mean(dim=0, keepdim=True).numpy())[0])

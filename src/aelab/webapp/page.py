@@ -118,7 +118,7 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
     model, config = explorer.model, explorer.run.config
     gr.Markdown(
         f"`{config.model}` trained on {config.data}"
-        + (f", to denoise (noise {config.train.noise:g})" if explorer.denoising else "")
+        + (f", to denoise (noise {explorer.noise:g})" if explorer.denoising else "")
     )
     conditional = explorer.conditional
     images, pictures = explorer.test_images() if explorer.is_autoencoder() else ([], [])
@@ -154,7 +154,7 @@ def _run_tabs(gr, explorer: Explorer, index: int) -> None:
                     elem_classes=upscaled,
                 )
             noise = (
-                gr.Slider(0, 1, value=config.train.noise, step=0.05, label="noise added before denoising")
+                gr.Slider(0, 1, value=explorer.noise, step=0.05, label="noise added before denoising")
                 if explorer.denoising
                 else gr.State(0.0)
             )
