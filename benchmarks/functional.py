@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from aelab import Run, probe, sample, train
+from aelab import Run, sample, train
 from aelab.figures import grid
+from aelab.inference import probe
 
 ROOT = Path(__file__).resolve().parent
 FASHION_CLASSES = (

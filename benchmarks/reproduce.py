@@ -181,7 +181,7 @@ def run_experiment(exp: Experiment, data: str, cap: int | None, runs: Path, over
 def probe(run: Run) -> None:
     """The linear probe of the run's codes, added to its metrics.json (skipped where there are no labels)."""
     try:
-        aelab.probe(run)
+        aelab.inference.probe(run)
     except AelabError as error:
         print(f"[probe] {run.path}: skipped ({error})")
 

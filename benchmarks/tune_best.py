@@ -19,9 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from aelab import Run, train, tune, tuned_settings
+from aelab import Run, train, tune
 from aelab.errors import AelabError
-from aelab.tuning import params_text, study_trials, train_command
+from aelab.tuning import params_text, study_trials, train_command, tuned_settings
 
 ROOT = Path(__file__).resolve().parent
 DATA, MODEL, CODE = "fashion-mnist", "best", 49

@@ -568,7 +568,7 @@ def test_every_entry_point_has_the_one_default_method():
 
     defaults = {
         inspect.signature(function).parameters["method"].default
-        for function in (aelab.AnomalyDetector, aelab.AnomalyDetector.from_run, aelab.score_files, aelab.export)
+        for function in (aelab.AnomalyDetector, aelab.AnomalyDetector.from_run, aelab.anomaly.score_files, aelab.export)
     }
     assert defaults == {DEFAULT_METHOD} == {"combined"}
 

@@ -156,7 +156,7 @@ def test_sparsity_option_on_any_model(small_data, tmp_path):
 
 def test_report_when_the_code_is_as_large_as_the_image(tmp_path, capsys):
     print(
-        aelab.run_report(
+        aelab.evaluation.run_report(
             tmp_path,
             {
                 "model": "conv-transpose",

@@ -156,7 +156,7 @@ def test_every_setting_is_a_cli_flag_with_help():
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     flags = {a.dest: a for a in train._actions}
-    for settings_class in aelab.settings_classes().values():  # every family's settings
+    for settings_class in aelab.settings.settings_classes().values():  # every family's settings
         for f in dataclasses.fields(settings_class):
             assert f.name in flags and flags[f.name].help == f.metadata["help"], f.name
 
@@ -203,7 +203,9 @@ def test_config_json_records_the_familys_settings_and_trains_again_from_them(sma
     out = tmp_path / "gan"
     assert run_cli("train", "gan", "--data-dir", small_data, "--epochs", "1", "--out", out, "--no-progress") == 0
     train = strict_json(out / "config.json")["train"]
-    assert list(train) == list(aelab.GANSettings.names())  # the GAN's recipe with it, nothing of other families'
+    assert list(train) == list(
+        aelab.settings.GANSettings.names()
+    )  # the GAN's recipe with it, nothing of other families'
     assert train["objective"] == "bce" and train["adam_betas"] == [0.5, 0.999] and train["label_noise"] is None
     assert aelab.Run(out).config.train == aelab.model_settings(
         "gan",

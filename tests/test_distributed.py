@@ -78,7 +78,7 @@ def test_the_launchers_environment_names_the_main_process(monkeypatch, env, rank
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert distributed.process_rank() == rank
-    assert aelab.is_main_process() == (rank == 0)
+    assert aelab.distributed.is_main_process() == (rank == 0)
 
 
 def test_a_launch_that_disagrees_with_the_settings_is_one_line(monkeypatch):

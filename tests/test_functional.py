@@ -132,7 +132,9 @@ def test_the_label_loss_counts_only_labelled_images():
 
 def test_ae_classifier_trains_semi_supervised(classifier_run):
     m = classifier_run.metrics
-    assert 0 <= m["test_accuracy"] <= 1 and m["test_labelled_images"] == len(aelab.run_data(classifier_run).test)
+    assert 0 <= m["test_accuracy"] <= 1 and m["test_labelled_images"] == len(
+        aelab.evaluation.run_data(classifier_run).test
+    )
     assert m["test_rmse"] > 0
     row = classifier_run.history[-1]
     assert {"train_recon", "train_label", "train_accuracy", "val_label", "val_accuracy"} <= set(row)
@@ -148,7 +150,10 @@ def test_loss_weights_are_checked_before_anything_is_written(tmp_path):
     assert run_cli("train", "ae-classifier", "--loss-weights", "recon=1,label=x", "--out", tmp_path / "r") == 2
     assert run_cli("train", "conv", "--loss-weights", "recon=1", "--out", tmp_path / "r") == 2
     assert not (tmp_path / "r").exists()
-    assert aelab.ClassifierSettings(loss_weights="recon=1, label=0.5").loss_weights == {"recon": 1.0, "label": 0.5}
+    assert aelab.settings.ClassifierSettings(loss_weights="recon=1, label=0.5").loss_weights == {
+        "recon": 1.0,
+        "label": 0.5,
+    }
 
 
 # ------------------------------------------------------------------------------ several inputs
@@ -161,7 +166,7 @@ def test_cvae_draws_the_class_it_is_given(cvae_run):
     assert np.array_equal(images, aelab.sample(cvae_run, 6, seed=1, labels=3))
     assert not np.array_equal(images, aelab.sample(cvae_run, 6, seed=1, labels=4))
     assert aelab.manifold(cvae_run, 4, labels=7).shape == (16, 1, 28, 28)
-    x = aelab.run_data(cvae_run).test[:5]
+    x = aelab.evaluation.run_data(cvae_run).test[:5]
     assert aelab.reconstruct(cvae_run, x, labels=2).shape == x.shape
     m = cvae_run.metrics
     assert m["test_elbo"] < 0 and "fd_classifier" in m
@@ -174,7 +179,7 @@ def test_cvae_label_errors(cvae_run, tmp_path, capsys):
     with pytest.raises(AelabError, match="give labels"):
         aelab.manifold(cvae_run, 4)
     with pytest.raises(InputError, match="needs each image's class label"):
-        aelab.reconstruct(cvae_run, aelab.run_data(cvae_run).test[:2])
+        aelab.reconstruct(cvae_run, aelab.evaluation.run_data(cvae_run).test[:2])
     assert run_cli("sample", cvae_run.path, "--label", "12", "--out", tmp_path / "s.png") == 2
     assert "0 to 9, got 12" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
@@ -216,12 +221,12 @@ def test_models_that_learn_from_labels_refuse_data_without(tmp_path, capsys):
 
 
 def test_a_runs_encoder_is_a_layer_in_another_network(classifier_run):
-    encoder = aelab.encoder(classifier_run)
+    encoder = aelab.inference.encoder(classifier_run)
     net = nn.Sequential(encoder, nn.Linear(49, 3))
-    x = aelab.run_data(classifier_run).test[:4]
+    x = aelab.evaluation.run_data(classifier_run).test[:4]
     net(x).sum().backward()
     assert any(p.grad is not None for p in encoder.parameters())
-    assert aelab.decoder(classifier_run)(encoder(x)).shape == x.shape
+    assert aelab.inference.decoder(classifier_run)(encoder(x)).shape == x.shape
 
 
 def test_linear_probe_against_a_hand_made_problem():
@@ -254,8 +259,8 @@ def test_probe_needs_labels(trained_run, tmp_path):
 
 
 def test_activations_are_saved_each_epoch_and_drawn(classifier_run, tmp_path, capsys):
-    assert aelab.activation_epochs(classifier_run) == [1, 2]
-    arrays = aelab.activations(classifier_run, 1)
+    assert aelab.inference.activation_epochs(classifier_run) == [1, 2]
+    arrays = aelab.inference.activations(classifier_run, 1)
     assert arrays["inputs"].shape == (8, 1, 28, 28)
     model_layers = {name for name, m in classifier_run.model.named_modules() if not list(m.children())}
     assert set(arrays) - {"inputs"} <= model_layers and "classifier.3" in arrays

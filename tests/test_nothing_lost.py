@@ -53,7 +53,7 @@ def test_two_samples_into_one_file_at_once_leave_one_result_and_one_refusal(tmp_
 
     def one(seed):
         try:
-            aelab.sample_figure(vae, out=out, n=4, seed=seed)
+            aelab.inference.sample_figure(vae, out=out, n=4, seed=seed)
             codes.append(0)
         except AelabError as error:
             codes.append(str(error))

@@ -28,7 +28,7 @@ def old_runs(tmp_path) -> Path:
 def test_an_old_run_folders_settings_load_as_its_familys_with_the_values_it_recorded(old_runs, name):
     recorded = json.loads((old_runs / name / "config.json").read_text())["train"]
     settings = aelab.Run(old_runs / name).config.train
-    assert type(settings) is aelab.settings_classes()[aelab.model_info(name.removesuffix("-flat"))["family"]]
+    assert type(settings) is aelab.settings.settings_classes()[aelab.model_info(name.removesuffix("-flat"))["family"]]
     kept = json.loads(json.dumps(settings.to_json()))  # as config.json writes them
     assert {key: recorded[key] for key in kept if key in recorded} == {
         key: kept[key] for key in recorded if key in kept

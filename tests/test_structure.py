@@ -6,6 +6,7 @@ model or probes a model for what it can do, and ``aelab --help`` loads no torch.
 from __future__ import annotations
 
 import ast
+import importlib
 import pkgutil
 import re
 import subprocess
@@ -147,11 +148,17 @@ CLI_INTERNALS = {
 }
 
 
+def public_names(namespace: str) -> set[str]:
+    """The names a public namespace of aelab offers (its ``__all__``)."""
+    return set(importlib.import_module(f"aelab.{namespace}").__all__)
+
+
 def test_the_cli_imports_only_what_aelab_exports():
-    """The CLI (the cli/ package) calls aelab's exported names and its own modules, nothing else."""
+    """The CLI (the cli/ package) calls aelab's exported names, the names of its public
+    namespaces (``aelab.settings.X``, ``aelab.inference.X``, ...) and its own modules, nothing else."""
     files = sorted((SRC / "cli").glob("*.py"))
     assert len(files) > 3
-    used = set()
+    used, reached = set(), set()
     for path in files:
         where = str(path.relative_to(SRC))
         tree = ast.parse(path.read_text())
@@ -168,12 +175,36 @@ def test_the_cli_imports_only_what_aelab_exports():
                     assert names <= CLI_INTERNALS.get((where, node.module), set()), f"{where}: {ast.unparse(node)}"
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("aelab.") for a in node.names), f"{where}: {ast.unparse(node)}"
-        used |= {
-            node.attr
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "aelab"
-        }
-    assert used and used <= set(aelab.__all__), sorted(used - set(aelab.__all__))
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "aelab":
+                used.add(node.attr)
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "aelab"
+            ):
+                reached.add((node.value.attr, node.attr))
+    allowed = set(aelab.__all__) | set(aelab.NAMESPACES)
+    assert used and used <= allowed, sorted(used - allowed)
+    outside = {f"aelab.{ns}.{name}" for ns, name in reached if ns in aelab.NAMESPACES and name not in public_names(ns)}
+    assert reached and not outside, sorted(outside)
+
+
+def test_the_top_level_is_small_and_each_namespace_lists_what_it_offers():
+    """About 40 names a first-hour user types; the rest in public namespaces, each with __all__."""
+    assert len(aelab.__all__) <= 40
+    for namespace in aelab.NAMESPACES:
+        module = getattr(aelab, namespace)
+        assert module.__all__ and all(hasattr(module, name) for name in module.__all__), namespace
+    exported = set(aelab.__all__) - {"__version__"}
+    source = (SRC / "__init__.py").read_text()
+    checked = {
+        alias.asname or alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module not in (None, "lazy", "version")
+        for alias in node.names
+    }
+    assert exported <= checked, sorted(exported - checked)  # the type checkers' block names every export
 
 
 def test_no_exported_name_is_also_a_module():

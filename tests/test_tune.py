@@ -44,7 +44,7 @@ def test_a_study_writes_its_trials_plots_and_best(study):
 
 
 def test_the_best_setting_trains_again_from_the_api_and_the_summary_command(study, small_data, tmp_path):
-    model, settings = aelab.tuned_settings(study)
+    model, settings = aelab.tuning.tuned_settings(study)
     best = aelab.Run(study / "best")
     assert model == "conv-resize" and settings["epochs"] == 1
     assert settings["lr"] == best.config.train.lr and settings["batch_size"] == best.config.train.batch_size
@@ -60,7 +60,7 @@ def test_the_best_setting_trains_again_from_the_api_and_the_summary_command(stud
     again = aelab.Run(tmp_path / "again")
     assert again.config.params == best.config.params and again.config.train.lr == best.config.train.lr
     with pytest.raises(AelabError, match="holds no study"):
-        aelab.tuned_settings(tmp_path)
+        aelab.tuning.tuned_settings(tmp_path)
 
 
 def test_resume_adds_trials_to_the_same_study(study, capsys):

@@ -117,7 +117,9 @@ def check_train(train: dict[str, Any], model: str | None, where: str) -> None:
         for name, value in train.items():
             owners = families_with(name)
             if not owners:
-                raise UnknownSetting(f"train.{name} is a setting of no family of models (aelab.settings_classes())")
+                raise UnknownSetting(
+                    f"train.{name} is a setting of no family of models (aelab.settings.settings_classes())"
+                )
             settings_from({name: value}, classes[owners[0]](), "train.")
     except AelabError as error:
         raise type(error)(f"{where}: {error}") from None

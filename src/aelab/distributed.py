@@ -24,6 +24,8 @@ import os
 
 from .errors import AelabError, opt
 
+__all__ = ["is_main_process", "process_rank", "local_rank", "rank_and_world"]  # the public names of aelab.distributed
+
 
 def process_rank() -> int:
     """0 for the main process of a multi-process launch (and for a process launched alone), a

@@ -26,6 +26,8 @@ from .published import Published, published_for_run
 from .runs import Run, write_json
 from .threads import job
 
+__all__ = ["evaluate", "ensemble", "run_data", "run_report"]  # the public names of aelab.evaluation
+
 LOADED = (ImageData, FolderStream, TextData)  # data already loaded (by training): measured as they are
 
 

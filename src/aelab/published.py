@@ -7,6 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "Published",
+    "PUBLISHED",
+    "TOLERANCE",
+    "published_for",
+    "published_for_run",
+]  # the public names of aelab.published
+
 TOLERANCE = 0.10  # a published number is met by ours within 10% of it, or better
 
 

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any
 from .config import TrainSettings
 from .errors import AelabError
 
+__all__ = [
+    "ModelEntry",
+    "catalog",
+    "register_model",
+    "register_preset",
+    "register_alias",
+]  # the public names of aelab.registry
+
 if TYPE_CHECKING:
     from torch import nn
 

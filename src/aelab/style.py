@@ -68,6 +68,16 @@ from .progress import Progress, duration, resolve
 from .threads import current_job, job
 from .vgg import VGGFeatures, from_caffe, layer_names, load_vgg19, to_caffe, vgg_precision
 
+__all__ = [
+    "StyleResult",
+    "style_transfer",
+    "style_transfer_files",
+    "gram_matrix",
+    "content_loss",
+    "style_loss",
+    "total_variation_loss",
+]  # the public names of aelab.style
+
 log = logging.getLogger("aelab")
 
 # a bf16 round that lowers the loss by less than this fraction hands the rest to float32: bf16's

@@ -10,6 +10,8 @@ from torch import nn
 from .errors import AelabError, opt
 from .nets.base import Autoencoder, Network
 
+__all__ = ["format_summary", "draw_graph", "layer_table"]  # the public names of aelab.summary
+
 
 @torch.no_grad()
 def layer_table(model: Network, example: tuple[torch.Tensor, ...]) -> list[tuple[str, str, str, int]]:

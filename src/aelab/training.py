@@ -104,7 +104,7 @@ def train(
     ``data``: a dataset name (default ``mnist-sample``), a folder, or arrays ``x_train`` /
     ``(x_train, x_test)`` (see :func:`aelab.data.resolve_data`). ``out``: the run folder; ``None``
     trains into a fresh temporary folder. ``settings``: any setting of the model's family (its
-    class, e.g. :class:`~aelab.VAESettings`; :func:`aelab.model_settings` gives the model's
+    class, e.g. :class:`~aelab.settings.VAESettings`; :func:`aelab.model_settings` gives the model's
     defaults: ``epochs``, ``lr``, ``noise``, ...), any :class:`~aelab.EvalSettings` field (what
     the evaluation after training measures: ``bounds=False``, ...) and any parameter of the model,
     by name; another family's setting is an :class:`~aelab.UnknownSetting`. ``resume`` continues
@@ -114,7 +114,7 @@ def train(
     ``progress``: "bar" (a progress bar), "epoch" (one line per epoch and per evaluation stage,
     as a log file wants), None (quiet), or "auto": "bar" on a terminal, else "epoch".
     ``config``: a ``.toml``/``.json`` file (or dict) with the same things by section (``model``,
-    ``data``/``data_dir``, ``[train]``, ``[eval]``, ``[params]``; :func:`aelab.read_train_config`);
+    ``data``/``data_dir``, ``[train]``, ``[eval]``, ``[params]``; :func:`aelab.settings.read_train_config`);
     a run's config.json trains that run again. Arguments given here override the file.
     ``callbacks`` (Lightning callbacks) join aelab's own. ``evaluate_test=False`` skips the
     test-set evaluation (no metrics.json or figures: a tuning trial must not see the test split);
@@ -122,7 +122,7 @@ def train(
 
     ``devices``/``num_nodes``/``strategy`` train in several processes (:mod:`aelab.distributed`):
     every process calls ``train``; the main one writes the run and the others return its
-    :class:`~aelab.Run` without writing (``aelab.is_main_process()`` tells them apart).
+    :class:`~aelab.Run` without writing (``aelab.distributed.is_main_process()`` tells them apart).
     """
     if config is not None:
         model, data, settings = _from_config(read_train_config(config), model, data, resume, settings)

@@ -20,7 +20,7 @@ from .options import (
 
 
 def _image_command(args: argparse.Namespace, mode: str) -> None:
-    written = aelab.reconstruct_files(
+    written = aelab.inference.reconstruct_files(
         args.run_dir,
         args.images,
         args.out,
@@ -45,7 +45,7 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
     overwrite_argument(p, "PNGs of the same names in --out")
     p.add_argument(
         "--precision",
-        default=api_default(aelab.reconstruct_files, "precision"),
+        default=api_default(aelab.inference.reconstruct_files, "precision"),
         help="auto (bf16 where the CPU has it: images are 8-bit anyway) or 32",
     )
     label_argument(p, "the images' class")
@@ -53,7 +53,7 @@ def _image_arguments(p: argparse.ArgumentParser, noise: bool = False) -> None:
         p.add_argument(
             "--noise",
             type=float,
-            default=api_default(aelab.reconstruct_files, "noise"),
+            default=api_default(aelab.inference.reconstruct_files, "noise"),
             help="add this much noise first (to try the model)",
         )
 
@@ -71,7 +71,7 @@ cmd_denoise.arguments = lambda p: _image_arguments(p, noise=True)
 
 @command("encode", "write the codes of a dataset's images to a .npy file")
 def cmd_encode(args: argparse.Namespace) -> None:
-    out, codes = aelab.encode_file(
+    out, codes = aelab.inference.encode_file(
         args.run_dir, args.out, args.split, data_of(args), precision=args.precision, overwrite=args.overwrite
     )
     print(f"wrote {out}: {len(codes)} codes of size {codes.shape[1]} ({args.split} split)")
@@ -81,13 +81,15 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir")
     data_arguments(p, "the run's")
     p.add_argument(
-        "--split", choices=api_choices(aelab.encode_file, "split"), default=api_default(aelab.encode_file, "split")
+        "--split",
+        choices=api_choices(aelab.inference.encode_file, "split"),
+        default=api_default(aelab.inference.encode_file, "split"),
     )
     p.add_argument("--out", required=True, help="the .npy file to write")
     overwrite_argument(p)
     p.add_argument(
         "--precision",
-        default=api_default(aelab.encode_file, "precision"),
+        default=api_default(aelab.inference.encode_file, "precision"),
         help="32 (exact codes, the default) or auto (bf16 where supported)",
     )
 
@@ -97,14 +99,16 @@ cmd_encode.arguments = _encode_arguments
 
 @command("sample", "draw new images from a generative run (vae, cvae, gan) as a grid")
 def cmd_sample(args: argparse.Namespace) -> None:
-    out = aelab.sample_figure(args.run_dir, args.out, args.n, args.seed, labels=args.label, overwrite=args.overwrite)
+    out = aelab.inference.sample_figure(
+        args.run_dir, args.out, args.n, args.seed, labels=args.label, overwrite=args.overwrite
+    )
     print(f"wrote {out} ({args.n} samples{'' if args.label is None else f' of class {args.label}'})")
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     run_arguments(p, "samples.png")
-    p.add_argument("-n", type=int, default=api_default(aelab.sample_figure, "n"), help="number of samples")
-    p.add_argument("--seed", type=int, default=api_default(aelab.sample_figure, "seed"))
+    p.add_argument("-n", type=int, default=api_default(aelab.inference.sample_figure, "n"), help="number of samples")
+    p.add_argument("--seed", type=int, default=api_default(aelab.inference.sample_figure, "seed"))
     label_argument(p, "the class to draw")
 
 
@@ -113,13 +117,17 @@ cmd_sample.arguments = _sample_arguments
 
 @command("manifold", "decode a grid over the prior's quantiles of a 2-D latent space")
 def cmd_manifold(args: argparse.Namespace) -> None:
-    out = aelab.manifold_figure(args.run_dir, args.out, args.grid, labels=args.label, overwrite=args.overwrite)
+    out = aelab.inference.manifold_figure(
+        args.run_dir, args.out, args.grid, labels=args.label, overwrite=args.overwrite
+    )
     print(f"wrote {out} ({args.grid}x{args.grid} points)")
 
 
 def _manifold_arguments(p: argparse.ArgumentParser) -> None:
     run_arguments(p, "manifold.png")
-    p.add_argument("--grid", type=int, default=api_default(aelab.manifold_figure, "grid"), help="points per side")
+    p.add_argument(
+        "--grid", type=int, default=api_default(aelab.inference.manifold_figure, "grid"), help="points per side"
+    )
     label_argument(p, "the class whose manifold to draw")
 
 
@@ -128,14 +136,19 @@ cmd_manifold.arguments = _manifold_arguments
 
 @command("latent", "scatter a dataset's test codes in 2-D, coloured by label")
 def cmd_latent(args: argparse.Namespace) -> None:
-    print(f"wrote {aelab.latent_figure(args.run_dir, args.out, data_of(args), args.limit, overwrite=args.overwrite)}")
+    print(
+        f"wrote {aelab.inference.latent_figure(args.run_dir, args.out, data_of(args), args.limit, overwrite=args.overwrite)}"
+    )
 
 
 def _latent_arguments(p: argparse.ArgumentParser) -> None:
     run_arguments(p, "latent.png")
     data_arguments(p, "the run's")
     p.add_argument(
-        "--limit", type=int, default=api_default(aelab.latent_figure, "limit"), help="at most this many test images"
+        "--limit",
+        type=int,
+        default=api_default(aelab.inference.latent_figure, "limit"),
+        help="at most this many test images",
     )
 
 
@@ -146,7 +159,7 @@ cmd_latent.arguments = _latent_arguments
 def cmd_interpolate(args: argparse.Namespace) -> None:
     if len(args.images) not in (0, 2):
         raise AelabError(f"give two images (or none, for a generative model), got {len(args.images)}")
-    out = aelab.interpolate_figure(
+    out = aelab.inference.interpolate_figure(
         args.run_dir,
         *args.images,
         out=args.out,
@@ -161,11 +174,11 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
 def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
     run_arguments(p, "interpolation.png")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="IMAGE_A IMAGE_B")
-    p.add_argument("--steps", type=int, default=api_default(aelab.interpolate_figure, "steps"))
+    p.add_argument("--steps", type=int, default=api_default(aelab.inference.interpolate_figure, "steps"))
     p.add_argument(
         "--seed",
         type=int,
-        default=api_default(aelab.interpolate_figure, "seed"),
+        default=api_default(aelab.inference.interpolate_figure, "seed"),
         help="for the prior points when no images are given",
     )
     label_argument(p, "the class to stay in")

@@ -31,7 +31,7 @@ def cmd_models(args: argparse.Namespace) -> None:
                 text = ", ".join(f"{k}={plain(v)}" for k, v in values.items())
                 print(f"  {title}: {text}")
         return
-    models, aliases = aelab.catalog(args.pattern)
+    models, aliases = aelab.registry.catalog(args.pattern)
     width = max(map(len, [*models, *aliases]), default=0)
     for name, description in models.items():
         print(f"{name:<{width}}  {description}")
@@ -65,9 +65,9 @@ def cmd_summary(args: argparse.Namespace) -> None:
     model = aelab.create_model(args.model, **params_of(args.model, args.param))
     title = f"{args.model} ({type(model).__name__})"
     if args.graph:
-        print(f"wrote {aelab.draw_graph(model, args.graph, title, args.depth, overwrite=args.overwrite)}")
+        print(f"wrote {aelab.summary.draw_graph(model, args.graph, title, args.depth, overwrite=args.overwrite)}")
         return
-    print(aelab.format_summary(model, title))
+    print(aelab.summary.format_summary(model, title))
 
 
 def _summary_arguments(p: argparse.ArgumentParser) -> None:

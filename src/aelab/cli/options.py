@@ -38,7 +38,7 @@ def add_settings(
     hidden: bool = False,
 ) -> None:
     """One flag per field of a settings dataclass (:class:`~aelab.TrainSettings` and each family's,
-    :class:`~aelab.EvalSettings`, :class:`~aelab.StyleSettings`), typed and described there: the
+    :class:`~aelab.EvalSettings`, :class:`~aelab.settings.StyleSettings`), typed and described there: the
     class is the only list. A flag not given is left out of the namespace (``given``): the model's
     (or the seed's) own setting stands. Each value is read as its type (``none`` for an optional
     one or an empty list) and checked by the dataclass, in one line. ``model``
@@ -77,7 +77,7 @@ def training_settings(parser: argparse.ArgumentParser, title: str, model: dict[s
     under a heading of their own. With ``model`` (``aelab.model_info``'s, for ``aelab train MODEL
     --help``) its family's settings under one heading with the model's defaults, and the other
     families' flags read but not shown (the API refuses them in one line, naming what it has)."""
-    classes = aelab.settings_classes()
+    classes = aelab.settings.settings_classes()
     common = aelab.TrainSettings.names()
     add_settings(parser, aelab.TrainSettings, title, model)
     if model is not None:
@@ -117,7 +117,7 @@ def _declaring_classes(classes: dict[str, type]) -> dict[type, list[str]]:
 
 def training_given(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings' flags the user gave (any family's: the API checks them)."""
-    return {k: v for cls in aelab.settings_classes().values() for k, v in given(args, cls).items()}
+    return {k: v for cls in aelab.settings.settings_classes().values() for k, v in given(args, cls).items()}
 
 
 def given(args: argparse.Namespace, settings_class: type) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def summary_table(study) -> str:
 
 
 def study_table(study, out: str | Path) -> str:
-    """`aelab tune --list`: a study's trials (:func:`aelab.load_study`), each one's state, value,
+    """`aelab tune --list`: a study's trials (:func:`aelab.tuning.load_study`), each one's state, value,
     parameters, and the machine and folder of its run (workers with their own --out keep their
     runs apart)."""
     from aelab.tuning import params_text, study_trials

@@ -28,7 +28,7 @@ from .options import (
 @command("tune", "search a model's hyperparameters with Optuna: each trial a run folder in STUDY_DIR/trials")
 def cmd_tune(args: argparse.Namespace) -> None:
     if args.list:
-        print(tables.study_table(aelab.load_study(args.out, args.storage), args.out))
+        print(tables.study_table(aelab.tuning.load_study(args.out, args.storage), args.out))
         return
     settings = {**training_given(args), **params_of(args.model, args.param)}
     study, best = aelab.tune(
@@ -120,7 +120,7 @@ cmd_tune.arguments = _tune_arguments
 @command("probe", "score a run's codes as features: a linear classifier on them, on PCA codes and on pixels")
 def cmd_probe(args: argparse.Namespace) -> None:
     run = aelab.Run(args.run_dir)
-    result = aelab.probe(run, data_of(args))
+    result = aelab.inference.probe(run, data_of(args))
     print(
         f"linear probe on {run.config.model}'s codes ({result['probe_code_size']} values; "
         f"{result['probe_images'][0]} training / {result['probe_images'][1]} test images):"
@@ -145,7 +145,7 @@ cmd_probe.arguments = _probe_arguments
 
 @command("score", "anomaly scores of image files: each one's reconstruction error, against a threshold")
 def cmd_score(args: argparse.Namespace) -> None:
-    result = aelab.score_files(
+    result = aelab.anomaly.score_files(
         args.run_dir,
         args.images,
         threshold=args.threshold,
@@ -183,7 +183,7 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--contamination",
         type=float,
-        default=api_default(aelab.score_files, "contamination"),
+        default=api_default(aelab.anomaly.score_files, "contamination"),
         help="the share of outliers the default threshold expects among normal images (PyOD's)",
     )
     p.add_argument("--maps", help="folder for the error-map figure of the highest scores (default RUN_DIR/anomaly)")
@@ -192,20 +192,20 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--worst",
         type=int,
-        default=api_default(aelab.score_files, "worst"),
+        default=api_default(aelab.anomaly.score_files, "worst"),
         help="how many of the highest scores to draw",
     )
     p.add_argument(
         "--score",
-        default=api_default(aelab.score_files, "score"),
-        choices=api_choices(aelab.score_files, "score"),
+        default=api_default(aelab.anomaly.score_files, "score"),
+        choices=api_choices(aelab.anomaly.score_files, "score"),
         help="normalised: each pixel's squared error over its mean on the run's validation images "
         "(default); mse: the plain mean squared error (with --threshold, needs no data)",
     )
     p.add_argument(
         "--method",
-        default=api_default(aelab.score_files, "method"),
-        choices=api_choices(aelab.score_files, "method"),
+        default=api_default(aelab.anomaly.score_files, "method"),
+        choices=api_choices(aelab.anomaly.score_files, "method"),
         help="reconstruction: the error alone (default, fastest); neighbours: plus the distances to the "
         "5 nearest of the run's training images in pixels and codes; transformations: how badly a "
         "network trained on those images tells their rotations and shifts (GEOM); combined: "
@@ -288,11 +288,11 @@ cmd_export.arguments = _export_arguments
 @command("activations", "draw one layer's feature maps saved by --log-activations")
 def cmd_activations(args: argparse.Namespace) -> None:
     if args.list:
-        for name, array in aelab.activations(args.run_dir, args.epoch).items():
+        for name, array in aelab.inference.activations(args.run_dir, args.epoch).items():
             print(f"{name:<40} {tuple(array.shape[1:])}")
         return
     print(
-        f"wrote {aelab.activation_figure(args.run_dir, args.out, args.epoch, args.layer, args.image, args.overwrite)}"
+        f"wrote {aelab.inference.activation_figure(args.run_dir, args.out, args.epoch, args.layer, args.image, args.overwrite)}"
     )
 
 
@@ -303,7 +303,7 @@ def _activations_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--image",
         type=int,
-        default=api_default(aelab.activation_figure, "image"),
+        default=api_default(aelab.inference.activation_figure, "image"),
         help="which of the saved validation images (0-7)",
     )
     p.add_argument("--list", action="store_true", help="list the saved layers and their shapes")
@@ -344,7 +344,7 @@ cmd_generate.arguments = _generate_arguments
 
 @command("style", "neural style transfer (seed 3): paint CONTENT in the manner of STYLE with VGG19 features")
 def cmd_style(args: argparse.Namespace) -> None:
-    result, written = aelab.style_transfer_files(
+    result, written = aelab.style.style_transfer_files(
         args.content,
         args.style,
         args.out,
@@ -352,7 +352,7 @@ def cmd_style(args: argparse.Namespace) -> None:
         download=args.download,
         progress=args.progress,
         overwrite=args.overwrite,
-        **given(args, aelab.StyleSettings),
+        **given(args, aelab.settings.StyleSettings),
     )
     print(
         f"style transfer with {result.weights} VGG19 weights ({result.precision}): loss {result.initial_loss:.4g} "
@@ -371,7 +371,7 @@ def _style_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="fetch torchvision's ImageNet VGG19 weights if not cached")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     threads_argument(p)
-    add_settings(p, aelab.StyleSettings, "style-transfer settings (default: the seed's, run as a pyramid)")
+    add_settings(p, aelab.settings.StyleSettings, "style-transfer settings (default: the seed's, run as a pyramid)")
 
 
 cmd_style.arguments = _style_arguments

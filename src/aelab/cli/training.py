@@ -27,7 +27,7 @@ from .options import (
 @command("train", "train a model into a run folder, then evaluate it")
 def cmd_train(args: argparse.Namespace) -> None:
     settings = {**training_given(args), **given(args, aelab.EvalSettings)}
-    config = aelab.read_train_config(args.config) if args.config else None
+    config = aelab.settings.read_train_config(args.config) if args.config else None
     model = args.model or (config.model if config else None)
     run = aelab.train(
         args.model,
@@ -41,8 +41,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         **settings,
         **params_of(model, args.param),
     )
-    if aelab.is_main_process():  # the other processes of a multi-process run leave the report to it
-        print(aelab.run_report(run))
+    if aelab.distributed.is_main_process():  # the other processes of a multi-process run leave the report to it
+        print(aelab.evaluation.run_report(run))
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +96,7 @@ cmd_train.arguments = _train_arguments
 @command("eval", "measure a trained run on its test split; write metrics.json and figures")
 def cmd_eval(args: argparse.Namespace) -> None:
     metrics = aelab.evaluate(args.run_dir, progress=args.progress, **given(args, aelab.EvalSettings))
-    print(aelab.run_report(args.run_dir, metrics))
+    print(aelab.evaluation.run_report(args.run_dir, metrics))
 
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:

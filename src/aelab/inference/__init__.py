@@ -8,7 +8,7 @@ a tensor in, a tensor out; numpy where nothing goes in.
     import aelab
     x_hat = aelab.reconstruct("runs/demo", x)     # x: (N, H, W), (N, C, H, W) or (N, H, W, C), uint8 or in [0, 1]
     z = aelab.encode("runs/demo", x); images = aelab.decode("runs/demo", z)
-    aelab.sample_figure("runs/vae", n=100)        # runs/vae/samples.png
+    aelab.inference.sample_figure("runs/vae", n=100)        # runs/vae/samples.png
 """
 
 from .generation import (

@@ -161,7 +161,7 @@ def write_summary(study, out: Path, best_run, plots: dict[str, str]) -> None:
         if model is not None:
             settings.pop("epochs", None)
             lines += [
-                "Train the best setting for longer (`aelab.tuned_settings` in Python):",
+                "Train the best setting for longer (`aelab.tuning.tuned_settings` in Python):",
                 "",
                 "```bash",
                 train_command(model, {**settings, "epochs": 30}) + " --out runs/tuned",
@@ -194,7 +194,7 @@ def tuned_settings(out: str | Path, storage: str | None = None) -> tuple[str, di
     """The study's model and its best trial's settings: the data, the settings fixed for every
     trial and the sampled ones, to train that setting again for longer::
 
-        model, settings = aelab.tuned_settings("studies/best")
+        model, settings = aelab.tuning.tuned_settings("studies/best")
         aelab.train(model, **{**settings, "epochs": 30}, out="runs/best-tuned")
     """
     out = Path(out)
