@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from . import figures
-from .config import EvalSettings
+from .config import EvalSettings, RunConfig
 from .data import ImageData, noisy_copy
 from .data.streaming import FolderStream
 from .data.text import TextData
@@ -65,12 +65,28 @@ def evaluate(
     options = EvalSettings.of(evaluation)
     run = Run.of(run)
     config = run.config
-    family = family_of(config.model)
-    with reporting(progress), job():  # one thread count for the whole evaluation
+    with reporting(progress):
         if data is not None and not isinstance(data, LOADED):  # a name, folder or arrays: measure, write nothing
-            data, write, write_figures = family.run_data(config, data), False, False
-        model = run.load_model()
-        data = data if data is not None else run_data(run)
+            data, write, write_figures = family_of(config.model).run_data(config, data), False, False
+        model, data = run.load_model(), data if data is not None else run_data(run)
+    return measure(run, config, model, data, write_figures, stopped, write, progress, options)
+
+
+def measure(
+    run: Run,
+    config: RunConfig,
+    model: torch.nn.Module,
+    data: Any,
+    write_figures: bool = True,
+    stopped: str | None = None,
+    write: bool = True,
+    progress: Progress = "auto",
+    options: EvalSettings | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate` with the run's ``config``, trained ``model`` and ``data`` in hand (training
+    passes its own: nothing read again from the folder it has just written)."""
+    family, options = family_of(config.model), options or EvalSettings()
+    with reporting(progress), job():  # one thread count for the whole evaluation
         say(f"evaluating {config.model} on {data.name}")
         metrics: dict[str, Any] = {"model": config.model, "data": data.name}
         if stopped:

@@ -17,6 +17,7 @@ trained model is :mod:`aelab.inference`'s.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fnmatch
 import json
 import math
@@ -111,6 +112,7 @@ class Run:
             )
         self.path = as_path(path, "a run folder")
         self._model: torch.nn.Module | None = None
+        self._config: tuple[tuple[int, int], RunConfig] | None = None  # (config.json's mtime and size, it read)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -212,12 +214,18 @@ class Run:
 
     @property
     def config(self) -> RunConfig:
-        """config.json, validated (a damaged file is a one-line error naming the key)."""
+        """config.json, validated (a damaged file is a one-line error naming the key); read once,
+        and again only when the file changes (a resume writes it). Each access gives its own copy
+        of the record, to change without changing the run's."""
         if not self.path.is_dir():
             raise AelabError(f"run folder {self.path} does not exist")
         if not self.is_run():
             raise AelabError(f"{self.path} is not an aelab run folder (no config.json)")
-        return read_config(read_json(self.config_path), self.config_path)
+        stat = self.config_path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        if self._config is None or self._config[0] != key:
+            self._config = (key, read_config(read_json(self.config_path), self.config_path))
+        return dataclasses.replace(self._config[1])
 
     @property
     def metrics(self) -> dict[str, Any]:

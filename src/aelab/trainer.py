@@ -1,14 +1,18 @@
-"""The Lightning pieces :func:`aelab.training.fit` puts together: the loggers (TensorBoard, CSV,
-MLflow, wandb), checkpoints on a time interval, the run's own callbacks (logs recorded, weights
-kept finite), the per-epoch progress line, and Lightning kept quiet."""
+"""Lightning's part of :func:`aelab.training.fit`: :func:`lightning_fit` puts the pieces together
+and runs the Trainer: the loggers (TensorBoard, CSV, MLflow, wandb), checkpoints on a time
+interval, the run's own callbacks (logs recorded, weights kept finite), the per-epoch progress
+line, the thread count's job, and Lightning kept quiet."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import urllib.parse
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +22,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from .callbacks import EpochLines, History
+from .distributed import lightning_strategy
 from .errors import AelabError
+from .families import NonFiniteLoss
 from .outputs import atomic_write, created
 from .progress import say
 from .runs import Run
+from .threads import WatchThreads, fixed_threads, job
 
 log = logging.getLogger("aelab")
 
@@ -286,3 +294,100 @@ class quiet_lightning:
             logging.getLogger(name).setLevel(level)
         self.warnings.__exit__(*exc)
         return False
+
+
+@dataclass
+class Fitted:
+    """What a fit left: its epochs (``history``), the last finite weights (``finite``), why it
+    stopped on a non-finite loss (or None), the epoch Ctrl-C interrupted (or None) and how its
+    thread count went (:meth:`aelab.threads.Job.record`)."""
+
+    history: History
+    finite: FiniteWeights
+    diverged: str | None
+    interrupted_in: int | None
+    threads: dict[str, Any]
+
+
+def lightning_fit(
+    system: L.LightningModule,
+    batches: tuple[Any, Any],
+    settings: Any,
+    device: str,
+    run: Run,
+    *,
+    callbacks: list[L.Callback],
+    item: str,
+    resume: bool,
+    out: Path,
+    progress: str | None,
+    main: bool,
+) -> Fitted:
+    """Train ``system`` on ``batches`` (training, validation) with Lightning into ``run``:
+    checkpoints each epoch (best and last), ``callbacks`` (the family's and the caller's) after
+    aelab's own, the loggers and the progress the settings ask for, at the thread count the
+    settings fix or the job chooses. ``main=False`` (a helper process) writes nothing."""
+    train_batches, val_batches = batches
+    processes = settings.devices * settings.num_nodes
+    history, finite = History(), FiniteWeights()
+    checkpoint = RunCheckpoint(
+        dirpath=run.checkpoint_dir,
+        filename="best",
+        monitor=system.monitor,
+        save_last=True,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    # History first: it records at train-epoch end, just before the checkpoint is written; the
+    # first three decide together across processes, the rest only write
+    everything = [history, finite, checkpoint, *([RecordLogs(run.path), *callbacks] if main else callbacks)]
+    steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
+    if progress == "bar":
+        everything.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
+    elif progress == "epoch":
+        everything.append(EpochLines(history, item, cpu=device == "cpu"))
+    # the thread count: --threads (or an aelab.fixed_threads() around the call) fixes it; else all
+    # threads, fewer only while other programs are measured busy (one process on the CPU alone)
+    watched = device == "cpu" and processes == 1
+    diverged = interrupted_in = None
+    with (
+        quiet_lightning(mlflow="mlflow" in settings.logger and main),
+        fixed_threads(settings.threads if device == "cpu" else None),
+        job(look=watched) as threads,
+    ):
+        if watched:
+            everything.append(WatchThreads(threads))
+        loggers = make_loggers(settings.logger, run) if main else []
+        trainer = L.Trainer(
+            max_epochs=settings.epochs,
+            max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
+            accelerator="cpu" if device == "cpu" else "gpu",
+            devices=settings.devices,
+            num_nodes=settings.num_nodes,
+            strategy=lightning_strategy(settings.strategy, processes, not system.automatic_optimization),
+            precision=settings.precision,
+            callbacks=everything,
+            logger=loggers or False,
+            enable_progress_bar=progress == "bar",
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=steps,
+        )
+        sigint = signal.getsignal(signal.SIGINT)
+        try:
+            trainer.fit(
+                system, train_batches, val_batches, ckpt_path=run.last_checkpoint if resume else None, weights_only=True
+            )
+        except NonFiniteLoss as error:
+            diverged = str(error)
+        except SystemExit:  # Lightning answers Ctrl-C by exiting (after its callbacks kept the finished epochs)
+            if not trainer.interrupted:
+                raise
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
+            finish_loggers(loggers, run.path, out)
+    if trainer.interrupted and not diverged:
+        interrupted_in = trainer.current_epoch + 1
+    return Fitted(history, finite, diverged, interrupted_in, threads.record())

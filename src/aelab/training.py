@@ -12,11 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,6 @@ from .accel import (
     keep_freed_memory,
     skip_failing_nvml_check,
 )
-from .callbacks import EpochLines, History
 from .config import EVAL_FIELDS, LAUNCH, EvalSettings, RunConfig
 from .config_files import TrainConfig, check_train, read_train_config
 from .data import ARRAYS, describe_source
@@ -37,31 +34,21 @@ from .datasets import RUN_ARRAYS, keep_run_arrays, read_run_arrays
 from .distributed import (
     check_launch,
     end_process_group,
-    lightning_strategy,
     local_rank,
     process_rank,
     share_cpu_threads,
 )
 from .errors import AelabError, Interrupted, eval_command, opt, resume_command
-from .evaluation import evaluate
-from .families import NonFiniteLoss, families_with, family_of, model_settings
+from .evaluation import measure
+from .families import Family, families_with, family_of, model_settings
 from .lock import RunLock
 from .models import create_model, get_entry, resolve_params
 from .outputs import umask
 from .overwrite import NEW, check_out_folder, remove_leftovers, swap_in
 from .progress import Progress, reporting, resolve
 from .runs import Run, load_state, write_json
-from .threads import WatchThreads, fixed_threads, job
-from .trainer import (
-    EpochProgressBar,
-    FiniteWeights,
-    RecordLogs,
-    RunCheckpoint,
-    check_loggers,
-    finish_loggers,
-    make_loggers,
-    quiet_lightning,
-)
+from .threads import fixed_threads
+from .trainer import Fitted, check_loggers, lightning_fit
 from .version import __version__
 
 log = logging.getLogger("aelab")
@@ -80,6 +67,7 @@ class Plan:
     data: Any  # the family's: images (ImageData or a FolderStream) or a TextData
     model: torch.nn.Module
     device: str
+    family: Family
     resume: bool = False
     replace: bool = False  # --overwrite of an existing run: train beside it, swap at the end
     changes: list[str] = field(default_factory=list)  # settings a resume changes, for the log
@@ -278,7 +266,7 @@ def plan(
         load_state(net, Run(out).checkpoint_state(Run(out).last_checkpoint), Run(out).last_checkpoint)
     else:
         family.initialise(net, config.train)
-    return Plan(out, config, data_, net, device, resume, replace, changes)
+    return Plan(out, config, data_, net, device, family, resume, replace, changes)
 
 
 def split_settings(model: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -346,119 +334,84 @@ def fit(
     evaluation: EvalSettings | None = None,
 ) -> str | None:
     """Fit into ``folder``, keep the best (or last finite) weights, evaluate; ``progress``: "bar",
-    "epoch" or None (resolved). Returns why training
-    stopped early on a non-finite loss, or None. ``main=False`` (a helper process of a
-    multi-process run) trains its share and writes nothing: no config, logs, figures or weights."""
-    config, settings, model = plan_.config, plan_.config.train, plan_.model
-    run = Run(folder)
+    "epoch" or None (resolved). Returns why training stopped early on a non-finite loss, or None.
+    ``main=False`` (a helper process of a multi-process run) trains its share and writes nothing:
+    no config, logs, figures or weights."""
+    run, family, settings = Run(folder), plan_.family, plan_.config.train
     if main:
-        write_json(run.config_path, config.to_json())
-        if config.data == ARRAYS and evaluate_test:  # the run's tools (encode_split, probe, latent) read them later
-            keep_run_arrays(folder, plan_.data)
-    family = family_of(config.model)
+        record_start(plan_, run, keep_arrays=evaluate_test)
     # on a GPU the data live on it, and batches are slices there (each process on its own GPU)
     device = torch.device("cuda", local_rank()) if plan_.device == "cuda" else None
-    train_batches, val_batches = family.batches(plan_.data, model, settings, device)
-    processes = settings.devices * settings.num_nodes
-
-    system = family.build_system(model, settings)
-    history, finite = History(), FiniteWeights()
-    # History first: it records at train-epoch end, just before the checkpoint is written
-    callbacks = [
-        history,
-        finite,
-        RunCheckpoint(
-            dirpath=run.checkpoint_dir,
-            filename="best",
-            monitor=system.monitor,
-            save_last=True,
-            save_top_k=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        ),
-    ]
-    if main:  # the callbacks above decide together across processes; these only write
-        callbacks += [RecordLogs(run.path), *family.callbacks(run, model, plan_.data, settings, val_batches)]
-    callbacks += extra_callbacks
-    steps = max(1, len(train_batches) // processes)  # an epoch's steps in each process
-    if progress == "bar":
-        callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 20)))
-    elif progress == "epoch":
-        callbacks.append(EpochLines(history, family.item, cpu=plan_.device == "cpu"))
-    # the thread count: --threads (or an aelab.fixed_threads() around the call) fixes it; else all
-    # threads, fewer only while other programs are measured busy (one process on the CPU alone)
-    fixed = settings.threads if plan_.device == "cpu" else None
-    watched = plan_.device == "cpu" and processes == 1
-    diverged = None
-    with (
-        quiet_lightning(mlflow="mlflow" in settings.logger and main),
-        fixed_threads(fixed),
-        job(look=watched) as threads,
-    ):
-        if watched:
-            callbacks.append(WatchThreads(threads))
-        loggers = make_loggers(settings.logger, run) if main else []
-        trainer = L.Trainer(
-            max_epochs=settings.epochs,
-            max_time=None if settings.max_minutes is None else {"minutes": settings.max_minutes},
-            accelerator="cpu" if plan_.device == "cpu" else "gpu",
-            devices=settings.devices,
-            num_nodes=settings.num_nodes,
-            strategy=lightning_strategy(settings.strategy, processes, not system.automatic_optimization),
-            precision=settings.precision,
-            callbacks=callbacks,
-            logger=loggers or False,
-            enable_progress_bar=progress == "bar",
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=steps,
-        )
-        sigint = signal.getsignal(signal.SIGINT)
-        try:
-            trainer.fit(
-                system,
-                train_batches,
-                val_batches,
-                ckpt_path=run.last_checkpoint if plan_.resume else None,
-                weights_only=True,
-            )
-        except NonFiniteLoss as error:
-            diverged = str(error)
-        except SystemExit:  # Lightning answers Ctrl-C by exiting (after its callbacks kept the finished epochs)
-            if not trainer.interrupted:
-                raise
-        finally:
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
-            finish_loggers(loggers, run.path, plan_.out)
-    if processes > 1:
+    batches = family.batches(plan_.data, plan_.model, settings, device)
+    callbacks = (family.callbacks(run, plan_.model, plan_.data, settings, batches[1]) if main else []) + extra_callbacks
+    fitted = lightning_fit(
+        family.build_system(plan_.model, settings),
+        batches,
+        settings,
+        plan_.device,
+        run,
+        callbacks=callbacks,
+        item=family.item,
+        resume=plan_.resume,
+        out=plan_.out,
+        progress=progress,
+        main=main,
+    )
+    if settings.devices * settings.num_nodes > 1:
         end_process_group()  # the rest is the main process's alone (metrics would otherwise wait for the others)
     if not main:
-        return diverged
-    record = threads.record()
-    if plan_.resume and run.threads:  # a change in an earlier part of the run counts too
-        record["changed"] = record["changed"] or bool(run.threads.get("changed"))
-    write_json(run.history_path, {"epochs": history.epochs, "threads": record})
-    if trainer.interrupted and not diverged:
+        return fitted.diverged
+    record_history(plan_, run, fitted)
+    model = keep_best_weights(plan_, run, fitted)
+    if evaluate_test:
+        evaluate_trained(plan_, run, model, fitted.diverged, progress, evaluation or EvalSettings())
+    return fitted.diverged
+
+
+def record_start(plan_: Plan, run: Run, keep_arrays: bool) -> None:
+    """config.json first (what is being trained), and arrays handed to train() beside it (the
+    run's tools, encode_split, probe, latent, read them later)."""
+    write_json(run.config_path, plan_.config.to_json())
+    if plan_.config.data == ARRAYS and keep_arrays:
+        keep_run_arrays(run.path, plan_.data)
+
+
+def record_history(plan_: Plan, run: Run, fitted: Fitted) -> None:
+    """history.json: a row per epoch, and how the thread count went (a change in an earlier part
+    of a resumed run counts too); an interrupted fit then stops here, its epochs kept."""
+    threads = fitted.threads
+    if plan_.resume and run.threads:
+        threads = {**threads, "changed": threads["changed"] or bool(run.threads.get("changed"))}
+    write_json(run.history_path, {"epochs": fitted.history.epochs, "threads": threads})
+    if fitted.interrupted_in and not fitted.diverged:
         raise Interrupted(
-            f"training interrupted in epoch {trainer.current_epoch + 1}; the finished epochs are kept: "
+            f"training interrupted in epoch {fitted.interrupted_in}; the finished epochs are kept: "
             f"continue with {resume_command(plan_.out)}"
         )
-    model = model.cpu().to(memory_format=torch.contiguous_format)
-    if diverged:
-        load_state(model, finite.last_finite(model), run.path)
+
+
+def keep_best_weights(plan_: Plan, run: Run, fitted: Fitted) -> torch.nn.Module:
+    """The model with the best checkpoint's weights (the last finite ones after a non-finite
+    loss), on the CPU, saved as the run's model.safetensors."""
+    model = plan_.model.cpu().to(memory_format=torch.contiguous_format)
+    if fitted.diverged:
+        load_state(model, fitted.finite.last_finite(model), run.path)
     else:
         best = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
         load_state(model, run.checkpoint_state(best), best)
     run.save_weights(model)
-    if evaluate_test:
-        with fixed_threads(fixed):  # (evaluation is a job of its own: it looks at the CPU again)
-            try:
-                evaluate(
-                    folder, plan_.data, stopped=diverged, progress=progress, **asdict(evaluation or EvalSettings())
-                )
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"evaluation interrupted; the trained run is kept: measure it with {eval_command(plan_.out)}"
-                ) from None
-    return diverged
+    return model.eval()
+
+
+def evaluate_trained(
+    plan_: Plan, run: Run, model: torch.nn.Module, diverged: str | None, progress: str | None, options: EvalSettings
+) -> None:
+    """The test-set evaluation of the model in hand, on the data in hand (at --threads where fixed)."""
+    settings = plan_.config.train
+    with fixed_threads(settings.threads if plan_.device == "cpu" else None):
+        try:
+            measure(run, plan_.config, model, plan_.data, stopped=diverged, progress=progress, options=options)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"evaluation interrupted; the trained run is kept: measure it with {eval_command(plan_.out)}"
+            ) from None
