@@ -120,12 +120,12 @@ def script_main(
 
 
 def cpu_line() -> str:
-    """The CPU a measurement ran on, as the results files name it: torch's capability, bf16 and AMX, threads."""
-    from aelab.accel import cpu_has_amx, cpu_supports_bf16
+    """The CPU a measurement ran on, as the results files name it: its class (AMX or not, as
+    aelab and oneDNN use it: ``ONEDNN_MAX_CPU_ISA`` caps both), torch's capability, threads."""
+    from aelab.accel import cpu_class
 
     return (
-        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16 "
-        f"{'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
+        f"CPU class {cpu_class()}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}, "
         f"{torch.get_num_threads()} threads"
     )
 

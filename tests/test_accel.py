@@ -93,3 +93,28 @@ def test_failing_nvml_check_is_skipped_only_where_nvml_cannot_load(monkeypatch):
     assert accel.skip_failing_nvml_check() is not loadable
     assert ("PYTORCH_NVML_BASED_CUDA_CHECK" in os.environ) is loadable
     assert torch.cuda.is_available() == available  # the same answer either way
+
+
+@pytest.mark.parametrize(
+    ("cap", "bf16", "amx"),
+    [
+        (None, True, True),
+        ("AVX512_CORE_AMX", True, True),
+        ("AVX512_CORE_BF16", True, False),  # an AMX machine measured as the class most users have
+        ("avx512_core_bf16", True, False),
+        ("AVX2", False, False),
+        ("ALL", True, True),
+    ],
+)
+def test_onednns_instruction_cap_caps_aelabs_precision_choice_too(monkeypatch, cap, bf16, amx):
+    from aelab import accel
+
+    monkeypatch.setattr(accel, "_cpu_flags", lambda: "flags : avx2 avx512f avx512_bf16 amx_bf16 amx_tile")
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert (accel.cpu_supports_bf16(), accel.cpu_has_amx()) == (bf16, amx)
+    assert accel.choose_precision("auto", "cpu") == ("bf16-mixed" if amx else "32")
+    assert accel.cpu_class().startswith("AMX" if amx else "AVX512-BF16, no AMX" if bf16 else "no AVX512-BF16")
+    assert (cap is None) or f"ONEDNN_MAX_CPU_ISA={cap}" in accel.cpu_class()

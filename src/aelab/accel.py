@@ -58,27 +58,49 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
     return _malloc_tuned
 
 
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), so autocast pays off."""
+def _cpu_flags() -> str:
     if platform.system() != "Linux":
-        return False
+        return ""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return ""
+
+
+def onednn_allows(feature: str) -> bool:
+    """Whether ``ONEDNN_MAX_CPU_ISA`` (oneDNN's cap on the instructions it uses; unset: all of
+    them) lets oneDNN use ``feature``: "bf16" (AVX512-BF16 or above) or "amx". aelab's own
+    precision choice follows the same switch, so that ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``
+    makes an AMX machine behave as one without AMX, for measuring where most users are
+    (benchmarks/README.md)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap in ("", "ALL", "DEFAULT"):
+        return True
+    if feature == "amx":
+        return "AMX" in cap
+    return any(word in cap for word in ("BF16", "FP16", "AMX", "AVX10"))
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX) that oneDNN may use,
+    so autocast pays off."""
+    flags = _cpu_flags()
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and onednn_allows("bf16")
 
 
 def cpu_has_amx() -> bool:
-    """True where the CPU has AMX tiles for bf16 (Sapphire Rapids and later): large convolutions
-    (VGG19's) then run several times faster in bf16; with AVX512-BF16 alone they ran slower than
-    in fp32 (benchmarks/results/style.md)."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    """True where the CPU has AMX tiles for bf16 (Sapphire Rapids and later) that oneDNN may use:
+    large convolutions (VGG19's) then run several times faster in bf16; with AVX512-BF16 alone
+    they ran slower than in fp32 (benchmarks/results/style.md)."""
+    return "amx_bf16" in _cpu_flags() and onednn_allows("amx")
+
+
+def cpu_class() -> str:
+    """The class of CPU aelab runs as, for results files: "AMX", "AVX512-BF16, no AMX" or
+    "no AVX512-BF16, no AMX" (capped by ``ONEDNN_MAX_CPU_ISA`` where set, which it names)."""
+    name = "AMX" if cpu_has_amx() else "AVX512-BF16, no AMX" if cpu_supports_bf16() else "no AVX512-BF16, no AMX"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{name} (ONEDNN_MAX_CPU_ISA={cap})" if cap else name
 
 
 def skip_failing_nvml_check() -> bool:
