@@ -64,7 +64,8 @@ def keep_run_arrays(folder: Path, data: Any) -> Path | None:
 def read_run_arrays(path: Path):
     """The arrays :func:`keep_run_arrays` wrote, as an ImageData (one line if the file is damaged)."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        # our own handle: numpy leaves the file it opened unclosed when a damaged zip fails to read
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as stored:
             arrays = {k: stored[k] for k in stored.files}
         train, test = array_images(arrays["x_train"], path), array_images(arrays["x_test"], path)
         classes = tuple(str(c) for c in arrays["classes"]) if "classes" in arrays else None

@@ -310,7 +310,8 @@ class StyleProblem:
         z = (start / scale).contiguous().requires_grad_(True)
         self._before = float(start_loss.detach())
         threads = current_job()  # each evaluation a step of the transfer's job, timed per pixel
-        for iteration in range(rounds):
+        iteration = 0
+        while iteration < rounds:
             began = time.perf_counter()
             # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
             optimizer = torch.optim.LBFGS(
@@ -331,8 +332,12 @@ class StyleProblem:
                 return loss
 
             optimizer.step(closure)
+            arithmetic = self.arithmetic
             loss = self._checked(self.loss_value(z * scale), iteration)
+            if self.arithmetic != arithmetic:  # a bf16 round that stalled does not count: float32 does it again
+                continue
             on_round(loss, time.perf_counter() - began)
+            iteration += 1
         return (z * scale).detach(), float(start_loss.detach())
 
     def _checked(self, loss: float, iteration: int) -> float:
@@ -341,7 +346,7 @@ class StyleProblem:
             raise AelabError(f"the loss became {loss} at iteration {iteration + 1}; lower the weights")
         if self.arithmetic == "bf16" and self._before - loss < BF16_STALL * self._before:
             self.arithmetic = "32"
-            log.info("style transfer: bf16 stalled at round %d; float32 from here on", iteration + 1)
+            log.info("style transfer: bf16 stalled at round %d; float32 does it again and goes on", iteration + 1)
         self._before = loss
         return loss
 
