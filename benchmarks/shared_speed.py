@@ -1,5 +1,5 @@
-"""Training speed when the CPU is shared: aelab (threads that adapt, its default) against aelab
-at each fixed thread count, the same model in a plain PyTorch loop at 1 thread and at all
+"""Training speed when the CPU is shared: aelab (its default: all threads, fewer while other
+programs are measured busy) against aelab at each fixed thread count, the same model in a plain PyTorch loop at 1 thread and at all
 threads, and in Keras 3 (TensorFlow-CPU), each quiet, beside one busy process at normal
 priority, and beside one at nice 19.
 
@@ -129,7 +129,7 @@ def inference_work(name: str, folder: Path, data: str, threads: int | None) -> f
     (the IWAE bound on 1,000 test images, the sample-quality distance of 10,000 samples; the
     feature classifier cached), ``AnomalyDetector()`` fitted on one class's training images and
     scoring the 10,000 test images, or a small style transfer (160 px high, pyramid 3+3+2 rounds,
-    random filters). ``threads``: fixed (``aelab.fixed_threads``), else adaptive."""
+    random filters). ``threads``: fixed (``aelab.fixed_threads``), else aelab's default."""
     import contextlib
     import importlib
 
@@ -151,7 +151,7 @@ def inference_work(name: str, folder: Path, data: str, threads: int | None) -> f
         normal = images.x_train[images.y_train == 0]
         with fixed:
             began = time.perf_counter()
-            aelab.AnomalyDetector(out=folder / f"detector-{time.time_ns()}", progress="none").fit(
+            aelab.AnomalyDetector(progress="none").fit(  # (no out: a temporary folder, removed)
                 normal
             ).decision_function(images.x_test)
             return time.perf_counter() - began
@@ -172,7 +172,7 @@ def inference_seconds(name: str, folder: Path, data: str, threads: int | None) -
     done = subprocess.run(
         command + (["--threads", str(threads)] if threads else []), check=True, capture_output=True, text=True
     )
-    return {"seconds": float(done.stdout.strip().splitlines()[-1]), "threads": str(threads or "adaptive")}
+    return {"seconds": float(done.stdout.strip().splitlines()[-1]), "threads": str(threads or "default")}
 
 
 def prepare_inference(folder: Path, data: str) -> None:
@@ -204,13 +204,13 @@ def prepare_inference(folder: Path, data: str) -> None:
 def inference_tables(
     conditions: list[str], data: str, fixed: list[int], folder: Path, repeat: int = 1
 ) -> tuple[list[str], list[str]]:
-    """Per condition, each job's seconds adaptive and at each fixed count (the median of ``repeat``
+    """Per condition, each job's seconds at the default and at each fixed count (the median of ``repeat``
     runs each): the table's lines and the verdicts."""
     prepare_inference(folder, data)
     lines, verdicts = (
         [
             "Long inference (`--inference`): seconds a job, each in a fresh process, lower is faster; "
-            "the ratio is the best fixed count's seconds over the adaptive side's (>= 0.95 is the goal)."
+            "the ratio is the best fixed count's seconds over the default side's (>= 0.95 is the goal)."
             + (f" Each the median of {repeat} runs, the sides taking turns." if repeat > 1 else ""),
             "",
         ],
@@ -221,7 +221,7 @@ def inference_tables(
         lines += [
             f"### inference, {WHAT[condition]}",
             "",
-            "| job | adaptive | " + " | ".join(f"--threads {n}" for n in fixed) + " | best fixed / adaptive |",
+            "| job | default | " + " | ".join(f"--threads {n}" for n in fixed) + " | best fixed / default |",
             "|---" * (len(fixed) + 3) + "|",
         ]
         for name in INFERENCE:
@@ -232,25 +232,25 @@ def inference_tables(
                     side: under(
                         load,
                         lambda side=side, name=name: inference_seconds(
-                            name, folder, data, None if side == "adaptive" else side
+                            name, folder, data, None if side == "default" else side
                         ),
                     )["seconds"]
-                    for side in ("adaptive", *fixed)
+                    for side in ("default", *fixed)
                 }
                 for _ in range(repeat)
             ]
-            ours = statistics.median(round_["adaptive"] for round_ in rounds)
+            ours = statistics.median(round_["default"] for round_ in rounds)
             times = {n: statistics.median(round_[n] for round_ in rounds) for n in fixed}
             ratio = min(times.values()) / ours
             print(
-                f"[{condition}] {name}: adaptive {ours:.1f} s, "
+                f"[{condition}] {name}: default {ours:.1f} s, "
                 + ", ".join(f"{n} threads {t:.1f} s" for n, t in times.items()),
                 flush=True,
             )
             lines.append(
                 f"| {name} | {ours:.1f} s | " + " | ".join(f"{times[n]:.1f} s" for n in fixed) + f" | {ratio:.2f} |"
             )
-            verdicts.append(f"{condition}, {name}: best fixed / adaptive = {ratio:.3f}")
+            verdicts.append(f"{condition}, {name}: best fixed / default = {ratio:.3f}")
         lines.append("")
     return lines, verdicts
 
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         for condition in args.only.split(",") if not (args.inference or args.wait_policy) else []:
             load = LOADS[condition]
-            sides = {"aelab (adaptive threads, the default)": lambda: aelab_rate(data, args.epochs, tmp, None)}
+            sides = {"aelab (default threads)": lambda: aelab_rate(data, args.epochs, tmp, None)}
             for n in fixed:
                 sides[f"aelab --threads {n}"] = lambda n=n: aelab_rate(data, args.epochs, tmp, n)
             sides["plain PyTorch, 1 thread"] = lambda: plain_rate(data, args.epochs, 1)
@@ -373,19 +373,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"[{condition}] {name}: {results[name]['rate']:,.0f} img/s (threads {results[name]['threads']})",
                     flush=True,
                 )
-            ours = results["aelab (adaptive threads, the default)"]["rate"]
+            ours = results["aelab (default threads)"]["rate"]
             best_fixed = max(results[f"aelab --threads {n}"]["rate"] for n in fixed)
             lines += [
                 f"### {WHAT[condition]}",
                 "",
-                "| side | images/s | threads (per epoch) | x adaptive aelab |",
+                "| side | images/s | threads (per epoch) | x default aelab |",
                 "|---|---|---|---|",
             ]
             for name, result in results.items():
                 lines.append(f"| {name} | {result['rate']:,.0f} | {result['threads']} | {ours / result['rate']:.2f}x |")
-            verdict = f"{condition}: adaptive / best fixed = {ours / best_fixed:.3f} (goal >= 0.95)"
+            verdict = f"{condition}: default / best fixed = {ours / best_fixed:.3f} (goal >= 0.95)"
             if "Keras 3 (TensorFlow-CPU)" in results:
-                verdict += f"; adaptive / Keras = {ours / results['Keras 3 (TensorFlow-CPU)']['rate']:.2f}x"
+                verdict += f"; default / Keras = {ours / results['Keras 3 (TensorFlow-CPU)']['rate']:.2f}x"
                 verdict += " (goal >= 1.5 under load)" if load is not None else ""
             verdicts.append(verdict)
             lines += ["", verdict, ""]

@@ -505,7 +505,7 @@ def test_the_short_epochs_benchmark_times_a_fit_by_part(capsys):
 
 
 def test_the_shared_cpu_benchmark_measures_each_side(tmp_path):
-    """benchmarks/shared_speed.py's sides on the embedded digits: aelab adaptive and fixed, the
+    """benchmarks/shared_speed.py's sides on the embedded digits: aelab at its default and fixed, the
     plain loop; each a positive rate and the thread counts it ran at; a load beside it is stopped after."""
     shared = load_benchmark("shared_speed")
     adaptive = shared.aelab_rate("mnist-sample", 2, tmp_path, None)
@@ -516,9 +516,9 @@ def test_the_shared_cpu_benchmark_measures_each_side(tmp_path):
     assert shared.under([], lambda: seen.append(1) or "done") == "done" and seen == [1]
 
 
-def test_shared_speed_times_long_inference_adaptive_against_each_fixed_count(tmp_path, monkeypatch):
+def test_shared_speed_times_long_inference_default_against_each_fixed_count(tmp_path, monkeypatch):
     """--inference: one job really run in a fresh process at a fixed count; the tables' ratio is
-    the best fixed count's seconds over the adaptive side's."""
+    the best fixed count's seconds over the default side's."""
     shared = load_benchmark("shared_speed")
     job = shared.inference_seconds("anomaly detector", tmp_path, "mnist-sample", 1)
     assert job["seconds"] > 0 and job["threads"] == "1"
@@ -530,4 +530,4 @@ def test_shared_speed_times_long_inference_adaptive_against_each_fixed_count(tmp
     )
     lines, verdicts = shared.inference_tables(["quiet"], "mnist-sample", [2, 1], tmp_path)
     assert "| evaluation | 4.0 s | 8.0 s | 5.0 s | 1.25 |" in lines
-    assert verdicts[0] == "quiet, evaluation: best fixed / adaptive = 1.250" and len(verdicts) == 3
+    assert verdicts[0] == "quiet, evaluation: best fixed / default = 1.250" and len(verdicts) == 3

@@ -59,6 +59,29 @@ def test_the_explorer_reconstructs_scores_and_decodes_clicks(trained_run, denois
     assert denoised.shape == (196, 196) and not np.array_equal(noisy, recon)
 
 
+def test_two_requests_at_once_each_get_their_own_answer(trained_run):
+    """The page's handlers run in Gradio's worker threads, several at once: each answers as it
+    would alone (no thread count or state of one request leaks into the other)."""
+    import threading
+
+    explorer = Explorer(Run(trained_run), "plain")
+    inputs = [torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(seed)) for seed in (1, 2)]
+    alone = [explorer.analyse(x, 0.3)[:2] for x in inputs]  # the drawing as seen, its reconstruction
+    together, ready = [None, None], threading.Barrier(2)
+
+    def request(i: int) -> None:
+        ready.wait(timeout=30)
+        together[i] = explorer.analyse(inputs[i], 0.3)[:2]
+
+    workers = [threading.Thread(target=request, args=(i,)) for i in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    for one, other in zip(alone, together):
+        assert other is not None and all(np.array_equal(a, b) for a, b in zip(one, other))
+
+
 def test_runs_that_fail_to_load_and_ports_in_use_are_one_line(trained_run, tmp_path, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()
