@@ -100,6 +100,7 @@ def measure(
                     f"{config.model} on {config.data}",
                     references=[*_reference_line(config), *family.curve_lines(config.train, metrics)],
                     loss_label=family.loss_label(config.train),
+                    parts=family.loss_parts(config.train),
                 )
             if write:
                 write_json(run.metrics_path, metrics)

@@ -176,33 +176,32 @@ def codes(originals: Tensor, codes_: Tensor, recons: Tensor, path: Path, n: int 
     return _save(fig, path)
 
 
-PARTS = {"_recon": "reconstruction term", "_kl": "KL term"}  # a loss's parts, drawn dashed beside it
-
-
 def curves(
     history: list[dict[str, float]],
     path: Path,
     title: str | None = None,
     references: Sequence[tuple[float, str]] = (),
     loss_label: str = "loss",
+    parts: dict[str, str] | None = None,
 ) -> Path:
-    """Train and validation losses per epoch (a GAN's: each player's; a VAE's with its
-    reconstruction and KL terms, dashed) against whole epochs, ``loss_label`` naming the loss and
-    its unit: a log scale where they span more than a decade, learning-rate drops as small marks
-    on the top edge (not a line each), and ``references`` (value, label), e.g. the seed's
-    published number and PCA's test loss, as dashed and dotted lines."""
+    """Train and validation losses per epoch (a GAN's: each player's; the loss's ``parts``, name ->
+    label, e.g. a VAE's reconstruction and KL terms, dashed) against whole epochs, ``loss_label``
+    naming the loss and its unit: a log scale where they span more than a decade, learning-rate
+    drops as small marks on the top edge (not a line each), and ``references`` (value, label),
+    e.g. the seed's published number and PCA's test loss, as dashed and dotted lines."""
+    parts_named = {f"val_{name}": label for name, label in (parts or {}).items()}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     epochs = [row["epoch"] for row in history]
     keys = list(
         dict.fromkeys(k for row in history for k in row if k.endswith("_loss") and k.startswith(("train_", "val_")))
     )
-    parts = list(dict.fromkeys(k for row in history for k in row if k.startswith("val_") and k.endswith(tuple(PARTS))))
+    parts = list(dict.fromkeys(k for row in history for k in row if k in parts_named))
     values = []
     for key in keys + parts:
         points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
         if points:
             values += [v for _, v in points]
-            part = next((name for end, name in PARTS.items() if key.endswith(end)), None)
+            part = parts_named.get(key)
             label = f"validation {part}" if part else key.replace("_", " ").replace("val ", "validation ")
             ax.plot(
                 *zip(*points), ("--" if part else "-") + ("" if len(points) > 30 else "o"), label=label, markersize=3

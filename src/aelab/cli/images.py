@@ -97,10 +97,17 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
 cmd_encode.arguments = _encode_arguments
 
 
-@command("sample", "draw new images from a generative run (vae, cvae, gan) as a grid")
+@command("sample", "draw new images from a generative run (its prior), or any autoencoder's (a fitted mixture)")
 def cmd_sample(args: argparse.Namespace) -> None:
     out = aelab.inference.sample_figure(
-        args.run_dir, args.out, args.n, args.seed, labels=args.label, overwrite=args.overwrite
+        args.run_dir,
+        args.out,
+        args.n,
+        args.seed,
+        labels=args.label,
+        overwrite=args.overwrite,
+        sampler=args.sampler,
+        components=args.components,
     )
     print(f"wrote {out} ({args.n} samples{'' if args.label is None else f' of class {args.label}'})")
 
@@ -110,6 +117,18 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=api_default(aelab.inference.sample_figure, "n"), help="number of samples")
     p.add_argument("--seed", type=int, default=api_default(aelab.inference.sample_figure, "seed"))
     label_argument(p, "the class to draw")
+    p.add_argument(
+        "--sampler",
+        choices=("prior", "gmm"),
+        help="prior: the model's own (vae, vqvae, wae, aae, gan, ...); gmm: a Gaussian mixture fitted to the "
+        "training codes, kept in the run folder (any autoencoder; the default for one without a prior)",
+    )
+    p.add_argument(
+        "--components",
+        type=int,
+        default=api_default(aelab.inference.sample_figure, "components"),
+        help="the gmm sampler's number of components",
+    )
 
 
 cmd_sample.arguments = _sample_arguments

@@ -2,8 +2,9 @@
 callbacks, evaluation, report lines, headline metrics and search space). A registered model
 names its family (``register_model(..., family="vae")``); :func:`family_of` gives the object.
 
-Adding a family: one module here with a :class:`~aelab.families.base.Family` subclass, listed in
-``FAMILIES`` below, and its networks in ``nets/`` declaring the interfaces of ``nets/base.py``.
+Adding a family: one module here with a :class:`~aelab.families.base.Family` subclass (setting
+its own ``name`` registers it), imported below, and its networks in ``nets/`` declaring the
+interfaces of ``nets/base.py``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ from typing import Any
 from ..config import TrainSettings, settings_from
 from ..errors import AelabError, UnknownSetting, opt
 from ..models import get_entry
-from .autoencoder import AutoencoderFamily, AutoencoderSettings
+from . import aae, betavae, generative, rae, vqvae, wae  # noqa: F401  (each family's module registers it)
+from .autoencoder import AutoencoderSettings
 from .base import Family, NonFiniteLoss, ScheduleSettings
-from .classifier import ClassifierFamily, ClassifierSettings
-from .gan import GANFamily, GANSettings
+from .classifier import ClassifierSettings
+from .gan import GANSettings
 from .images import ImageSettings
-from .text import TextFamily, TextSettings
-from .vae import CVAEFamily, VAEFamily, VAESettings
+from .text import TextSettings
+from .vae import VAESettings
 
-FAMILIES: dict[str, Family] = {
-    family.name: family
-    for family in (AutoencoderFamily(), VAEFamily(), CVAEFamily(), ClassifierFamily(), GANFamily(), TextFamily())
-}
+FAMILIES: dict[str, Family] = {name: family() for name, family in Family.registered.items()}
 
 
 def family_of(model: str) -> Family:

@@ -85,12 +85,19 @@ class AutoencoderSystem(ScheduledSystem):
         model_inputs = labels if isinstance(self.model, Conditional) else []  # a cvae takes the labels too
         out = self.model(inputs.contiguous(memory_format=self.memory_format), *model_inputs)
         loss, terms = self.compute_loss(out, targets, *labels)
+        weights = self.term_weights()
+        for name, term in out.terms.items():  # what the network adds (each logged by its name below)
+            loss = loss + weights.get(name, 1.0) * term
         if self.settings.sparsity > 0:
             loss = loss + self.settings.sparsity * l1_activity(out.z)
         if stage == "train":
             check_finite(loss, self.current_epoch, batch_idx)  # before the update: the weights stay finite
-        self._accumulate(stage, len(inputs), loss=loss, **terms)
+        self._accumulate(stage, len(inputs), loss=loss, **terms, **out.terms, **out.stats)
         return loss
+
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each loss term the network adds (``AEOutput.terms``; 1 where not named)."""
+        return {}
 
     def compute_loss(
         self, out: AEOutput, targets: Tensor, labels: Tensor | None = None

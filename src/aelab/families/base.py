@@ -178,6 +178,14 @@ class Family(ABC):
     headline: ClassVar[tuple[str, ...]] = ()  # the metrics a table of runs shows (web page, tuning)
     val_metrics: ClassVar[tuple[str, ...]] = ("val_loss",)  # what its system logs each epoch (tuning's --metric)
     item: ClassVar[str] = "img"  # what a training step counts, for the per-epoch line's speed
+    registered: ClassVar[dict[str, type[Family]]] = {}  # every family class naming itself, by name
+
+    def __init_subclass__(cls, **options: Any) -> None:
+        """A subclass that sets its own ``name`` is a family: importing its module registers it
+        (``families/__init__.py`` imports each family's module, one line)."""
+        super().__init_subclass__(**options)
+        if "name" in cls.__dict__:
+            Family.registered[cls.name] = cls
 
     # ------------------------------------------------------------------ training
 
@@ -272,6 +280,11 @@ class Family(ABC):
     def loss_label(self, settings: TrainSettings) -> str:
         """What the training loss is, with its unit: curves.png's y-axis."""
         return "loss"
+
+    def loss_parts(self, settings: TrainSettings) -> dict[str, str]:
+        """The terms of the loss its system logs (``val_NAME``), each with its label: curves.png
+        draws them dashed beside the loss. By default the usual reconstruction and KL terms."""
+        return {"recon": "reconstruction term", "kl": "KL term"}
 
     def loss_metric(self, settings: TrainSettings) -> str | None:
         """The test metric the training loss is, where it is one (curves.png draws a published

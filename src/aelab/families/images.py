@@ -5,12 +5,14 @@ evaluation of models that draw new images (sample quality, sample grids, the 2-D
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
+from torch import Tensor
 
 from .. import figures
 from .. import latent_space as latent
@@ -156,19 +158,26 @@ class ImageFamily(Family):
 
 
 def sample_metrics(
-    run: RunFolder, model: Generative, data: ImageData, write_figures: bool, options: EvalSettings
+    run: RunFolder,
+    model: Generative,
+    data: ImageData,
+    write_figures: bool,
+    options: EvalSettings,
+    draw: Callable[[int, torch.Generator], Tensor] | None = None,
 ) -> dict[str, Any]:
     """Sample quality (:mod:`aelab.frechet`) of ``options.quality_samples`` samples (unless
     ``options.quality`` is off), and the sample grid (a row per class for a conditional model; the
-    decoded prior quantiles too for a 2-D latent)."""
+    decoded prior quantiles too for a 2-D latent). ``draw(n, generator)`` draws them (default: the
+    model's prior; a mixture's for a model without one)."""
     name = run.config.model
+    draw = draw or model.sample
     count = options.quality_samples if options.quality else 100
     started = time.perf_counter()
     with stage(f"drawing {count:,} samples", total=-(-count // INFERENCE_BATCH)) as step:
         generated = []
         starts = enumerate(range(0, count, INFERENCE_BATCH))
         for i, start in starts:  # seeded per thousand: the same samples at any count
-            generated.append(model.sample(min(INFERENCE_BATCH, count - start), torch.Generator().manual_seed(i)))
+            generated.append(draw(min(INFERENCE_BATCH, count - start), torch.Generator().manual_seed(i)))
             step.advance()
         generated = torch.cat(generated)
     sampled = time.perf_counter() - started
@@ -188,7 +197,7 @@ def sample_metrics(
         )
     elif write_figures:
         figures.grid(generated[:100], run.path / "samples.png", nrow=10, title=f"{name}: samples")
-        if model.latent_dim == 2:
+        if isinstance(model, Generative) and model.latent_dim == 2:
             figures.manifold(
                 latent.manifold(model),
                 latent.quantile_grid(15),

@@ -32,24 +32,52 @@ from ..limits import (
 )
 from ..nets.base import Autoencoder, Generative, TextModel
 from ..runs import Run
+from ..samplers import COMPONENTS, check_sampler, fitted_mixtures, mixture_file, mixture_of
 from .common import RunLike, drawn, figure_target, model_of
 
 # ------------------------------------------------------------------ the latent space
 
 
-def sample(run: RunLike, n: int = 100, seed: int = 0, labels: int | None = None) -> np.ndarray:
-    """``n`` new images (N, C, H, W) in [0, 1] from a generative run's prior (a cvae's: of class
-    ``labels``), as numpy."""
-    return _samples(run, n, seed, labels).numpy()
+def sample(
+    run: RunLike,
+    n: int = 100,
+    seed: int = 0,
+    labels: int | None = None,
+    sampler: str | None = None,
+    components: int = COMPONENTS,
+) -> np.ndarray:
+    """``n`` new images (N, C, H, W) in [0, 1], as numpy: from a generative run's prior (a cvae's:
+    of class ``labels``), or (``sampler="gmm"``, the default for an autoencoder without a prior)
+    decoded draws of a Gaussian mixture of ``components`` fitted to the run's training codes,
+    kept in the run folder (``sampler-gmm-K.safetensors``) and reused."""
+    return _samples(run, n, seed, labels, sampler, components).numpy()
 
 
-def _samples(run: RunLike, n: int, seed: int, labels: int | None) -> Tensor:
+def _samples(
+    run: RunLike, n: int, seed: int, labels: int | None, sampler: str | None = None, components: int = COMPONENTS
+) -> Tensor:
     check_count("-n", n, 1, MAX_SAMPLES)
     check_seed(opt("seed"), seed)
+    check_count(opt("components"), components, 1, 100)
     run, model = model_of(run)
-    if isinstance(model, Generative):
+    kept = fitted_mixtures(run.path)
+    chosen = check_sampler(model, sampler, run.config.model, fitted=bool(kept))
+    if sampler is None and chosen == "gmm" and not mixture_file(run.path, components).exists():
+        components = int(kept[0].stem.rsplit("-", 1)[1])  # the mixture the run keeps
+    if isinstance(model, (Generative, Autoencoder)):
         check_images(f"{n:,} samples", n, model.input_shape)
-    return latent_tools.samples(model, n, seed, labels)
+    if chosen == "prior":
+        return latent_tools.samples(model, n, seed, labels)
+    if labels is not None:
+        raise AelabError(
+            f"{opt('label')}: the gmm sampler draws codes of every class alike ({run.config.model} takes no labels)"
+        )
+    target = mixture_file(run.path, components)
+    fitted = target.exists()
+    mixture = mixture_of(model, run.path, run_data(run).train if not fitted else None, components)
+    if not fitted:
+        drawn(run, target)  # on the run's record: the run's own file from now on
+    return mixture.sample(model, n, torch.Generator().manual_seed(seed))
 
 
 def sample_figure(
@@ -59,12 +87,14 @@ def sample_figure(
     seed: int = 0,
     labels: int | None = None,
     overwrite: bool = False,
+    sampler: str | None = None,
+    components: int = COMPONENTS,
 ) -> Path:
     """:func:`sample`'s images as a square grid in ``out`` (default RUN/samples.png; when it exists and ``overwrite`` is
     False, RUN/samples-2.png, -3, ...)."""
     run = Run.of(run)
     out = figure_target(run, out, "samples.png", overwrite)
-    images = _samples(run, n, seed, labels)
+    images = _samples(run, n, seed, labels, sampler, components)
     which = "" if labels is None else f" of class {labels}"
     return drawn(
         run,

@@ -15,7 +15,7 @@ One system per family (:mod:`aelab.families`) trains each kind, and one test swe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -36,6 +36,11 @@ class AEOutput:
     logvar: Tensor | None = None  # VAEs: the posterior's log-variance, (B, latent)
     output: Literal["sigmoid", "linear"] = "sigmoid"  # the model's output activation
     class_logits: Tensor | None = None  # models with a classifier head: (B, classes)
+    # loss terms the network itself adds (a VQ-VAE's commitment, its prior's likelihood): the
+    # system adds each to the training loss and logs it by name, so a new kind of network needs
+    # no new slot here
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    stats: dict[str, Tensor] = field(default_factory=dict)  # logged per epoch, not trained on (codebook perplexity)
 
     @property
     def recon(self) -> Tensor:
