@@ -1,4 +1,4 @@
-"""Every exported function keeps the API's one type convention (README, "Types"): numpy in, numpy
+"""Every exported function keeps the API's one type convention (docs/api.md, "Types"): numpy in, numpy
 out; a tensor in, a tensor out; numpy where nothing goes in; figures return their Path. Each name
 ``aelab`` exports is sorted into one of the lists below, so a new export has to say which it is."""
 

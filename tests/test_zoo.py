@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -53,7 +54,15 @@ def test_each_family_trains_logs_its_terms_and_samples(zoo_runs, name, tmp_path)
         assert metrics["sampler"] == "gmm (10)" and (run / "sampler-gmm-10.safetensors").is_file()
 
 
-def test_the_mixture_sampler_makes_any_autoencoder_generative(trained_run, tmp_path, capsys):
+@pytest.fixture
+def own_run(trained_run, tmp_path):
+    """A copy of the shared conv-resize run: the mixture sampler keeps its file in the run."""
+    shutil.copytree(trained_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_the_mixture_sampler_makes_any_autoencoder_generative(own_run, tmp_path, capsys):
+    trained_run = own_run
     kept = trained_run / "sampler-gmm-3.safetensors"
     assert run_cli("sample", trained_run, "--out", tmp_path / "none.png") == 2  # no prior: says how
     assert "--sampler gmm" in capsys.readouterr().err and not kept.exists()
@@ -85,14 +94,29 @@ def test_a_sampler_the_run_lacks_is_one_line_and_writes_nothing(tmp_path, capsys
     assert sorted(p.name for p in gan.iterdir()) == before and not (tmp_path / "g.png").exists()
 
 
-def test_a_damaged_mixture_file_is_one_line(trained_run, tmp_path, capsys):
-    bad = trained_run / "sampler-gmm-4.safetensors"
+def test_a_damaged_mixture_file_is_one_line(own_run, tmp_path, capsys):
+    bad = own_run / "sampler-gmm-4.safetensors"
     bad.write_bytes(b"not a mixture")
-    try:
-        assert run_cli("sample", trained_run, "--sampler", "gmm", "--components", "4", "--out", tmp_path / "x.png") == 2
-        assert "not a fitted mixture" in capsys.readouterr().err and bad.read_bytes() == b"not a mixture"
-    finally:
-        bad.unlink()
+    assert run_cli("sample", own_run, "--sampler", "gmm", "--components", "4", "--out", tmp_path / "x.png") == 2
+    assert "not a fitted mixture" in capsys.readouterr().err and bad.read_bytes() == b"not a mixture"
+
+
+def test_a_mixture_kept_for_other_weights_is_fitted_again(own_run, tmp_path):
+    """After --resume changes the weights, the kept mixture no longer fits them: fitted again."""
+    from aelab.runs import Run
+
+    assert run_cli("sample", own_run, "--sampler", "gmm", "--components", "3", "--out", tmp_path / "a.png") == 0
+    kept = own_run / "sampler-gmm-3.safetensors"
+    first = kept.read_bytes()
+    run = Run(own_run)
+    model = run.load_model()
+    with torch.no_grad():
+        next(model.parameters()).add_(0.05)
+    run.save_weights(model)
+    assert (
+        run_cli("sample", Run(own_run).path, "--sampler", "gmm", "--components", "3", "--out", tmp_path / "b.png") == 0
+    )
+    assert kept.read_bytes() != first
 
 
 def test_mixture_draws_follow_the_fitted_components():

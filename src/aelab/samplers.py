@@ -11,6 +11,7 @@ loading it runs no code.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,7 @@ class Mixture:
     means: Tensor
     scales: Tensor
     code_shape: tuple[int, ...]
+    weights_digest: str = ""  # the model's weights it was fitted to (:func:`weights_digest`)
 
     @classmethod
     def fit(cls, model: Autoencoder, images: Tensor, components: int = COMPONENTS, seed: int = 0) -> Mixture:
@@ -115,7 +117,7 @@ class Mixture:
 
     def save(self, path: Path) -> Path:
         tensors = {"weights": self.weights, "means": self.means, "scales": self.scales}
-        metadata = {"code_shape": ",".join(map(str, self.code_shape))}
+        metadata = {"code_shape": ",".join(map(str, self.code_shape)), "weights": self.weights_digest}
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     @classmethod
@@ -123,8 +125,9 @@ class Mixture:
         try:
             with safe_open(str(path), "pt") as f:  # the code shape is in the header's metadata
                 tensors = {key: f.get_tensor(key) for key in f.keys()}
-                shape = tuple(int(s) for s in (f.metadata() or {})["code_shape"].split(","))
-            return cls(tensors["weights"], tensors["means"], tensors["scales"], shape)
+                metadata = f.metadata() or {}
+                shape = tuple(int(s) for s in metadata["code_shape"].split(","))
+            return cls(tensors["weights"], tensors["means"], tensors["scales"], shape, metadata.get("weights", ""))
         except (SafetensorError, OSError, KeyError, ValueError) as error:
             raise AelabError(f"{path}: not a fitted mixture aelab can read ({error})") from None
 
@@ -139,12 +142,30 @@ def encode_all(model: Autoencoder, images: Tensor) -> Tensor:
     )
 
 
-def mixture_of(model: Autoencoder, folder: Path, images: Tensor | None, components: int = COMPONENTS) -> Mixture:
-    """The mixture kept in ``folder`` for this many components, or one fitted to ``images`` and
-    kept there (written whole or not at all)."""
-    path = mixture_file(folder, components)
+def weights_digest(model: torch.nn.Module) -> str:
+    """A fingerprint of the model's weights: a kept mixture fits only the model it was fitted to."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def mixture_of(
+    model: Autoencoder, folder: Path, images: Tensor | None, components: int = COMPONENTS, keep: bool = True
+) -> Mixture:
+    """The mixture kept in ``folder`` for this many components and these weights, or one fitted
+    to ``images`` (kept there with ``keep``, written whole or not at all; a mixture kept for
+    weights the run no longer has, after ``--resume``, is fitted again and replaced)."""
+    path, digest = mixture_file(folder, components), weights_digest(model)
     if path.exists():
-        return Mixture.load(path)
+        kept = Mixture.load(path)
+        if kept.weights_digest == digest:
+            return kept
+        if images is None:
+            raise AelabError(f"{path}: fitted to other weights than the run's; no training images to fit it again")
     mixture = Mixture.fit(model, images, components)
-    mixture.save(path)
+    mixture.weights_digest = digest
+    if keep:
+        mixture.save(path)
     return mixture

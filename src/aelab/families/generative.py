@@ -56,18 +56,21 @@ class GenerativeAutoencoderFamily(AutoencoderFamily):
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
         return []  # PCA's loss is per pixel
 
-    def draw(self, run: RunFolder, model: Autoencoder, data: ImageData):
-        """How samples are drawn: the prior, or the run's mixture (fitted and kept on first use)."""
+    def draw(self, run: RunFolder, model: Autoencoder, data: ImageData, keep: bool):
+        """How samples are drawn: the prior, or a mixture over the training codes (the run's, kept
+        there with ``keep``; an evaluation that writes nothing fits its own)."""
         if isinstance(model, Generative):
             return model.sample
-        mixture = mixture_of(model, run.path, data.train, self.mixture_components)
+        mixture = mixture_of(model, run.path, data.train, self.mixture_components, keep=keep)
         return lambda n, generator: mixture.sample(model, n, generator)
 
     def evaluate(
         self, run: RunFolder, model: Autoencoder, data: ImageData, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
-        metrics.update(sample_metrics(run, model, data, write_figures, options, draw=self.draw(run, model, data)))
+        metrics.update(
+            sample_metrics(run, model, data, write_figures, options, draw=self.draw(run, model, data, write_figures))
+        )
         metrics["sampler"] = "prior" if isinstance(model, Generative) else f"gmm ({self.mixture_components})"
         return metrics
 

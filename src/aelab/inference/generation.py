@@ -73,9 +73,9 @@ def _samples(
             f"{opt('label')}: the gmm sampler draws codes of every class alike ({run.config.model} takes no labels)"
         )
     target = mixture_file(run.path, components)
-    fitted = target.exists()
-    mixture = mixture_of(model, run.path, run_data(run).train if not fitted else None, components)
-    if not fitted:
+    before = target.read_bytes() if target.exists() else None
+    mixture = mixture_of(model, run.path, run_data(run).train, components)
+    if target.read_bytes() != before:
         drawn(run, target)  # on the run's record: the run's own file from now on
     return mixture.sample(model, n, torch.Generator().manual_seed(seed))
 
