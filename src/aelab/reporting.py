@@ -72,6 +72,7 @@ GLOSSARY = {
     "pca_bce": "the same PCA reconstruction's binary cross-entropy per pixel (nats)",
     "rmse_vs_pca": "test RMSE over PCA's (below 1: the model beats PCA)",
     "code_size": "numbers in one image's code",
+    "image_pixels": "numbers in one image (channels x height x width)",
     "mean_code_activation": "mean absolute code value (sparsity: lower is sparser)",
     "test_elbo": "evidence lower bound on log p(x) (nats per image; higher is better)",
     "test_recon_nats": "the ELBO's reconstruction term (nats per image)",

@@ -54,7 +54,13 @@ class GenerativeAutoencoderFamily(AutoencoderFamily):
         return None  # a sum per image, not test_bce
 
     def curve_lines(self, settings: TrainSettings, metrics: dict) -> list[tuple[float, str]]:
-        return []  # PCA's loss is per pixel
+        """PCA's test BCE at the code's size, per image as the loss is (where the code is continuous
+        and smaller than the image: PCA is no floor otherwise)."""
+        pca, pixels = metrics.get("pca_bce"), metrics.get("image_pixels")
+        if settings.loss != "bce" or metrics.get("rmse_vs_pca") is None or not isinstance(pca, float) or not pixels:
+            return []
+        value = pca * pixels
+        return [(value, f"PCA, {metrics['code_size']} components (test reconstruction): {value:.1f}")]
 
     def draw(self, run: RunFolder, model: Autoencoder, data: ImageData, keep: bool):
         """How samples are drawn: the prior, or a mixture over the training codes (the run's, kept
@@ -68,6 +74,7 @@ class GenerativeAutoencoderFamily(AutoencoderFamily):
         self, run: RunFolder, model: Autoencoder, data: ImageData, write_figures: bool, options: EvalSettings
     ) -> dict[str, Any]:
         metrics = super().evaluate(run, model, data, write_figures, options)
+        metrics["image_pixels"] = math.prod(data.test.shape[1:])
         metrics.update(
             sample_metrics(run, model, data, write_figures, options, draw=self.draw(run, model, data, write_figures))
         )
