@@ -12,6 +12,7 @@ loading it runs no code.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +37,10 @@ def mixture_file(folder: Path, components: int) -> Path:
     return folder / f"sampler-gmm-{components}.safetensors"
 
 
-def fitted_mixtures(folder: Path) -> list[Path]:
-    """The mixtures a run keeps (an RAE's evaluation fits one)."""
-    return sorted(p for p in folder.glob("sampler-gmm-*.safetensors") if p.stem.rsplit("-", 1)[1].isdigit())
+def kept_components(folder: Path) -> list[int]:
+    """The component counts of the mixtures a run keeps (an RAE's evaluation fits one), smallest first."""
+    counts = (p.stem.rsplit("-", 1)[1] for p in folder.glob("sampler-gmm-*.safetensors"))
+    return sorted(int(c) for c in counts if c.isdigit())
 
 
 def check_sampler(model: torch.nn.Module, sampler: str | None, name: str, fitted: bool = False) -> str:
@@ -152,20 +154,23 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def mixture_of(
-    model: Autoencoder, folder: Path, images: Tensor | None, components: int = COMPONENTS, keep: bool = True
-) -> Mixture:
+    model: Autoencoder,
+    folder: Path,
+    images: Callable[[], Tensor],
+    components: int = COMPONENTS,
+    keep: bool = True,
+) -> tuple[Mixture, bool]:
     """The mixture kept in ``folder`` for this many components and these weights, or one fitted
-    to ``images`` (kept there with ``keep``, written whole or not at all; a mixture kept for
-    weights the run no longer has, after ``--resume``, is fitted again and replaced)."""
+    to ``images()`` (read only then; kept there with ``keep``, written whole or not at all; a
+    mixture kept for weights the run no longer has, after ``--resume``, is fitted again and
+    replaced); and whether it was fitted now."""
     path, digest = mixture_file(folder, components), weights_digest(model)
     if path.exists():
         kept = Mixture.load(path)
         if kept.weights_digest == digest:
-            return kept
-        if images is None:
-            raise AelabError(f"{path}: fitted to other weights than the run's; no training images to fit it again")
-    mixture = Mixture.fit(model, images, components)
+            return kept, False
+    mixture = Mixture.fit(model, images(), components)
     mixture.weights_digest = digest
     if keep:
         mixture.save(path)
-    return mixture
+    return mixture, True

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import TrainSettings, settings_from
 from ..errors import AelabError, UnknownSetting, opt
 from ..models import get_entry
-from . import aae, betavae, generative, rae, vqvae, wae  # noqa: F401  (each family's module registers it)
+from . import aae, betavae, rae, vqvae, wae  # noqa: F401  (each family's module registers it)
 from .autoencoder import AutoencoderSettings
 from .base import Family, NonFiniteLoss, ScheduleSettings
 from .classifier import ClassifierSettings

@@ -67,7 +67,7 @@ class GenerativeAutoencoderFamily(AutoencoderFamily):
         there with ``keep``; an evaluation that writes nothing fits its own)."""
         if isinstance(model, Generative):
             return model.sample
-        mixture = mixture_of(model, run.path, data.train, self.mixture_components, keep=keep)
+        mixture, _ = mixture_of(model, run.path, lambda: data.train, self.mixture_components, keep=keep)
         return lambda n, generator: mixture.sample(model, n, generator)
 
     def evaluate(

@@ -6,7 +6,6 @@ log-likelihood under the prior."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ import torch
 from ..config import EvalSettings, TrainSettings
 from ..data import ImageData
 from ..limits import INFERENCE_BATCH
-from ..nets.vqvae import VQVAE
+from ..nets.vqvae import VQVAE, perplexity
 from ..progress import stage
 from ..values import setting
 from .autoencoder import AutoencoderSettings
@@ -61,8 +60,7 @@ class VQVAEFamily(GenerativeAutoencoderFamily):
                 counts += torch.bincount(grid.flatten().cpu(), minlength=len(counts)).float()
                 logits = model.prior(grid)
                 nats += torch.nn.functional.cross_entropy(logits, grid, reduction="sum").item()
-        share = counts / counts.sum()
-        metrics["test_perplexity"] = math.exp(-float((share * torch.log(share + 1e-10)).sum()))
+        metrics["test_perplexity"] = float(perplexity(counts))
         metrics["codebook_used"] = int((counts > 0).sum())
         metrics["test_prior_nats"] = nats / len(data.test)  # -log p(grid) per image, in nats
         return metrics

@@ -32,7 +32,7 @@ from ..limits import (
 )
 from ..nets.base import Autoencoder, Generative, TextModel
 from ..runs import Run
-from ..samplers import COMPONENTS, check_sampler, fitted_mixtures, mixture_file, mixture_of
+from ..samplers import COMPONENTS, check_sampler, kept_components, mixture_file, mixture_of
 from .common import RunLike, drawn, figure_target, model_of
 
 # ------------------------------------------------------------------ the latent space
@@ -60,10 +60,10 @@ def _samples(
     check_seed(opt("seed"), seed)
     check_count(opt("components"), components, 1, 100)
     run, model = model_of(run)
-    kept = fitted_mixtures(run.path)
+    kept = kept_components(run.path)
     chosen = check_sampler(model, sampler, run.config.model, fitted=bool(kept))
-    if sampler is None and chosen == "gmm" and not mixture_file(run.path, components).exists():
-        components = int(kept[0].stem.rsplit("-", 1)[1])  # the mixture the run keeps
+    if sampler is None and chosen == "gmm" and components not in kept:
+        components = kept[0]  # the mixture the run keeps
     if isinstance(model, (Generative, Autoencoder)):
         check_images(f"{n:,} samples", n, model.input_shape)
     if chosen == "prior":
@@ -72,11 +72,9 @@ def _samples(
         raise AelabError(
             f"{opt('label')}: the gmm sampler draws codes of every class alike ({run.config.model} takes no labels)"
         )
-    target = mixture_file(run.path, components)
-    before = target.read_bytes() if target.exists() else None
-    mixture = mixture_of(model, run.path, run_data(run).train, components)
-    if target.read_bytes() != before:
-        drawn(run, target)  # on the run's record: the run's own file from now on
+    mixture, fitted = mixture_of(model, run.path, lambda: run_data(run).train, components)
+    if fitted:
+        drawn(run, mixture_file(run.path, components))  # on the run's record: the run's own file from now on
     return mixture.sample(model, n, torch.Generator().manual_seed(seed))
 
 

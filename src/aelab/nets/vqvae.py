@@ -56,9 +56,7 @@ class Codebook(nn.Module):
         if self.training:
             self.update(flat, index, counts)
         chosen = self.entries[index].view(b, h, w, d).permute(0, 3, 1, 2).to(z.dtype)
-        share = counts / counts.sum()
-        perplexity = torch.exp(-(share * torch.log(share + 1e-10)).sum())
-        return chosen, index.view(b, h, w), perplexity
+        return chosen, index.view(b, h, w), perplexity(counts)
 
     @torch.no_grad()
     def update(self, flat: Tensor, index: Tensor, counts: Tensor) -> None:
@@ -72,6 +70,12 @@ class Codebook(nn.Module):
         if len(dead):  # each dead entry restarts at a random vector of this batch
             fresh = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
             self.entries[dead], self.sums[dead], self.usage[dead] = fresh, fresh, 1.0
+
+
+def perplexity(counts: Tensor) -> Tensor:
+    """How many codebook entries ``counts`` (K,) of choices use, in effect: exp of the usage entropy."""
+    share = counts / counts.sum()
+    return torch.exp(-(share * torch.log(share + 1e-10)).sum())
 
 
 class MaskedConv2d(nn.Conv2d):
