@@ -3,6 +3,7 @@ eager), each side trained for the same epochs on the same data in one run of thi
 
     python benchmarks/peer_speed.py                          # every row, Fashion-MNIST if installed
     python benchmarks/peer_speed.py --only conv-resize --epochs 5
+    python benchmarks/peer_speed.py --only conv-resize char-lstm --sides aelab keras --rounds 3
 
 Rows (the Keras networks are in peers/keras_peers.py, the plain PyTorch ones here and in
 speed_training.py / speed_text.py):
@@ -18,7 +19,10 @@ speed_training.py / speed_text.py):
   images (lower is better), computed here for the Keras and PyTorch samples.
 Images train on aelab's training split less its 10% validation images. Throughput: training
 images (windows) per second, the median of the epochs after the first; wall: the whole process,
-start-up and evaluation included. The Keras side runs in .venv-peers (benchmarks/peers.py
+start-up and evaluation included. The sides run alternately, ``--rounds`` times (3 by default;
+each round starts with the next side, so no side always runs first or last), and every column is
+the median over the rounds (each round's rates are printed as it ends): a peer's speed varies
+from run to run on a shared machine, and one run of each says little. The Keras side runs in .venv-peers (benchmarks/peers.py
 makes it). Writes its table on top of benchmarks/results/speed.md, naming the CPU.
 
 The roofline beside the table says whether a ratio is reachable at all on the CPU at hand: each
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import statistics
@@ -385,6 +390,19 @@ def torch_worker(model_name: str, data_file: str, epochs: int) -> dict:
     return {"rate": steady(rates), "quality": bce / test.numel()}
 
 
+SIDES = {"aelab": "aelab", "keras": "Keras 3 (TensorFlow)", "torch": "plain PyTorch (fp32 eager)"}
+
+
+def medians(runs: list[dict]) -> dict:
+    """One side's rounds as one row: the median of each figure (samples: the first round's)."""
+    return {
+        "rate": statistics.median(r["rate"] for r in runs),
+        "wall": statistics.median(r["wall"] for r in runs),
+        "quality": statistics.median(r["quality"] for r in runs),
+        "rates": [r["rate"] for r in runs],
+    }
+
+
 def run_torch(model: str, data_file: Path, epochs: int) -> dict:
     began = time.perf_counter()
     done = subprocess.run(
@@ -413,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=default_data(), help="the image rows' dataset")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--only", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--sides", nargs="+", choices=list(SIDES), default=list(SIDES), help="aelab always runs")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side; medians reported")
     parser.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
     parser.add_argument("--data-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -421,19 +441,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cpu = cpu_line()
     print(cpu, flush=True)
-    python = peer_python(ROOT.parent / ".venv-peers")
     options = (
         (f" --data {args.data}" if args.data != default_data() else "")
         + (f" --epochs {args.epochs}" if args.epochs != 3 else "")
         + (f" --only {' '.join(args.only)}" if args.only != list(ROWS) else "")
+        + (f" --sides {' '.join(args.sides)}" if args.sides != list(SIDES) else "")
+        + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
     )
+    chosen = ["aelab", *(s for s in args.sides if s != "aelab")]
+    python = peer_python(ROOT.parent / ".venv-peers") if "keras" in chosen else None
     lines = [
         f"## Peers, {datetime.date.today()}: {cpu}",
         "",
-        f"`python benchmarks/peer_speed.py{options}`: {args.epochs} epochs each side; images from {args.data}.",
+        f"`python benchmarks/peer_speed.py{options}`: {args.epochs} epochs each side, {args.rounds} alternating "
+        f"round(s), medians; images from {args.data}.",
         "",
-        "| model | side | training items/s (steady) | wall s | quality | aelab's speed over it |",
-        "|---|---|---|---|---|---|",
+        "| model | side | training items/s (steady; median) | each round | wall s | quality | aelab's speed over it |",
+        "|---|---|---|---|---|---|---|",
     ]
     roofline = []
     with tempfile.TemporaryDirectory() as folder:
@@ -443,18 +467,28 @@ def main(argv: list[str] | None = None) -> int:
         alphabet_size = int(np.load(tmp / "text.npz")["alphabet_size"])
         for model in args.only:
             data_file = tmp / ("text.npz" if model == "char-lstm" else "images.npz")
-            sides = {
-                "aelab": run_aelab(model, args.data, args.epochs, tmp),
-                "Keras 3 (TensorFlow)": run_keras(python, model, data_file, args.epochs, tmp),
-                "plain PyTorch (fp32 eager)": run_torch(model, data_file, args.epochs),
+            runners = {
+                "aelab": functools.partial(run_aelab, model, args.data, args.epochs, tmp),
+                "keras": functools.partial(run_keras, python, model, data_file, args.epochs, tmp),
+                "torch": functools.partial(run_torch, model, data_file, args.epochs),
             }
-            for side in sides.values():
-                if side.get("quality") is None:  # the GAN's peers: their samples, measured as aelab measures its own
-                    side["quality"] = sample_fd(side["samples"], images)
+            runs = {side: [] for side in chosen}
+            for round_ in range(args.rounds):
+                order = chosen[round_ % len(chosen) :] + chosen[: round_ % len(chosen)]
+                for side in order:
+                    done = runners[side]()
+                    if (
+                        done.get("quality") is None
+                    ):  # the GAN's peers: their samples, measured as aelab measures its own
+                        done["quality"] = sample_fd(done["samples"], images)
+                    runs[side].append(done)
+                    print(f"  {model} round {round_ + 1} {side}: {done['rate']:,.0f} items/s", flush=True)
+            sides = {SIDES[side]: medians(runs[side]) for side in chosen}
             for name, side in sides.items():
                 ratio = "-" if name == "aelab" else f"{sides['aelab']['rate'] / side['rate']:.2f}x"
+                each = ", ".join(f"{r:,.0f}" for r in side["rates"])
                 lines.append(
-                    f"| {model} | {name} | {side['rate']:,.0f} | {side['wall']:.0f} | "
+                    f"| {model} | {name} | {side['rate']:,.0f} | {each} | {side['wall']:.0f} | "
                     f"{ROWS[model][3]} {side['quality']:.4f} | {ratio} |"
                 )
                 print(lines[-1], flush=True)
@@ -473,10 +507,13 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|",
     ]
     for model, flops, achieved in roofline:
-        keras = achieved["Keras 3 (TensorFlow)"]
+        keras = achieved.get(SIDES["keras"])
+        torch_ = achieved.get(SIDES["torch"])
         lines.append(
-            f"| {model} | {flops / 1e6:,.1f} | {achieved['aelab']:,.0f} | {keras:,.0f} | "
-            f"{achieved['plain PyTorch (fp32 eager)']:,.0f} | {best / keras:.1f}x |"
+            f"| {model} | {flops / 1e6:,.1f} | {achieved['aelab']:,.0f} | "
+            + (f"{keras:,.0f}" if keras else "-")
+            + f" | {f'{torch_:,.0f}' if torch_ else '-'} | "
+            + (f"{best / keras:.1f}x |" if keras else "- |")
         )
         print(lines[-1], flush=True)
     prepend_section(lines)
