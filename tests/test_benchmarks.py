@@ -531,3 +531,37 @@ def test_shared_speed_times_long_inference_default_against_each_fixed_count(tmp_
     lines, verdicts = shared.inference_tables(["quiet"], "mnist-sample", [2, 1], tmp_path)
     assert "| evaluation | 4.0 s | 8.0 s | 5.0 s | 1.25 |" in lines
     assert verdicts[0] == "quiet, evaluation: best fixed / default = 1.250" and len(verdicts) == 3
+
+
+def test_the_step_profile_groups_operators_and_counts_the_lstms_flops():
+    """benchmarks/step_profile.py: each aten operator lands in its kind, the LSTM's FLOPs follow its
+    gates' sizes, and a conv-resize step is timed, counted and profiled in one call."""
+    step_profile = load_benchmark("step_profile")
+    kinds = {
+        "aten::convolution_backward": "convolution, backward",
+        "aten::mkldnn_convolution": "convolution, forward",
+        "aten::mkldnn_rnn_layer_backward": "LSTM (oneDNN's fused kernel)",
+        "aten::addmm": "matrix products",
+        "aten::max_pool2d_with_indices_backward": "max-pooling",
+        "aten::upsample_nearest2d": "nearest resize",
+        "aten::threshold_backward": "activations",
+        "aten::_fused_adam_": "optimiser",
+        "aten::fill_": "copies, fills, allocation",
+        "aten::mean": "losses and sums",
+        "aten::something_new": "other operators",
+    }
+    assert {name: step_profile.kind_of(name) for name in kinds} == kinds
+    model = create_model("char-lstm", alphabet="abc", maxlen=5, units=4)
+    # forward: 5 steps x 4 gates x 4 units x (3 inputs + 4 units) multiply-adds, the head 4 x 3; x3 with backward
+    assert step_profile.lstm_flops(model) == 3 * (5 * 2 * 4 * 4 * (3 + 4) + 2 * 4 * 3)
+    measured = step_profile.measure("conv-resize", steps=2)
+    assert measured["items"] == 200 and measured["seconds"] > 0
+    assert measured["flops"] == pytest.approx(1.78e9, rel=0.01)  # seed 1's step at batch 200
+    assert measured["kinds"]["convolution, backward"] > 0 and measured["kinds"]["max-pooling"] > 0
+
+
+def test_peer_speed_reports_each_sides_median_over_its_rounds():
+    """benchmarks/peer_speed.py --rounds: every figure of a side is its median over the rounds."""
+    peer_speed = load_benchmark("peer_speed")
+    runs = [{"rate": r, "wall": w, "quality": q} for r, w, q in ((100, 9, 0.3), (300, 7, 0.1), (200, 8, 0.2))]
+    assert peer_speed.medians(runs) == {"rate": 200, "wall": 8, "quality": 0.2, "rates": [100, 300, 200]}
