@@ -495,12 +495,17 @@ def main(argv: list[str] | None = None) -> int:
             flops = train_flops(model, alphabet_size)
             achieved = {name: side["rate"] * flops / 1e9 for name, side in sides.items()}
             roofline.append((model, flops, achieved))
-    peaks = {"float32": peak_flops(torch.float32) / 1e9, "bf16": peak_flops(torch.bfloat16) / 1e9}
+    from aelab.accel import cpu_supports_bf16
+
+    peaks = {"float32": peak_flops(torch.float32) / 1e9}
+    if cpu_supports_bf16():  # without bf16 instructions torch's bf16 product crawls (minutes): no peak to know
+        peaks["bf16"] = peak_flops(torch.bfloat16) / 1e9
     best = max(peaks.values())
     lines += [
         "",
-        f"Roofline: one 2048x2048 matrix product ran at {peaks['float32']:,.0f} GFLOP/s in float32 and "
-        f"{peaks['bf16']:,.0f} in bf16 on this CPU; no training step runs faster than that.",
+        f"Roofline: one 2048x2048 matrix product ran at {peaks['float32']:,.0f} GFLOP/s in float32"
+        + (f" and {peaks['bf16']:,.0f} in bf16" if "bf16" in peaks else " (this CPU has no bf16 arithmetic)")
+        + " on this CPU; no training step runs faster than that.",
         "",
         "| model | training MFLOP per item | aelab GFLOP/s | Keras GFLOP/s | PyTorch GFLOP/s | "
         "most any side could run over Keras here |",
