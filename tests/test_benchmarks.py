@@ -565,3 +565,18 @@ def test_peer_speed_reports_each_sides_median_over_its_rounds():
     peer_speed = load_benchmark("peer_speed")
     runs = [{"rate": r, "wall": w, "quality": q} for r, w, q in ((100, 9, 0.3), (300, 7, 0.1), (200, 8, 0.2))]
     assert peer_speed.medians(runs) == {"rate": 200, "wall": 8, "quality": 0.2, "rates": [100, 300, 200]}
+
+
+def test_thin_conv_forms_compute_the_same_convolution():
+    """benchmarks/thin_conv.py's matrix-product forms of a one-channel-in and a one-channel-out 3x3
+    'same' convolution give F.conv2d's output (else its timings compare different work)."""
+    thin_conv = load_benchmark("thin_conv")
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 1, 9, 7, generator=generator)
+    w, b = torch.randn(5, 1, 3, 3, generator=generator), torch.randn(5, generator=generator)
+    expected = torch.nn.functional.conv2d(image, w, b, padding=1)
+    assert torch.allclose(thin_conv.first_layer(image, w, b), expected, atol=1e-5)
+    features = torch.rand(3, 4, 9, 7, generator=generator).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(1, 4, 3, 3, generator=generator), torch.randn(1, generator=generator)
+    expected = torch.nn.functional.conv2d(features, w, b, padding=1)
+    assert torch.allclose(thin_conv.last_layer(features, w, b), expected, atol=1e-5)
