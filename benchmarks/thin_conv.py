@@ -21,11 +21,11 @@ import argparse
 import datetime
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 from speed_common import cpu_line, prepend_section
+from step_profile import timed
 
 BATCH, SIZE = 200, 28
 LAYERS = (  # (model, input channels, output channels)
@@ -83,15 +83,6 @@ def case(c_in: int, c_out: int, form: str):
     return run
 
 
-def time_it(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
@@ -120,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = {form: [] for form in runs}
         for _ in range(3):  # alternated blocks
             for form, run in runs.items():
-                seconds[form].append(time_it(run, max(1, args.repeats // 3)))
+                seconds[form].append(timed(run, max(1, args.repeats // 3)))
         a, b = (statistics.median(seconds[f]) * 1e3 for f in runs)
         lines.append(
             f"| {model} | {c_in} -> {c_out} | {a:.2f} | {b:.2f} | {a / b:.2f}x | "
