@@ -22,8 +22,9 @@ images (windows) per second, the median of the epochs after the first; wall: the
 start-up and evaluation included. The sides run alternately, ``--rounds`` times (3 by default;
 each round starts with the next side, so no side always runs first or last), and every column is
 the median over the rounds (each round's rates are printed as it ends): a peer's speed varies
-from run to run on a shared machine, and one run of each says little. The Keras side runs in .venv-peers (benchmarks/peers.py
-makes it). Writes its table on top of benchmarks/results/speed.md, naming the CPU.
+from run to run on a shared machine, and one run of each says little. The Keras side runs in
+.venv-peers (benchmarks/peers.py makes it). Writes its table on top of
+benchmarks/results/speed.md, naming the CPU.
 
 The roofline beside the table says whether a ratio is reachable at all on the CPU at hand: each
 model's training FLOPs per item (forward and backward, counted by torch's FlopCounterMode on the
@@ -394,7 +395,7 @@ SIDES = {"aelab": "aelab", "keras": "Keras 3 (TensorFlow)", "torch": "plain PyTo
 
 
 def medians(runs: list[dict]) -> dict:
-    """One side's rounds as one row: the median of each figure (samples: the first round's)."""
+    """One side's rounds as one row: the median of each figure, and every round's rate."""
     return {
         "rate": statistics.median(r["rate"] for r in runs),
         "wall": statistics.median(r["wall"] for r in runs),
@@ -477,9 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                 order = chosen[round_ % len(chosen) :] + chosen[: round_ % len(chosen)]
                 for side in order:
                     done = runners[side]()
-                    if (
-                        done.get("quality") is None
-                    ):  # the GAN's peers: their samples, measured as aelab measures its own
+                    # the GAN's peers leave samples, measured here as aelab measures its own
+                    if done.get("quality") is None:
                         done["quality"] = sample_fd(done["samples"], images)
                     runs[side].append(done)
                     print(f"  {model} round {round_ + 1} {side}: {done['rate']:,.0f} items/s", flush=True)
