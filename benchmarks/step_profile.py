@@ -102,7 +102,7 @@ def vgg_step():
     """One evaluation of style transfer's loss at 400x600 and its gradient, as L-BFGS evaluates it."""
     from aelab.config import StyleSettings
     from aelab.style import LAYOUT, StyleProblem
-    from aelab.vgg import VGGFeatures, load_vgg19, vgg_precision
+    from aelab.vgg import VGGFeatures, load_vgg19, to_caffe, vgg_precision
 
     settings = StyleSettings()
     features, _ = load_vgg19(None)
@@ -112,8 +112,6 @@ def vgg_step():
     content = torch.rand(1, 3, 400, 600, generator=generator)
     style = torch.rand(1, 3, 300, 300, generator=generator)
     problem = StyleProblem(net, settings, content, style, vgg_precision(settings.precision, "cpu"))
-    from aelab.vgg import to_caffe
-
     x = to_caffe(content).clone().requires_grad_(True)
 
     def step() -> None:
