@@ -4,12 +4,15 @@ arithmetic peak (the roofline ratio).
     python benchmarks/step_profile.py                        # seed 1's conv-resize, char-lstm, VGG19
     python benchmarks/step_profile.py --only conv-resize --steps 40
     python benchmarks/step_profile.py --only conv-resize --layers   # and each convolution alone
+    python benchmarks/step_profile.py --only best vae               # aelab's best, seed 3's VAE
 
 Each row is a step as aelab runs it on this CPU:
 - ``conv-resize``: seed 1's model on the embedded digits, batch 200, through the family's own
   system and optimiser (``_shared_step``: channels-last and the precision training chooses here,
   the written-out BCE, fused Adam);
 - ``conv-resize-denoise``: the demo's second run (32-32-16 channels, noise 0.5), the same way;
+- ``best`` and ``vae`` (with ``--only``): aelab's best at its defaults (batch 128) and seed 3's
+  VAE (batch 128), the same way;
 - ``char-lstm``: seed 3's text model on pydoc-topics, batch 128 windows of 40, RMSprop;
 - ``vgg19``: one evaluation of style transfer's loss at 400x600 (VGG19's forward and backward
   through the image, the seed's content, style and variation losses), as each L-BFGS step
@@ -68,14 +71,17 @@ def kind_of(name: str) -> str:
 
 def system_step(model: str, data: str):
     """aelab's training step for ``model`` (its family's system and optimiser), cycling its batches."""
+    from aelab.families.base import make_optimizer
     from aelab.training import plan
 
     with tempfile.TemporaryDirectory() as folder:  # plan writes nothing; the folder only has to be free
         p = plan(model, data, Path(folder) / "run", False, False, "cpu", {})
-    system = p.family.build_system(p.model, p.config.train)
-    optimiser = system.configure_optimizers()
-    optimiser = optimiser["optimizer"] if isinstance(optimiser, dict) else optimiser
-    batches = list(p.family.batches(p.data, p.model, p.config.train, None)[0])[:20]
+    settings = p.config.train
+    system = p.family.build_system(p.model, settings)
+    # the optimiser configure_optimizers makes, without its schedule (a cosine one asks the trainer)
+    name = settings.optimizer
+    optimiser = make_optimizer(name, p.model.parameters(), settings.lr, **system.optimizer_options.get(name, {}))
+    batches = list(p.family.batches(p.data, p.model, settings, None)[0])[:20]
     count = [0]
 
     def step() -> None:
@@ -197,7 +203,8 @@ def measure(name: str, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     choices = ["conv-resize", "conv-resize-denoise", "char-lstm", "vgg19"]
-    parser.add_argument("--only", nargs="+", choices=choices, default=choices)
+    more = ["best", "vae"]  # the demo's third run, the quick start's VAE: on request
+    parser.add_argument("--only", nargs="+", choices=choices + more, default=choices)
     parser.add_argument("--steps", type=int, default=30, help="steps timed (VGG19: a tenth, at least 3)")
     parser.add_argument("--layers", action="store_true", help="also each convolution of the image models alone")
     args = parser.parse_args(argv)
