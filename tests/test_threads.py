@@ -99,6 +99,34 @@ def test_a_busy_cpu_runs_at_the_cores_left_and_at_all_again_once_they_are_free(m
     assert job.changed and [count for _, count, _ in job.changes] == [1, 2, 1]
 
 
+def test_a_burst_seen_by_the_short_look_alone_changes_nothing(monkeypatch):
+    """A 50 ms look is a few clock ticks: one that would change the count is confirmed by a longer
+    look, which decides (a system task's burst on a quiet machine leaves the count, and the weights)."""
+    seen = []
+
+    def looks(busy_short: float, busy_long: float):
+        def look(seconds: float = threads.LOOK_SECONDS) -> float:
+            seen.append(seconds)
+            return busy_short if seconds == threads.LOOK_SECONDS else busy_long
+
+        return look
+
+    monkeypatch.setattr(threads, "others_busy", looks(0.6, 0.0))
+    with threads.job() as job:
+        assert torch.get_num_threads() == 2 and not job.changed
+    assert seen == [threads.LOOK_SECONDS, threads.CONFIRM_SECONDS]
+    seen.clear()
+    monkeypatch.setattr(threads, "others_busy", looks(1.0, 0.8))  # a program really busy: both looks see it
+    with threads.job() as job:
+        assert torch.get_num_threads() == 1 and job.changes[0][1:] == (1, 0.8)
+    assert seen == [threads.LOOK_SECONDS, threads.CONFIRM_SECONDS]
+    seen.clear()
+    monkeypatch.setattr(threads, "others_busy", looks(0.0, 1.0))  # a quiet first look is not looked at again
+    with threads.job() as job:
+        assert not job.changed
+    assert seen == [threads.LOOK_SECONDS]
+
+
 @pytest.mark.parametrize(
     ("others", "most", "expected"), [(0.0, 2, 2), (0.4, 2, 2), (0.6, 2, 1), (1.9, 2, 1), (2.0, 4, 2)]
 )
@@ -147,13 +175,19 @@ def test_jobs_in_two_threads_keep_their_own_state(cpu):
 
 def test_two_default_runs_on_a_quiet_machine_give_the_same_weights_bit_for_bit(small_data, tmp_path, monkeypatch):
     """No thread setting given: the default repeats (the CPU is really looked at, not patched)."""
-    monkeypatch.setattr(threads, "others_busy", others_busy)
+    seen = []
+
+    def real_look(seconds: float = threads.LOOK_SECONDS) -> float:
+        seen.append((seconds, round(others_busy(seconds), 2)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(threads, "others_busy", real_look)
     runs = [
         aelab.train("dense", data=small_data, epochs=2, out=tmp_path / name, progress="none", logger=(), seed=7)
         for name in ("a", "b")
     ]
     for run in runs:
-        assert run.threads == {"most": 2, "fixed": False, "changed": False, "changes": []}, run.threads
+        assert run.threads == {"most": 2, "fixed": False, "changed": False, "changes": []}, (run.threads, seen)
     first, second = (load_file(run.path / "model.safetensors") for run in runs)
     assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
     assert runs[0].metrics["test_rmse"] == runs[1].metrics["test_rmse"]

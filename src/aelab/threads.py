@@ -4,7 +4,8 @@ A job (a training fit, an evaluation, a detector's fit or scores, a style transf
 torch's thread count from its first step, so the same seed repeats bit for bit on a quiet machine
 (another count changes the order of floating-point sums, and so the weights). The count changes
 only where contention is measured: a job looks at the CPU for a twentieth of a second
-(:func:`others_busy`) when it starts, and a job that times its steps (:meth:`Job.step`: training,
+(:func:`others_busy`; a look that would change the count is confirmed by a quarter-second one)
+when it starts, and a job that times its steps (:meth:`Job.step`: training,
 style transfer) looks again a minute later or as soon as its steps slow down by a third. Where
 other programs at normal priority keep cores busy, the job runs at the cores they leave (a 2-thread
 training beside a busy program runs several times faster at one thread: one thread no longer waits
@@ -38,6 +39,7 @@ import torch
 from .errors import AelabError, opt
 
 LOOK_SECONDS = 0.05  # how long others_busy watches the CPU
+CONFIRM_SECONDS = 0.25  # how long a second look watches before a count changes (a 50 ms look is a few clock ticks)
 BUSY_CORES = 0.5  # other programs using this much of a core's time take that core
 RECHECK_SECONDS = 60.0  # a job that times its steps looks again this long after its last look
 SLOWER = 1.33  # ... or as soon as its recent steps take this much longer than the rate it settled at
@@ -117,10 +119,15 @@ class Job:
         return bool(self.changes)
 
     def look(self) -> None:
-        """Look at the CPU; run at the cores other programs leave (all of them on a quiet CPU)."""
+        """Look at the CPU; run at the cores other programs leave (all of them on a quiet CPU). A
+        look that would change the count is confirmed by a longer one, which decides: a 50 ms look
+        counts a few clock ticks, so a burst of a system task would otherwise change the count (and
+        the weights) of a run on a quiet machine."""
         if self.fixed or self.most < 2:
             return
         others = others_busy()
+        if free_count(self.most, others) != self.count:
+            others = others_busy(CONFIRM_SECONDS)
         self._looked = time.perf_counter() - self._started
         count = free_count(self.most, others)
         if count != self.count:
