@@ -23,6 +23,7 @@ from ..transformations import TransformationNet, fit_transformation_net, transfo
 
 Score = Literal["normalised", "mse"]  # the reconstruction error divided by each pixel's normal error, or plain
 SCORES = typing.get_args(Score)
+CANDIDATES = 4  # rows kept beyond the k nearest in float32, their distances then computed in float64
 NEIGHBOURS = 5  # k of the nearest-neighbour distances (chosen on validation images: benchmarks/anomaly_validation.py)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
 
@@ -219,16 +220,26 @@ MethodName = Literal[tuple(METHODS)]  # the registry's names, for signatures (an
 
 
 def neighbour_distance(queries: Tensor, reference: Tensor, k: int, leave_out: bool = False, chunk: int = 512) -> Tensor:
-    """Each query's mean Euclidean distance to its ``k`` nearest rows of ``reference`` (in float64,
-    where the squared distances' expansion loses no digits that matter; in ``chunk``s of queries;
-    0: all at once, as an exported graph does); ``leave_out``: the queries are the reference, each
-    skipping itself."""
+    """Each query's mean Euclidean distance to its ``k`` nearest rows of ``reference``, in float64
+    (in ``chunk``s of queries; 0: all at once, as an exported graph does); ``leave_out``: the
+    queries are the reference, each skipping itself.
+
+    The nearest rows are found in float32 by the squared distances' expansion about the reference's
+    mean (|q|^2 - 2 q.r + |r|^2: one matrix product, where centring cancels least), keeping a few
+    more than needed; their distances are then summed from the differences themselves, which lose
+    nothing to cancellation (an image's distance to itself is exactly 0)."""
     k = min(k, len(reference) - int(leave_out))
-    queries, reference = queries.double(), reference.double()
-    squared = reference.square().sum(dim=1)
+    keep = min(len(reference), k + int(leave_out) + CANDIDATES)
+    queries, reference = queries.float(), reference.float()
+    centre = reference.mean(dim=0)
+    centred = reference - centre
+    squared = centred.square().sum(dim=1)
     means = []
     for part in queries.split(chunk) if chunk else [queries]:
-        d2 = part.square().sum(dim=1, keepdim=True) - 2 * part @ reference.T + squared
-        nearest = (-d2).topk(k + int(leave_out), dim=1).values.neg().clamp(min=0).sqrt()
+        near = part - centre
+        d2 = near.square().sum(dim=1, keepdim=True) - 2 * near @ centred.T + squared
+        candidates = (-d2).topk(keep, dim=1).indices  # (n, keep): the nearest, and a few beyond
+        distances = (part[:, None, :] - reference[candidates]).square().sum(dim=2).double().sqrt()
+        nearest = distances.topk(k + int(leave_out), dim=1, largest=False).values
         means.append(nearest[:, int(leave_out) :].mean(dim=1))
     return torch.cat(means)
