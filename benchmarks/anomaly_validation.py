@@ -7,13 +7,15 @@ way of scoring tried.
     python benchmarks/anomaly_validation.py                          # the neighbours' rows, ~5 min on 2 cores
     python benchmarks/anomaly_validation.py --rows transformations   # the transformations' rows, ~17 min
     python benchmarks/anomaly_validation.py --rows fast              # the network's width, for speed, ~10 min
+    python benchmarks/anomaly_validation.py --rows weights           # how much the network's part counts
 
 Scores are sums of parts, each standardised by its mean and spread on the 5,400 training images
 (each left out of its own neighbours), as AnomalyDetector(method="neighbours") does: ``r`` the
 normalised reconstruction error; ``cK``/``pK`` the mean distance to the K nearest training images
 in codes / pixels; ``m`` the Mahalanobis distance of the codes; ``b3`` the largest 3x3 mean of the
 normalised error map; ``gE`` the transformations' score (GEOM: aelab.transformations) of a
-network trained for E epochs on the same training images (``gEwW``: a network of width W). Writes its section on top of
+network trained for E epochs on the same training images (``gEwW``: a network of width W);
+``W*part``: that part counted W times in the sum. Writes its section on top of
 benchmarks/results/anomaly.md.
 """
 
@@ -60,10 +62,33 @@ FAST_VARIANTS = [
     ("transformations alone, 5 epochs, width 16", {}, "g5w16", 1),
     ("transformations alone, 5 epochs, width 8", {}, "g5w8", 1),
 ]
+# how much the transformations' part counts beside the autoencoder's three (the combined method sums them alike)
+WEIGHT_VARIANTS = [
+    ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
+    ("codes, pixels and transformations, width 8 (the combined method)", {}, "r+c5+p5+g5w8", 1),
+    ("the combined method, transformations counted 1.5 times", {}, "r+c5+p5+1.5*g5w8", 1),
+    ("the combined method, transformations counted 2 times", {}, "r+c5+p5+2*g5w8", 1),
+    ("the combined method, transformations counted 3 times", {}, "r+c5+p5+3*g5w8", 1),
+    ("codes, pixels and transformations, no reconstruction, width 8", {}, "c5+p5+g5w8", 1),
+    ("no reconstruction, transformations counted 1.5 times", {}, "c5+p5+1.5*g5w8", 1),
+    ("codes, pixels and transformations, reconstruction counted half", {}, "0.5*r+c5+p5+g5w8", 1),
+    ("pixels and transformations, width 8", {}, "p5+g5w8", 1),
+    ("codes and transformations, width 8", {}, "c5+g5w8", 1),
+    ("codes, pixels and transformations, no reconstruction, width 16", {}, "c5+p5+g5w16", 1),
+    ("codes, pixels and transformations, width 16", {}, "r+c5+p5+g5w16", 1),
+    ("codes, pixels and transformations counted 2 times, width 16", {}, "r+c5+p5+2*g5w16", 1),
+]
+TITLES = {
+    "neighbours": "the neighbours method",
+    "transformations": "the transformations method",
+    "fast": "the fast method",
+    "weights": "what the combined method sums",
+}
 NETWORKS = {
     "neighbours": [],
     "transformations": [(3, 32), (5, 32)],
     "fast": [(5, 32), (5, 16), (3, 16), (5, 8)],
+    "weights": [(5, 8), (5, 16)],
 }  # (epochs, width) of the networks each set trains
 TRANSFORMATION_VARIANTS = [
     ("+ codes and pixels, k=5 (the neighbours method)", {}, "r+c5+p5", 1),
@@ -120,10 +145,13 @@ def parts_of(
 
 
 def score(parts: dict[str, tuple[np.ndarray, np.ndarray]], recipe: str) -> np.ndarray:
+    """The recipe's parts standardised on the training images and summed; ``W*name``: that part
+    counted W times."""
     total = 0
-    for name in recipe.split("+"):
+    for term in recipe.split("+"):
+        weight, _, name = term.rpartition("*")
         values, reference = parts[name]
-        total = total + (values - reference.mean()) / (reference.std() + 1e-12)
+        total = total + float(weight or 1) * (values - reference.mean()) / (reference.std() + 1e-12)
     return total
 
 
@@ -136,19 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--rows",
-        choices=["neighbours", "transformations", "fast"],
+        choices=["neighbours", "transformations", "fast", "weights"],
         default="neighbours",
-        help="which choice's rows: the neighbours method's, the transformations', or the "
-        "transformations network's size for a fast combined method",
+        help="which choice's rows: the neighbours method's, the transformations', the "
+        "transformations network's size for a fast combined method, or the weight of its part",
     )
     args = parser.parse_args(argv)
-    variants = {"neighbours": VARIANTS, "transformations": TRANSFORMATION_VARIANTS, "fast": FAST_VARIANTS}[args.rows]
+    variants = {
+        "neighbours": VARIANTS,
+        "transformations": TRANSFORMATION_VARIANTS,
+        "fast": FAST_VARIANTS,
+        "weights": WEIGHT_VARIANTS,
+    }[args.rows]
 
     data = resolve_data("fashion-mnist")
     images = (data.train[:, 0].numpy() * 255).round().astype(np.uint8)
     labels = data.train_labels.numpy()
     rng = np.random.default_rng(0)
     found = {row: [] for row, *_ in variants}
+    assert len(found) == len(variants), "two rows share a label (their results would mix)"
     for k in range(10):
         normal = images[labels == k]
         train, held = normal[:-HELD], normal[-HELD:]
@@ -170,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"class {k}: " + ", ".join(f"{row} {values[-1]:.4f}" for row, values in found.items()), flush=True)
     command = "python benchmarks/anomaly_validation.py" + ("" if args.rows == "neighbours" else f" --rows {args.rows}")
     lines = [
-        f"## Choosing the {args.rows} method (validation only), {datetime.date.today()}: {cpu_line()}",
+        f"## Choosing {TITLES[args.rows]} (validation only), {datetime.date.today()}: {cpu_line()}",
         "",
         f"`{command}`: Fashion-MNIST's training split; each class's last "
         f"{HELD} training images are normal validation images against {ANOMALIES} training images of the "

@@ -507,20 +507,26 @@ def test_the_networks_folded_evaluation_is_its_plain_one():
 
 def test_the_combined_method_adds_the_transformations_score(dense_run, digits, tmp_path):
     """method="transformations": GEOM's score of a network that learnt which rotation and shift
-    normal images went through; method="combined": the neighbours' three parts and that score,
-    standardised and summed. Both are saved and loaded with the network, and exported to ONNX."""
+    normal images went through; method="combined": the two distances of the neighbours method and
+    that score, standardised and summed. Both are saved and loaded with the network, and exported to ONNX."""
     ort = pytest.importorskip("onnxruntime")
     from sklearn.base import clone
 
+    from aelab.anomaly import neighbour_distance
     from aelab.transformations import TransformationNet, transformation_scores
 
     with aelab.fixed_threads(1):  # one count for both: the same sums, the same network (see below)
         combined = aelab.AnomalyDetector.from_run(dense_run, method="combined")
         alone = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
     assert clone(combined).get_params()["method"] == "combined"
-    assert combined.scorer_.standard.shape == (4, 2) and alone.scorer_.standard.shape == (1, 2)
-    assert len(combined.scorer_.parts[1].reference) == 288 and len(alone.scorer_.parts) == 1
-    alone_net, combined_net = alone.scorer_.parts[0].net, combined.scorer_.parts[3].net
+    assert [type(part).__name__ for part in combined.scorer_.parts] == [
+        "PixelNeighbours",
+        "CodeNeighbours",
+        "Transformations",
+    ]
+    assert combined.scorer_.standard.shape == (3, 2) and alone.scorer_.standard.shape == (1, 2)
+    assert len(combined.scorer_.parts[0].reference) == 288 and len(alone.scorer_.parts) == 1
+    alone_net, combined_net = alone.scorer_.parts[0].net, combined.scorer_.parts[2].net
     alone_standard, combined_standard = alone.scorer_.standard.numpy(), combined.scorer_.standard.numpy()
     x = np.concatenate([digits[:12], noise_images(4)])
     images = torch.from_numpy(x).float()[:, None] / 255
@@ -530,13 +536,23 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
     assert np.allclose(transformation_scores(combined_net, images).numpy(), geom)
     assert np.allclose(alone.decision_function(x), (geom - alone_standard[0, 0]) / alone_standard[0, 1])
     neighbours = aelab.AnomalyDetector.from_run(dense_run, method="neighbours")
-    expected = neighbours.decision_function(x) + (geom - combined_standard[3, 0]) / combined_standard[3, 1]
+    # the distances standardised as the neighbours method standardises them, the error left out
+    assert np.allclose(combined_standard[:2], neighbours.scorer_.standard.numpy()[1:])
+    codes = aelab.encode(dense_run, torch.from_numpy(x))
+    parts = np.stack(
+        [
+            neighbour_distance(images.flatten(1), combined.scorer_.parts[0].reference, 5).numpy(),
+            neighbour_distance(codes.flatten(1), combined.scorer_.parts[1].reference, 5).numpy(),
+            geom,
+        ]
+    )
+    expected = ((parts - combined_standard[:, :1]) / combined_standard[:, 1:]).sum(0)
     scores = combined.decision_function(x)
     assert np.allclose(scores, expected, rtol=1e-5, atol=1e-5)
     assert scores[12:].min() > np.median(scores[:12])  # noise is stranger than most digits
     loaded = aelab.AnomalyDetector.load(combined.save(tmp_path / "c.safetensors"))
     assert loaded.method == "combined" and np.allclose(loaded.decision_function(x), scores, rtol=1e-6)
-    assert loaded.scorer_.parts[3].net.net[0].out_channels == 8  # the network's width comes from the file
+    assert loaded.scorer_.parts[2].net.net[0].out_channels == 8  # the network's width comes from the file
     wider = aelab.AnomalyDetector.from_run(dense_run, method="transformations")
     wider.scorer_.parts[0].net = TransformationNet(1, 32).eval()  # an earlier aelab's width
     loaded_wider = aelab.AnomalyDetector.load(wider.save(tmp_path / "w.safetensors"))
@@ -558,6 +574,45 @@ def test_the_combined_method_adds_the_transformations_score(dense_run, digits, t
         from aelab.transformations import fit_transformation_net
 
         fit_transformation_net(torch.rand(4, 1, 8, 12))
+
+
+def test_a_detector_file_keeps_the_parts_it_sums_and_an_older_combined_file_scores_as_it_did(
+    dense_run, digits, tmp_path, monkeypatch
+):
+    """The file lists its parts; a combined file written before the list (then four parts, the
+    reconstruction error among them) loads with those four and gives the scores it gave."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from aelab.anomaly import parts
+
+    former = parts.Method(parts.FORMER_PARTS["combined"])
+    with monkeypatch.context() as patch, aelab.fixed_threads(1):
+        patch.setitem(parts.METHODS, "combined", former)
+        old = aelab.AnomalyDetector.from_run(dense_run, method="combined")
+        path = old.save(tmp_path / "old.safetensors")
+    x = np.concatenate([digits[:8], noise_images(2)])
+    with safe_open(str(path), framework="pt") as file:
+        header = json.loads(file.metadata()["aelab_detector"])
+    assert header["parts"] == list(parts.FORMER_PARTS["combined"])
+
+    def rewritten(name: str, **changes):
+        target = tmp_path / name
+        changed = {k: v for k, v in {**header, **changes}.items() if v is not None}
+        save_file(load_file(path), str(target), metadata={"aelab_detector": json.dumps(changed)})
+        return target
+
+    loaded = aelab.AnomalyDetector.load(rewritten("unlisted.safetensors", parts=None))  # as an older aelab wrote it
+    assert loaded.method == "combined" and loaded.scorer_.standard.shape == (4, 2)
+    assert np.allclose(loaded.decision_function(x), old.decision_function(x), rtol=1e-6)
+    assert loaded.threshold_ == old.threshold_
+    new = aelab.AnomalyDetector.load(aelab.AnomalyDetector.from_run(dense_run).save(tmp_path / "new.safetensors"))
+    assert new.scorer_.standard.shape == (3, 2)
+    for bad in (["reconstruction", "pixles"], "pixels", []):
+        with pytest.raises(AelabError, match="damaged \\(parts: expected names among"):
+            aelab.AnomalyDetector.load(rewritten("bad.safetensors", parts=bad))
 
 
 def test_every_entry_point_has_the_one_default_method():

@@ -20,9 +20,9 @@ keeps the normal images as its reference (saved with it). ``method="transformati
 how badly a small network, trained on the normal images to tell which of 20 rotations and
 translations an image went through, tells them on the image (GEOM: Golan & El-Yaniv, NeurIPS
 2018; :mod:`aelab.transformations`). ``method="combined"``, the default of ``AnomalyDetector()``
-and the most accurate, sums the neighbours' three standardised parts and the transformations'
-score, standardised the same way (benchmarks/results/anomaly.md gives its accuracy and time a
-class). It is the one default (:data:`DEFAULT_METHOD`) of every entry point: ``AnomalyDetector()``,
+and the most accurate, sums the two distances and the transformations' score, each standardised
+the same way (the reconstruction error left out: with it the sum scored lower on validation
+images; benchmarks/results/anomaly.md gives its accuracy and time a class). It is the one default (:data:`DEFAULT_METHOD`) of every entry point: ``AnomalyDetector()``,
 ``from_run``, ``aelab score`` and ``aelab export``; from a trained run, the parts that learn from
 reference images take the run's training images (the transformations network trains on them
 first: seconds to tens of seconds). ``method="reconstruction"`` needs nothing but the run.

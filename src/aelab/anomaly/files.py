@@ -1,7 +1,7 @@
 """A fitted detector as one safetensors file: the autoencoder's weights (``model.*``), each part's
 tensors under its own keys (:meth:`~aelab.anomaly.parts.Part.state`), the normal images' scores,
 and a JSON header (format, aelab version, the run's config, contamination, score kind, threshold,
-method). Loading executes nothing from the file and checks every number before it is used."""
+method and the parts it sums: a file without them sums its method's former parts, FORMER_PARTS). Loading executes nothing from the file and checks every number before it is used."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from ..errors import AelabError, check_file
 from ..outputs import atomic_write, check_targets
 from .checks import check_choice, check_contamination, check_detector_model
-from .parts import METHODS, SCORES, Transformations
+from .parts import FORMER_PARTS, METHODS, PARTS, SCORES, Transformations
 from .scorer import DetectorScore
 
 FILE_FORMAT = 1  # the detector file's layout
@@ -41,6 +41,7 @@ def save_detector(detector: Any, path: str | Path, overwrite: bool = False) -> P
         "score": detector.score,
         "threshold": detector.threshold_,
         "method": detector.method,
+        "parts": list(scorer.method.parts),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"aelab_detector": json.dumps(header)}))
@@ -67,6 +68,7 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
         config = read_config(header["config"], path)
         contamination, score, threshold = header["contamination"], header["score"], float(header["threshold"])
         method = header.get("method", "reconstruction")
+        parts = header.get("parts", FORMER_PARTS.get(method))
     except (TypeError, ValueError, KeyError) as error:
         raise AelabError(f"{path} is not an aelab detector file ({type(error).__name__}: {error})") from None
     if method not in METHODS:
@@ -74,6 +76,10 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
             f"{path} holds a detector of method {method!r}, which this aelab does not know "
             f"({', '.join(METHODS)}): a newer aelab wrote it"
         )
+    if parts is not None and (
+        not isinstance(parts, list | tuple) or not parts or any(part not in PARTS for part in parts)
+    ):
+        raise AelabError(f"{path} is damaged (parts: expected names among {', '.join(PARTS)}, got {parts!r})")
     _check_stored(path, threshold, contamination, score, tensors)
     model = create_model(config.model, **config.params)
     load_state(model, {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}, path)
@@ -81,7 +87,7 @@ def load_detector(cls: type, path: str | Path, device: str | torch.device = "cpu
         check_detector_model(model, config.model)
     except AelabError:
         raise AelabError(f"{path} holds {config.model}, which does not score anomalies") from None
-    scorer = DetectorScore(model.to(device).eval(), method, normalised=score == "normalised")
+    scorer = DetectorScore(model.to(device).eval(), method, normalised=score == "normalised", parts=parts)
     missing = [key for key in ["decision_scores", *scorer.needs()] if key not in tensors]
     if missing:
         named = ["the transformations network" if key.startswith(Transformations.prefix) else key for key in missing]

@@ -21,9 +21,13 @@ class DetectorScore(nn.Module):
     mean squared error). The reconstruction error is always fitted (:meth:`score_errors`), a part
     of the score or not."""
 
-    def __init__(self, model: nn.Module, method: str, normalised: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, method: str, normalised: bool = True, parts: tuple[str, ...] | None = None
+    ) -> None:
         super().__init__()
         self.model, self.method = model, METHODS[method]
+        if parts is not None:  # a detector file's own list (a method's parts may have changed since)
+            self.method = self.method._replace(parts=tuple(parts))
         self.error = Reconstruction(normalised)
         self.parts = nn.ModuleList(
             self.error if PARTS[name] is Reconstruction else PARTS[name]() for name in self.method.parts

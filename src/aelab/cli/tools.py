@@ -206,10 +206,10 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
         "--method",
         default=api_default(aelab.anomaly.score_files, "method"),
         choices=api_choices(aelab.anomaly.score_files, "method"),
-        help="reconstruction: the error alone (default, fastest); neighbours: plus the distances to the "
+        help="reconstruction: the error alone (fastest); neighbours: plus the distances to the "
         "5 nearest of the run's training images in pixels and codes; transformations: how badly a "
-        "network trained on those images tells their rotations and shifts (GEOM); combined: "
-        "neighbours and transformations (most accurate; trains the network first: tens of seconds)",
+        "network trained on those images tells their rotations and shifts (GEOM); combined (default, "
+        "most accurate): the two distances and transformations (trains the network first: tens of seconds)",
     )
 
 
