@@ -188,13 +188,33 @@ def test_anomaly_report_marks_the_best_detector_per_class_and_the_mean():
     assert scores[1] > scores[0]
 
 
+def test_detector_profile_times_each_piece_of_a_default_fit(small_data):
+    """benchmarks/detector_profile.py: the default detector's pieces, each timed where aelab calls it;
+    together no more than the wall time of their phase."""
+    profile = load_benchmark("detector_profile")
+    digits = np.load(small_data / "digits.npz")["x"]
+    spent, scores = profile.profile_once(digits[:120], digits[120:160], seed=0)
+    assert scores.shape == (40,)
+    for phase in ("fit", "test"):
+        pieces = [value for key, value in spent.items() if key.startswith(phase) and not key.endswith("wall")]
+        assert 0 < sum(pieces) <= spent[f"{phase}: wall"]
+    for piece in profile.PIECES:
+        assert spent.get(f"fit: {piece}", 0) > 0  # every piece runs in the fit
+    assert spent["test: pixel neighbours"] > 0 and spent["test: transformations network: scores"] > 0
+
+
 def test_anomaly_validation_sums_parts_standardised_on_the_training_images():
     validation = load_benchmark("anomaly_validation")
     parts = {"r": (np.array([3.0, 5.0]), np.array([1.0, 3.0])), "p5": (np.array([0.0, 10.0]), np.array([0.0, 10.0]))}
     assert np.allclose(validation.score(parts, "r"), [1.0, 3.0])  # (x - 2) / 1
     assert np.allclose(validation.score(parts, "r+p5"), [0.0, 4.0])  # plus (x - 5) / 5
+    assert np.allclose(validation.score(parts, "r+2*p5"), [-1.0, 5.0])  # the pixels' part counted twice
+    assert np.allclose(validation.score(parts, "0.5*r"), [0.5, 1.5])
     assert [recipe for row, _, recipe, _ in validation.VARIANTS if "the neighbours method" in row] == ["r+c5+p5"]
     # the transformations' rows: the neighbours method beside it, and the combined method's parts at 5 epochs
+    for rows in (validation.VARIANTS, validation.TRANSFORMATION_VARIANTS, validation.FAST_VARIANTS):
+        assert len({row for row, *_ in rows}) == len(rows)  # a label each (rows are kept by label)
+    assert len({row for row, *_ in validation.WEIGHT_VARIANTS}) == len(validation.WEIGHT_VARIANTS)
     recipes = [recipe for _, _, recipe, _ in validation.TRANSFORMATION_VARIANTS]
     assert "r+c5+p5" in recipes and "r+c5+p5+g5" in recipes
 
