@@ -5,6 +5,7 @@ arithmetic peak (the roofline ratio).
     python benchmarks/step_profile.py --only conv-resize --steps 40
     python benchmarks/step_profile.py --only conv-resize --layers   # and each convolution alone
     python benchmarks/step_profile.py --only best vae               # aelab's best, seed 3's VAE
+    python benchmarks/step_profile.py --only geom geom-scores       # the anomaly detector's network
 
 Each row is a step as aelab runs it on this CPU:
 - ``conv-resize``: seed 1's model on the embedded digits, batch 200, through the family's own
@@ -14,6 +15,9 @@ Each row is a step as aelab runs it on this CPU:
 - ``best`` and ``vae`` (with ``--only``): aelab's best at its defaults (batch 128) and seed 3's
   VAE (batch 128), the same way;
 - ``char-lstm``: seed 3's text model on pydoc-topics, batch 128 windows of 40, RMSprop;
+- ``geom`` and ``geom-scores`` (with ``--only``): the anomaly detector's transformations network,
+  a training step at its batch of 128, and the scores of a chunk of 256 images under its 20
+  transformations (5,120 forward passes, no gradient), as the detector runs them;
 - ``vgg19``: one evaluation of style transfer's loss at 400x600 (VGG19's forward and backward
   through the image, the seed's content, style and variation losses), as each L-BFGS step
   evaluates it; random filters (the arithmetic is the same as ImageNet's).
@@ -52,6 +56,7 @@ GROUPS = (  # (kind, substrings of aten operator names), first match wins
     ("convolution, forward", ("convolution", "conv2d")),
     ("LSTM (oneDNN's fused kernel)", ("rnn", "lstm")),
     ("matrix products", ("addmm", "mm", "matmul", "linear", "bmm")),
+    ("batch norm", ("batch_norm",)),
     ("max-pooling", ("max_pool",)),
     ("nearest resize", ("upsample",)),
     ("activations", ("relu", "threshold", "clamp", "sigmoid", "tanh")),
@@ -127,6 +132,34 @@ def vgg_step():
     return step, 1
 
 
+def geom_step(scoring: bool):
+    """The anomaly detector's transformations network (aelab.transformations, its default width) on
+    Fashion-MNIST-sized images: a training step as ``fit_transformation_net`` runs it (a batch, each
+    image under a drawn transformation, cross-entropy, Adam), or (``scoring``) the scores of one
+    chunk of images under all 20 transformations, as ``transformation_scores`` runs them."""
+    import torch.nn.functional as F
+
+    from aelab.transformations import BATCH, LR, TRANSFORMS, TransformationNet, _transformed, transformation_scores
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(BATCH if not scoring else 256, 1, 28, 28, generator=generator)
+    net = TransformationNet(1).to(memory_format=torch.channels_last)
+    if scoring:
+        net.eval()
+        return (lambda: transformation_scores(net, images)), len(images)
+    optimiser = torch.optim.Adam(net.parameters(), lr=LR)
+
+    def step() -> None:
+        drawn = torch.randint(len(TRANSFORMS), (len(images),), generator=generator)
+        inputs, targets = _transformed(images, drawn)
+        loss = F.cross_entropy(net(inputs), targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step, len(images)
+
+
 def conv_layers(model: str, steps: int) -> list[str]:
     """Each Conv2d of ``model``'s network timed alone at the training batch, channels-last: the
     table's rows (shape, forward and backward ms, GFLOP/s of each)."""
@@ -175,6 +208,8 @@ def measure(name: str, steps: int) -> dict:
     if name == "vgg19":
         step, items = vgg_step()
         steps = max(3, steps // 10)
+    elif name.startswith("geom"):
+        step, items = geom_step(scoring=name == "geom-scores")
     else:
         step, items, p = system_step(name, "pydoc-topics" if name == "char-lstm" else "mnist-sample")
     for _ in range(3):
@@ -203,7 +238,7 @@ def measure(name: str, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     choices = ["conv-resize", "conv-resize-denoise", "char-lstm", "vgg19"]
-    more = ["best", "vae"]  # the demo's third run, the quick start's VAE: on request
+    more = ["best", "vae", "geom", "geom-scores"]  # the demo's third run, the quick start's VAE, the detector's network
     parser.add_argument("--only", nargs="+", choices=choices + more, default=choices)
     parser.add_argument("--steps", type=int, default=30, help="steps timed (VGG19: a tenth, at least 3)")
     parser.add_argument("--layers", action="store_true", help="also each convolution of the image models alone")

@@ -563,6 +563,7 @@ def test_the_step_profile_groups_operators_and_counts_the_lstms_flops():
         "aten::mkldnn_rnn_layer_backward": "LSTM (oneDNN's fused kernel)",
         "aten::addmm": "matrix products",
         "aten::max_pool2d_with_indices_backward": "max-pooling",
+        "aten::native_batch_norm_backward": "batch norm",
         "aten::upsample_nearest2d": "nearest resize",
         "aten::threshold_backward": "activations",
         "aten::_fused_adam_": "optimiser",
@@ -578,6 +579,11 @@ def test_the_step_profile_groups_operators_and_counts_the_lstms_flops():
     assert measured["items"] == 200 and measured["seconds"] > 0
     assert measured["flops"] == pytest.approx(1.78e9, rel=0.01)  # seed 1's step at batch 200
     assert measured["kinds"]["convolution, backward"] > 0 and measured["kinds"]["max-pooling"] > 0
+    # the anomaly detector's network: a training step at its batch, and a chunk's scores (no gradient)
+    geom = step_profile.measure("geom", steps=2)
+    assert geom["items"] == 128 and geom["kinds"]["batch norm"] > 0 and geom["kinds"]["convolution, backward"] > 0
+    scores = step_profile.measure("geom-scores", steps=2)
+    assert scores["items"] == 256 and scores["flops"] > 0 and "convolution, backward" not in scores["kinds"]
 
 
 def test_peer_speed_reports_each_sides_median_over_its_rounds():
