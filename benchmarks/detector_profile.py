@@ -11,7 +11,8 @@ and codes), the distances to the nearest normal images in pixels and in codes
 (``fit_transformation_net``) and its scores (``transformation_scores``), each split into the fit
 (scoring the training images for the standardisation and threshold) and the test images' scores;
 "the rest" is the wall time less these. Of ``--repeats`` fits, the one whose wall time is the
-median is shown (its pieces add up); the table names the CPU class. Writes a section on top of benchmarks/results/anomaly.md.
+median is shown (its pieces add up); the table names the CPU class. Writes a section on top of
+benchmarks/results/anomaly.md.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ translations an image went through, tells them on the image (GEOM: Golan & El-Ya
 2018; :mod:`aelab.transformations`). ``method="combined"``, the default of ``AnomalyDetector()``
 and the most accurate, sums the two distances and the transformations' score, each standardised
 the same way (the reconstruction error left out: with it the sum scored lower on validation
-images; benchmarks/results/anomaly.md gives its accuracy and time a class). It is the one default (:data:`DEFAULT_METHOD`) of every entry point: ``AnomalyDetector()``,
-``from_run``, ``aelab score`` and ``aelab export``; from a trained run, the parts that learn from
-reference images take the run's training images (the transformations network trains on them
-first: seconds to tens of seconds). ``method="reconstruction"`` needs nothing but the run.
+images; benchmarks/results/anomaly.md gives its accuracy and time a class). It is the one default
+(:data:`DEFAULT_METHOD`) of every entry point: ``AnomalyDetector()``, ``from_run``, ``aelab
+score`` and ``aelab export``; from a trained run, the parts that learn from reference images take
+the run's training images (the transformations network trains on them first: seconds to tens of
+seconds). ``method="reconstruction"`` needs nothing but the run.
 
 The rest of PyOD's detector API is here too: ``predict(X, return_confidence=True)``,
 ``predict_confidence`` and ``predict_with_rejection`` (ExCeeD, Perini et al., ECML PKDD 2020, and

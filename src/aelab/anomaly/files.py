@@ -1,7 +1,8 @@
 """A fitted detector as one safetensors file: the autoencoder's weights (``model.*``), each part's
 tensors under its own keys (:meth:`~aelab.anomaly.parts.Part.state`), the normal images' scores,
 and a JSON header (format, aelab version, the run's config, contamination, score kind, threshold,
-method and the parts it sums: a file without them sums its method's former parts, FORMER_PARTS). Loading executes nothing from the file and checks every number before it is used."""
+method and the parts it sums: a file without them sums its method's former parts, FORMER_PARTS).
+Loading executes nothing from the file and checks every number before it is used."""
 
 from __future__ import annotations
 

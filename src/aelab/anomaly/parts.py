@@ -23,7 +23,7 @@ from ..transformations import TransformationNet, fit_transformation_net, transfo
 
 Score = Literal["normalised", "mse"]  # the reconstruction error divided by each pixel's normal error, or plain
 SCORES = typing.get_args(Score)
-CANDIDATES = 4  # rows kept beyond the k nearest in float32, their distances then computed in float64
+CANDIDATES = 4  # rows kept beyond the k nearest found in float32, their distances then summed exactly
 NEIGHBOURS = 5  # k of the nearest-neighbour distances (chosen on validation images: benchmarks/anomaly_validation.py)
 EPS = 1e-4  # added to each pixel's normal error before dividing by it (squared [0, 1] units)
 
