@@ -178,8 +178,8 @@ def threads_argument(p: argparse.ArgumentParser) -> None:
         type=int,
         dest="inference_threads",
         metavar="N",
-        help="CPU threads: a number fixes it (results then repeat bit for bit); default: the count that "
-        "runs fastest, measured as it goes (fewer when another program keeps the CPU busy)",
+        help="CPU threads: a number fixes it (results then repeat bit for bit); default: all of them, "
+        "fewer while another program is measured keeping the CPU busy (on a quiet machine results repeat too)",
     )
 
 
