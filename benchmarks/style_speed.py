@@ -2,7 +2,9 @@
 
     python benchmarks/style_speed.py                 # per-evaluation times and a few rounds of each
     python benchmarks/style_speed.py --full          # also `aelab style` at its defaults
+    python benchmarks/style_speed.py --command 3     # only `aelab style` at its defaults, 3 times
     python benchmarks/style_speed.py --schedules     # the seed's schedule against the pyramid, ~13 min
+    python benchmarks/style_speed.py --candidates 10/3/round 5/2   # other pyramids against the default
 
 Inputs: a smooth 600x400 'photo' (colour ramps) and a blurred-noise texture (300x300), drawn
 here; VGG19's filters are random unless torchvision's ImageNet weights are cached (offline
@@ -14,6 +16,10 @@ each. ``--schedules`` instead runs the seed's schedule (20 rounds at full size) 
 (aelab's default: rounds at 1/4 and 1/2 of the height first) at 400x600 with the same filters,
 and reports the loss at full size against seconds for each, how soon the pyramid reaches the
 seed's final loss, and both results side by side (results/figures/style-schedules.png).
+``--candidates C/F[/R] ...`` runs the default pyramid, then each candidate (C rounds at each
+coarser level, F at full size; R: L-BFGS restarted every ``round`` or once a ``level``) from the
+same start, and reports each one's seconds and final loss at full size against the default's: a
+faster schedule may replace the default only where its final loss is no higher.
 Writes benchmarks/results/style.md.
 """
 
@@ -82,6 +88,40 @@ def schedules() -> list[str]:
     return lines
 
 
+def candidates(specs: list[str], photo=None, texture=None, **options) -> list[str]:
+    """The default pyramid against other schedules (``C/F/R``, see the module's note), the same inputs
+    and filters: seconds and the final loss at full size, one line each. ``options``
+    (StyleSettings fields) apply to every run (tests use a small ``height``)."""
+    photo, texture = (photo, texture) if photo is not None else inputs()
+    settings = StyleSettings(**options)
+    height = settings.height
+    restart = "round" if settings.restarts_each_round else "level"
+    default = f"default ({settings.coarse_iterations}/{settings.full_rounds}/{restart})"
+    runs = [(default, {})] + [(spec, _schedule(spec)) for spec in specs]
+    width = round(photo.shape[-1] * height / photo.shape[-2])
+    lines = [
+        f"The default pyramid against other schedules at {height}x{width} (the same inputs and filters; "
+        "C/F/R: C rounds at each coarser level, F at full size, L-BFGS restarted every round or once a "
+        "level; one run each, in this order):",
+        "",
+        "| schedule | rounds | seconds | seconds at full size | final loss | loss / the default's |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = None
+    for name, schedule in runs:
+        began = time.perf_counter()
+        result = transfer(photo, texture, **{**options, **schedule})
+        wall = time.perf_counter() - began
+        full = sum(s for s, h in zip(result.seconds, result.heights) if h == height)
+        final = result.losses[-1]
+        base = base or final
+        lines.append(
+            f"| {name} | {result.rounds_by_height()} | {wall:.0f} | {full:.0f} | {final:.5g} | {final / base:.3f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def draw(curves: dict[str, list[tuple[float, float]]], images: list[torch.Tensor]) -> None:
     import matplotlib
 
@@ -139,9 +179,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 20 evaluations per precision")
     parser.add_argument("--full", action="store_true", help="also `aelab style` at its defaults")
     parser.add_argument("--schedules", action="store_true", help="only the seed's schedule against the pyramid")
+    parser.add_argument(
+        "--command", type=int, metavar="N", help="only `aelab style` at its defaults, timed whole N times"
+    )
+    parser.add_argument(
+        "--candidates", nargs="+", metavar="C/F[/R]", help="only the default pyramid against these schedules"
+    )
     args = parser.parse_args(argv)
+    if args.candidates and not all(_spec(s) for s in args.candidates):
+        parser.error("--candidates takes C/F or C/F/R: whole numbers from 1, R round or level (e.g. 10/3/round)")
     cpu = cpu_line()
     print(cpu, flush=True)
+    if args.command:
+        lines = [
+            f"## The command, {datetime.date.today()}: {cpu}",
+            "",
+            *command_lines(args.command),
+            "",
+            f"Made by `python benchmarks/style_speed.py --command {args.command}`.",
+            "",
+        ]
+        write(lines)
+        return 0
+    if args.candidates:
+        lines = [
+            f"## Schedules against the default, {datetime.date.today()}: {cpu}",
+            "",
+            *candidates(args.candidates),
+            "",
+            f"Made by `python benchmarks/style_speed.py --candidates {' '.join(args.candidates)}`.",
+            "",
+        ]
+        write(lines)
+        return 0
     if args.schedules:
         lines = [
             f"## Schedules, {datetime.date.today()}: {cpu}",
@@ -188,30 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(lines[-1], flush=True)
     if args.full:
-        with tempfile.TemporaryDirectory() as folder:
-            content, style = Path(folder) / "photo.png", Path(folder) / "texture.png"
-            save_image(photo, content)
-            save_image(texture, style)
-            command = [
-                sys.executable,
-                "-m",
-                "aelab.cli",
-                "style",
-                str(content),
-                str(style),
-                "--out",
-                str(Path(folder) / "result.png"),
-                "--no-progress",
-            ]
-            began = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
-            wall = time.perf_counter() - began
-        said = done.stdout.strip().splitlines()[0] if done.returncode == 0 else done.stderr.strip()[-300:]
-        lines += [
-            "",
-            "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
-            f"precision auto): {wall:.0f} s in all; it said: {said}",
-        ]
+        lines += ["", *command_lines(1)]
         print(lines[-1], flush=True)
     lines += [
         "",
@@ -223,6 +270,51 @@ def main(argv: list[str] | None = None) -> int:
     ]
     write(lines)
     return 0
+
+
+def command_lines(rounds: int) -> list[str]:
+    """`aelab style photo.png texture.png` at its defaults as a user runs it, timed whole
+    ``rounds`` times (the inputs of :func:`inputs` as PNG files): each time, the median and what
+    the command said."""
+    photo, texture = inputs()
+    walls, said = [], ""
+    with tempfile.TemporaryDirectory() as folder:
+        content, style = Path(folder) / "photo.png", Path(folder) / "texture.png"
+        save_image(photo, content)
+        save_image(texture, style)
+        for i in range(rounds):
+            out = Path(folder) / f"result-{i}.png"
+            command = [sys.executable, "-m", "aelab.cli", "style", str(content), str(style), "--out", str(out)]
+            began = time.perf_counter()
+            done = subprocess.run([*command, "--no-progress"], capture_output=True, text=True)
+            walls.append(time.perf_counter() - began)
+            if done.returncode != 0:
+                raise SystemExit(f"aelab style failed: {done.stderr.strip()[-300:]}")
+            said = done.stdout.strip().splitlines()[0]
+            print(f"aelab style: {walls[-1]:.0f} s", flush=True)
+    each = "" if rounds == 1 else f" (median of {rounds}: {', '.join(f'{w:.0f}' for w in walls)})"
+    return [
+        "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
+        f"precision auto): {statistics.median(walls):.0f} s in all{each}; it said: {said}"
+    ]
+
+
+def _spec(text: str) -> bool:
+    parts = text.split("/")
+    rounds, restart = parts[:2], parts[2:]
+    return (
+        len(rounds) == 2 and all(p.isdigit() and int(p) >= 1 for p in rounds) and restart in ([], ["round"], ["level"])
+    )
+
+
+def _schedule(spec: str) -> dict:
+    """``10/3/round`` -> the StyleSettings fields it names (the restart left at auto without a third part)."""
+    parts = spec.split("/")
+    return {
+        "coarse_iterations": int(parts[0]),
+        "iterations": int(parts[1]),
+        **({"restart": parts[2]} if parts[2:] else {}),
+    }
 
 
 def write(lines: list[str]) -> None:

@@ -513,6 +513,8 @@ def test_first_hour_reads_the_quick_start_and_the_evaluation_stages():
         "feature classifier, 3 epochs of 60,000 images": 51.0,
     }
     assert first_hour.result_of(output) == "beats PCA with 2 components (0.84x)"
+    assert first_hour.spread([284.2]) == "284"
+    assert first_hour.spread([290.0, 276.4, 281.0]) == "281 (median of 290, 276, 281)"
 
 
 def test_the_short_epochs_benchmark_times_a_fit_by_part(capsys):
@@ -606,3 +608,21 @@ def test_thin_conv_forms_compute_the_same_convolution():
     w, b = torch.randn(1, 4, 3, 3, generator=generator), torch.randn(1, generator=generator)
     expected = torch.nn.functional.conv2d(features, w, b, padding=1)
     assert torch.allclose(thin_conv.last_layer(features, w, b), expected, atol=1e-5)
+
+
+def test_style_candidates_run_the_default_first_and_compare_each_final_loss():
+    """benchmarks/style_speed.py --candidates: the default pyramid, then each C/F schedule from the
+    same start; each line's final loss against the default's."""
+    style = load_benchmark("style_speed")
+    generator = torch.Generator().manual_seed(0)
+    photo, texture = torch.rand(3, 64, 96, generator=generator), torch.rand(3, 64, 64, generator=generator)
+    lines = style.candidates(["1/1/round"], photo, texture, height=64, evaluations=2, coarse_iterations=2)
+    rows = [line.split(" | ") for line in lines if line.startswith("| default") or line.startswith("| 1/1")]
+    assert [row[0] for row in rows] == ["| default (2/3/level)", "| 1/1/round"]
+    assert [row[1] for row in rows] == ["2 at 32 px, 3 at 64 px", "1 at 32 px, 1 at 64 px"]
+    assert rows[0][-1] == "1.000 |" and float(rows[1][-2]) > 0
+    assert "64x96" in lines[0]
+    assert style._spec("5/3") and style._spec("10/3/round") and style._spec("3/3/level")
+    assert not any(style._spec(bad) for bad in ("5", "0/3", "a/b", "5/3/never", "5/3/round/x"))
+    assert style._schedule("10/3/round") == {"coarse_iterations": 10, "iterations": 3, "restart": "round"}
+    assert style._schedule("5/2") == {"coarse_iterations": 5, "iterations": 2}

@@ -109,10 +109,38 @@ def test_bf16_and_fp32_end_within_two_percent():
 
 
 def test_the_pyramids_levels_and_the_seeds_schedule():
-    assert pyramid(StyleSettings(), 400, 600) == [(100, 150, 10), (200, 300, 10), (400, 600, 3)]
+    assert pyramid(StyleSettings(), 400, 600) == [(100, 150, 3), (200, 300, 3), (400, 600, 3)]
     assert pyramid(StyleSettings(schedule="seed"), 400, 600) == [(400, 600, 20)]
     assert pyramid(StyleSettings(iterations=7, coarse_iterations=2), 100, 80) == [(50, 40, 2), (100, 80, 7)]
     assert pyramid(StyleSettings(), 24, 32) == [(24, 32, 3)]  # no level under 32 pixels a side
+
+
+def test_the_pyramid_keeps_one_lbfgs_a_size_and_the_seeds_schedule_restarts_every_round(monkeypatch):
+    """restart="level" (the pyramid's default) builds one L-BFGS a size, its memory carried across the
+    size's rounds; "round" (the seed's schedule's default) a fresh one every round, as the seed."""
+    import aelab.style
+
+    built = []
+
+    class Counted(torch.optim.LBFGS):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs["history_size"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(aelab.style.torch.optim, "LBFGS", Counted)
+    photo, texture = torch.rand(3, 64, 64), torch.rand(3, 32, 32)
+    small = {"height": 64, "coarse_iterations": 2, "iterations": 3, "evaluations": 2, "precision": "32"}
+    assert StyleSettings().restarts_each_round is False
+    assert StyleSettings(schedule="seed").restarts_each_round is True
+    assert StyleSettings(restart="round").restarts_each_round is True
+    for restart, expected in (("auto", 2), ("level", 2), ("round", 5)):  # levels 32 and 64 px: 2 + 3 rounds
+        built.clear()
+        result = transfer(photo, texture, restart=restart, **small)
+        assert len(built) == expected and set(built) == {10} and len(result.losses) == 5
+        assert result.settings.restart == restart
+    built.clear()
+    transfer(photo, texture, schedule="seed", **small)
+    assert len(built) == 3  # the seed's: every round afresh
 
 
 def test_the_time_left_scales_with_each_levels_pixels():
@@ -222,6 +250,7 @@ def test_the_command_with_a_weights_file(images, tmp_path, capsys):
         ("bad-weights", "damaged or not a state dict"),
         ("wrong-weights", "does not hold torchvision's vgg19 features"),
         ("zero-height", "height must be at least 1"),
+        ("bad-restart", "restart"),
     ],
 )
 def test_bad_input_is_one_line(images, tmp_path, capsys, case, message):
@@ -244,6 +273,8 @@ def test_bad_input_is_one_line(images, tmp_path, capsys, case, message):
         extra = ["--weights", tmp_path / "w.pth"]
     elif case == "zero-height":
         extra = ["--height", "0"]
+    elif case == "bad-restart":
+        extra = ["--restart", "never"]
     assert run_cli("style", content, style, "--out", out, *extra, "--iterations", "1", "--no-progress") == 2
     assert message in error_line(capsys)
     assert not out.exists()

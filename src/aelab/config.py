@@ -25,9 +25,11 @@ OptimizerName = Literal["adam", "adadelta", "rmsprop", "sgd"]
 Precision = Literal["auto", "32", "bf16-mixed", "16-mixed"]
 StylePrecision = Literal["auto", "bf16", "32"]
 StyleSchedule = Literal["pyramid", "seed"]
-# style transfer's rounds at full size: the seed's; after the pyramid's coarser rounds (chosen by
-# benchmarks/style_speed.py: below the seed's final loss in a fifth of its time)
-SEED_ROUNDS, PYRAMID_ROUNDS = 20, 3
+StyleRestart = Literal["auto", "round", "level"]
+# style transfer's rounds: the seed's at full size; the pyramid's at full size and at each coarser
+# size (chosen by benchmarks/style_speed.py --candidates: with one L-BFGS a size, a lower final loss
+# than the former 10 coarse rounds restarting every round, in two thirds of their time)
+SEED_ROUNDS, PYRAMID_ROUNDS, PYRAMID_COARSE_ROUNDS = 20, 3, 3
 StrategyName = Literal["auto", "ddp"]
 LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
 
@@ -227,8 +229,18 @@ class StyleSettings:
         f"seed, {PYRAMID_ROUNDS} after the pyramid's coarser rounds)",
         low=1,
     )
-    coarse_iterations: int = setting(10, "the pyramid's rounds at each coarser size (default: 10)", low=1)
+    coarse_iterations: int = setting(
+        PYRAMID_COARSE_ROUNDS, f"the pyramid's rounds at each coarser size (default: {PYRAMID_COARSE_ROUNDS})", low=1
+    )
     evaluations: int = setting(20, "loss evaluations per iteration (the seed's maxfun: 20)", low=1)
+    restart: StyleRestart = setting(
+        "auto",
+        "when L-BFGS starts afresh: round (every round, as the seed calls "
+        "fmin_l_bfgs_b anew), level (once a size: its memory kept across "
+        "the size's rounds; a lower loss in the same time: "
+        "benchmarks/results/style.md), auto (level for the pyramid, round "
+        "for the seed's schedule)",
+    )
     height: int = setting(400, "output height in pixels (seed: 400); the width keeps the content's aspect", low=1)
     content_weight: float = setting(0.025, "weight of the content loss (seed: 0.025)", low=0)
     style_weight: float = setting(1.0, "weight of the style loss, averaged over the style layers (seed: 1.0)", low=0)
@@ -251,6 +263,13 @@ class StyleSettings:
         if self.iterations is not None:
             return self.iterations
         return SEED_ROUNDS if self.schedule == "seed" else PYRAMID_ROUNDS
+
+    @property
+    def restarts_each_round(self) -> bool:
+        """Whether every round starts a fresh L-BFGS (``restart``, or its schedule's default)."""
+        if self.restart != "auto":
+            return self.restart == "round"
+        return self.schedule == "seed"
 
     def check(self, names: list[str]) -> None:
         """Each value in its range, and the layers among ``names`` (VGG19's, from :mod:`aelab.style`)."""

@@ -1,14 +1,18 @@
 """Neural style transfer, as seed 3 (003_cc967e401ad40983.txt) builds it after Gatys et al.,
 "A Neural Algorithm of Artistic Style" (https://arxiv.org/abs/1508.06576).
 
-The image is optimised directly, from the content image, by L-BFGS: in each outer round a fresh
-L-BFGS runs up to 20 loss evaluations (the seed's ``fmin_l_bfgs_b(..., maxfun=20)``). The seed
-runs 20 rounds at full size (``schedule="seed"``). aelab's default schedule is a pyramid: 10
-rounds at a quarter of the height, 10 at half, then 3 at full size, each level starting from
+The image is optimised directly, from the content image, by L-BFGS in outer rounds of up to 20
+loss evaluations each (the seed's ``fmin_l_bfgs_b(..., maxfun=20)``). The seed runs 20 rounds at
+full size (``schedule="seed"``), a fresh L-BFGS each round. aelab's default schedule is a pyramid:
+3 rounds at a quarter of the height, 3 at half, then 3 at full size, each level starting from
 the coarser result upsampled; the coarse rounds cost a sixteenth and a quarter of a full one and
-settle the image's large shapes, so the full-size rounds only refine. On a 600x400 photo it
-ended below the seed schedule's final loss (at full size, the same filters) in a fifth of the
-time: benchmarks/results/style.md. The loss, with the seed's weights:
+settle the image's large shapes, so the full-size rounds only refine. The pyramid keeps one
+L-BFGS a level (``restart="level"``): its memory of the last 10 steps carries from round to
+round, where a fresh one spends each round's first evaluations relearning the curvature. Both
+measured on a 600x400 photo in benchmarks/results/style.md: the former default (10 coarse
+rounds, restarting every round) ended below the seed schedule's final loss in a fifth of its
+time; today's ends 6% lower again in two thirds of the former's. The loss, with the seed's
+weights:
 
 - content: the summed squared difference of VGG19 ``block5_conv2`` activations, x 0.025;
 - style: per layer of ``block1_conv1`` ... ``block5_conv1``, the summed squared difference of Gram
@@ -310,17 +314,19 @@ class StyleProblem:
         z = (start / scale).contiguous().requires_grad_(True)
         self._before = float(start_loss.detach())
         threads = current_job()  # each evaluation a step of the transfer's job, timed per pixel
+
+        def lbfgs() -> torch.optim.LBFGS:  # the memory of the seed's fmin_l_bfgs_b: 10 pairs
+            s = self.settings
+            return torch.optim.LBFGS(
+                [z], max_iter=s.evaluations, max_eval=s.evaluations, history_size=10, line_search_fn="strong_wolfe"
+            )
+
+        optimizer = lbfgs()  # kept across this size's rounds unless each round restarts
         iteration = 0
         while iteration < rounds:
             began = time.perf_counter()
-            # a fresh L-BFGS each round, as the seed calls fmin_l_bfgs_b anew (its memory is 10 pairs)
-            optimizer = torch.optim.LBFGS(
-                [z],
-                max_iter=self.settings.evaluations,
-                max_eval=self.settings.evaluations,
-                history_size=10,
-                line_search_fn="strong_wolfe",
-            )
+            if iteration and self.settings.restarts_each_round:  # as the seed calls fmin_l_bfgs_b anew
+                optimizer = lbfgs()
 
             def closure() -> Tensor:
                 started = time.perf_counter()
