@@ -515,6 +515,8 @@ def test_first_hour_reads_the_quick_start_and_the_evaluation_stages():
     assert first_hour.result_of(output) == "beats PCA with 2 components (0.84x)"
     assert first_hour.spread([284.2]) == "284"
     assert first_hour.spread([290.0, 276.4, 281.0]) == "281 (median of 290, 276, 281)"
+    assert first_hour.spread([290.0, 276.4, 281.0], " s", "a note") == "281 s (median of 290, 276, 281; a note)"
+    assert first_hour.spread([284.2], note="a note") == "284 (a note)"
 
 
 def test_the_short_epochs_benchmark_times_a_fit_by_part(capsys):
