@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "--candidates", nargs="+", metavar="C/F[/R]", help="only the default pyramid against these schedules"
     )
     args = parser.parse_args(argv)
-    if args.candidates and not all(_spec(s) for s in args.candidates):
+    if args.candidates and None in map(_schedule, args.candidates):
         parser.error("--candidates takes C/F or C/F/R: whole numbers from 1, R round or level (e.g. 10/3/round)")
     cpu = cpu_line()
     print(cpu, flush=True)
@@ -299,21 +299,21 @@ def command_lines(rounds: int) -> list[str]:
     ]
 
 
-def _spec(text: str) -> bool:
-    parts = text.split("/")
-    rounds, restart = parts[:2], parts[2:]
-    return (
-        len(rounds) == 2 and all(p.isdigit() and int(p) >= 1 for p in rounds) and restart in ([], ["round"], ["level"])
-    )
-
-
-def _schedule(spec: str) -> dict:
-    """``10/3/round`` -> the StyleSettings fields it names (the restart left at auto without a third part)."""
+def _schedule(spec: str) -> dict | None:
+    """``10/3/round`` -> the StyleSettings fields it names (the restart left at auto without a third
+    part); None where ``spec`` is not C/F or C/F/R (whole numbers from 1, R round or level)."""
     parts = spec.split("/")
+    rounds, restart = parts[:2], parts[2:]
+    if (
+        len(rounds) != 2
+        or not all(p.isdigit() and int(p) >= 1 for p in rounds)
+        or restart not in ([], ["round"], ["level"])
+    ):
+        return None
     return {
-        "coarse_iterations": int(parts[0]),
-        "iterations": int(parts[1]),
-        **({"restart": parts[2]} if parts[2:] else {}),
+        "coarse_iterations": int(rounds[0]),
+        "iterations": int(rounds[1]),
+        **({"restart": restart[0]} if restart else {}),
     }
 
 

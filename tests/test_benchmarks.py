@@ -624,7 +624,7 @@ def test_style_candidates_run_the_default_first_and_compare_each_final_loss():
     assert [row[1] for row in rows] == ["2 at 32 px, 3 at 64 px", "1 at 32 px, 1 at 64 px"]
     assert rows[0][-1] == "1.000 |" and float(rows[1][-2]) > 0
     assert "64x96" in lines[0]
-    assert style._spec("5/3") and style._spec("10/3/round") and style._spec("3/3/level")
-    assert not any(style._spec(bad) for bad in ("5", "0/3", "a/b", "5/3/never", "5/3/round/x"))
+    assert all(style._schedule(good) is not None for good in ("5/3", "10/3/round", "3/3/level"))
+    assert all(style._schedule(bad) is None for bad in ("5", "0/3", "a/b", "5/3/never", "5/3/round/x"))
     assert style._schedule("10/3/round") == {"coarse_iterations": 10, "iterations": 3, "restart": "round"}
     assert style._schedule("5/2") == {"coarse_iterations": 5, "iterations": 2}
