@@ -22,16 +22,18 @@ Each row is a step as aelab runs it on this CPU:
   through the image, the seed's content, style and variation losses), as each L-BFGS step
   evaluates it; random filters (the arithmetic is the same as ImageNet's).
 
-Measured in one process: the step's median wall time over ``--steps`` steps after a warm-up, its
-FLOPs (torch's FlopCounterMode; the LSTM's, which it does not count, from its gates' sizes), a
-2048x2048 float32 matrix product's rate (the peak any step could reach), and torch.profiler's
-self time per operator, grouped by kind, in ms a step. "Python, dispatch and waiting" is the
-profiled steps' wall time less every operator's self time (the profiler's own cost lands there
-too, so a profiled step is slower than the timed one). The trainer's own cost per step is measured
-apart (benchmarks/speed_overhead.py, epochs_speed.py). ``--layers`` also times each convolution of
-the image models alone (forward, and backward as training runs it: the input's gradient only
-where the input needs one), channels-last at the step's batch, with its GFLOP/s. Writes a section on top of
-benchmarks/results/speed.md naming the CPU class (ONEDNN_MAX_CPU_ISA caps it: results/README.md).
+Measured in one process, with glibc keeping freed memory as training sets it: the step's median
+wall time over ``--steps`` steps after a warm-up, its FLOPs (torch's FlopCounterMode; the LSTM's,
+which it does not count, from its gates' sizes), a 2048x2048 float32 matrix product's rate (the
+peak any step could reach), and torch.profiler's self time per operator, grouped by kind, in ms a
+step. "Python, dispatch and waiting" is the profiled steps' wall time less every operator's self
+time (the profiler's own cost lands there too, so a profiled step is slower than the timed one).
+The trainer's own cost per step is measured apart (benchmarks/speed_overhead.py,
+epochs_speed.py). ``--layers`` also times each convolution of the image models (seed 1's two,
+``best`` and ``vae``), transposed ones too, alone (forward, and backward as training runs it: the
+input's gradient only where the input needs one), channels-last at the step's batch, with its
+GFLOP/s. Writes a section on top of benchmarks/results/speed.md naming the CPU class
+(ONEDNN_MAX_CPU_ISA caps it: results/README.md).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ from speed_common import cpu_line, prepend_section
 from torch.profiler import profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from aelab.accel import keep_freed_memory
+from aelab.nets.blocks import ImageConv2d
+
 GROUPS = (  # (kind, substrings of aten operator names), first match wins
     ("convolution, backward", ("convolution_backward",)),
     ("convolution, forward", ("convolution", "conv2d")),
@@ -64,6 +69,9 @@ GROUPS = (  # (kind, substrings of aten operator names), first match wins
     ("copies, fills, allocation", ("copy", "fill", "zero", "empty", "contiguous", "clone", "to_dense", "cat")),
     ("losses and sums", ("log", "exp", "sum", "mean", "pow", "sub", "mul", "add", "div", "abs", "neg", "one_hot")),
 )
+
+
+IMAGE_MODELS = ("conv-resize", "conv-resize-denoise", "best", "vae")  # what --layers times
 
 
 def kind_of(name: str) -> str:
@@ -161,14 +169,14 @@ def geom_step(scoring: bool):
 
 
 def conv_layers(model: str, steps: int) -> list[str]:
-    """Each Conv2d of ``model``'s network timed alone at the training batch, channels-last: the
-    table's rows (shape, forward and backward ms, GFLOP/s of each)."""
+    """Each convolution of ``model``'s network (transposed ones too) timed alone at the training batch,
+    channels-last: the table's rows (kind and shape, forward and backward ms, GFLOP/s of each)."""
     step, items, p = system_step(model, "mnist-sample")
     seen = []
     hooks = [
         m.register_forward_hook(lambda m, i, o: seen.append((m, i[0].detach(), o.shape)))
         for m in p.model.modules()
-        if isinstance(m, torch.nn.Conv2d)
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
     ]
     step()
     for hook in hooks:
@@ -186,10 +194,18 @@ def conv_layers(model: str, steps: int) -> list[str]:
             forward.append(middle - began)
             backward.append(time.perf_counter() - middle)
         f, b = statistics.median(forward[3:]), statistics.median(backward[3:])
-        flops = 2 * shape.numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        transposed = isinstance(conv, torch.nn.ConvTranspose2d)
+        # each multiply-add pairs a pixel of the smaller side's grid with a tap and the other side's channels
+        taps = conv.kernel_size[0] * conv.kernel_size[1]
+        if transposed:
+            flops = 2 * x.numel() * conv.out_channels * taps
+        else:
+            flops = 2 * shape.numel() * conv.in_channels // conv.groups * taps
+        what = f"{conv.kernel_size[0]}x{conv.kernel_size[1]}{' transposed' if transposed else ''}"
+        stride = f", stride {conv.stride[0]}" if conv.stride[0] > 1 else ""
         rows.append(
-            f"| {conv.in_channels} -> {conv.out_channels} at {shape[-1]}x{shape[-1]} | {f * 1e3:.2f} | "
-            f"{flops / f / 1e9:,.0f} | {b * 1e3:.2f} | {flops * (2 if index else 1) / b / 1e9:,.0f} |"
+            f"| {what} {conv.in_channels} -> {conv.out_channels}{stride} at {shape[-1]}x{shape[-1]} | "
+            f"{f * 1e3:.2f} | {flops / f / 1e9:,.0f} | {b * 1e3:.2f} | {flops * (2 if index else 1) / b / 1e9:,.0f} |"
         )
     return rows
 
@@ -203,8 +219,25 @@ def timed(step, steps: int) -> float:
     return statistics.median(times)
 
 
+def counted_flops(step, model) -> float:
+    """A step's FLOPs as torch's FlopCounterMode counts them, with ``model``'s ImageConv2d layers
+    counted as the nn.Conv2d whose arithmetic they do: the counter takes a depthwise convolution's
+    backward for a full convolution's (6x too many FLOPs for seed 1's last layer)."""
+    layers = [] if model is None else [m for m in model.modules() if isinstance(m, ImageConv2d)]
+    for layer in layers:
+        layer.__class__ = torch.nn.Conv2d
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+    finally:
+        for layer in layers:
+            layer.__class__ = ImageConv2d
+    return counter.get_total_flops()
+
+
 def measure(name: str, steps: int) -> dict:
     torch.manual_seed(0)
+    model = None  # the training step's network, where it is one of aelab's models
     if name == "vgg19":
         step, items = vgg_step()
         steps = max(3, steps // 10)
@@ -212,14 +245,13 @@ def measure(name: str, steps: int) -> dict:
         step, items = geom_step(scoring=name == "geom-scores")
     else:
         step, items, p = system_step(name, "pydoc-topics" if name == "char-lstm" else "mnist-sample")
+        model = p.model
     for _ in range(3):
         step()
     if name == "char-lstm":
-        flops = lstm_flops(p.model) * items
+        flops = lstm_flops(model) * items
     else:
-        with FlopCounterMode(display=False) as counter:
-            step()
-        flops = counter.get_total_flops()
+        flops = counted_flops(step, model)
     seconds = timed(step, steps)
     profiled = max(2, steps // 2)
     with profile() as prof:
@@ -243,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="steps timed (VGG19: a tenth, at least 3)")
     parser.add_argument("--layers", action="store_true", help="also each convolution of the image models alone")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as `aelab train` runs: without it every step faults its activations in anew
     cpu = cpu_line()
     print(cpu, flush=True)
     results = {}
@@ -287,12 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(
         "| the step under the profiler (wall) | " + " | ".join(f"{r['profiled']:,.1f}" for r in results.values()) + " |"
     )
-    for name in [n for n in results if args.layers and n.startswith("conv")]:
+    for name in [n for n in results if args.layers and n in IMAGE_MODELS]:
         lines += [
             "",
             f"{name}'s convolutions alone, in the order its forward runs them (ms and GFLOP/s; medians):",
             "",
-            "| convolution (3x3) | forward ms | forward GFLOP/s | backward ms | backward GFLOP/s |",
+            "| convolution | forward ms | forward GFLOP/s | backward ms | backward GFLOP/s |",
             "|---|---|---|---|---|",
             *conv_layers(name, args.steps),
         ]

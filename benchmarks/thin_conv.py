@@ -1,19 +1,22 @@
-"""Would a matrix-product form beat oneDNN on seed 1's single-channel convolutions?
+"""Seed 1's single-channel convolutions three ways: oneDNN's direct kernel, aelab's layer, a matrix product.
 
     python benchmarks/thin_conv.py [--repeats 30]
 
 speed.md's step profile found two of seed 1's seven 3x3 convolutions, the first (1 channel in)
-and the last (1 channel out), running at 8-19 GFLOP/s where the others reach 33-137, half the
-step's convolution time for 15% of its FLOPs. This times each such layer of `conv-resize` and
-`conv-resize-denoise` at the training batch (200), forward and backward as training runs them
-(the first layer needs no input gradient), channels-last, two ways:
-- ``oneDNN``: ``F.conv2d``, as aelab trains today;
+and the last (1 channel out), running at a tenth of the rate of the others. This times each such
+layer of `conv-resize` and `conv-resize-denoise` at the training batch (200), forward and backward
+as training runs them (the first layer needs no input gradient), channels-last, with glibc keeping
+freed memory as `aelab train` sets it, in up to three forms:
+- ``oneDNN``: ``nn.Conv2d``, oneDNN's direct convolution;
+- ``aelab``: the layer aelab trains with: for the last layer ``ImageConv2d`` (in float32 on the CPU
+  a depthwise convolution and a sum over the input channels), for the first ``nn.Conv2d`` itself
+  (no other form is faster), so its column is left empty there;
 - ``matrix product``: the first layer as 9 shifted copies of the padded image in columns and one
   ``addmm`` (out: B*H*W rows of C channels, which is channels-last); the last layer as one product
   of the channels-last rows with the 9 taps' weights, then the 9 shifted slices summed.
-Both forms' outputs and weight gradients are compared before timing (they must agree to float
-rounding).
-Alternated, medians. Prints a table and puts it on top of benchmarks/results/speed.md.
+Each form's output and weight gradient are compared with oneDNN's before timing (they must agree
+to float rounding). Alternated, medians. Prints a table and puts it on top of
+benchmarks/results/speed.md.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import torch
 import torch.nn.functional as F
 from speed_common import cpu_line, prepend_section
 from step_profile import timed
+
+from aelab.accel import keep_freed_memory
+from aelab.nets.blocks import ImageConv2d
 
 BATCH, SIZE = 200, 28
 LAYERS = (  # (model, input channels, output channels)
@@ -67,19 +73,23 @@ def case(c_in: int, c_out: int, form: str):
     x = torch.rand(BATCH, c_in, SIZE, SIZE, generator=generator).contiguous(memory_format=torch.channels_last)
     x.requires_grad_(c_in > 1)  # the image itself needs no gradient
     # as in training: the inputs made contiguous in channels-last (a one-channel batch stays as it
-    # is), the weights and the output's gradient restrided by .to() (a one-channel tensor too)
+    # is), the layer's weights and the output's gradient restrided by .to() (a one-channel tensor too)
     grad = torch.randn(BATCH, c_out, SIZE, SIZE, generator=generator).to(memory_format=torch.channels_last)
-    conv_weight = weight.detach().to(memory_format=torch.channels_last).requires_grad_(True)
+    layer = (ImageConv2d if form == "aelab" else torch.nn.Conv2d)(c_in, c_out, 3, padding=1)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.zero_()
+    layer = layer.to(memory_format=torch.channels_last)
 
     def run():
-        for t in (weight, bias, x, conv_weight):
+        for t in (weight, bias, x, *layer.parameters()):
             t.grad = None
-        if form == "oneDNN":
-            y = F.conv2d(x, conv_weight, bias, padding=1)
-        else:
+        if form == "matrix product":
             y = (first_layer if c_in == 1 else last_layer)(x, weight, bias)
+        else:
+            y = layer(x)
         y.backward(grad)
-        return y.detach(), (conv_weight.grad if form == "oneDNN" else weight.grad).detach()
+        return y.detach(), (weight.grad if form == "matrix product" else layer.weight.grad).detach()
 
     return run
 
@@ -88,22 +98,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as training runs: without it every step faults its activations in anew
     cpu = cpu_line()
     print(cpu, flush=True)
     lines = [
         f"## Single-channel convolutions, {datetime.date.today()}: {cpu}",
         "",
         f"`python benchmarks/thin_conv.py{'' if args.repeats == 30 else f' --repeats {args.repeats}'}`: "
-        f"each layer at batch {BATCH}, {SIZE}x{SIZE}, forward and backward, channels-last; medians of "
-        f"{args.repeats}, the two forms alternated.",
+        f"each layer at batch {BATCH}, {SIZE}x{SIZE}, forward and backward, channels-last, glibc keeping "
+        f"freed memory as training does; medians of {args.repeats}, the forms alternated. aelab's layer is "
+        "`ImageConv2d` (a depthwise convolution and a sum) for one output channel, `nn.Conv2d` otherwise.",
         "",
-        "| model | layer | oneDNN ms | matrix product ms | oneDNN / matrix product | largest difference (output, weight gradient) |",
-        "|---|---|---|---|---|---|",
+        "| model | layer | oneDNN ms | aelab's layer ms | matrix product ms | oneDNN / aelab | oneDNN / matrix "
+        "product | largest difference from oneDNN (output, weight gradient; relative) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, c_in, c_out in LAYERS:
-        runs = {form: case(c_in, c_out, form) for form in ("oneDNN", "matrix product")}
-        (y1, w1), (y2, w2) = runs["oneDNN"](), runs["matrix product"]()
-        differences = [(y1 - y2).abs().max().item(), (w1 - w2).abs().max().item() / w1.abs().max().item()]
+        forms = ["oneDNN", "aelab", "matrix product"] if c_out == 1 else ["oneDNN", "matrix product"]
+        runs = {form: case(c_in, c_out, form) for form in forms}
+        (y1, w1), *others = (run() for run in runs.values())
+        differences = [
+            f"{(y1 - y).abs().max().item() / y1.abs().max().item():.1e}, "
+            f"{(w1 - w).abs().max().item() / w1.abs().max().item():.1e}"
+            for y, w in others
+        ]
         for _ in range(3):
             for run in runs.values():
                 run()
@@ -111,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(3):  # alternated blocks
             for form, run in runs.items():
                 seconds[form].append(timed(run, max(1, args.repeats // 3)))
-        a, b = (statistics.median(seconds[f]) * 1e3 for f in runs)
+        ms = {form: statistics.median(times) * 1e3 for form, times in seconds.items()}
+        direct, ours, product = ms["oneDNN"], ms.get("aelab"), ms["matrix product"]
         lines.append(
-            f"| {model} | {c_in} -> {c_out} | {a:.2f} | {b:.2f} | {a / b:.2f}x | "
-            f"{differences[0]:.1e}, {differences[1]:.1e} (relative) |"
+            f"| {model} | {c_in} -> {c_out} | {direct:.2f} | {'-' if ours is None else f'{ours:.2f}'} | "
+            f"{product:.2f} | {'-' if ours is None else f'{direct / ours:.2f}x'} | {direct / product:.2f}x | "
+            f"{'; '.join(differences)} |"
         )
         print(lines[-1], flush=True)
     prepend_section(lines)

@@ -13,11 +13,13 @@ from aelab import TrainSettings, create_model, list_models, model_settings
 from aelab.families import family_of
 from aelab.models import get_entry
 from aelab.nets.base import AEOutput, Autoencoder, Conditional, Generative, Network, TextModel
+from aelab.nets.blocks import ImageConv2d
 from aelab.runs import Run, write_json
 
 MODELS = list_models()
 GANS = [name for name in MODELS if family_of(name).name == "gan"]
 TRAINED_BY_LOSS = [name for name in MODELS if name not in GANS]
+ENDING_IN_IMAGE_CONV = [n for n in MODELS if any(isinstance(m, ImageConv2d) for m in create_model(n).modules())]
 
 
 def batch_for(model, n: int = 8) -> torch.Tensor:
@@ -138,6 +140,63 @@ def test_in_place_rectifiers_change_no_gradient(name):
         system_for(name, net).training_step(batch, 0).backward()
         grads.append([p.grad for p in net.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+
+def as_plain_convolutions(model):
+    """A copy of ``model`` whose ImageConv2d layers are nn.Conv2d again (the same weights)."""
+    plain = copy.deepcopy(model)
+    for module in plain.modules():
+        if isinstance(module, ImageConv2d):
+            module.__class__ = torch.nn.Conv2d
+    return plain
+
+
+@pytest.mark.parametrize("name", [n for n in ENDING_IN_IMAGE_CONV if n in TRAINED_BY_LOSS])
+def test_the_depthwise_image_convolution_changes_no_gradient(name):
+    """ImageConv2d's depthwise form is nn.Conv2d's arithmetic in another order: the same loss and
+    gradients to float32 rounding, through the model's own training step."""
+    model = create_model(name)
+    batch = training_batch(name, model, real=True)
+    losses, grads = [], []
+    for net in (model, as_plain_convolutions(model)):
+        torch.manual_seed(0)
+        loss = system_for(name, net).training_step(batch, 0)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad for p in net.parameters()])
+    assert torch.allclose(*losses, rtol=1e-5)
+    # sums over a batch's pixels in another order: float32 rounding of each gradient's size
+    assert all((a - b).abs().max() <= 1e-3 * b.abs().max() for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize(
+    "kernel, padding, stride, bias", [(3, "same", 1, True), (3, 1, 1, True), (5, 2, 1, True), (3, 1, 2, False)]
+)
+def test_image_conv2d_is_conv2d(kernel, padding, stride, bias):
+    """One output channel in float32 on the CPU: the depthwise form, its output and gradients within
+    float32 rounding of the exact (float64) ones, as nn.Conv2d's are; under bf16 autocast and for
+    several output channels, nn.Conv2d itself."""
+    torch.manual_seed(0)
+    layer = ImageConv2d(16, 1, kernel, stride=stride, padding=padding, bias=bias)
+    x = torch.rand(8, 16, 28, 28).contiguous(memory_format=torch.channels_last)
+    results = []
+    for net, dtype in ((layer, torch.float32), (as_plain_convolutions(layer), torch.float32), (layer, torch.float64)):
+        net = as_plain_convolutions(net).double() if dtype == torch.float64 else net
+        inputs = x.to(dtype).clone().requires_grad_(True)
+        y = net(inputs)
+        y.square().sum().backward()
+        results.append([y.detach(), inputs.grad, *(p.grad for p in net.parameters())])
+        net.zero_grad()
+    depthwise, plain, exact = results
+    for a, b, truth in zip(depthwise, plain, exact):  # float32 sums of up to 6,272 terms: ~1e-6 of their size
+        assert a.shape == truth.shape
+        assert (a - truth).abs().max() <= 1e-5 * truth.abs().max()
+        assert (b - truth).abs().max() <= 1e-5 * truth.abs().max()
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        assert torch.equal(layer(x), as_plain_convolutions(layer)(x))
+    several = ImageConv2d(16, 3, kernel, stride=stride, padding=padding, bias=bias)
+    with torch.no_grad():
+        assert torch.equal(several(x), as_plain_convolutions(several)(x))
 
 
 @pytest.mark.parametrize("name", MODELS)

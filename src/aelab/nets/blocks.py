@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 BlockKind = Literal["plain", "separable", "residual", "inception"]
@@ -41,6 +42,32 @@ def activation(name: str) -> nn.Module:
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}") from None
     return kind(inplace=True) if name in IN_PLACE else kind()
+
+
+class ImageConv2d(nn.Conv2d):
+    """The convolution that ends a decoder: ``nn.Conv2d`` to the image's channels, with the same
+    weights and the same arithmetic, but for one output channel in float32 on the CPU run as a
+    depthwise convolution (one 2-D filter per input channel) and a sum over the input channels.
+    oneDNN's kernels spread their vector lanes over output channels, so with a single one its
+    direct convolution runs at about a tenth of its usual rate; the depthwise form is about twice
+    as fast, forward and backward (benchmarks/thin_conv.py). Under bf16 autocast, on a GPU and
+    for several output channels it is ``nn.Conv2d`` itself."""
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, out_channels, H', W')
+        if (
+            self.out_channels != 1
+            or self.groups != 1
+            or self.padding_mode != "zeros"
+            or x.device.type != "cpu"
+            or x.dtype != torch.float32
+            or torch.is_autocast_enabled("cpu")
+            or torch.onnx.is_in_onnx_export()  # the file keeps the plain convolution
+        ):
+            return super().forward(x)
+        taps = self.weight.transpose(0, 1)  # (C, 1, kh, kw): one filter per input channel
+        each = F.conv2d(x, taps, None, self.stride, self.padding, self.dilation, self.in_channels)  # (B, C, H', W')
+        out = each.sum(1, keepdim=True)
+        return out if self.bias is None else out + self.bias.view(1, 1, 1, 1)
 
 
 def _conv(

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..registry import register_alias, register_model, register_preset, validate_choice
 from .base import Autoencoder
-from .blocks import BlockKind, activation, check_positive, conv_block
+from .blocks import BlockKind, ImageConv2d, activation, check_positive, conv_block
 
 NormPlacement = Literal["all", "coarse"]
 
@@ -86,7 +86,7 @@ class ConvResizeAutoencoder(PoolingAutoencoder):
         self.decoder = nn.ModuleList(
             conv_block(a, b, act, block=block, batch_norm=batch_norm) for a, b in zip([channels[-1], *back], back)
         )
-        self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
+        self.head = ImageConv2d(back[-1], in_channels, 3, padding="same")
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block, size in zip(self.decoder, reversed(self.sizes[:-1])):
@@ -149,7 +149,7 @@ class UpsamplingAutoencoder(PoolingAutoencoder):
             conv_block(a, b, act, padding=p, block=block, batch_norm=batch_norm)
             for a, b, p in zip([channels[-1], *back], back, paddings)
         )
-        self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
+        self.head = ImageConv2d(back[-1], in_channels, 3, padding="same")
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block in self.decoder:
@@ -196,7 +196,7 @@ class TransposeAutoencoder(PoolingAutoencoder):
             nn.Sequential(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1), activation(act))
             for a, b in zip([channels[-1], *back], back)
         )
-        self.head = nn.Conv2d(back[-1], in_channels, 3, padding="same")
+        self.head = ImageConv2d(back[-1], in_channels, 3, padding="same")
 
     def _decode_logits(self, z: Tensor) -> Tensor:  # (B, c_last, h, w) -> (B, C, H, W)
         for block in self.decoder:

@@ -13,7 +13,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..errors import InputError
 from ..registry import register_model
 from .base import Generative, Network, refuse_labels
-from .blocks import check_positive
+from .blocks import ImageConv2d, check_positive
 
 
 def leaky() -> nn.Module:
@@ -37,7 +37,7 @@ class Generator(nn.Module):
         for level in range(levels):
             a, b = width // 2**level, width // 2 ** (level + 1)
             layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), norm(b), leaky()]
-        layers += [nn.Conv2d(width // 2**levels, out_channels, 5, padding=2), nn.Tanh()]
+        layers += [ImageConv2d(width // 2**levels, out_channels, 5, padding=2), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, C, H, W) in [-1, 1]

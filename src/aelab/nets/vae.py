@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model, register_preset
 from .base import AEOutput, Autoencoder, Generative
-from .blocks import activation, check_positive
+from .blocks import ImageConv2d, activation, check_positive
 
 
 @register_model(
@@ -67,7 +67,7 @@ class ConvVAE(Autoencoder, Generative):
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),
             activation(act),
-            nn.Conv2d(32, in_channels, 3, padding=1),
+            ImageConv2d(32, in_channels, 3, padding=1),
         )
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:  # (B, C, H, W) -> 2 x (B, latent)
