@@ -15,8 +15,9 @@ freed memory as `aelab train` sets it, in up to three forms:
   ``addmm`` (out: B*H*W rows of C channels, which is channels-last); the last layer as one product
   of the channels-last rows with the 9 taps' weights, then the 9 shifted slices summed.
 Each form's output and weight gradient are compared with oneDNN's before timing (they must agree
-to float rounding). Alternated, medians. Prints a table and puts it on top of
-benchmarks/results/speed.md.
+to float rounding). Then the whole training steps of seed 1's model, its denoiser and seed 3's
+VAE, with ``ImageConv2d`` and with it turned back into ``nn.Conv2d``. Alternated, medians. Prints
+the tables and puts them on top of benchmarks/results/speed.md.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ import sys
 import torch
 import torch.nn.functional as F
 from speed_common import cpu_line, prepend_section
-from step_profile import timed
+from step_profile import system_step, timed
 
 from aelab.accel import keep_freed_memory
 from aelab.nets.blocks import ImageConv2d
 
 BATCH, SIZE = 200, 28
+STEPS = ("conv-resize", "conv-resize-denoise", "vae")  # whole training steps: the demo's two, the quick start's
 LAYERS = (  # (model, input channels, output channels)
     ("conv-resize", 1, 16),
     ("conv-resize", 16, 1),
@@ -94,6 +96,28 @@ def case(c_in: int, c_out: int, form: str):
     return run
 
 
+def step_rows(repeats: int) -> list[str]:
+    """Each of STEPS' training steps (its system, optimiser and batch, as step_profile.py runs
+    them) with aelab's layers and with each ImageConv2d turned back into the nn.Conv2d it computes,
+    the two alternated in blocks: the table's rows."""
+    rows = []
+    for model in STEPS:
+        step, items, p = system_step(model, "mnist-sample")
+        layers = [m for m in p.model.modules() if isinstance(m, ImageConv2d)]
+        seconds = {"aelab": [], "nn.Conv2d": []}
+        for _ in range(3):
+            step()
+        for _ in range(5):  # alternated blocks
+            for form in seconds:
+                for layer in layers:
+                    layer.__class__ = torch.nn.Conv2d if form == "nn.Conv2d" else ImageConv2d
+                seconds[form].append(timed(step, max(1, repeats // 5)))
+        ours, direct = (statistics.median(seconds[f]) * 1e3 for f in ("aelab", "nn.Conv2d"))
+        rows.append(f"| {model} | {items} | {len(layers)} | {direct:.1f} | {ours:.1f} | {direct / ours:.2f}x |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
@@ -137,6 +161,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{'; '.join(differences)} |"
         )
         print(lines[-1], flush=True)
+    lines += [
+        "",
+        f"Whole training steps (step_profile.py's: the model's system, optimiser and batch), with aelab's "
+        f"layers and with each ImageConv2d as nn.Conv2d; medians of 5 alternated blocks of {max(1, args.repeats // 5)}:",
+        "",
+        "| model | batch | ImageConv2d layers | nn.Conv2d ms a step | aelab ms a step | speed-up |",
+        "|---|---|---|---|---|---|",
+        *step_rows(args.repeats),
+    ]
     prepend_section(lines)
     return 0
 
