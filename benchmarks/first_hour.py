@@ -5,6 +5,7 @@ what `aelab eval` costs beside the training it follows.
     python benchmarks/first_hour.py --only quickstart    # or --only eval, --only demo
     python benchmarks/first_hour.py --only eval --epochs 30
     python benchmarks/first_hour.py --only demo --rounds 3   # each timed 3 times: every time and the median
+    python benchmarks/first_hour.py --only demo --rounds 3 --against ../old   # alternated with another checkout
 
 Quick start: each line runs in a fresh folder, exactly as the README writes it (a line with `&&`
 is timed as one); the table gives its wall time and the result line it printed (beats PCA, or
@@ -150,31 +151,49 @@ def evaluation(epochs: int, cache: Path) -> list[str]:
     return rows
 
 
-def demo(cache: Path, rounds: int = 1) -> list[str]:
+def demo(cache: Path, rounds: int = 1, against: Path | None = None) -> list[str]:
     """`aelab demo` as `make demo` runs it (the venv installed), timed whole ``rounds`` times, with
-    the table of the run whose time is the median."""
+    the table of the run whose time is the median. ``against``: another checkout of aelab (a git
+    worktree of an earlier commit, say), whose demo runs after each of this one's with its ``src``
+    first on the path, so that both meet the machine as it is at the time."""
     env = {**os.environ, "AELAB_DATA_HOME": str(cache)}
-    runs = []
+    sides = {"this checkout": env}
+    if against is not None:
+        sides[f"{against} ({revision(against)})"] = {**env, "PYTHONPATH": str(against / "src")}
+    runs: dict[str, list[tuple[float, str]]] = {side: [] for side in sides}
     for _ in range(rounds):
-        with tempfile.TemporaryDirectory() as folder:
-            seconds, out = timed(AELAB + ["demo", "--out", "runs/demo", "--progress", "epoch"], Path(folder), env)
-        runs.append((seconds, out))
-        print(f"aelab demo: {seconds:.0f} s", flush=True)
-    seconds, out = sorted(runs)[(len(runs) - 1) // 2]
+        for side, side_env in sides.items():
+            with tempfile.TemporaryDirectory() as folder:
+                seconds, out = timed(
+                    AELAB + ["demo", "--out", "runs/demo", "--progress", "epoch"], Path(folder), side_env
+                )
+            runs[side].append((seconds, out))
+            print(f"aelab demo, {side}: {seconds:.0f} s", flush=True)
+    ours = runs["this checkout"]
+    seconds, out = sorted(ours)[(len(ours) - 1) // 2]
     table = out[out.index("model ") : out.index("report:")].rstrip().splitlines()
     minutes = f"{seconds / 60:.1f} minutes; issue 57's goal: <= 240 s"
-    times = spread([s for s, _ in runs], unit=" s", note=minutes)
+    times = spread([s for s, _ in ours], unit=" s", note=minutes)
     rows = [
         f"`aelab demo` (what `make demo` runs once installed): {times}"
         + (", the table of the median run" if rounds > 1 else "")
-        + ".",
-        "",
-        "```",
-        *table,
-        "```",
+        + "."
     ]
+    for side, other in list(runs.items())[1:]:
+        median = statistics.median(s for s, _ in other)
+        rows[0] += (
+            f" The same command with {side} first on the path, each of its runs right after one of these: "
+            f"{spread([s for s, _ in other], unit=' s')}; this checkout takes {seconds / median:.3f}x its time."
+        )
+    rows += ["", "```", *table, "```"]
     print("\n".join(rows), flush=True)
     return rows
+
+
+def revision(checkout: Path) -> str:
+    """The commit a checkout is at, as git names it briefly."""
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "not a git checkout"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("quickstart", "eval", "demo"))
     parser.add_argument("--epochs", type=int, default=30, help="the evaluated VAE's training epochs")
     parser.add_argument("--rounds", type=int, default=1, help="time the demo and each Quick start line this often")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="the demo: alternate each round with another checkout's (its src first on the path)",
+    )
     args = parser.parse_args(argv)
+    if args.against is not None and not (args.against / "src" / "aelab").is_dir():
+        parser.error(f"--against: {args.against} has no src/aelab")
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -197,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "eval"):
             lines += evaluation(args.epochs, Path(cache)) + [""]
         if args.only in (None, "demo"):
-            lines += demo(Path(cache), args.rounds) + [""]
+            lines += demo(Path(cache), args.rounds, args.against) + [""]
     head = "# The first hour\n\nWritten by `benchmarks/first_hour.py`; newest run first.\n"
     old = RESULTS.read_text().partition("\n## ")[1:] if RESULTS.is_file() else ("", "")
     RESULTS.write_text(head + "\n" + "\n".join(lines) + ("\n## " + old[1] if old[1] else ""))

@@ -48,10 +48,10 @@ class ImageConv2d(nn.Conv2d):
     """The convolution that ends a decoder: ``nn.Conv2d`` to the image's channels, with the same
     weights and the same arithmetic, but for one output channel in float32 on the CPU run as a
     depthwise convolution (one 2-D filter per input channel) and a sum over the input channels.
-    oneDNN's kernels spread their vector lanes over output channels, so with a single one its
-    direct convolution runs at about a tenth of its usual rate; the depthwise form is about twice
-    as fast, forward and backward (benchmarks/thin_conv.py). Under bf16 autocast, on a GPU and
-    for several output channels it is ``nn.Conv2d`` itself."""
+    oneDNN's direct kernel spreads its vector lanes over output channels, which leaves most of
+    them idle when there is one; the depthwise form fills them, forward and backward
+    (benchmarks/thin_conv.py times both). Under bf16 autocast, on a GPU and for several output
+    channels it is ``nn.Conv2d`` itself."""
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, out_channels, H', W')
         if (
