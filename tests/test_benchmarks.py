@@ -519,6 +519,19 @@ def test_first_hour_reads_the_quick_start_and_the_evaluation_stages():
     assert first_hour.spread([284.2], note="a note") == "284 (a note)"
 
 
+def test_first_hour_refuses_a_checkout_to_compare_with_that_has_no_aelab(tmp_path, capsys):
+    """--against names another checkout's folder; one without src/aelab is refused before anything
+    runs or is written, and a git checkout's commit names it in the results."""
+    first_hour = load_benchmark("first_hour")
+    before = first_hour.RESULTS.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        first_hour.main(["--only", "demo", "--against", str(tmp_path)])
+    assert exit_.value.code == 2 and f"--against: {tmp_path} has no src/aelab" in capsys.readouterr().err
+    assert first_hour.RESULTS.read_bytes() == before
+    assert first_hour.revision(tmp_path) == "not a git checkout"
+    assert len(first_hour.revision(first_hour.ROOT)) >= 7
+
+
 def test_the_short_epochs_benchmark_times_a_fit_by_part(capsys):
     """benchmarks/epochs_speed.py: the fit's wall, its training steps and validation, and their ratio."""
     epochs_speed = load_benchmark("epochs_speed")
