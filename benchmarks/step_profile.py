@@ -39,6 +39,7 @@ GFLOP/s. Writes a section on top of benchmarks/results/speed.md naming the CPU c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import statistics
 import sys
@@ -219,19 +220,25 @@ def timed(step, steps: int) -> float:
     return statistics.median(times)
 
 
-def counted_flops(step, model) -> float:
-    """A step's FLOPs as torch's FlopCounterMode counts them, with ``model``'s ImageConv2d layers
-    counted as the nn.Conv2d whose arithmetic they do: the counter takes a depthwise convolution's
-    backward for a full convolution's (6x too many FLOPs for seed 1's last layer)."""
+@contextlib.contextmanager
+def as_conv2d(model: torch.nn.Module | None):
+    """``model``'s ImageConv2d layers as the nn.Conv2d whose arithmetic they do, for the block."""
     layers = [] if model is None else [m for m in model.modules() if isinstance(m, ImageConv2d)]
     for layer in layers:
         layer.__class__ = torch.nn.Conv2d
     try:
-        with FlopCounterMode(display=False) as counter:
-            step()
+        yield
     finally:
         for layer in layers:
             layer.__class__ = ImageConv2d
+
+
+def counted_flops(step, model) -> float:
+    """A step's FLOPs as torch's FlopCounterMode counts them, with ``model``'s ImageConv2d layers
+    counted as the nn.Conv2d whose arithmetic they do: the counter takes a depthwise convolution's
+    backward for a full convolution's (6x too many FLOPs for seed 1's last layer)."""
+    with as_conv2d(model), FlopCounterMode(display=False) as counter:
+        step()
     return counter.get_total_flops()
 
 

@@ -23,6 +23,7 @@ the tables and puts them on top of benchmarks/results/speed.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import statistics
 import sys
@@ -30,7 +31,7 @@ import sys
 import torch
 import torch.nn.functional as F
 from speed_common import cpu_line, prepend_section
-from step_profile import system_step, timed
+from step_profile import as_conv2d, system_step, timed
 
 from aelab.accel import keep_freed_memory
 from aelab.nets.blocks import ImageConv2d
@@ -103,17 +104,16 @@ def step_rows(repeats: int) -> list[str]:
     rows = []
     for model in STEPS:
         step, items, p = system_step(model, "mnist-sample")
-        layers = [m for m in p.model.modules() if isinstance(m, ImageConv2d)]
+        layers = sum(isinstance(m, ImageConv2d) for m in p.model.modules())
         seconds = {"aelab": [], "nn.Conv2d": []}
         for _ in range(3):
             step()
         for _ in range(5):  # alternated blocks
             for form in seconds:
-                for layer in layers:
-                    layer.__class__ = torch.nn.Conv2d if form == "nn.Conv2d" else ImageConv2d
-                seconds[form].append(timed(step, max(1, repeats // 5)))
+                with as_conv2d(p.model) if form == "nn.Conv2d" else contextlib.nullcontext():
+                    seconds[form].append(timed(step, max(1, repeats // 5)))
         ours, direct = (statistics.median(seconds[f]) * 1e3 for f in ("aelab", "nn.Conv2d"))
-        rows.append(f"| {model} | {items} | {len(layers)} | {direct:.1f} | {ours:.1f} | {direct / ours:.2f}x |")
+        rows.append(f"| {model} | {items} | {layers} | {direct:.1f} | {ours:.1f} | {direct / ours:.2f}x |")
         print(rows[-1], flush=True)
     return rows
 
