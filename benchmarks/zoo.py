@@ -1,6 +1,7 @@
 """The zoo at equal time: every generative family trained for the same wall time on this CPU, then
 judged by one measure, the classifier Fréchet distance of 10,000 samples (aelab's fd_classifier:
-features of a small classifier trained once per dataset, not Inception's).
+features of a small classifier, the one aelab ships for Fashion-MNIST and one trained once per
+dataset for other data; not Inception's).
 
     python benchmarks/zoo.py                                  # 3 minutes a model on Fashion-MNIST, 1 on mnist-sample
     python benchmarks/zoo.py --minutes 5 --sample-minutes 2   # the issue's 5 minutes

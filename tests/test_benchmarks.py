@@ -641,3 +641,30 @@ def test_style_candidates_run_the_default_first_and_compare_each_final_loss():
     assert all(style._schedule(bad) is None for bad in ("5", "0/3", "a/b", "5/3/never", "5/3/round/x"))
     assert style._schedule("10/3/round") == {"coarse_iterations": 10, "iterations": 3, "restart": "round"}
     assert style._schedule("5/2") == {"coarse_iterations": 5, "iterations": 2}
+
+
+def test_the_shipped_feature_classifier_is_made_once_and_found_first(tmp_path, monkeypatch, capsys):
+    """benchmarks/feature_classifiers.py trains a dataset's classifier in float32 into the folder
+    aelab ships, where classifier_for finds it before the cache; a second run without --replace
+    is one line and exit 2, the shipped files byte-identical."""
+    from aelab import frechet
+    from aelab.data import load_data
+
+    script = load_benchmark("feature_classifiers")
+    monkeypatch.setattr(frechet, "SHIPPED", tmp_path / "shipped")
+    monkeypatch.setenv("AELAB_DATA_HOME", str(tmp_path / "cache"))
+    assert script.main(["--data", "mnist-sample"]) == 0
+    assert "mnist-sample: test accuracy" in capsys.readouterr().out
+    files = {p: p.read_bytes() for p in (tmp_path / "shipped").iterdir()}
+    assert sorted(p.suffix for p in files) == [".json", ".safetensors"]
+    _, info = frechet.classifier_for(load_data("mnist-sample"))
+    assert info["source"] == "shipped" and info["precision"] == "32" and info["test_accuracy"] > 0.8
+    assert not (tmp_path / "cache" / "classifiers").exists()
+    assert script.main(["--data", "mnist-sample"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is shipped already; --replace makes it again" in err and "\n" not in err
+    assert {p: p.read_bytes() for p in (tmp_path / "shipped").iterdir()} == files
+    assert script.main(["--data", "no-such-data"]) == 2  # a wrong name: one line, nothing written
+    err = capsys.readouterr().err.strip()
+    assert "no-such-data" in err and "\n" not in err
+    assert {p: p.read_bytes() for p in (tmp_path / "shipped").iterdir()} == files

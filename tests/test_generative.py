@@ -254,6 +254,65 @@ def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(smal
     assert "from the cache" in capsys.readouterr().out
 
 
+def test_a_shipped_classifier_comes_before_the_cache_and_the_metrics_name_it(small_data, tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    from aelab import frechet
+    from aelab.data import resolve_data
+    from aelab.progress import reporting
+
+    monkeypatch.setenv("AELAB_DATA_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(frechet, "SHIPPED", tmp_path / "shipped")
+    data = resolve_data(small_data)
+    _, trained = frechet.classifier_for(data, epochs=1)  # nothing shipped for these data: trained and cached
+    assert trained["source"] == "trained"
+    # a shipped classifier for the same data (another seed: other weights than the cached one)
+    shipped_model = frechet.SmallClassifier(1, 28, 10)
+    info = frechet.train_classifier(shipped_model, data, epochs=1, seed=1, precision="32")
+    stem = frechet.classifier_key(data)
+    (tmp_path / "shipped").mkdir()
+    save_file(shipped_model.state_dict(), str(tmp_path / "shipped" / f"{stem}.safetensors"))
+    (tmp_path / "shipped" / f"{stem}.json").write_text(json.dumps(info))
+    cache = {p: p.read_bytes() for p in (tmp_path / "cache" / "classifiers").iterdir()}
+    capsys.readouterr()
+    with reporting("epoch"):
+        loaded, found = frechet.classifier_for(data)
+    assert found["source"] == "shipped" and not found["trained_now"]
+    assert "the one aelab ships" in capsys.readouterr().out
+    assert torch.equal(loaded.head.weight, shipped_model.head.weight)
+    identity = hashlib.sha256((tmp_path / "shipped" / f"{stem}.safetensors").read_bytes()).hexdigest()[:12]
+    assert found["id"] == identity != trained["id"]
+    metrics = frechet.sample_quality(data.test[:64], data)
+    assert metrics["fd_classifier_id"] == identity and metrics["fd_classifier_train_seconds"] == 0.0
+    assert {p: p.read_bytes() for p in (tmp_path / "cache" / "classifiers").iterdir()} == cache  # the cache as it was
+    for place, fix in ((tmp_path / "shipped", "reinstall aelab"), (tmp_path / "cache" / "classifiers", "remove both")):
+        (place / f"{stem}.safetensors").write_bytes(b"not weights")  # damaged: one line, and no distance
+        with pytest.raises(AelabError, match=f"feature classifier .*{stem}.* is damaged.*; {fix}") as error:
+            frechet.classifier_for(data)
+        assert "\n" not in str(error.value)
+        assert frechet.sample_quality(data.test[:64], data)["fd_note"] == str(error.value)
+        (place / f"{stem}.safetensors").unlink()  # the shipped one gone: the cache's turn
+
+
+def test_fashion_mnist_is_measured_with_the_classifier_aelab_ships(tmp_path, monkeypatch):
+    from aelab.data import DEBIAN_FASHION_MNIST, load_data
+    from aelab.frechet import classifier_for
+
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    monkeypatch.setenv("AELAB_DATA_HOME", str(tmp_path))
+    data = load_data("fashion-mnist")
+    model, info = classifier_for(data)
+    assert info["source"] == "shipped" and info["precision"] == "32" and info["epochs"] == 3
+    assert not (tmp_path / "classifiers").exists()  # nothing trained, nothing cached
+    with torch.no_grad():
+        predicted = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(2000)])
+    accuracy = (predicted == data.test_labels).float().mean().item()
+    assert accuracy == pytest.approx(info["test_accuracy"], abs=1e-3) and accuracy > 0.88
+
+
 def test_a_gans_curves_show_each_players_losses(tmp_path, monkeypatch):
     import warnings
 

@@ -2,10 +2,16 @@
 
 FID (Heusel et al. 2017, https://arxiv.org/abs/1706.08500) compares Gaussian fits of Inception
 features of real and generated images. Inception weights cannot be downloaded everywhere, so
-aelab trains a small CNN classifier once per dataset (cached under the data cache) and measures
-the same distance on its 128-d penultimate features: ``fd_classifier``. It is comparable
-between models on the same dataset, not to published FIDs. Standard Inception FID is computed
-too, through torchmetrics, when its weights are present locally.
+aelab measures the same distance on the 128-d penultimate features of a small CNN classifier:
+``fd_classifier``. It is comparable between models on the same dataset and the same classifier
+(``fd_classifier_id`` in metrics.json names it), not to published FIDs.
+
+Where the classifier comes from: aelab ships one for Fashion-MNIST (``aelab/classifiers/``,
+made by ``benchmarks/feature_classifiers.py``), so every machine measures that dataset with the
+same features, as FID measures every dataset with the same Inception, and the first generative
+run on it trains no classifier. For any other labelled data, the first run trains one (3 epochs)
+and caches it under the data cache. Both are keyed by the training images and labels themselves.
+Standard Inception FID is computed too, through torchmetrics, when its weights are present locally.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -29,6 +36,7 @@ from .limits import INFERENCE_BATCH
 from .progress import say, stage
 
 INCEPTION_WEIGHTS_ENV = "AELAB_INCEPTION_WEIGHTS"
+SHIPPED = Path(__file__).resolve().parent / "classifiers"  # the feature classifiers aelab ships (Fashion-MNIST)
 
 
 class SmallClassifier(nn.Module):
@@ -54,35 +62,73 @@ class SmallClassifier(nn.Module):
         return self.features(x.float())
 
 
+def classifier_key(data: ImageData) -> str:
+    """The file stem of ``data``'s feature classifier: its image shape, training count and a digest
+    of the training images and labels themselves (two folders both named "data" must not share one)."""
+    c, h, _ = data.shape
+    digest = hashlib.sha256(data.train.numpy().tobytes())
+    digest.update(data.train_labels.numpy().tobytes())
+    return f"{c}x{h}x{h}-{len(data.train)}-{digest.hexdigest()[:16]}"
+
+
+def _load(model: SmallClassifier, weights: Path, info_path: Path, fix: str) -> dict:
+    """Load a stored classifier into ``model``; its info with ``id``. A damaged file is one line."""
+    try:
+        model.load_state_dict(load_file(str(weights)))
+        info = json.loads(info_path.read_text())
+    except (SafetensorError, RuntimeError, ValueError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AelabError(f"the feature classifier {weights} (or its .json) is damaged ({first}); {fix}") from None
+    return {**info, "id": hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}
+
+
 def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[SmallClassifier, dict]:
-    """The cached feature classifier for ``data`` (trained now if missing: the first generative run
-    on a dataset pays for it, once) and its info: test accuracy, training seconds, and
-    ``trained_now`` when this call trained it."""
+    """The feature classifier for ``data`` and its info (test accuracy, training seconds, ``id``:
+    the first 12 hex digits of its weights' SHA-256, ``source``: "shipped", "cache" or "trained",
+    ``trained_now``). The one aelab ships comes first, then the cache; where neither holds one for
+    these data it is trained now (the first generative run on a dataset pays for it, once) and cached."""
     if data.train_labels is None or data.test_labels is None:
         raise AelabError(f"{data.name} has no labels, so no classifier to measure Fréchet distance with")
     c, h, _ = data.shape
     classes = int(max(data.train_labels.max(), data.test_labels.max())) + 1
-    folder = cache_dir() / "classifiers"
-    # keyed by the training data themselves: two folders both named "data" must not share a classifier
-    digest = hashlib.sha256(data.train.numpy().tobytes())
-    digest.update(data.train_labels.numpy().tobytes())
-    stem = f"{c}x{h}x{h}-{len(data.train)}-{digest.hexdigest()[:16]}"
+    stem = classifier_key(data)
     model = SmallClassifier(c, h, classes)
-    weights, info_path = folder / f"{stem}.safetensors", folder / f"{stem}.json"
-    if weights.is_file() and info_path.is_file():
-        model.load_state_dict(load_file(str(weights)))
-        say(f"  fd_classifier: the feature classifier for {data.name} from the cache ({weights})")
-        return model.eval(), {**json.loads(info_path.read_text()), "trained_now": False}
+    folder = cache_dir() / "classifiers"
+    for source, place in (("shipped", SHIPPED), ("cache", folder)):
+        weights, info_path = place / f"{stem}.safetensors", place / f"{stem}.json"
+        if weights.is_file() and info_path.is_file():
+            fix = "reinstall aelab" if source == "shipped" else "remove both files and the next run trains it again"
+            info = _load(model, weights, info_path, fix)
+            where = "the one aelab ships" if source == "shipped" else "from the cache"
+            say(f"  fd_classifier: the feature classifier for {data.name}, {where} ({weights})")
+            return model.eval(), {**info, "source": source, "trained_now": False}
     say(
         f"  fd_classifier: training the feature classifier for {data.name}, once per dataset (later runs on "
         f"these data reuse it from {folder})"
     )
+    info = train_classifier(model, data, epochs, seed)
+    weights = folder / f"{stem}.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), str(weights))
+    (folder / f"{stem}.json").write_text(json.dumps(info, indent=2))
+    say(f"  fd_classifier: cached the feature classifier (test accuracy {info['test_accuracy']:.4f}) in {weights}")
+    identity = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    return model, {**info, "id": identity, "source": "trained", "trained_now": True}
+
+
+def train_classifier(
+    model: SmallClassifier, data: ImageData, epochs: int = 3, seed: int = 0, precision: str = "auto"
+) -> dict:
+    """Train ``model`` (a :class:`SmallClassifier` for ``data``) in place on ``data``'s training
+    images: Adam at 1e-3, batch 128, ``epochs`` epochs from ``seed``; returns its info (dataset,
+    epochs, precision, test accuracy, training seconds). ``precision`` as training's (``auto``: bf16
+    where it pays, float32 elsewhere; the weights stay float32)."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     # channels-last, and bf16 where it pays (training's rule, accel.choose_precision): 2.8x the plain
     # float32 loop's images/s on an AMX CPU (benchmarks/results/first-hour.md); the weights stay float32
-    precision = choose_precision("auto", "cpu")
-    model = model.to(memory_format=torch.channels_last)
+    precision = choose_precision(precision, "cpu")
+    model.to(memory_format=torch.channels_last).train()
     images = data.train.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     labels = data.train_labels.long()
@@ -98,21 +144,16 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
             loss.backward()
             optimizer.step()
             step.advance()
-    model = model.to(memory_format=torch.contiguous_format).eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         predictions = torch.cat([model.head(model(x)).argmax(1) for x in data.test.split(INFERENCE_BATCH)])
-    info = {
+    return {
         "dataset": data.name,
         "epochs": epochs,
         "precision": precision,
         "test_accuracy": (predictions == data.test_labels).float().mean().item(),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(model.state_dict(), str(weights))
-    info_path.write_text(json.dumps(info, indent=2))
-    say(f"  fd_classifier: cached the feature classifier (test accuracy {info['test_accuracy']:.4f}) in {weights}")
-    return model, {**info, "trained_now": True}
 
 
 def frechet_distance(real: Tensor, fake: Tensor, feature: nn.Module | int = 2048, **kwargs) -> float:
@@ -131,7 +172,7 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
     """``fd_classifier`` of ``samples`` against the test set, the train-vs-test floor, and Inception FID
     where its weights are present locally; a note says why anything is missing. The seconds it
     took are reported apart from the one-off cost of training the feature classifier
-    (``fd_classifier_train_seconds``, 0 when it was cached)."""
+    (``fd_classifier_train_seconds``, 0 when it was shipped or cached)."""
     result: dict = {"fd_samples": len(samples)}
     try:
         classifier, info = classifier_for(data)
@@ -145,6 +186,7 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
         result["fd_classifier"] = frechet_distance(data.test, samples, classifier)
         result["fd_classifier_floor"] = frechet_distance(data.test[:n], data.train[:n], classifier)
     result["fd_classifier_accuracy"] = info["test_accuracy"]
+    result["fd_classifier_id"] = info["id"]  # which classifier: distances compare only under the same one
     result["fd_classifier_train_seconds"] = info.get("train_seconds", 0.0) if info["trained_now"] else 0.0
     result["fd_seconds"] = round(time.perf_counter() - started, 2)
     weights = os.environ.get(INCEPTION_WEIGHTS_ENV)

@@ -81,6 +81,7 @@ GLOSSARY = {
     "bound_images": "test images the bounds were measured on",
     "fd_classifier": "Fréchet distance of samples to the test images on a small classifier's features (lower is better)",
     "fd_floor": "the same distance between training and test images: the best a model can reach",
+    "fd_classifier_id": "which classifier's features (its weights' SHA-256, 12 digits): distances compare under the same one",
     "fid": "Fréchet Inception distance (lower is better)",
     "sampler": "where the samples came from: the model's prior, or a Gaussian mixture over its training codes",
     "test_perplexity": "VQ-VAE: codebook entries the test codes use, in effect (exp of the usage entropy)",

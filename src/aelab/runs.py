@@ -230,10 +230,10 @@ class Run:
     @property
     def metrics(self) -> dict[str, Any]:
         """metrics.json, checked: a measurement (test_*, train_*, pca_*, fd_*, ...) is a number or
-        null (a damaged one is a one-line error naming the key)."""
+        null (a damaged one is a one-line error naming the key); its *_note and *_id keys are words."""
         metrics = read_json(self.metrics_path)
         for key, value in metrics.items():
-            measured = key.startswith(MEASUREMENTS) and not key.endswith("_note")
+            measured = key.startswith(MEASUREMENTS) and not key.endswith(("_note", "_id"))
             if measured and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise AelabError(f"{self.metrics_path} is damaged ({key}: expected a number, got {str(value)[:40]!r})")
         return metrics
