@@ -17,16 +17,14 @@ measured on the dataset (``fd_classifier_id`` in metrics.json tells them apart).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
-
-from safetensors.torch import save_file
 
 from aelab import frechet
 from aelab.data import load_data
 from aelab.errors import AelabError
 from aelab.progress import reporting
+
+FLOOR_IMAGES = 10_000  # as sample_quality measures the floor of a run's 10,000 samples (the default)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,17 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     if (weights.exists() or info_path.exists()) and not args.replace:
         print(f"{weights} is shipped already; --replace makes it again (and changes fd_classifier)", file=sys.stderr)
         return 2
-    c, h, _ = data.shape
-    classes = int(max(data.train_labels.max(), data.test_labels.max())) + 1
-    model = frechet.SmallClassifier(c, h, classes)
+    model = frechet.SmallClassifier.for_data(data)
     with reporting("epoch"):
         info = frechet.train_classifier(model, data, precision="32")
-        n = min(len(data.train), len(data.test), 10_000)  # as sample_quality measures the floor
-        info["fd_floor"] = frechet.frechet_distance(data.test[:n], data.train[:n], model)
-    shipped.mkdir(exist_ok=True)
-    save_file(model.state_dict(), str(weights))
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
-    identity = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+        n = min(len(data.train), len(data.test), FLOOR_IMAGES)
+        info["fd_floor"] = frechet.fd_floor(data.test, data.train, model, FLOOR_IMAGES)
+    identity = frechet.store_classifier(model, info, shipped, stem)
     print(
         f"{args.data}: test accuracy {info['test_accuracy']:.4f} in {info['train_seconds']:.0f} s; the floor "
         f"(fd_classifier of {n:,} training images to the test images) {info['fd_floor']:.4f}; id {identity}"

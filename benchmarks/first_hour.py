@@ -92,10 +92,14 @@ def quick_start(rounds: int = 1, against: Path | None = None) -> list[str]:
                     results.setdefault(side, {})[line] = "; ".join(outputs)
                     print(f"{line} ({side}): {spent:.0f} s", flush=True)
     ours = "this checkout"
+
+    def times(side: str, line: str) -> str:
+        note = "includes training the feature classifier once" if (side, line) in trained else ""
+        return spread(seconds[side][line], note=note)
+
     rows = ["| Quick start line | seconds | result |", "|---|---|---|"]
     for line in lines:
-        note = "includes training the feature classifier once" if (ours, line) in trained else ""
-        rows.append(f"| `{line}` | {spread(seconds[ours][line], note=note)} | {results[ours][line]} |")
+        rows.append(f"| `{line}` | {times(ours, line)} | {results[ours][line]} |")
     for side in list(sides)[1:]:
         rows += [
             "",
@@ -105,11 +109,8 @@ def quick_start(rounds: int = 1, against: Path | None = None) -> list[str]:
             "|---|---|---|---|",
         ]
         for line in lines:
-            note = "includes training the feature classifier once" if (side, line) in trained else ""
             ratio = statistics.median(seconds[ours][line]) / statistics.median(seconds[side][line])
-            rows.append(
-                f"| `{line}` | {spread(seconds[side][line], note=note)} | {results[side][line]} | {ratio:.3f}x its time |"
-            )
+            rows.append(f"| `{line}` | {times(side, line)} | {results[side][line]} | {ratio:.3f}x its time |")
     return rows
 
 

@@ -257,8 +257,6 @@ def test_the_feature_classifier_is_trained_once_and_its_cost_reported_apart(smal
 def test_a_shipped_classifier_comes_before_the_cache_and_the_metrics_name_it(small_data, tmp_path, monkeypatch, capsys):
     import hashlib
 
-    from safetensors.torch import save_file
-
     from aelab import frechet
     from aelab.data import resolve_data
     from aelab.progress import reporting
@@ -272,9 +270,7 @@ def test_a_shipped_classifier_comes_before_the_cache_and_the_metrics_name_it(sma
     shipped_model = frechet.SmallClassifier(1, 28, 10)
     info = frechet.train_classifier(shipped_model, data, epochs=1, seed=1, precision="32")
     stem = frechet.classifier_key(data)
-    (tmp_path / "shipped").mkdir()
-    save_file(shipped_model.state_dict(), str(tmp_path / "shipped" / f"{stem}.safetensors"))
-    (tmp_path / "shipped" / f"{stem}.json").write_text(json.dumps(info))
+    frechet.store_classifier(shipped_model, info, tmp_path / "shipped", stem)
     cache = {p: p.read_bytes() for p in (tmp_path / "cache" / "classifiers").iterdir()}
     capsys.readouterr()
     with reporting("epoch"):

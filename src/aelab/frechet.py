@@ -61,6 +61,12 @@ class SmallClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, 128)
         return self.features(x.float())
 
+    @classmethod
+    def for_data(cls, data: ImageData) -> SmallClassifier:
+        """An untrained classifier for ``data``'s image shape and labels."""
+        c, h, _ = data.shape
+        return cls(c, h, int(max(data.train_labels.max(), data.test_labels.max())) + 1)
+
 
 def classifier_key(data: ImageData) -> str:
     """The file stem of ``data``'s feature classifier: its image shape, training count and a digest
@@ -71,6 +77,27 @@ def classifier_key(data: ImageData) -> str:
     return f"{c}x{h}x{h}-{len(data.train)}-{digest.hexdigest()[:16]}"
 
 
+def weights_id(weights: Path) -> str:
+    """A stored classifier's name in metrics.json (``fd_classifier_id``): its weights' SHA-256, 12 digits."""
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+
+
+def store_classifier(model: SmallClassifier, info: dict, folder: Path, stem: str) -> str:
+    """Write ``model``'s weights and ``info`` under ``folder``/``stem`` (.safetensors, .json) where
+    :func:`classifier_for` looks; returns the weights' id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), str(folder / f"{stem}.safetensors"))
+    (folder / f"{stem}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return weights_id(folder / f"{stem}.safetensors")
+
+
+def fd_floor(test: Tensor, train: Tensor, feature: nn.Module | int, count: int, **kwargs) -> float:
+    """The distance of ``count`` training images (at most) to as many test images, on ``feature``
+    (:func:`frechet_distance`'s): what real images score as samples, the floor beside a distance."""
+    n = min(len(train), len(test), count)
+    return frechet_distance(test[:n], train[:n], feature, **kwargs)
+
+
 def _load(model: SmallClassifier, weights: Path, info_path: Path, fix: str) -> dict:
     """Load a stored classifier into ``model``; its info with ``id``. A damaged file is one line."""
     try:
@@ -79,7 +106,7 @@ def _load(model: SmallClassifier, weights: Path, info_path: Path, fix: str) -> d
     except (SafetensorError, RuntimeError, ValueError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AelabError(f"the feature classifier {weights} (or its .json) is damaged ({first}); {fix}") from None
-    return {**info, "id": hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}
+    return {**info, "id": weights_id(weights)}
 
 
 def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[SmallClassifier, dict]:
@@ -89,10 +116,8 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
     these data it is trained now (the first generative run on a dataset pays for it, once) and cached."""
     if data.train_labels is None or data.test_labels is None:
         raise AelabError(f"{data.name} has no labels, so no classifier to measure Fréchet distance with")
-    c, h, _ = data.shape
-    classes = int(max(data.train_labels.max(), data.test_labels.max())) + 1
     stem = classifier_key(data)
-    model = SmallClassifier(c, h, classes)
+    model = SmallClassifier.for_data(data)
     folder = cache_dir() / "classifiers"
     for source, place in (("shipped", SHIPPED), ("cache", folder)):
         weights, info_path = place / f"{stem}.safetensors", place / f"{stem}.json"
@@ -107,12 +132,11 @@ def classifier_for(data: ImageData, epochs: int = 3, seed: int = 0) -> tuple[Sma
         f"these data reuse it from {folder})"
     )
     info = train_classifier(model, data, epochs, seed)
-    weights = folder / f"{stem}.safetensors"
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(model.state_dict(), str(weights))
-    (folder / f"{stem}.json").write_text(json.dumps(info, indent=2))
-    say(f"  fd_classifier: cached the feature classifier (test accuracy {info['test_accuracy']:.4f}) in {weights}")
-    identity = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    identity = store_classifier(model, info, folder, stem)
+    say(
+        f"  fd_classifier: cached the feature classifier (test accuracy {info['test_accuracy']:.4f}) in "
+        f"{folder / stem}.safetensors"
+    )
     return model, {**info, "id": identity, "source": "trained", "trained_now": True}
 
 
@@ -179,12 +203,11 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
     except AelabError as error:
         return {**result, "fd_classifier": None, "fd_note": str(error)}
     started = time.perf_counter()
-    n = min(len(data.train), len(data.test), len(samples))
     with stage(
         f"fd_classifier: Fréchet distance of {len(samples):,} samples to {len(data.test):,} test images, and its floor"
     ):
         result["fd_classifier"] = frechet_distance(data.test, samples, classifier)
-        result["fd_classifier_floor"] = frechet_distance(data.test[:n], data.train[:n], classifier)
+        result["fd_classifier_floor"] = fd_floor(data.test, data.train, classifier, len(samples))
     result["fd_classifier_accuracy"] = info["test_accuracy"]
     result["fd_classifier_id"] = info["id"]  # which classifier: distances compare only under the same one
     result["fd_classifier_train_seconds"] = info.get("train_seconds", 0.0) if info["trained_now"] else 0.0
@@ -201,7 +224,7 @@ def sample_quality(samples: Tensor, data: ImageData) -> dict:
         rgb = lambda x: x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # noqa: E731
         kw = {"feature_extractor_weights_path": weights}
         result["fid_inception"] = frechet_distance(rgb(data.test), rgb(samples), 2048, **kw)
-        result["fid_inception_floor"] = frechet_distance(rgb(data.test[:n]), rgb(data.train[:n]), 2048, **kw)
+        result["fid_inception_floor"] = fd_floor(rgb(data.test), rgb(data.train), 2048, len(samples), **kw)
     except (ImportError, ModuleNotFoundError, RuntimeError, OSError) as error:
         result["fid_inception"] = None
         result["fid_note"] = f"Inception FID skipped: {type(error).__name__}: {error}"
