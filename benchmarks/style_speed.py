@@ -3,6 +3,7 @@
     python benchmarks/style_speed.py                 # per-evaluation times and a few rounds of each
     python benchmarks/style_speed.py --full          # also `aelab style` at its defaults
     python benchmarks/style_speed.py --command 3     # only `aelab style` at its defaults, 3 times
+    python benchmarks/style_speed.py --command 3 --precisions auto 32   # and at --precision 32, alternated
     python benchmarks/style_speed.py --schedules     # the seed's schedule against the pyramid, ~13 min
     python benchmarks/style_speed.py --candidates 10/3/round 5/2   # other pyramids against the default
 
@@ -183,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         "--command", type=int, metavar="N", help="only `aelab style` at its defaults, timed whole N times"
     )
     parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=["auto", "bf16", "32"],
+        default=["auto"],
+        help="with --command: the command at each --precision in turn, every round",
+    )
+    parser.add_argument(
         "--candidates", nargs="+", metavar="C/F[/R]", help="only the default pyramid against these schedules"
     )
     args = parser.parse_args(argv)
@@ -194,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         lines = [
             f"## The command, {datetime.date.today()}: {cpu}",
             "",
-            *command_lines(args.command),
+            *command_lines(args.command, args.precisions),
             "",
-            f"Made by `python benchmarks/style_speed.py --command {args.command}`.",
+            f"Made by `python benchmarks/style_speed.py {' '.join(sys.argv[1:] if argv is None else argv)}`.",
             "",
         ]
         write(lines)
@@ -272,31 +280,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def command_lines(rounds: int) -> list[str]:
+def command_lines(rounds: int, precisions: list[str] | tuple[str, ...] = ("auto",)) -> list[str]:
     """`aelab style photo.png texture.png` at its defaults as a user runs it, timed whole
-    ``rounds`` times (the inputs of :func:`inputs` as PNG files): each time, the median and what
-    the command said."""
+    ``rounds`` times (the inputs of :func:`inputs` as PNG files), at each of ``precisions`` in turn
+    every round: for each precision, the median and what the command said."""
     photo, texture = inputs()
-    walls, said = [], ""
+    walls: dict[str, list[float]] = {precision: [] for precision in precisions}
+    said: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as folder:
         content, style = Path(folder) / "photo.png", Path(folder) / "texture.png"
         save_image(photo, content)
         save_image(texture, style)
         for i in range(rounds):
-            out = Path(folder) / f"result-{i}.png"
-            command = [sys.executable, "-m", "aelab.cli", "style", str(content), str(style), "--out", str(out)]
-            began = time.perf_counter()
-            done = subprocess.run([*command, "--no-progress"], capture_output=True, text=True)
-            walls.append(time.perf_counter() - began)
-            if done.returncode != 0:
-                raise SystemExit(f"aelab style failed: {done.stderr.strip()[-300:]}")
-            said = done.stdout.strip().splitlines()[0]
-            print(f"aelab style: {walls[-1]:.0f} s", flush=True)
-    each = "" if rounds == 1 else f" (median of {rounds}: {', '.join(f'{w:.0f}' for w in walls)})"
-    return [
-        "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
-        f"precision auto): {statistics.median(walls):.0f} s in all{each}; it said: {said}"
-    ]
+            for precision in precisions:
+                out = Path(folder) / f"result-{i}-{precision}.png"
+                command = [sys.executable, "-m", "aelab.cli", "style", str(content), str(style), "--out", str(out)]
+                began = time.perf_counter()
+                done = subprocess.run(
+                    [*command, "--precision", precision, "--no-progress"], capture_output=True, text=True
+                )
+                walls[precision].append(time.perf_counter() - began)
+                if done.returncode != 0:
+                    raise SystemExit(f"aelab style failed: {done.stderr.strip()[-300:]}")
+                said[precision] = done.stdout.strip().splitlines()[0]
+                print(f"aelab style --precision {precision}: {walls[precision][-1]:.0f} s", flush=True)
+    lines = []
+    for precision, times in walls.items():
+        each = "" if rounds == 1 else f" (median of {rounds}: {', '.join(f'{w:.0f}' for w in times)})"
+        lines.append(
+            "`aelab style photo.png texture.png --out result.png` at its defaults (400 px, the pyramid, "
+            f"precision {precision}): {statistics.median(times):.0f} s in all{each}; it said: {said[precision]}"
+        )
+    return [part for line in lines for part in ("", line)][1:]  # a paragraph each
 
 
 def _schedule(spec: str) -> dict | None:

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from aelab import create_model
-from aelab.accel import channels_last, choose_precision, cpu_has_amx
+from aelab.accel import channels_last, choose_precision, cpu_bf16_pays
 from aelab.errors import AelabError
 from aelab.metrics import reconstruct
 
 
 def test_auto_precision_on_cpu_follows_the_hardware():
     # bf16 pays on a CPU with AMX; with AVX512-BF16 alone it lost to float32 (precision_speed.py)
-    assert choose_precision("auto", "cpu") == ("bf16-mixed" if cpu_has_amx() else "32")
+    assert choose_precision("auto", "cpu") == ("bf16-mixed" if cpu_bf16_pays() else "32")
     assert choose_precision("32", "cpu") == "32"
     with pytest.raises(AelabError, match="unknown precision"):
         choose_precision("64", "cpu")
@@ -118,3 +118,27 @@ def test_onednns_instruction_cap_caps_aelabs_precision_choice_too(monkeypatch, c
     assert accel.choose_precision("auto", "cpu") == ("bf16-mixed" if amx else "32")
     assert accel.cpu_class().startswith("AMX" if amx else "AVX512-BF16, no AMX" if bf16 else "no AVX512-BF16")
     assert (cap is None) or f"ONEDNN_MAX_CPU_ISA={cap}" in accel.cpu_class()
+
+
+@pytest.mark.parametrize(
+    "vendor, family, cap, expected",
+    [
+        ("AuthenticAMD", 26, None, "bf16-mixed"),  # Zen 5: bf16 measured 1.19-1.51x float32
+        ("AuthenticAMD", 27, None, "bf16-mixed"),
+        ("AuthenticAMD", 26, "AVX512_CORE", "32"),  # capped below AVX512-BF16
+        ("AuthenticAMD", 25, None, "32"),  # Zen 4: not measured
+        ("GenuineIntel", 6, None, "32"),  # AVX512-BF16 without AMX: bf16 measured slower
+    ],
+)
+def test_bf16_is_chosen_on_the_cpus_where_it_was_measured_to_pay(monkeypatch, vendor, family, cap, expected):
+    from aelab import accel
+
+    info = f"vendor_id : {vendor}\ncpu family : {family}\nmodel : 2\nflags : avx2 avx512f avx512_bf16\n"
+    monkeypatch.setattr(accel, "_cpu_flags", lambda: info)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert accel.choose_precision("auto", "cpu") == expected
+    assert accel.cpu_bf16_pays() == (expected == "bf16-mixed")
+    assert ("trains in bf16" in accel.cpu_class()) == (expected == "bf16-mixed")

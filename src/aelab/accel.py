@@ -1,9 +1,13 @@
 """The fast path, chosen at run time from what the hardware supports: device, precision, memory format.
 
-bf16 autocast on a CPU is chosen where the CPU has AMX (bf16 matrix tiles). With AVX512-BF16
-alone it was slower than float32 for every model measured (benchmarks/precision_speed.py, in
-benchmarks/results/speed.md: 0.93x seed 1's model, 0.72x the VAE, 0.81x the char-LSTM), and for
-style transfer's VGG19 (0.81x, benchmarks/results/style.md).
+bf16 autocast on a CPU is chosen where its bf16 arithmetic was measured to beat float32
+(benchmarks/precision_speed.py, in benchmarks/results/speed.md): a CPU with AMX (bf16 matrix
+tiles), and an AMD CPU of family 26 (Zen 5) or later, whose AVX512-BF16 trained seed 1's model
+1.44x, the VAE 1.51x and the char-LSTM 1.19x faster than float32. On an Intel CPU with
+AVX512-BF16 and no AMX, bf16 was slower than float32 for every model measured (0.93x seed 1's
+model, 0.72x the VAE, 0.81x the char-LSTM) and for style transfer's VGG19 (0.81x,
+benchmarks/results/style.md); other CPUs with AVX512-BF16 (AMD's Zen 4) were not measured and
+train in float32.
 """
 
 from __future__ import annotations
@@ -95,10 +99,32 @@ def cpu_has_amx() -> bool:
     return "amx_bf16" in _cpu_flags() and onednn_allows("amx")
 
 
+def _amd_family() -> int:
+    """The CPU family of an AMD CPU (26 for Zen 5), 0 for any other vendor or where unknown."""
+    info = _cpu_flags()
+    if "AuthenticAMD" not in info:
+        return 0
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "cpu family" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def cpu_bf16_pays() -> bool:
+    """True where training in bf16 autocast was measured faster than float32 on this class of CPU
+    (the module's note): one with AMX, or an AMD CPU of family 26 (Zen 5) or later, where AVX512-BF16
+    runs bf16 products at full width. ``ONEDNN_MAX_CPU_ISA`` caps it as it caps oneDNN."""
+    return cpu_has_amx() or (cpu_supports_bf16() and _amd_family() >= 26)
+
+
 def cpu_class() -> str:
-    """The class of CPU aelab runs as, for results files: "AMX", "AVX512-BF16, no AMX" or
-    "no AVX512-BF16, no AMX" (capped by ``ONEDNN_MAX_CPU_ISA`` where set, which it names)."""
+    """The class of CPU aelab runs as, for results files: "AMX", "AVX512-BF16, no AMX" (naming an
+    AMD family where bf16 pays there, :func:`cpu_bf16_pays`) or "no AVX512-BF16, no AMX" (capped by
+    ``ONEDNN_MAX_CPU_ISA`` where set, which it names)."""
     name = "AMX" if cpu_has_amx() else "AVX512-BF16, no AMX" if cpu_supports_bf16() else "no AVX512-BF16, no AMX"
+    if name == "AVX512-BF16, no AMX" and cpu_bf16_pays():
+        name += f", AMD family {_amd_family()}: trains in bf16"
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return f"{name} (ONEDNN_MAX_CPU_ISA={cap})" if cap else name
 
@@ -144,7 +170,7 @@ def choose_precision(requested: str, device: str) -> str:
     if requested == "auto":
         if device == "cuda":
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        return "bf16-mixed" if cpu_has_amx() else "32"  # see the module's note
+        return "bf16-mixed" if cpu_bf16_pays() else "32"  # see the module's note
     if requested not in ("32", "bf16-mixed", "16-mixed"):
         raise AelabError(f"unknown precision {requested!r}; choose auto, 32, bf16-mixed or 16-mixed")
     if requested == "bf16-mixed" and device == "cuda" and not torch.cuda.is_bf16_supported():

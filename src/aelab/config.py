@@ -55,7 +55,8 @@ class TrainSettings:
         0, "random seed: fixes the initial weights, the validation split and the batches", low=0, high=MAX_SEED
     )
     precision: Precision = setting(
-        "auto", "auto (bf16 autocast where it pays: a bf16 GPU, an AMX CPU), 32, bf16-mixed or 16-mixed"
+        "auto",
+        "auto (bf16 autocast where it pays: a bf16 GPU, a CPU with AMX or an AMD Zen 5), 32, bf16-mixed or 16-mixed",
     )
     devices: int = setting(
         1,
@@ -252,9 +253,8 @@ class StyleSettings:
     seed: int = setting(0, "seeds the random filters used where there are no pretrained weights", low=0, high=MAX_SEED)
     precision: StylePrecision = setting(
         "auto",
-        "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
-        "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
-        "float64",
+        "VGG19's arithmetic: auto (bf16 where it pays: a GPU with bf16, a CPU with AMX or an AMD "
+        "Zen 5; else 32), bf16 or 32; the loss is summed in float64",
     )
 
     @property

@@ -85,14 +85,15 @@ def from_caffe(caffe: Tensor) -> Tensor:
 
 
 def vgg_precision(requested: str, device: str) -> str:
-    """ "bf16" where it pays for VGG19 (a GPU with bf16, a CPU with AMX) or where asked for, else "32"."""
-    from .accel import cpu_has_amx
+    """ "bf16" where it pays for VGG19 (a GPU with bf16; a CPU where training's does,
+    :func:`aelab.accel.cpu_bf16_pays`) or where asked for, else "32"."""
+    from .accel import cpu_bf16_pays
 
     if requested not in ("auto", "bf16", "32"):
         raise AelabError(f"unknown precision {requested!r}; choose auto, bf16 or 32")
     if requested != "auto":
         return requested
-    fast = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_amx()
+    fast = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_bf16_pays()
     return "bf16" if fast else "32"
 
 
