@@ -643,6 +643,31 @@ def test_style_candidates_run_the_default_first_and_compare_each_final_loss():
     assert style._schedule("5/2") == {"coarse_iterations": 5, "iterations": 2}
 
 
+def test_style_command_alternates_its_precisions_each_round(monkeypatch):
+    """benchmarks/style_speed.py --command N --precisions auto 32: every round runs the command at
+    each precision in turn (so a drifting machine slows both alike), one paragraph a precision with
+    its median and what the command said."""
+    import subprocess
+    import types
+
+    style = load_benchmark("style_speed")
+    monkeypatch.setattr(style, "inputs", lambda: (torch.rand(3, 8, 12), torch.rand(3, 8, 8)))
+    calls = []
+
+    def fake_run(command, **kwargs):
+        precision = command[command.index("--precision") + 1]
+        calls.append(precision)
+        return types.SimpleNamespace(returncode=0, stdout=f"style transfer ({precision}): loss 1\n", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    lines = style.command_lines(2, ["auto", "32"])
+    assert calls == ["auto", "32", "auto", "32"]
+    paragraphs = [line for line in lines if line]
+    assert len(paragraphs) == 2 and lines[1] == ""
+    assert "precision auto" in paragraphs[0] and "(median of 2:" in paragraphs[0] and "(auto)" in paragraphs[0]
+    assert "precision 32" in paragraphs[1] and "(32)" in paragraphs[1]
+
+
 def test_the_shipped_feature_classifier_is_made_once_and_found_first(tmp_path, monkeypatch, capsys):
     """benchmarks/feature_classifiers.py trains a dataset's classifier in float32 into the folder
     aelab ships, where classifier_for finds it before the cache; a second run without --replace

@@ -3,7 +3,8 @@
 bf16 autocast on a CPU is chosen where its bf16 arithmetic was measured to beat float32
 (benchmarks/precision_speed.py, in benchmarks/results/speed.md): a CPU with AMX (bf16 matrix
 tiles), and an AMD CPU of family 26 (Zen 5) or later, whose AVX512-BF16 trained seed 1's model
-1.44x, the VAE 1.51x and the char-LSTM 1.19x faster than float32. On an Intel CPU with
+1.44x, the VAE 1.51x and the char-LSTM 1.19x faster than float32 (the GAN at the same speed). Style
+transfer keeps float32 there (aelab.vgg.vgg_precision: bf16 ended at a higher loss). On an Intel CPU with
 AVX512-BF16 and no AMX, bf16 was slower than float32 for every model measured (0.93x seed 1's
 model, 0.72x the VAE, 0.81x the char-LSTM) and for style transfer's VGG19 (0.81x,
 benchmarks/results/style.md); other CPUs with AVX512-BF16 (AMD's Zen 4) were not measured and

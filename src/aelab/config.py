@@ -253,8 +253,9 @@ class StyleSettings:
     seed: int = setting(0, "seeds the random filters used where there are no pretrained weights", low=0, high=MAX_SEED)
     precision: StylePrecision = setting(
         "auto",
-        "VGG19's arithmetic: auto (bf16 where it pays: a GPU with bf16, a CPU with AMX or an AMD "
-        "Zen 5; else 32), bf16 or 32; the loss is summed in float64",
+        "VGG19's arithmetic: auto (bf16 on a GPU with bf16 or a CPU with "
+        "AMX, where it pays; else 32), bf16 or 32; the loss is summed in "
+        "float64",
     )
 
     @property

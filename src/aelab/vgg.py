@@ -85,15 +85,18 @@ def from_caffe(caffe: Tensor) -> Tensor:
 
 
 def vgg_precision(requested: str, device: str) -> str:
-    """ "bf16" where it pays for VGG19 (a GPU with bf16; a CPU where training's does,
-    :func:`aelab.accel.cpu_bf16_pays`) or where asked for, else "32"."""
-    from .accel import cpu_bf16_pays
+    """ "bf16" where it pays for VGG19 (a GPU with bf16, a CPU with AMX) or where asked for, else "32".
+
+    Not on an AMD Zen 5, where training's bf16 pays (:func:`aelab.accel.cpu_bf16_pays`): there
+    `aelab style` at its defaults took 0.68x float32's time in bf16 but ended at a loss 8.9% higher
+    (benchmarks/results/style.md), and the command keeps float32's final loss."""
+    from .accel import cpu_has_amx
 
     if requested not in ("auto", "bf16", "32"):
         raise AelabError(f"unknown precision {requested!r}; choose auto, bf16 or 32")
     if requested != "auto":
         return requested
-    fast = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_bf16_pays()
+    fast = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_amx()
     return "bf16" if fast else "32"
 
 
