@@ -12,7 +12,7 @@ from aelab.metrics import reconstruct
 
 
 def test_auto_precision_on_cpu_follows_the_hardware():
-    # bf16 pays on a CPU with AMX; with AVX512-BF16 alone it lost to float32 (precision_speed.py)
+    # bf16 pays with AMX and on an AMD Zen 5; on Intel with AVX512-BF16 alone it lost (precision_speed.py)
     assert choose_precision("auto", "cpu") == ("bf16-mixed" if cpu_bf16_pays() else "32")
     assert choose_precision("32", "cpu") == "32"
     with pytest.raises(AelabError, match="unknown precision"):
