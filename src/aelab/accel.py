@@ -123,9 +123,12 @@ def cpu_class() -> str:
     """The class of CPU aelab runs as, for results files: "AMX", "AVX512-BF16, no AMX" (naming an
     AMD family where bf16 pays there, :func:`cpu_bf16_pays`) or "no AVX512-BF16, no AMX" (capped by
     ``ONEDNN_MAX_CPU_ISA`` where set, which it names)."""
-    name = "AMX" if cpu_has_amx() else "AVX512-BF16, no AMX" if cpu_supports_bf16() else "no AVX512-BF16, no AMX"
-    if name == "AVX512-BF16, no AMX" and cpu_bf16_pays():
-        name += f", AMD family {_amd_family()}: trains in bf16"
+    if cpu_has_amx():
+        name = "AMX"
+    elif cpu_bf16_pays():
+        name = f"AVX512-BF16, no AMX, AMD family {_amd_family()}: trains in bf16"
+    else:
+        name = "AVX512-BF16, no AMX" if cpu_supports_bf16() else "no AVX512-BF16, no AMX"
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return f"{name} (ONEDNN_MAX_CPU_ISA={cap})" if cap else name
 
