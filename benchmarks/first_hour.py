@@ -71,9 +71,7 @@ def quick_start(rounds: int = 1, against: Path | None = None) -> list[str]:
     another checkout of aelab, whose round runs the same lines right after each of this one's with
     its ``src`` first on the path (as the demo's ``against``)."""
     lines = quick_start_lines()
-    sides = {"this checkout": {}}
-    if against is not None:
-        sides[f"{against} ({revision(against)})"] = {"PYTHONPATH": str(against / "src")}
+    sides = checkouts(against)
     seconds = {side: {line: [] for line in lines} for side in sides}
     results, trained = {}, set()
     for _ in range(rounds):
@@ -91,7 +89,6 @@ def quick_start(rounds: int = 1, against: Path | None = None) -> list[str]:
                     seconds[side][line].append(spent)
                     results.setdefault(side, {})[line] = "; ".join(outputs)
                     print(f"{line} ({side}): {spent:.0f} s", flush=True)
-    ours = "this checkout"
 
     def times(side: str, line: str) -> str:
         note = "includes training the feature classifier once" if (side, line) in trained else ""
@@ -99,7 +96,7 @@ def quick_start(rounds: int = 1, against: Path | None = None) -> list[str]:
 
     rows = ["| Quick start line | seconds | result |", "|---|---|---|"]
     for line in lines:
-        rows.append(f"| `{line}` | {times(ours, line)} | {results[ours][line]} |")
+        rows.append(f"| `{line}` | {times(OURS, line)} | {results[OURS][line]} |")
     for side in list(sides)[1:]:
         rows += [
             "",
@@ -109,7 +106,7 @@ def quick_start(rounds: int = 1, against: Path | None = None) -> list[str]:
             "|---|---|---|---|",
         ]
         for line in lines:
-            ratio = statistics.median(seconds[ours][line]) / statistics.median(seconds[side][line])
+            ratio = statistics.median(seconds[OURS][line]) / statistics.median(seconds[side][line])
             rows.append(f"| `{line}` | {times(side, line)} | {results[side][line]} | {ratio:.3f}x its time |")
     return rows
 
@@ -174,9 +171,7 @@ def demo(cache: Path, rounds: int = 1, against: Path | None = None) -> list[str]
     worktree of an earlier commit, say), whose demo runs after each of this one's with its ``src``
     first on the path, so that both meet the machine as it is at the time."""
     env = {**os.environ, "AELAB_DATA_HOME": str(cache)}
-    sides = {"this checkout": env}
-    if against is not None:
-        sides[f"{against} ({revision(against)})"] = {**env, "PYTHONPATH": str(against / "src")}
+    sides = {side: {**env, **extra} for side, extra in checkouts(against).items()}
     runs: dict[str, list[tuple[float, str]]] = {side: [] for side in sides}
     for _ in range(rounds):
         for side, side_env in sides.items():
@@ -186,7 +181,7 @@ def demo(cache: Path, rounds: int = 1, against: Path | None = None) -> list[str]
                 )
             runs[side].append((seconds, out))
             print(f"aelab demo, {side}: {seconds:.0f} s", flush=True)
-    ours = runs["this checkout"]
+    ours = runs[OURS]
     seconds, out = sorted(ours)[(len(ours) - 1) // 2]
     table = out[out.index("model ") : out.index("report:")].rstrip().splitlines()
     minutes = f"{seconds / 60:.1f} minutes; issue 57's goal: <= 240 s"
@@ -205,6 +200,18 @@ def demo(cache: Path, rounds: int = 1, against: Path | None = None) -> list[str]
     rows += ["", "```", *table, "```"]
     print("\n".join(rows), flush=True)
     return rows
+
+
+OURS = "this checkout"
+
+
+def checkouts(against: Path | None) -> dict[str, dict[str, str]]:
+    """The checkouts a round alternates, each with what it adds to the environment: this one, then
+    ``against`` (named with its commit) with its ``src`` first on the path."""
+    sides: dict[str, dict[str, str]] = {OURS: {}}
+    if against is not None:
+        sides[f"{against} ({revision(against)})"] = {"PYTHONPATH": str(against / "src")}
+    return sides
 
 
 def revision(checkout: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import re
 import shutil
 import sys
@@ -641,6 +642,32 @@ def test_style_candidates_run_the_default_first_and_compare_each_final_loss():
     assert all(style._schedule(bad) is None for bad in ("5", "0/3", "a/b", "5/3/never", "5/3/round/x"))
     assert style._schedule("10/3/round") == {"coarse_iterations": 10, "iterations": 3, "restart": "round"}
     assert style._schedule("5/2") == {"coarse_iterations": 5, "iterations": 2}
+
+
+def test_first_hour_alternates_the_quick_start_and_the_demo_with_another_checkout(tmp_path, monkeypatch):
+    """--against: each round runs this checkout's command, then the other's with its src first on
+    the path (both parts through one list of checkouts), and the tables give each side's median."""
+    first_hour = load_benchmark("first_hour")
+    other = tmp_path / "old"
+    (other / "src" / "aelab").mkdir(parents=True)
+    calls = []
+    demo_output = "model  ours\nconv-resize  BCE 0.1\nreport: runs/demo/report.html\n"
+
+    theirs, ours = str(other / "src"), os.environ.get("PYTHONPATH")
+
+    def fake_timed(args, cwd, env):
+        calls.append((args[3], env.get("PYTHONPATH")))
+        return (20.0 if env.get("PYTHONPATH") == theirs else 10.0), demo_output
+
+    monkeypatch.setattr(first_hour, "timed", fake_timed)
+    monkeypatch.setattr(first_hour, "quick_start_lines", lambda: ["aelab train best --out runs/best"])
+    rows = first_hour.quick_start(2, other)
+    assert calls == [("train", ours), ("train", theirs)] * 2
+    assert any("| 0.500x its time |" in row for row in rows)
+    calls.clear()
+    rows = first_hour.demo(tmp_path / "cache", 2, other)
+    assert calls == [("demo", ours), ("demo", theirs)] * 2
+    assert "this checkout takes 0.500x its time" in rows[0]
 
 
 def test_style_command_alternates_its_precisions_each_round(monkeypatch):
